@@ -1,0 +1,145 @@
+/*
+ * runtime/format: one validated, read-only view of a model file, whether it is
+ * GGUF (as written by llama.cpp's tools, versions 2 and 3) or TinyAI's native
+ * .tmai (docs/FORMAT.md). Both readers fill the same structure: metadata
+ * key/values, tensor infos and the layer table.
+ *
+ * Every offset and size is validated against the file size at open time, with
+ * overflow-checked arithmetic; after a successful open, every tensor's bytes
+ * [offset, offset + size) lie inside the file and every string is
+ * NUL-terminated. The file is memory-mapped read-only; tensor data pointers
+ * borrow from that mapping.
+ */
+#ifndef TAI_RUNTIME_FORMAT_MODEL_FILE_H
+#define TAI_RUNTIME_FORMAT_MODEL_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyai/status.h>
+
+#include "kernels/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* GGUF metadata value types (their GGUF ids). */
+typedef enum {
+    TAI_KV_U8 = 0, TAI_KV_I8 = 1, TAI_KV_U16 = 2, TAI_KV_I16 = 3,
+    TAI_KV_U32 = 4, TAI_KV_I32 = 5, TAI_KV_F32 = 6, TAI_KV_BOOL = 7,
+    TAI_KV_STRING = 8, TAI_KV_ARRAY = 9, TAI_KV_U64 = 10, TAI_KV_I64 = 11,
+    TAI_KV_F64 = 12,
+} tai_kv_type;
+
+typedef struct {
+    uint64_t len;
+    const char *str; /* NUL-terminated copy (owned by the model file) */
+} tai_str;
+
+typedef struct {
+    char *key;
+    tai_kv_type type;
+    union {
+        uint64_t u64; /* all unsigned ints and bool */
+        int64_t i64;  /* all signed ints */
+        double f64;   /* F32 and F64 */
+        tai_str str;
+        struct {
+            tai_kv_type type; /* element type (never ARRAY: nested arrays
+                                 are rejected) */
+            uint64_t n;
+            /* Elements: for STRING, an array of n tai_str; otherwise the raw
+             * little-endian values, n * element size bytes. */
+            const void *data;
+        } arr;
+    } v;
+} tai_kv;
+
+#define TAI_MAX_DIMS 4
+
+typedef struct {
+    char *name;
+    tai_type type;
+    int n_dims;
+    int64_t ne[TAI_MAX_DIMS]; /* ne[0] is the innermost (row length);
+                                 unused dims are 1 */
+    uint64_t offset;          /* absolute byte offset in the file */
+    uint64_t size;            /* bytes */
+    int layer;                /* index into the layer table */
+    const void *data;         /* borrowed from the mapping */
+} tai_tensor;
+
+/* A layer: the unit of loading, caching and scheduling. Index 0 is the token
+ * embedding, 1..n_block are the transformer blocks, n_block + 1 the final
+ * norm and output head. */
+typedef struct {
+    int index;
+    uint64_t offset;   /* first byte of the layer's tensor data */
+    uint64_t size;     /* bytes from offset to the end of its last tensor */
+    int precision;     /* bits per weight of its main (largest) tensor */
+    uint64_t checksum; /* XXH64 of [offset, offset + size) (.tmai; 0 GGUF) */
+    int first_tensor;  /* its tensors are tensors[first .. first + n) in the */
+    int n_tensors;     /* order given by tai_model_file.layer_tensors */
+} tai_layer_entry;
+
+typedef enum { TAI_FILE_GGUF = 1, TAI_FILE_TMAI = 2 } tai_file_kind;
+
+typedef struct tai_model_file {
+    tai_file_kind kind;
+    char *path;
+    uint32_t version;
+    uint64_t file_size;
+    const uint8_t *map; /* whole file, read-only */
+    uint64_t alignment;
+
+    tai_kv *kvs;
+    int64_t n_kvs;
+    tai_tensor *tensors;
+    int64_t n_tensors;
+
+    tai_layer_entry *layers;
+    int n_layers;
+    int *layer_tensors; /* tensor indices grouped by layer (n_tensors ints) */
+} tai_model_file;
+
+/* Opens a GGUF or .tmai file (detected from its magic), validates it and
+ * builds the layer table from the llama tensor names (token_embd, blk.N.*,
+ * output_norm, output). On failure returns the status, sets the error message
+ * (naming the file and what is wrong) and leaves *out NULL.
+ * If verify_checksums is true, every .tmai layer's checksum is checked now.
+ * The caller frees the result with tai_model_file_close. */
+TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
+                                 tai_model_file **out);
+void tai_model_file_close(tai_model_file *mf); /* accepts NULL */
+
+/* Verifies one .tmai layer's checksum (TINYAI_ERR_CHECKSUM on mismatch).
+ * For GGUF files (no checksums) returns TINYAI_OK. */
+TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer);
+
+/* Lookups. find returns NULL if absent. The typed getters return
+ * TINYAI_ERR_FORMAT (with a message naming the key) if the key is absent or
+ * has an incompatible type; integer getters accept any integer type whose
+ * value fits. */
+const tai_kv *tai_model_file_find_kv(const tai_model_file *mf, const char *key);
+TinyAIStatus tai_kv_get_u32(const tai_model_file *mf, const char *key, uint32_t *out);
+TinyAIStatus tai_kv_get_f32(const tai_model_file *mf, const char *key, float *out);
+TinyAIStatus tai_kv_get_str(const tai_model_file *mf, const char *key, const char **out);
+TinyAIStatus tai_kv_get_bool(const tai_model_file *mf, const char *key, bool *out);
+/* An array of the given element type; *n receives its length. */
+TinyAIStatus tai_kv_get_arr(const tai_model_file *mf, const char *key,
+                            tai_kv_type elem_type, const void **data, uint64_t *n);
+const tai_tensor *tai_model_file_find_tensor(const tai_model_file *mf, const char *name);
+
+/* Writes `mf` as .tmai (docs/FORMAT.md): same metadata and tensors, each
+ * layer's tensors contiguous and 4096-byte aligned, XXH64 per layer. The
+ * output is written to a temporary name and renamed, so a failure never
+ * leaves a partial file at `path`. */
+TinyAIStatus tai_tmai_write(const tai_model_file *mf, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TAI_RUNTIME_FORMAT_MODEL_FILE_H */
