@@ -1,0 +1,28 @@
+#include "tests/common/test_paths.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <unistd.h>
+
+namespace tai_test {
+
+static bool Exists(const std::string &p) { return !p.empty() && access(p.c_str(), R_OK) == 0; }
+
+std::string DefaultModelPath() {
+    const char *env = std::getenv("TINYAI_MODEL");
+    if (env && *env) return Exists(env) ? std::string(env) : std::string();
+    const char *home = std::getenv("HOME");
+    if (!home) return std::string();
+    std::string p = std::string(home) + "/.cache/tinyai/SmolLM2-135M-Instruct.Q4_1.gguf";
+    return Exists(p) ? p : std::string();
+}
+
+std::string TempPath(const std::string &suffix) {
+    static std::atomic<int> counter{0};
+    const char *dir = std::getenv("TEST_TMPDIR");
+    std::string base = dir && *dir ? dir : "/tmp";
+    return base + "/tai_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + suffix;
+}
+
+}  // namespace tai_test

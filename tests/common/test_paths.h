@@ -1,0 +1,29 @@
+// Test support: where the real default model and scratch files live.
+#ifndef TAI_TESTS_COMMON_TEST_PATHS_H
+#define TAI_TESTS_COMMON_TEST_PATHS_H
+
+#include <string>
+
+namespace tai_test {
+
+// Path of the real default model (SmolLM2-135M-Instruct Q4_1 GGUF): $TINYAI_MODEL
+// if set, else $HOME/.cache/tinyai/SmolLM2-135M-Instruct.Q4_1.gguf (where the
+// README's first command puts it). Empty if the file is not there.
+std::string DefaultModelPath();
+
+// A fresh path under the test's temporary directory ($TEST_TMPDIR from Bazel,
+// else /tmp) ending in `suffix`. The file is not created.
+std::string TempPath(const std::string &suffix);
+
+}  // namespace tai_test
+
+// Fails the current test (not skips: CI must run it) when the default model is
+// missing, telling how to get it.
+#define TAI_REQUIRE_DEFAULT_MODEL(var)                                              \
+    std::string var = tai_test::DefaultModelPath();                                 \
+    if (var.empty()) {                                                              \
+        FAIL() << "default model missing: run the README's first command, or set " \
+                  "TINYAI_MODEL to SmolLM2-135M-Instruct.Q4_1.gguf";                \
+    }
+
+#endif
