@@ -1,0 +1,214 @@
+/*
+ * TinyAI public API: loading a Llama-family model, tokenizing, evaluating
+ * tokens against a KV cache and sampling.
+ *
+ * Objects:
+ *   TinyAIModel    the weights (memory-mapped from a .gguf or .tmai file),
+ *                  tokenizer, hyperparameters and a CPU thread pool.
+ *                  Read-only after load.
+ *   TinyAISession  one sequence: its KV cache, position and logits. Uses its
+ *                  model's thread pool, so sessions of one model must not
+ *                  evaluate at the same time from several threads.
+ *   TinyAISampler  turns logits into a token id (greedy, temperature, top-k,
+ *                  top-p, repetition penalty), deterministic from its seed.
+ *
+ * Errors: functions return TinyAIStatus (or NULL/false where noted) and
+ * tinyaiLastErrorMessage() explains the failure in one line.
+ */
+#ifndef TINYAI_LLM_H
+#define TINYAI_LLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyai/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct TinyAIModel TinyAIModel;
+typedef struct TinyAISession TinyAISession;
+typedef struct TinyAISampler TinyAISampler;
+
+/* ---- Model ---------------------------------------------------------------- */
+
+typedef struct {
+    int threads;          /* CPU threads for the matrix products; 0 = one per
+                             online core. 1..256. */
+    const char *cpu;      /* kernel variant: NULL or "auto" = best the CPU has,
+                             or "scalar", "avx2", "avx512" to force one (an
+                             unsupported one is an error). */
+    bool verifyChecksums; /* .tmai: verify every layer's checksum at load
+                             (each layer is verified on first use anyway). */
+} TinyAIModelConfig;
+
+TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
+
+/* The CPU kernel variants this machine supports, best last, space separated
+ * ("scalar avx2 avx512"). Static text. */
+const char *tinyaiCpuVariants(void);
+
+/* Loads a model (GGUF v2/v3 or .tmai, detected from the file's magic).
+ * Validates the file, the architecture (llama) and every tensor's shape.
+ * On success *out owns the model: free it with tinyaiFreeModel. */
+TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
+                             TinyAIModel **out);
+void tinyaiFreeModel(TinyAIModel *model); /* accepts NULL */
+
+typedef struct {
+    char architecture[32];
+    char name[128];
+    int nVocab;
+    int nCtxTrain;   /* context length the model was trained for */
+    int nEmbd;
+    int nFF;
+    int nHead;
+    int nHeadKV;
+    int nLayer;      /* transformer blocks */
+    int headDim;
+    float ropeFreqBase;
+    float rmsEps;
+    bool tiedOutput; /* output head shares the token embedding */
+    uint64_t weightBytes; /* bytes of all tensor data */
+    uint64_t nParams;
+    const char *isa; /* kernel variant in use: "scalar", "avx2", "avx512" */
+    int threads;
+    char fileFormat[8];     /* "gguf" or "tmai" */
+    char tokenizerModel[16];/* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    int32_t bosToken;       /* -1 if none */
+    int32_t eosToken;       /* -1 if none */
+    bool addBosToken;       /* whether prompts should start with BOS */
+    int nFileLayers;        /* layer table entries: embedding, blocks, head */
+} TinyAIModelInfo;
+
+TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);
+
+/* One entry of the model file's layer table (the unit of loading and
+ * scheduling: 0 = token embedding, 1..nLayer = blocks, nLayer + 1 = final
+ * norm and output head). */
+typedef struct {
+    int index;
+    uint64_t offset;    /* byte offset of the layer's weights in the file */
+    uint64_t size;      /* bytes */
+    int precision;      /* bits per weight of its main tensor */
+    int nTensors;
+    uint64_t checksum;  /* XXH64 (.tmai), 0 for GGUF */
+} TinyAILayerInfo;
+
+TinyAIStatus tinyaiGetModelLayerInfo(const TinyAIModel *model, int index,
+                                     TinyAILayerInfo *out);
+
+/* ---- Model files ----------------------------------------------------------- */
+
+/* Converts a GGUF (or .tmai) model to TinyAI's native .tmai format
+ * (docs/FORMAT.md). The output appears atomically: on failure no partial
+ * file is left at outPath. */
+TinyAIStatus tinyaiConvertModel(const char *inPath, const char *outPath);
+
+/* Shape and types of a synthetic random-weight Llama model. */
+typedef struct {
+    int nVocab, nEmbd, nFF, nHead, nHeadKV, nLayer, nCtx;
+    float ropeFreqBase, rmsEps;
+    const char *weightType;    /* "F32", "F16", "Q8_0", "Q4_0", "Q4_1" */
+    const char *embeddingType; /* type of token_embd (same names) */
+    bool tiedOutput;           /* no output.weight: the head uses token_embd */
+    uint64_t seed;
+} TinyAISynthConfig;
+
+TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void);
+
+/* Writes a random-weight Llama GGUF (deterministic from the seed) with a
+ * small byte-level BPE vocabulary, streaming tensor by tensor (multi-GB
+ * shapes need little memory). */
+TinyAIStatus tinyaiWriteSyntheticModel(const TinyAISynthConfig *config, const char *path);
+
+/* ---- Tokens --------------------------------------------------------------- */
+
+/* Encodes NUL-terminated text. Prepends BOS if addBos and the model has one.
+ * parseSpecial: control tokens such as <|im_start|> written in the text are
+ * encoded as themselves. Writes at most cap ids; *nOut gets the count the
+ * whole encoding needs (TINYAI_ERR_RANGE if more than cap). */
+TinyAIStatus tinyaiTokenize(const TinyAIModel *model, const char *text, bool addBos,
+                            bool parseSpecial, int32_t *ids, size_t cap, size_t *nOut);
+
+/* The bytes token `id` decodes to (possibly a partial UTF-8 sequence).
+ * Control tokens decode to "". Borrowed: valid while the model lives.
+ * NULL if id is out of range. */
+const char *tinyaiTokenPiece(const TinyAIModel *model, int32_t id, size_t *len);
+
+/* Whether id ends generation (EOS, <|im_end|>, ...). */
+bool tinyaiTokenIsEndOfGeneration(const TinyAIModel *model, int32_t id);
+
+typedef struct {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+} TinyAIChatMessage;
+
+/* Formats a conversation with the model's chat template (ChatML for SmolLM2),
+ * opening the assistant's turn if addAssistant. *out is malloc'ed: free it
+ * with tinyaiFree. */
+TinyAIStatus tinyaiApplyChatTemplate(const TinyAIModel *model,
+                                     const TinyAIChatMessage *messages, size_t n,
+                                     bool addAssistant, char **out);
+
+void tinyaiFree(void *p);
+
+/* ---- Sessions ------------------------------------------------------------- */
+
+/* A sequence with room for nCtx tokens (1..nCtxTrain; 0 = min(nCtxTrain,
+ * 4096)). The KV cache is allocated here: creation fails with
+ * TINYAI_ERR_NOMEM rather than later. Free with tinyaiFreeSession. */
+TinyAIStatus tinyaiCreateSession(TinyAIModel *model, int nCtx, TinyAISession **out);
+void tinyaiFreeSession(TinyAISession *session); /* accepts NULL */
+
+/* Appends n tokens at the current position and runs them through the model
+ * (a prompt in one call is processed in batches). Afterwards the logits of
+ * the last token are available. TINYAI_ERR_RANGE if position + n would
+ * exceed nCtx (nothing is evaluated then); TINYAI_ERR_INVALID_ARG for an id
+ * outside the vocabulary. */
+TinyAIStatus tinyaiEval(TinyAISession *session, const int32_t *tokens, size_t n);
+
+/* Logits (nVocab floats) of the last evaluated token; NULL before any eval.
+ * Borrowed: valid until the next tinyaiEval or tinyaiResetSession. */
+const float *tinyaiGetLogits(const TinyAISession *session);
+
+int tinyaiSessionPosition(const TinyAISession *session);
+int tinyaiSessionContextSize(const TinyAISession *session);
+/* Bytes held by the session (KV cache + activations). */
+uint64_t tinyaiSessionMemoryBytes(const TinyAISession *session);
+/* Forgets all tokens (position 0). */
+void tinyaiResetSession(TinyAISession *session);
+
+/* ---- Sampling ------------------------------------------------------------- */
+
+typedef struct {
+    float temperature;   /* <= 0: greedy (argmax). Default 0.8. */
+    int topK;            /* keep the K most likely; <= 0: all. Default 40. */
+    float topP;          /* nucleus: smallest set with mass >= topP; 1 = off.
+                            Default 0.95. */
+    float repeatPenalty; /* > 0; 1 = off. Default 1.1. */
+    int repeatLastN;     /* tokens of history the penalty looks at. 64. */
+    uint64_t seed;       /* same seed, same logits -> same choices. */
+} TinyAISamplerConfig;
+
+TinyAISamplerConfig tinyaiCreateDefaultSamplerConfig(void);
+
+/* Validates the config (temperature finite, topP in (0, 1], repeatPenalty
+ * > 0, repeatLastN >= 0). Free with tinyaiFreeSampler. */
+TinyAIStatus tinyaiCreateSampler(const TinyAISamplerConfig *config, TinyAISampler **out);
+void tinyaiFreeSampler(TinyAISampler *sampler); /* accepts NULL */
+
+/* Picks a token from nVocab logits (not modified) and records it in the
+ * sampler's history. Returns -1 (with an error message) on bad arguments. */
+int32_t tinyaiSample(TinyAISampler *sampler, const float *logits, int nVocab);
+
+/* Records tokens (a prompt) in the history the repetition penalty sees. */
+void tinyaiSamplerAccept(TinyAISampler *sampler, const int32_t *ids, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYAI_LLM_H */

@@ -1,0 +1,260 @@
+/*
+ * runtime/model: the Llama forward pass (llama2.c's run.c, batched over the
+ * tokens of a prompt, over GGUF's tensor layout).
+ *
+ * Per transformer block, for a batch of n tokens at positions p..p+n-1:
+ *   xb  = rmsnorm(x) * attn_norm
+ *   q,k,v = Wq xb, Wk xb, Wv xb         (k, v: n_head_kv heads: grouped-query)
+ *   rope(q), rope(k) at each token's position; k, v appended to the KV cache
+ *   att = softmax(q k^T / sqrt(head_dim)) v over positions 0..own (causal)
+ *   x  += Wo att
+ *   xb  = rmsnorm(x) * ffn_norm
+ *   x  += Wdown (silu(Wgate xb) * Wup xb)
+ * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only.
+ */
+#include "runtime/model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/base/error.h"
+
+/* ---- Binding ----------------------------------------------------------- */
+
+static TinyAIStatus get_u32_opt(const tai_model_file *mf, const char *key, uint32_t dflt,
+                                uint32_t *out) {
+    if (!tai_model_file_find_kv(mf, key)) {
+        *out = dflt;
+        return TINYAI_OK;
+    }
+    return tai_kv_get_u32(mf, key, out);
+}
+
+static TinyAIStatus get_f32_opt(const tai_model_file *mf, const char *key, float dflt,
+                                float *out) {
+    if (!tai_model_file_find_kv(mf, key)) {
+        *out = dflt;
+        return TINYAI_OK;
+    }
+    return tai_kv_get_f32(mf, key, out);
+}
+
+static TinyAIStatus bind_mat(const tai_model_file *mf, const char *name, int64_t rows,
+                             int64_t n, tai_mat *out) {
+    const tai_tensor *t = tai_model_file_find_tensor(mf, name);
+    if (!t)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: missing tensor %s", mf->path, name);
+    if (t->n_dims != 2 || t->ne[0] != n || t->ne[1] != rows)
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "%s: tensor %s has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
+                         mf->path, name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
+                         (long long)n, (long long)rows);
+    out->data = t->data;
+    out->type = t->type;
+    out->rows = rows;
+    out->n = n;
+    return TINYAI_OK;
+}
+
+static TinyAIStatus bind_vec(const tai_model_file *mf, const char *name, int64_t n,
+                             const float **out) {
+    const tai_tensor *t = tai_model_file_find_tensor(mf, name);
+    if (!t)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: missing tensor %s", mf->path, name);
+    if (t->type != TAI_TYPE_F32 || t->ne[0] != n || t->ne[1] * t->ne[2] * t->ne[3] != 1)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor %s must be F32 [%lld], is %s [%lld x %lld]",
+                         mf->path, name, (long long)n, tai_type_name(t->type),
+                         (long long)t->ne[0], (long long)t->ne[1]);
+    *out = (const float *)t->data;
+    return TINYAI_OK;
+}
+
+#define TRY(expr)                          \
+    do {                                   \
+        TinyAIStatus st_ = (expr);         \
+        if (st_ != TINYAI_OK) return st_;  \
+    } while (0)
+
+TinyAIStatus tai_llama_bind(TinyAIModel *m) {
+    const tai_model_file *mf = m->file;
+    tai_hparams *hp = &m->hp;
+    const char *arch = NULL;
+    if (!tai_model_file_find_kv(mf, "general.architecture"))
+        return tai_error(TINYAI_ERR_FORMAT, "%s: no general.architecture in metadata", mf->path);
+    TRY(tai_kv_get_str(mf, "general.architecture", &arch));
+    if (strcmp(arch, "llama") != 0)
+        return tai_error(TINYAI_ERR_UNSUPPORTED,
+                         "%s: unsupported architecture '%s' (supported: llama)", mf->path, arch);
+
+    uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx, rot;
+    TRY(tai_kv_get_u32(mf, "llama.block_count", &n_layer));
+    TRY(tai_kv_get_u32(mf, "llama.embedding_length", &n_embd));
+    TRY(tai_kv_get_u32(mf, "llama.feed_forward_length", &n_ff));
+    TRY(tai_kv_get_u32(mf, "llama.attention.head_count", &n_head));
+    TRY(get_u32_opt(mf, "llama.attention.head_count_kv", n_head, &n_head_kv));
+    TRY(get_u32_opt(mf, "llama.context_length", 2048, &n_ctx));
+    TRY(get_f32_opt(mf, "llama.rope.freq_base", 10000.0f, &hp->rope_base));
+    TRY(get_f32_opt(mf, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps));
+
+    if (n_layer < 1 || n_layer > 1024 || n_embd < 32 || n_embd > 65536 || n_ff < 32 ||
+        n_ff > 262144 || n_head < 1 || n_head > 1024 || n_head_kv < 1 || n_ctx < 1 ||
+        n_ctx > (1u << 24))
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "%s: hyperparameters out of range (blocks %u, embd %u, ff %u, heads "
+                         "%u/%u, context %u)",
+                         mf->path, n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx);
+    if (n_embd % n_head != 0 || n_head % n_head_kv != 0 || (n_embd / n_head) % 2 != 0)
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "%s: inconsistent heads: embd %u, heads %u, kv heads %u", mf->path,
+                         n_embd, n_head, n_head_kv);
+    TRY(get_u32_opt(mf, "llama.rope.dimension_count", n_embd / n_head, &rot));
+    if (rot == 0 || rot > n_embd / n_head || rot % 2 != 0)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: rope dimension %u invalid for head size %u",
+                         mf->path, rot, n_embd / n_head);
+    if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f) || !(hp->rope_base > 1.0f) ||
+        !isfinite(hp->rope_base))
+        return tai_error(TINYAI_ERR_FORMAT, "%s: rms epsilon %g or rope base %g invalid",
+                         mf->path, (double)hp->rms_eps, (double)hp->rope_base);
+
+    hp->n_layer = (int)n_layer;
+    hp->n_embd = (int)n_embd;
+    hp->n_ff = (int)n_ff;
+    hp->n_head = (int)n_head;
+    hp->n_head_kv = (int)n_head_kv;
+    hp->n_ctx_train = (int)n_ctx;
+    hp->head_dim = (int)(n_embd / n_head);
+    hp->rot_dim = (int)rot;
+    hp->n_vocab = tai_tokenizer_n_vocab(m->tok);
+
+    const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    TRY(bind_mat(mf, "token_embd.weight", hp->n_vocab, E, &m->tok_embd));
+    TRY(bind_vec(mf, "output_norm.weight", E, &m->out_norm));
+    if (tai_model_file_find_tensor(mf, "output.weight")) {
+        TRY(bind_mat(mf, "output.weight", hp->n_vocab, E, &m->output));
+        m->tied = 0;
+    } else {
+        m->output = m->tok_embd;
+        m->tied = 1;
+    }
+    if (mf->n_layers != hp->n_layer + 2)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
+                         mf->path, mf->n_layers, hp->n_layer);
+    m->layer_ok = calloc((size_t)mf->n_layers, 1);
+    m->blocks = calloc((size_t)hp->n_layer, sizeof *m->blocks);
+    if (!m->layer_ok) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    if (!m->blocks) return tai_error(TINYAI_ERR_NOMEM, "out of memory binding %d blocks", hp->n_layer);
+    for (int l = 0; l < hp->n_layer; l++) {
+        tai_block *b = &m->blocks[l];
+        char name[96];
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, l), name)
+        TRY(bind_vec(mf, NAME("attn_norm.weight"), E, &b->attn_norm));
+        TRY(bind_mat(mf, NAME("attn_q.weight"), E, E, &b->wq));
+        TRY(bind_mat(mf, NAME("attn_k.weight"), kvd, E, &b->wk));
+        TRY(bind_mat(mf, NAME("attn_v.weight"), kvd, E, &b->wv));
+        TRY(bind_mat(mf, NAME("attn_output.weight"), E, E, &b->wo));
+        TRY(bind_vec(mf, NAME("ffn_norm.weight"), E, &b->ffn_norm));
+        TRY(bind_mat(mf, NAME("ffn_gate.weight"), hp->n_ff, E, &b->w_gate));
+        TRY(bind_mat(mf, NAME("ffn_up.weight"), hp->n_ff, E, &b->w_up));
+        TRY(bind_mat(mf, NAME("ffn_down.weight"), E, hp->n_ff, &b->w_down));
+#undef NAME
+    }
+    return TINYAI_OK;
+}
+
+/* ---- Forward ------------------------------------------------------------ */
+
+static void matmul(TinyAISession *s, const tai_mat *w, const float *x, float *y, int n) {
+    TinyAIModel *m = s->model;
+    tai_matmul(m->kern, m->pool, w->type, w->data, w->rows, w->n, x, y, n, s->mm_scratch);
+}
+
+/* Attention work item = (token, kv head): the query heads of one group
+ * against that group's K/V columns of the cache. */
+typedef struct {
+    TinyAISession *s;
+    int layer, n;
+} att_job;
+
+static void att_worker(void *ctx, int ti, int nth) {
+    const att_job *j = ctx;
+    const TinyAISession *s = j->s;
+    const tai_hparams *hp = &s->model->hp;
+    const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv;
+    const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hd;
+    const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * kvd;
+    const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * kvd;
+    float *att = s->att_scratch + (size_t)ti * s->n_ctx;
+    const int items = j->n * hp->n_head_kv;
+    for (int it = ti; it < items; it += nth) {
+        const int t = it / hp->n_head_kv, g = it % hp->n_head_kv;
+        const int64_t n_pos = (int64_t)s->pos + t + 1;
+        tai_attention(s->att_out + t * E + (int64_t)g * grp * hd, s->q + t * E + (int64_t)g * grp * hd,
+                      kc + (int64_t)g * hd, vc + (int64_t)g * hd, n_pos, kvd, grp, 1, hd, att);
+    }
+}
+
+/* A .tmai layer's checksum is verified the first time the layer is used, so
+ * a corrupt file fails with TINYAI_ERR_CHECKSUM instead of producing text. */
+static TinyAIStatus verify_layer(TinyAIModel *m, int layer) {
+    if (m->layer_ok[layer]) return TINYAI_OK;
+    TinyAIStatus st = tai_model_file_verify_layer(m->file, layer);
+    if (st == TINYAI_OK) m->layer_ok[layer] = 1;
+    return st;
+}
+
+TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
+    TinyAIModel *m = s->model;
+    const tai_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+    const int64_t kvd = (int64_t)hp->n_head_kv * hd;
+
+    TinyAIStatus st0 = verify_layer(m, 0);
+    if (st0 != TINYAI_OK) return st0;
+    for (int t = 0; t < n; t++)
+        tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const tai_block *b = &m->blocks[l];
+        TinyAIStatus st = verify_layer(m, l + 1);
+        if (st != TINYAI_OK) return st;
+
+        for (int t = 0; t < n; t++)
+            tai_rmsnorm(s->xb + t * E, s->x + t * E, b->attn_norm, E, hp->rms_eps);
+        matmul(s, &b->wq, s->xb, s->q, n);
+        matmul(s, &b->wk, s->xb, s->k, n);
+        matmul(s, &b->wv, s->xb, s->v, n);
+
+        float *kc = s->k_cache + (size_t)l * s->n_ctx * kvd;
+        float *vc = s->v_cache + (size_t)l * s->n_ctx * kvd;
+        for (int t = 0; t < n; t++) {
+            const int64_t p = (int64_t)s->pos + t;
+            tai_rope(s->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, p, hp->rope_base);
+            tai_rope(s->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, p, hp->rope_base);
+            memcpy(kc + p * kvd, s->k + t * kvd, (size_t)kvd * sizeof(float));
+            memcpy(vc + p * kvd, s->v + t * kvd, (size_t)kvd * sizeof(float));
+        }
+
+        att_job job = {s, l, n};
+        tai_pool_run(m->pool, att_worker, &job);
+
+        matmul(s, &b->wo, s->att_out, s->xb, n);
+        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->xb[i];
+
+        for (int t = 0; t < n; t++)
+            tai_rmsnorm(s->xb + t * E, s->x + t * E, b->ffn_norm, E, hp->rms_eps);
+        matmul(s, &b->w_gate, s->xb, s->gate, n);
+        matmul(s, &b->w_up, s->xb, s->up, n);
+        for (int t = 0; t < n; t++) tai_silu_mul(s->gate + t * F, s->up + t * F, F);
+        matmul(s, &b->w_down, s->gate, s->ffn_out, n);
+        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->ffn_out[i];
+    }
+
+    TinyAIStatus st = verify_layer(m, hp->n_layer + 1);
+    if (st != TINYAI_OK) return st;
+    tai_rmsnorm(s->xb, s->x + (int64_t)(n - 1) * E, m->out_norm, E, hp->rms_eps);
+    matmul(s, &m->output, s->xb, s->logits, 1);
+    s->have_logits = 1;
+    s->pos += n;
+    return TINYAI_OK;
+}

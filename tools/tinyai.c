@@ -1,0 +1,472 @@
+/*
+ * tools/: the `tinyai` command. The only place that prints, reads the
+ * environment or exits; everything else goes through the public API.
+ *
+ *   tinyai generate -m MODEL -p PROMPT [options]   stream generated text
+ *   tinyai inspect MODEL                           hyperparameters, layers
+ *   tinyai convert IN.gguf OUT.tmai                native format
+ *   tinyai synth -o OUT.gguf [shape options]       random-weight model
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <tinyai/llm.h>
+
+#define MAX_PROMPT_TOKENS (1 << 20)
+
+static const char *prog = "tinyai";
+
+static int fail(const char *what) {
+    fprintf(stderr, "%s: %s: %s\n", prog, what, tinyaiLastErrorMessage());
+    return 1;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (try --help)\n");
+    return 2;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+/* Strict integer parsing: the whole string, within [lo, hi]. */
+static int parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s || *s == '-') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_float(const char *s, float lo, float hi, float *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Takes the value of option argv[*i] (the next argument). */
+static const char *take(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+/* ---- generate ---------------------------------------------------------- */
+
+static void generate_help(void) {
+    printf("usage: tinyai generate -m MODEL -p PROMPT [options]\n"
+           "\n"
+           "Streams the model's continuation of PROMPT, then one summary line on\n"
+           "stderr: prompt tokens and tok/s, generated tokens and tok/s, peak memory.\n"
+           "\n"
+           "  -m, --model PATH     model file (.gguf or .tmai)\n"
+           "  -p, --prompt TEXT    prompt text\n"
+           "  -n, --n-predict N    tokens to generate, 0..1048576 (default 128)\n"
+           "  --chat               wrap the prompt in the model's chat template\n"
+           "  --system TEXT        system message for --chat\n"
+           "  --threads N          CPU threads, 1..256 (default: all cores)\n"
+           "  --cpu ISA            kernels: auto, scalar, avx2, avx512 (default auto)\n"
+           "  --ctx N              context size in tokens (default min(model, 4096))\n"
+           "  --temp T             temperature, 0 = greedy (default 0.8)\n"
+           "  --top-k K            keep the K most likely tokens, 0 = all (default 40)\n"
+           "  --top-p P            nucleus sampling mass, (0, 1] (default 0.95)\n"
+           "  --repeat-penalty R   penalty for recent tokens, 1 = off (default 1.1)\n"
+           "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
+           "  --seed S             random seed (default 42)\n"
+           "  --verify             verify every .tmai layer checksum at load\n"
+           "  --quiet              print only the generated text\n");
+}
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL;
+    long n_predict = 128, threads = 0, ctx = 0;
+    int chat = 0, quiet = 0, verify = 0;
+    TinyAISamplerConfig sc = tinyaiCreateDefaultSamplerConfig();
+    sc.seed = 42;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long lv;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            generate_help();
+            return 0;
+        } else if (!strcmp(a, "--chat")) {
+            chat = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (!strcmp(a, "--verify")) {
+            verify = 1;
+        } else if (!(v = take(argc, argv, &i))) {
+            return usage_error("option %s needs a value or is unknown", a);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            model_path = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            prompt = v;
+        } else if (!strcmp(a, "--system")) {
+            system_msg = v;
+        } else if (!strcmp(a, "--cpu")) {
+            cpu = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!parse_long(v, 0, 1 << 20, &n_predict))
+                return usage_error("-n must be an integer in 0..1048576, got '%s'", v);
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
+            if (!parse_long(v, 1, 256, &threads))
+                return usage_error("--threads must be an integer in 1..256, got '%s'", v);
+        } else if (!strcmp(a, "--ctx")) {
+            if (!parse_long(v, 1, INT_MAX, &ctx))
+                return usage_error("--ctx must be a positive integer, got '%s'", v);
+        } else if (!strcmp(a, "--temp")) {
+            if (!parse_float(v, 0.0f, 100.0f, &sc.temperature))
+                return usage_error("--temp must be a number in 0..100, got '%s'", v);
+        } else if (!strcmp(a, "--top-k")) {
+            if (!parse_long(v, 0, INT_MAX, &lv)) return usage_error("--top-k must be >= 0, got '%s'", v);
+            sc.topK = (int)lv;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!parse_float(v, 1e-6f, 1.0f, &sc.topP))
+                return usage_error("--top-p must be in (0, 1], got '%s'", v);
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!parse_float(v, 1e-3f, 100.0f, &sc.repeatPenalty))
+                return usage_error("--repeat-penalty must be in 0.001..100, got '%s'", v);
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!parse_long(v, 0, 1 << 20, &lv))
+                return usage_error("--repeat-last-n must be in 0..1048576, got '%s'", v);
+            sc.repeatLastN = (int)lv;
+        } else if (!strcmp(a, "--seed")) {
+            if (!parse_u64(v, &sc.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
+        } else {
+            return usage_error("unknown option %s", a);
+        }
+    }
+    if (!model_path) return usage_error("%s", "generate needs -m MODEL");
+    if (!prompt) return usage_error("%s", "generate needs -p PROMPT");
+
+    int rc = 1;
+    TinyAIModel *model = NULL;
+    TinyAISession *sess = NULL;
+    TinyAISampler *smp = NULL;
+    char *templated = NULL;
+    int32_t *ids = NULL;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = (int)threads;
+    mc.cpu = cpu;
+    mc.verifyChecksums = verify;
+    if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
+        rc = fail("cannot load model");
+        goto done;
+    }
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(model, &info);
+    if (ctx > info.nCtxTrain) {
+        fprintf(stderr, "%s: --ctx %ld is larger than the model's context (%d)\n", prog, ctx, info.nCtxTrain);
+        rc = 2;
+        goto done;
+    }
+    const char *text = prompt;
+    if (chat) {
+        TinyAIChatMessage msgs[2];
+        size_t nm = 0;
+        if (system_msg) msgs[nm++] = (TinyAIChatMessage){"system", system_msg};
+        msgs[nm++] = (TinyAIChatMessage){"user", prompt};
+        if (tinyaiApplyChatTemplate(model, msgs, nm, true, &templated) != TINYAI_OK) {
+            rc = fail("chat template");
+            goto done;
+        }
+        text = templated;
+    }
+    size_t n_ids = 0;
+    TinyAIStatus st = tinyaiTokenize(model, text, info.addBosToken, chat != 0, NULL, 0, &n_ids);
+    if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) {
+        rc = fail("tokenize");
+        goto done;
+    }
+    if (n_ids > MAX_PROMPT_TOKENS) {
+        fprintf(stderr, "%s: prompt is %zu tokens, more than %d\n", prog, n_ids, MAX_PROMPT_TOKENS);
+        goto done;
+    }
+    ids = malloc((n_ids ? n_ids : 1) * sizeof *ids);
+    if (!ids || tinyaiTokenize(model, text, info.addBosToken, chat != 0, ids, n_ids, &n_ids) != TINYAI_OK) {
+        rc = fail("tokenize");
+        goto done;
+    }
+    if (n_ids == 0) {
+        fprintf(stderr, "%s: the prompt is empty (no tokens)\n", prog);
+        rc = 2;
+        goto done;
+    }
+    if (tinyaiCreateSession(model, (int)ctx, &sess) != TINYAI_OK) {
+        rc = fail("cannot create session");
+        goto done;
+    }
+    int n_ctx = tinyaiSessionContextSize(sess);
+    if (n_ids >= (size_t)n_ctx) {
+        fprintf(stderr, "%s: prompt is %zu tokens, longer than the context (%d); use --ctx\n", prog,
+                n_ids, n_ctx);
+        goto done;
+    }
+    if (tinyaiCreateSampler(&sc, &smp) != TINYAI_OK) {
+        rc = fail("sampler");
+        goto done;
+    }
+    tinyaiSamplerAccept(smp, ids, n_ids);
+    if (!quiet && !chat) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+
+    double t0 = now_s();
+    if (tinyaiEval(sess, ids, n_ids) != TINYAI_OK) {
+        rc = fail("evaluating the prompt");
+        goto done;
+    }
+    double t_prompt = now_s() - t0;
+    long n_gen = 0;
+    double t1 = now_s();
+    while (n_gen < n_predict) {
+        int32_t id = tinyaiSample(smp, tinyaiGetLogits(sess), info.nVocab);
+        if (id < 0) {
+            rc = fail("sampling");
+            goto done;
+        }
+        n_gen++;
+        if (tinyaiTokenIsEndOfGeneration(model, id)) break;
+        size_t len = 0;
+        const char *piece = tinyaiTokenPiece(model, id, &len);
+        if (piece && len) {
+            fwrite(piece, 1, len, stdout);
+            fflush(stdout);
+        }
+        if (n_gen == n_predict) break;
+        if (tinyaiSessionPosition(sess) >= n_ctx) {
+            fprintf(stderr, "\n%s: context full (%d tokens)\n", prog, n_ctx);
+            break;
+        }
+        if (tinyaiEval(sess, &id, 1) != TINYAI_OK) {
+            rc = fail("evaluating a token");
+            goto done;
+        }
+    }
+    double t_gen = now_s() - t1;
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (!quiet)
+        fprintf(stderr,
+                "prompt: %zu tokens, %.1f tok/s | generated: %ld tokens, %.1f tok/s | "
+                "peak RSS %.1f MiB | %s, %d threads\n",
+                n_ids, t_prompt > 0 ? (double)n_ids / t_prompt : 0.0, n_gen,
+                t_gen > 0 ? (double)n_gen / t_gen : 0.0, peak_rss_mib(), info.isa, info.threads);
+    rc = 0;
+done:
+    free(ids);
+    tinyaiFree(templated);
+    tinyaiFreeSampler(smp);
+    tinyaiFreeSession(sess);
+    tinyaiFreeModel(model);
+    return rc;
+}
+
+/* ---- inspect ----------------------------------------------------------- */
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tinyai inspect MODEL\n\n"
+                   "Prints the architecture, hyperparameters, tokenizer, the CPU kernel\n"
+                   "variant chosen, and the layer table (index, offset, size, precision).\n");
+            return 0;
+        }
+        if (argv[i][0] == '-') return usage_error("unknown option %s", argv[i]);
+        if (path) return usage_error("inspect takes one model, got also '%s'", argv[i]);
+        path = argv[i];
+    }
+    if (!path) return usage_error("%s", "inspect needs a MODEL path");
+    TinyAIModel *model = NULL;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 1;
+    if (tinyaiLoadModel(path, &mc, &model) != TINYAI_OK) return fail("cannot load model");
+    TinyAIModelInfo in;
+    tinyaiGetModelInfo(model, &in);
+    printf("file:          %s (%s)\n", path, in.fileFormat);
+    printf("name:          %s\n", in.name);
+    printf("architecture:  %s\n", in.architecture);
+    printf("parameters:    %" PRIu64 " (%.1f MiB of weights)\n", in.nParams,
+           (double)in.weightBytes / (1024.0 * 1024.0));
+    printf("vocab:         %d\n", in.nVocab);
+    printf("context:       %d\n", in.nCtxTrain);
+    printf("embedding:     %d\n", in.nEmbd);
+    printf("feed-forward:  %d\n", in.nFF);
+    printf("heads:         %d (kv %d, head size %d)\n", in.nHead, in.nHeadKV, in.headDim);
+    printf("blocks:        %d\n", in.nLayer);
+    printf("rope base:     %g\n", (double)in.ropeFreqBase);
+    printf("rms epsilon:   %g\n", (double)in.rmsEps);
+    printf("output head:   %s\n", in.tiedOutput ? "tied to token embedding" : "separate");
+    printf("tokenizer:     %s (bos %d, eos %d, add bos %s)\n", in.tokenizerModel, in.bosToken,
+           in.eosToken, in.addBosToken ? "yes" : "no");
+    printf("cpu kernels:   %s\n", in.isa);
+    printf("layers:        %d\n", in.nFileLayers);
+    printf("%6s %14s %14s %5s %8s %18s\n", "index", "offset", "size", "bits", "tensors", "checksum");
+    for (int i = 0; i < in.nFileLayers; i++) {
+        TinyAILayerInfo li;
+        if (tinyaiGetModelLayerInfo(model, i, &li) != TINYAI_OK) break;
+        printf("%6d %14" PRIu64 " %14" PRIu64 " %5d %8d   %016" PRIx64 "\n", li.index, li.offset,
+               li.size, li.precision, li.nTensors, li.checksum);
+    }
+    tinyaiFreeModel(model);
+    return 0;
+}
+
+/* ---- convert ----------------------------------------------------------- */
+
+static int cmd_convert(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tinyai convert IN.gguf OUT.tmai\n\n"
+                   "Writes the model in TinyAI's native format: each layer's weights\n"
+                   "contiguous and 4096-byte aligned, an XXH64 checksum per layer.\n");
+            return 0;
+        }
+        if (argv[i][0] == '-') return usage_error("unknown option %s", argv[i]);
+        if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else return usage_error("convert takes two paths, got also '%s'", argv[i]);
+    }
+    if (!in || !out) return usage_error("%s", "convert needs IN and OUT paths");
+    if (tinyaiConvertModel(in, out) != TINYAI_OK) return fail("convert");
+    printf("wrote %s\n", out);
+    return 0;
+}
+
+/* ---- synth ------------------------------------------------------------- */
+
+static void synth_help(void) {
+    printf("usage: tinyai synth -o OUT.gguf [options]\n\n"
+           "Writes a random-weight Llama GGUF, deterministic from the seed.\n\n"
+           "  -o PATH            output file\n"
+           "  --preset NAME      tiny (default), small, 1b (~1.1B parameters)\n"
+           "  --vocab N --embd N --ff N --heads N --kv-heads N --layers N --ctx N\n"
+           "  --type T           matrix type: F32, F16, Q8_0, Q4_0, Q4_1 (default Q8_0)\n"
+           "  --embd-type T      token embedding type (default: same as --type)\n"
+           "  --untied           write a separate output.weight\n"
+           "  --seed S           random seed (default 1)\n");
+}
+
+static int cmd_synth(int argc, char **argv) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    const char *out = NULL, *embd_type = NULL;
+    c.seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long lv;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            synth_help();
+            return 0;
+        } else if (!strcmp(a, "--untied")) {
+            c.tiedOutput = false;
+            continue;
+        } else if (!(v = take(argc, argv, &i))) {
+            return usage_error("option %s needs a value or is unknown", a);
+        }
+        int *dim = NULL;
+        if (!strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--type")) c.weightType = v;
+        else if (!strcmp(a, "--embd-type")) embd_type = v;
+        else if (!strcmp(a, "--seed")) {
+            if (!parse_u64(v, &c.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
+        } else if (!strcmp(a, "--preset")) {
+            if (!strcmp(v, "tiny")) {
+                c.nEmbd = 64, c.nFF = 192, c.nHead = 4, c.nHeadKV = 2, c.nLayer = 2, c.nVocab = 512, c.nCtx = 256;
+            } else if (!strcmp(v, "small")) {
+                c.nEmbd = 256, c.nFF = 768, c.nHead = 8, c.nHeadKV = 4, c.nLayer = 4, c.nVocab = 2048, c.nCtx = 1024;
+            } else if (!strcmp(v, "1b")) {
+                /* TinyLlama-1.1B's shape */
+                c.nEmbd = 2048, c.nFF = 5632, c.nHead = 32, c.nHeadKV = 4, c.nLayer = 22, c.nVocab = 32000, c.nCtx = 2048;
+            } else {
+                return usage_error("unknown preset '%s' (tiny, small, 1b)", v);
+            }
+        } else if (!strcmp(a, "--vocab")) dim = &c.nVocab;
+        else if (!strcmp(a, "--embd")) dim = &c.nEmbd;
+        else if (!strcmp(a, "--ff")) dim = &c.nFF;
+        else if (!strcmp(a, "--heads")) dim = &c.nHead;
+        else if (!strcmp(a, "--kv-heads")) dim = &c.nHeadKV;
+        else if (!strcmp(a, "--layers")) dim = &c.nLayer;
+        else if (!strcmp(a, "--ctx")) dim = &c.nCtx;
+        else return usage_error("unknown option %s", a);
+        if (dim) {
+            if (!parse_long(v, 1, 1 << 24, &lv)) return usage_error("%s must be an integer in 1..16777216", a);
+            *dim = (int)lv;
+        }
+    }
+    if (!out) return usage_error("%s", "synth needs -o OUT");
+    c.embeddingType = embd_type ? embd_type : c.weightType;
+    if (tinyaiWriteSyntheticModel(&c, out) != TINYAI_OK) return fail("synth");
+    printf("wrote %s\n", out);
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void main_help(void) {
+    printf("usage: tinyai COMMAND [options]   (tinyai COMMAND --help for each)\n\n"
+           "  generate   generate text with a model\n"
+           "  inspect    show a model's hyperparameters and layer table\n"
+           "  convert    convert a GGUF model to TinyAI's .tmai format\n"
+           "  synth      write a synthetic random-weight Llama model\n"
+           "  cpu        show the CPU kernel variants this machine supports\n");
+}
+
+static int cmd_cpu(void) {
+    printf("kernel variants: %s\n", tinyaiCpuVariants());
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        main_help();
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        main_help();
+        return 0;
+    }
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "cpu")) return cmd_cpu();
+    fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
+    return 2;
+}
