@@ -1,0 +1,238 @@
+// runtime/model: the forward pass against an independent NumPy reference
+// (tests/model/ref_llama.py, its own GGUF reader, float64), on synthetic
+// models of every weight type, every CPU kernel variant the host has, and
+// the real default model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <tinyai/llm.h>
+
+#include "tests/common/test_paths.h"
+
+namespace {
+
+struct ModelDeleter {
+    void operator()(TinyAIModel *m) const { tinyaiFreeModel(m); }
+};
+struct SessionDeleter {
+    void operator()(TinyAISession *s) const { tinyaiFreeSession(s); }
+};
+using ModelPtr = std::unique_ptr<TinyAIModel, ModelDeleter>;
+using SessionPtr = std::unique_ptr<TinyAISession, SessionDeleter>;
+
+TinyAISynthConfig SmallConfig(const char *type) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    c.nVocab = 320;
+    c.nEmbd = 64;
+    c.nFF = 160;
+    c.nHead = 4;
+    c.nHeadKV = 2;
+    c.nLayer = 3;
+    c.nCtx = 64;
+    c.weightType = type;
+    c.embeddingType = type;
+    c.tiedOutput = false;
+    c.seed = 7;
+    return c;
+}
+
+std::string WriteSynth(const TinyAISynthConfig &c) {
+    std::string path = tai_test::TempPath(".gguf");
+    EXPECT_EQ(tinyaiWriteSyntheticModel(&c, path.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
+    return path;
+}
+
+ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1) {
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.cpu = cpu;
+    mc.threads = threads;
+    TinyAIModel *m = nullptr;
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    return ModelPtr(m);
+}
+
+std::vector<float> RunC(TinyAIModel *m, const std::vector<int32_t> &toks, size_t first_batch) {
+    TinyAISession *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    SessionPtr sp(s);
+    EXPECT_EQ(tinyaiEval(s, toks.data(), first_batch), TINYAI_OK) << tinyaiLastErrorMessage();
+    for (size_t i = first_batch; i < toks.size(); i++)
+        EXPECT_EQ(tinyaiEval(s, &toks[i], 1), TINYAI_OK) << tinyaiLastErrorMessage();
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m, &info);
+    const float *l = tinyaiGetLogits(s);
+    EXPECT_NE(l, nullptr);
+    return l ? std::vector<float>(l, l + info.nVocab) : std::vector<float>();
+}
+
+std::vector<double> RunReference(const std::string &model, const std::vector<int32_t> &toks) {
+    std::string cmd = "/usr/bin/python3 tests/model/ref_llama.py " + model;
+    for (int32_t t : toks) cmd += " " + std::to_string(t);
+    std::vector<double> out;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    double v;
+    while (fscanf(p, "%lf", &v) == 1) out.push_back(v);
+    EXPECT_EQ(pclose(p), 0) << "reference failed: " << cmd;
+    return out;
+}
+
+double RelError(const std::vector<float> &a, const std::vector<double> &b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < b.size(); i++) {
+        num = std::max(num, std::fabs(a[i] - b[i]));
+        den = std::max(den, std::fabs(b[i]));
+    }
+    return num / den;
+}
+
+size_t ArgMax(const std::vector<float> &v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+size_t ArgMax(const std::vector<double> &v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+
+const std::vector<int32_t> kTokens = {1, 17, 300, 42, 5, 99, 256, 3, 77, 150, 12, 200};
+
+class ForwardByType : public ::testing::TestWithParam<const char *> {};
+
+// F32/F16: within 1e-4 relative of the float64 reference. Quantized types
+// quantize activations to 8 bits, so only the greedy token must agree (and
+// the logits stay close).
+TEST_P(ForwardByType, MatchesNumpyReference) {
+    const char *type = GetParam();
+    std::string path = WriteSynth(SmallConfig(type));
+    std::vector<double> ref = RunReference(path, kTokens);
+    ASSERT_EQ(ref.size(), 320u);
+    const bool exact = std::string(type) == "F32" || std::string(type) == "F16";
+    for (const char *cpu : {"scalar", "avx2", "avx512"}) {
+        if (std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos) continue;
+        SCOPED_TRACE(cpu);
+        ModelPtr m = Load(path, cpu, 2);
+        ASSERT_TRUE(m);
+        std::vector<float> got = RunC(m.get(), kTokens, kTokens.size());
+        ASSERT_EQ(got.size(), ref.size());
+        double err = RelError(got, ref);
+        if (exact) {
+            EXPECT_LT(err, 1e-4) << type;
+        } else {
+            EXPECT_LT(err, 0.1) << type;
+        }
+        EXPECT_EQ(ArgMax(got), ArgMax(ref)) << type;
+    }
+    std::remove(path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, ForwardByType,
+                         ::testing::Values("F32", "F16", "Q8_0", "Q4_0", "Q4_1"));
+
+TEST(Forward, TiedOutputMatchesReference) {
+    TinyAISynthConfig c = SmallConfig("F32");
+    c.tiedOutput = true;
+    c.nHeadKV = 4;  // plain multi-head attention
+    std::string path = WriteSynth(c);
+    std::vector<double> ref = RunReference(path, kTokens);
+    ModelPtr m = Load(path);
+    ASSERT_TRUE(m);
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m.get(), &info);
+    EXPECT_TRUE(info.tiedOutput);
+    EXPECT_LT(RelError(RunC(m.get(), kTokens, kTokens.size()), ref), 1e-4);
+    std::remove(path.c_str());
+}
+
+// The prompt in one batch, then token by token, gives the same logits as
+// everything token by token: the KV cache and batching agree.
+TEST(Forward, BatchedEqualsIncremental) {
+    std::string path = WriteSynth(SmallConfig("Q4_1"));
+    ModelPtr m = Load(path, nullptr, 2);
+    ASSERT_TRUE(m);
+    std::vector<float> a = RunC(m.get(), kTokens, kTokens.size());
+    std::vector<float> b = RunC(m.get(), kTokens, 1);
+    std::vector<float> c = RunC(m.get(), kTokens, 5);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); i++) {
+        EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(b[i])));
+        EXPECT_NEAR(a[i], c[i], 1e-4 * (1 + std::fabs(c[i])));
+    }
+    std::remove(path.c_str());
+}
+
+TEST(Forward, ThreadCountDoesNotChangeResult) {
+    std::string path = WriteSynth(SmallConfig("Q8_0"));
+    ModelPtr m1 = Load(path, nullptr, 1), m3 = Load(path, nullptr, 3);
+    ASSERT_TRUE(m1 && m3);
+    std::vector<float> a = RunC(m1.get(), kTokens, kTokens.size());
+    std::vector<float> b = RunC(m3.get(), kTokens, kTokens.size());
+    EXPECT_EQ(a, b);
+    std::remove(path.c_str());
+}
+
+TEST(Forward, ContextOverflowAndBadTokensAreErrors) {
+    std::string path = WriteSynth(SmallConfig("F32"));
+    ModelPtr m = Load(path);
+    ASSERT_TRUE(m);
+    TinyAISession *s = nullptr;
+    ASSERT_EQ(tinyaiCreateSession(m.get(), 8, &s), TINYAI_OK);
+    SessionPtr sp(s);
+    std::vector<int32_t> nine(9, 5);
+    EXPECT_EQ(tinyaiEval(s, nine.data(), nine.size()), TINYAI_ERR_RANGE);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("context"), std::string::npos);
+    EXPECT_EQ(tinyaiSessionPosition(s), 0);  // nothing evaluated
+    int32_t bad[2] = {5, 320};
+    EXPECT_EQ(tinyaiEval(s, bad, 2), TINYAI_ERR_INVALID_ARG);
+    int32_t neg = -1;
+    EXPECT_EQ(tinyaiEval(s, &neg, 1), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tinyaiGetLogits(s), nullptr);
+    TinyAISession *s2 = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m.get(), 65, &s2), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tinyaiCreateSession(m.get(), -1, &s2), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(s2, nullptr);
+    std::remove(path.c_str());
+}
+
+TEST(Forward, BadConfigIsRejected) {
+    std::string path = WriteSynth(SmallConfig("F32"));
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    TinyAIModel *m = nullptr;
+    mc.threads = 257;
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_ERR_INVALID_ARG);
+    mc.threads = -1;
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_ERR_INVALID_ARG);
+    mc.threads = 1;
+    mc.cpu = "sse9";
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(m, nullptr);
+    EXPECT_EQ(tinyaiLoadModel("/nonexistent/model.gguf", nullptr, &m), TINYAI_ERR_IO);
+    std::remove(path.c_str());
+}
+
+// The real model at temperature 0 names Paris.
+TEST(RealModel, CapitalOfFranceIsParis) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    ModelPtr m = Load(path, nullptr, 2);
+    ASSERT_TRUE(m);
+    int32_t ids[64];
+    size_t n = 0;
+    ASSERT_EQ(tinyaiTokenize(m.get(), "The capital of France is", false, false, ids, 64, &n), TINYAI_OK);
+    TinyAISession *s = nullptr;
+    ASSERT_EQ(tinyaiCreateSession(m.get(), 256, &s), TINYAI_OK);
+    SessionPtr sp(s);
+    ASSERT_EQ(tinyaiEval(s, ids, n), TINYAI_OK) << tinyaiLastErrorMessage();
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m.get(), &info);
+    std::string text;
+    for (int i = 0; i < 12; i++) {
+        const float *l = tinyaiGetLogits(s);
+        int32_t best = (int32_t)(std::max_element(l, l + info.nVocab) - l);
+        if (tinyaiTokenIsEndOfGeneration(m.get(), best)) break;
+        size_t len = 0;
+        const char *p = tinyaiTokenPiece(m.get(), best, &len);
+        text.append(p, len);
+        ASSERT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
+    }
+    EXPECT_NE(text.find("Paris"), std::string::npos) << "generated: " << text;
+}
+
+}  // namespace
