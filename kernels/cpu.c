@@ -1,0 +1,82 @@
+/*
+ * kernels/cpu.c: which instruction sets this CPU and OS can run (layer:
+ * kernels). This is the one piece of global state of kernels/: the features
+ * are detected once (pthread_once) and never change afterwards.
+ *
+ * An ISA needs both the CPU feature bits (CPUID) and the OS saving the
+ * matching register state on context switches (XCR0 via XGETBV, which is
+ * only legal once CPUID reports OSXSAVE).
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static int have[TAI_ISA_COUNT]; /* written once under detect_once */
+
+#if defined(__x86_64__) || defined(__i386__)
+/* XGETBV(0) by its opcode so this file needs no -mxsave. */
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void detect(void) {
+    unsigned a, b, c, d;
+    have[TAI_ISA_SCALAR] = 1;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return;
+    uint64_t xcr0 = xgetbv0();
+    int os_ymm = (xcr0 & 0x6) == 0x6;    /* SSE + AVX (YMM upper halves) */
+    int os_zmm = (xcr0 & 0xe0) == 0xe0;  /* opmask, ZMM0-15 upper, ZMM16-31 */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    int avx2 = (b >> 5) & 1;
+    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+    int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    int vnni = (c >> 11) & 1;
+    have[TAI_ISA_AVX2] = os_ymm && avx2 && fma && f16c;
+    have[TAI_ISA_AVX512] = have[TAI_ISA_AVX2] && os_zmm && avx512f && avx512bw &&
+                           avx512vl && avx512dq && vnni;
+}
+#else
+static void detect(void) { have[TAI_ISA_SCALAR] = 1; }
+#endif
+
+const char *tai_isa_name(tai_isa isa) {
+    switch (isa) {
+    case TAI_ISA_SCALAR: return "scalar";
+    case TAI_ISA_AVX2: return "avx2";
+    case TAI_ISA_AVX512: return "avx512";
+    default: return "?";
+    }
+}
+
+int tai_isa_parse(const char *name) {
+    if (name == NULL) return -1;
+    for (int i = 0; i < TAI_ISA_COUNT; i++)
+        if (strcmp(name, tai_isa_name((tai_isa)i)) == 0) return i;
+    return -1;
+}
+
+int tai_isa_supported(tai_isa isa) {
+    if ((int)isa < 0 || isa >= TAI_ISA_COUNT) return 0;
+    /* pthread_once makes the writes in detect() visible to every caller. */
+    pthread_once(&detect_once, detect);
+    return have[isa];
+}
+
+tai_isa tai_isa_best(tai_isa cap) {
+    int top = (int)cap;
+    if (top >= TAI_ISA_COUNT) top = TAI_ISA_COUNT - 1;
+    for (int i = top; i > 0; i--)
+        if (tai_isa_supported((tai_isa)i)) return (tai_isa)i;
+    return TAI_ISA_SCALAR;
+}

@@ -1,0 +1,107 @@
+/*
+ * kernels/ops_ref.c: scalar reference versions of the non-matmul ops of a
+ * Llama forward pass (layer: kernels): RMS norm, softmax, SwiGLU's
+ * silu(gate) * up, rotary embedding, single-query attention, embedding rows.
+ * All on float32 activations, contiguous unless a stride is given. Sums that
+ * decide accuracy (norms, softmax denominators, attention scores) are kept in
+ * double.
+ */
+#include <math.h>
+
+#include "kernels/kernels.h"
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]. Reads x[i] before writing
+ * out[i], so out may alias x. */
+void tai_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    if (n <= 0) return;
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* x[i] = exp(x[i] - max) / sum_j exp(x[j] - max); subtracting the max keeps
+ * every exp in (0, 1], so large logits cannot overflow. */
+void tai_softmax(float *x, int64_t n) {
+    if (n <= 0) return;
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* silu(g) = g * sigmoid(g) = g / (1 + exp(-g)); exp(-g) may be inf for very
+ * negative g, giving g / inf = -0, the right limit. */
+void tai_silu_mul(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+/* Per head, pair i = (x[2i], x[2i+1]) for 2i < rot_dim is rotated by
+ * angle = pos * theta_base^(-2i / rot_dim):
+ *   x'[2i]   = x[2i] cos - x[2i+1] sin
+ *   x'[2i+1] = x[2i] sin + x[2i+1] cos
+ * The angle and its sine/cosine are computed in double: pos can be large
+ * (long contexts) and a float angle would lose the low bits of the phase. */
+void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
+              float theta_base) {
+    if (rot_dim > head_dim) rot_dim = head_dim;
+    for (int i = 0; 2 * i + 1 < rot_dim; i++) {
+        double freq = pow((double)theta_base, -2.0 * i / (double)rot_dim);
+        double angle = (double)pos * freq;
+        double c = cos(angle), s = sin(angle);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + (int64_t)h * head_dim + 2 * i;
+            double x0 = p[0], x1 = p[1];
+            p[0] = (float)(x0 * c - x1 * s);
+            p[1] = (float)(x0 * s + x1 * c);
+        }
+    }
+}
+
+/* For each query head h (kv head g = h / (n_head / n_kv_head)):
+ *   att[p] = q_h . k[p][g] / sqrt(head_dim)   for p < n_pos
+ *   att = softmax(att)
+ *   out_h = sum_p att[p] * v[p][g]
+ * k[p][g] is at k_cache + p * kv_stride + g * head_dim (same for v). */
+void tai_attention(float *out, const float *q, const float *k_cache,
+                   const float *v_cache, int64_t n_pos, int64_t kv_stride,
+                   int n_head, int n_kv_head, int head_dim, float *att) {
+    if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
+    int group = n_head / n_kv_head;
+    double scale = 1.0 / sqrt((double)head_dim);
+    for (int h = 0; h < n_head; h++) {
+        const float *qh = q + (int64_t)h * head_dim;
+        int64_t kv_off = (int64_t)(h / group) * head_dim;
+        float *oh = out + (int64_t)h * head_dim;
+        for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
+        if (n_pos <= 0) continue;
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *kp = k_cache + p * kv_stride + kv_off;
+            double dot = 0.0;
+            for (int d = 0; d < head_dim; d++) dot += (double)qh[d] * kp[d];
+            att[p] = (float)(dot * scale);
+        }
+        tai_softmax(att, n_pos);
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *vp = v_cache + p * kv_stride + kv_off;
+            float a = att[p];
+            for (int d = 0; d < head_dim; d++) oh[d] += a * vp[d];
+        }
+    }
+}
+
+void tai_embedding_row(tai_type t, const void *table, int64_t row, int64_t n,
+                       float *out) {
+    size_t rb = tai_type_row_bytes(t, n);
+    if (rb == 0 || row < 0) return;
+    tai_dequantize_row(t, (const char *)table + (size_t)row * rb, out, n);
+}

@@ -1,0 +1,87 @@
+/*
+ * kernels/registry.c: the one table of kernel variants per ISA, and how
+ * activations are prepared for each weight type (layer: kernels).
+ *
+ * Adding a variant means adding its row here and nowhere else. Which table
+ * is used is decided once by the caller (tai_isa_best at start-up), never per
+ * call in a hot loop.
+ */
+#include <string.h>
+
+#include "kernels/kernels_internal.h"
+
+static const tai_kernels k_scalar = {
+    .isa = TAI_ISA_SCALAR,
+    .rows = {
+        [TAI_TYPE_F32] = tai_k_rows_f32_ref,
+        [TAI_TYPE_F16] = tai_k_rows_f16_ref,
+        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_ref,
+        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_ref,
+        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_ref,
+    },
+};
+
+#if defined(__x86_64__)
+static const tai_kernels k_avx2 = {
+    .isa = TAI_ISA_AVX2,
+    .rows = {
+        [TAI_TYPE_F32] = tai_k_rows_f32_avx2,
+        [TAI_TYPE_F16] = tai_k_rows_f16_avx2,
+        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_avx2,
+        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_avx2,
+        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_avx2,
+    },
+};
+
+static const tai_kernels k_avx512 = {
+    .isa = TAI_ISA_AVX512,
+    .rows = {
+        [TAI_TYPE_F32] = tai_k_rows_f32_avx512,
+        [TAI_TYPE_F16] = tai_k_rows_f16_avx512,
+        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_avx512,
+        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_avx512,
+        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_avx512,
+    },
+};
+#endif
+
+/* Indexed by tai_isa; NULL where this build has no such variant (every
+ * x86 slot on other architectures, where tai_isa_supported is 0 anyway). */
+static const tai_kernels *const tables[TAI_ISA_COUNT] = {
+    [TAI_ISA_SCALAR] = &k_scalar,
+#if defined(__x86_64__)
+    [TAI_ISA_AVX2] = &k_avx2,
+    [TAI_ISA_AVX512] = &k_avx512,
+#endif
+};
+
+const tai_kernels *tai_kernels_get(tai_isa isa) {
+    if ((int)isa < 0 || isa >= TAI_ISA_COUNT || tables[isa] == NULL ||
+        !tai_isa_supported(isa))
+        return &k_scalar;
+    return tables[isa];
+}
+
+tai_prep tai_prep_for(tai_type t) {
+    return (t == TAI_TYPE_F32 || t == TAI_TYPE_F16) ? TAI_PREP_F32 : TAI_PREP_Q8A;
+}
+
+/* 0 when n is not a valid length (negative, or not whole blocks for q8a). */
+size_t tai_prep_col_bytes(tai_prep p, int64_t n) {
+    if (n < 0) return 0;
+    if (p == TAI_PREP_F32) {
+        if ((uint64_t)n > SIZE_MAX / sizeof(float)) return 0;
+        return (size_t)n * sizeof(float);
+    }
+    if (n % TAI_QK != 0) return 0;
+    if ((uint64_t)(n / TAI_QK) > SIZE_MAX / sizeof(tai_block_q8a)) return 0;
+    return (size_t)(n / TAI_QK) * sizeof(tai_block_q8a);
+}
+
+void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n) {
+    if (n <= 0) return;
+    if (p == TAI_PREP_F32)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    else
+        tai_quantize_row_q8a(src, dst, n);
+}
