@@ -291,11 +291,34 @@ static TinyAIStatus bpe_piece(const tai_tokenizer *tok, tai_tok_work *w, const c
         try_pair(tok, w, l, w->next[l]);
     }
     for (int32_t i = 0; i >= 0; i = w->next[i]) {
-        if (w->id[i] < 0) {
-            return tai_error(TINYAI_ERR_UNSUPPORTED, "tokenizer: byte 0x%02x has no token in this vocabulary",
+        if (w->id[i] >= 0) {
+            tai_tok_emit(out, w->id[i]);
+            continue;
+        }
+        /* A byte the vocabulary cannot spell: U+FFFD instead. (Hugging Face
+         * and llama.cpp drop such bytes without a trace.) */
+        if (tok->n_repl == 0) {
+            return tai_error(TINYAI_ERR_UNSUPPORTED,
+                             "tokenizer: byte 0x%02x has no token in this vocabulary (nor has U+FFFD)",
                              (unsigned)(uint8_t)s[i]);
         }
-        tai_tok_emit(out, w->id[i]);
+        for (int j = 0; j < tok->n_repl; j++) tai_tok_emit(out, tok->repl_ids[j]);
+    }
+    return TINYAI_OK;
+}
+
+TinyAIStatus tai_bpe_init_replacement(tai_tokenizer *tok) {
+    tai_tok_work w;
+    memset(&w, 0, sizeof(w));
+    int32_t ids[4];
+    tai_tok_out out = {ids, 4, 0};
+    tok->n_repl = 0;
+    TinyAIStatus st = bpe_piece(tok, &w, "\xef\xbf\xbd", 3, &out);
+    tai_tok_work_free(&w);
+    if (st == TINYAI_ERR_NOMEM) return st;
+    if (st == TINYAI_OK && out.n <= 4) {
+        memcpy(tok->repl_ids, ids, sizeof(int32_t) * out.n);
+        tok->n_repl = (int)out.n;
     }
     return TINYAI_OK;
 }

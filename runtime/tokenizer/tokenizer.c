@@ -368,7 +368,7 @@ static void build_byte_tokens(tai_tokenizer *tok) {
             s[5] = '>';
             id = tai_tok_lookup(tok, s, 6);
         }
-        if (id < 0) id = tok->unk;
+        if (id < 0 && tok->kind == TAI_TOK_SPM) id = tok->unk;
         tok->byte_tok[b] = id;
     }
 }
@@ -551,6 +551,7 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
     }
 
     build_byte_tokens(tok);
+    if (tok->kind == TAI_TOK_BPE && (st = tai_bpe_init_replacement(tok))) goto fail;
     for (int32_t i = 0; i < tok->n_vocab; i++) build_decoded(tok, i);
     if ((st = build_specials(tok)) != TINYAI_OK) goto fail;
 

@@ -77,9 +77,14 @@ struct tai_tokenizer {
     int32_t n_merges;
     bool ignore_merges; /* Llama 3: a piece that is a token is used whole */
 
-    /* The token for each byte: its byte-level symbol (BPE) or <0xXX> (SPM),
-     * else unk; -1 if none. */
+    /* The token for each byte: its byte-level symbol (BPE) or <0xXX> (SPM,
+     * else unk); -1 if none. */
     int32_t byte_tok[256];
+    /* BPE: the ids of U+FFFD, which stands in for a byte the vocabulary has
+     * no symbol for (SmolLM2 lacks 0xC0, 0xC1, 0xF5..0xFF and a few control
+     * characters: bytes its training text never had). */
+    int32_t repl_ids[4];
+    int n_repl;
 
     /* Tokens matched verbatim in the text: user-defined always, control and
      * unknown ones only when parse_special is set. Grouped by first byte
@@ -145,6 +150,8 @@ TinyAIStatus tai_bpe_init_regex(tai_tokenizer *tok);
 void tai_bpe_free_regex(tai_tokenizer *tok);
 /* Frees the regex match data in w. */
 void tai_bpe_work_free_md(tai_tok_work *w);
+/* Encodes U+FFFD into tok->repl_ids (none if the vocabulary cannot). */
+TinyAIStatus tai_bpe_init_replacement(tai_tokenizer *tok);
 /* Reads and indexes the merges (tokenizer.ggml.merges). */
 TinyAIStatus tai_bpe_load_merges(tai_tokenizer *tok, const tai_model_file *mf);
 /* Encodes one fragment of raw text (no special tokens in it). */

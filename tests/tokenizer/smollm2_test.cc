@@ -1,0 +1,340 @@
+// Tokenizer tests on the real default model (SmolLM2-135M-Instruct): ids equal
+// to Hugging Face tokenizers' (smollm2_expected.inc, made by gen_expected.py),
+// byte-exact round trips, special tokens, sizes and errors, a 100 KB text,
+// concurrent use, and the ChatML prompt against the template rendered by
+// jinja2.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+// model_file.h includes kernels/kernels.h, whose prototypes use C's
+// `restrict`, which C++ spells __restrict.
+#ifndef restrict
+#define restrict __restrict
+#endif
+#include "runtime/format/model_file.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "tests/common/test_paths.h"
+
+namespace {
+
+#include "tests/tokenizer/smollm2_expected.inc"
+
+class SmolLM2Tokenizer : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        TAI_REQUIRE_DEFAULT_MODEL(path);
+        ASSERT_EQ(tai_model_file_open(path.c_str(), false, &mf_), TINYAI_OK) << tinyaiLastErrorMessage();
+        ASSERT_EQ(tai_tokenizer_load(mf_, &tok_), TINYAI_OK) << tinyaiLastErrorMessage();
+    }
+    void TearDown() override {
+        tai_tokenizer_free(tok_);
+        tai_model_file_close(mf_);
+    }
+
+    std::vector<int32_t> Encode(const std::string &s, bool special = false) {
+        size_t n = 0;
+        TinyAIStatus st = tai_tokenize(tok_, s.data(), s.size(), special, nullptr, 0, &n);
+        EXPECT_TRUE(st == TINYAI_OK || st == TINYAI_ERR_RANGE) << tinyaiLastErrorMessage();
+        std::vector<int32_t> ids(n);
+        size_t n2 = 0;
+        EXPECT_EQ(tai_tokenize(tok_, s.data(), s.size(), special, ids.data(), ids.size(), &n2),
+                  TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        EXPECT_EQ(n2, n);
+        return ids;
+    }
+
+    std::string Decode(const std::vector<int32_t> &ids, bool special = false) {
+        size_t len = 0;
+        TinyAIStatus st = tai_detokenize(tok_, ids.data(), ids.size(), special, nullptr, 0, &len);
+        EXPECT_TRUE(st == TINYAI_OK || st == TINYAI_ERR_RANGE) << tinyaiLastErrorMessage();
+        std::string out(len + 1, '\0');
+        size_t len2 = 0;
+        EXPECT_EQ(tai_detokenize(tok_, ids.data(), ids.size(), special, &out[0], out.size(), &len2),
+                  TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        EXPECT_EQ(len2, len);
+        EXPECT_EQ(out[len], '\0');
+        out.resize(len);
+        return out;
+    }
+
+    tai_model_file *mf_ = nullptr;
+    tai_tokenizer *tok_ = nullptr;
+};
+
+TEST_F(SmolLM2Tokenizer, Metadata) {
+    EXPECT_EQ(tai_tokenizer_n_vocab(tok_), 49152);
+    EXPECT_EQ(tai_tokenizer_bos(tok_), 1);
+    EXPECT_EQ(tai_tokenizer_eos(tok_), 2);
+    EXPECT_FALSE(tai_tokenizer_add_bos(tok_));
+    EXPECT_EQ(tai_tokenizer_find(tok_, "<|im_start|>"), 1);
+    EXPECT_EQ(tai_tokenizer_find(tok_, "<|im_end|>"), 2);
+    EXPECT_EQ(tai_tokenizer_find(tok_, "\xc4\xa0the"), 260);  // "Ġthe"
+    EXPECT_EQ(tai_tokenizer_find(tok_, "no such token at all"), -1);
+    EXPECT_EQ(tai_tokenizer_find(tok_, nullptr), -1);
+}
+
+TEST_F(SmolLM2Tokenizer, EndOfGeneration) {
+    EXPECT_TRUE(tai_tokenizer_is_eog(tok_, 2));   // eos = <|im_end|>
+    EXPECT_TRUE(tai_tokenizer_is_eog(tok_, 0));   // <|endoftext|>
+    EXPECT_FALSE(tai_tokenizer_is_eog(tok_, 1));  // <|im_start|>
+    EXPECT_FALSE(tai_tokenizer_is_eog(tok_, 260));
+    EXPECT_FALSE(tai_tokenizer_is_eog(tok_, -1));
+    EXPECT_FALSE(tai_tokenizer_is_eog(tok_, 1 << 30));
+}
+
+TEST_F(SmolLM2Tokenizer, CapitalOfFrance) {
+    EXPECT_EQ(Encode("The capital of France is"), (std::vector<int32_t>{504, 3575, 282, 4649, 314}));
+}
+
+TEST_F(SmolLM2Tokenizer, MatchesHuggingFaceTokenizers) {
+    int n = 0;
+    for (const ExpectedCase &c : kSmolLM2Cases) {
+        std::string text(c.text, c.len);
+        SCOPED_TRACE(text);
+        EXPECT_EQ(Encode(text, c.parse_special), c.ids) << "parse_special=" << c.parse_special;
+        // Byte-exact round trip (special tokens print only when asked).
+        EXPECT_EQ(Decode(c.ids, true), text);
+        n++;
+    }
+    EXPECT_GE(n, 12);
+}
+
+TEST_F(SmolLM2Tokenizer, SpecialTokensParsedOnlyWhenAsked) {
+    const std::string s = "<|im_start|>user\nHi<|im_end|>";
+    std::vector<int32_t> on = Encode(s, true);
+    ASSERT_GE(on.size(), 3u);
+    EXPECT_EQ(on.front(), 1);
+    EXPECT_EQ(on.back(), 2);
+    std::vector<int32_t> off = Encode(s, false);
+    for (int32_t id : off) EXPECT_GT(id, 16) << "a control token from unparsed text";
+    EXPECT_EQ(Decode(off), s);
+    // Without `special`, control tokens decode to nothing.
+    EXPECT_EQ(Decode(on, false), "user\nHi");
+    EXPECT_EQ(Decode(on, true), s);
+}
+
+TEST_F(SmolLM2Tokenizer, RoundTrips) {
+    const std::string cases[] = {
+        "plain ASCII text with some words.",
+        "accents: àéîõü ÀÉÎÕÜ ñ ç ß ø å æ œ",
+        "CJK: 你好世界，こんにちは世界，안녕하세요 세계",
+        "emoji: 🙂🚀🧪👨‍👩‍👧‍👦 🏳️‍🌈",
+        "mixed   whitespace\t\t runs \n\n\n and\r\n lines \x0b\x0c end  ",
+        "   ",
+        "\n\n\n",
+        "trailing spaces   ",
+        "numbers 0 1 22 333 4444 55555 3.14 -2.5e10 0x1F 1_000_000",
+        "punctuation: ,.;:!?()[]{}<>'\"`~@#$%^&*-_=+|\\/",
+        "code: for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }\n\tif x != y:\n\t\treturn None",
+        "<|im_start|> looks special but is text here",
+        std::string("nul\0byte", 8),
+    };
+    for (const std::string &s : cases) {
+        SCOPED_TRACE(s);
+        std::vector<int32_t> ids = Encode(s);
+        EXPECT_FALSE(ids.empty());
+        EXPECT_EQ(Decode(ids), s);
+    }
+}
+
+TEST_F(SmolLM2Tokenizer, InvalidUtf8IsEncodedBytewise) {
+    // 0x80 alone: the byte-level symbol for 0x80 is U+0122 "Ģ".
+    std::vector<int32_t> ids = Encode("\x80");
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(ids[0], tai_tokenizer_find(tok_, "\xc4\xa2"));
+    const std::string bad[] = {
+        "\x80\xbf", "abc\x80" "def", "truncated \xe2\x82", "\xc3(", "lone \xe9t\xe9",
+        "surrogate \xed\xa0\x80 x", "mixed é\x9cé \xf0\x9f\x98 end", "\xc3\xc3\xc3",
+    };
+    for (const std::string &s : bad) {
+        SCOPED_TRACE(s);
+        std::vector<int32_t> v = Encode(s);
+        EXPECT_FALSE(v.empty());
+        EXPECT_EQ(Decode(v), s);
+    }
+}
+
+// SmolLM2's vocabulary has no symbol for some bytes (0xC0, 0xC1, 0xF5..0xFF,
+// a few control characters): each becomes U+FFFD, never a control token.
+TEST_F(SmolLM2Tokenizer, BytesWithoutASymbolBecomeReplacementCharacters) {
+    std::vector<int32_t> ids = Encode("a\xff\xc0" "b\x04");
+    for (int32_t id : ids) EXPECT_GT(id, 16);
+    EXPECT_EQ(Decode(ids), "a\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd");
+}
+
+TEST_F(SmolLM2Tokenizer, EmptyText) {
+    size_t n = 99;
+    EXPECT_EQ(tai_tokenize(tok_, "", 0, true, nullptr, 0, &n), TINYAI_OK);
+    EXPECT_EQ(n, 0u);
+    n = 99;
+    EXPECT_EQ(tai_tokenize(tok_, nullptr, 0, false, nullptr, 0, &n), TINYAI_OK);
+    EXPECT_EQ(n, 0u);
+    char buf[4] = "xyz";
+    size_t len = 99;
+    EXPECT_EQ(tai_detokenize(tok_, nullptr, 0, false, buf, sizeof buf, &len), TINYAI_OK);
+    EXPECT_EQ(len, 0u);
+    EXPECT_STREQ(buf, "");
+}
+
+TEST_F(SmolLM2Tokenizer, CapTooSmallGivesRangeAndTheNeededCount) {
+    const char *s = "The capital of France is";
+    int32_t ids[3] = {-7, -7, -7};
+    size_t n = 0;
+    EXPECT_EQ(tai_tokenize(tok_, s, strlen(s), false, ids, 2, &n), TINYAI_ERR_RANGE);
+    EXPECT_EQ(n, 5u);
+    EXPECT_EQ(ids[0], 504);
+    EXPECT_EQ(ids[1], 3575);
+    EXPECT_EQ(ids[2], -7) << "wrote past cap";
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("5"), std::string::npos);
+}
+
+TEST_F(SmolLM2Tokenizer, BadArguments) {
+    size_t n;
+    EXPECT_EQ(tai_tokenize(nullptr, "a", 1, false, nullptr, 0, &n), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_tokenize(tok_, nullptr, 3, false, nullptr, 0, &n), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_tokenize(tok_, "a", 1, false, nullptr, 4, &n), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_tokenize(tok_, "a", 1, false, nullptr, 0, nullptr), TINYAI_ERR_INVALID_ARG);
+}
+
+TEST_F(SmolLM2Tokenizer, Pieces) {
+    size_t len = 99;
+    EXPECT_EQ(tai_token_piece(tok_, -1, true, &len), nullptr);
+    EXPECT_EQ(len, 0u);
+    EXPECT_EQ(tai_token_piece(tok_, 49152, true, &len), nullptr);
+    const char *p = tai_token_piece(tok_, 260, false, &len);  // "Ġthe"
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(std::string(p, len), " the");
+    p = tai_token_piece(tok_, 1, false, &len);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(len, 0u);
+    p = tai_token_piece(tok_, 1, true, &len);
+    EXPECT_EQ(std::string(p, len), "<|im_start|>");
+    // A token of a partial UTF-8 sequence gives its raw bytes.
+    int32_t id = tai_tokenizer_find(tok_, "\xc3\xa2");  // "â": byte 0xE2
+    ASSERT_GE(id, 0);
+    p = tai_token_piece(tok_, id, false, &len);
+    EXPECT_EQ(std::string(p, len), "\xe2");
+}
+
+TEST_F(SmolLM2Tokenizer, DetokenizeErrors) {
+    int32_t bad[] = {504, 49152};
+    size_t len = 0;
+    char buf[64];
+    EXPECT_EQ(tai_detokenize(tok_, bad, 2, false, buf, sizeof buf, &len), TINYAI_ERR_INVALID_ARG);
+    int32_t neg[] = {-1};
+    EXPECT_EQ(tai_detokenize(tok_, neg, 1, false, buf, sizeof buf, &len), TINYAI_ERR_INVALID_ARG);
+
+    std::vector<int32_t> ids = Encode("The capital of France is");
+    char small[8];
+    memset(small, 'x', sizeof small);
+    EXPECT_EQ(tai_detokenize(tok_, ids.data(), ids.size(), false, small, sizeof small, &len),
+              TINYAI_ERR_RANGE);
+    EXPECT_EQ(len, strlen("The capital of France is"));
+    EXPECT_STREQ(small, "The cap");  // truncated, NUL-terminated
+}
+
+// A 100 KB text of each kind (words, one long word, whitespace, digits, bytes
+// that are not UTF-8) must encode in well under the test's time limit and
+// round trip exactly. (Speed is measured in bench/, not asserted here.)
+TEST_F(SmolLM2Tokenizer, HundredKilobytes) {
+    std::string words;
+    const char *base = "The quick brown fox jumps over the lazy dog; 12345 éè 你好 🙂\n\t";
+    while (words.size() < 100000) words += base;
+    std::string long_word(100000, 'a');
+    for (size_t i = 0; i < long_word.size(); i++) long_word[i] = (char)('a' + (i * 7 + i / 3) % 26);
+    std::string spaces(100000, ' ');
+    std::string mixed_ws;
+    while (mixed_ws.size() < 100000) mixed_ws += " \t\n  \r\n\n";
+    std::string digits(100000, '7');
+    std::string binary(100000, '\0');
+    for (size_t i = 0; i < binary.size(); i++) binary[i] = (char)(0x80 + i % 64);
+    for (const std::string *s : {&words, &long_word, &spaces, &mixed_ws, &digits, &binary}) {
+        std::vector<int32_t> ids = Encode(*s);
+        EXPECT_GT(ids.size(), 0u);
+        EXPECT_EQ(Decode(ids), *s);
+    }
+}
+
+TEST_F(SmolLM2Tokenizer, ConcurrentUse) {
+    std::vector<std::vector<int32_t>> got(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&, t] {
+            bool ok = true;
+            for (int rep = 0; rep < 20 && ok; rep++) {
+                for (const ExpectedCase &c : kSmolLM2Cases) {
+                    std::vector<int32_t> ids(4096);
+                    size_t n = 0;
+                    if (tai_tokenize(tok_, c.text, c.len, c.parse_special, ids.data(), ids.size(),
+                                     &n) != TINYAI_OK) {
+                        ok = false;
+                        break;
+                    }
+                    ids.resize(n);
+                    if (ids != c.ids) ok = false;
+                }
+            }
+            got[t].push_back(ok ? 1 : 0);
+        });
+    }
+    for (auto &th : threads) th.join();
+    for (int t = 0; t < 4; t++) EXPECT_EQ(got[t], std::vector<int32_t>{1}) << "thread " << t;
+}
+
+TEST_F(SmolLM2Tokenizer, ChatMLMatchesJinja) {
+    for (const ExpectedChat &c : kSmolLM2Chats) {
+        SCOPED_TRACE(c.name);
+        std::vector<tai_chat_message> msgs;
+        for (const auto &m : c.msgs) msgs.push_back({m.first, m.second});
+        char *out = nullptr;
+        ASSERT_EQ(tai_chat_apply(mf_, tok_, msgs.data(), msgs.size(), c.add_assistant, &out), TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        EXPECT_EQ(std::string(out), std::string(c.prompt));
+        // The prompt tokenizes with its control tokens as single ids.
+        std::vector<int32_t> ids = Encode(out, true);
+        EXPECT_EQ(ids.front(), 1);
+        EXPECT_EQ(Decode(ids, true), std::string(out));
+        free(out);
+    }
+}
+
+TEST_F(SmolLM2Tokenizer, ChatBadArguments) {
+    tai_chat_message m[] = {{"user", nullptr}};
+    char *out = reinterpret_cast<char *>(1);
+    EXPECT_EQ(tai_chat_apply(mf_, tok_, m, 1, true, &out), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(out, nullptr);
+    EXPECT_EQ(tai_chat_apply(mf_, tok_, nullptr, 1, true, &out), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_chat_apply(mf_, tok_, m, 1, true, nullptr), TINYAI_ERR_INVALID_ARG);
+    // No messages: just the assistant's opening.
+    ASSERT_EQ(tai_chat_apply(mf_, tok_, nullptr, 0, true, &out), TINYAI_OK);
+    EXPECT_STREQ(out, "<|im_start|>assistant\n");
+    free(out);
+}
+
+// The tokenizer copies what it needs: it outlives the model file.
+TEST(SmolLM2TokenizerLifetime, WorksAfterTheFileIsClosed) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    tai_model_file *mf = nullptr;
+    ASSERT_EQ(tai_model_file_open(path.c_str(), false, &mf), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_tokenizer *tok = nullptr;
+    ASSERT_EQ(tai_tokenizer_load(mf, &tok), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_model_file_close(mf);
+    int32_t ids[8];
+    size_t n = 0;
+    const char *s = "The capital of France is";
+    ASSERT_EQ(tai_tokenize(tok, s, strlen(s), false, ids, 8, &n), TINYAI_OK);
+    EXPECT_EQ(std::vector<int32_t>(ids, ids + n), (std::vector<int32_t>{504, 3575, 282, 4649, 314}));
+    tai_tokenizer_free(tok);
+    tai_tokenizer_free(nullptr);
+}
+
+}  // namespace
