@@ -1,0 +1,251 @@
+/*
+ * runtime/format/tmai_write.c: writing a model file (GGUF or .tmai) as .tmai
+ * (docs/FORMAT.md).
+ *
+ * Plan: lay out the data first (each layer at a 4096 multiple, its tensors
+ * 64-byte aligned inside it, in the order of mf->layer_tensors), so that the
+ * header and tables, whose size does not depend on the data, can be encoded
+ * up front with the final offsets. The data is then written layer by layer
+ * from the source mapping while its XXH64 is computed; the checksums are
+ * patched into the layer table, the header checksum is computed, and the
+ * header and tables are written last at offset 0. Everything goes to
+ * "<path>.tmp", which is fsync'ed and renamed over `path`; on any failure
+ * the temporary file is removed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "runtime/base/error.h"
+#include "runtime/format/format_internal.h"
+#include "runtime/format/tmai_internal.h"
+
+static const uint8_t zeros[TMAI_ALIGNMENT];
+
+typedef struct {
+    int fd;
+    const char *tmp;
+    XXH64_state_t *xs; /* hashing the current layer, or NULL */
+} out_file;
+
+/* Writes n bytes at offset `at`, retrying short writes and EINTR. */
+static TinyAIStatus put(out_file *o, const void *p, uint64_t n, uint64_t at) {
+    const uint8_t *b = p;
+    if (o->xs) XXH64_update(o->xs, p, (size_t)n);
+    while (n > 0) {
+        size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
+        ssize_t w = pwrite(o->fd, b, chunk, (off_t)at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            return tai_error(TINYAI_ERR_IO, "%s: write failed at byte %llu: %s", o->tmp,
+                             (unsigned long long)at, w < 0 ? strerror(errno) : "no progress");
+        b += w;
+        at += (uint64_t)w;
+        n -= (uint64_t)w;
+    }
+    return TINYAI_OK;
+}
+
+static TinyAIStatus put_zeros(out_file *o, uint64_t n, uint64_t at) {
+    while (n > 0) {
+        uint64_t k = n < sizeof zeros ? n : sizeof zeros;
+        TinyAIStatus st = put(o, zeros, k, at);
+        if (st) return st;
+        n -= k;
+        at += k;
+    }
+    return TINYAI_OK;
+}
+
+static void put_u32_at(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64_at(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* fsyncs the directory holding `path` so the rename is durable. */
+static void sync_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: some file systems refuse it */
+        close(fd);
+    }
+}
+
+TinyAIStatus tai_tmai_write(const tai_model_file *mf, const char *path) {
+    if (!mf || !path) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_tmai_write: NULL argument");
+    TinyAIStatus st = TINYAI_OK;
+    int64_t n = mf->n_tensors;
+    int nl = mf->n_layers;
+    tai_buf meta = {0};
+    uint64_t *new_off = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
+    uint64_t *layer_off = malloc(sizeof(uint64_t) * (size_t)(nl ? nl : 1));
+    uint64_t *layer_size = malloc(sizeof(uint64_t) * (size_t)(nl ? nl : 1));
+    char *tmp = malloc(strlen(path) + 5);
+    out_file o = {-1, tmp, NULL};
+    bool created = false;
+    if (!new_off || !layer_off || !layer_size || !tmp) {
+        st = tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    sprintf(tmp, "%s.tmp", path);
+
+    /* Sizes of the sections. */
+    tai_buf kvbuf = {0};
+    for (int64_t i = 0; i < mf->n_kvs; i++) {
+        if (!tai_fmt_kv_encode(&kvbuf, &mf->kvs[i]) && !kvbuf.failed) {
+            tai_buf_free(&kvbuf);
+            st = tai_error(TINYAI_ERR_INVALID_ARG, "%s: kv '%s' cannot be encoded", path,
+                           mf->kvs[i].key);
+            goto done;
+        }
+    }
+    if (kvbuf.failed) {
+        tai_buf_free(&kvbuf);
+        st = tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    uint64_t tt_size = 0;
+    for (int64_t i = 0; i < n; i++) tt_size += TMAI_TENSOR_ENTRY_FIXED + strlen(mf->tensors[i].name);
+    uint64_t kv_off = TMAI_HEADER_SIZE, kv_size = kvbuf.len;
+    uint64_t tt_off = kv_off + kv_size;
+    uint64_t lt_off = tt_off + tt_size, lt_size = (uint64_t)nl * TMAI_LAYER_ENTRY_SIZE;
+    uint64_t meta_end = lt_off + lt_size;
+    uint64_t data_off = tai_align_up(meta_end, TMAI_ALIGNMENT);
+
+    /* Data layout, in layer order. */
+    uint64_t pos = data_off;
+    for (int l = 0; l < nl; l++) {
+        const tai_layer_entry *e = &mf->layers[l];
+        pos = tai_align_up(pos, TMAI_ALIGNMENT);
+        layer_off[l] = pos;
+        for (int j = 0; j < e->n_tensors; j++) {
+            int ti = mf->layer_tensors[e->first_tensor + j];
+            pos = tai_align_up(pos, TMAI_TENSOR_ALIGNMENT);
+            new_off[ti] = pos;
+            pos += mf->tensors[ti].size;
+        }
+        layer_size[l] = pos - layer_off[l];
+    }
+    uint64_t file_size = tai_align_up(pos, TMAI_ALIGNMENT);
+
+    /* Header and tables (layer checksums patched in later). */
+    uint8_t hdr[TMAI_HEADER_SIZE] = {0};
+    memcpy(hdr, "TMAI", 4);
+    put_u32_at(hdr + TMAI_H_VERSION, TMAI_VERSION);
+    put_u32_at(hdr + TMAI_H_HEADER_SIZE, TMAI_HEADER_SIZE);
+    put_u64_at(hdr + TMAI_H_FILE_SIZE, file_size);
+    put_u64_at(hdr + TMAI_H_ALIGNMENT, TMAI_ALIGNMENT);
+    put_u64_at(hdr + TMAI_H_TENSOR_ALIGNMENT, TMAI_TENSOR_ALIGNMENT);
+    put_u64_at(hdr + TMAI_H_N_KV, (uint64_t)mf->n_kvs);
+    put_u64_at(hdr + TMAI_H_N_TENSORS, (uint64_t)n);
+    put_u64_at(hdr + TMAI_H_N_LAYERS, (uint64_t)nl);
+    put_u64_at(hdr + TMAI_H_KV_OFFSET, kv_off);
+    put_u64_at(hdr + TMAI_H_KV_SIZE, kv_size);
+    put_u64_at(hdr + TMAI_H_TENSORS_OFFSET, tt_off);
+    put_u64_at(hdr + TMAI_H_TENSORS_SIZE, tt_size);
+    put_u64_at(hdr + TMAI_H_LAYERS_OFFSET, lt_off);
+    put_u64_at(hdr + TMAI_H_LAYERS_SIZE, lt_size);
+    put_u64_at(hdr + TMAI_H_DATA_OFFSET, data_off);
+    tai_buf_append(&meta, hdr, sizeof hdr);
+    tai_buf_append(&meta, kvbuf.data, kvbuf.len);
+    tai_buf_free(&kvbuf);
+    for (int l = 0; l < nl; l++) {
+        const tai_layer_entry *e = &mf->layers[l];
+        for (int j = 0; j < e->n_tensors; j++) {
+            int ti = mf->layer_tensors[e->first_tensor + j];
+            const tai_tensor *t = &mf->tensors[ti];
+            tai_buf_str(&meta, t->name, strlen(t->name));
+            tai_buf_u32(&meta, (uint32_t)t->type);
+            tai_buf_u32(&meta, (uint32_t)t->n_dims);
+            for (int d = 0; d < TAI_MAX_DIMS; d++)
+                tai_buf_u64(&meta, d < t->n_dims ? (uint64_t)t->ne[d] : 1);
+            tai_buf_u64(&meta, new_off[ti]);
+            tai_buf_u64(&meta, t->size);
+            tai_buf_u32(&meta, (uint32_t)l);
+            tai_buf_u32(&meta, 0);
+        }
+    }
+    uint64_t first = 0;
+    for (int l = 0; l < nl; l++) {
+        uint8_t le[TMAI_LAYER_ENTRY_SIZE] = {0};
+        put_u32_at(le + TMAI_L_INDEX, (uint32_t)l);
+        put_u32_at(le + TMAI_L_PRECISION, (uint32_t)mf->layers[l].precision);
+        put_u64_at(le + TMAI_L_OFFSET, layer_off[l]);
+        put_u64_at(le + TMAI_L_SIZE, layer_size[l]);
+        put_u64_at(le + TMAI_L_FIRST_TENSOR, first);
+        put_u64_at(le + TMAI_L_N_TENSORS, (uint64_t)mf->layers[l].n_tensors);
+        first += (uint64_t)mf->layers[l].n_tensors;
+        tai_buf_append(&meta, le, sizeof le);
+    }
+    if (meta.failed) {
+        st = tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+
+    o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o.fd < 0) {
+        st = tai_error(TINYAI_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    created = true;
+    o.xs = NULL;
+    XXH64_state_t *xs = XXH64_createState();
+    if (!xs) {
+        st = tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    /* Data, layer by layer, hashing each layer's bytes as they are written. */
+    pos = meta_end;
+    for (int l = 0; l < nl && !st; l++) {
+        const tai_layer_entry *e = &mf->layers[l];
+        o.xs = NULL;
+        st = put_zeros(&o, layer_off[l] - pos, pos);
+        pos = layer_off[l];
+        XXH64_reset(xs, 0);
+        o.xs = xs;
+        for (int j = 0; j < e->n_tensors && !st; j++) {
+            int ti = mf->layer_tensors[e->first_tensor + j];
+            const tai_tensor *t = &mf->tensors[ti];
+            st = put_zeros(&o, new_off[ti] - pos, pos);
+            if (!st) st = put(&o, t->data, t->size, new_off[ti]);
+            pos = new_off[ti] + t->size;
+        }
+        put_u64_at(meta.data + lt_off + (uint64_t)l * TMAI_LAYER_ENTRY_SIZE + TMAI_L_CHECKSUM,
+                   XXH64_digest(xs));
+    }
+    o.xs = NULL;
+    if (!st) st = put_zeros(&o, file_size - pos, pos);
+    if (!st) {
+        XXH64_reset(xs, 0);
+        XXH64_update(xs, meta.data, TMAI_H_CHECKSUM);
+        XXH64_update(xs, meta.data + TMAI_HEADER_SIZE, (size_t)(meta_end - TMAI_HEADER_SIZE));
+        put_u64_at(meta.data + TMAI_H_CHECKSUM, XXH64_digest(xs));
+        st = put(&o, meta.data, meta.len, 0);
+    }
+    XXH64_freeState(xs);
+    if (!st && fsync(o.fd) != 0)
+        st = tai_error(TINYAI_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(o.fd) != 0 && !st)
+        st = tai_error(TINYAI_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    o.fd = -1;
+    if (!st && rename(tmp, path) != 0)
+        st = tai_error(TINYAI_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp,
+                       strerror(errno));
+    if (!st) sync_dir(path);
+done:
+    if (o.fd >= 0) close(o.fd);
+    if (st && created) unlink(tmp);
+    tai_buf_free(&meta);
+    free(new_off);
+    free(layer_off);
+    free(layer_size);
+    free(tmp);
+    return st;
+}
