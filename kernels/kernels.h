@@ -16,6 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* C++ has no `restrict`; compilers spell it __restrict. Guarded so that a
+ * file which already made the same definition keeps working. */
+#if defined(__cplusplus) && !defined(restrict)
+#define restrict __restrict
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -1,0 +1,212 @@
+// tests/kernels/matmul_test.cc: the thread pool and the matmul driver.
+// The driver must give bit-identical results for 1, 2 and 3 threads (every
+// output is computed by one call of the same kernel whatever the split) and
+// match the scalar reference; the pool must run each index exactly once per
+// job and publish the workers' writes to the caller.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace {
+
+using tai_test::kIsas;
+using tai_test::kTypes;
+
+// ---- Pool -------------------------------------------------------------
+
+TEST(Pool, CreateRejectsBadArguments) {
+    tai_pool *p = reinterpret_cast<tai_pool *>(0x1);
+    EXPECT_EQ(tai_pool_create(0, &p), -EINVAL);
+    EXPECT_EQ(tai_pool_create(-3, &p), -EINVAL);
+    EXPECT_EQ(tai_pool_create(2, nullptr), -EINVAL);
+    tai_pool_destroy(nullptr);  // accepted
+}
+
+struct Counts {
+    std::vector<int> per_index;  // plain ints: written by one thread each
+    std::atomic<int> calls{0};
+    int expect_n = 0;
+    std::atomic<int> bad_n{0};
+};
+
+void CountFn(void *ctx, int i, int n) {
+    auto *c = static_cast<Counts *>(ctx);
+    if (n != c->expect_n) c->bad_n++;
+    c->per_index[i]++;
+    c->calls++;
+}
+
+TEST(Pool, EveryIndexRunsOncePerJob) {
+    for (int nth : {1, 2, 3, 5}) {
+        tai_pool *pool = nullptr;
+        ASSERT_EQ(tai_pool_create(nth, &pool), 0);
+        ASSERT_EQ(tai_pool_size(pool), nth);
+        Counts c;
+        c.per_index.assign(nth, 0);
+        c.expect_n = nth;
+        const int jobs = 2000;
+        for (int j = 0; j < jobs; j++) {
+            tai_pool_run(pool, CountFn, &c);
+            // all of this job's calls are done when run returns
+            ASSERT_EQ(c.calls.load(), (j + 1) * nth);
+        }
+        for (int i = 0; i < nth; i++) EXPECT_EQ(c.per_index[i], jobs) << nth << " " << i;
+        EXPECT_EQ(c.bad_n.load(), 0);
+        tai_pool_destroy(pool);
+    }
+}
+
+// Workers sleep between jobs (long pauses) and wake correctly.
+void SlowFill(void *ctx, int i, int n) {
+    auto *v = static_cast<std::vector<int> *>(ctx);
+    for (size_t k = i; k < v->size(); k += n) (*v)[k] = (int)k * 3;
+}
+
+TEST(Pool, WakesAfterIdleAndPublishesWrites) {
+    tai_pool *pool = nullptr;
+    ASSERT_EQ(tai_pool_create(3, &pool), 0);
+    for (int round = 0; round < 3; round++) {
+        std::vector<int> v(10001, -1);
+        tai_pool_run(pool, SlowFill, &v);
+        for (size_t k = 0; k < v.size(); k++) ASSERT_EQ(v[k], (int)k * 3) << k;
+        struct timespec ts = {0, 20 * 1000 * 1000};  // let the workers go to sleep
+        nanosleep(&ts, nullptr);
+    }
+    tai_pool_destroy(pool);
+}
+
+TEST(Pool, CreateDestroyRepeatedly) {
+    for (int i = 0; i < 50; i++) {
+        tai_pool *pool = nullptr;
+        ASSERT_EQ(tai_pool_create(1 + i % 4, &pool), 0);
+        if (i % 2) {
+            Counts c;
+            c.per_index.assign(1 + i % 4, 0);
+            c.expect_n = 1 + i % 4;
+            tai_pool_run(pool, CountFn, &c);
+            EXPECT_EQ(c.calls.load(), 1 + i % 4);
+        }
+        tai_pool_destroy(pool);
+    }
+}
+
+// ---- Scratch size -------------------------------------------------------
+
+TEST(Matmul, ScratchBytes) {
+    EXPECT_EQ(tai_prep_for(TAI_TYPE_F32), TAI_PREP_F32);
+    EXPECT_EQ(tai_prep_for(TAI_TYPE_F16), TAI_PREP_F32);
+    EXPECT_EQ(tai_prep_for(TAI_TYPE_Q4_0), TAI_PREP_Q8A);
+    EXPECT_EQ(tai_prep_for(TAI_TYPE_Q4_1), TAI_PREP_Q8A);
+    EXPECT_EQ(tai_prep_for(TAI_TYPE_Q8_0), TAI_PREP_Q8A);
+    EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_F32, 96), 96u * 4);
+    EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_Q8A, 96), 3u * 40);
+    EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_Q8A, 100), 0u);
+    EXPECT_EQ(tai_matmul_scratch_bytes(TAI_TYPE_Q4_0, 4128, 7), 7u * 129 * 40);
+    EXPECT_EQ(tai_matmul_scratch_bytes(TAI_TYPE_F16, 64, 3), 3u * 64 * 4);
+}
+
+TEST(Matmul, PrepColMatchesQuantizer) {
+    std::vector<float> x = tai_test::RandomFloats(96, 3);
+    std::vector<tai_block_q8a> a(3), b(3);
+    tai_prep_col(TAI_PREP_Q8A, x.data(), a.data(), 96);
+    tai_quantize_row_q8a(x.data(), b.data(), 96);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), sizeof(tai_block_q8a) * 3), 0);
+    std::vector<float> f(96);
+    tai_prep_col(TAI_PREP_F32, x.data(), f.data(), 96);
+    EXPECT_EQ(f, x);
+}
+
+// ---- Driver: threads and reference -------------------------------------
+
+using Param = std::tuple<tai_type, tai_isa, int64_t /*ncols*/>;
+class MatmulThreads : public ::testing::TestWithParam<Param> {};
+
+TEST_P(MatmulThreads, SameResultForAnyThreadCountAndMatchesRef) {
+    auto [t, isa, ncols] = GetParam();
+    if (!tai_isa_supported(isa)) GTEST_SKIP() << tai_isa_name(isa) << " not supported here";
+    const tai_kernels *k = tai_kernels_get(isa);
+    for (int64_t rows : {2, 37, 130}) {
+        const int64_t n = 576;
+        const size_t rb = tai_type_row_bytes(t, n);
+        std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, rb, 11 + (uint32_t)rows);
+        std::vector<float> x = tai_test::RandomFloats(n * ncols, 21);
+        std::vector<uint8_t> scratch(tai_matmul_scratch_bytes(t, n, ncols));
+
+        std::vector<float> y1(rows * ncols, -7.0f);
+        tai_matmul(k, nullptr, t, w.data(), rows, n, x.data(), y1.data(), ncols, scratch.data());
+        for (int nth : {2, 3}) {
+            tai_pool *pool = nullptr;
+            ASSERT_EQ(tai_pool_create(nth, &pool), 0);
+            std::vector<float> yn(rows * ncols, -9.0f);
+            std::fill(scratch.begin(), scratch.end(), 0xEE);
+            tai_matmul(k, pool, t, w.data(), rows, n, x.data(), yn.data(), ncols,
+                       scratch.data());
+            tai_pool_destroy(pool);
+            ASSERT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * sizeof(float)), 0)
+                << nth << " threads, rows " << rows;
+        }
+
+        // Y[c][r] = reference kernel on the prepared columns
+        tai_prep p = tai_prep_for(t);
+        size_t cb = tai_prep_col_bytes(p, n);
+        std::vector<uint8_t> xp(cb * ncols);
+        for (int64_t c = 0; c < ncols; c++) tai_prep_col(p, x.data() + c * n, xp.data() + c * cb, n);
+        std::vector<float> yr(rows * ncols);
+        tai_kernels_get(TAI_ISA_SCALAR)
+            ->rows[t](w.data(), rb, xp.data(), cb, yr.data(), rows, n, 0, rows, ncols);
+        EXPECT_LE(tai_test::Nrmse(y1.data(), yr.data(), yr.size()), 2e-5) << "rows " << rows;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, MatmulThreads,
+                         ::testing::Combine(::testing::ValuesIn(kTypes),
+                                            ::testing::ValuesIn(kIsas),
+                                            ::testing::Values(1, 3, 7)),
+                         [](const auto &info) {
+                             return tai_test::TypeName(std::get<0>(info.param)) + "_" +
+                                    tai_isa_name(std::get<1>(info.param)) + "_c" +
+                                    std::to_string(std::get<2>(info.param));
+                         });
+
+// Against the unquantized float product: the driver's total error (weight
+// and activation quantization included) is of the expected size per type.
+TEST(Matmul, CloseToFloatProduct) {
+    const int64_t rows = 16, n = 1536, ncols = 2;
+    std::vector<float> wf = tai_test::RandomFloats(rows * n, 5);
+    std::vector<float> x = tai_test::RandomFloats(n * ncols, 6);
+    std::vector<float> exact(rows * ncols);
+    for (int64_t c = 0; c < ncols; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            double s = 0;
+            for (int64_t k = 0; k < n; k++) s += (double)wf[r * n + k] * x[c * n + k];
+            exact[c * rows + r] = (float)s;
+        }
+    const struct {
+        tai_type t;
+        double tol;
+    } cases[] = {{TAI_TYPE_F32, 1e-5}, {TAI_TYPE_F16, 2e-3}, {TAI_TYPE_Q8_0, 1e-2},
+                 {TAI_TYPE_Q4_1, 0.15}, {TAI_TYPE_Q4_0, 0.15}};
+    const tai_kernels *k = tai_kernels_get(tai_isa_best(TAI_ISA_AVX512));
+    for (const auto &cs : cases) {
+        size_t rb = tai_type_row_bytes(cs.t, n);
+        std::vector<uint8_t> w(rb * rows);
+        for (int64_t r = 0; r < rows; r++)
+            tai_quantize_row(cs.t, wf.data() + r * n, w.data() + r * rb, n);
+        std::vector<uint8_t> scratch(tai_matmul_scratch_bytes(cs.t, n, ncols));
+        std::vector<float> y(rows * ncols);
+        tai_matmul(k, nullptr, cs.t, w.data(), rows, n, x.data(), y.data(), ncols,
+                   scratch.data());
+        EXPECT_LE(tai_test::Nrmse(y.data(), exact.data(), y.size()), cs.tol)
+            << tai_type_name(cs.t);
+    }
+}
+
+}  // namespace

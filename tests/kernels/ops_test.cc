@@ -1,0 +1,176 @@
+// tests/kernels/ops_test.cc: rmsnorm, softmax, silu_mul, rope (against small
+// cases computed by hand), attention (against a naive double implementation
+// with grouped-query heads) and embedding rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace {
+
+TEST(RmsNorm, SmallCaseAndAliasing) {
+    // mean(x^2) = (1 + 4 + 9 + 16) / 4 = 7.5
+    const float x[4] = {1, 2, 3, 4}, w[4] = {1, 1, 2, 0.5f};
+    float out[4];
+    tai_rmsnorm(out, x, w, 4, 0.0f);
+    const double s = 1.0 / std::sqrt(7.5);
+    EXPECT_NEAR(out[0], 1 * s * 1, 1e-6);
+    EXPECT_NEAR(out[1], 2 * s * 1, 1e-6);
+    EXPECT_NEAR(out[2], 3 * s * 2, 1e-6);
+    EXPECT_NEAR(out[3], 4 * s * 0.5, 1e-6);
+    // eps enters inside the square root
+    tai_rmsnorm(out, x, w, 4, 2.5f);
+    EXPECT_NEAR(out[0], 1 / std::sqrt(10.0), 1e-6);
+    // in place
+    float y[4] = {1, 2, 3, 4};
+    tai_rmsnorm(y, y, w, 4, 0.0f);
+    EXPECT_NEAR(y[3], 4 * s * 0.5, 1e-6);
+}
+
+TEST(Softmax, KnownValuesAndLargeInputs) {
+    float x[3] = {1, 2, 3};
+    tai_softmax(x, 3);
+    const double e = std::exp(1.0), den = 1 + e + e * e;
+    EXPECT_NEAR(x[0], 1 / den, 1e-7);
+    EXPECT_NEAR(x[1], e / den, 1e-7);
+    EXPECT_NEAR(x[2], e * e / den, 1e-7);
+    // logits that would overflow expf without the max subtraction
+    float big[3] = {1000, 1001, -INFINITY};
+    tai_softmax(big, 3);
+    EXPECT_NEAR(big[0], 1 / (1 + e), 1e-6);
+    EXPECT_NEAR(big[1], e / (1 + e), 1e-6);
+    EXPECT_EQ(big[2], 0.0f);
+    float one[1] = {-5};
+    tai_softmax(one, 1);
+    EXPECT_EQ(one[0], 1.0f);
+}
+
+TEST(SiluMul, KnownValues) {
+    float g[5] = {0, 1, -1, -200, 30};
+    const float up[5] = {3, 2, 2, 1, 0.5f};
+    tai_silu_mul(g, up, 5);
+    EXPECT_EQ(g[0], 0.0f);
+    EXPECT_NEAR(g[1], 2 * 0.7310585786300049, 1e-6);   // 1 * sigmoid(1) * 2
+    EXPECT_NEAR(g[2], 2 * -0.2689414213699951, 1e-6);  // -1 * sigmoid(-1) * 2
+    EXPECT_EQ(g[3], 0.0f);                              // limit, not nan
+    EXPECT_NEAR(g[4], 15.0f, 1e-5);
+}
+
+TEST(Rope, HandComputed) {
+    // head_dim 6, rot_dim 4, theta 10000, pos 1: pair 0 turns by 1 rad,
+    // pair 1 by 10000^(-2/4) = 0.01 rad, pair 2 (dims 4, 5) is not rotated.
+    float x[12] = {1, 0, 0, 1, 5, 6,   // head 0
+                   2, 3, 1, 1, 7, 8};  // head 1
+    tai_rope(x, 2, 6, 4, 1, 10000.0f);
+    const double c1 = 0.5403023058681398, s1 = 0.8414709848078965;
+    const double c2 = 0.9999500004166653, s2 = 0.009999833334166664;
+    EXPECT_NEAR(x[0], c1, 1e-7);
+    EXPECT_NEAR(x[1], s1, 1e-7);
+    EXPECT_NEAR(x[2], -s2, 1e-7);
+    EXPECT_NEAR(x[3], c2, 1e-7);
+    EXPECT_EQ(x[4], 5.0f);
+    EXPECT_EQ(x[5], 6.0f);
+    EXPECT_NEAR(x[6], 2 * c1 - 3 * s1, 1e-6);
+    EXPECT_NEAR(x[7], 2 * s1 + 3 * c1, 1e-6);
+    EXPECT_NEAR(x[8], c2 - s2, 1e-6);
+    EXPECT_NEAR(x[9], s2 + c2, 1e-6);
+    EXPECT_EQ(x[10], 7.0f);
+    EXPECT_EQ(x[11], 8.0f);
+}
+
+TEST(Rope, PositionZeroIsIdentityAndLargePositions) {
+    std::vector<float> x = tai_test::RandomFloats(64, 4), y = x;
+    tai_rope(y.data(), 2, 32, 32, 0, 10000.0f);
+    EXPECT_EQ(x, y);
+    // pos 5000, pair 0 turns by exactly 5000 rad; norms are kept
+    float p[4] = {1, 0, 3, 4};
+    tai_rope(p, 1, 4, 4, 5000, 500000.0f);
+    EXPECT_NEAR(p[0], std::cos(5000.0), 1e-6);
+    EXPECT_NEAR(p[1], std::sin(5000.0), 1e-6);
+    EXPECT_NEAR(std::hypot(p[2], p[3]), 5.0, 1e-5);
+    const double a = 5000.0 * std::pow(500000.0, -0.5);
+    EXPECT_NEAR(p[2], 3 * std::cos(a) - 4 * std::sin(a), 1e-5);
+}
+
+// Naive attention in double: scores, softmax, weighted sum, per query head
+// with kv head h / (n_head / n_kv_head).
+std::vector<double> NaiveAttention(const std::vector<float> &q, const std::vector<float> &k,
+                                   const std::vector<float> &v, int64_t n_pos,
+                                   int64_t stride, int n_head, int n_kv, int hd) {
+    std::vector<double> out(n_head * hd, 0.0);
+    for (int h = 0; h < n_head; h++) {
+        int g = h / (n_head / n_kv);
+        std::vector<double> s(n_pos);
+        double mx = -INFINITY;
+        for (int64_t p = 0; p < n_pos; p++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * k[p * stride + g * hd + i];
+            s[p] = d / std::sqrt((double)hd);
+            mx = std::max(mx, s[p]);
+        }
+        double sum = 0;
+        for (auto &e : s) sum += (e = std::exp(e - mx));
+        for (int64_t p = 0; p < n_pos; p++)
+            for (int i = 0; i < hd; i++)
+                out[h * hd + i] += s[p] / sum * v[p * stride + g * hd + i];
+    }
+    return out;
+}
+
+TEST(Attention, MatchesNaiveWithGroupedHeads) {
+    struct Case {
+        int n_head, n_kv, hd;
+        int64_t n_pos;
+    } cases[] = {{4, 2, 8, 5}, {8, 8, 16, 1}, {6, 1, 4, 33}, {8, 2, 64, 17}};
+    for (const auto &cs : cases) {
+        const int64_t stride = cs.n_kv * cs.hd + 3;  // padded positions
+        std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 1, -2, 2);
+        std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 2, -2, 2);
+        std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 3, -2, 2);
+        std::vector<float> out(cs.n_head * cs.hd, 123.0f), att(cs.n_pos);
+        tai_attention(out.data(), q.data(), k.data(), v.data(), cs.n_pos, stride, cs.n_head,
+                      cs.n_kv, cs.hd, att.data());
+        std::vector<double> want = NaiveAttention(q, k, v, cs.n_pos, stride, cs.n_head,
+                                                  cs.n_kv, cs.hd);
+        for (size_t i = 0; i < out.size(); i++)
+            ASSERT_NEAR(out[i], want[i], 1e-5) << cs.n_head << "/" << cs.n_kv << " at " << i;
+    }
+}
+
+// With one position the output is exactly that position's value vector of
+// the mapped kv head, which pins the GQA mapping down.
+TEST(Attention, SinglePositionCopiesMappedValueHead) {
+    const int n_head = 4, n_kv = 2, hd = 2;
+    const float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const float k[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+    const float v[4] = {10, 11, 20, 21};  // kv head 0: (10, 11), kv head 1: (20, 21)
+    float out[8], att[1];
+    tai_attention(out, q, k, v, 1, 4, n_head, n_kv, hd, att);
+    const float want[8] = {10, 11, 10, 11, 20, 21, 20, 21};
+    for (int i = 0; i < 8; i++) EXPECT_FLOAT_EQ(out[i], want[i]) << i;
+}
+
+TEST(Embedding, RowsOfEveryType) {
+    const int64_t n = 64, rows = 5;
+    std::vector<float> f = tai_test::RandomFloats(n * rows, 8);
+    for (tai_type t : tai_test::kTypes) {
+        size_t rb = tai_type_row_bytes(t, n);
+        std::vector<uint8_t> table(rb * rows);
+        for (int64_t r = 0; r < rows; r++)
+            tai_quantize_row(t, f.data() + r * n, table.data() + r * rb, n);
+        for (int64_t r : {0, 3, 4}) {
+            std::vector<float> got(n), want(n);
+            tai_embedding_row(t, table.data(), r, n, got.data());
+            tai_dequantize_row(t, table.data() + r * rb, want.data(), n);
+            EXPECT_EQ(got, want) << tai_type_name(t) << " row " << r;
+            // and it is close to the original row
+            EXPECT_LE(tai_test::Nrmse(got.data(), f.data() + r * n, n), 0.2) << tai_type_name(t);
+        }
+    }
+}
+
+}  // namespace
