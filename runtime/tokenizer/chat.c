@@ -90,39 +90,48 @@ static void chatml(sbuf *b, const char *tmpl, const tai_chat_message *msgs, size
     if (add_assistant) sb_str(b, "<|im_start|>assistant\n");
 }
 
-static void add_trimmed(sbuf *b, const char *s) {
+/* Appends s without trailing (and, if `left`, leading) whitespace. */
+static void add_trimmed(sbuf *b, const char *s, bool left) {
     const char *e = s + strlen(s);
-    while (s < e && strchr(" \t\n\r\v\f", *s)) s++;
+    while (left && s < e && strchr(" \t\n\r\v\f", *s)) s++;
     while (e > s && strchr(" \t\n\r\v\f", e[-1])) e--;
     sb_add(b, s, (size_t)(e - s));
 }
 
+/* Llama 2's template strips `content` after joining the system block to the
+ * first user message, so the system text and the start of that message keep
+ * their whitespace; other messages are stripped on both sides. */
 static void llama2(sbuf *b, const char *tmpl, const tai_chat_message *msgs, size_t n) {
     bool sys_tags = strstr(tmpl, "<<SYS>>") != NULL;
     bool space_around = strstr(tmpl, "' ' + eos_token") != NULL;
     bool bos_inside = strstr(tmpl, "bos_token + '[INST]") != NULL;
     bool strip = strstr(tmpl, "content.strip()") != NULL;
     bool in_turn = true; /* the first [INST] comes without BOS: callers add it */
+    bool after_sys = false;
     sb_str(b, "[INST] ");
     for (size_t i = 0; i < n; i++) {
         const char *role = msgs[i].role;
+        const char *content = msgs[i].content;
         if (!in_turn) {
             in_turn = true;
             sb_str(b, bos_inside ? "<s>[INST] " : "[INST] ");
         }
         if (strcmp(role, "system") == 0) {
             if (sys_tags) sb_str(b, "<<SYS>>\n");
-            strip ? add_trimmed(b, msgs[i].content) : sb_str(b, msgs[i].content);
+            sb_str(b, content);
             sb_str(b, sys_tags ? "\n<</SYS>>\n\n" : "\n");
+            after_sys = true;
         } else if (strcmp(role, "user") == 0) {
-            strip ? add_trimmed(b, msgs[i].content) : sb_str(b, msgs[i].content);
+            strip ? add_trimmed(b, content, !after_sys) : sb_str(b, content);
             sb_str(b, " [/INST]");
+            after_sys = false;
         } else {
             if (space_around) sb_str(b, " ");
-            strip ? add_trimmed(b, msgs[i].content) : sb_str(b, msgs[i].content);
+            strip ? add_trimmed(b, content, true) : sb_str(b, content);
             if (space_around) sb_str(b, " ");
             sb_str(b, "</s>");
             in_turn = false;
+            after_sys = false;
         }
     }
 }

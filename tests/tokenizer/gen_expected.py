@@ -65,6 +65,34 @@ CHATS = [
 ]
 
 
+# Other chat template families, rendered by jinja2 too (the real templates of
+# Llama 2 chat and Zephyr 7B beta). tai_chat_apply leaves BOS to its caller, so
+# the rendered prompt's leading bos_token is dropped.
+LLAMA2_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n"
+    "{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n"
+    "{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n"
+    "{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+    "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+OTHER_CHATS = [
+    ("llama2", LLAMA2_TEMPLATE,
+     [("system", "Be brief."), ("user", " Hi there "), ("assistant", "Hello!"), ("user", "Bye.")], True),
+    ("zephyr", ZEPHYR_TEMPLATE,
+     [("system", "Be brief."), ("user", "Hi there"), ("assistant", "Hello!"), ("user", "Bye.")], True),
+]
+
+
 def c_string(b: bytes) -> str:
     out = []
     for ch in b:
@@ -134,6 +162,20 @@ def main():
         m = ", ".join("{%s, %s}" % (c_string(a.encode()), c_string(c.encode())) for a, c in msgs)
         lines.append("    {%s, {%s}, %s, %s}," % (c_string(name.encode()), m,
                                                    "true" if gen else "false", c_string(out.encode())))
+    lines.append("};")
+    lines += ["", "struct ExpectedOtherChat {", "    const char *name;", "    const char *tmpl;",
+              "    std::vector<std::pair<const char *, const char *>> msgs;",
+              "    bool add_assistant;", "    const char *prompt;", "};", "",
+              "// Rendered with bos_token <s>, eos_token </s>; the leading <s> dropped.",
+              "static const ExpectedOtherChat kOtherChats[] = {"]
+    for name, src, msgs, gen in OTHER_CHATS:
+        out = env.from_string(src).render(messages=[{"role": a, "content": c} for a, c in msgs],
+                                          add_generation_prompt=gen, bos_token="<s>", eos_token="</s>")
+        if out.startswith("<s>"):
+            out = out[3:]
+        m = ", ".join("{%s, %s}" % (c_string(a.encode()), c_string(c.encode())) for a, c in msgs)
+        lines.append("    {%s, %s, {%s}, %s, %s}," % (c_string(name.encode()), c_string(src.encode()), m,
+                                                       "true" if gen else "false", c_string(out.encode())))
     lines.append("};")
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")
