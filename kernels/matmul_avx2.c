@@ -63,6 +63,7 @@ static void f32_dot4(const float *w, const float *const x[4], int64_t n, float o
     for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < n; k += 16) {
         __m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + k + 8);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             a[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + k), a[c][0]);
             a[c][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + k + 8), a[c][1]);
@@ -94,6 +95,7 @@ static void f16_dot4(const uint16_t *w, const float *const x[4], int64_t n, floa
     for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < n; k += 16) {
         __m256 w0 = ld_f16(w + k), w1 = ld_f16(w + k + 8);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             a[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + k), a[c][0]);
             a[c][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + k + 8), a[c][1]);
@@ -149,6 +151,7 @@ static void q8_0_dot4(const tai_block_q8_0 *w, const tai_block_q8a *const x[4],
         __m256i wq = bytes1(w[b].qs); /* decoded once for four columns */
         __m256i wabs = _mm256_abs_epi8(wq);
         float d = fp16(w[b].d);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             __m256i p = dot_us(wabs, _mm256_sign_epi8(bytes1(x[c][b].qs), wq));
             a[c] = fma_block(p, d * x[c][b].d, a[c]);
@@ -178,6 +181,7 @@ static void q4_0_dot4(const tai_block_q4_0 *w, const tai_block_q8a *const x[4],
     for (int64_t b = 0; b < nb; b++) {
         __m256i wq = nibbles1(w[b].qs);
         float d = fp16(w[b].d);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++)
             a[c] = fma_block(q4_0_prod(wq, bytes1(x[c][b].qs)), d * x[c][b].d, a[c]);
     }
@@ -211,6 +215,7 @@ static void q4_1_dot4(const tai_block_q4_1 *w, const tai_block_q8a *const x[4],
     for (int64_t b = 0; b < nb; b++) {
         __m256i wq = nibbles1(w[b].qs);
         float d = fp16(w[b].d), mw = fp16(w[b].m);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             a[c] = fma_block(q4_1_prod(wq, bytes1(x[c][b].qs)), d * x[c][b].d, a[c]);
             m[c] += mw * x[c][b].s;

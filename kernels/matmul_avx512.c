@@ -70,6 +70,7 @@ static void f32_dot4(const float *w, const float *const x[4], int64_t n, float o
     for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < n; k += 32) {
         __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + k + 16);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             a[c][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[c] + k), a[c][0]);
             a[c][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[c] + k + 16), a[c][1]);
@@ -104,6 +105,7 @@ static void f16_dot4(const uint16_t *w, const float *const x[4], int64_t n, floa
     for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < n; k += 32) {
         __m512 w0 = ld_f16(w + k), w1 = ld_f16(w + k + 16);
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             a[c][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[c] + k), a[c][0]);
             a[c][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[c] + k + 16), a[c][1]);
@@ -153,6 +155,7 @@ static inline void q8_0_step4(const tai_block_q8_0 *w, const tai_block_q8a *cons
     __m512i wabs = _mm512_abs_epi8(wq);
     __mmask64 wneg = _mm512_movepi8_mask(wq);
     float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         const tai_block_q8a *xc = x[c];
         __m512i p = q8_0_prod(wabs, wneg, bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL));
@@ -205,6 +208,7 @@ static inline void q4_0_step4(const tai_block_q4_0 *w, const tai_block_q8a *cons
                               int64_t b, int two, __m512 a[4]) {
     __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
     float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         const tai_block_q8a *xc = x[c];
         __m512i p = q4_0_prod(wq, bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL));
@@ -258,6 +262,7 @@ static inline void q4_1_step4(const tai_block_q4_1 *w, const tai_block_q8a *cons
     __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
     float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
     float m0 = fp16(w[b].m), m1 = two ? fp16(w[b + 1].m) : 0.0f;
+    #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         const tai_block_q8a *xc = x[c];
         __m512i xq = bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL);

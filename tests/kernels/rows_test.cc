@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -26,6 +27,11 @@ using tai_test::kTypes;
 struct Shape {
     int64_t rows, n, ncols;
 };
+
+// How gtest prints a Shape in failure messages.
+void PrintTo(const Shape &s, std::ostream *os) {
+    *os << "rows=" << s.rows << " n=" << s.n << " ncols=" << s.ncols;
+}
 
 std::vector<Shape> Shapes() {
     std::vector<Shape> s;
