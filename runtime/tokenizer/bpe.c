@@ -59,19 +59,20 @@ static const char k_gpt2[] =
 static const char k_digit[] = "\\p{N}";
 /* Llama 3. */
 static const char k_llama3[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 static TinyAIStatus compile(tai_tokenizer *tok, const char *pattern) {
     int err;
     PCRE2_SIZE at;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &at, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &at, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(err, msg, sizeof(msg));
-        return tai_error(TINYAI_ERR_INTERNAL, "tokenizer: pre-tokenizer regex: %s at %zu", (char *)msg,
-                         (size_t)at);
+        return tai_error(TINYAI_ERR_INTERNAL, "tokenizer: pre-tokenizer regex: %s at %zu",
+                         (char *)msg, (size_t)at);
     }
     /* JIT where PCRE2 has it; the interpreter otherwise. Either way the
      * compiled code is read-only and shared by all threads. */
@@ -117,7 +118,8 @@ static uint64_t mix64(uint64_t x) {
     return x;
 }
 
-static bool merge_find(const tai_tokenizer *tok, int32_t l, int32_t r, int32_t *rank, int32_t *res) {
+static bool merge_find(const tai_tokenizer *tok, int32_t l, int32_t r, int32_t *rank,
+                       int32_t *res) {
     uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
     uint64_t i = mix64(key) & tok->mmask;
     for (;;) {
@@ -136,7 +138,8 @@ TinyAIStatus tai_bpe_load_merges(tai_tokenizer *tok, const tai_model_file *mf) {
     const tai_kv *kv = tai_model_file_find_kv(mf, "tokenizer.ggml.merges");
     if (!kv) return tai_error(TINYAI_ERR_FORMAT, "tokenizer: missing tokenizer.ggml.merges");
     if (kv->type != TAI_KV_ARRAY || kv->v.arr.type != TAI_KV_STRING) {
-        return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges is not an array of strings");
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "tokenizer: tokenizer.ggml.merges is not an array of strings");
     }
     if (kv->v.arr.n > INT32_MAX / 4) {
         return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.merges has %llu entries",
@@ -180,9 +183,11 @@ TinyAIStatus tai_bpe_load_merges(tai_tokenizer *tok, const tai_model_file *mf) {
             res = tai_tok_lookup(tok, cat, nl + nr);
         }
         if (l < 0 || rr < 0 || res < 0) {
-            st = tai_error(TINYAI_ERR_FORMAT, "tokenizer: merge %d \"%.*s\" references a token not in the vocabulary (%s)",
-                           r, (int)(len > 64 ? 64 : len), s,
-                           l < 0 ? "left" : rr < 0 ? "right" : "merged");
+            const char *which = l < 0 ? "left" : rr < 0 ? "right" : "merged";
+            st = tai_error(TINYAI_ERR_FORMAT,
+                           "tokenizer: merge %d \"%.*s\" references a token not in the "
+                           "vocabulary (%s)",
+                           r, (int)(len > 64 ? 64 : len), s, which);
             break;
         }
         uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)rr;
@@ -298,9 +303,10 @@ static TinyAIStatus bpe_piece(const tai_tokenizer *tok, tai_tok_work *w, const c
         /* A byte the vocabulary cannot spell: U+FFFD instead. (Hugging Face
          * and llama.cpp drop such bytes without a trace.) */
         if (tok->n_repl == 0) {
-            return tai_error(TINYAI_ERR_UNSUPPORTED,
-                             "tokenizer: byte 0x%02x has no token in this vocabulary (nor has U+FFFD)",
-                             (unsigned)(uint8_t)s[i]);
+            return tai_error(
+                TINYAI_ERR_UNSUPPORTED,
+                "tokenizer: byte 0x%02x has no token in this vocabulary (nor has U+FFFD)",
+                (unsigned)(uint8_t)s[i]);
         }
         for (int j = 0; j < tok->n_repl; j++) tai_tok_emit(out, tok->repl_ids[j]);
     }
@@ -331,18 +337,24 @@ static TinyAIStatus split(const tai_tokenizer *tok, tai_tok_work *w, int level, 
     const pcre2_code *re = tok->re[level];
     if (!w->md[level]) {
         w->md[level] = pcre2_match_data_create_from_pattern(re, NULL);
-        if (!w->md[level]) return tai_error(TINYAI_ERR_NOMEM, "tokenizer: out of memory for regex match data");
+        if (!w->md[level])
+            return tai_error(TINYAI_ERR_NOMEM, "tokenizer: out of memory for regex match data");
     }
     pcre2_match_data *md = w->md[level];
     TinyAIStatus st;
     size_t gap = 0, off = 0;
     while (off < n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, 0, md, NULL);
+        /* The JIT's stack is small and fixed; the interpreter's is on the heap. */
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+            rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, PCRE2_NO_JIT, md, NULL);
+        }
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(rc, msg, sizeof(msg));
-            return tai_error(TINYAI_ERR_INTERNAL, "tokenizer: pre-tokenizer regex failed: %s", (char *)msg);
+            return tai_error(TINYAI_ERR_INTERNAL, "tokenizer: pre-tokenizer regex failed: %s",
+                             (char *)msg);
         }
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];

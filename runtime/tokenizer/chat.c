@@ -75,7 +75,8 @@ static void chatml(sbuf *b, const char *tmpl, const tai_chat_message *msgs, size
                    bool add_assistant) {
     const char *sys;
     size_t sys_len;
-    if (tmpl && n > 0 && strcmp(msgs[0].role, "system") != 0 && default_system(tmpl, &sys, &sys_len)) {
+    if (tmpl && n > 0 && strcmp(msgs[0].role, "system") != 0 &&
+        default_system(tmpl, &sys, &sys_len)) {
         sb_str(b, "<|im_start|>system\n");
         sb_add(b, sys, sys_len);
         sb_str(b, "<|im_end|>\n");
@@ -160,9 +161,11 @@ static void zephyr(sbuf *b, const tai_tokenizer *tok, const tai_chat_message *ms
 }
 
 TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
-                            const tai_chat_message *msgs, size_t n, bool add_assistant, char **out) {
+                            const tai_chat_message *msgs, size_t n, bool add_assistant,
+                            char **out) {
     if (out) *out = NULL;
-    if (!out || (!msgs && n > 0)) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: NULL argument");
+    if (!out || (!msgs && n > 0))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: NULL argument");
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].role || !msgs[i].content) {
             return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: message %zu has no %s", i,
@@ -184,14 +187,16 @@ TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
             fam = FAM_ZEPHYR;
         } else {
             return tai_error(TINYAI_ERR_UNSUPPORTED,
-                             "tai_chat_apply: unrecognised chat template (not ChatML, Llama 2 [INST] or Zephyr): \"%.60s...\"",
+                             "tai_chat_apply: unrecognised chat template (not ChatML, Llama 2 "
+                             "[INST] or Zephyr): \"%.60s...\"",
                              tmpl);
         }
     } else if (tok && tai_tokenizer_find(tok, "<|im_start|>") >= 0) {
         fam = FAM_CHATML;
     } else {
-        return tai_error(TINYAI_ERR_UNSUPPORTED,
-                         "tai_chat_apply: the model has no chat template and no <|im_start|> token");
+        return tai_error(
+            TINYAI_ERR_UNSUPPORTED,
+            "tai_chat_apply: the model has no chat template and no <|im_start|> token");
     }
 
     sbuf b = {0};

@@ -124,7 +124,8 @@ TinyAIStatus tai_spm_encode(const tai_tokenizer *tok, tai_tok_work *w, const cha
         spm_pair p = heap_pop(w);
         int32_t l = p.left, r = p.right;
         /* Stale: either side was merged into another symbol since. */
-        if (w->len[l] == 0 || w->len[r] == 0 || w->next[l] != r || w->len[l] + w->len[r] != p.size) {
+        if (w->len[l] == 0 || w->len[r] == 0 || w->next[l] != r ||
+            w->len[l] + w->len[r] != p.size) {
             continue;
         }
         w->len[l] += w->len[r];
@@ -145,9 +146,10 @@ TinyAIStatus tai_spm_encode(const tai_tokenizer *tok, tai_tok_work *w, const cha
         for (int32_t j = 0; j < w->len[i]; j++) {
             uint8_t byte = (uint8_t)b[w->start[i] + j];
             if (tok->byte_tok[byte] < 0) {
-                return tai_error(TINYAI_ERR_UNSUPPORTED,
-                                 "tokenizer: byte 0x%02x has no token (no <0x%02X> and no unknown token)",
-                                 (unsigned)byte, (unsigned)byte);
+                return tai_error(
+                    TINYAI_ERR_UNSUPPORTED,
+                    "tokenizer: byte 0x%02x has no token (no <0x%02X> and no unknown token)",
+                    (unsigned)byte, (unsigned)byte);
             }
             tai_tok_emit(out, tok->byte_tok[byte]);
         }

@@ -190,8 +190,9 @@ static TinyAIStatus get_token_id(const tai_model_file *mf, const char *key, int3
         return TINYAI_OK;
     }
     if (kv->v.u64 >= (uint64_t)n_vocab) {
-        return tai_error(TINYAI_ERR_FORMAT, "tokenizer: %s = %llu is outside the vocabulary (%d tokens)",
-                         key, (unsigned long long)kv->v.u64, n_vocab);
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "tokenizer: %s = %llu is outside the vocabulary (%d tokens)", key,
+                         (unsigned long long)kv->v.u64, n_vocab);
     }
     *out = (int32_t)kv->v.u64;
     return TINYAI_OK;
@@ -253,7 +254,8 @@ static int64_t arr_int(const tai_kv *kv, uint64_t i) {
 
 static TinyAIStatus load_texts(tai_tokenizer *tok, const tai_kv *kv) {
     if (kv->v.arr.type != TAI_KV_STRING) {
-        return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is not an array of strings");
+        return tai_error(TINYAI_ERR_FORMAT,
+                         "tokenizer: tokenizer.ggml.tokens is not an array of strings");
     }
     if (kv->v.arr.n == 0 || kv->v.arr.n > INT32_MAX / 2) {
         return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens has %llu entries",
@@ -301,7 +303,8 @@ static TinyAIStatus load_types_scores(tai_tokenizer *tok, const tai_model_file *
     if (st) return st;
     if (kv) {
         if (!is_int_type(kv->v.arr.type)) {
-            return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.token_type is not an integer array");
+            return tai_error(TINYAI_ERR_FORMAT,
+                             "tokenizer: tokenizer.ggml.token_type is not an integer array");
         }
         if (kv->v.arr.n != (uint64_t)tok->n_vocab) {
             return tai_error(TINYAI_ERR_FORMAT,
@@ -321,7 +324,8 @@ static TinyAIStatus load_types_scores(tai_tokenizer *tok, const tai_model_file *
     if (st) return st;
     if (kv) {
         if (kv->v.arr.type != TAI_KV_F32) {
-            return tai_error(TINYAI_ERR_FORMAT, "tokenizer: tokenizer.ggml.scores is not a float32 array");
+            return tai_error(TINYAI_ERR_FORMAT,
+                             "tokenizer: tokenizer.ggml.scores is not a float32 array");
         }
         if (kv->v.arr.n != (uint64_t)tok->n_vocab) {
             return tai_error(TINYAI_ERR_FORMAT,
@@ -337,7 +341,8 @@ static TinyAIStatus build_hash(tai_tokenizer *tok) {
     uint64_t size = 64;
     while (size < 2 * (uint64_t)tok->n_vocab) size <<= 1;
     tok->tok_tab = malloc(sizeof(int32_t) * size);
-    if (!tok->tok_tab) return tai_error(TINYAI_ERR_NOMEM, "tokenizer: out of memory for the token index");
+    if (!tok->tok_tab)
+        return tai_error(TINYAI_ERR_NOMEM, "tokenizer: out of memory for the token index");
     memset(tok->tok_tab, 0xff, sizeof(int32_t) * size);
     tok->tok_mask = size - 1;
     for (int32_t id = 0; id < tok->n_vocab; id++) {
@@ -494,7 +499,8 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
     } else if (strcmp(model, "llama") == 0) {
         tok->kind = TAI_TOK_SPM;
     } else {
-        st = tai_error(TINYAI_ERR_UNSUPPORTED, "tokenizer: unsupported tokenizer model \"%s\"", model);
+        st = tai_error(TINYAI_ERR_UNSUPPORTED, "tokenizer: unsupported tokenizer model \"%s\"",
+                       model);
         goto fail;
     }
 
@@ -521,7 +527,8 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
                 tok->ignore_merges = true;
                 tok->add_bos = true;
             } else {
-                st = tai_error(TINYAI_ERR_UNSUPPORTED, "tokenizer: unsupported pre-tokenizer \"%s\"", pre);
+                st = tai_error(TINYAI_ERR_UNSUPPORTED,
+                               "tokenizer: unsupported pre-tokenizer \"%s\"", pre);
                 goto fail;
             }
         }
@@ -658,7 +665,8 @@ TinyAIStatus tai_tokenize(const tai_tokenizer *tok, const char *text, size_t len
             continue;
         }
         if (i > frag) {
-            if ((st = encode_fragment(tok, &w, text + frag, i - frag, after_special, &out))) goto done;
+            if ((st = encode_fragment(tok, &w, text + frag, i - frag, after_special, &out)))
+                goto done;
         }
         tai_tok_emit(&out, id);
         after_special = true;
@@ -671,8 +679,8 @@ done:
     if (st) return st;
     *n_out = out.n;
     if (out.n > cap) {
-        return tai_error(TINYAI_ERR_RANGE, "tai_tokenize: the text needs %zu ids, room for %zu", out.n,
-                         cap);
+        return tai_error(TINYAI_ERR_RANGE, "tai_tokenize: the text needs %zu ids, room for %zu",
+                         out.n, cap);
     }
     return TINYAI_OK;
 }
@@ -701,8 +709,10 @@ TinyAIStatus tai_detokenize(const tai_tokenizer *tok, const int32_t *ids, size_t
     }
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= tok->n_vocab) {
-            return tai_error(TINYAI_ERR_INVALID_ARG, "tai_detokenize: id %d at position %zu is outside the vocabulary (%d tokens)",
-                             ids[i], i, tok->n_vocab);
+            return tai_error(
+                TINYAI_ERR_INVALID_ARG,
+                "tai_detokenize: id %d at position %zu is outside the vocabulary (%d tokens)",
+                ids[i], i, tok->n_vocab);
         }
     }
     /* SentencePiece put a space before the text: the first piece's leading
@@ -728,8 +738,8 @@ TinyAIStatus tai_detokenize(const tai_tokenizer *tok, const int32_t *ids, size_t
     if (cap > 0) buf[total < cap ? total : cap - 1] = '\0';
     *len_out = total;
     if (total >= cap) {
-        return tai_error(TINYAI_ERR_RANGE, "tai_detokenize: %zu bytes needed (plus NUL), room for %zu",
-                         total, cap);
+        return tai_error(TINYAI_ERR_RANGE,
+                         "tai_detokenize: %zu bytes needed (plus NUL), room for %zu", total, cap);
     }
     return TINYAI_OK;
 }

@@ -11,6 +11,14 @@
  *    first, unknown bytes as <0xXX> byte tokens.
  * Special tokens (token_type CONTROL, e.g. <|im_start|>) are matched verbatim
  * in the text when parse_special is true.
+ *
+ * Notes on the implementation: USER_DEFINED tokens
+ * are matched verbatim whether or not parse_special is set (as llama.cpp and
+ * Hugging Face do). A byte for which a byte-level vocabulary has no symbol
+ * (SmolLM2 lacks 0xC0, 0xC1, 0xF5..0xFF and a few control bytes) is encoded
+ * as U+FFFD rather than dropped; every other byte, valid UTF-8 or not, round
+ * trips exactly. A tokenizer is read-only after load: any number of threads
+ * may encode and decode with it at once.
  */
 #ifndef TAI_RUNTIME_TOKENIZER_TOKENIZER_H
 #define TAI_RUNTIME_TOKENIZER_TOKENIZER_H
@@ -64,7 +72,9 @@ const char *tai_token_piece(const tai_tokenizer *tok, int32_t id, bool special,
 
 /* Decodes n ids into buf (cap bytes, always NUL-terminated when cap > 0);
  * *len_out gets the full length needed (without NUL). TINYAI_ERR_RANGE if
- * cap was too small; TINYAI_ERR_INVALID_ARG for an id out of range. */
+ * cap was too small; TINYAI_ERR_INVALID_ARG for an id out of range.
+ * SentencePiece vocabularies with add_space_prefix: the leading space of the
+ * first piece is the one encoding added, and is dropped. */
 TinyAIStatus tai_detokenize(const tai_tokenizer *tok, const int32_t *ids, size_t n,
                             bool special, char *buf, size_t cap, size_t *len_out);
 

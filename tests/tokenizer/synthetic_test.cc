@@ -283,9 +283,11 @@ TEST(SentencePieceBpe, HighestScoreFirst) {
 TEST(SentencePieceBpe, ByteFallback) {
     Loaded t(SpmVocab());
     ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
-    EXPECT_EQ(t.Encode("h\xc3\xa9"), (std::vector<int32_t>{kSpace, kH, kByte0 + 0xC3, kByte0 + 0xA9}));
-    const std::string cases[] = {"h\xc3\xa9llo w\xc3\xb6rld", "\xff\xfe raw", "emoji \xf0\x9f\x98\x80!",
-                                 "tabs\tand\nnewlines  ", "\xe4\xbd\xa0\xe5\xa5\xbd"};
+    EXPECT_EQ(t.Encode("h\xc3\xa9"),
+              (std::vector<int32_t>{kSpace, kH, kByte0 + 0xC3, kByte0 + 0xA9}));
+    const std::string cases[] = {"h\xc3\xa9llo w\xc3\xb6rld", "\xff\xfe raw",
+                                 "emoji \xf0\x9f\x98\x80!", "tabs\tand\nnewlines  ",
+                                 "\xe4\xbd\xa0\xe5\xa5\xbd"};
     for (const std::string &s : cases) {
         SCOPED_TRACE(s);
         EXPECT_EQ(t.Decode(t.Encode(s)), s);
@@ -366,7 +368,8 @@ TEST(ChatTemplate, OtherFamiliesMatchJinja) {
 TEST(ChatTemplate, ChatMLWithoutTemplateFromVocabulary) {
     Loaded t(ByteVocab("gpt2"));
     ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
-    EXPECT_EQ(Chat(t, {{"user", "Hi"}}, true), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    EXPECT_EQ(Chat(t, {{"user", "Hi"}}, true),
+              "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplate, ChatMLDefaultSystemFromTemplate) {
