@@ -12,11 +12,6 @@
 #include <utility>
 #include <vector>
 
-// model_file.h includes kernels/kernels.h, whose prototypes use C's
-// `restrict`, which C++ spells __restrict.
-#ifndef restrict
-#define restrict __restrict
-#endif
 #include "runtime/format/model_file.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/test_paths.h"
