@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bazel build //tools:tinyai
 model="${TINYAI_CACHE:-$HOME/.cache/tinyai}/SmolLM2-135M-Instruct.Q4_1.gguf"
-exec bazel-bin/tools/tinyai generate -m "$model" --chat -p "What is the capital of France?" -n 64 --temp 0 "$@"
+exec bazel-bin/tools/tinyai generate -m "$model" --chat -p "Explain in two sentences why the sky is blue." -n 96 --temp 0 "$@"

@@ -196,7 +196,7 @@ static TinyAIStatus read_array(tai_cur *c, tai_kv *kv, int64_t i) {
     char *chars = (char *)block + head;
     /* Pass 2: copy (lengths were checked above). */
     for (uint64_t j = 0; j < n; j++) {
-        uint64_t len;
+        uint64_t len = 0;
         tai_cur_u64(c, &len);
         memcpy(chars, c->base + c->pos, len);
         chars[len] = '\0';
@@ -308,7 +308,8 @@ bool tai_fmt_kv_encode(tai_buf *b, const tai_kv *kv) {
     tai_buf_str(b, kv->key, strlen(kv->key));
     tai_buf_u32(b, (uint32_t)kv->type);
     switch (kv->type) {
-    case TAI_KV_U8: case TAI_KV_BOOL: { uint8_t x = (uint8_t)kv->v.u64; tai_buf_append(b, &x, 1); break; }
+    case TAI_KV_U8:
+    case TAI_KV_BOOL: { uint8_t x = (uint8_t)kv->v.u64; tai_buf_append(b, &x, 1); break; }
     case TAI_KV_I8: { int8_t x = (int8_t)kv->v.i64; tai_buf_append(b, &x, 1); break; }
     case TAI_KV_U16: { uint16_t x = (uint16_t)kv->v.u64; tai_buf_append(b, &x, 2); break; }
     case TAI_KV_I16: { int16_t x = (int16_t)kv->v.i64; tai_buf_append(b, &x, 2); break; }
@@ -358,7 +359,7 @@ static TinyAIStatus wrong_type(const tai_model_file *mf, const tai_kv *kv, const
 }
 
 TinyAIStatus tai_kv_get_u32(const tai_model_file *mf, const char *key, uint32_t *out) {
-    const tai_kv *kv;
+    const tai_kv *kv = NULL;
     TinyAIStatus st = find_typed(mf, key, &kv);
     if (st) return st;
     if (type_is_uint(kv->type)) {
@@ -381,7 +382,7 @@ range:
 }
 
 TinyAIStatus tai_kv_get_f32(const tai_model_file *mf, const char *key, float *out) {
-    const tai_kv *kv;
+    const tai_kv *kv = NULL;
     TinyAIStatus st = find_typed(mf, key, &kv);
     if (st) return st;
     if (kv->type != TAI_KV_F32 && kv->type != TAI_KV_F64) return wrong_type(mf, kv, "f32");
@@ -390,7 +391,7 @@ TinyAIStatus tai_kv_get_f32(const tai_model_file *mf, const char *key, float *ou
 }
 
 TinyAIStatus tai_kv_get_str(const tai_model_file *mf, const char *key, const char **out) {
-    const tai_kv *kv;
+    const tai_kv *kv = NULL;
     TinyAIStatus st = find_typed(mf, key, &kv);
     if (st) return st;
     if (kv->type != TAI_KV_STRING) return wrong_type(mf, kv, "string");
@@ -399,7 +400,7 @@ TinyAIStatus tai_kv_get_str(const tai_model_file *mf, const char *key, const cha
 }
 
 TinyAIStatus tai_kv_get_bool(const tai_model_file *mf, const char *key, bool *out) {
-    const tai_kv *kv;
+    const tai_kv *kv = NULL;
     TinyAIStatus st = find_typed(mf, key, &kv);
     if (st) return st;
     if (kv->type != TAI_KV_BOOL) return wrong_type(mf, kv, "bool");
@@ -409,7 +410,7 @@ TinyAIStatus tai_kv_get_bool(const tai_model_file *mf, const char *key, bool *ou
 
 TinyAIStatus tai_kv_get_arr(const tai_model_file *mf, const char *key,
                             tai_kv_type elem_type, const void **data, uint64_t *n) {
-    const tai_kv *kv;
+    const tai_kv *kv = NULL;
     TinyAIStatus st = find_typed(mf, key, &kv);
     if (st) return st;
     if (kv->type != TAI_KV_ARRAY || kv->v.arr.type != elem_type) {

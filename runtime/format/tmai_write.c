@@ -112,7 +112,8 @@ TinyAIStatus tai_tmai_write(const tai_model_file *mf, const char *path) {
         goto done;
     }
     uint64_t tt_size = 0;
-    for (int64_t i = 0; i < n; i++) tt_size += TMAI_TENSOR_ENTRY_FIXED + strlen(mf->tensors[i].name);
+    for (int64_t i = 0; i < n; i++)
+        tt_size += TMAI_TENSOR_ENTRY_FIXED + strlen(mf->tensors[i].name);
     uint64_t kv_off = TMAI_HEADER_SIZE, kv_size = kvbuf.len;
     uint64_t tt_off = kv_off + kv_size;
     uint64_t lt_off = tt_off + tt_size, lt_size = (uint64_t)nl * TMAI_LAYER_ENTRY_SIZE;

@@ -3,6 +3,7 @@
  * Validates arguments, owns allocation and cleanup; the math lives in
  * llama.c and kernels/.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,7 +61,7 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
     if (threads < 1 || threads > MAX_THREADS)
         return tai_error(TINYAI_ERR_INVALID_ARG, "threads must be 1..%d (0 = all cores), got %d",
                          MAX_THREADS, cfg.threads);
-    tai_isa isa;
+    tai_isa isa = TAI_ISA_SCALAR;
     TinyAIStatus st = pick_isa(cfg.cpu, &isa);
     if (st != TINYAI_OK) return st;
 
@@ -201,7 +202,7 @@ void tinyaiFreeSession(TinyAISession *s) {
 static float *falloc(TinyAISession *s, size_t a, size_t b) {
     if (b != 0 && a > SIZE_MAX / sizeof(float) / b) return NULL;
     s->bytes += a * b * sizeof(float);
-    return calloc(a * b ? a * b : 1, sizeof(float));
+    return calloc((a * b) != 0 ? a * b : 1, sizeof(float));
 }
 
 static size_t max_scratch(const TinyAIModel *m, int nub) {

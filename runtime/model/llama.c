@@ -15,6 +15,7 @@
 #include "runtime/model/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -155,7 +155,8 @@ TEST(GgufBad, TruncatedAtEveryBoundary) {
         Opened o;
         OpenInto(&o, cut_path);
         ASSERT_EQ(o.st, TINYAI_ERR_FORMAT) << "cut at " << c << ": " << o.msg;
-        ASSERT_NE(o.msg.find("truncated file"), std::string::npos) << "cut at " << c << ": " << o.msg;
+        ASSERT_NE(o.msg.find("truncated file"), std::string::npos)
+            << "cut at " << c << ": " << o.msg;
     }
     // Cut in the final padding after the last tensor: still a valid file.
     if (data_end < full.size()) {
@@ -412,7 +413,8 @@ TEST(GgufBad, DuplicateTensorName) {
     s.tensors.push_back({"token_embd.weight", {32, 4}});
     Opened o;
     OpenBytes(&o, BuildGguf(s));
-    EXPECT_FAILS(o, TINYAI_ERR_FORMAT, "duplicate tensor name 'token_embd.weight' (tensor names 0 and 2)");
+    EXPECT_FAILS(o, TINYAI_ERR_FORMAT,
+                 "duplicate tensor name 'token_embd.weight' (tensor names 0 and 2)");
 }
 
 TEST(GgufBad, TensorNameWithNul) {
@@ -509,7 +511,8 @@ TEST(GgufLayers, BlocksAndHead) {
     EXPECT_EQ(mf->layer_tensors[mf->layers[2].first_tensor], 1);
     EXPECT_EQ(mf->layer_tensors[mf->layers[2].first_tensor + 1], 6);
     EXPECT_EQ(mf->layers[2].offset, mf->tensors[1].offset);
-    EXPECT_EQ(mf->layers[2].size, mf->tensors[6].offset + mf->tensors[6].size - mf->tensors[1].offset);
+    EXPECT_EQ(mf->layers[2].size,
+              mf->tensors[6].offset + mf->tensors[6].size - mf->tensors[1].offset);
     EXPECT_EQ(mf->layers[2].precision, 32);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "runtime/format/gguf_write.h"
 #include "runtime/format/model_file.h"
 #include "runtime/format/synth.h"
 #include "tests/common/test_paths.h"
@@ -321,6 +322,82 @@ TEST(Synth, UnwritableDirectoryIsIoError) {
     EXPECT_EQ(tai_synth_write(&cfg, path.c_str()), TINYAI_ERR_IO);
     EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("No such file"), std::string::npos)
         << tinyaiLastErrorMessage();
+}
+
+}  // namespace
+
+namespace {
+
+TEST(GgufWriter, CustomAlignmentAndKvs) {
+    std::string path = tai_test::TempPath(".gguf");
+    tai_gguf_writer *w = nullptr;
+    ASSERT_EQ(tai_gguf_writer_open(path.c_str(), 64, &w), TINYAI_OK);
+    const int16_t arr[3] = {-1, 0, 7};
+    const char *strs[2] = {"a", "bc"};
+    ASSERT_EQ(tai_gguf_writer_add_str(w, "general.architecture", "llama"), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_arr(w, "x.arr", TAI_KV_I16, arr, 3), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_arr_str(w, "x.strs", strs, 2), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_bool(w, "x.flag", true), TINYAI_OK);
+    const int64_t ne0[1] = {8}, ne1[2] = {32, 3};
+    ASSERT_EQ(tai_gguf_writer_add_tensor(w, "output_norm.weight", TAI_TYPE_F32, 1, ne0),
+              TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_tensor(w, "token_embd.weight", TAI_TYPE_Q8_0, 2, ne1),
+              TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_begin_data(w), TINYAI_OK);
+    std::vector<uint8_t> a(32, 0xAB), b(3 * 34, 0x11);
+    ASSERT_EQ(tai_gguf_writer_write(w, a.data(), 16), TINYAI_OK);  // two writes, one tensor
+    ASSERT_EQ(tai_gguf_writer_write(w, a.data() + 16, 16), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_write(w, b.data(), b.size()), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_finish(w), TINYAI_OK) << tinyaiLastErrorMessage();
+    Opened f;
+    OpenInto(&f, path);
+    ASSERT_EQ(f.st, TINYAI_OK) << f.msg;
+    EXPECT_EQ(f.mf->alignment, 64u);
+    uint32_t al;
+    ASSERT_EQ(tai_kv_get_u32(f.mf, "general.alignment", &al), TINYAI_OK);
+    EXPECT_EQ(al, 64u);
+    const tai_tensor *t = tai_model_file_find_tensor(f.mf, "token_embd.weight");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->offset % 64, 0u);
+    EXPECT_EQ(memcmp(t->data, b.data(), b.size()), 0);
+    EXPECT_EQ(memcmp(f.mf->tensors[0].data, a.data(), 32), 0);
+    const void *d;
+    uint64_t n;
+    ASSERT_EQ(tai_kv_get_arr(f.mf, "x.arr", TAI_KV_I16, &d, &n), TINYAI_OK);
+    EXPECT_EQ(n, 3u);
+    EXPECT_EQ(static_cast<const int16_t *>(d)[0], -1);
+    ASSERT_EQ(tai_kv_get_arr(f.mf, "x.strs", TAI_KV_STRING, &d, &n), TINYAI_OK);
+    EXPECT_STREQ(static_cast<const tai_str *>(d)[1].str, "bc");
+}
+
+TEST(GgufWriter, MisuseIsReportedAndLeavesNoFile) {
+    std::string path = tai_test::TempPath(".gguf");
+    tai_gguf_writer *w = nullptr;
+    ASSERT_EQ(tai_gguf_writer_open(path.c_str(), 32, &w), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_u32(w, "k", 1), TINYAI_OK);
+    const int64_t ne[1] = {8};
+    ASSERT_EQ(tai_gguf_writer_add_tensor(w, "t", TAI_TYPE_F32, 1, ne), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_begin_data(w), TINYAI_OK);
+    std::vector<uint8_t> buf(64);
+    ASSERT_EQ(tai_gguf_writer_write(w, buf.data(), 16), TINYAI_OK);
+    EXPECT_EQ(tai_gguf_writer_finish(w), TINYAI_ERR_INVALID_ARG);  // tensor incomplete
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("incomplete"), std::string::npos);
+    EXPECT_FALSE(tai_test::FileExists(path));
+    EXPECT_FALSE(tai_test::FileExists(path + ".tmp"));
+
+    ASSERT_EQ(tai_gguf_writer_open(path.c_str(), 32, &w), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_u32(w, "k", 1), TINYAI_OK);
+    EXPECT_EQ(tai_gguf_writer_add_u32(w, "k", 2), TINYAI_ERR_INVALID_ARG);  // duplicate key
+    tai_gguf_writer_abort(w);
+
+    ASSERT_EQ(tai_gguf_writer_open(path.c_str(), 32, &w), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_add_tensor(w, "t", TAI_TYPE_F32, 1, ne), TINYAI_OK);
+    ASSERT_EQ(tai_gguf_writer_begin_data(w), TINYAI_OK);
+    EXPECT_EQ(tai_gguf_writer_write(w, buf.data(), 64), TINYAI_ERR_INVALID_ARG);  // past end
+    tai_gguf_writer_abort(w);
+    EXPECT_FALSE(tai_test::FileExists(path + ".tmp"));
+    EXPECT_EQ(tai_gguf_writer_open(path.c_str(), 48, &w), TINYAI_ERR_INVALID_ARG);
+    tai_gguf_writer_abort(nullptr);
 }
 
 }  // namespace

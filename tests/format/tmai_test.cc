@@ -60,12 +60,11 @@ bool KvEqual(const tai_kv &a, const tai_kv &b) {
                 if (x[i].len != y[i].len || memcmp(x[i].str, y[i].str, x[i].len) != 0) return false;
             return true;
         }
-        size_t es = a.v.arr.type == TAI_KV_U8 || a.v.arr.type == TAI_KV_I8 || a.v.arr.type == TAI_KV_BOOL ? 1
-                    : a.v.arr.type == TAI_KV_U16 || a.v.arr.type == TAI_KV_I16                       ? 2
-                    : a.v.arr.type == TAI_KV_U64 || a.v.arr.type == TAI_KV_I64 ||
-                              a.v.arr.type == TAI_KV_F64
-                        ? 8
-                        : 4;
+        const int t = a.v.arr.type;
+        size_t es = t == TAI_KV_U8 || t == TAI_KV_I8 || t == TAI_KV_BOOL ? 1
+                    : t == TAI_KV_U16 || t == TAI_KV_I16                 ? 2
+                    : t == TAI_KV_U64 || t == TAI_KV_I64 || t == TAI_KV_F64 ? 8
+                                                                           : 4;
         return memcmp(a.v.arr.data, b.v.arr.data, es * a.v.arr.n) == 0;
     }
     case TAI_KV_F32:
@@ -346,7 +345,9 @@ TEST_F(TmaiCorrupt, ResealedInconsistencies) {
         {"tensor dims", TINYAI_ERR_FORMAT, "7 dimensions",
          [](std::string *b, uint64_t f, uint64_t) { Wr32(b, f + 4, 7); }},
         {"layer offset", TINYAI_ERR_FORMAT, "misaligned",
-         [](std::string *b, uint64_t, uint64_t l) { Wr64(b, l + 64 + 8, Rd64(*b, l + 64 + 8) + 64); }},
+         [](std::string *b, uint64_t, uint64_t l) {
+             Wr64(b, l + 64 + 8, Rd64(*b, l + 64 + 8) + 64);
+         }},
         {"layer precision", TINYAI_ERR_FORMAT, "precision",
          [](std::string *b, uint64_t, uint64_t l) { Wr32(b, l + 4, 3); }},
         {"layer first tensor", TINYAI_ERR_FORMAT, "claims tensors",

@@ -1,0 +1,173 @@
+// tools/: the tinyai command end to end — generation, convert, inspect,
+// synth — and every bad input giving one clear line and a non-zero exit,
+// never a crash or a hang.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/common/test_paths.h"
+
+namespace {
+
+struct Result {
+    int status = -1;      // exit status, or -1 if killed by a signal
+    std::string output;   // stdout + stderr
+};
+
+Result Run(const std::string &args, const char *stdout_only = nullptr) {
+    // `timeout` turns a hang into a failure instead of a stuck suite.
+    std::string cmd = "timeout 120 tools/tinyai " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
+    Result r;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+    int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+std::string Synth(const std::string &extra) {
+    std::string path = tai_test::TempPath(".gguf");
+    Result r = Run("synth -o " + path + " --preset tiny " + extra);
+    EXPECT_EQ(r.status, 0) << r.output;
+    return path;
+}
+
+// An error is exactly one line naming the problem, and a non-zero status
+// that is not a crash (124 = timeout, 128+ = signal).
+void ExpectCleanError(const Result &r, const std::string &needle) {
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_GT(r.status, 0) << "crashed: " << r.output;
+    EXPECT_LT(r.status, 124) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+std::string ReadFile(const std::string &p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void WriteFile(const std::string &p, const std::string &data) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f.write(data.data(), (std::streamsize)data.size());
+}
+
+TEST(Cli, HelpForEverySubcommand) {
+    for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth "}) {
+        Result r = Run(std::string(sub) + "--help");
+        EXPECT_EQ(r.status, 0) << sub;
+        EXPECT_NE(r.output.find("usage: tinyai"), std::string::npos) << sub;
+    }
+}
+
+TEST(Cli, GeneratesOnSyntheticModelAndReportsSpeed) {
+    std::string m = Synth("--type Q4_0");
+    Result r = Run("generate -m " + m + " -p hello -n 8 --temp 0 --threads 2");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("generated: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("tok/s"), std::string::npos);
+    EXPECT_NE(r.output.find("peak RSS"), std::string::npos);
+    std::remove(m.c_str());
+}
+
+TEST(Cli, TmaiGeneratesExactlyTheSameTokensAsGguf) {
+    std::string g = Synth("--type Q4_1 --seed 3");
+    std::string t = tai_test::TempPath(".tmai");
+    Result c = Run("convert " + g + " " + t);
+    ASSERT_EQ(c.status, 0) << c.output;
+    const std::string args = " -p 'the quick brown fox' -n 24 --temp 0.9 --seed 5 --quiet";
+    Result a = Run("generate -m " + g + args, "stdout");
+    Result b = Run("generate -m " + t + args, "stdout");
+    EXPECT_EQ(a.status, 0);
+    EXPECT_EQ(b.status, 0);
+    EXPECT_FALSE(a.output.empty());
+    EXPECT_EQ(a.output, b.output);
+    Result i = Run("inspect " + t);
+    EXPECT_EQ(i.status, 0) << i.output;
+    EXPECT_NE(i.output.find("(tmai)"), std::string::npos) << i.output;
+    std::remove(g.c_str());
+    std::remove(t.c_str());
+}
+
+TEST(Cli, BadArgumentsAreOneLineErrors) {
+    std::string m = Synth("");
+    ExpectCleanError(Run("generate -m " + m + " -p hi -n -1"), "-n must be");
+    ExpectCleanError(Run("generate -m " + m + " -p hi -n 99999999"), "-n must be");
+    ExpectCleanError(Run("generate -m " + m + " -p hi -n 12abc"), "-n must be");
+    ExpectCleanError(Run("generate -m " + m + " -p hi --threads 0"), "--threads must be");
+    ExpectCleanError(Run("generate -m " + m + " -p hi --threads 100000"), "--threads must be");
+    ExpectCleanError(Run("generate -m " + m + " -p hi --top-p 1.5"), "--top-p");
+    ExpectCleanError(Run("generate -m " + m + " -p hi --cpu sse9"), "unknown CPU kernel variant");
+    ExpectCleanError(Run("generate -m " + m + " -p hi --bogus 1"), "unknown option");
+    ExpectCleanError(Run("generate -m " + m), "needs -p");
+    ExpectCleanError(Run("generate -p hi"), "needs -m");
+    ExpectCleanError(Run("frobnicate"), "unknown command");
+    ExpectCleanError(Run("synth -o /nonexistent-dir/x.gguf"), "nonexistent-dir");
+    ExpectCleanError(Run("synth -o x.gguf --type Q5_K"), "Q5_K");
+    std::remove(m.c_str());
+}
+
+TEST(Cli, PromptLongerThanContextIsAnError) {
+    std::string m = Synth("");
+    std::string prompt(400, 'a');
+    for (size_t i = 0; i < prompt.size(); i += 2) prompt[i] = ' ';
+    ExpectCleanError(Run("generate -m " + m + " --ctx 16 -p '" + prompt + "'"), "longer than the context");
+    ExpectCleanError(Run("generate -m " + m + " --ctx 100000 -p hi"), "context");
+    std::remove(m.c_str());
+}
+
+TEST(Cli, CorruptFilesAreOneLineErrors) {
+    std::string m = Synth("--type Q8_0");
+    std::string data = ReadFile(m);
+    ASSERT_GT(data.size(), 4096u);
+    std::string bad = tai_test::TempPath(".gguf");
+
+    WriteFile(bad, "XXXX" + data.substr(4));
+    ExpectCleanError(Run("generate -m " + bad + " -p hi"), "magic");
+    for (size_t cut : {size_t(3), size_t(24), size_t(200), size_t(2000), data.size() - 10}) {
+        WriteFile(bad, data.substr(0, cut));
+        Result r = Run("generate -m " + bad + " -p hi");
+        SCOPED_TRACE(cut);
+        ExpectCleanError(r, bad);
+    }
+    WriteFile(bad, "");
+    ExpectCleanError(Run("inspect " + bad), bad);
+    ExpectCleanError(Run("inspect /nonexistent/model.gguf"), "/nonexistent/model.gguf");
+
+    // Unsupported architecture: the value of general.architecture renamed.
+    std::string arch = data;
+    size_t at = arch.find("llama");
+    ASSERT_NE(at, std::string::npos);
+    arch.replace(at, 5, "mamba");
+    WriteFile(bad, arch);
+    ExpectCleanError(Run("inspect " + bad), "architecture");
+
+    // A .tmai layer whose checksum does not match its bytes.
+    std::string t = tai_test::TempPath(".tmai");
+    ASSERT_EQ(Run("convert " + m + " " + t).status, 0);
+    std::string td = ReadFile(t);
+    td[td.size() - 100] ^= 0x40;  // inside the last layer's weights
+    WriteFile(t, td);
+    ExpectCleanError(Run("generate -m " + t + " -p hi -n 2"), "checksum");
+    ExpectCleanError(Run("generate -m " + t + " -p hi -n 2 --verify"), "checksum");
+    std::remove(m.c_str());
+    std::remove(bad.c_str());
+    std::remove(t.c_str());
+}
+
+TEST(Cli, RealModelGreedyNamesParis) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    Result r = Run("generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 --threads 2");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
+}
+
+}  // namespace
