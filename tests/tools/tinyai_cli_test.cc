@@ -19,7 +19,7 @@ struct Result {
     std::string output;   // stdout + stderr
 };
 
-Result Run(const std::string &args, const char *stdout_only = nullptr) {
+Result Tinyai(const std::string &args, const char *stdout_only = nullptr) {
     // `timeout` turns a hang into a failure instead of a stuck suite.
     std::string cmd = "timeout 120 tools/tinyai " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
     Result r;
@@ -35,7 +35,7 @@ Result Run(const std::string &args, const char *stdout_only = nullptr) {
 
 std::string Synth(const std::string &extra) {
     std::string path = tai_test::TempPath(".gguf");
-    Result r = Run("synth -o " + path + " --preset tiny " + extra);
+    Result r = Tinyai("synth -o " + path + " --preset tiny " + extra);
     EXPECT_EQ(r.status, 0) << r.output;
     return path;
 }
@@ -62,7 +62,7 @@ void WriteFile(const std::string &p, const std::string &data) {
 
 TEST(Cli, HelpForEverySubcommand) {
     for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth "}) {
-        Result r = Run(std::string(sub) + "--help");
+        Result r = Tinyai(std::string(sub) + "--help");
         EXPECT_EQ(r.status, 0) << sub;
         EXPECT_NE(r.output.find("usage: tinyai"), std::string::npos) << sub;
     }
@@ -70,7 +70,7 @@ TEST(Cli, HelpForEverySubcommand) {
 
 TEST(Cli, GeneratesOnSyntheticModelAndReportsSpeed) {
     std::string m = Synth("--type Q4_0");
-    Result r = Run("generate -m " + m + " -p hello -n 8 --temp 0 --threads 2");
+    Result r = Tinyai("generate -m " + m + " -p hello -n 8 --temp 0 --threads 2");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("generated: "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("tok/s"), std::string::npos);
@@ -81,16 +81,16 @@ TEST(Cli, GeneratesOnSyntheticModelAndReportsSpeed) {
 TEST(Cli, TmaiGeneratesExactlyTheSameTokensAsGguf) {
     std::string g = Synth("--type Q4_1 --seed 3");
     std::string t = tai_test::TempPath(".tmai");
-    Result c = Run("convert " + g + " " + t);
+    Result c = Tinyai("convert " + g + " " + t);
     ASSERT_EQ(c.status, 0) << c.output;
     const std::string args = " -p 'the quick brown fox' -n 24 --temp 0.9 --seed 5 --quiet";
-    Result a = Run("generate -m " + g + args, "stdout");
-    Result b = Run("generate -m " + t + args, "stdout");
+    Result a = Tinyai("generate -m " + g + args, "stdout");
+    Result b = Tinyai("generate -m " + t + args, "stdout");
     EXPECT_EQ(a.status, 0);
     EXPECT_EQ(b.status, 0);
     EXPECT_FALSE(a.output.empty());
     EXPECT_EQ(a.output, b.output);
-    Result i = Run("inspect " + t);
+    Result i = Tinyai("inspect " + t);
     EXPECT_EQ(i.status, 0) << i.output;
     EXPECT_NE(i.output.find("(tmai)"), std::string::npos) << i.output;
     std::remove(g.c_str());
@@ -99,19 +99,19 @@ TEST(Cli, TmaiGeneratesExactlyTheSameTokensAsGguf) {
 
 TEST(Cli, BadArgumentsAreOneLineErrors) {
     std::string m = Synth("");
-    ExpectCleanError(Run("generate -m " + m + " -p hi -n -1"), "-n must be");
-    ExpectCleanError(Run("generate -m " + m + " -p hi -n 99999999"), "-n must be");
-    ExpectCleanError(Run("generate -m " + m + " -p hi -n 12abc"), "-n must be");
-    ExpectCleanError(Run("generate -m " + m + " -p hi --threads 0"), "--threads must be");
-    ExpectCleanError(Run("generate -m " + m + " -p hi --threads 100000"), "--threads must be");
-    ExpectCleanError(Run("generate -m " + m + " -p hi --top-p 1.5"), "--top-p");
-    ExpectCleanError(Run("generate -m " + m + " -p hi --cpu sse9"), "unknown CPU kernel variant");
-    ExpectCleanError(Run("generate -m " + m + " -p hi --bogus 1"), "unknown option");
-    ExpectCleanError(Run("generate -m " + m), "needs -p");
-    ExpectCleanError(Run("generate -p hi"), "needs -m");
-    ExpectCleanError(Run("frobnicate"), "unknown command");
-    ExpectCleanError(Run("synth -o /nonexistent-dir/x.gguf"), "nonexistent-dir");
-    ExpectCleanError(Run("synth -o x.gguf --type Q5_K"), "Q5_K");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi -n -1"), "-n must be");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi -n 99999999"), "-n must be");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi -n 12abc"), "-n must be");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi --threads 0"), "--threads must be");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi --threads 100000"), "--threads must be");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi --top-p 1.5"), "--top-p");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi --cpu sse9"), "unknown CPU kernel variant");
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hi --bogus 1"), "unknown option");
+    ExpectCleanError(Tinyai("generate -m " + m), "needs -p");
+    ExpectCleanError(Tinyai("generate -p hi"), "needs -m");
+    ExpectCleanError(Tinyai("frobnicate"), "unknown command");
+    ExpectCleanError(Tinyai("synth -o /nonexistent-dir/x.gguf"), "nonexistent-dir");
+    ExpectCleanError(Tinyai("synth -o x.gguf --type Q5_K"), "Q5_K");
     std::remove(m.c_str());
 }
 
@@ -119,8 +119,8 @@ TEST(Cli, PromptLongerThanContextIsAnError) {
     std::string m = Synth("");
     std::string prompt(400, 'a');
     for (size_t i = 0; i < prompt.size(); i += 2) prompt[i] = ' ';
-    ExpectCleanError(Run("generate -m " + m + " --ctx 16 -p '" + prompt + "'"), "longer than the context");
-    ExpectCleanError(Run("generate -m " + m + " --ctx 100000 -p hi"), "context");
+    ExpectCleanError(Tinyai("generate -m " + m + " --ctx 16 -p '" + prompt + "'"), "longer than the context");
+    ExpectCleanError(Tinyai("generate -m " + m + " --ctx 100000 -p hi"), "context");
     std::remove(m.c_str());
 }
 
@@ -131,16 +131,16 @@ TEST(Cli, CorruptFilesAreOneLineErrors) {
     std::string bad = tai_test::TempPath(".gguf");
 
     WriteFile(bad, "XXXX" + data.substr(4));
-    ExpectCleanError(Run("generate -m " + bad + " -p hi"), "magic");
+    ExpectCleanError(Tinyai("generate -m " + bad + " -p hi"), "magic");
     for (size_t cut : {size_t(3), size_t(24), size_t(200), size_t(2000), data.size() - 10}) {
         WriteFile(bad, data.substr(0, cut));
-        Result r = Run("generate -m " + bad + " -p hi");
+        Result r = Tinyai("generate -m " + bad + " -p hi");
         SCOPED_TRACE(cut);
         ExpectCleanError(r, bad);
     }
     WriteFile(bad, "");
-    ExpectCleanError(Run("inspect " + bad), bad);
-    ExpectCleanError(Run("inspect /nonexistent/model.gguf"), "/nonexistent/model.gguf");
+    ExpectCleanError(Tinyai("inspect " + bad), bad);
+    ExpectCleanError(Tinyai("inspect /nonexistent/model.gguf"), "/nonexistent/model.gguf");
 
     // Unsupported architecture: the value of general.architecture renamed.
     std::string arch = data;
@@ -148,16 +148,22 @@ TEST(Cli, CorruptFilesAreOneLineErrors) {
     ASSERT_NE(at, std::string::npos);
     arch.replace(at, 5, "mamba");
     WriteFile(bad, arch);
-    ExpectCleanError(Run("inspect " + bad), "architecture");
+    ExpectCleanError(Tinyai("inspect " + bad), "architecture");
 
     // A .tmai layer whose checksum does not match its bytes.
     std::string t = tai_test::TempPath(".tmai");
-    ASSERT_EQ(Run("convert " + m + " " + t).status, 0);
+    ASSERT_EQ(Tinyai("convert " + m + " " + t).status, 0);
+    // Layer 1's offset from the layer table that inspect prints.
+    Result info = Tinyai("inspect " + t);
+    size_t row = info.output.find("\n     1 ");
+    ASSERT_NE(row, std::string::npos) << info.output;
+    unsigned long long layer1 = std::stoull(info.output.substr(row + 8));
     std::string td = ReadFile(t);
-    td[td.size() - 100] ^= 0x40;  // inside the last layer's weights
+    ASSERT_LT(layer1 + 100, td.size());
+    td[layer1 + 100] ^= 0x40;  // inside block 0's weights
     WriteFile(t, td);
-    ExpectCleanError(Run("generate -m " + t + " -p hi -n 2"), "checksum");
-    ExpectCleanError(Run("generate -m " + t + " -p hi -n 2 --verify"), "checksum");
+    ExpectCleanError(Tinyai("generate -m " + t + " -p hi -n 2"), "checksum");
+    ExpectCleanError(Tinyai("generate -m " + t + " -p hi -n 2 --verify"), "checksum");
     std::remove(m.c_str());
     std::remove(bad.c_str());
     std::remove(t.c_str());
@@ -165,7 +171,7 @@ TEST(Cli, CorruptFilesAreOneLineErrors) {
 
 TEST(Cli, RealModelGreedyNamesParis) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
-    Result r = Run("generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 --threads 2");
+    Result r = Tinyai("generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 --threads 2");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
 }
