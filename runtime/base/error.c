@@ -44,5 +44,13 @@ void tai_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_msg, sizeof old);
-    snprintf(last_msg, sizeof last_msg, "%s: %s", prefix, old);
+    /* Longer than MSG_CAP: cut, as every message is. */
+    size_t n = strlen(prefix);
+    if (n > MSG_CAP - 3) n = MSG_CAP - 3;
+    memcpy(last_msg, prefix, n);
+    memcpy(last_msg + n, ": ", 2);
+    size_t rest = MSG_CAP - n - 3;
+    size_t m = strnlen(old, rest);
+    memcpy(last_msg + n + 2, old, m);
+    last_msg[n + 2 + m] = '\0';
 }

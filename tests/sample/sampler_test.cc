@@ -1,0 +1,135 @@
+// runtime/sample: greedy, temperature, top-k, top-p, repetition penalty and
+// seeding, on hand-made logits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include <tinyai/llm.h>
+
+namespace {
+
+struct SamplerDeleter {
+    void operator()(TinyAISampler *s) const { tinyaiFreeSampler(s); }
+};
+using SamplerPtr = std::unique_ptr<TinyAISampler, SamplerDeleter>;
+
+SamplerPtr Make(TinyAISamplerConfig c) {
+    TinyAISampler *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSampler(&c, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    return SamplerPtr(s);
+}
+
+TinyAISamplerConfig Greedy() {
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    c.temperature = 0;
+    c.repeatPenalty = 1.0f;
+    return c;
+}
+
+TEST(Sampler, GreedyIsArgmaxAndLowestIdOnTies) {
+    SamplerPtr s = Make(Greedy());
+    std::vector<float> l = {0.1f, 3.0f, -2.0f, 3.0f, 2.9f};
+    EXPECT_EQ(tinyaiSample(s.get(), l.data(), (int)l.size()), 1);
+    l[4] = 3.5f;
+    EXPECT_EQ(tinyaiSample(s.get(), l.data(), (int)l.size()), 4);
+}
+
+TEST(Sampler, SameSeedSameChoicesDifferentSeedDiffers) {
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    c.temperature = 1.0f;
+    c.topK = 0;
+    c.topP = 1.0f;
+    c.repeatPenalty = 1.0f;
+    std::vector<float> l(50);
+    for (int i = 0; i < 50; i++) l[i] = std::sin(i * 0.7f);
+    auto draw = [&](uint64_t seed) {
+        c.seed = seed;
+        SamplerPtr s = Make(c);
+        std::vector<int32_t> out;
+        for (int i = 0; i < 40; i++) out.push_back(tinyaiSample(s.get(), l.data(), 50));
+        return out;
+    };
+    EXPECT_EQ(draw(1), draw(1));
+    EXPECT_NE(draw(1), draw(2));
+}
+
+TEST(Sampler, TemperatureFollowsSoftmax) {
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    c.temperature = 1.0f;
+    c.topK = 0;
+    c.topP = 1.0f;
+    c.repeatPenalty = 1.0f;
+    c.seed = 9;
+    SamplerPtr s = Make(c);
+    std::vector<float> l = {0.0f, std::log(3.0f)};  // p = 1/4, 3/4
+    int ones = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; i++) ones += tinyaiSample(s.get(), l.data(), 2) == 1;
+    EXPECT_NEAR(ones / double(n), 0.75, 0.02);
+}
+
+TEST(Sampler, TopKAndTopPKeepOnlyTheHead) {
+    std::vector<float> l = {1.0f, 5.0f, 4.9f, 0.5f, 4.8f, -1.0f};
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    c.temperature = 5.0f;  // flat: without truncation every id would appear
+    c.repeatPenalty = 1.0f;
+    c.topP = 1.0f;
+    c.topK = 2;
+    SamplerPtr s = Make(c);
+    std::map<int, int> seen;
+    for (int i = 0; i < 2000; i++) seen[tinyaiSample(s.get(), l.data(), (int)l.size())]++;
+    EXPECT_EQ(seen.size(), 2u);
+    EXPECT_TRUE(seen.count(1) && seen.count(2));
+
+    c.topK = 0;
+    c.topP = 0.01f;  // the single most likely token
+    SamplerPtr p = Make(c);
+    for (int i = 0; i < 200; i++) EXPECT_EQ(tinyaiSample(p.get(), l.data(), (int)l.size()), 1);
+}
+
+TEST(Sampler, RepetitionPenaltyDemotesRecentTokens) {
+    TinyAISamplerConfig c = Greedy();
+    c.repeatPenalty = 2.0f;
+    c.repeatLastN = 4;
+    SamplerPtr s = Make(c);
+    std::vector<float> l = {1.0f, 3.0f, 2.0f, -1.0f};
+    int32_t hist[] = {1};
+    tinyaiSamplerAccept(s.get(), hist, 1);
+    // 3.0 / 2 = 1.5 < 2.0: token 2 wins now.
+    EXPECT_EQ(tinyaiSample(s.get(), l.data(), 4), 2);
+    // 2 was recorded: 2.0/2 = 1.0, 1.5 wins.
+    EXPECT_EQ(tinyaiSample(s.get(), l.data(), 4), 1);
+    // Negative logits are multiplied, never lifted.
+    std::vector<float> neg = {-1.0f, -1.5f};
+    SamplerPtr n = Make(c);
+    int32_t h0[] = {0};
+    tinyaiSamplerAccept(n.get(), h0, 1);
+    EXPECT_EQ(tinyaiSample(n.get(), neg.data(), 2), 1);  // -2.0 < -1.5
+}
+
+TEST(Sampler, BadConfigAndArgumentsAreErrors) {
+    TinyAISampler *s = nullptr;
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    c.topP = 0.0f;
+    EXPECT_EQ(tinyaiCreateSampler(&c, &s), TINYAI_ERR_INVALID_ARG);
+    c = tinyaiCreateDefaultSamplerConfig();
+    c.temperature = NAN;
+    EXPECT_EQ(tinyaiCreateSampler(&c, &s), TINYAI_ERR_INVALID_ARG);
+    c = tinyaiCreateDefaultSamplerConfig();
+    c.repeatPenalty = 0.0f;
+    EXPECT_EQ(tinyaiCreateSampler(&c, &s), TINYAI_ERR_INVALID_ARG);
+    c = tinyaiCreateDefaultSamplerConfig();
+    c.repeatLastN = -1;
+    EXPECT_EQ(tinyaiCreateSampler(&c, &s), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(s, nullptr);
+    EXPECT_EQ(tinyaiCreateSampler(nullptr, nullptr), TINYAI_ERR_INVALID_ARG);
+    SamplerPtr g = Make(Greedy());
+    float l = 1.0f;
+    EXPECT_EQ(tinyaiSample(g.get(), nullptr, 3), -1);
+    EXPECT_EQ(tinyaiSample(g.get(), &l, 0), -1);
+    EXPECT_EQ(tinyaiSample(nullptr, &l, 1), -1);
+}
+
+}  // namespace
