@@ -177,3 +177,22 @@ TEST(Cli, RealModelGreedyNamesParis) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cli, RealModelTmaiGeneratesTheSameTokens) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    std::string t = tai_test::TempPath(".tmai");
+    Result c = Tinyai("convert " + path + " " + t);
+    ASSERT_EQ(c.status, 0) << c.output;
+    const std::string args = " -p 'Once upon a time' -n 24 --temp 0.7 --seed 3 --quiet --threads 2";
+    Result a = Tinyai("generate -m " + path + args, "stdout");
+    Result b = Tinyai("generate -m " + t + args, "stdout");
+    EXPECT_EQ(a.status, 0);
+    EXPECT_EQ(b.status, 0);
+    EXPECT_GT(a.output.size(), 24u);
+    EXPECT_EQ(a.output, b.output);
+    std::remove(t.c_str());
+}
+
+}  // namespace
