@@ -47,6 +47,34 @@ TAI_ROWS_DECL(tai_k_rows_q4_1_avx512);
 TAI_ROWS_DECL(tai_k_rows_q8_0_avx512);
 #endif
 
+/* ---- Row drivers of the SIMD variants: rows outer, columns inner (four
+ * at a time, then one). */
+
+/* One driver per type, stamped from this template so that the hot loops
+ * call the type's dot functions directly (no function pointers inside). */
+#define ROWS_DRIVER(NAME, WT, XT, NELEM, DOT1, DOT4)                            \
+    void NAME(const void *restrict w, size_t w_row_bytes, const void *restrict x, \
+              size_t x_col_bytes, float *restrict y, int64_t y_stride, int64_t n, \
+              int64_t r0, int64_t r1, int64_t ncols) {                          \
+        const char *xb = (const char *)x;                                      \
+        for (int64_t r = r0; r < r1; r++) {                                    \
+            const WT *wr = (const WT *)((const char *)w + (size_t)r * w_row_bytes); \
+            int64_t c = 0;                                                     \
+            for (; c + 4 <= ncols; c += 4) {                                   \
+                const XT *xc[4];                                               \
+                float o[4];                                                    \
+                for (int j = 0; j < 4; j++)                                    \
+                    xc[j] = (const XT *)(xb + (size_t)(c + j) * x_col_bytes);  \
+                DOT4(wr, xc, NELEM, o);                                        \
+                for (int j = 0; j < 4; j++) y[(c + j) * y_stride + r] = o[j];  \
+            }                                                                  \
+            for (; c < ncols; c++)                                             \
+                y[c * y_stride + r] =                                          \
+                    DOT1(wr, (const XT *)(xb + (size_t)c * x_col_bytes), NELEM); \
+        }                                                                      \
+    }
+
+
 #ifdef __cplusplus
 }
 #endif

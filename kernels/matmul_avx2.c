@@ -226,30 +226,6 @@ static void q4_1_dot4(const tai_block_q4_1 *w, const tai_block_q8a *const x[4],
 
 /* ---- Row drivers: rows outer, columns inner (four, then one at a time) -- */
 
-/* One driver per type, stamped from this template so that the hot loops
- * call the type's dot functions directly (no function pointers inside). */
-#define ROWS_DRIVER(NAME, WT, XT, NELEM, DOT1, DOT4)                            \
-    void NAME(const void *restrict w, size_t w_row_bytes, const void *restrict x, \
-              size_t x_col_bytes, float *restrict y, int64_t y_stride, int64_t n, \
-              int64_t r0, int64_t r1, int64_t ncols) {                          \
-        const char *xb = (const char *)x;                                      \
-        for (int64_t r = r0; r < r1; r++) {                                    \
-            const WT *wr = (const WT *)((const char *)w + (size_t)r * w_row_bytes); \
-            int64_t c = 0;                                                     \
-            for (; c + 4 <= ncols; c += 4) {                                   \
-                const XT *xc[4];                                               \
-                float o[4];                                                    \
-                for (int j = 0; j < 4; j++)                                    \
-                    xc[j] = (const XT *)(xb + (size_t)(c + j) * x_col_bytes);  \
-                DOT4(wr, xc, NELEM, o);                                        \
-                for (int j = 0; j < 4; j++) y[(c + j) * y_stride + r] = o[j];  \
-            }                                                                  \
-            for (; c < ncols; c++)                                             \
-                y[c * y_stride + r] =                                          \
-                    DOT1(wr, (const XT *)(xb + (size_t)c * x_col_bytes), NELEM); \
-        }                                                                      \
-    }
-
 ROWS_DRIVER(tai_k_rows_f32_avx2, float, float, n, f32_dot1, f32_dot4)
 ROWS_DRIVER(tai_k_rows_f16_avx2, uint16_t, float, n, f16_dot1, f16_dot4)
 ROWS_DRIVER(tai_k_rows_q8_0_avx2, tai_block_q8_0, tai_block_q8a, n / TAI_QK, q8_0_dot1, q8_0_dot4)
