@@ -35,22 +35,6 @@ typedef struct {
     char isa[16];
 } result;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Runs in the child: load, then reps x (prompt, generation). */
 static result run_case(const char *path, int threads, int reps, int n_prompt, int n_gen) {
     result r = {0};
@@ -83,13 +67,13 @@ static result run_case(const char *path, int threads, int reps, int n_prompt, in
     for (int i = 0; i < n_prompt; i++) prompt[i] = (int32_t)((i * 7919u + 13u) % (unsigned)info.nVocab);
     for (int rep = 0; rep < reps; rep++) {
         tinyaiResetSession(s);
-        double t0 = now_s();
+        double t0 = tai_bench_now();
         if (tinyaiEval(s, prompt, (size_t)n_prompt) != TINYAI_OK) goto done;
-        pt[rep] = (double)n_prompt / (now_s() - t0);
+        pt[rep] = (double)n_prompt / (tai_bench_now() - t0);
         /* generation continues after a short prompt, as a chat turn would */
         tinyaiResetSession(s);
         if (tinyaiEval(s, prompt, 8) != TINYAI_OK) goto done;
-        double t1 = now_s();
+        double t1 = tai_bench_now();
         for (int i = 0; i < n_gen; i++) {
             const float *l = tinyaiGetLogits(s);
             int32_t best = 0;
@@ -97,10 +81,10 @@ static result run_case(const char *path, int threads, int reps, int n_prompt, in
                 if (l[v] > l[best]) best = v;
             if (tinyaiEval(s, &best, 1) != TINYAI_OK) goto done;
         }
-        gt[rep] = (double)n_gen / (now_s() - t1);
+        gt[rep] = (double)n_gen / (tai_bench_now() - t1);
     }
-    r.prompt_tps = median(pt, reps);
-    r.gen_tps = median(gt, reps);
+    r.prompt_tps = tai_bench_median(pt, reps);
+    r.gen_tps = tai_bench_median(gt, reps);
     r.ok = 1;
 done:
     free(prompt);

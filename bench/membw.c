@@ -49,17 +49,6 @@ static void *read_slice(void *arg) {
     return NULL;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 volatile uint64_t tai_bench_sink;
 
 double tai_bench_read_bandwidth(size_t bytes, int threads, int reps) {
@@ -77,7 +66,7 @@ double tai_bench_read_bandwidth(size_t bytes, int threads, int reps) {
     }
     const size_t per = bytes / (size_t)threads & ~(size_t)255;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = tai_bench_now();
         for (int i = 0; i < threads; i++) {
             sl[i] = (slice){buf + (size_t)i * per, per, 0};
             if (i > 0 && pthread_create(&th[i], NULL, read_slice, &sl[i]) != 0) sl[i].n = 0;
@@ -85,11 +74,10 @@ double tai_bench_read_bandwidth(size_t bytes, int threads, int reps) {
         read_slice(&sl[0]);
         for (int i = 1; i < threads; i++)
             if (sl[i].n) pthread_join(th[i], NULL);
-        t[r] = now_s() - t0;
+        t[r] = tai_bench_now() - t0;
         for (int i = 0; i < threads; i++) tai_bench_sink += sl[i].sink;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double bw = (double)(per * (size_t)threads) / t[reps / 2];
+    double bw = (double)(per * (size_t)threads) / tai_bench_median(t, reps);
     free(t);
     free(buf);
     return bw;

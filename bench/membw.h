@@ -4,10 +4,30 @@
 #define TAI_BENCH_MEMBW_H
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Monotonic seconds. */
+static inline double tai_bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int tai_bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorts v). */
+static inline double tai_bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, tai_bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 /* Median of `reps` timed streaming reads of a `bytes` buffer (much larger than
  * the last-level cache), split across `threads` threads; bytes per second.

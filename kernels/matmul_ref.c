@@ -75,52 +75,20 @@ static float dot_q4_1(const tai_block_q4_1 *w, const tai_block_q8a *x, int64_t n
     return sum;
 }
 
-void tai_k_rows_f32_ref(const void *restrict w, size_t w_row_bytes,
-                        const void *restrict x, size_t x_col_bytes, float *restrict y,
-                        int64_t y_stride, int64_t n, int64_t r0, int64_t r1,
-                        int64_t ncols) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = 0; c < ncols; c++)
-            y[c * y_stride + r] = dot_f32(row_at(w, w_row_bytes, r),
-                                          col_at(x, x_col_bytes, c), n);
-}
+/* The reference row drivers: every (row, column) pair, one dot product
+ * each, stamped per type so each calls its dot function directly. */
+#define REF_ROWS(NAME, DOT, NELEM)                                                \
+    void NAME(const void *restrict w, size_t w_row_bytes, const void *restrict x, \
+              size_t x_col_bytes, float *restrict y, int64_t y_stride, int64_t n,  \
+              int64_t r0, int64_t r1, int64_t ncols) {                            \
+        for (int64_t r = r0; r < r1; r++)                                         \
+            for (int64_t c = 0; c < ncols; c++)                                   \
+                y[c * y_stride + r] =                                             \
+                    DOT(row_at(w, w_row_bytes, r), col_at(x, x_col_bytes, c), NELEM); \
+    }
 
-void tai_k_rows_f16_ref(const void *restrict w, size_t w_row_bytes,
-                        const void *restrict x, size_t x_col_bytes, float *restrict y,
-                        int64_t y_stride, int64_t n, int64_t r0, int64_t r1,
-                        int64_t ncols) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = 0; c < ncols; c++)
-            y[c * y_stride + r] = dot_f16(row_at(w, w_row_bytes, r),
-                                          col_at(x, x_col_bytes, c), n);
-}
-
-void tai_k_rows_q8_0_ref(const void *restrict w, size_t w_row_bytes,
-                         const void *restrict x, size_t x_col_bytes, float *restrict y,
-                         int64_t y_stride, int64_t n, int64_t r0, int64_t r1,
-                         int64_t ncols) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = 0; c < ncols; c++)
-            y[c * y_stride + r] = dot_q8_0(row_at(w, w_row_bytes, r),
-                                           col_at(x, x_col_bytes, c), n / TAI_QK);
-}
-
-void tai_k_rows_q4_0_ref(const void *restrict w, size_t w_row_bytes,
-                         const void *restrict x, size_t x_col_bytes, float *restrict y,
-                         int64_t y_stride, int64_t n, int64_t r0, int64_t r1,
-                         int64_t ncols) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = 0; c < ncols; c++)
-            y[c * y_stride + r] = dot_q4_0(row_at(w, w_row_bytes, r),
-                                           col_at(x, x_col_bytes, c), n / TAI_QK);
-}
-
-void tai_k_rows_q4_1_ref(const void *restrict w, size_t w_row_bytes,
-                         const void *restrict x, size_t x_col_bytes, float *restrict y,
-                         int64_t y_stride, int64_t n, int64_t r0, int64_t r1,
-                         int64_t ncols) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = 0; c < ncols; c++)
-            y[c * y_stride + r] = dot_q4_1(row_at(w, w_row_bytes, r),
-                                           col_at(x, x_col_bytes, c), n / TAI_QK);
-}
+REF_ROWS(tai_k_rows_f32_ref, dot_f32, n)
+REF_ROWS(tai_k_rows_f16_ref, dot_f16, n)
+REF_ROWS(tai_k_rows_q8_0_ref, dot_q8_0, n / TAI_QK)
+REF_ROWS(tai_k_rows_q4_0_ref, dot_q4_0, n / TAI_QK)
+REF_ROWS(tai_k_rows_q4_1_ref, dot_q4_1, n / TAI_QK)

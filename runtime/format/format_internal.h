@@ -84,9 +84,6 @@ TinyAIStatus tai_fmt_read_kvs(tai_cur *c, tai_mf_impl *m, uint64_t n_kv);
 /* Frees what one kv owns. */
 void tai_fmt_kv_free(tai_kv *kv);
 
-/* Size in bytes of one element of a scalar kv type, 0 for STRING/ARRAY and
- * invalid ids. */
-size_t tai_kv_type_size(int t);
 /* "u32", "string", ...; "?" for an invalid id. */
 const char *tai_kv_type_name(int t);
 

@@ -130,6 +130,9 @@ TinyAIStatus tai_kv_get_bool(const tai_model_file *mf, const char *key, bool *ou
 /* An array of the given element type; *n receives its length. */
 TinyAIStatus tai_kv_get_arr(const tai_model_file *mf, const char *key,
                             tai_kv_type elem_type, const void **data, uint64_t *n);
+/* Size in bytes of one element of a scalar kv type, 0 for STRING/ARRAY and
+ * invalid ids. */
+size_t tai_kv_type_size(int t);
 const tai_tensor *tai_model_file_find_tensor(const tai_model_file *mf, const char *name);
 
 /* Writes `mf` as .tmai (docs/FORMAT.md): same metadata and tensors, each

@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "runtime/base/error.h"
+#include "runtime/base/rng.h"
 #include "runtime/format/gguf_write.h"
 #include "runtime/format/synth.h"
 
@@ -65,30 +66,6 @@ TinyAIStatus tai_synth_validate(const tai_synth_config *c) {
 
 /* ---- Random values ------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s[4]; } xoshiro;
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(xoshiro *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 /* Standard deviation of the target values for a tensor; *norm set for the
  * norm weights (1 + noise). */
 static float tensor_std(const tai_synth_config *c, const char *name, int64_t ne0, bool *norm) {
@@ -109,10 +86,10 @@ void tai_synth_row(const tai_synth_config *c, const char *tensor, int64_t row, i
     float scale = std / sqrtf(2.0f / 3.0f);
     uint64_t sm = c->seed ^ XXH64(tensor, strlen(tensor), 0x5EED);
     sm ^= (uint64_t)row * 0xD1B54A32D192ED03ull;
-    xoshiro r;
-    for (int i = 0; i < 4; i++) r.s[i] = splitmix64(&sm);
+    tai_rng r;
+    tai_rng_seed(&r, sm);
     for (int64_t i = 0; i < ne0; i++) {
-        uint64_t x = xoshiro_next(&r);
+        uint64_t x = tai_rng_next(&r);
         float u1 = (float)(int32_t)(uint32_t)x * (1.0f / 2147483648.0f);
         float u2 = (float)(int32_t)(uint32_t)(x >> 32) * (1.0f / 2147483648.0f);
         float v = (u1 + u2) * scale;

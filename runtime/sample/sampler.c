@@ -14,10 +14,11 @@
 #include <tinyai/llm.h>
 
 #include "runtime/base/error.h"
+#include "runtime/base/rng.h"
 
 struct TinyAISampler {
     TinyAISamplerConfig cfg;
-    uint64_t rng[4];
+    tai_rng rng;
     int32_t *hist; /* ring of the last cfg.repeatLastN ids */
     size_t hist_len, hist_pos;
     /* per-call scratch, grown as needed */
@@ -30,29 +31,6 @@ TinyAISamplerConfig tinyaiCreateDefaultSamplerConfig(void) {
     TinyAISamplerConfig c = {0.8f, 40, 0.95f, 1.1f, 64, 0};
     return c;
 }
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro(uint64_t s[4]) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double uniform(uint64_t s[4]) { return (double)(xoshiro(s) >> 11) * 0x1.0p-53; }
 
 TinyAIStatus tinyaiCreateSampler(const TinyAISamplerConfig *config, TinyAISampler **out) {
     if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiCreateSampler: out is NULL");
@@ -71,8 +49,7 @@ TinyAIStatus tinyaiCreateSampler(const TinyAISamplerConfig *config, TinyAISample
     TinyAISampler *s = calloc(1, sizeof *s);
     if (!s) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     s->cfg = c;
-    uint64_t seed = c.seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&seed);
+    tai_rng_seed(&s->rng, c.seed);
     if (c.repeatLastN > 0) {
         s->hist = malloc((size_t)c.repeatLastN * sizeof *s->hist);
         if (!s->hist) {
@@ -206,7 +183,7 @@ int32_t tinyaiSample(TinyAISampler *s, const float *logits, int nVocab) {
         }
         double kept = 0.0;
         for (int i = 0; i < keep; i++) kept += l[idx[i]];
-        double r = uniform(s->rng) * kept;
+        double r = tai_rng_uniform(&s->rng) * kept;
         pick = idx[keep - 1];
         for (int i = 0; i < keep; i++) {
             r -= l[idx[i]];

@@ -224,19 +224,9 @@ static TinyAIStatus get_array(const tai_model_file *mf, const char *key, bool re
     return TINYAI_OK;
 }
 
-static size_t elem_size(tai_kv_type t) {
-    switch (t) {
-    case TAI_KV_U8: case TAI_KV_I8: case TAI_KV_BOOL: return 1;
-    case TAI_KV_U16: case TAI_KV_I16: return 2;
-    case TAI_KV_U32: case TAI_KV_I32: case TAI_KV_F32: return 4;
-    case TAI_KV_U64: case TAI_KV_I64: case TAI_KV_F64: return 8;
-    default: return 0;
-    }
-}
-
 /* Element i of an integer array (raw little-endian values, maybe unaligned). */
 static int64_t arr_int(const tai_kv *kv, uint64_t i) {
-    const unsigned char *p = (const unsigned char *)kv->v.arr.data + i * elem_size(kv->v.arr.type);
+    const unsigned char *p = (const unsigned char *)kv->v.arr.data + i * tai_kv_type_size((int)kv->v.arr.type);
     switch (kv->v.arr.type) {
     case TAI_KV_U8: return p[0];
     case TAI_KV_I8: return (int8_t)p[0];
