@@ -61,10 +61,15 @@ typedef struct {
 } tai_block_q8_0;
 
 /* Activations quantized for the integer dot products (internal only, never
- * stored in a file): x = d * q; s = d * sum(q), which Q4_1's minimum needs. */
+ * stored in a file): x = d * q; s = d * sum(q), which Q4_1's minimum needs;
+ * n8 = -8 * sum(q) and n128 = -128 * sum(q), the starting values of the
+ * integer sums against packed Q4_0 and Q8_0 weights, whose codes are stored
+ * unsigned with a bias of 8 and 128 (see "Packed weights"). 48 bytes. */
 typedef struct {
     float d;
     float s;
+    int32_t n8;
+    int32_t n128;
     int8_t qs[TAI_QK];
 } tai_block_q8a;
 
@@ -97,12 +102,96 @@ void tai_dequantize_row(tai_type t, const void *src, float *dst, int64_t n);
 /* Quantizes n activations (n % 32 == 0) to q8a blocks. */
 void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n);
 
+/* ---- Reference kernels and activation preparation --------------------- */
+
+/*
+ * Row-range product kernel over row-major weights (the scalar reference
+ * only: the oracle the packed kernels are tested against). For rows r in
+ * [r0, r1) and columns c in [0, ncols):  y[c * y_stride + r] = dot(W row r,
+ * x column c). W rows are `w_row_bytes` apart; x columns are prepared one by
+ * one (tai_prep_col), `x_col_bytes` apart, each n elements long.
+ */
+typedef void (*tai_rows_fn)(const void *restrict w, size_t w_row_bytes,
+                            const void *restrict x, size_t x_col_bytes,
+                            float *restrict y, int64_t y_stride, int64_t n,
+                            int64_t r0, int64_t r1, int64_t ncols);
+
+/* Activation preparation for a weight type: quantize or copy. */
+typedef enum {
+    TAI_PREP_F32 = 0, /* x stays float (F32, F16 weights) */
+    TAI_PREP_Q8A = 1, /* x quantized to tai_block_q8a (Q4_0, Q4_1, Q8_0) */
+} tai_prep;
+
+/* The reference row-major kernel for type t (NULL for an invalid type). */
+tai_rows_fn tai_rows_ref(tai_type t);
+/* How activations must be prepared for weights of type t. */
+tai_prep tai_prep_for(tai_type t);
+/* Bytes one prepared column of n elements takes (0 if n is invalid). */
+size_t tai_prep_col_bytes(tai_prep p, int64_t n);
+/* Prepares one column of n floats into `dst` (tai_prep_col_bytes bytes). */
+void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n);
+
+/* ---- Packed weights ------------------------------------------------------
+ *
+ * The fast kernels read weights repacked once, at load time, into panels of
+ * TAI_PANEL consecutive rows, so that one SIMD register holds one value for
+ * each of 16 rows and the loops read memory linearly. Panel p holds rows
+ * [16p, 16p + 16) (rows past the matrix's end are zero) and takes
+ * tai_pack_panel_bytes(t, n) bytes (a multiple of 64). Within a panel, with
+ * nb = n / 32 blocks and r the row within the panel:
+ *
+ *   F32   float  [n][16]              element (r, k) at k * 16 + r
+ *   F16   fp16   [n][16]              likewise
+ *   Q8_0  uint8  [nb][8][16][4]       (b, g, r, t): q(r, 32b + 4g + t) + 128
+ *         fp16   [nb][16]             d(r, b)
+ *   Q4_0  uint8  [nb][4][16][4]       (b, j, r, t): low nibble q(r, 32b + 8j + t),
+ *                                     high nibble q(r, 32b + 8j + 4 + t), q in 0..15
+ *         fp16   [nb][16]             d(r, b)
+ *   Q4_1  as Q4_0, then fp16 [nb][16] m(r, b) after the scales
+ *
+ * so one 64-byte load gives four consecutive elements of every row, the
+ * operand layout of a dot-product instruction that sums groups of four bytes
+ * into 32-bit lanes (VNNI vpdpbusd). The values are exactly the GGUF ones:
+ * packing never rounds.
+ */
+#define TAI_PANEL 16
+
+/* Bytes of one packed panel of n elements per row (0 if n is invalid). */
+size_t tai_pack_panel_bytes(tai_type t, int64_t n);
+/* Bytes of a packed rows x n matrix (whole panels); 0 on invalid arguments
+ * or overflow. */
+size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n);
+/* Packs panels [p0, p1) of row-major W (rows x n of type t, rows
+ * tai_type_row_bytes apart) into dst, which holds the whole packed matrix
+ * (panel p at dst + p * tai_pack_panel_bytes). Panels are independent, so
+ * callers may pack ranges in parallel. */
+void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *dst,
+                     int64_t p0, int64_t p1);
+
+/* ---- Prepared activations for the packed kernels --------------------------
+ *
+ * The columns of X are prepared in groups of TAI_NR: group g holds columns
+ * [8g, min(8g + 8, ncols)), w of them, and starts at byte
+ * g * TAI_NR * tai_prep_col_bytes(p, n). Inside a group the unit (one float
+ * for TAI_PREP_F32, one tai_block_q8a for TAI_PREP_Q8A) u of column j is at
+ * index u * w + j, so the kernels read the columns of a group together. A
+ * single column is thus stored exactly as tai_prep_col stores it.
+ */
+#define TAI_NR 8
+
+/* Bytes the prepared activations of ncols columns take. */
+size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols);
+/* Prepares column groups [g0, g1) of X (ncols columns of n floats, column c
+ * at x + c * n) into dst, laid out as above. */
+void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
+                     int64_t g0, int64_t g1);
+
 /* ---- ISA variants and the kernel table ---------------------------------- */
 
 typedef enum {
     TAI_ISA_SCALAR = 0,
     TAI_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    TAI_ISA_AVX512 = 2, /* AVX-512 F/BW/VL (+ VNNI used where present) */
+    TAI_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
     TAI_ISA_COUNT = 3,
 } tai_isa;
 
@@ -115,37 +204,24 @@ int tai_isa_supported(tai_isa isa);
 tai_isa tai_isa_best(tai_isa cap);
 
 /*
- * Row-range product kernel: for rows r in [r0, r1) and columns c in
- * [0, ncols):  y[c * y_stride + r] = dot(W row r, x column c).
- * W rows are `w_row_bytes` apart. x columns are prepared activations (see
- * tai_kernels.prep_type), `x_col_bytes` apart, each n elements long.
- * n is a multiple of the weight type's block size.
+ * Packed product kernel: for the rows of panels [p0, p1) (rows below
+ * `rows` only) and columns c in [0, ncols):
+ *     y[c * y_stride + r] = dot(W row r, x column c).
+ * wp: the packed matrix (panel p at wp + p * panel_bytes); xp: the prepared
+ * activations of all ncols columns (tai_prep_groups); n elements per row.
  */
-typedef void (*tai_rows_fn)(const void *restrict w, size_t w_row_bytes,
-                            const void *restrict x, size_t x_col_bytes,
-                            float *restrict y, int64_t y_stride, int64_t n,
-                            int64_t r0, int64_t r1, int64_t ncols);
-
-/* Activation preparation for a weight type: quantize or copy one column. */
-typedef enum {
-    TAI_PREP_F32 = 0, /* x stays float (F32, F16 weights) */
-    TAI_PREP_Q8A = 1, /* x quantized to tai_block_q8a (Q4_0, Q4_1, Q8_0) */
-} tai_prep;
+typedef void (*tai_gemm_fn)(const void *restrict wp, size_t panel_bytes,
+                            const void *restrict xp, float *restrict y, int64_t y_stride,
+                            int64_t n, int64_t rows, int64_t p0, int64_t p1, int64_t ncols);
 
 typedef struct {
     tai_isa isa;
-    tai_rows_fn rows[TAI_TYPE_COUNT]; /* NULL for unused ids */
+    tai_gemm_fn gemm[TAI_TYPE_COUNT]; /* NULL for unused ids */
 } tai_kernels;
 
 /* The table for `isa` (must be supported; falls back to scalar otherwise).
  * Borrowed, static. */
 const tai_kernels *tai_kernels_get(tai_isa isa);
-/* How activations must be prepared for weights of type t. */
-tai_prep tai_prep_for(tai_type t);
-/* Bytes one prepared column of n elements takes. */
-size_t tai_prep_col_bytes(tai_prep p, int64_t n);
-/* Prepares one column of n floats into `dst` (tai_prep_col_bytes bytes). */
-void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n);
 
 /* ---- Thread pool -------------------------------------------------------- */
 
@@ -165,15 +241,23 @@ void tai_pool_run(tai_pool *pool, void (*fn)(void *ctx, int i, int n), void *ctx
 
 /*
  * Y[c][r] = sum_k W[r][k] * X[c][k] for r < rows, c < ncols, k < n.
- * W: rows x n of type t (row-major, rows contiguous). X: ncols x n floats.
- * Y: ncols x rows floats. `scratch` holds the prepared activations; it must
- * be at least tai_matmul_scratch_bytes(t, n, ncols) bytes. pool may be NULL
- * (single thread). Rows are split evenly across the pool.
+ * wp: W (rows x n of type t) packed whole by tai_pack_panels or
+ * tai_pack_matrix, 64-byte aligned. X: ncols x n floats, column c at x + c * n.
+ * Y: ncols x rows floats. `scratch` (64-byte aligned, at least
+ * tai_matmul_scratch_bytes(t, n, ncols) bytes) receives the prepared
+ * activations. pool may be NULL (single thread). Preparation is split across
+ * the pool by column groups, the product by panels; each output element is
+ * computed by one thread with the same arithmetic whatever the thread count,
+ * so results do not depend on it.
  */
 size_t tai_matmul_scratch_bytes(tai_type t, int64_t n, int64_t ncols);
-void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *w,
+void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
                 int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
                 void *scratch);
+/* Packs the whole of row-major W into dst (tai_pack_bytes bytes, 64-byte
+ * aligned), panels split across the pool (NULL: the calling thread). */
+void tai_pack_matrix(tai_pool *pool, tai_type t, const void *w, int64_t rows, int64_t n,
+                     void *dst);
 
 /* ---- Other ops (scalar; float32 activations) ---------------------------- */
 

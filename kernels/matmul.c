@@ -1,77 +1,105 @@
 /*
- * kernels/matmul.c: the matrix product driver (layer: kernels).
+ * kernels/matmul.c: the matrix product driver and parallel packing (layer:
+ * kernels).
  *
- * Y[c][r] = sum_k W[r][k] * X[c][k]. Two phases:
- *   1. each column of X is prepared once (quantized to q8a for block weight
- *      types) into the caller's scratch, by the calling thread;
- *   2. the rows of W are split into even contiguous ranges, one per pool
- *      thread, and each thread runs the rows kernel on its range for all
- *      columns. Every output element is computed by exactly one call of the
- *      same kernel whatever the split, so the result does not depend on the
- *      number of threads.
- * F32 preparation is the identity, so for F32/F16 weights X is used in place
- * and the scratch is not touched (its size is still reported, so callers need
- * no special case).
+ * Y[c][r] = sum_k W[r][k] * X[c][k] over packed W. Two phases on the pool:
+ *   1. the columns of X are prepared (copied into column groups for F32/F16
+ *      weights, quantized to q8a for block types) into the caller's scratch,
+ *      column groups split across the threads;
+ *   2. the panels of W are split into even contiguous ranges, one per
+ *      thread, and each thread runs the type's packed kernel on its range for
+ *      all columns.
+ * Every output element is computed by one call of the same kernel whatever
+ * the split, so the result does not depend on the number of threads.
  */
 #include "kernels/kernels.h"
 
 size_t tai_matmul_scratch_bytes(tai_type t, int64_t n, int64_t ncols) {
-    if (ncols < 0) return 0;
-    size_t col = tai_prep_col_bytes(tai_prep_for(t), n);
-    if (ncols > 0 && col > SIZE_MAX / (uint64_t)ncols) return 0;
-    return col * (size_t)ncols;
+    if (!tai_type_valid((int)t)) return 0;
+    return tai_prep_bytes(tai_prep_for(t), n, ncols);
 }
 
 typedef struct {
-    tai_rows_fn fn;
-    const void *w;
-    size_t w_row_bytes;
-    const void *x;
-    size_t x_col_bytes;
+    tai_gemm_fn fn;
+    tai_prep prep;
+    const void *wp;
+    size_t panel_bytes;
+    const float *x;
+    void *xp;
     float *y;
-    int64_t rows, n, ncols;
+    int64_t rows, n, ncols, panels, groups;
 } job;
 
-static void run_range(void *ctx, int i, int nth) {
-    const job *j = ctx;
-    /* even split: thread i gets [rows * i / nth, rows * (i + 1) / nth) */
-    int64_t r0 = j->rows * i / nth;
-    int64_t r1 = j->rows * (i + 1) / nth;
-    if (r1 > r0)
-        j->fn(j->w, j->w_row_bytes, j->x, j->x_col_bytes, j->y, j->rows, j->n, r0, r1,
-              j->ncols);
+/* even split of [0, total) into nth parts: part i */
+static inline void split(int64_t total, int i, int nth, int64_t *a, int64_t *b) {
+    *a = total * i / nth;
+    *b = total * (i + 1) / nth;
 }
 
-void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *w,
+static void run_prep(void *ctx, int i, int nth) {
+    const job *j = ctx;
+    int64_t g0, g1;
+    split(j->groups, i, nth, &g0, &g1);
+    if (g1 > g0) tai_prep_groups(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1);
+}
+
+static void run_gemm(void *ctx, int i, int nth) {
+    const job *j = ctx;
+    int64_t p0, p1;
+    split(j->panels, i, nth, &p0, &p1);
+    if (p1 > p0)
+        j->fn(j->wp, j->panel_bytes, j->xp, j->y, j->rows, j->n, j->rows, p0, p1, j->ncols);
+}
+
+void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
                 int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
                 void *scratch) {
     if (k == NULL || !tai_type_valid((int)t) || rows <= 0 || n <= 0 || ncols <= 0) return;
-    size_t w_row_bytes = tai_type_row_bytes(t, n);
-    if (w_row_bytes == 0 || k->rows[t] == NULL) return;
-
-    tai_prep p = tai_prep_for(t);
+    size_t pb = tai_pack_panel_bytes(t, n);
+    if (pb == 0 || k->gemm[t] == NULL) return;
     job j = {
-        .fn = k->rows[t],
-        .w = w,
-        .w_row_bytes = w_row_bytes,
+        .fn = k->gemm[t],
+        .prep = tai_prep_for(t),
+        .wp = wp,
+        .panel_bytes = pb,
+        .x = x,
+        .xp = scratch,
         .y = y,
         .rows = rows,
         .n = n,
         .ncols = ncols,
+        .panels = (rows + TAI_PANEL - 1) / TAI_PANEL,
+        .groups = (ncols + TAI_NR - 1) / TAI_NR,
     };
-    if (p == TAI_PREP_F32) {
-        j.x = x;
-        j.x_col_bytes = (size_t)n * sizeof(float);
-    } else {
-        size_t cb = tai_prep_col_bytes(p, n);
-        for (int64_t c = 0; c < ncols; c++)
-            tai_prep_col(p, x + c * n, (char *)scratch + (size_t)c * cb, n);
-        j.x = scratch;
-        j.x_col_bytes = cb;
-    }
-
-    if (pool == NULL || tai_pool_size(pool) <= 1 || rows < 2)
-        run_range(&j, 0, 1);
+    int nth = tai_pool_size(pool);
+    /* a single column group is not worth a second dispatch */
+    if (nth > 1 && j.groups > 1)
+        tai_pool_run(pool, run_prep, &j);
     else
-        tai_pool_run(pool, run_range, &j);
+        run_prep(&j, 0, 1);
+    if (nth > 1 && j.panels > 1)
+        tai_pool_run(pool, run_gemm, &j);
+    else
+        run_gemm(&j, 0, 1);
+}
+
+typedef struct {
+    tai_type t;
+    const void *w;
+    int64_t rows, n, panels;
+    void *dst;
+} pack_job;
+
+static void run_pack(void *ctx, int i, int nth) {
+    const pack_job *j = ctx;
+    int64_t p0, p1;
+    split(j->panels, i, nth, &p0, &p1);
+    tai_pack_panels(j->t, j->w, j->rows, j->n, j->dst, p0, p1);
+}
+
+void tai_pack_matrix(tai_pool *pool, tai_type t, const void *w, int64_t rows, int64_t n,
+                     void *dst) {
+    if (tai_pack_bytes(t, rows, n) == 0 || w == NULL || dst == NULL) return;
+    pack_job j = {t, w, rows, n, (rows + TAI_PANEL - 1) / TAI_PANEL, dst};
+    tai_pool_run(pool, run_pack, &j);
 }

@@ -1,298 +1,343 @@
 /*
- * kernels/matmul_avx512.c: AVX-512 (F/BW/VL/DQ + VNNI) row-range product
- * kernels (layer: kernels). Compiled alone with the AVX-512 flags (see BUILD);
- * only called when tai_isa_supported(TAI_ISA_AVX512). The math is exactly
- * matmul_ref.c's; only the float summation order differs.
+ * kernels/matmul_avx512.c: AVX-512 (F/BW/VL/DQ + VNNI) packed product
+ * kernels (layer: kernels). Compiled alone with the AVX-512 flags (see
+ * BUILD); only called when tai_isa_supported(TAI_ISA_AVX512). Layouts are
+ * those of kernels.h: weights in panels of 16 rows, so one zmm register holds
+ * one value of each of the 16 rows of a panel and no horizontal sums are
+ * ever needed; activations in groups of 8 columns.
  *
- * Shape of every kernel: for each row r in [r0, r1), the columns are taken
- * four at a time (one decode of each weight block serves four columns, and
- * the weight row stays in L1 while the columns go by), then one at a time.
+ * Two loop shapes per type:
+ *  - streaming (matrix-vector; the last group of fewer than 8 columns): each
+ *    panel is read once, front to back, and multiplied into every column of
+ *    the group while it is in registers. Memory bound by design: the work per
+ *    byte is a few instructions, far below what a core can issue.
+ *  - blocked (matrix-matrix; every full group of 8 columns): K is cut into
+ *    slices that keep the activations of all groups in L2 and the current
+ *    slice of one or two panels in L1; a register tile of 32 rows x 8
+ *    columns (floats: 16 accumulators, two weight loads and eight broadcast
+ *    activations per step of k) or 16 x 8 (block types) is accumulated, then
+ *    added into y.
  *
- * Block types handle two 32-element blocks per 512-bit vector: bytes 0..31
- * are block b, bytes 32..63 block b + 1. VNNI's vpdpbusd multiplies unsigned
- * by signed bytes and adds groups of four into int32 lanes, so lanes 0..7
- * hold partial sums of block b and lanes 8..15 those of block b + 1; they are
- * converted to float and multiplied by a vector holding each block's
- * d_w * d_x in its own half. An odd last block uses the same code with a
- * zeroed upper half.
+ * Block types: vpdpbusd multiplies the unsigned packed codes by the signed
+ * q8a activations, four bytes per 32-bit lane, so lane r of one instruction
+ * adds four products of row r. The integer sum of a block starts at the
+ * activation's n8 / n128, which cancels the code bias exactly; it is then
+ * converted to float and scaled by d_x (a broadcast) and d_w (a vector of
+ * the 16 rows' scales): y += d_w * (d_x * isum) [+ m_w * s_x for Q4_1].
  */
 #include "kernels/kernels_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-static inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+#define INLINE static inline __attribute__((always_inline))
 
-/* Two block scales, s0 in lanes 0..7 and s1 in lanes 8..15. */
-static inline __m512 scale2(float s0, float s1) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0)),
-                              _mm256_set1_ps(s1), 1);
+/* Rows of panel p that exist, as a store mask. */
+INLINE __mmask16 row_mask(int64_t rows, int64_t p) {
+    int64_t v = rows - p * TAI_PANEL;
+    return v >= TAI_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << v) - 1u);
 }
 
-/* 32 bytes of block a in the low half, of block b (or zero) in the high. */
-static inline __m512i bytes2(const void *a, const void *b) {
-    __m512i lo = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)a));
-    if (b == NULL) return lo;
-    return _mm512_inserti64x4(lo, _mm256_loadu_si256((const __m256i *)b), 1);
+/* ======================= F32 and F16 ====================================== */
+
+/* 16 weights of row panel `w` at step k: F32 as stored, F16 widened. */
+INLINE __m512 ldw(const void *w, int64_t k, int f16) {
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)((const uint16_t *)w + k * 16)));
+    return _mm512_load_ps((const float *)w + k * 16);
 }
 
-/* Nibbles of one or two 4-bit blocks as bytes 0..15 in element order:
- * element j of a block is the low nibble of qs[j], element j + 16 the high
- * nibble. Lanes (128-bit) become [a, a >> 4, b, b >> 4] & 0x0f. */
-static inline __m512i nibbles2(const uint8_t *a, const uint8_t *b) {
-    __m256i va = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a));
-    __m256i vb = b ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b))
-                   : _mm256_setzero_si256();
-    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(va), vb, 1);
-    v = _mm512_mask_srli_epi64(v, 0xcc, v, 4); /* qwords 2,3,6,7: lanes 1, 3 */
-    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
-}
-
-/* ---- F32: y = sum_k w[k] * x[k] ----------------------------------------- */
-
-static float f32_dot1(const float *w, const float *x, int64_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+/* Streaming: one panel times W (1..7) columns laid out x[k * W + j].
+ * Narrow groups keep U independent partial sums per column (k split by
+ * residue) so the FMA latency is hidden. */
+INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m512 out[8]) {
+    enum { UMAX = 4 };
+    const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
+    __m512 acc[UMAX][7];
+    #pragma GCC unroll 8
+    for (int u = 0; u < UMAX; u++)
+        #pragma GCC unroll 8
+        for (int j = 0; j < 7; j++) acc[u][j] = _mm512_setzero_ps();
     int64_t k = 0;
-    for (; k + 64 <= n; k += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    for (; k + U <= n; k += U)
+        #pragma GCC unroll 8
+        for (int u = 0; u < U; u++) {
+            __m512 wv = ldw(w, k + u, f16);
+            #pragma GCC unroll 8
+            for (int j = 0; j < W; j++)
+                acc[u][j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[(k + u) * W + j]), acc[u][j]);
+        }
+    for (; k < n; k++) {
+        __m512 wv = ldw(w, k, f16);
+        #pragma GCC unroll 8
+        for (int j = 0; j < W; j++)
+            acc[0][j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[k * W + j]), acc[0][j]);
     }
-    for (; k < n; k += 16) /* n % 32 == 0, so whole vectors remain */
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    #pragma GCC unroll 8
+    for (int j = 0; j < W; j++) {
+        __m512 s = acc[0][j];
+        #pragma GCC unroll 8
+        for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[u][j]);
+        out[j] = s;
+    }
 }
 
-static void f32_dot4(const float *w, const float *const x[4], int64_t n, float out[4]) {
-    __m512 a[4][2];
-    for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 32) {
-        __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + k + 16);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[c] + k), a[c][0]);
-            a[c][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[c] + k + 16), a[c][1]);
+INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y,
+                           int64_t ys, int64_t n, int64_t rows, int64_t p0, int64_t p1,
+                           int W, int f16) {
+    for (int64_t p = p0; p < p1; p++) {
+        __m512 o[8];
+        f_stream(wp + (size_t)p * pb, x, n, W, f16, o);
+        __mmask16 m = row_mask(rows, p);
+        #pragma GCC unroll 8
+        for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, m, o[j]);
+    }
+}
+
+/* Blocked: the 8 columns of x (layout x[k * 8 + j]) times NP (1..3)
+ * consecutive panels (w, pb bytes apart) over k in [0, kl), added to (or,
+ * when `first`, stored into) y. 8 x NP accumulators. */
+INLINE void f_tile(const char *w, size_t pb, const float *x, int64_t kl, float *y, int64_t ys,
+                   int64_t row0, const __mmask16 mk[3], int first, int NP, int f16) {
+    __m512 a[3][8];
+#pragma GCC unroll 3
+    for (int i = 0; i < NP; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            a[i][j] = first ? _mm512_setzero_ps()
+                            : _mm512_maskz_loadu_ps(mk[i], y + j * ys + row0 + i * TAI_PANEL);
+    for (int64_t k = 0; k < kl; k++) {
+        __m512 v[3];
+#pragma GCC unroll 3
+        for (int i = 0; i < NP; i++) v[i] = ldw(w + i * pb, k, f16);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m512 xv = _mm512_set1_ps(x[k * 8 + j]);
+#pragma GCC unroll 3
+            for (int i = 0; i < NP; i++) a[i][j] = _mm512_fmadd_ps(v[i], xv, a[i][j]);
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(a[c][0], a[c][1]));
+#pragma GCC unroll 3
+    for (int i = 0; i < NP; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            _mm512_mask_storeu_ps(y + j * ys + row0 + i * TAI_PANEL, mk[i], a[i][j]);
 }
 
-/* ---- F16: as F32 with the weights widened by vcvtph2ps ------------------ */
+#ifndef F_KC
+#define F_KC 256 /* k per slice: 512 columns x 256 x 4 B = 512 KiB of x in L2 */
+#endif
+#ifndef F_NP
+#define F_NP 3   /* panels per register tile: 48 rows x 8 columns */
+#endif
 
-static inline __m512 ld_f16(const uint16_t *p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-}
-
-static float f16_dot1(const uint16_t *w, const float *x, int64_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + 64 <= n; k += 64) {
-        a0 = _mm512_fmadd_ps(ld_f16(w + k), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(ld_f16(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(ld_f16(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(ld_f16(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
-    }
-    for (; k < n; k += 16)
-        a0 = _mm512_fmadd_ps(ld_f16(w + k), _mm512_loadu_ps(x + k), a0);
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-static void f16_dot4(const uint16_t *w, const float *const x[4], int64_t n, float out[4]) {
-    __m512 a[4][2];
-    for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 32) {
-        __m512 w0 = ld_f16(w + k), w1 = ld_f16(w + k + 16);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[c] + k), a[c][0]);
-            a[c][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[c] + k + 16), a[c][1]);
+INLINE void f_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                   float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                   int64_t p1, int64_t ncols, int f16) {
+    const char *w = wp;
+    const float *x = xp;
+    const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
+    const size_t esz = f16 ? 2 : 4;
+    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += F_KC) {
+        const int64_t kl = n - k0 < F_KC ? n - k0 : F_KC;
+        for (int64_t p = p0; p < p1; p += F_NP) {
+            const int NP = p1 - p < F_NP ? (int)(p1 - p) : F_NP;
+            const char *w0 = w + (size_t)p * pb + (size_t)k0 * 16 * esz;
+            __mmask16 mk[3] = {0, 0, 0};
+            for (int i = 0; i < NP; i++) mk[i] = row_mask(rows, p + i);
+            for (int64_t g = 0; g < full; g++) {
+                const float *xg = x + g * TAI_NR * n + k0 * TAI_NR;
+                float *yg = y + g * TAI_NR * ys;
+                const int first = k0 == 0;
+                if (NP == 3) f_tile(w0, pb, xg, kl, yg, ys, p * TAI_PANEL, mk, first, 3, f16);
+                else if (NP == 2) f_tile(w0, pb, xg, kl, yg, ys, p * TAI_PANEL, mk, first, 2, f16);
+                else f_tile(w0, pb, xg, kl, yg, ys, p * TAI_PANEL, mk, first, 1, f16);
+            }
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(a[c][0], a[c][1]));
-}
-
-/* ---- Q8_0: d_w * d_x * sum(qw * qx) ------------------------------------- */
-
-/* Signed x signed with vpdpbusd (unsigned x signed): |qw| * (qx negated
- * where qw < 0). |-128| = 0x80 is 128 read unsigned, so every int8 weight
- * works; qx is never -128 (q8a is within +-127), so negating it is safe. */
-static inline __m512i q8_0_prod(__m512i wabs, __mmask64 wneg, __m512i xq) {
-    __m512i zero = _mm512_setzero_si512();
-    return _mm512_dpbusd_epi32(zero, wabs, _mm512_mask_sub_epi8(xq, wneg, zero, xq));
-}
-
-/* Adds blocks [b, b + 1] (or just b when `two` is 0) of one column. */
-static inline __m512 q8_0_step(const tai_block_q8_0 *w, const tai_block_q8a *x,
-                               int64_t b, int two, __m512 acc) {
-    __m512i wq = bytes2(w[b].qs, two ? w[b + 1].qs : NULL);
-    __m512i xq = bytes2(x[b].qs, two ? x[b + 1].qs : NULL);
-    __m512i p = q8_0_prod(_mm512_abs_epi8(wq), _mm512_movepi8_mask(wq), xq);
-    float s0 = fp16(w[b].d) * x[b].d;
-    float s1 = two ? fp16(w[b + 1].d) * x[b + 1].d : 0.0f;
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(s0, s1), acc);
-}
-
-static float q8_0_dot1(const tai_block_q8_0 *w, const tai_block_q8a *x, int64_t nb) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        a0 = q8_0_step(w, x, b, 1, a0);
-        a1 = q8_0_step(w, x, b + 2, 1, a1);
-    }
-    for (; b + 2 <= nb; b += 2) a0 = q8_0_step(w, x, b, 1, a0);
-    if (b < nb) a1 = q8_0_step(w, x, b, 0, a1);
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-}
-
-/* Blocks [b, b + 1] (or b alone) of four columns; each weight block is
- * decoded once for the four. */
-static inline void q8_0_step4(const tai_block_q8_0 *w, const tai_block_q8a *const x[4],
-                              int64_t b, int two, __m512 a[4]) {
-    __m512i wq = bytes2(w[b].qs, two ? w[b + 1].qs : NULL);
-    __m512i wabs = _mm512_abs_epi8(wq);
-    __mmask64 wneg = _mm512_movepi8_mask(wq);
-    float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
-    #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        const tai_block_q8a *xc = x[c];
-        __m512i p = q8_0_prod(wabs, wneg, bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL));
-        __m512 s = scale2(d0 * xc[b].d, two ? d1 * xc[b + 1].d : 0.0f);
-        a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[c]);
+    if (tail > 0) {
+        const float *xt = x + full * TAI_NR * n;
+        float *yt = y + full * TAI_NR * ys;
+        switch (tail) {
+#define CASE(W) case W: f_stream_group(w, pb, xt, yt, ys, n, rows, p0, p1, W, f16); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
+        }
     }
 }
 
-static void q8_0_dot4(const tai_block_q8_0 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m512 a[4];
-    for (int c = 0; c < 4; c++) a[c] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) q8_0_step4(w, x, b, 1, a);
-    if (b < nb) q8_0_step4(w, x, b, 0, a);
-    for (int c = 0; c < 4; c++) out[c] = _mm512_reduce_add_ps(a[c]);
+TAI_GEMM_DECL(tai_k_gemm_f32_avx512) {
+    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 0);
 }
 
-/* ---- Q4_0: d_w * d_x * sum((q - 8) * qx) = d_w * d_x * (sum(q * qx) - sum(8 * qx))
- * Both sums are exact int32 vpdpbusd results (q and 8 are unsigned bytes). */
-
-static inline __m512i q4_0_prod(__m512i wq, __m512i xq) {
-    __m512i zero = _mm512_setzero_si512();
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wq, xq),
-                            _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), xq));
+TAI_GEMM_DECL(tai_k_gemm_f16_avx512) {
+    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 1);
 }
 
-static inline __m512 q4_0_step(const tai_block_q4_0 *w, const tai_block_q8a *x,
-                               int64_t b, int two, __m512 acc) {
-    __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
-    __m512i xq = bytes2(x[b].qs, two ? x[b + 1].qs : NULL);
-    float s0 = fp16(w[b].d) * x[b].d;
-    float s1 = two ? fp16(w[b + 1].d) * x[b + 1].d : 0.0f;
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_0_prod(wq, xq)), scale2(s0, s1), acc);
-}
+/* ======================= Q8_0, Q4_0, Q4_1 ================================= */
 
-static float q4_0_dot1(const tai_block_q4_0 *w, const tai_block_q8a *x, int64_t nb) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        a0 = q4_0_step(w, x, b, 1, a0);
-        a1 = q4_0_step(w, x, b + 2, 1, a1);
+enum { T_Q8_0, T_Q4_0, T_Q4_1 };
+
+/* Code bytes per block of one panel. */
+#define QBYTES(T) ((T) == T_Q8_0 ? 512 : 256)
+
+/* The 8 code vectors of block b (vector g: elements 4g..4g+3 of each row).
+ * Q4 codes are not shifted down: a high nibble is used in place, as 16 times
+ * its value (v & 0xf0), and the sums of those vectors are divided by 16 at
+ * the end (exact: they are multiples of 16). One AND per vector instead of
+ * shift + AND. */
+INLINE void q_codes(const uint8_t *q, int T, __m512i wv[8]) {
+    if (T == T_Q8_0) {
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) wv[g] = _mm512_load_si512(q + 64 * g);
+        return;
     }
-    for (; b + 2 <= nb; b += 2) a0 = q4_0_step(w, x, b, 1, a0);
-    if (b < nb) a1 = q4_0_step(w, x, b, 0, a1);
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-}
-
-static inline void q4_0_step4(const tai_block_q4_0 *w, const tai_block_q8a *const x[4],
-                              int64_t b, int two, __m512 a[4]) {
-    __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
-    float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
-    #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        const tai_block_q8a *xc = x[c];
-        __m512i p = q4_0_prod(wq, bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL));
-        __m512 s = scale2(d0 * xc[b].d, two ? d1 * xc[b + 1].d : 0.0f);
-        a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[c]);
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8((char)0xf0);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512i v = _mm512_load_si512(q + 64 * j);
+        wv[2 * j] = _mm512_and_si512(v, lo4);
+        wv[2 * j + 1] = _mm512_and_si512(v, hi4);
     }
 }
 
-static void q4_0_dot4(const tai_block_q4_0 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m512 a[4];
-    for (int c = 0; c < 4; c++) a[c] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) q4_0_step4(w, x, b, 1, a);
-    if (b < nb) q4_0_step4(w, x, b, 0, a);
-    for (int c = 0; c < 4; c++) out[c] = _mm512_reduce_add_ps(a[c]);
-}
-
-/* ---- Q4_1: d_w * d_x * sum(q * qx) + m_w * s_x -------------------------- */
-
-static inline __m512 q4_1_step(const tai_block_q4_1 *w, const tai_block_q8a *x,
-                               int64_t b, int two, __m512 acc, float *msum) {
-    __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
-    __m512i xq = bytes2(x[b].qs, two ? x[b + 1].qs : NULL);
-    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq);
-    float s0 = fp16(w[b].d) * x[b].d;
-    float s1 = 0.0f;
-    *msum += fp16(w[b].m) * x[b].s;
-    if (two) {
-        s1 = fp16(w[b + 1].d) * x[b + 1].d;
-        *msum += fp16(w[b + 1].m) * x[b + 1].s;
+/* One column's contribution of one block: acc += d_w * (d_x * isum)
+ * (+ m_w * s_x for Q4_1). Four independent chains of two vpdpbusd each:
+ * short dependency chains let consecutive blocks overlap. For Q4 the odd
+ * vectors (high nibbles, x16) go to chains 2 and 3. */
+INLINE __m512 q_col(const __m512i wv[8], const tai_block_q8a *a, __m512 dw, __m512 mw,
+                    __m512 acc, int T) {
+    const int32_t *aq = (const int32_t *)a->qs;
+    __m512i s[4];
+    s[0] = T == T_Q8_0   ? _mm512_set1_epi32(a->n128)
+           : T == T_Q4_0 ? _mm512_set1_epi32(a->n8)
+                         : _mm512_setzero_si512();
+    s[1] = s[2] = s[3] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+        const int c = T == T_Q8_0 ? (g & 3) : ((g & 1) << 1) | ((g >> 1) & 1);
+        s[c] = _mm512_dpbusd_epi32(s[c], wv[g], _mm512_set1_epi32(aq[g]));
     }
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(s0, s1), acc);
+    __m512i hi = _mm512_add_epi32(s[2], s[3]);
+    if (T != T_Q8_0) hi = _mm512_srai_epi32(hi, 4);
+    __m512i si = _mm512_add_epi32(_mm512_add_epi32(s[0], s[1]), hi);
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(si), _mm512_set1_ps(a->d));
+    acc = _mm512_fmadd_ps(f, dw, acc);
+    if (T == T_Q4_1) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(a->s), acc);
+    return acc;
 }
 
-static float q4_1_dot1(const tai_block_q4_1 *w, const tai_block_q8a *x, int64_t nb) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    float m0 = 0.0f, m1 = 0.0f;
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        a0 = q4_1_step(w, x, b, 1, a0, &m0);
-        a1 = q4_1_step(w, x, b + 2, 1, a1, &m1);
+INLINE __m512 ld_scales(const uint16_t *s) {
+    return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)s));
+}
+
+/* Streaming: one panel times W (1..7) columns (x blocks [b][W]). */
+INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
+                           int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
+                           int W, int T) {
+    for (int64_t p = p0; p < p1; p++) {
+        const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
+        const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T));
+        const uint16_t *m = d + nb * TAI_PANEL;
+        __m512 acc[7];
+        #pragma GCC unroll 8
+        for (int j = 0; j < W; j++) acc[j] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            __m512i wv[8];
+#ifdef TAI_PF
+            for (int l = 0; l < QBYTES(T) / 64; l++)
+                _mm_prefetch((const char *)q + (size_t)b * QBYTES(T) + TAI_PF + 64 * l, _MM_HINT_T0);
+#endif
+            q_codes(q + (size_t)b * QBYTES(T), T, wv);
+            __m512 dw = ld_scales(d + b * TAI_PANEL);
+            __m512 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL) : dw;
+            #pragma GCC unroll 8
+            for (int j = 0; j < W; j++) acc[j] = q_col(wv, &x[b * W + j], dw, mw, acc[j], T);
+        }
+        __mmask16 mk = row_mask(rows, p);
+        #pragma GCC unroll 8
+        for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, acc[j]);
     }
-    for (; b + 2 <= nb; b += 2) a0 = q4_1_step(w, x, b, 1, a0, &m0);
-    if (b < nb) a1 = q4_1_step(w, x, b, 0, a1, &m1);
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (m0 + m1);
 }
 
-static inline void q4_1_step4(const tai_block_q4_1 *w, const tai_block_q8a *const x[4],
-                              int64_t b, int two, __m512 a[4], float m[4]) {
-    __m512i wq = nibbles2(w[b].qs, two ? w[b + 1].qs : NULL);
-    float d0 = fp16(w[b].d), d1 = two ? fp16(w[b + 1].d) : 0.0f;
-    float m0 = fp16(w[b].m), m1 = two ? fp16(w[b + 1].m) : 0.0f;
-    #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        const tai_block_q8a *xc = x[c];
-        __m512i xq = bytes2(xc[b].qs, two ? xc[b + 1].qs : NULL);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq);
-        __m512 s = scale2(d0 * xc[b].d, two ? d1 * xc[b + 1].d : 0.0f);
-        a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[c]);
-        m[c] += m0 * xc[b].s + (two ? m1 * xc[b + 1].s : 0.0f);
+#define Q_KB 16 /* blocks per slice: 512 columns x 16 x 48 B = 384 KiB of x in L2 */
+
+/* Blocked: blocks [b0, b0 + bl) of one panel (codes already in `codes`,
+ * QBYTES per block, scales at d/m) times the 8 columns of one group. */
+INLINE void q_tile(const uint8_t *codes, const uint16_t *d, const uint16_t *m,
+                   const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
+                   __mmask16 mk, int first, int T) {
+    __m512 acc[8];
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, y + j * ys + row0);
+    for (int64_t b = 0; b < bl; b++) {
+        __m512i wv[8];
+        #pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) wv[g] = _mm512_load_si512(codes + (size_t)b * 512 + 64 * g);
+        __m512 dw = ld_scales(d + b * TAI_PANEL);
+        __m512 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL) : dw;
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) acc[j] = q_col(wv, &x[b * 8 + j], dw, mw, acc[j], T);
+    }
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + j * ys + row0, mk, acc[j]);
+}
+
+INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                   float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                   int64_t p1, int64_t ncols, int T) {
+    const char *w = wp;
+    const tai_block_q8a *x = xp;
+    const int64_t nb = n / TAI_QK;
+    const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
+    /* Q4 codes of one slice, unpacked once and used by every group */
+    _Alignas(64) uint8_t unpacked[Q_KB * 512];
+    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
+        const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
+            const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T)) + b0 * TAI_PANEL;
+            const uint16_t *m = d + nb * TAI_PANEL;
+            const uint8_t *codes = q + (size_t)b0 * QBYTES(T);
+            if (T != T_Q8_0) {
+                for (int64_t b = 0; b < bl; b++) {
+                    __m512i wv[8];
+                    q_codes(codes + (size_t)b * 256, T, wv);
+                    #pragma GCC unroll 8
+                    for (int g = 0; g < 8; g++)
+                        _mm512_store_si512(unpacked + b * 512 + 64 * g, wv[g]);
+                }
+                codes = unpacked;
+            }
+            __mmask16 mk = row_mask(rows, p);
+            #pragma GCC unroll 8
+            for (int64_t g = 0; g < full; g++)
+                q_tile(codes, d, m, x + g * TAI_NR * nb + b0 * TAI_NR, bl, y + g * TAI_NR * ys,
+                       ys, p * TAI_PANEL, mk, b0 == 0, T);
+        }
+    }
+    if (tail > 0) {
+        const tai_block_q8a *xt = x + full * TAI_NR * nb;
+        float *yt = y + full * TAI_NR * ys;
+        switch (tail) {
+#define CASE(W) case W: q_stream_group(w, pb, xt, yt, ys, nb, rows, p0, p1, W, T); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
+        }
     }
 }
 
-static void q4_1_dot4(const tai_block_q4_1 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m512 a[4];
-    float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int c = 0; c < 4; c++) a[c] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) q4_1_step4(w, x, b, 1, a, m);
-    if (b < nb) q4_1_step4(w, x, b, 0, a, m);
-    for (int c = 0; c < 4; c++) out[c] = _mm512_reduce_add_ps(a[c]) + m[c];
+TAI_GEMM_DECL(tai_k_gemm_q8_0_avx512) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q8_0);
 }
 
-/* ---- Row drivers: rows outer, columns inner (four, then one at a time) -- */
+TAI_GEMM_DECL(tai_k_gemm_q4_0_avx512) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_0);
+}
 
-ROWS_DRIVER(tai_k_rows_f32_avx512, float, float, n, f32_dot1, f32_dot4)
-ROWS_DRIVER(tai_k_rows_f16_avx512, uint16_t, float, n, f16_dot1, f16_dot4)
-ROWS_DRIVER(tai_k_rows_q8_0_avx512, tai_block_q8_0, tai_block_q8a, n / TAI_QK, q8_0_dot1, q8_0_dot4)
-ROWS_DRIVER(tai_k_rows_q4_0_avx512, tai_block_q4_0, tai_block_q8a, n / TAI_QK, q4_0_dot1, q4_0_dot4)
-ROWS_DRIVER(tai_k_rows_q4_1_avx512, tai_block_q4_1, tai_block_q8a, n / TAI_QK, q4_1_dot1, q4_1_dot4)
+TAI_GEMM_DECL(tai_k_gemm_q4_1_avx512) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_1);
+}
 
-#else
-/* Not x86-64: nothing to compile; registry.c leaves these slots unsupported. */
-typedef int tai_no_x86_kernels;
 #endif /* __x86_64__ */

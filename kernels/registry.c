@@ -10,39 +10,19 @@
 
 #include "kernels/kernels_internal.h"
 
-static const tai_kernels k_scalar = {
-    .isa = TAI_ISA_SCALAR,
-    .rows = {
-        [TAI_TYPE_F32] = tai_k_rows_f32_ref,
-        [TAI_TYPE_F16] = tai_k_rows_f16_ref,
-        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_ref,
-        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_ref,
-        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_ref,
-    },
-};
+#define GEMM_ROW(isa)                               \
+    {                                               \
+        [TAI_TYPE_F32] = tai_k_gemm_f32_##isa,      \
+        [TAI_TYPE_F16] = tai_k_gemm_f16_##isa,      \
+        [TAI_TYPE_Q4_0] = tai_k_gemm_q4_0_##isa,    \
+        [TAI_TYPE_Q4_1] = tai_k_gemm_q4_1_##isa,    \
+        [TAI_TYPE_Q8_0] = tai_k_gemm_q8_0_##isa,    \
+    }
 
+static const tai_kernels k_scalar = {.isa = TAI_ISA_SCALAR, .gemm = GEMM_ROW(scalar)};
 #if defined(__x86_64__)
-static const tai_kernels k_avx2 = {
-    .isa = TAI_ISA_AVX2,
-    .rows = {
-        [TAI_TYPE_F32] = tai_k_rows_f32_avx2,
-        [TAI_TYPE_F16] = tai_k_rows_f16_avx2,
-        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_avx2,
-        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_avx2,
-        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_avx2,
-    },
-};
-
-static const tai_kernels k_avx512 = {
-    .isa = TAI_ISA_AVX512,
-    .rows = {
-        [TAI_TYPE_F32] = tai_k_rows_f32_avx512,
-        [TAI_TYPE_F16] = tai_k_rows_f16_avx512,
-        [TAI_TYPE_Q4_0] = tai_k_rows_q4_0_avx512,
-        [TAI_TYPE_Q4_1] = tai_k_rows_q4_1_avx512,
-        [TAI_TYPE_Q8_0] = tai_k_rows_q8_0_avx512,
-    },
-};
+static const tai_kernels k_avx2 = {.isa = TAI_ISA_AVX2, .gemm = GEMM_ROW(avx2)};
+static const tai_kernels k_avx512 = {.isa = TAI_ISA_AVX512, .gemm = GEMM_ROW(avx512)};
 #endif
 
 /* Indexed by tai_isa; NULL where this build has no such variant (every
@@ -60,6 +40,17 @@ const tai_kernels *tai_kernels_get(tai_isa isa) {
         !tai_isa_supported(isa))
         return &k_scalar;
     return tables[isa];
+}
+
+tai_rows_fn tai_rows_ref(tai_type t) {
+    switch (t) {
+    case TAI_TYPE_F32: return tai_k_rows_f32_ref;
+    case TAI_TYPE_F16: return tai_k_rows_f16_ref;
+    case TAI_TYPE_Q4_0: return tai_k_rows_q4_0_ref;
+    case TAI_TYPE_Q4_1: return tai_k_rows_q4_1_ref;
+    case TAI_TYPE_Q8_0: return tai_k_rows_q8_0_ref;
+    default: return NULL;
+    }
 }
 
 tai_prep tai_prep_for(tai_type t) {

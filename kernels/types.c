@@ -16,7 +16,7 @@
 static_assert(sizeof(tai_block_q4_0) == 18, "Q4_0 block is 18 bytes");
 static_assert(sizeof(tai_block_q4_1) == 20, "Q4_1 block is 20 bytes");
 static_assert(sizeof(tai_block_q8_0) == 34, "Q8_0 block is 34 bytes");
-static_assert(sizeof(tai_block_q8a) == 40, "q8a block is 40 bytes");
+static_assert(sizeof(tai_block_q8a) == 48, "q8a block is 48 bytes");
 static_assert(TAI_QK == 32, "block math below assumes 32 elements");
 
 /* ---- Type information --------------------------------------------------- */
@@ -276,7 +276,8 @@ void tai_dequantize_row(tai_type t, const void *src, float *dst, int64_t n) {
 }
 
 /* q8a: d = amax / 127 kept as a float (never stored), q = roundf(x / d),
- * s = d * sum(q) so that a Q4_1 minimum m contributes m * s per block. */
+ * s = d * sum(q) so that a Q4_1 minimum m contributes m * s per block;
+ * n8 and n128 cancel the bias of packed Q4_0 / Q8_0 codes (kernels.h). */
 void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
     if (n <= 0 || n % TAI_QK != 0) return;
     for (int64_t i = 0; i < n / TAI_QK; i++) {
@@ -293,5 +294,7 @@ void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
         }
         dst[i].d = d;
         dst[i].s = d * (float)sum;
+        dst[i].n8 = -8 * sum;
+        dst[i].n128 = -128 * sum;
     }
 }

@@ -41,7 +41,8 @@ typedef struct {
                              or "scalar", "avx2", "avx512" to force one (an
                              unsupported one is an error). */
     bool verifyChecksums; /* .tmai: verify every layer's checksum at load
-                             (each layer is verified on first use anyway). */
+                             (each layer is verified before its weights are
+                             repacked at load anyway). */
 } TinyAIModelConfig;
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
@@ -81,6 +82,8 @@ typedef struct {
     int32_t eosToken;       /* -1 if none */
     bool addBosToken;       /* whether prompts should start with BOS */
     int nFileLayers;        /* layer table entries: embedding, blocks, head */
+    uint64_t packedBytes;   /* weight matrices as repacked for the kernels */
+    double repackSeconds;   /* time the load spent verifying and repacking */
 } TinyAIModelInfo;
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);

@@ -25,6 +25,7 @@ void tinyaiFree(void *p) { free(p); }
 void tinyaiFreeModel(TinyAIModel *m) {
     if (!m) return;
     tai_pool_destroy(m->pool);
+    tai_llama_unpack(m);
     tai_tokenizer_free(m->tok);
     tai_model_file_close(m->file);
     free(m->blocks);
@@ -82,6 +83,8 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
         st = tai_error(TINYAI_ERR_NOMEM, "cannot start %d threads (errno %d)", threads, -rc);
         goto fail;
     }
+    st = tai_llama_pack(m);
+    if (st != TINYAI_OK) goto fail;
     const char *name = NULL;
     if (tai_model_file_find_kv(m->file, "general.name") &&
         tai_kv_get_str(m->file, "general.name", &name) == TINYAI_OK)
@@ -117,6 +120,8 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     }
     out->isa = tai_isa_name(m->kern->isa);
     out->threads = tai_pool_size(m->pool);
+    out->packedBytes = m->arena_bytes;
+    out->repackSeconds = m->repack_seconds;
     snprintf(out->fileFormat, sizeof out->fileFormat, "%s",
              m->file->kind == TAI_FILE_TMAI ? "tmai" : "gguf");
     const char *tm = NULL;

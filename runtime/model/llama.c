@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runtime/base/error.h"
 
@@ -163,11 +166,112 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     return TINYAI_OK;
 }
 
+/* ---- Repacking at load ------------------------------------------------- */
+
+/* A .tmai layer's checksum is verified before its bytes are used, so a
+ * corrupt file fails with TINYAI_ERR_CHECKSUM instead of producing text. */
+static TinyAIStatus verify_layer(TinyAIModel *m, int layer) {
+    if (m->layer_ok[layer]) return TINYAI_OK;
+    TinyAIStatus st = tai_model_file_verify_layer(m->file, layer);
+    if (st == TINYAI_OK) m->layer_ok[layer] = 1;
+    return st;
+}
+
+/* Every matrix of the model, in file-layer order, with its layer index. */
+static int list_mats(TinyAIModel *m, tai_mat **mats, int *layers) {
+    int k = 0;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        tai_block *b = &m->blocks[l];
+        tai_mat *bm[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        for (size_t i = 0; i < sizeof bm / sizeof bm[0]; i++) {
+            mats[k] = bm[i];
+            layers[k++] = l + 1;
+        }
+    }
+    mats[k] = &m->output;
+    layers[k++] = m->tied ? 0 : m->hp.n_layer + 1;
+    return k;
+}
+
+/* Drops the resident file pages of [p, p + size) (whole pages inside it):
+ * they were only needed to repack. A private read-only file mapping just
+ * re-reads them if they are ever touched again. */
+static void release_pages(const void *p, size_t size) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+    uintptr_t b = ((uintptr_t)p + size) & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+TinyAIStatus tai_llama_pack(TinyAIModel *m) {
+    const double t0 = now_s();
+    const int max = 7 * m->hp.n_layer + 1;
+    tai_mat **mats = calloc((size_t)max, sizeof *mats);
+    int *layers = calloc((size_t)max, sizeof *layers);
+    if (!mats || !layers) {
+        free(mats);
+        free(layers);
+        return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    }
+    const int nm = list_mats(m, mats, layers);
+    size_t total = 0;
+    TinyAIStatus st = TINYAI_OK;
+    for (int i = 0; i < nm && st == TINYAI_OK; i++) {
+        size_t b = tai_pack_bytes(mats[i]->type, mats[i]->rows, mats[i]->n);
+        if (b == 0 || total > SIZE_MAX - b)
+            st = tai_error(TINYAI_ERR_FORMAT, "%s: a %s matrix of %lld x %lld cannot be packed",
+                           m->file->path, tai_type_name(mats[i]->type),
+                           (long long)mats[i]->rows, (long long)mats[i]->n);
+        total += b;
+    }
+    /* every layer is verified before any byte of it is read */
+    for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++) st = verify_layer(m, l);
+    if (st == TINYAI_OK) {
+        void *a = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (a == MAP_FAILED) {
+            st = tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes for the packed weights",
+                           total);
+        } else {
+            /* streaming reads of gigabytes: fewer TLB misses with huge pages */
+            madvise(a, total, MADV_HUGEPAGE);
+            m->arena = a;
+            m->arena_bytes = total;
+        }
+    }
+    size_t off = 0;
+    for (int i = 0; st == TINYAI_OK && i < nm; i++) {
+        tai_mat *w = mats[i];
+        void *dst = (char *)m->arena + off;
+        tai_pack_matrix(m->pool, w->type, w->data, w->rows, w->n, dst);
+        w->packed = dst;
+        off += tai_pack_bytes(w->type, w->rows, w->n);
+        /* the embedding table (layer 0) is still read row by row */
+        if (layers[i] != 0)
+            release_pages(w->data, tai_type_row_bytes(w->type, w->n) * (size_t)w->rows);
+    }
+    free(mats);
+    free(layers);
+    m->repack_seconds = now_s() - t0;
+    return st;
+}
+
+void tai_llama_unpack(TinyAIModel *m) {
+    if (m->arena) munmap(m->arena, m->arena_bytes);
+    m->arena = NULL;
+    m->arena_bytes = 0;
+}
+
 /* ---- Forward ------------------------------------------------------------ */
 
 static void matmul(TinyAISession *s, const tai_mat *w, const float *x, float *y, int n) {
     TinyAIModel *m = s->model;
-    tai_matmul(m->kern, m->pool, w->type, w->data, w->rows, w->n, x, y, n, s->mm_scratch);
+    tai_matmul(m->kern, m->pool, w->type, w->packed, w->rows, w->n, x, y, n, s->mm_scratch);
 }
 
 /* Attention work item = (token, kv head): the query heads of one group
@@ -195,30 +299,17 @@ static void att_worker(void *ctx, int ti, int nth) {
     }
 }
 
-/* A .tmai layer's checksum is verified the first time the layer is used, so
- * a corrupt file fails with TINYAI_ERR_CHECKSUM instead of producing text. */
-static TinyAIStatus verify_layer(TinyAIModel *m, int layer) {
-    if (m->layer_ok[layer]) return TINYAI_OK;
-    TinyAIStatus st = tai_model_file_verify_layer(m->file, layer);
-    if (st == TINYAI_OK) m->layer_ok[layer] = 1;
-    return st;
-}
-
 TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
     TinyAIModel *m = s->model;
     const tai_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
     const int64_t kvd = (int64_t)hp->n_head_kv * hd;
 
-    TinyAIStatus st0 = verify_layer(m, 0);
-    if (st0 != TINYAI_OK) return st0;
     for (int t = 0; t < n; t++)
         tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const tai_block *b = &m->blocks[l];
-        TinyAIStatus st = verify_layer(m, l + 1);
-        if (st != TINYAI_OK) return st;
 
         for (int t = 0; t < n; t++)
             tai_rmsnorm(s->xb + t * E, s->x + t * E, b->attn_norm, E, hp->rms_eps);
@@ -251,8 +342,6 @@ TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
         for (int64_t i = 0; i < n * E; i++) s->x[i] += s->ffn_out[i];
     }
 
-    TinyAIStatus st = verify_layer(m, hp->n_layer + 1);
-    if (st != TINYAI_OK) return st;
     tai_rmsnorm(s->xb, s->x + (int64_t)(n - 1) * E, m->out_norm, E, hp->rms_eps);
     matmul(s, &m->output, s->xb, s->logits, 1);
     s->have_logits = 1;

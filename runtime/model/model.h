@@ -24,9 +24,12 @@ typedef struct {
     float rope_base, rms_eps;
 } tai_hparams;
 
-/* A weight matrix: rows x n elements of `type`, rows contiguous. */
+/* A weight matrix: rows x n elements of `type`, rows contiguous in the
+ * file (`data`), and the same matrix repacked for the kernels (`packed`,
+ * kernels.h "Packed weights"), which is what the forward pass reads. */
 typedef struct {
     const void *data;
+    const void *packed;
     tai_type type;
     int64_t rows, n;
 } tai_mat;
@@ -55,6 +58,9 @@ struct TinyAIModel {
     const tai_kernels *kern;
     tai_pool *pool;
     unsigned char *layer_ok; /* per file layer: checksum verified */
+    void *arena;            /* every packed matrix (anonymous mapping) */
+    size_t arena_bytes;
+    double repack_seconds;
     char name[128];
 };
 
@@ -77,6 +83,14 @@ struct TinyAISession {
 /* Binds hyperparameters and tensors of an opened file (architecture llama).
  * Checks every tensor's presence, type and shape. */
 TinyAIStatus tai_llama_bind(TinyAIModel *m);
+
+/* Verifies every layer's checksum (.tmai) and repacks every weight matrix
+ * into one arena, on the model's pool; then gives the file pages of the
+ * repacked matrices back to the kernel, so only the packed copy stays
+ * resident. */
+TinyAIStatus tai_llama_pack(TinyAIModel *m);
+/* Unmaps the arena (accepts a model without one). */
+void tai_llama_unpack(TinyAIModel *m);
 
 /* Runs n tokens (n <= s->n_ubatch) at positions s->pos .. s->pos + n - 1,
  * fills the KV cache and the last token's logits, advances s->pos. */

@@ -63,12 +63,12 @@ TEST(Kernels, TableShape) {
         ASSERT_NE(k, nullptr);
         EXPECT_EQ(k->isa, tai_isa_supported(isa) ? isa : TAI_ISA_SCALAR);
         for (int t = 0; t < TAI_TYPE_COUNT; t++)
-            EXPECT_EQ(k->rows[t] != nullptr, tai_type_valid(t) != 0) << tai_isa_name(isa) << t;
+            EXPECT_EQ(k->gemm[t] != nullptr, tai_type_valid(t) != 0) << tai_isa_name(isa) << t;
     }
     // different variants really are different functions
     if (tai_isa_supported(TAI_ISA_AVX2)) {
-        EXPECT_NE(tai_kernels_get(TAI_ISA_AVX2)->rows[TAI_TYPE_Q4_0],
-                  tai_kernels_get(TAI_ISA_SCALAR)->rows[TAI_TYPE_Q4_0]);
+        EXPECT_NE(tai_kernels_get(TAI_ISA_AVX2)->gemm[TAI_TYPE_Q4_0],
+                  tai_kernels_get(TAI_ISA_SCALAR)->gemm[TAI_TYPE_Q4_0]);
     }
     EXPECT_EQ(tai_kernels_get((tai_isa)7)->isa, TAI_ISA_SCALAR);
 }

@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -58,6 +61,32 @@ inline std::vector<uint8_t> MakeWeights(tai_type t, int64_t rows, int64_t n,
         tai_quantize_row(t, f.data(), w.data() + r * row_bytes, n);
     }
     return w;
+}
+
+// A zero-filled 64-byte aligned buffer (packed weights and prepared
+// activations must be aligned).
+struct AlignedBuf {
+    explicit AlignedBuf(size_t n) : size(n), p(static_cast<uint8_t *>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64)), &std::free) {
+        std::memset(p.get(), 0, (n + 63) / 64 * 64 + 64);
+    }
+    uint8_t *data() { return p.get(); }
+    size_t size;
+    std::unique_ptr<uint8_t, decltype(&std::free)> p;
+};
+
+// W (rows x n of type t, row-major) packed whole.
+inline AlignedBuf Pack(tai_type t, const void *w, int64_t rows, int64_t n) {
+    AlignedBuf b(tai_pack_bytes(t, rows, n));
+    tai_pack_panels(t, w, rows, n, b.data(), 0, (rows + TAI_PANEL - 1) / TAI_PANEL);
+    return b;
+}
+
+// ncols columns of n floats prepared for weight type t in column groups.
+inline AlignedBuf PrepGroups(tai_type t, const float *x, int64_t n, int64_t ncols) {
+    tai_prep p = tai_prep_for(t);
+    AlignedBuf b(tai_prep_bytes(p, n, ncols));
+    tai_prep_groups(p, x, n, ncols, b.data(), 0, (ncols + TAI_NR - 1) / TAI_NR);
+    return b;
 }
 
 }  // namespace tai_test

@@ -107,9 +107,9 @@ TEST(Matmul, ScratchBytes) {
     EXPECT_EQ(tai_prep_for(TAI_TYPE_Q4_1), TAI_PREP_Q8A);
     EXPECT_EQ(tai_prep_for(TAI_TYPE_Q8_0), TAI_PREP_Q8A);
     EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_F32, 96), 96u * 4);
-    EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_Q8A, 96), 3u * 40);
+    EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_Q8A, 96), 3u * 48);
     EXPECT_EQ(tai_prep_col_bytes(TAI_PREP_Q8A, 100), 0u);
-    EXPECT_EQ(tai_matmul_scratch_bytes(TAI_TYPE_Q4_0, 4128, 7), 7u * 129 * 40);
+    EXPECT_EQ(tai_matmul_scratch_bytes(TAI_TYPE_Q4_0, 4128, 7), 7u * 129 * 48);
     EXPECT_EQ(tai_matmul_scratch_bytes(TAI_TYPE_F16, 64, 3), 3u * 64 * 4);
 }
 
@@ -138,16 +138,18 @@ TEST_P(MatmulThreads, SameResultForAnyThreadCountAndMatchesRef) {
         const size_t rb = tai_type_row_bytes(t, n);
         std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, rb, 11 + (uint32_t)rows);
         std::vector<float> x = tai_test::RandomFloats(n * ncols, 21);
-        std::vector<uint8_t> scratch(tai_matmul_scratch_bytes(t, n, ncols));
+        tai_test::AlignedBuf scratch(tai_matmul_scratch_bytes(t, n, ncols));
+        tai_test::AlignedBuf wp(tai_pack_bytes(t, rows, n));
+        tai_pack_matrix(nullptr, t, w.data(), rows, n, wp.data());
 
         std::vector<float> y1(rows * ncols, -7.0f);
-        tai_matmul(k, nullptr, t, w.data(), rows, n, x.data(), y1.data(), ncols, scratch.data());
+        tai_matmul(k, nullptr, t, wp.data(), rows, n, x.data(), y1.data(), ncols, scratch.data());
         for (int nth : {2, 3}) {
             tai_pool *pool = nullptr;
             ASSERT_EQ(tai_pool_create(nth, &pool), 0);
             std::vector<float> yn(rows * ncols, -9.0f);
-            std::fill(scratch.begin(), scratch.end(), 0xEE);
-            tai_matmul(k, pool, t, w.data(), rows, n, x.data(), yn.data(), ncols,
+            std::memset(scratch.data(), 0xEE, scratch.size);
+            tai_matmul(k, pool, t, wp.data(), rows, n, x.data(), yn.data(), ncols,
                        scratch.data());
             tai_pool_destroy(pool);
             ASSERT_EQ(std::memcmp(y1.data(), yn.data(), y1.size() * sizeof(float)), 0)
@@ -160,8 +162,7 @@ TEST_P(MatmulThreads, SameResultForAnyThreadCountAndMatchesRef) {
         std::vector<uint8_t> xp(cb * ncols);
         for (int64_t c = 0; c < ncols; c++) tai_prep_col(p, x.data() + c * n, xp.data() + c * cb, n);
         std::vector<float> yr(rows * ncols);
-        tai_kernels_get(TAI_ISA_SCALAR)
-            ->rows[t](w.data(), rb, xp.data(), cb, yr.data(), rows, n, 0, rows, ncols);
+        tai_rows_ref(t)(w.data(), rb, xp.data(), cb, yr.data(), rows, n, 0, rows, ncols);
         EXPECT_LE(tai_test::Nrmse(y1.data(), yr.data(), yr.size()), 2e-5) << "rows " << rows;
     }
 }
@@ -169,7 +170,7 @@ TEST_P(MatmulThreads, SameResultForAnyThreadCountAndMatchesRef) {
 INSTANTIATE_TEST_SUITE_P(All, MatmulThreads,
                          ::testing::Combine(::testing::ValuesIn(kTypes),
                                             ::testing::ValuesIn(kIsas),
-                                            ::testing::Values(1, 3, 7)),
+                                            ::testing::Values(1, 3, 8, 13)),
                          [](const auto &info) {
                              return tai_test::TypeName(std::get<0>(info.param)) + "_" +
                                     tai_isa_name(std::get<1>(info.param)) + "_c" +
@@ -200,9 +201,10 @@ TEST(Matmul, CloseToFloatProduct) {
         std::vector<uint8_t> w(rb * rows);
         for (int64_t r = 0; r < rows; r++)
             tai_quantize_row(cs.t, wf.data() + r * n, w.data() + r * rb, n);
-        std::vector<uint8_t> scratch(tai_matmul_scratch_bytes(cs.t, n, ncols));
+        tai_test::AlignedBuf scratch(tai_matmul_scratch_bytes(cs.t, n, ncols));
+        tai_test::AlignedBuf wp = tai_test::Pack(cs.t, w.data(), rows, n);
         std::vector<float> y(rows * ncols);
-        tai_matmul(k, nullptr, cs.t, w.data(), rows, n, x.data(), y.data(), ncols,
+        tai_matmul(k, nullptr, cs.t, wp.data(), rows, n, x.data(), y.data(), ncols,
                    scratch.data());
         EXPECT_LE(tai_test::Nrmse(y.data(), exact.data(), y.size()), cs.tol)
             << tai_type_name(cs.t);

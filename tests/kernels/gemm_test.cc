@@ -1,8 +1,10 @@
-// tests/kernels/rows_test.cc: the row-range product kernels.
-//  - RowsVsRef: every type x every ISA the host has x shapes (n not a
-//    multiple of the vector widths, odd row counts, 1..8 columns, padded
-//    strides, split row ranges) against the scalar reference, with guard
-//    values around and between the outputs that must stay untouched.
+// tests/kernels/gemm_test.cc: the packed product kernels.
+//  - GemmVsRef: every type x every ISA the host has x shapes (n not a
+//    multiple of the vector widths, row counts that leave partial panels,
+//    1..21 columns so that the streaming path, the blocked path and both
+//    together run, split panel ranges) against the row-major scalar
+//    reference, with guard values around and between the outputs that must
+//    stay untouched. The portable scalar variant must match it exactly.
 //  - RefVsDouble: the scalar reference against a plain double-precision dot
 //    product of the dequantized weights and dequantized activations, so an
 //    error in the reference itself is caught too.
@@ -36,8 +38,9 @@ void PrintTo(const Shape &s, std::ostream *os) {
 std::vector<Shape> Shapes() {
     std::vector<Shape> s;
     for (int64_t n : {32, 96, 576, 1536, 4128})
-        for (int64_t ncols : {1, 3, 7, 8}) s.push_back({13, n, ncols});
-    for (int64_t rows : {1, 5, 17, 67}) s.push_back({rows, 96, 3});
+        for (int64_t ncols : {1, 3, 7, 8, 9, 21}) s.push_back({13, n, ncols});
+    for (int64_t rows : {1, 5, 16, 17, 67}) s.push_back({rows, 96, 3});
+    for (int64_t rows : {16, 48, 67}) s.push_back({rows, 608, 16});
     s.push_back({31, 64, 5});
     return s;
 }
@@ -81,22 +84,27 @@ const uint32_t kGuardBits = 0x7fc0dead;  // a nan no kernel would write
 
 using Param = std::tuple<tai_type, tai_isa, Shape>;
 
-class RowsVsRef : public ::testing::TestWithParam<Param> {};
+class GemmVsRef : public ::testing::TestWithParam<Param> {};
 
-TEST_P(RowsVsRef, MatchesScalarReference) {
+TEST_P(GemmVsRef, MatchesScalarReference) {
     auto [t, isa, shape] = GetParam();
     if (!tai_isa_supported(isa)) GTEST_SKIP() << tai_isa_name(isa) << " not supported here";
     const tai_kernels *k = tai_kernels_get(isa);
     ASSERT_EQ(k->isa, isa);
-    tai_rows_fn fn = k->rows[t];
-    tai_rows_fn ref = tai_kernels_get(TAI_ISA_SCALAR)->rows[t];
+    tai_gemm_fn fn = k->gemm[t];
+    tai_rows_fn ref = tai_rows_ref(t);
     ASSERT_NE(fn, nullptr);
     ASSERT_NE(ref, nullptr);
 
     const int64_t rows = shape.rows, n = shape.n, ncols = shape.ncols;
-    const size_t w_row_bytes = tai_type_row_bytes(t, n) + 24;  // padded rows
+    const size_t w_row_bytes = tai_type_row_bytes(t, n);
     std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, w_row_bytes, 1234 + (uint32_t)n);
     Activations a = MakeActivations(t, n, ncols, 99 + (uint32_t)ncols);
+    tai_test::AlignedBuf wp = tai_test::Pack(t, w.data(), rows, n);
+    tai_test::AlignedBuf xp = tai_test::PrepGroups(t, a.raw.data(), n, ncols);
+    const size_t pb = tai_pack_panel_bytes(t, n);
+    ASSERT_GT(pb, 0u);
+    ASSERT_EQ(pb % 64, 0u);
 
     // y[c * y_stride + r]: a gap of 5 guards after each column, plus 16
     // guards before and after the whole output.
@@ -108,12 +116,11 @@ TEST_P(RowsVsRef, MatchesScalarReference) {
 
     ref(w.data(), w_row_bytes, a.prepared.data(), a.col_bytes, y_ref.data(), rows, n, 0,
         rows, ncols);
-    // two calls on split ranges, the later range first
+    // two calls on split panel ranges, the later range first
     float *y0 = y.data() + guard;
-    int64_t split = rows / 3;
-    fn(w.data(), w_row_bytes, a.prepared.data(), a.col_bytes, y0, y_stride, n, split, rows,
-       ncols);
-    fn(w.data(), w_row_bytes, a.prepared.data(), a.col_bytes, y0, y_stride, n, 0, split, ncols);
+    const int64_t panels = (rows + TAI_PANEL - 1) / TAI_PANEL, split = panels / 3;
+    fn(wp.data(), pb, xp.data(), y0, y_stride, n, rows, split, panels, ncols);
+    fn(wp.data(), pb, xp.data(), y0, y_stride, n, rows, 0, split, ncols);
 
     std::vector<float> got(ncols * rows);
     for (size_t i = 0; i < total; i++) {
@@ -129,6 +136,10 @@ TEST_P(RowsVsRef, MatchesScalarReference) {
             ASSERT_EQ(bits, kGuardBits) << "guard overwritten at index " << i;
         }
     }
+    if (isa == TAI_ISA_SCALAR) {
+        // same sums in the same order as the reference: bit for bit
+        for (size_t i = 0; i < got.size(); i++) ASSERT_EQ(got[i], y_ref[i]) << i;
+    }
     double err = tai_test::Nrmse(got.data(), y_ref.data(), got.size());
     EXPECT_LE(err, Tolerance(t)) << tai_type_name(t) << " " << tai_isa_name(isa);
 }
@@ -139,7 +150,7 @@ std::string ParamName(const ::testing::TestParamInfo<Param> &info) {
            "_n" + std::to_string(s.n) + "_c" + std::to_string(s.ncols);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, RowsVsRef,
+INSTANTIATE_TEST_SUITE_P(All, GemmVsRef,
                          ::testing::Combine(::testing::ValuesIn(kTypes),
                                             ::testing::ValuesIn(kIsas),
                                             ::testing::ValuesIn(Shapes())),
@@ -157,9 +168,8 @@ TEST_P(RefVsDouble, MatchesDequantizedDoubleDot) {
     Activations a = MakeActivations(t, n, ncols, 5);
 
     std::vector<float> y(ncols * rows);
-    tai_kernels_get(TAI_ISA_SCALAR)
-        ->rows[t](w.data(), w_row_bytes, a.prepared.data(), a.col_bytes, y.data(), rows, n, 0,
-                  rows, ncols);
+    tai_rows_ref(t)(w.data(), w_row_bytes, a.prepared.data(), a.col_bytes, y.data(), rows, n,
+                    0, rows, ncols);
 
     // What the kernel should compute: the dequantized weights times the
     // activations it was given (the q8a values d * q for block types).
@@ -194,7 +204,7 @@ INSTANTIATE_TEST_SUITE_P(All, RefVsDouble,
 // Weights of -128 (legal in a Q8_0 file, never written by the quantizer)
 // and extreme activations: the sign tricks of the integer dot products must
 // still give the exact sum.
-TEST(RowsEdge, Q8_0ExtremeValues) {
+TEST(GemmEdge, Q8_0ExtremeValues) {
     const int64_t n = 96, rows = 3, ncols = 5;
     std::vector<tai_block_q8_0> w(rows * n / 32);
     for (size_t b = 0; b < w.size(); b++) {
@@ -206,7 +216,8 @@ TEST(RowsEdge, Q8_0ExtremeValues) {
     std::vector<tai_block_q8a> xp(ncols * n / 32);
     for (int64_t c = 0; c < ncols; c++)
         tai_prep_col(TAI_PREP_Q8A, x.data() + c * n, xp.data() + c * n / 32, n);
-    const size_t col_bytes = tai_prep_col_bytes(TAI_PREP_Q8A, n);
+    tai_test::AlignedBuf wp = tai_test::Pack(TAI_TYPE_Q8_0, w.data(), rows, n);
+    tai_test::AlignedBuf xg = tai_test::PrepGroups(TAI_TYPE_Q8_0, x.data(), n, ncols);
 
     std::vector<float> expect(rows * ncols);
     for (int64_t c = 0; c < ncols; c++)
@@ -221,9 +232,9 @@ TEST(RowsEdge, Q8_0ExtremeValues) {
     for (tai_isa isa : kIsas) {
         if (!tai_isa_supported(isa)) continue;
         std::vector<float> y(rows * ncols, -1.0f);
-        tai_kernels_get(isa)->rows[TAI_TYPE_Q8_0](w.data(), n / 32 * sizeof(tai_block_q8_0),
-                                                  xp.data(), col_bytes, y.data(), rows, n, 0,
-                                                  rows, ncols);
+        tai_kernels_get(isa)->gemm[TAI_TYPE_Q8_0](wp.data(), tai_pack_panel_bytes(TAI_TYPE_Q8_0, n),
+                                                  xg.data(), y.data(), rows, n, rows, 0, 1,
+                                                  ncols);
         for (size_t i = 0; i < y.size(); i++)
             EXPECT_NEAR(y[i], expect[i], 1e-4 * std::fabs(expect[i]) + 1e-4)
                 << tai_isa_name(isa) << " " << i;

@@ -1,0 +1,147 @@
+/*
+ * kernels/pack.c: weight repacking into row panels and activation
+ * preparation in column groups (layer: kernels). Both layouts are specified
+ * in kernels.h; this file is their one writer. Packing is exact: it moves
+ * and re-biases integer codes and copies fp16 scales bit for bit.
+ */
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
+
+/* Unrounded bytes of one panel, or 0. Sizes are bounded by the caller's
+ * overflow check in tai_pack_panel_bytes. */
+static size_t panel_bytes_raw(tai_type t, int64_t n) {
+    const size_t P = TAI_PANEL;
+    const size_t nb = (size_t)(n / TAI_QK);
+    switch (t) {
+    case TAI_TYPE_F32: return (size_t)n * P * 4;
+    case TAI_TYPE_F16: return (size_t)n * P * 2;
+    case TAI_TYPE_Q8_0: return nb * (P * 32 + P * 2);
+    case TAI_TYPE_Q4_0: return nb * (P * 16 + P * 2);
+    case TAI_TYPE_Q4_1: return nb * (P * 16 + P * 4);
+    default: return 0;
+    }
+}
+
+size_t tai_pack_panel_bytes(tai_type t, int64_t n) {
+    if (!tai_type_valid((int)t) || n <= 0 || n % tai_type_block_elems(t) != 0) return 0;
+    if ((uint64_t)n > (SIZE_MAX >> 8)) return 0; /* n * 16 * 4 + 63 fits */
+    return ALIGN64(panel_bytes_raw(t, n));
+}
+
+size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n) {
+    size_t pb = tai_pack_panel_bytes(t, n);
+    if (pb == 0 || rows <= 0) return 0;
+    uint64_t panels = ((uint64_t)rows + TAI_PANEL - 1) / TAI_PANEL;
+    if (panels > SIZE_MAX / pb) return 0;
+    return (size_t)panels * pb;
+}
+
+/* Code of element j (0..31) of a block, unsigned as packed: Q4 nibbles as
+ * stored (0..15), Q8_0 values + 128 (0..255). */
+static inline uint8_t q4_code(const uint8_t *qs, int j) {
+    return j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+}
+
+static void pack_panel(tai_type t, const void *w, int64_t rows, int64_t n, uint8_t *dst,
+                       int64_t p) {
+    const size_t row_bytes = tai_type_row_bytes(t, n);
+    const int64_t nb = n / TAI_QK;
+    const int64_t r0 = p * TAI_PANEL;
+    memset(dst, 0, tai_pack_panel_bytes(t, n)); /* missing rows and padding */
+    for (int r = 0; r < TAI_PANEL && r0 + r < rows; r++) {
+        const uint8_t *src = (const uint8_t *)w + (size_t)(r0 + r) * row_bytes;
+        switch (t) {
+        case TAI_TYPE_F32: {
+            float *o = (float *)dst;
+            for (int64_t k = 0; k < n; k++) memcpy(&o[k * TAI_PANEL + r], src + 4 * k, 4);
+            break;
+        }
+        case TAI_TYPE_F16: {
+            uint16_t *o = (uint16_t *)dst;
+            for (int64_t k = 0; k < n; k++) memcpy(&o[k * TAI_PANEL + r], src + 2 * k, 2);
+            break;
+        }
+        case TAI_TYPE_Q8_0: {
+            const tai_block_q8_0 *b = (const tai_block_q8_0 *)src;
+            uint16_t *d = (uint16_t *)(dst + (size_t)nb * TAI_PANEL * 32);
+            for (int64_t i = 0; i < nb; i++) {
+                uint8_t *q = dst + (size_t)i * TAI_PANEL * 32;
+                for (int g = 0; g < 8; g++)
+                    for (int k = 0; k < 4; k++)
+                        q[(g * TAI_PANEL + r) * 4 + k] = (uint8_t)(b[i].qs[4 * g + k] + 128);
+                d[i * TAI_PANEL + r] = b[i].d;
+            }
+            break;
+        }
+        case TAI_TYPE_Q4_0:
+        case TAI_TYPE_Q4_1: {
+            const size_t bb = tai_type_block_bytes(t);
+            uint16_t *d = (uint16_t *)(dst + (size_t)nb * TAI_PANEL * 16);
+            uint16_t *m = d + nb * TAI_PANEL; /* Q4_1 only */
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *blk = src + (size_t)i * bb;
+                uint16_t dh, mh = 0;
+                memcpy(&dh, blk, 2);
+                if (t == TAI_TYPE_Q4_1) memcpy(&mh, blk + 2, 2);
+                const uint8_t *qs = blk + (t == TAI_TYPE_Q4_1 ? 4 : 2);
+                uint8_t *q = dst + (size_t)i * TAI_PANEL * 16;
+                for (int j = 0; j < 4; j++)
+                    for (int k = 0; k < 4; k++)
+                        q[(j * TAI_PANEL + r) * 4 + k] =
+                            (uint8_t)(q4_code(qs, 8 * j + k) | q4_code(qs, 8 * j + 4 + k) << 4);
+                d[i * TAI_PANEL + r] = dh;
+                if (t == TAI_TYPE_Q4_1) m[i * TAI_PANEL + r] = mh;
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *dst,
+                     int64_t p0, int64_t p1) {
+    const size_t pb = tai_pack_panel_bytes(t, n);
+    if (pb == 0 || rows <= 0 || w == NULL || dst == NULL) return;
+    const int64_t np = (rows + TAI_PANEL - 1) / TAI_PANEL;
+    if (p0 < 0) p0 = 0;
+    if (p1 > np) p1 = np;
+    for (int64_t p = p0; p < p1; p++) pack_panel(t, w, rows, n, (uint8_t *)dst + (size_t)p * pb, p);
+}
+
+/* ---- Activations ---------------------------------------------------------- */
+
+size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols) {
+    size_t col = tai_prep_col_bytes(p, n);
+    if (col == 0 || ncols <= 0 || (uint64_t)ncols > SIZE_MAX / col) return 0;
+    return col * (size_t)ncols;
+}
+
+void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
+                     int64_t g0, int64_t g1) {
+    const size_t col = tai_prep_col_bytes(p, n);
+    if (col == 0 || ncols <= 0) return;
+    for (int64_t g = g0; g < g1 && g * TAI_NR < ncols; g++) {
+        const int64_t c0 = g * TAI_NR;
+        const int64_t w = ncols - c0 < TAI_NR ? ncols - c0 : TAI_NR;
+        char *gd = (char *)dst + (size_t)c0 * col;
+        if (w == 1) { /* a lone column is stored as tai_prep_col stores it */
+            tai_prep_col(p, x + c0 * n, gd, n);
+            continue;
+        }
+        if (p == TAI_PREP_F32) {
+            float *o = (float *)gd;
+            for (int64_t k = 0; k < n; k++)
+                for (int64_t j = 0; j < w; j++) o[k * w + j] = x[(c0 + j) * n + k];
+        } else {
+            tai_block_q8a *o = (tai_block_q8a *)gd;
+            const int64_t nb = n / TAI_QK;
+            for (int64_t j = 0; j < w; j++)
+                for (int64_t b = 0; b < nb; b++)
+                    tai_quantize_row_q8a(x + (c0 + j) * n + b * TAI_QK, &o[b * w + j], TAI_QK);
+        }
+    }
+}
