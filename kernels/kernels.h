@@ -214,9 +214,19 @@ typedef void (*tai_gemm_fn)(const void *restrict wp, size_t panel_bytes,
                             const void *restrict xp, float *restrict y, int64_t y_stride,
                             int64_t n, int64_t rows, int64_t p0, int64_t p1, int64_t ncols);
 
+/* The per-ISA versions of the other ops that take real time: the same
+ * contracts as tai_attention and tai_silu_mul below (which are the scalar
+ * entries). */
+typedef void (*tai_attention_fn)(float *out, const float *q, const float *k_cache,
+                                 const float *v_cache, int64_t n_pos, int64_t kv_stride,
+                                 int n_head, int n_kv_head, int head_dim, float *att);
+typedef void (*tai_silu_mul_fn)(float *gate, const float *up, int64_t n);
+
 typedef struct {
     tai_isa isa;
     tai_gemm_fn gemm[TAI_TYPE_COUNT]; /* NULL for unused ids */
+    tai_attention_fn attention;
+    tai_silu_mul_fn silu_mul;
 } tai_kernels;
 
 /* The table for `isa` (must be supported; falls back to scalar otherwise).
@@ -275,6 +285,12 @@ void tai_silu_mul(float *gate, const float *up, int64_t n);
  */
 void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
               float theta_base);
+/* The same rotation in two steps, so that the angles of a position are
+ * computed once for every head and layer: tai_rope_angles fills cs with
+ * rot_dim / 2 (cos, sin) pairs for `pos`; tai_rope_apply rotates with them.
+ * tai_rope(x, ...) == tai_rope_angles + tai_rope_apply, bit for bit. */
+void tai_rope_angles(float *cs, int rot_dim, int64_t pos, float theta_base);
+void tai_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const float *cs);
 /*
  * Causal attention of one query position over a KV cache.
  * q: n_head x head_dim. k_cache/v_cache: positions [0, n_pos) each

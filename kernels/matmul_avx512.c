@@ -29,6 +29,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -339,5 +340,119 @@ TAI_GEMM_DECL(tai_k_gemm_q4_0_avx512) {
 TAI_GEMM_DECL(tai_k_gemm_q4_1_avx512) {
     q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_1);
 }
+
+/* ======================= Attention and SwiGLU ============================= */
+
+/* e^x for 16 floats: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6
+ * Taylor polynomial (error below 2e-7 relative on that range), then scaled
+ * by 2^n with vscalefps, which also gives 0 for very negative x and inf for
+ * large x without special cases. */
+INLINE __m512 exp16(__m512 x) {
+    const __m512 log2e = _mm512_set1_ps(1.44269504f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693359375f), ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(89.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, ln2_hi, x);
+    r = _mm512_fnmadd_ps(n, ln2_lo, r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+INLINE __mmask16 tail_mask(int64_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+/* As tai_attention: per query head, scores q.k / sqrt(d) over the cache,
+ * softmax, weighted sum of v. Scores are dot products along the head
+ * dimension (16 lanes at a time, masked tail); the softmax runs 16 scores
+ * at a time; the weighted sum accumulates into the head's output vectors,
+ * normalized once at the end. */
+static void attention_avx512(float *out, const float *q, const float *k_cache,
+                             const float *v_cache, int64_t n_pos, int64_t kv_stride,
+                             int n_head, int n_kv_head, int head_dim, float *att) {
+    if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
+    const int group = n_head / n_kv_head;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int nv = (head_dim + 15) / 16;
+    for (int h = 0; h < n_head; h++) {
+        const float *qh = q + (int64_t)h * head_dim;
+        const int64_t kv_off = (int64_t)(h / group) * head_dim;
+        float *oh = out + (int64_t)h * head_dim;
+        if (n_pos <= 0) {
+            for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
+            continue;
+        }
+        __m512 qv[8]; /* head_dim up to 128 in registers; wider heads loop */
+        const int nq = nv < 8 ? nv : 8;
+        for (int i = 0; i < nq; i++)
+            qv[i] = _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), qh + 16 * i);
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *kp = k_cache + p * kv_stride + kv_off;
+            __m512 acc = _mm512_setzero_ps();
+            for (int i = 0; i < nv; i++) {
+                __m512 kq = _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), kp + 16 * i);
+                __m512 qq = i < 8 ? qv[i]
+                                  : _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), qh + 16 * i);
+                acc = _mm512_fmadd_ps(qq, kq, acc);
+            }
+            att[p] = _mm512_reduce_add_ps(acc) * scale;
+        }
+        for (int64_t p = 0; p < n_pos; p += 16)
+            vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax,
+                                      _mm512_maskz_loadu_ps(tail_mask(n_pos - p), att + p));
+        const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+        __m512 vsum = _mm512_setzero_ps();
+        for (int64_t p = 0; p < n_pos; p += 16) {
+            __mmask16 m = tail_mask(n_pos - p);
+            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, att + p), mx));
+            e = _mm512_maskz_mov_ps(m, e);
+            _mm512_mask_storeu_ps(att + p, m, e);
+            vsum = _mm512_add_ps(vsum, e);
+        }
+        const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
+        for (int i = 0; i < nv; i++) {
+            const __mmask16 m = tail_mask(head_dim - 16 * i);
+            __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
+            int64_t p = 0;
+            for (; p + 2 <= n_pos; p += 2) {
+                const float *v0 = v_cache + p * kv_stride + kv_off + 16 * i;
+                o0 = _mm512_fmadd_ps(_mm512_set1_ps(att[p]), _mm512_maskz_loadu_ps(m, v0), o0);
+                o1 = _mm512_fmadd_ps(_mm512_set1_ps(att[p + 1]),
+                                     _mm512_maskz_loadu_ps(m, v0 + kv_stride), o1);
+            }
+            if (p < n_pos)
+                o0 = _mm512_fmadd_ps(_mm512_set1_ps(att[p]),
+                                     _mm512_maskz_loadu_ps(m, v_cache + p * kv_stride + kv_off + 16 * i), o0);
+            _mm512_mask_storeu_ps(oh + 16 * i, m, _mm512_mul_ps(_mm512_add_ps(o0, o1), _mm512_set1_ps(inv)));
+        }
+    }
+}
+
+/* gate = gate / (1 + e^-gate) * up, 16 at a time. */
+static void silu_mul_avx512(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 r = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
+                            const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
+                            int n_kv_head, int head_dim, float *att) {
+    attention_avx512(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att);
+}
+
+void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n) { silu_mul_avx512(gate, up, n); }
 
 #endif /* __x86_64__ */

@@ -50,21 +50,37 @@ void tai_silu_mul(float *gate, const float *up, int64_t n) {
  *   x'[2i]   = x[2i] cos - x[2i+1] sin
  *   x'[2i+1] = x[2i] sin + x[2i+1] cos
  * The angle and its sine/cosine are computed in double: pos can be large
- * (long contexts) and a float angle would lose the low bits of the phase. */
-void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
-              float theta_base) {
-    if (rot_dim > head_dim) rot_dim = head_dim;
+ * (long contexts) and a float angle would lose the low bits of the phase;
+ * the rotation itself is in float. */
+void tai_rope_angles(float *cs, int rot_dim, int64_t pos, float theta_base) {
     for (int i = 0; 2 * i + 1 < rot_dim; i++) {
         double freq = pow((double)theta_base, -2.0 * i / (double)rot_dim);
         double angle = (double)pos * freq;
-        double c = cos(angle), s = sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *p = x + (int64_t)h * head_dim + 2 * i;
-            double x0 = p[0], x1 = p[1];
-            p[0] = (float)(x0 * c - x1 * s);
-            p[1] = (float)(x0 * s + x1 * c);
+        cs[2 * i] = (float)cos(angle);
+        cs[2 * i + 1] = (float)sin(angle);
+    }
+}
+
+void tai_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const float *cs) {
+    if (rot_dim > head_dim) rot_dim = head_dim;
+    for (int h = 0; h < n_heads; h++) {
+        float *p = x + (int64_t)h * head_dim;
+        for (int i = 0; 2 * i + 1 < rot_dim; i++) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const float x0 = p[2 * i], x1 = p[2 * i + 1];
+            p[2 * i] = x0 * c - x1 * s;
+            p[2 * i + 1] = x0 * s + x1 * c;
         }
     }
+}
+
+void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
+              float theta_base) {
+    if (rot_dim > head_dim) rot_dim = head_dim;
+    float cs[1024]; /* rot_dim <= head_dim; heads wider than 1024 are not a thing */
+    if (rot_dim > 1024) rot_dim = 1024;
+    tai_rope_angles(cs, rot_dim, pos, theta_base);
+    tai_rope_apply(x, n_heads, head_dim, rot_dim, cs);
 }
 
 /* For each query head h (kv head g = h / (n_head / n_kv_head)):

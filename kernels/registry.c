@@ -19,10 +19,25 @@
         [TAI_TYPE_Q8_0] = tai_k_gemm_q8_0_##isa,    \
     }
 
-static const tai_kernels k_scalar = {.isa = TAI_ISA_SCALAR, .gemm = GEMM_ROW(scalar)};
+static const tai_kernels k_scalar = {
+    .isa = TAI_ISA_SCALAR,
+    .gemm = GEMM_ROW(scalar),
+    .attention = tai_attention,
+    .silu_mul = tai_silu_mul,
+};
 #if defined(__x86_64__)
-static const tai_kernels k_avx2 = {.isa = TAI_ISA_AVX2, .gemm = GEMM_ROW(avx2)};
-static const tai_kernels k_avx512 = {.isa = TAI_ISA_AVX512, .gemm = GEMM_ROW(avx512)};
+static const tai_kernels k_avx2 = {
+    .isa = TAI_ISA_AVX2,
+    .gemm = GEMM_ROW(avx2),
+    .attention = tai_attention, /* AVX2 versions not written yet */
+    .silu_mul = tai_silu_mul,
+};
+static const tai_kernels k_avx512 = {
+    .isa = TAI_ISA_AVX512,
+    .gemm = GEMM_ROW(avx512),
+    .attention = tai_k_attention_avx512,
+    .silu_mul = tai_k_silu_mul_avx512,
+};
 #endif
 
 /* Indexed by tai_isa; NULL where this build has no such variant (every

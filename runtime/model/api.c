@@ -198,6 +198,7 @@ void tinyaiFreeSession(TinyAISession *s) {
     free(s->up);
     free(s->ffn_out);
     free(s->att_scratch);
+    free(s->rope_cs);
     free(s->logits);
     free(s->mm_scratch);
     free(s);
@@ -252,13 +253,14 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     s->up = falloc(s, U, F);
     s->ffn_out = falloc(s, U, E);
     s->att_scratch = falloc(s, nth, (size_t)nCtx);
+    s->rope_cs = falloc(s, U, (size_t)hp->rot_dim);
     s->logits = falloc(s, (size_t)hp->n_vocab, 1);
     size_t scratch = max_scratch(m, s->n_ubatch);
     s->mm_scratch = aligned_alloc(64, (scratch + 63) & ~(size_t)63);
     s->bytes += scratch;
     if (!s->k_cache || !s->v_cache || !s->x || !s->xb || !s->q || !s->k || !s->v ||
         !s->att_out || !s->gate || !s->up || !s->ffn_out || !s->att_scratch || !s->logits ||
-        !s->mm_scratch) {
+        !s->mm_scratch || !s->rope_cs) {
         uint64_t bytes = s->bytes;
         tinyaiFreeSession(s);
         return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %llu bytes for a %d-token session",

@@ -11,6 +11,8 @@
  *   xb  = rmsnorm(x) * ffn_norm
  *   x  += Wdown (silu(Wgate xb) * Wup xb)
  * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only.
+ * The matrix products and attention run on the model's pool; so do the
+ * per-token steps between them when the batch has several tokens.
  */
 #include "runtime/model/model.h"
 
@@ -285,64 +287,122 @@ static void att_worker(void *ctx, int ti, int nth) {
     const att_job *j = ctx;
     const TinyAISession *s = j->s;
     const tai_hparams *hp = &s->model->hp;
+    const tai_attention_fn attention = s->model->kern->attention;
     const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv;
     const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hd;
     const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * kvd;
     const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * kvd;
     float *att = s->att_scratch + (size_t)ti * s->n_ctx;
     const int items = j->n * hp->n_head_kv;
+    /* contiguous ranges: later tokens attend over more positions, so
+     * interleave tokens across threads to even the work out */
     for (int it = ti; it < items; it += nth) {
         const int t = it / hp->n_head_kv, g = it % hp->n_head_kv;
         const int64_t n_pos = (int64_t)s->pos + t + 1;
-        tai_attention(s->att_out + t * E + (int64_t)g * grp * hd, s->q + t * E + (int64_t)g * grp * hd,
-                      kc + (int64_t)g * hd, vc + (int64_t)g * hd, n_pos, kvd, grp, 1, hd, att);
+        attention(s->att_out + t * E + (int64_t)g * grp * hd, s->q + t * E + (int64_t)g * grp * hd,
+                  kc + (int64_t)g * hd, vc + (int64_t)g * hd, n_pos, kvd, grp, 1, hd, att);
     }
+}
+
+/* The per-token steps between the matrix products, run over the batch's
+ * tokens split across the pool (inline for a single token, where a
+ * dispatch would cost more than the work). */
+typedef enum {
+    TOK_ATTN_NORM,  /* x += ffn_out (after the first layer); xb = norm(x) */
+    TOK_ROPE_STORE, /* rope q, k; append k, v to the cache */
+    TOK_FFN_NORM,   /* x += xb (attention output); xb = norm(x) */
+    TOK_SWIGLU,     /* gate = silu(gate) * up */
+} tok_step;
+
+typedef struct {
+    TinyAISession *s;
+    const tai_block *b;
+    int layer, n;
+    tok_step step;
+} tok_job;
+
+static void add_into(float *restrict x, const float *restrict d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += d[i];
+}
+
+static void tok_worker(void *ctx, int ti, int nth) {
+    const tok_job *j = ctx;
+    TinyAISession *s = j->s;
+    const TinyAIModel *m = s->model;
+    const tai_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int t0 = (int)((int64_t)j->n * ti / nth), t1 = (int)((int64_t)j->n * (ti + 1) / nth);
+    for (int t = t0; t < t1; t++) {
+        float *x = s->x + t * E, *xb = s->xb + t * E;
+        switch (j->step) {
+        case TOK_ATTN_NORM:
+            if (j->layer > 0) add_into(x, s->ffn_out + t * E, E);
+            tai_rmsnorm(xb, x, j->b->attn_norm, E, hp->rms_eps);
+            break;
+        case TOK_ROPE_STORE: {
+            const int64_t p = (int64_t)s->pos + t;
+            const float *cs = s->rope_cs + (int64_t)t * hp->rot_dim;
+            tai_rope_apply(s->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, cs);
+            tai_rope_apply(s->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, cs);
+            float *kc = s->k_cache + ((size_t)j->layer * s->n_ctx + (size_t)p) * kvd;
+            float *vc = s->v_cache + ((size_t)j->layer * s->n_ctx + (size_t)p) * kvd;
+            memcpy(kc, s->k + t * kvd, (size_t)kvd * sizeof(float));
+            memcpy(vc, s->v + t * kvd, (size_t)kvd * sizeof(float));
+            break;
+        }
+        case TOK_FFN_NORM:
+            add_into(x, xb, E);
+            tai_rmsnorm(xb, x, j->b->ffn_norm, E, hp->rms_eps);
+            break;
+        case TOK_SWIGLU:
+            m->kern->silu_mul(s->gate + t * F, s->up + t * F, F);
+            break;
+        }
+    }
+}
+
+static void tok_run(TinyAISession *s, const tai_block *b, int layer, int n, tok_step step) {
+    tok_job j = {s, b, layer, n, step};
+    if (n >= 4)
+        tai_pool_run(s->model->pool, tok_worker, &j);
+    else
+        tok_worker(&j, 0, 1);
 }
 
 TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
     TinyAIModel *m = s->model;
     const tai_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
-    const int64_t kvd = (int64_t)hp->n_head_kv * hd;
+    const int64_t E = hp->n_embd;
 
-    for (int t = 0; t < n; t++)
+    for (int t = 0; t < n; t++) {
         tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
+        /* the rotation angles of each position, shared by every layer */
+        tai_rope_angles(s->rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, (int64_t)s->pos + t,
+                        hp->rope_base);
+    }
 
     for (int l = 0; l < hp->n_layer; l++) {
         const tai_block *b = &m->blocks[l];
-
-        for (int t = 0; t < n; t++)
-            tai_rmsnorm(s->xb + t * E, s->x + t * E, b->attn_norm, E, hp->rms_eps);
+        tok_run(s, b, l, n, TOK_ATTN_NORM);
         matmul(s, &b->wq, s->xb, s->q, n);
         matmul(s, &b->wk, s->xb, s->k, n);
         matmul(s, &b->wv, s->xb, s->v, n);
-
-        float *kc = s->k_cache + (size_t)l * s->n_ctx * kvd;
-        float *vc = s->v_cache + (size_t)l * s->n_ctx * kvd;
-        for (int t = 0; t < n; t++) {
-            const int64_t p = (int64_t)s->pos + t;
-            tai_rope(s->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, p, hp->rope_base);
-            tai_rope(s->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, p, hp->rope_base);
-            memcpy(kc + p * kvd, s->k + t * kvd, (size_t)kvd * sizeof(float));
-            memcpy(vc + p * kvd, s->v + t * kvd, (size_t)kvd * sizeof(float));
-        }
+        tok_run(s, b, l, n, TOK_ROPE_STORE);
 
         att_job job = {s, l, n};
         tai_pool_run(m->pool, att_worker, &job);
 
         matmul(s, &b->wo, s->att_out, s->xb, n);
-        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->xb[i];
-
-        for (int t = 0; t < n; t++)
-            tai_rmsnorm(s->xb + t * E, s->x + t * E, b->ffn_norm, E, hp->rms_eps);
+        tok_run(s, b, l, n, TOK_FFN_NORM);
         matmul(s, &b->w_gate, s->xb, s->gate, n);
         matmul(s, &b->w_up, s->xb, s->up, n);
-        for (int t = 0; t < n; t++) tai_silu_mul(s->gate + t * F, s->up + t * F, F);
+        tok_run(s, b, l, n, TOK_SWIGLU);
         matmul(s, &b->w_down, s->gate, s->ffn_out, n);
-        for (int64_t i = 0; i < n * E; i++) s->x[i] += s->ffn_out[i];
     }
 
-    tai_rmsnorm(s->xb, s->x + (int64_t)(n - 1) * E, m->out_norm, E, hp->rms_eps);
+    float *last = s->x + (int64_t)(n - 1) * E;
+    add_into(last, s->ffn_out + (int64_t)(n - 1) * E, E);
+    tai_rmsnorm(s->xb, last, m->out_norm, E, hp->rms_eps);
     matmul(s, &m->output, s->xb, s->logits, 1);
     s->have_logits = 1;
     s->pos += n;

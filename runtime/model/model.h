@@ -74,6 +74,7 @@ struct TinyAISession {
     /* activations for up to n_ubatch tokens */
     float *x, *xb, *q, *k, *v, *att_out, *gate, *up, *ffn_out;
     float *att_scratch; /* [n_threads][n_ctx] */
+    float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each batch position */
     float *logits;      /* [n_vocab] */
     int have_logits;
     void *mm_scratch;   /* prepared activations for tai_matmul */

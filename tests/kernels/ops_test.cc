@@ -121,23 +121,70 @@ std::vector<double> NaiveAttention(const std::vector<float> &q, const std::vecto
     return out;
 }
 
+// Every ISA's attention (the kernel table's entry) against the naive one:
+// head sizes with and without a partial vector, wider than the registers the
+// AVX-512 version keeps the query in, and many positions.
 TEST(Attention, MatchesNaiveWithGroupedHeads) {
     struct Case {
         int n_head, n_kv, hd;
         int64_t n_pos;
-    } cases[] = {{4, 2, 8, 5}, {8, 8, 16, 1}, {6, 1, 4, 33}, {8, 2, 64, 17}};
+    } cases[] = {{4, 2, 8, 5},    {8, 8, 16, 1},   {6, 1, 4, 33},  {8, 2, 64, 17},
+                 {9, 3, 64, 300}, {4, 4, 80, 19},  {2, 1, 160, 7}, {3, 3, 128, 64}};
+    for (tai_isa isa : tai_test::kIsas) {
+    if (!tai_isa_supported(isa)) continue;
+    const tai_kernels *kern = tai_kernels_get(isa);
     for (const auto &cs : cases) {
         const int64_t stride = cs.n_kv * cs.hd + 3;  // padded positions
         std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 1, -2, 2);
         std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 2, -2, 2);
         std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 3, -2, 2);
         std::vector<float> out(cs.n_head * cs.hd, 123.0f), att(cs.n_pos);
-        tai_attention(out.data(), q.data(), k.data(), v.data(), cs.n_pos, stride, cs.n_head,
-                      cs.n_kv, cs.hd, att.data());
+        kern->attention(out.data(), q.data(), k.data(), v.data(), cs.n_pos, stride, cs.n_head,
+                        cs.n_kv, cs.hd, att.data());
         std::vector<double> want = NaiveAttention(q, k, v, cs.n_pos, stride, cs.n_head,
                                                   cs.n_kv, cs.hd);
         for (size_t i = 0; i < out.size(); i++)
-            ASSERT_NEAR(out[i], want[i], 1e-5) << cs.n_head << "/" << cs.n_kv << " at " << i;
+            ASSERT_NEAR(out[i], want[i], 2e-5) << tai_isa_name(isa) << " " << cs.n_head << "/"
+                                               << cs.n_kv << " hd " << cs.hd << " at " << i;
+    }
+    }
+}
+
+// Every ISA's silu_mul against double precision, over lengths with partial
+// vectors and inputs where e^-g overflows or underflows.
+TEST(SiluMul, EveryIsaMatchesDouble) {
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        for (int64_t n : {1, 7, 16, 37, 1536}) {
+            std::vector<float> g = tai_test::RandomFloats(n, 10 + (uint32_t)n, -12, 12);
+            std::vector<float> up = tai_test::RandomFloats(n, 20 + (uint32_t)n, -3, 3);
+            if (n >= 7) {
+                g[0] = -120.0f;
+                g[1] = 120.0f;
+                g[2] = 0.0f;
+                g[3] = -88.0f;
+                g[4] = 1e-30f;
+            }
+            std::vector<float> out = g;
+            tai_kernels_get(isa)->silu_mul(out.data(), up.data(), n);
+            for (int64_t i = 0; i < n; i++) {
+                double want = g[i] / (1.0 + std::exp(-(double)g[i])) * up[i];
+                ASSERT_TRUE(std::isfinite(out[i])) << tai_isa_name(isa) << " " << g[i];
+                ASSERT_NEAR(out[i], want, 2e-6 * std::fabs(want) + 1e-30)
+                    << tai_isa_name(isa) << " g=" << g[i];
+            }
+        }
+    }
+}
+
+TEST(Rope, AnglesThenApplyEqualsRope) {
+    for (int64_t pos : {0, 1, 77, 100000}) {
+        std::vector<float> x = tai_test::RandomFloats(3 * 64, 5), y = x;
+        tai_rope(x.data(), 3, 64, 48, pos, 10000.0f);
+        std::vector<float> cs(48);
+        tai_rope_angles(cs.data(), 48, pos, 10000.0f);
+        tai_rope_apply(y.data(), 3, 64, 48, cs.data());
+        EXPECT_EQ(x, y) << pos;
     }
 }
 
