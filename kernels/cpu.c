@@ -8,6 +8,7 @@
  * only legal once CPUID reports OSXSAVE).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -18,6 +19,13 @@
 
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static int have[TAI_ISA_COUNT]; /* written once under detect_once */
+static char brand[49];          /* likewise: CPUID brand string */
+static char features[160];      /* likewise: the features the kernels use */
+
+static void add_feature(int on, const char *name) {
+    size_t off = strlen(features);
+    if (on) snprintf(features + off, sizeof features - off, "%s%s", off ? " " : "", name);
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 /* XGETBV(0) by its opcode so this file needs no -mxsave. */
@@ -27,9 +35,24 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
+static void detect_brand(void) {
+    unsigned r[12];
+    if (__get_cpuid_max(0x80000000u, NULL) < 0x80000004u) return;
+    for (unsigned i = 0; i < 3; i++)
+        __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+    memcpy(brand, r, 48);
+    brand[48] = 0;
+    /* trim the padding some vendors put around the name */
+    char *p = brand;
+    while (*p == ' ') p++;
+    memmove(brand, p, strlen(p) + 1);
+    for (size_t n = strlen(brand); n > 0 && brand[n - 1] == ' '; n--) brand[n - 1] = 0;
+}
+
 static void detect(void) {
     unsigned a, b, c, d;
     have[TAI_ISA_SCALAR] = 1;
+    detect_brand();
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
@@ -42,6 +65,14 @@ static void detect(void) {
     int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
     int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
     int vnni = (c >> 11) & 1;
+    add_feature(avx2 && os_ymm, "avx2");
+    add_feature(fma && os_ymm, "fma");
+    add_feature(f16c && os_ymm, "f16c");
+    add_feature(avx512f && os_zmm, "avx512f");
+    add_feature(avx512bw && os_zmm, "avx512bw");
+    add_feature(avx512vl && os_zmm, "avx512vl");
+    add_feature(avx512dq && os_zmm, "avx512dq");
+    add_feature(vnni && os_zmm, "avx512vnni");
     have[TAI_ISA_AVX2] = os_ymm && avx2 && fma && f16c;
     have[TAI_ISA_AVX512] = have[TAI_ISA_AVX2] && os_zmm && avx512f && avx512bw &&
                            avx512vl && avx512dq && vnni;
@@ -49,6 +80,16 @@ static void detect(void) {
 #else
 static void detect(void) { have[TAI_ISA_SCALAR] = 1; }
 #endif
+
+const char *tai_cpu_brand(void) {
+    pthread_once(&detect_once, detect);
+    return brand;
+}
+
+const char *tai_cpu_features(void) {
+    pthread_once(&detect_once, detect);
+    return features;
+}
 
 const char *tai_isa_name(tai_isa isa) {
     switch (isa) {

@@ -202,6 +202,10 @@ int tai_isa_parse(const char *name);
 int tai_isa_supported(tai_isa isa);
 /* The best supported ISA not above `cap`. */
 tai_isa tai_isa_best(tai_isa cap);
+/* The CPU's name from CPUID ("" where there is none) and the features the
+ * kernels look at that it has and the OS enables ("avx2 fma ..."); static. */
+const char *tai_cpu_brand(void);
+const char *tai_cpu_features(void);
 
 /*
  * Packed product kernel: for the rows of panels [p0, p1) (rows below

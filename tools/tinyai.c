@@ -298,20 +298,42 @@ done:
 
 /* ---- inspect ----------------------------------------------------------- */
 
+static int print_cpu(void) {
+    TinyAICpuInfo ci;
+    if (tinyaiGetCpuInfo(&ci) != TINYAI_OK) return fail("cannot read the CPU");
+    printf("cpu:           %s\n", ci.model[0] ? ci.model : "(unnamed)");
+    printf("cores online:  %d\n", ci.onlineCores);
+    printf("features:      %s\n", ci.features[0] ? ci.features : "(none the kernels use)");
+    printf("kernel variants: %s\n", ci.variants);
+    printf("chosen:        %s\n", ci.chosen);
+    return 0;
+}
+
 static int cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
+    int cpu = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyai inspect MODEL\n\n"
+            printf("usage: tinyai inspect MODEL\n"
+                   "       tinyai inspect --cpu\n\n"
                    "Prints the architecture, hyperparameters, tokenizer, the CPU kernel\n"
-                   "variant chosen, and the layer table (index, offset, size, precision).\n");
+                   "variant chosen, the repacking time, and the layer table (index,\n"
+                   "offset, size, precision). With --cpu (and no model): the CPU, the\n"
+                   "features the kernels use, the kernel variants it supports and the\n"
+                   "one chosen.\n");
             return 0;
+        }
+        if (!strcmp(argv[i], "--cpu")) {
+            cpu = 1;
+            continue;
         }
         if (argv[i][0] == '-') return usage_error("unknown option %s", argv[i]);
         if (path) return usage_error("inspect takes one model, got also '%s'", argv[i]);
         path = argv[i];
     }
-    if (!path) return usage_error("%s", "inspect needs a MODEL path");
+    if (cpu && path) return usage_error("%s", "inspect --cpu takes no model");
+    if (cpu) return print_cpu();
+    if (!path) return usage_error("%s", "inspect needs a MODEL path (or --cpu)");
     TinyAIModel *model = NULL;
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.threads = 1;
@@ -335,6 +357,8 @@ static int cmd_inspect(int argc, char **argv) {
     printf("tokenizer:     %s (bos %d, eos %d, add bos %s)\n", in.tokenizerModel, in.bosToken,
            in.eosToken, in.addBosToken ? "yes" : "no");
     printf("cpu kernels:   %s\n", in.isa);
+    printf("repacked:      %.1f MiB in %.3f s (checksums included)\n",
+           (double)in.packedBytes / (1024.0 * 1024.0), in.repackSeconds);
     printf("layers:        %d\n", in.nFileLayers);
     printf("%6s %14s %14s %5s %8s %18s\n", "index", "offset", "size", "bits", "tensors", "checksum");
     for (int i = 0; i < in.nFileLayers; i++) {
@@ -444,13 +468,10 @@ static void main_help(void) {
            "  inspect    show a model's hyperparameters and layer table\n"
            "  convert    convert a GGUF model to TinyAI's .tmai format\n"
            "  synth      write a synthetic random-weight Llama model\n"
-           "  cpu        show the CPU kernel variants this machine supports\n");
+           "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n");
 }
 
-static int cmd_cpu(void) {
-    printf("kernel variants: %s\n", tinyaiCpuVariants());
-    return 0;
-}
+static int cmd_cpu(void) { return print_cpu(); }
 
 int main(int argc, char **argv) {
     if (argc < 2) {

@@ -51,6 +51,17 @@ TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
  * ("scalar avx2 avx512"). Static text. */
 const char *tinyaiCpuVariants(void);
 
+/* What TinyAI sees of this CPU and which kernel variant it uses. */
+typedef struct {
+    char model[64];      /* CPU name ("" if the CPU does not say) */
+    char features[160];  /* features the kernels use: "avx2 fma f16c avx512f ..." */
+    char variants[64];   /* supported kernel variants, as tinyaiCpuVariants */
+    const char *chosen;  /* the variant a model uses by default */
+    int onlineCores;
+} TinyAICpuInfo;
+
+TinyAIStatus tinyaiGetCpuInfo(TinyAICpuInfo *out);
+
 /* Loads a model (GGUF v2/v3 or .tmai, detected from the file's magic).
  * Validates the file, the architecture (llama) and every tensor's shape.
  * On success *out owns the model: free it with tinyaiFreeModel. */

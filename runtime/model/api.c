@@ -3,6 +3,7 @@
  * Validates arguments, owns allocation and cleanup; the math lives in
  * llama.c and kernels/.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,18 +311,32 @@ void tinyaiResetSession(TinyAISession *s) {
 
 /* ---- Layer table, conversion, synthetic models ------------------------- */
 
+static char variants_buf[64];
+static pthread_once_t variants_once = PTHREAD_ONCE_INIT;
+
+static void list_variants(void) {
+    size_t off = 0;
+    for (int i = 0; i < TAI_ISA_COUNT; i++)
+        if (tai_isa_supported((tai_isa)i))
+            off += (size_t)snprintf(variants_buf + off, sizeof variants_buf - off, "%s%s",
+                                    off ? " " : "", tai_isa_name((tai_isa)i));
+}
+
 const char *tinyaiCpuVariants(void) {
-    static char buf[64];
-    static int done;
-    if (!done) { /* benign race: every thread writes the same text */
-        size_t off = 0;
-        for (int i = 0; i < TAI_ISA_COUNT; i++)
-            if (tai_isa_supported((tai_isa)i))
-                off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", off ? " " : "",
-                                        tai_isa_name((tai_isa)i));
-        done = 1;
-    }
-    return buf;
+    pthread_once(&variants_once, list_variants);
+    return variants_buf;
+}
+
+TinyAIStatus tinyaiGetCpuInfo(TinyAICpuInfo *out) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetCpuInfo: out is NULL");
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "%s", tai_cpu_brand());
+    snprintf(out->features, sizeof out->features, "%s", tai_cpu_features());
+    snprintf(out->variants, sizeof out->variants, "%s", tinyaiCpuVariants());
+    out->chosen = tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1));
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    out->onlineCores = n < 1 ? 1 : (int)n;
+    return TINYAI_OK;
 }
 
 TinyAIStatus tinyaiGetModelLayerInfo(const TinyAIModel *m, int index, TinyAILayerInfo *out) {

@@ -68,6 +68,24 @@ TEST(Cli, HelpForEverySubcommand) {
     }
 }
 
+// The kernel variant in use is reported without a model, and it is one the
+// CPU supports (the same list `cpu` prints).
+TEST(Cli, InspectCpuNamesTheChosenVariant) {
+    Result r = Tinyai("inspect --cpu");
+    ASSERT_EQ(r.status, 0) << r.output;
+    size_t at = r.output.find("chosen:");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    std::string chosen = r.output.substr(at + 7);
+    chosen = chosen.substr(chosen.find_first_not_of(' '));
+    chosen = chosen.substr(0, chosen.find('\n'));
+    EXPECT_TRUE(chosen == "scalar" || chosen == "avx2" || chosen == "avx512") << chosen;
+    size_t v = r.output.find("kernel variants:");
+    ASSERT_NE(v, std::string::npos);
+    EXPECT_NE(r.output.substr(v, r.output.find('\n', v) - v).find(chosen), std::string::npos);
+    EXPECT_EQ(Tinyai("cpu").output, r.output);
+    ExpectCleanError(Tinyai("inspect --cpu model.gguf"), "takes no model");
+}
+
 TEST(Cli, GeneratesOnSyntheticModelAndReportsSpeed) {
     std::string m = Synth("--type Q4_0");
     Result r = Tinyai("generate -m " + m + " -p hello -n 8 --temp 0 --threads 2");
