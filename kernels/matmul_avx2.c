@@ -1,238 +1,510 @@
 /*
- * kernels/matmul_avx2.c: AVX2 + FMA + F16C row-range product kernels (layer:
+ * kernels/matmul_avx2.c: AVX2 + FMA + F16C packed product kernels (layer:
  * kernels). Compiled alone with those flags (see BUILD); only called when
- * tai_isa_supported(TAI_ISA_AVX2). The math is exactly matmul_ref.c's; only
- * the float summation order differs.
+ * tai_isa_supported(TAI_ISA_AVX2). No AVX-512 or VNNI instruction may appear
+ * here. Layouts are those of kernels.h: weights in panels of 16 rows, so a
+ * pair of ymm registers (rows 0..7 and 8..15) holds one value of each row
+ * of a panel and no horizontal sums are ever needed; activations in groups
+ * of 8 columns.
  *
- * Shape of every kernel: for each row r in [r0, r1), the columns are taken
- * four at a time (one decode of each weight block serves four columns, and
- * the weight row stays in L1 while the columns go by), then one at a time.
+ * Two loop shapes per type, as in the AVX-512 file:
+ *  - streaming (matrix-vector; the last group of fewer than 8 columns): each
+ *    panel is read once, front to back, and multiplied into every column of
+ *    the group while it is in registers. Memory bound by design; the block
+ *    types still do a few dozen instructions per 64 bytes, enough that the
+ *    hardware prefetcher alone fell well short of the bandwidth, so their
+ *    loops prefetch the codes a few KiB ahead.
+ *  - blocked (matrix-matrix; every full group of 8 columns): K is cut into
+ *    slices that keep the activations of all groups in L2 and the current
+ *    slice of one panel in L1. With only 16 ymm registers the register tile
+ *    is 16 rows x 4 columns and a group of 8 columns is two such tiles over
+ *    the same L1-resident slice. Floats: 8 accumulators (enough independent
+ *    FMAs to cover their latency on two FMA pipes), two weight vectors and a
+ *    broadcast; F16 slices are widened to floats once per panel and slice,
+ *    so the tiles never convert. Block types: the slice is decoded once per
+ *    panel (nibbles split, Q8_0 signs recovered, scales widened) into an L1
+ *    buffer that every group's tiles then read.
  *
- * Block types handle one 32-element block per 256-bit vector. Integer dot
- * products use vpmaddubsw (unsigned x signed bytes -> int16 pair sums) then
- * vpmaddwd with ones (-> int32 sums of four). Pair sums cannot saturate:
- * |u| <= 128 and |s| <= 127 give at most 2 * 128 * 127 = 32512 < 32767.
+ * Block types: without VNNI the integer products are vpmaddubsw (unsigned
+ * byte x signed byte, adjacent pairs summed into SATURATING int16) followed
+ * by vpmaddwd with ones (adjacent int16 pairs summed into int32). A 32-bit
+ * lane of the packed layout holds four consecutive elements of one row, so
+ * the two steps give exactly the per-lane sums of four products of that
+ * row, like vpdpbusd. Exactness depends on the int16 step never saturating:
+ *  - Q4 codes are 0..15 and activations -127..127, so a pair is at most
+ *    2 * 15 * 127 = 3810 in magnitude and even the int16 sum of all eight
+ *    pairs of a lane over a block (30480) fits: a block costs one vpmaddwd
+ *    per row half, not one per product. The sum starts from the
+ *    activation's n8 (Q4_0) or 0 (Q4_1), as the scalar variant's does.
+ *  - Q8_0 codes are q + 128, up to 255: 2 * 255 * 127 overflows int16, so
+ *    the biased codes cannot be used directly. The signed weight q = code ^
+ *    0x80 is recovered instead and the sign is moved onto the activation:
+ *    |q| * (a * sign q) = q * a, with |q| <= 128 read unsigned (|-128| is
+ *    0x80, i.e. 128) and |a| <= 127, so a pair is at most 32512 and fits;
+ *    each pair is widened by vpmaddwd at once (two would not fit). This is
+ *    the plain signed sum of q * a, so n128 is NOT added.
+ * The exact block sum is then converted to float and scaled as everywhere
+ * else: y += d_w * (d_x * isum) [+ m_w * s_x for Q4_1].
+ *
+ * Register pressure is the constraint throughout: 16 ymm registers against
+ * 32 on AVX-512. Two compiler-facing details follow from it (see UNROLL and
+ * KEEP below); without them GCC spilled accumulators to the stack in the
+ * inner loops and ran the block types at about half their speed.
+ *
+ * Rows of a panel beyond `rows` are never written: a partial last panel is
+ * loaded and stored with vmaskmovps (slow on some cores, so only there).
  */
 #include "kernels/kernels_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <string.h>
 
-static inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+#define INLINE static inline __attribute__((always_inline))
+/* Loops over registers (columns, row halves, 4-byte groups) must be fully
+ * unrolled so that their small arrays become registers. */
+#define UNROLL _Pragma("GCC unroll 16")
+/* An empty asm that claims to modify v: the integer sums are then built as
+ * the chains written (s += p0; s += p1; ...), not rebalanced into trees by
+ * the compiler's reassociation, whose many live partial products do not fit
+ * in 16 registers. Costs no instruction. */
+#define KEEP(v) __asm__("" : "+x"(v))
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/* ======================= Output rows ====================================== */
+
+/* The first v (0..8) lanes, as a vmaskmovps mask. */
+INLINE __m256i lane_mask(int64_t v) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)v),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static inline __m256i bytes1(const int8_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
+/* Rows of panel p that exist: 1..16. */
+INLINE int64_t panel_rows(int64_t rows, int64_t p) {
+    int64_t v = rows - p * TAI_PANEL;
+    return v > TAI_PANEL ? TAI_PANEL : v;
 }
 
-/* The 32 nibbles of a 4-bit block as bytes in element order: element j is
- * the low nibble of qs[j], element j + 16 the high nibble. */
-static inline __m256i nibbles1(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-/* Unsigned x signed bytes, summed in groups of four into 8 int32 lanes. */
-static inline __m256i dot_us(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-/* ---- F32: y = sum_k w[k] * x[k] ----------------------------------------- */
-
-static float f32_dot1(const float *w, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n; k += 32) { /* n % 32 == 0 */
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+/* Stores rows 0..7 (lo) and 8..15 (hi) of a panel at y, only the first nr. */
+INLINE void store16(float *y, int64_t nr, __m256 lo, __m256 hi) {
+    if (nr == TAI_PANEL) {
+        _mm256_storeu_ps(y, lo);
+        _mm256_storeu_ps(y + 8, hi);
+        return;
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    _mm256_maskstore_ps(y, lane_mask(nr < 8 ? nr : 8), lo);
+    if (nr > 8) _mm256_maskstore_ps(y + 8, lane_mask(nr - 8), hi);
 }
 
-static void f32_dot4(const float *w, const float *const x[4], int64_t n, float out[4]) {
-    __m256 a[4][2];
-    for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-        __m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + k + 8);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + k), a[c][0]);
-            a[c][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + k + 8), a[c][1]);
+/* Loads what store16 stores (zeros in the rows that do not exist). */
+INLINE void load16(const float *y, int64_t nr, __m256 *lo, __m256 *hi) {
+    if (nr == TAI_PANEL) {
+        *lo = _mm256_loadu_ps(y);
+        *hi = _mm256_loadu_ps(y + 8);
+        return;
+    }
+    *lo = _mm256_maskload_ps(y, lane_mask(nr < 8 ? nr : 8));
+    *hi = nr > 8 ? _mm256_maskload_ps(y + 8, lane_mask(nr - 8)) : _mm256_setzero_ps();
+}
+
+/* ======================= F32 and F16 ====================================== */
+
+/* Rows 8h..8h+7 of panel `w` at step k: F32 as stored, F16 widened. */
+INLINE __m256 ldw(const void *w, int64_t k, int h, int f16) {
+    if (f16)
+        return _mm256_cvtph_ps(
+            _mm_load_si128((const __m128i *)((const uint16_t *)w + k * 16 + 8 * h)));
+    return _mm256_load_ps((const float *)w + k * 16 + 8 * h);
+}
+
+/* Streaming: one panel times W (1..7) columns laid out x[k * W + j].
+ * Narrow groups keep U independent partial sums per column (k split by
+ * residue) so that at least 8 FMA chains hide the latency. */
+INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m256 lo[7],
+                     __m256 hi[7]) {
+    enum { UMAX = 4 };
+    const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
+    __m256 a0[UMAX][7], a1[UMAX][7];
+    UNROLL
+    for (int u = 0; u < UMAX; u++)
+        UNROLL
+        for (int j = 0; j < 7; j++) a0[u][j] = a1[u][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + U <= n; k += U)
+        UNROLL
+        for (int u = 0; u < U; u++) {
+            __m256 w0 = ldw(w, k + u, 0, f16), w1 = ldw(w, k + u, 1, f16);
+            UNROLL
+            for (int j = 0; j < W; j++) {
+                __m256 b = _mm256_broadcast_ss(x + (k + u) * W + j);
+                a0[u][j] = _mm256_fmadd_ps(w0, b, a0[u][j]);
+                a1[u][j] = _mm256_fmadd_ps(w1, b, a1[u][j]);
+            }
+        }
+    for (; k < n; k++) {
+        __m256 w0 = ldw(w, k, 0, f16), w1 = ldw(w, k, 1, f16);
+        UNROLL
+        for (int j = 0; j < W; j++) {
+            __m256 b = _mm256_broadcast_ss(x + k * W + j);
+            a0[0][j] = _mm256_fmadd_ps(w0, b, a0[0][j]);
+            a1[0][j] = _mm256_fmadd_ps(w1, b, a1[0][j]);
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = hsum(_mm256_add_ps(a[c][0], a[c][1]));
-}
-
-/* ---- F16: as F32 with the weights widened by vcvtph2ps ------------------ */
-
-static inline __m256 ld_f16(const uint16_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-static float f16_dot1(const uint16_t *w, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n; k += 32) {
-        a0 = _mm256_fmadd_ps(ld_f16(w + k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(ld_f16(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(ld_f16(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(ld_f16(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    UNROLL
+    for (int j = 0; j < W; j++) {
+        __m256 s0 = a0[0][j], s1 = a1[0][j];
+        UNROLL
+        for (int u = 1; u < U; u++) {
+            s0 = _mm256_add_ps(s0, a0[u][j]);
+            s1 = _mm256_add_ps(s1, a1[u][j]);
+        }
+        lo[j] = s0;
+        hi[j] = s1;
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-static void f16_dot4(const uint16_t *w, const float *const x[4], int64_t n, float out[4]) {
-    __m256 a[4][2];
-    for (int c = 0; c < 4; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-        __m256 w0 = ld_f16(w + k), w1 = ld_f16(w + k + 8);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + k), a[c][0]);
-            a[c][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + k + 8), a[c][1]);
+INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y, int64_t ys,
+                           int64_t n, int64_t rows, int64_t p0, int64_t p1, int W, int f16) {
+    for (int64_t p = p0; p < p1; p++) {
+        __m256 lo[7], hi[7];
+        f_stream(wp + (size_t)p * pb, x, n, W, f16, lo, hi);
+        const int64_t nr = panel_rows(rows, p);
+        UNROLL
+        for (int j = 0; j < W; j++) store16(y + j * ys + p * TAI_PANEL, nr, lo[j], hi[j]);
+    }
+}
+
+/* Blocked: one panel slice (floats w[k * 16 + r]) times 4 columns of a group
+ * (x[k * 8 + j], j < 4) over k in [0, kl), added to (or, when `first`,
+ * stored into) the panel's rows of those columns of y. */
+INLINE void f_tile(const float *w, const float *x, int64_t kl, float *y, int64_t ys,
+                   int64_t nr, int first) {
+    enum { J = 4 };
+    __m256 a0[J], a1[J];
+    UNROLL
+    for (int j = 0; j < J; j++) {
+        if (first)
+            a0[j] = a1[j] = _mm256_setzero_ps();
+        else
+            load16(y + j * ys, nr, &a0[j], &a1[j]);
+    }
+    for (int64_t k = 0; k < kl; k++) {
+        __m256 w0 = _mm256_load_ps(w + k * 16), w1 = _mm256_load_ps(w + k * 16 + 8);
+        UNROLL
+        for (int j = 0; j < J; j++) {
+            __m256 b = _mm256_broadcast_ss(x + k * 8 + j);
+            a0[j] = _mm256_fmadd_ps(w0, b, a0[j]);
+            a1[j] = _mm256_fmadd_ps(w1, b, a1[j]);
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = hsum(_mm256_add_ps(a[c][0], a[c][1]));
+    UNROLL
+    for (int j = 0; j < J; j++) store16(y + j * ys, nr, a0[j], a1[j]);
 }
 
-/* ---- Integer block products, one block -> 8 int32 partial sums ----------- */
+#define F_KC 256 /* k per slice: 512 columns x 256 x 4 B = 512 KiB of x in L2,
+                  * 16 KiB of panel slice (as floats) in L1 */
 
-/* Q8_0: signed x signed as |qw| * (qx with qw's sign). |-128| reads as
- * unsigned 128, so every int8 weight works. */
-static inline __m256i q8_0_prod(__m256i wq, __m256i xq) {
-    return dot_us(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
-}
-
-/* Q4_0: sum((q - 8) * qx) = sum(q * qx) - sum(8 * qx), subtracted on the
- * int16 pair sums (each at most 2 * 15 * 127), widened once. */
-static inline __m256i q4_0_prod(__m256i wq, __m256i xq) {
-    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq),
-                                 _mm256_maddubs_epi16(_mm256_set1_epi8(8), xq));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-/* Q4_1: q is already unsigned. */
-static inline __m256i q4_1_prod(__m256i wq, __m256i xq) { return dot_us(wq, xq); }
-
-static inline __m256 fma_block(__m256i p, float scale, __m256 acc) {
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scale), acc);
-}
-
-/* ---- Q8_0 / Q4_0 / Q4_1 dot products ------------------------------------- */
-
-static float q8_0_dot1(const tai_block_q8_0 *w, const tai_block_q8a *x, int64_t nb) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        a0 = fma_block(q8_0_prod(bytes1(w[b].qs), bytes1(x[b].qs)),
-                       fp16(w[b].d) * x[b].d, a0);
-        a1 = fma_block(q8_0_prod(bytes1(w[b + 1].qs), bytes1(x[b + 1].qs)),
-                       fp16(w[b + 1].d) * x[b + 1].d, a1);
-    }
-    if (b < nb)
-        a0 = fma_block(q8_0_prod(bytes1(w[b].qs), bytes1(x[b].qs)), fp16(w[b].d) * x[b].d, a0);
-    return hsum(_mm256_add_ps(a0, a1));
-}
-
-static void q8_0_dot4(const tai_block_q8_0 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m256 a[4];
-    for (int c = 0; c < 4; c++) a[c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq = bytes1(w[b].qs); /* decoded once for four columns */
-        __m256i wabs = _mm256_abs_epi8(wq);
-        float d = fp16(w[b].d);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m256i p = dot_us(wabs, _mm256_sign_epi8(bytes1(x[c][b].qs), wq));
-            a[c] = fma_block(p, d * x[c][b].d, a[c]);
+INLINE void f_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                   float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                   int64_t p1, int64_t ncols, int f16) {
+    const char *w = wp;
+    const float *x = xp;
+    const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
+    const size_t esz = f16 ? 2 : 4;
+    /* an F16 panel slice widened once, then used by every group */
+    _Alignas(64) float wide[F_KC * 16];
+    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += F_KC) {
+        const int64_t kl = n - k0 < F_KC ? n - k0 : F_KC;
+        for (int64_t p = p0; p < p1; p++) {
+            const void *ws = w + (size_t)p * pb + (size_t)k0 * 16 * esz;
+            const float *wf = ws;
+            if (f16) {
+                for (int64_t k = 0; k < kl; k++) {
+                    _mm256_store_ps(wide + k * 16, ldw(ws, k, 0, 1));
+                    _mm256_store_ps(wide + k * 16 + 8, ldw(ws, k, 1, 1));
+                }
+                wf = wide;
+            }
+            const int64_t nr = panel_rows(rows, p);
+            for (int64_t g = 0; g < full; g++) {
+                const float *xg = x + g * TAI_NR * n + k0 * TAI_NR;
+                float *yg = y + g * TAI_NR * ys + p * TAI_PANEL;
+                f_tile(wf, xg, kl, yg, ys, nr, k0 == 0);
+                f_tile(wf, xg + 4, kl, yg + 4 * ys, ys, nr, k0 == 0);
+            }
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = hsum(a[c]);
-}
-
-static float q4_0_dot1(const tai_block_q4_0 *w, const tai_block_q8a *x, int64_t nb) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        a0 = fma_block(q4_0_prod(nibbles1(w[b].qs), bytes1(x[b].qs)),
-                       fp16(w[b].d) * x[b].d, a0);
-        a1 = fma_block(q4_0_prod(nibbles1(w[b + 1].qs), bytes1(x[b + 1].qs)),
-                       fp16(w[b + 1].d) * x[b + 1].d, a1);
-    }
-    if (b < nb)
-        a0 = fma_block(q4_0_prod(nibbles1(w[b].qs), bytes1(x[b].qs)), fp16(w[b].d) * x[b].d, a0);
-    return hsum(_mm256_add_ps(a0, a1));
-}
-
-static void q4_0_dot4(const tai_block_q4_0 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m256 a[4];
-    for (int c = 0; c < 4; c++) a[c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq = nibbles1(w[b].qs);
-        float d = fp16(w[b].d);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++)
-            a[c] = fma_block(q4_0_prod(wq, bytes1(x[c][b].qs)), d * x[c][b].d, a[c]);
-    }
-    for (int c = 0; c < 4; c++) out[c] = hsum(a[c]);
-}
-
-static float q4_1_dot1(const tai_block_q4_1 *w, const tai_block_q8a *x, int64_t nb) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    float m0 = 0.0f, m1 = 0.0f;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        a0 = fma_block(q4_1_prod(nibbles1(w[b].qs), bytes1(x[b].qs)),
-                       fp16(w[b].d) * x[b].d, a0);
-        a1 = fma_block(q4_1_prod(nibbles1(w[b + 1].qs), bytes1(x[b + 1].qs)),
-                       fp16(w[b + 1].d) * x[b + 1].d, a1);
-        m0 += fp16(w[b].m) * x[b].s;
-        m1 += fp16(w[b + 1].m) * x[b + 1].s;
-    }
-    if (b < nb) {
-        a0 = fma_block(q4_1_prod(nibbles1(w[b].qs), bytes1(x[b].qs)), fp16(w[b].d) * x[b].d, a0);
-        m0 += fp16(w[b].m) * x[b].s;
-    }
-    return hsum(_mm256_add_ps(a0, a1)) + (m0 + m1);
-}
-
-static void q4_1_dot4(const tai_block_q4_1 *w, const tai_block_q8a *const x[4],
-                      int64_t nb, float out[4]) {
-    __m256 a[4];
-    float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int c = 0; c < 4; c++) a[c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq = nibbles1(w[b].qs);
-        float d = fp16(w[b].d), mw = fp16(w[b].m);
-        #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c] = fma_block(q4_1_prod(wq, bytes1(x[c][b].qs)), d * x[c][b].d, a[c]);
-            m[c] += mw * x[c][b].s;
+    if (tail > 0) {
+        const float *xt = x + full * TAI_NR * n;
+        float *yt = y + full * TAI_NR * ys;
+        switch (tail) {
+#define CASE(W) case W: f_stream_group(w, pb, xt, yt, ys, n, rows, p0, p1, W, f16); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
         }
     }
-    for (int c = 0; c < 4; c++) out[c] = hsum(a[c]) + m[c];
 }
 
-/* ---- Row drivers: rows outer, columns inner (four, then one at a time) -- */
+TAI_GEMM_DECL(tai_k_gemm_f32_avx2) {
+    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 0);
+}
 
-ROWS_DRIVER(tai_k_rows_f32_avx2, float, float, n, f32_dot1, f32_dot4)
-ROWS_DRIVER(tai_k_rows_f16_avx2, uint16_t, float, n, f16_dot1, f16_dot4)
-ROWS_DRIVER(tai_k_rows_q8_0_avx2, tai_block_q8_0, tai_block_q8a, n / TAI_QK, q8_0_dot1, q8_0_dot4)
-ROWS_DRIVER(tai_k_rows_q4_0_avx2, tai_block_q4_0, tai_block_q8a, n / TAI_QK, q4_0_dot1, q4_0_dot4)
-ROWS_DRIVER(tai_k_rows_q4_1_avx2, tai_block_q4_1, tai_block_q8a, n / TAI_QK, q4_1_dot1, q4_1_dot4)
+TAI_GEMM_DECL(tai_k_gemm_f16_avx2) {
+    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 1);
+}
 
-#else
-/* Not x86-64: nothing to compile; registry.c leaves these slots unsupported. */
-typedef int tai_no_x86_kernels;
+/* ======================= Q8_0, Q4_0, Q4_1 ================================= */
+
+enum { T_Q8_0, T_Q4_0, T_Q4_1 };
+
+/* Packed code bytes per block of one panel. */
+#define QBYTES(T) ((T) == T_Q8_0 ? 512 : 256)
+
+/* Activation bytes 4g..4g+3 of a q8a block in every 32-bit lane. */
+INLINE __m256i bcast4(const tai_block_q8a *a, int g) {
+    int32_t v;
+    memcpy(&v, a->qs + 4 * g, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* One step of a block's integer sum for 8 rows: s += w . a per 32-bit lane
+ * (four products of one row). Q4: w the codes 0..15, s 16-bit (widened once
+ * per block by q_finish). Q8_0: w the signed weights, wa their magnitudes,
+ * s 32-bit. KEEP pins each partial sum, so the add chains stay chains. */
+INLINE __m256i q_step(__m256i s, __m256i w, __m256i wa, __m256i a, int T) {
+    if (T == T_Q8_0)
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(a, w)),
+                                                  _mm256_set1_epi16(1)));
+    else
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w, a));
+    KEEP(s);
+    return s;
+}
+
+/* The exact integer sum of a block from the q_step sums: widened, and
+ * started from n8 for Q4_0 (the code bias; Q8_0's sign trick has none). */
+INLINE __m256i q_finish(__m256i s, const tai_block_q8a *a, int T) {
+    if (T == T_Q8_0) return s;
+    s = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+    if (T == T_Q4_0) s = _mm256_add_epi32(s, _mm256_set1_epi32(a->n8));
+    return s;
+}
+
+/* acc += d_w * (d_x * isum) [+ m_w * s_x]: one block of one column, 8 rows. */
+INLINE __m256 q_scale(__m256i isum, const tai_block_q8a *a, __m256 dw, __m256 mw, __m256 acc,
+                      int T) {
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d));
+    acc = _mm256_fmadd_ps(f, dw, acc);
+    if (T == T_Q4_1) acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(a->s), acc);
+    return acc;
+}
+
+/* 8 fp16 scales widened. */
+INLINE __m256 ld_scales(const uint16_t *s) {
+    return _mm256_cvtph_ps(_mm_load_si128((const __m128i *)s));
+}
+
+/* Code vector (g, h) of a block (elements 4g..4g+3 of rows 8h..8h+7) as
+ * q_step operands. Q4: vector g pairs with the low (even g) or high (odd g)
+ * nibbles of stored vector g / 2. Q8_0: q = code ^ 0x80 and |q|. */
+INLINE void q_code(const uint8_t *q, int g, int h, int T, __m256i *w, __m256i *wa) {
+    if (T == T_Q8_0) {
+        *w = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(q + 64 * g + 32 * h)),
+                              _mm256_set1_epi8((char)0x80));
+        *wa = _mm256_abs_epi8(*w);
+        return;
+    }
+    __m256i c = _mm256_load_si256((const __m256i *)(q + 64 * (g / 2) + 32 * h));
+    if (g % 2) c = _mm256_srli_epi16(c, 4);
+    *w = *wa = _mm256_and_si256(c, _mm256_set1_epi8(0x0f));
+}
+
+/* How far ahead the streaming loops prefetch the codes: with only a few
+ * dozen instructions per 64 bytes the hardware prefetcher alone left the
+ * matrix-vector product well below the memory bandwidth. */
+#define Q_PREFETCH 4096
+
+/* Prefetches p + off, which may lie past the end of the matrix (a prefetch
+ * never faults), so the address is formed as an integer, not a pointer. */
+INLINE void prefetch(const void *p, size_t off) {
+    _mm_prefetch((const char *)((uintptr_t)p + off), _MM_HINT_T0);
+}
+
+/* Streaming: one panel at a time times W (1..7) columns (x blocks [b][W]).
+ * The codes are decoded a vector at a time and used at once by every
+ * column, so only the W pairs of integer sums and accumulators stay live. */
+INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
+                           int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
+                           int W, int T) {
+    for (int64_t p = p0; p < p1; p++) {
+        const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
+        const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T));
+        const uint16_t *m = d + nb * TAI_PANEL;
+        __m256 acc[7][2];
+        UNROLL
+        for (int j = 0; j < W; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *qb = q + (size_t)b * QBYTES(T);
+            const tai_block_q8a *xb = x + b * W;
+            for (int l = 0; l < QBYTES(T); l += 64) prefetch(qb, Q_PREFETCH + l);
+            if (b % 2 == 0) {
+                /* scales: 64 bytes hold two blocks */
+                prefetch(d + b * TAI_PANEL, Q_PREFETCH / 8);
+                if (T == T_Q4_1) prefetch(m + b * TAI_PANEL, Q_PREFETCH / 8);
+            }
+            __m256i s[7][2];
+            UNROLL
+            for (int j = 0; j < W; j++) s[j][0] = s[j][1] = _mm256_setzero_si256();
+            UNROLL
+            for (int g = 0; g < 8; g++) {
+                __m256i w[2], wa[2];
+                UNROLL
+                for (int h = 0; h < 2; h++) q_code(qb, g, h, T, &w[h], &wa[h]);
+                UNROLL
+                for (int j = 0; j < W; j++) {
+                    __m256i a = bcast4(&xb[j], g);
+                    UNROLL
+                    for (int h = 0; h < 2; h++) s[j][h] = q_step(s[j][h], w[h], wa[h], a, T);
+                }
+            }
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                __m256 dw = ld_scales(d + b * TAI_PANEL + 8 * h);
+                __m256 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL + 8 * h) : dw;
+                UNROLL
+                for (int j = 0; j < W; j++)
+                    acc[j][h] = q_scale(q_finish(s[j][h], &xb[j], T), &xb[j], dw, mw, acc[j][h], T);
+            }
+        }
+        const int64_t nr = panel_rows(rows, p);
+        UNROLL
+        for (int j = 0; j < W; j++) store16(y + j * ys + p * TAI_PANEL, nr, acc[j][0], acc[j][1]);
+    }
+}
+
+#define Q_KB 16 /* blocks per slice: 512 columns x 16 x 48 B = 384 KiB of x in L2 */
+
+/* Bytes of one decoded block in the slice buffer: the 16 operand vectors
+ * (g, h) at (2g + h) * 32, and for Q8_0 the 16 magnitude vectors after them. */
+#define UBYTES(T) ((T) == T_Q8_0 ? 1024 : 512)
+
+/* Blocked: blocks [0, bl) of a decoded panel slice (u; float scales dw / mw
+ * [b][16]) times 4 columns of one group (x blocks [b][8], j < 4), added to
+ * (or, when `first`, stored into) y. Per block and row half: 4 integer sums,
+ * 4 activation broadcasts, one weight vector (two for Q8_0); the 8 float
+ * accumulators are only touched once per block, so they are what spills. */
+INLINE void q_tile(const uint8_t *u, const float *dw, const float *mw,
+                   const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t nr,
+                   int first, int T) {
+    enum { J = 4 };
+    __m256 acc[J][2];
+    UNROLL
+    for (int j = 0; j < J; j++) {
+        if (first)
+            acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+        else
+            load16(y + j * ys, nr, &acc[j][0], &acc[j][1]);
+    }
+    for (int64_t b = 0; b < bl; b++) {
+        const tai_block_q8a *xb = x + b * TAI_NR;
+        const uint8_t *ub = u + (size_t)b * UBYTES(T);
+        __m256i s[J][2];
+        UNROLL
+        for (int j = 0; j < J; j++) s[j][0] = s[j][1] = _mm256_setzero_si256();
+        UNROLL
+        for (int g = 0; g < 8; g++) {
+            __m256i a[J];
+            UNROLL
+            for (int j = 0; j < J; j++) a[j] = bcast4(&xb[j], g);
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                __m256i w = _mm256_load_si256((const __m256i *)(ub + (2 * g + h) * 32));
+                __m256i wa = T == T_Q8_0 ? _mm256_load_si256(
+                                               (const __m256i *)(ub + 512 + (2 * g + h) * 32))
+                                         : w;
+                UNROLL
+                for (int j = 0; j < J; j++) s[j][h] = q_step(s[j][h], w, wa, a[j], T);
+            }
+        }
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m256 d = _mm256_load_ps(dw + b * 16 + 8 * h);
+            __m256 m = T == T_Q4_1 ? _mm256_load_ps(mw + b * 16 + 8 * h) : d;
+            UNROLL
+            for (int j = 0; j < J; j++)
+                acc[j][h] = q_scale(q_finish(s[j][h], &xb[j], T), &xb[j], d, m, acc[j][h], T);
+        }
+    }
+    UNROLL
+    for (int j = 0; j < J; j++) store16(y + j * ys, nr, acc[j][0], acc[j][1]);
+}
+
+INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                   float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                   int64_t p1, int64_t ncols, int T) {
+    const char *w = wp;
+    const tai_block_q8a *x = xp;
+    const int64_t nb = n / TAI_QK;
+    const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
+    /* one panel slice decoded (nibbles split, Q8_0 signs recovered, scales
+     * widened) once, then used by every group */
+    _Alignas(64) uint8_t u[Q_KB * UBYTES(T_Q8_0)];
+    _Alignas(64) float dw[Q_KB * TAI_PANEL], mw[Q_KB * TAI_PANEL];
+    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
+        const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
+            const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T)) + b0 * TAI_PANEL;
+            const uint16_t *m = d + nb * TAI_PANEL;
+            const uint8_t *codes = q + (size_t)b0 * QBYTES(T);
+            for (int64_t b = 0; b < bl; b++) {
+                uint8_t *ub = u + (size_t)b * UBYTES(T);
+                UNROLL
+                for (int g = 0; g < 8; g++)
+                    UNROLL
+                    for (int h = 0; h < 2; h++) {
+                        __m256i cw, ca;
+                        q_code(codes + (size_t)b * QBYTES(T), g, h, T, &cw, &ca);
+                        _mm256_store_si256((__m256i *)(ub + (2 * g + h) * 32), cw);
+                        if (T == T_Q8_0)
+                            _mm256_store_si256((__m256i *)(ub + 512 + (2 * g + h) * 32), ca);
+                    }
+                UNROLL
+                for (int h = 0; h < 2; h++) {
+                    _mm256_store_ps(dw + b * 16 + 8 * h, ld_scales(d + b * TAI_PANEL + 8 * h));
+                    if (T == T_Q4_1)
+                        _mm256_store_ps(mw + b * 16 + 8 * h, ld_scales(m + b * TAI_PANEL + 8 * h));
+                }
+            }
+            const int64_t nr = panel_rows(rows, p);
+            for (int64_t g = 0; g < full; g++) {
+                const tai_block_q8a *xg = x + g * TAI_NR * nb + b0 * TAI_NR;
+                float *yg = y + g * TAI_NR * ys + p * TAI_PANEL;
+                q_tile(u, dw, mw, xg, bl, yg, ys, nr, b0 == 0, T);
+                q_tile(u, dw, mw, xg + 4, bl, yg + 4 * ys, ys, nr, b0 == 0, T);
+            }
+        }
+    }
+    if (tail > 0) {
+        const tai_block_q8a *xt = x + full * TAI_NR * nb;
+        float *yt = y + full * TAI_NR * ys;
+        switch (tail) {
+#define CASE(W) case W: q_stream_group(w, pb, xt, yt, ys, nb, rows, p0, p1, W, T); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
+        }
+    }
+}
+
+TAI_GEMM_DECL(tai_k_gemm_q8_0_avx2) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q8_0);
+}
+
+TAI_GEMM_DECL(tai_k_gemm_q4_0_avx2) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_0);
+}
+
+TAI_GEMM_DECL(tai_k_gemm_q4_1_avx2) {
+    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_1);
+}
+
 #endif /* __x86_64__ */
