@@ -22,12 +22,12 @@ static int have[TAI_ISA_COUNT]; /* written once under detect_once */
 static char brand[49];          /* likewise: CPUID brand string */
 static char features[160];      /* likewise: the features the kernels use */
 
+#if defined(__x86_64__) || defined(__i386__)
 static void add_feature(int on, const char *name) {
     size_t off = strlen(features);
     if (on) snprintf(features + off, sizeof features - off, "%s%s", off ? " " : "", name);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
 /* XGETBV(0) by its opcode so this file needs no -mxsave. */
 static uint64_t xgetbv0(void) {
     uint32_t lo, hi;

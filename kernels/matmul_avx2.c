@@ -58,6 +58,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -505,6 +506,115 @@ TAI_GEMM_DECL(tai_k_gemm_q4_0_avx2) {
 
 TAI_GEMM_DECL(tai_k_gemm_q4_1_avx2) {
     q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_1);
+}
+
+/* ======================= Attention and SwiGLU ============================= */
+
+/* e^x for 8 floats: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6
+ * Taylor polynomial, times 2^n built in the exponent field. x is clamped to
+ * [-87, 88] so 2^n stays a normal float; below that e^x is under 1.7e-38
+ * and is flushed to 0 (what softmax and silu want), above it overflows to
+ * inf as it should. */
+INLINE __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^n for n in [-126, 127]: (n + 127) << 23 */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    v = _mm256_andnot_ps(under, v);
+    return _mm256_blendv_ps(v, _mm256_set1_ps(INFINITY), over);
+}
+
+/* Lanes [0, left) of 8 as a vmaskmov mask. */
+INLINE __m256i lanes(int64_t left) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left > 8 ? 8 : left)), idx);
+}
+
+INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* As tai_attention, 8 lanes at a time (see the AVX-512 version). */
+void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
+                          const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
+                          int n_kv_head, int head_dim, float *att) {
+    if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
+    const int group = n_head / n_kv_head;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int nv = (head_dim + 7) / 8;
+    for (int h = 0; h < n_head; h++) {
+        const float *qh = q + (int64_t)h * head_dim;
+        const int64_t kv_off = (int64_t)(h / group) * head_dim;
+        float *oh = out + (int64_t)h * head_dim;
+        if (n_pos <= 0) {
+            for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
+            continue;
+        }
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float *kp = k_cache + p * kv_stride + kv_off;
+            __m256 acc = _mm256_setzero_ps();
+            for (int i = 0; i < nv; i++) {
+                __m256i m = lanes(head_dim - 8 * i);
+                acc = _mm256_fmadd_ps(_mm256_maskload_ps(qh + 8 * i, m),
+                                      _mm256_maskload_ps(kp + 8 * i, m), acc);
+            }
+            att[p] = hsum8(acc) * scale;
+            if (att[p] > mx) mx = att[p];
+        }
+        __m256 vsum = _mm256_setzero_ps();
+        for (int64_t p = 0; p < n_pos; p += 8) {
+            __m256i m = lanes(n_pos - p);
+            __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(att + p, m), _mm256_set1_ps(mx)));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+            _mm256_maskstore_ps(att + p, m, e);
+            vsum = _mm256_add_ps(vsum, e);
+        }
+        const __m256 inv = _mm256_set1_ps(1.0f / hsum8(vsum));
+        for (int i = 0; i < nv; i++) {
+            const __m256i m = lanes(head_dim - 8 * i);
+            __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
+            int64_t p = 0;
+            for (; p + 2 <= n_pos; p += 2) {
+                const float *v0 = v_cache + p * kv_stride + kv_off + 8 * i;
+                o0 = _mm256_fmadd_ps(_mm256_set1_ps(att[p]), _mm256_maskload_ps(v0, m), o0);
+                o1 = _mm256_fmadd_ps(_mm256_set1_ps(att[p + 1]),
+                                     _mm256_maskload_ps(v0 + kv_stride, m), o1);
+            }
+            if (p < n_pos)
+                o0 = _mm256_fmadd_ps(_mm256_set1_ps(att[p]),
+                                     _mm256_maskload_ps(v_cache + p * kv_stride + kv_off + 8 * i, m), o0);
+            _mm256_maskstore_ps(oh + 8 * i, m, _mm256_mul_ps(_mm256_add_ps(o0, o1), inv));
+        }
+    }
+}
+
+/* gate = gate / (1 + e^-gate) * up, 8 at a time. */
+void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = lanes(n - i);
+        __m256 g = _mm256_maskload_ps(gate + i, m);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        __m256 r = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_maskstore_ps(gate + i, m, _mm256_mul_ps(r, _mm256_maskload_ps(up + i, m)));
+    }
 }
 
 #endif /* __x86_64__ */

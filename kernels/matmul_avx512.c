@@ -232,6 +232,19 @@ INLINE __m512 ld_scales(const uint16_t *s) {
     return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)s));
 }
 
+/* How far ahead the streaming loops prefetch: with a few dozen
+ * instructions per 64 bytes, the out-of-order window alone does not keep
+ * enough cache misses in flight to reach the memory bandwidth. */
+#ifndef Q_PREFETCH
+#define Q_PREFETCH 4096
+#endif
+
+/* Prefetches p + off, which may lie past the end of the matrix (a prefetch
+ * never faults), so the address is formed as an integer, not a pointer. */
+INLINE void prefetch(const void *p, size_t off) {
+    _mm_prefetch((const char *)((uintptr_t)p + off), _MM_HINT_T0);
+}
+
 /* Streaming: one panel times W (1..7) columns (x blocks [b][W]). */
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
@@ -245,11 +258,13 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
         for (int j = 0; j < W; j++) acc[j] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             __m512i wv[8];
-#ifdef TAI_PF
-            for (int l = 0; l < QBYTES(T) / 64; l++)
-                _mm_prefetch((const char *)q + (size_t)b * QBYTES(T) + TAI_PF + 64 * l, _MM_HINT_T0);
-#endif
-            q_codes(q + (size_t)b * QBYTES(T), T, wv);
+            const uint8_t *qb = q + (size_t)b * QBYTES(T);
+            for (int l = 0; l < QBYTES(T); l += 64) prefetch(qb, Q_PREFETCH + l);
+            if (b % 2 == 0) { /* scales: 32 bytes per block */
+                prefetch(d + b * TAI_PANEL, Q_PREFETCH / 8);
+                if (T == T_Q4_1) prefetch(m + b * TAI_PANEL, Q_PREFETCH / 8);
+            }
+            q_codes(qb, T, wv);
             __m512 dw = ld_scales(d + b * TAI_PANEL);
             __m512 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL) : dw;
             #pragma GCC unroll 8

@@ -29,8 +29,8 @@ static const tai_kernels k_scalar = {
 static const tai_kernels k_avx2 = {
     .isa = TAI_ISA_AVX2,
     .gemm = GEMM_ROW(avx2),
-    .attention = tai_attention, /* AVX2 versions not written yet */
-    .silu_mul = tai_silu_mul,
+    .attention = tai_k_attention_avx2,
+    .silu_mul = tai_k_silu_mul_avx2,
 };
 static const tai_kernels k_avx512 = {
     .isa = TAI_ISA_AVX512,

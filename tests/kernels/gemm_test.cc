@@ -39,6 +39,7 @@ std::vector<Shape> Shapes() {
     std::vector<Shape> s;
     for (int64_t n : {32, 96, 576, 1536, 4128})
         for (int64_t ncols : {1, 3, 7, 8, 9, 21}) s.push_back({13, n, ncols});
+    for (int64_t ncols : {2, 4, 5, 6, 10, 12, 14}) s.push_back({37, 96, ncols});
     for (int64_t rows : {1, 5, 16, 17, 67}) s.push_back({rows, 96, 3});
     for (int64_t rows : {16, 48, 67}) s.push_back({rows, 608, 16});
     s.push_back({31, 64, 5});
