@@ -29,10 +29,26 @@ static inline double tai_bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Median of `reps` timed streaming reads of a `bytes` buffer (much larger than
- * the last-level cache), split across `threads` threads; bytes per second.
- * Returns 0 on allocation failure. */
+/* Streaming read bandwidth of a `bytes` buffer (much larger than the
+ * last-level cache) split across `threads` threads, in bytes per second: for
+ * each of several read loops (vector width x number of streams, see
+ * membw.c) the median of `reps` timed passes after one untimed pass; the
+ * best loop's figure is returned. 0 on allocation or thread start failure. */
 double tai_bench_read_bandwidth(size_t bytes, int threads, int reps);
+
+#define TAI_BENCH_READ_LOOPS_MAX 9
+
+/* Every loop's figure. */
+typedef struct {
+    int n;                                        /* loops measured */
+    const char *name[TAI_BENCH_READ_LOOPS_MAX];   /* "zmm x4": 512-bit loads, 4 streams */
+    double bytes_per_s[TAI_BENCH_READ_LOOPS_MAX]; /* median per loop */
+    int best;                                     /* index of the largest */
+} tai_bench_read_loops;
+
+/* tai_bench_read_bandwidth, also filling *out (may be NULL). */
+double tai_bench_read_bandwidth_loops(size_t bytes, int threads, int reps,
+                                      tai_bench_read_loops *out);
 
 #ifdef __cplusplus
 }
