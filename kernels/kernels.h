@@ -142,12 +142,15 @@ void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n);
  *
  *   F32   float  [n][16]              element (r, k) at k * 16 + r
  *   F16   fp16   [n][16]              likewise
- *   Q8_0  uint8  [nb][8][16][4]       (b, g, r, t): q(r, 32b + 4g + t) + 128
- *         fp16   [nb][16]             d(r, b)
- *   Q4_0  uint8  [nb][4][16][4]       (b, j, r, t): low nibble q(r, 32b + 8j + t),
+ *   block types: blocks in pairs, each pair
+ *         [codes of block b][codes of block b + 1][d of b][d of b + 1]
+ *         [m of b][m of b + 1]  (m: Q4_1 only; an odd last block is
+ *         paired with a zero block), so a panel is read as one stream:
+ *   Q8_0  codes  uint8 [8][16][4]     (g, r, t): q(r, 32b + 4g + t) + 128
+ *   Q4_0  codes  uint8 [4][16][4]     (j, r, t): low nibble q(r, 32b + 8j + t),
  *                                     high nibble q(r, 32b + 8j + 4 + t), q in 0..15
- *         fp16   [nb][16]             d(r, b)
- *   Q4_1  as Q4_0, then fp16 [nb][16] m(r, b) after the scales
+ *   Q4_1  codes  as Q4_0
+ *         d, m   fp16 [16]            the 16 rows' scale (and minimum) of block b
  *
  * so one 64-byte load gives four consecutive elements of every row, the
  * operand layout of a dot-product instruction that sums groups of four bytes

@@ -10,10 +10,10 @@
  * Two loop shapes per type, as in the AVX-512 file:
  *  - streaming (matrix-vector; the last group of fewer than 8 columns): each
  *    panel is read once, front to back, and multiplied into every column of
- *    the group while it is in registers. Memory bound by design; the block
- *    types still do a few dozen instructions per 64 bytes, enough that the
- *    hardware prefetcher alone fell well short of the bandwidth, so their
- *    loops prefetch the codes a few KiB ahead.
+ *    the group while it is in registers. Memory bound by design. A panel
+ *    is one stream (the codes and scales of a pair of blocks sit together)
+ *    and panels follow each other, which the hardware prefetcher follows;
+ *    software prefetching measured worse at 2 threads.
  *  - blocked (matrix-matrix; every full group of 8 columns): K is cut into
  *    slices that keep the activations of all groups in L2 and the current
  *    slice of one panel in L1. With only 16 ymm registers the register tile
@@ -257,8 +257,9 @@ TAI_GEMM_DECL(tai_k_gemm_f16_avx2) {
 
 enum { T_Q8_0, T_Q4_0, T_Q4_1 };
 
-/* Packed code bytes per block of one panel. */
-#define QBYTES(T) ((T) == T_Q8_0 ? 512 : 256)
+/* The tai_type of a block-type selector (for the panel offsets of
+ * kernels_internal.h). */
+#define TT(T) ((T) == T_Q8_0 ? TAI_TYPE_Q8_0 : (T) == T_Q4_0 ? TAI_TYPE_Q4_0 : TAI_TYPE_Q4_1)
 
 /* Activation bytes 4g..4g+3 of a q8a block in every 32-bit lane. */
 INLINE __m256i bcast4(const tai_block_q8a *a, int g) {
@@ -319,17 +320,6 @@ INLINE void q_code(const uint8_t *q, int g, int h, int T, __m256i *w, __m256i *w
     *w = *wa = _mm256_and_si256(c, _mm256_set1_epi8(0x0f));
 }
 
-/* How far ahead the streaming loops prefetch the codes: with only a few
- * dozen instructions per 64 bytes the hardware prefetcher alone left the
- * matrix-vector product well below the memory bandwidth. */
-#define Q_PREFETCH 4096
-
-/* Prefetches p + off, which may lie past the end of the matrix (a prefetch
- * never faults), so the address is formed as an integer, not a pointer. */
-INLINE void prefetch(const void *p, size_t off) {
-    _mm_prefetch((const char *)((uintptr_t)p + off), _MM_HINT_T0);
-}
-
 /* Streaming: one panel at a time times W (1..7) columns (x blocks [b][W]).
  * The codes are decoded a vector at a time and used at once by every
  * column, so only the W pairs of integer sums and accumulators stay live. */
@@ -338,20 +328,14 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                            int W, int T) {
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
-        const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T));
-        const uint16_t *m = d + nb * TAI_PANEL;
         __m256 acc[7][2];
         UNROLL
         for (int j = 0; j < W; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *qb = q + (size_t)b * QBYTES(T);
+            const uint8_t *qb = q + tai_qcodes_at(TT(T), b);
+            const uint16_t *d = (const uint16_t *)(q + tai_qscales_at(TT(T), b));
+            const uint16_t *m = (const uint16_t *)(q + tai_qmins_at(TT(T), b));
             const tai_block_q8a *xb = x + b * W;
-            for (int l = 0; l < QBYTES(T); l += 64) prefetch(qb, Q_PREFETCH + l);
-            if (b % 2 == 0) {
-                /* scales: 64 bytes hold two blocks */
-                prefetch(d + b * TAI_PANEL, Q_PREFETCH / 8);
-                if (T == T_Q4_1) prefetch(m + b * TAI_PANEL, Q_PREFETCH / 8);
-            }
             __m256i s[7][2];
             UNROLL
             for (int j = 0; j < W; j++) s[j][0] = s[j][1] = _mm256_setzero_si256();
@@ -369,8 +353,8 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
             }
             UNROLL
             for (int h = 0; h < 2; h++) {
-                __m256 dw = ld_scales(d + b * TAI_PANEL + 8 * h);
-                __m256 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL + 8 * h) : dw;
+                __m256 dw = ld_scales(d + 8 * h);
+                __m256 mw = T == T_Q4_1 ? ld_scales(m + 8 * h) : dw;
                 UNROLL
                 for (int j = 0; j < W; j++)
                     acc[j][h] = q_scale(q_finish(s[j][h], &xb[j], T), &xb[j], dw, mw, acc[j][h], T);
@@ -454,26 +438,25 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
         const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
         for (int64_t p = p0; p < p1; p++) {
             const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
-            const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T)) + b0 * TAI_PANEL;
-            const uint16_t *m = d + nb * TAI_PANEL;
-            const uint8_t *codes = q + (size_t)b0 * QBYTES(T);
             for (int64_t b = 0; b < bl; b++) {
+                const uint8_t *codes = q + tai_qcodes_at(TT(T), b0 + b);
+                const uint16_t *d = (const uint16_t *)(q + tai_qscales_at(TT(T), b0 + b));
+                const uint16_t *m = (const uint16_t *)(q + tai_qmins_at(TT(T), b0 + b));
                 uint8_t *ub = u + (size_t)b * UBYTES(T);
                 UNROLL
                 for (int g = 0; g < 8; g++)
                     UNROLL
                     for (int h = 0; h < 2; h++) {
                         __m256i cw, ca;
-                        q_code(codes + (size_t)b * QBYTES(T), g, h, T, &cw, &ca);
+                        q_code(codes, g, h, T, &cw, &ca);
                         _mm256_store_si256((__m256i *)(ub + (2 * g + h) * 32), cw);
                         if (T == T_Q8_0)
                             _mm256_store_si256((__m256i *)(ub + 512 + (2 * g + h) * 32), ca);
                     }
                 UNROLL
                 for (int h = 0; h < 2; h++) {
-                    _mm256_store_ps(dw + b * 16 + 8 * h, ld_scales(d + b * TAI_PANEL + 8 * h));
-                    if (T == T_Q4_1)
-                        _mm256_store_ps(mw + b * 16 + 8 * h, ld_scales(m + b * TAI_PANEL + 8 * h));
+                    _mm256_store_ps(dw + b * 16 + 8 * h, ld_scales(d + 8 * h));
+                    if (T == T_Q4_1) _mm256_store_ps(mw + b * 16 + 8 * h, ld_scales(m + 8 * h));
                 }
             }
             const int64_t nr = panel_rows(rows, p);

@@ -179,8 +179,8 @@ TAI_GEMM_DECL(tai_k_gemm_f16_avx512) {
 
 enum { T_Q8_0, T_Q4_0, T_Q4_1 };
 
-/* Code bytes per block of one panel. */
-#define QBYTES(T) ((T) == T_Q8_0 ? 512 : 256)
+/* The tai_type of a block-type selector. */
+#define TT(T) ((T) == T_Q8_0 ? TAI_TYPE_Q8_0 : (T) == T_Q4_0 ? TAI_TYPE_Q4_0 : TAI_TYPE_Q4_1)
 
 /* The 8 code vectors of block b (vector g: elements 4g..4g+3 of each row).
  * Q4 codes are not shifted down: a high nibble is used in place, as 16 times
@@ -232,71 +232,55 @@ INLINE __m512 ld_scales(const uint16_t *s) {
     return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)s));
 }
 
-/* How far ahead the streaming loops prefetch: with a few dozen
- * instructions per 64 bytes, the out-of-order window alone does not keep
- * enough cache misses in flight to reach the memory bandwidth. */
-#ifndef Q_PREFETCH
-#define Q_PREFETCH 4096
-#endif
-
-/* Prefetches p + off, which may lie past the end of the matrix (a prefetch
- * never faults), so the address is formed as an integer, not a pointer. */
-INLINE void prefetch(const void *p, size_t off) {
-    _mm_prefetch((const char *)((uintptr_t)p + off), _MM_HINT_T0);
-}
-
-/* Streaming: one panel times W (1..7) columns (x blocks [b][W]). */
+/* Streaming: one panel times W (1..7) columns (x blocks [b][W]). Panels
+ * are single streams (codes and scales of a pair of blocks together) that
+ * follow each other in memory, which the hardware prefetcher follows well:
+ * software prefetching measured no better here (it did help when the
+ * scales were a second stream per panel). */
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
-        const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T));
-        const uint16_t *m = d + nb * TAI_PANEL;
         __m512 acc[7];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < W; j++) acc[j] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             __m512i wv[8];
-            const uint8_t *qb = q + (size_t)b * QBYTES(T);
-            for (int l = 0; l < QBYTES(T); l += 64) prefetch(qb, Q_PREFETCH + l);
-            if (b % 2 == 0) { /* scales: 32 bytes per block */
-                prefetch(d + b * TAI_PANEL, Q_PREFETCH / 8);
-                if (T == T_Q4_1) prefetch(m + b * TAI_PANEL, Q_PREFETCH / 8);
-            }
-            q_codes(qb, T, wv);
-            __m512 dw = ld_scales(d + b * TAI_PANEL);
-            __m512 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL) : dw;
-            #pragma GCC unroll 8
+            q_codes(q + tai_qcodes_at(TT(T), b), T, wv);
+            __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b)));
+            __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b))) : dw;
+#pragma GCC unroll 8
             for (int j = 0; j < W; j++) acc[j] = q_col(wv, &x[b * W + j], dw, mw, acc[j], T);
         }
         __mmask16 mk = row_mask(rows, p);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, acc[j]);
     }
 }
 
 #define Q_KB 16 /* blocks per slice: 512 columns x 16 x 48 B = 384 KiB of x in L2 */
 
-/* Blocked: blocks [b0, b0 + bl) of one panel (codes already in `codes`,
- * QBYTES per block, scales at d/m) times the 8 columns of one group. */
-INLINE void q_tile(const uint8_t *codes, const uint16_t *d, const uint16_t *m,
+/* Blocked: blocks [0, bl) of a slice of one panel, decoded (`codes`, 512
+ * bytes per block; scales `dw`, minimums `mw` widened to floats, 16 per
+ * block), times the 8 columns of one group. */
+INLINE void q_tile(const uint8_t *codes, const float *dwf, const float *mwf,
                    const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
                    __mmask16 mk, int first, int T) {
     __m512 acc[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++)
         acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, y + j * ys + row0);
     for (int64_t b = 0; b < bl; b++) {
         __m512i wv[8];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int g = 0; g < 8; g++) wv[g] = _mm512_load_si512(codes + (size_t)b * 512 + 64 * g);
-        __m512 dw = ld_scales(d + b * TAI_PANEL);
-        __m512 mw = T == T_Q4_1 ? ld_scales(m + b * TAI_PANEL) : dw;
-        #pragma GCC unroll 8
+        __m512 dw = _mm512_load_ps(dwf + b * TAI_PANEL);
+        __m512 mw = T == T_Q4_1 ? _mm512_load_ps(mwf + b * TAI_PANEL) : dw;
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) acc[j] = q_col(wv, &x[b * 8 + j], dw, mw, acc[j], T);
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + j * ys + row0, mk, acc[j]);
 }
 
@@ -307,30 +291,29 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     const tai_block_q8a *x = xp;
     const int64_t nb = n / TAI_QK;
     const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
-    /* Q4 codes of one slice, unpacked once and used by every group */
-    _Alignas(64) uint8_t unpacked[Q_KB * 512];
+    /* one slice of a panel decoded once (Q4 nibbles split, scales widened)
+     * and used by every column group */
+    _Alignas(64) uint8_t codes[Q_KB * 512];
+    _Alignas(64) float dwf[Q_KB * TAI_PANEL], mwf[Q_KB * TAI_PANEL];
     for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
         const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
         for (int64_t p = p0; p < p1; p++) {
             const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
-            const uint16_t *d = (const uint16_t *)(q + (size_t)nb * QBYTES(T)) + b0 * TAI_PANEL;
-            const uint16_t *m = d + nb * TAI_PANEL;
-            const uint8_t *codes = q + (size_t)b0 * QBYTES(T);
-            if (T != T_Q8_0) {
-                for (int64_t b = 0; b < bl; b++) {
-                    __m512i wv[8];
-                    q_codes(codes + (size_t)b * 256, T, wv);
-                    #pragma GCC unroll 8
-                    for (int g = 0; g < 8; g++)
-                        _mm512_store_si512(unpacked + b * 512 + 64 * g, wv[g]);
-                }
-                codes = unpacked;
+            for (int64_t b = 0; b < bl; b++) {
+                __m512i wv[8];
+                q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) _mm512_store_si512(codes + b * 512 + 64 * g, wv[g]);
+                _mm512_store_ps(dwf + b * TAI_PANEL,
+                                ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b0 + b))));
+                if (T == T_Q4_1)
+                    _mm512_store_ps(mwf + b * TAI_PANEL,
+                                    ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b0 + b))));
             }
             __mmask16 mk = row_mask(rows, p);
-            #pragma GCC unroll 8
             for (int64_t g = 0; g < full; g++)
-                q_tile(codes, d, m, x + g * TAI_NR * nb + b0 * TAI_NR, bl, y + g * TAI_NR * ys,
-                       ys, p * TAI_PANEL, mk, b0 == 0, T);
+                q_tile(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
+                       y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
         }
     }
     if (tail > 0) {

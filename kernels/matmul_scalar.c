@@ -43,13 +43,12 @@ static float dot_f16(const uint16_t *wp, int r, const void *xp, int64_t n, int64
 static float dot_q(tai_type t, const uint8_t *wp, int r, const void *xp, int64_t n,
                    int64_t ncols, int64_t c) {
     const int64_t nb = n / TAI_QK;
-    const size_t qbytes = t == TAI_TYPE_Q8_0 ? 32 : 16; /* code bytes per row and block */
-    const uint16_t *d = (const uint16_t *)(wp + (size_t)nb * TAI_PANEL * qbytes);
-    const uint16_t *m = d + nb * TAI_PANEL;
     float sum = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const tai_block_q8a *a = x_unit(xp, sizeof(tai_block_q8a), nb, ncols, c, b);
-        const uint8_t *q = wp + (size_t)b * TAI_PANEL * qbytes;
+        const uint8_t *q = wp + tai_qcodes_at(t, b);
+        const uint16_t *d = (const uint16_t *)(wp + tai_qscales_at(t, b));
+        const uint16_t *m = (const uint16_t *)(wp + tai_qmins_at(t, b));
         int32_t s;
         if (t == TAI_TYPE_Q8_0) {
             s = a->n128;
@@ -64,9 +63,9 @@ static float dot_q(tai_type t, const uint8_t *wp, int r, const void *xp, int64_t
                     s += (v & 0x0f) * a->qs[8 * j + k] + (v >> 4) * a->qs[8 * j + 4 + k];
                 }
         }
-        float dw = tai_fp16_to_fp32(d[b * TAI_PANEL + r]);
+        float dw = tai_fp16_to_fp32(d[r]);
         if (t == TAI_TYPE_Q4_1)
-            sum += (float)s * (dw * a->d) + tai_fp16_to_fp32(m[b * TAI_PANEL + r]) * a->s;
+            sum += (float)s * (dw * a->d) + tai_fp16_to_fp32(m[r]) * a->s;
         else
             sum += (float)s * (dw * a->d);
     }

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
 
 #define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
 
@@ -14,13 +14,13 @@
  * overflow check in tai_pack_panel_bytes. */
 static size_t panel_bytes_raw(tai_type t, int64_t n) {
     const size_t P = TAI_PANEL;
-    const size_t nb = (size_t)(n / TAI_QK);
+    const size_t pairs = (size_t)(n / TAI_QK + 1) / 2;
     switch (t) {
     case TAI_TYPE_F32: return (size_t)n * P * 4;
     case TAI_TYPE_F16: return (size_t)n * P * 2;
-    case TAI_TYPE_Q8_0: return nb * (P * 32 + P * 2);
-    case TAI_TYPE_Q4_0: return nb * (P * 16 + P * 2);
-    case TAI_TYPE_Q4_1: return nb * (P * 16 + P * 4);
+    case TAI_TYPE_Q8_0:
+    case TAI_TYPE_Q4_0:
+    case TAI_TYPE_Q4_1: return pairs * tai_qpair_bytes(t);
     default: return 0;
     }
 }
@@ -66,34 +66,34 @@ static void pack_panel(tai_type t, const void *w, int64_t rows, int64_t n, uint8
         }
         case TAI_TYPE_Q8_0: {
             const tai_block_q8_0 *b = (const tai_block_q8_0 *)src;
-            uint16_t *d = (uint16_t *)(dst + (size_t)nb * TAI_PANEL * 32);
             for (int64_t i = 0; i < nb; i++) {
-                uint8_t *q = dst + (size_t)i * TAI_PANEL * 32;
+                uint8_t *q = dst + tai_qcodes_at(t, i);
+                uint16_t *d = (uint16_t *)(dst + tai_qscales_at(t, i));
                 for (int g = 0; g < 8; g++)
                     for (int k = 0; k < 4; k++)
                         q[(g * TAI_PANEL + r) * 4 + k] = (uint8_t)(b[i].qs[4 * g + k] + 128);
-                d[i * TAI_PANEL + r] = b[i].d;
+                d[r] = b[i].d;
             }
             break;
         }
         case TAI_TYPE_Q4_0:
         case TAI_TYPE_Q4_1: {
             const size_t bb = tai_type_block_bytes(t);
-            uint16_t *d = (uint16_t *)(dst + (size_t)nb * TAI_PANEL * 16);
-            uint16_t *m = d + nb * TAI_PANEL; /* Q4_1 only */
             for (int64_t i = 0; i < nb; i++) {
+                uint16_t *d = (uint16_t *)(dst + tai_qscales_at(t, i));
+                uint16_t *m = (uint16_t *)(dst + tai_qmins_at(t, i)); /* Q4_1 only */
                 const uint8_t *blk = src + (size_t)i * bb;
                 uint16_t dh, mh = 0;
                 memcpy(&dh, blk, 2);
                 if (t == TAI_TYPE_Q4_1) memcpy(&mh, blk + 2, 2);
                 const uint8_t *qs = blk + (t == TAI_TYPE_Q4_1 ? 4 : 2);
-                uint8_t *q = dst + (size_t)i * TAI_PANEL * 16;
+                uint8_t *q = dst + tai_qcodes_at(t, i);
                 for (int j = 0; j < 4; j++)
                     for (int k = 0; k < 4; k++)
                         q[(j * TAI_PANEL + r) * 4 + k] =
                             (uint8_t)(q4_code(qs, 8 * j + k) | q4_code(qs, 8 * j + 4 + k) << 4);
-                d[i * TAI_PANEL + r] = dh;
-                if (t == TAI_TYPE_Q4_1) m[i * TAI_PANEL + r] = mh;
+                d[r] = dh;
+                if (t == TAI_TYPE_Q4_1) m[r] = mh;
             }
             break;
         }
