@@ -278,6 +278,7 @@ typedef struct {
     int threads, reps, copies;
     size_t packed, gguf;
     double sec, gbs, of_bw;
+    double paired; /* median of (kernel GB/s / bandwidth measured just before it); NaN if not run */
 } mv_res;
 
 typedef struct {
@@ -598,6 +599,35 @@ static int copies_for(size_t packed) {
     return n < 1 ? 1 : (int)n;
 }
 
+/* The matrix-vector targets are judged on matrices larger than the LLC. */
+static int is_target_shape(shape s) {
+    return (s.k == 4096 && s.m == 14336) || (s.k == 14336 && s.m == 4096);
+}
+
+/* The machine's bandwidth drifts by tens of percent from one minute to the
+ * next (shared memory system), so a kernel figure is also compared with a
+ * bandwidth measured right before it: G.o.reps pairs (read bandwidth at th
+ * threads, then one batch of the kernel), the median of the ratios. */
+static double paired_ratio(mm_job *j, size_t bytes, int th) {
+    double r[64];
+    int n = 2 * G.o.reps + 1;
+    if (n < 9) n = 9;
+    if (n > 63) n = 63;
+    for (int i = 0; i < n; i++) {
+        double bw = tai_bench_read_bandwidth(G.bw_bytes, th, 1);
+        /* at least ~50 ms of kernel, about as long as the bandwidth pass */
+        int calls = 0;
+        double t0 = tai_bench_now(), dt;
+        do {
+            mm_batch(j);
+            calls++;
+            dt = tai_bench_now() - t0;
+        } while (dt < 0.05);
+        r[i] = bw > 0 ? (double)bytes * calls / dt / bw : NAN;
+    }
+    return tai_bench_median(r, n);
+}
+
 static void measure_matvec(void) {
     const int N = G.o.threads;
     const shape *shapes = G.o.quick ? MV_QUICK : MV_SHAPES;
@@ -643,6 +673,9 @@ static void measure_matvec(void) {
                     mv_res r = {.type = t, .isa = isa, .s = s, .threads = th, .copies = nc,
                                 .packed = pb, .gguf = gguf};
                     r.sec = timed_median(G.o.reps, &r.reps, mm_batch, &j) / nc;
+                    r.paired = NAN;
+                    if (isa == tai_isa_best(TAI_ISA_AVX512) && is_target_shape(s))
+                        r.paired = paired_ratio(&j, pb * (size_t)nc, th);
                     PUSH(G.mv, G.n_mv, G.cap_mv, r);
                 }
             }
@@ -1017,6 +1050,9 @@ static void report_targets(void) {
                 if (r && (!top || r->gbs > top->gbs)) top = r;
             }
             if (!top) target(name, ">= 90%", NAN, 0.90, "-");
+            else if (!isnan(top->paired))
+                target(name, ">= 90%", top->paired, 0.90, "%.0f%% paired (%.0f%% of ceiling; %.1f GB/s, %d thr)",
+                       100 * top->paired, 100 * top->of_bw, top->gbs, top->threads);
             else
                 target(name, ">= 90%", top->of_bw, 0.90, "%.0f%% (%.1f GB/s, %d thr)",
                        100 * top->of_bw, top->gbs, top->threads);
@@ -1238,6 +1274,7 @@ static void write_json(FILE *f, const model_paths *mp) {
         j_num(&j, "seconds_per_call", r->sec);
         j_num(&j, "gb_per_s", r->gbs);
         j_num(&j, "of_bandwidth", r->of_bw);
+        if (!isnan(r->paired)) j_num(&j, "of_bandwidth_paired", r->paired);
         j_close(&j, '}');
     }
     j_close(&j, ']');

@@ -185,7 +185,9 @@ void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *d
 /* Bytes the prepared activations of ncols columns take. */
 size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols);
 /* Prepares column groups [g0, g1) of X (ncols columns of n floats, column c
- * at x + c * n) into dst, laid out as above. */
+ * at x + c * n) into dst, laid out as above. tai_prep_groups_with quantizes
+ * with the given function (a kernel table's quantize_q8a; the result is the
+ * same bit for bit). */
 void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
                      int64_t g0, int64_t g1);
 
@@ -228,17 +230,24 @@ typedef void (*tai_attention_fn)(float *out, const float *q, const float *k_cach
                                  const float *v_cache, int64_t n_pos, int64_t kv_stride,
                                  int n_head, int n_kv_head, int head_dim, float *att);
 typedef void (*tai_silu_mul_fn)(float *gate, const float *up, int64_t n);
+/* Same contract as tai_quantize_row_q8a, bit for bit. */
+typedef void (*tai_quantize_q8a_fn)(const float *src, tai_block_q8a *dst, int64_t n);
 
 typedef struct {
     tai_isa isa;
     tai_gemm_fn gemm[TAI_TYPE_COUNT]; /* NULL for unused ids */
     tai_attention_fn attention;
     tai_silu_mul_fn silu_mul;
+    tai_quantize_q8a_fn quantize_q8a;
 } tai_kernels;
 
 /* The table for `isa` (must be supported; falls back to scalar otherwise).
  * Borrowed, static. */
 const tai_kernels *tai_kernels_get(tai_isa isa);
+
+/* tai_prep_groups with the given quantizer (see above). */
+void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
+                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize);
 
 /* ---- Thread pool -------------------------------------------------------- */
 

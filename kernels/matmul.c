@@ -21,6 +21,7 @@ size_t tai_matmul_scratch_bytes(tai_type t, int64_t n, int64_t ncols) {
 
 typedef struct {
     tai_gemm_fn fn;
+    tai_quantize_q8a_fn quantize;
     tai_prep prep;
     const void *wp;
     size_t panel_bytes;
@@ -40,7 +41,7 @@ static void run_prep(void *ctx, int i, int nth) {
     const job *j = ctx;
     int64_t g0, g1;
     split(j->groups, i, nth, &g0, &g1);
-    if (g1 > g0) tai_prep_groups(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1);
+    if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize);
 }
 
 static void run_gemm(void *ctx, int i, int nth) {
@@ -59,6 +60,7 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
     if (pb == 0 || k->gemm[t] == NULL) return;
     job j = {
         .fn = k->gemm[t],
+        .quantize = k->quantize_q8a ? k->quantize_q8a : tai_quantize_row_q8a,
         .prep = tai_prep_for(t),
         .wp = wp,
         .panel_bytes = pb,

@@ -600,4 +600,59 @@ void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n) {
     }
 }
 
+/* ======================= Activation quantization ========================== */
+
+/* roundf (half away from zero), exactly: trunc, then one step away from
+ * zero where the dropped fraction is at least one half. */
+INLINE __m256 round_away8(__m256 v) {
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
+    return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+/* As tai_quantize_row_q8a, bit for bit (see the AVX-512 version). */
+void tai_k_quantize_q8a_avx2(const float *src, tai_block_q8a *dst, int64_t n) {
+    if (n <= 0 || n % TAI_QK != 0) return;
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    for (int64_t i = 0; i < n / TAI_QK; i++) {
+        const float *xb = src + i * TAI_QK;
+        __m256 x[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            x[j] = _mm256_loadu_ps(xb + 8 * j);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, x[j]), m); /* NaN -> m */
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 127.0f;
+        __m256i q[4];
+        for (int j = 0; j < 4; j++) q[j] = _mm256_setzero_si256();
+        if (d != 0.0f) {
+            const __m256 dv = _mm256_set1_ps(d), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+            for (int j = 0; j < 4; j++)
+                q[j] = _mm256_cvttps_epi32(
+                    _mm256_min_ps(_mm256_max_ps(round_away8(_mm256_div_ps(x[j], dv)), lo), hi));
+        }
+        __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        const int sum = _mm_cvtsi128_si32(s4);
+        /* int32 -> int8 with saturation (values are within +-127): packs
+         * work per 128-bit lane, so put the dwords back in order after */
+        __m256i w01 = _mm256_packs_epi32(q[0], q[1]), w23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i b = _mm256_packs_epi16(w01, w23);
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)dst[i].qs, b);
+        dst[i].d = d;
+        dst[i].s = d * (float)sum;
+        dst[i].n8 = -8 * sum;
+        dst[i].n128 = -128 * sum;
+    }
+}
+
 #endif /* __x86_64__ */

@@ -453,4 +453,46 @@ void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
 
 void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n) { silu_mul_avx512(gate, up, n); }
 
+/* ======================= Activation quantization ========================== */
+
+/* roundf (half away from zero), exactly: trunc, then one step away from
+ * zero where the dropped fraction is at least one half. */
+INLINE __m512 round_away16(__m512 v) {
+    __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f),
+                              _mm512_and_ps(v, _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u))));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+/* As tai_quantize_row_q8a, bit for bit: the same amax (NaN ignored), the
+ * same d = amax / 127, q = roundf(x / d) with a true division, clamped to
+ * +-127 with NaN going to -127, and q = 0 where d is 0. */
+void tai_k_quantize_q8a_avx512(const float *src, tai_block_q8a *dst, int64_t n) {
+    if (n <= 0 || n % TAI_QK != 0) return;
+    for (int64_t i = 0; i < n / TAI_QK; i++) {
+        const float *xb = src + i * TAI_QK;
+        __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+        /* max(|x|, m) returns m where |x| is NaN */
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(x1), m);
+        const float d = _mm512_reduce_max_ps(m) / 127.0f;
+        __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
+        if (d != 0.0f) {
+            const __m512 dv = _mm512_set1_ps(d), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+            /* max(v, lo) returns lo where v is NaN */
+            q0 = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(round_away16(_mm512_div_ps(x0, dv)), lo), hi));
+            q1 = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(round_away16(_mm512_div_ps(x1, dv)), lo), hi));
+        }
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        _mm_storeu_si128((__m128i *)dst[i].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(dst[i].qs + 16), _mm512_cvtepi32_epi8(q1));
+        dst[i].d = d;
+        dst[i].s = d * (float)sum;
+        dst[i].n8 = -8 * sum;
+        dst[i].n128 = -128 * sum;
+    }
+}
+
 #endif /* __x86_64__ */

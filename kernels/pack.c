@@ -122,6 +122,11 @@ size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols) {
 
 void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
                      int64_t g0, int64_t g1) {
+    tai_prep_groups_with(p, x, n, ncols, dst, g0, g1, tai_quantize_row_q8a);
+}
+
+void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
+                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize) {
     const size_t col = tai_prep_col_bytes(p, n);
     if (col == 0 || ncols <= 0) return;
     for (int64_t g = g0; g < g1 && g * TAI_NR < ncols; g++) {
@@ -129,7 +134,10 @@ void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void 
         const int64_t w = ncols - c0 < TAI_NR ? ncols - c0 : TAI_NR;
         char *gd = (char *)dst + (size_t)c0 * col;
         if (w == 1) { /* a lone column is stored as tai_prep_col stores it */
-            tai_prep_col(p, x + c0 * n, gd, n);
+            if (p == TAI_PREP_F32)
+                tai_prep_col(p, x + c0 * n, gd, n);
+            else
+                quantize(x + c0 * n, (tai_block_q8a *)gd, n);
             continue;
         }
         if (p == TAI_PREP_F32) {
@@ -141,7 +149,7 @@ void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void 
             const int64_t nb = n / TAI_QK;
             for (int64_t j = 0; j < w; j++)
                 for (int64_t b = 0; b < nb; b++)
-                    tai_quantize_row_q8a(x + (c0 + j) * n + b * TAI_QK, &o[b * w + j], TAI_QK);
+                    quantize(x + (c0 + j) * n + b * TAI_QK, &o[b * w + j], TAI_QK);
         }
     }
 }

@@ -24,6 +24,7 @@ static const tai_kernels k_scalar = {
     .gemm = GEMM_ROW(scalar),
     .attention = tai_attention,
     .silu_mul = tai_silu_mul,
+    .quantize_q8a = tai_quantize_row_q8a,
 };
 #if defined(__x86_64__)
 static const tai_kernels k_avx2 = {
@@ -31,12 +32,14 @@ static const tai_kernels k_avx2 = {
     .gemm = GEMM_ROW(avx2),
     .attention = tai_k_attention_avx2,
     .silu_mul = tai_k_silu_mul_avx2,
+    .quantize_q8a = tai_k_quantize_q8a_avx2,
 };
 static const tai_kernels k_avx512 = {
     .isa = TAI_ISA_AVX512,
     .gemm = GEMM_ROW(avx512),
     .attention = tai_k_attention_avx512,
     .silu_mul = tai_k_silu_mul_avx512,
+    .quantize_q8a = tai_k_quantize_q8a_avx512,
 };
 #endif
 

@@ -124,6 +124,37 @@ TEST(Matmul, PrepColMatchesQuantizer) {
     EXPECT_EQ(f, x);
 }
 
+// Every ISA's activation quantizer is the scalar one bit for bit: random
+// blocks of several magnitudes, exact .5 ties, zero blocks, NaN and inf.
+TEST(Matmul, QuantizerOfEveryIsaIsExact) {
+    const int64_t n = 32 * 40;
+    std::vector<float> x = tai_test::RandomFloats(n, 17, -3, 3);
+    for (int64_t i = 0; i < n; i++) x[i] *= std::pow(10.0f, (float)((i / 32) % 7) - 3.0f);
+    for (int j = 0; j < 32; j++) {
+        x[32 * 1 + j] = 0.0f;                      // all-zero block: d = 0
+        x[32 * 2 + j] = (float)(j - 16) * 0.5f;    // ties after scaling by 127/8
+        x[32 * 3 + j] = (float)(j - 16) * 127.0f;  // exact integers
+    }
+    x[32 * 4 + 3] = NAN;
+    x[32 * 5 + 7] = INFINITY;
+    x[32 * 6 + 1] = -INFINITY;
+    x[32 * 7 + 0] = 1e-40f;  // subnormal
+    std::vector<tai_block_q8a> want(n / 32), got(n / 32);
+    tai_quantize_row_q8a(x.data(), want.data(), n);
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        std::memset(got.data(), 0x5A, got.size() * sizeof got[0]);
+        tai_kernels_get(isa)->quantize_q8a(x.data(), got.data(), n);
+        for (size_t b = 0; b < want.size(); b++) {
+            EXPECT_EQ(std::memcmp(want[b].qs, got[b].qs, 32), 0) << tai_isa_name(isa) << " block " << b;
+            EXPECT_EQ(std::memcmp(&want[b].d, &got[b].d, 4), 0) << tai_isa_name(isa) << " block " << b;
+            EXPECT_EQ(std::memcmp(&want[b].s, &got[b].s, 4), 0) << tai_isa_name(isa) << " block " << b;
+            EXPECT_EQ(want[b].n8, got[b].n8) << tai_isa_name(isa) << " block " << b;
+            EXPECT_EQ(want[b].n128, got[b].n128) << tai_isa_name(isa) << " block " << b;
+        }
+    }
+}
+
 // ---- Driver: threads and reference -------------------------------------
 
 using Param = std::tuple<tai_type, tai_isa, int64_t /*ncols*/>;
