@@ -6,9 +6,11 @@
  *   1. the columns of X are prepared (copied into column groups for F32/F16
  *      weights, quantized to q8a for block types) into the caller's scratch,
  *      column groups split across the threads;
- *   2. the panels of W are split into even contiguous ranges, one per
- *      thread, and each thread runs the type's packed kernel on its range for
- *      all columns.
+ *   2. the panels of W are split across the threads, and each thread runs
+ *      the type's packed kernel on its panels for all columns: for
+ *      matrix-matrix products in even contiguous ranges; for matrix-vector
+ *      ones (memory bound) in chunks dealt round-robin, so that the threads
+ *      stream neighbouring memory.
  * Every output element is computed by one call of the same kernel whatever
  * the split, so the result does not depend on the number of threads.
  */
@@ -29,6 +31,7 @@ typedef struct {
     void *xp;
     float *y;
     int64_t rows, n, ncols, panels, groups;
+    int64_t chunk; /* > 0: panels dealt in chunks of this many */
 } job;
 
 /* even split of [0, total) into nth parts: part i */
@@ -46,6 +49,14 @@ static void run_prep(void *ctx, int i, int nth) {
 
 static void run_gemm(void *ctx, int i, int nth) {
     const job *j = ctx;
+    if (j->chunk > 0) {
+        /* chunks dealt round-robin: the threads stream neighbouring memory */
+        for (int64_t c0 = (int64_t)i * j->chunk; c0 < j->panels; c0 += (int64_t)nth * j->chunk) {
+            int64_t c1 = c0 + j->chunk < j->panels ? c0 + j->chunk : j->panels;
+            j->fn(j->wp, j->panel_bytes, j->xp, j->y, j->rows, j->n, j->rows, c0, c1, j->ncols);
+        }
+        return;
+    }
     int64_t p0, p1;
     split(j->panels, i, nth, &p0, &p1);
     if (p1 > p0)
@@ -74,6 +85,20 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
         .groups = (ncols + TAI_NR - 1) / TAI_NR,
     };
     int nth = tai_pool_size(pool);
+    if (ncols < TAI_NR && nth > 1) {
+        /* Streaming products are memory bound, and on the machines measured
+         * threads streaming far-apart halves of a matrix read up to a
+         * quarter slower than threads reading neighbouring memory (as the
+         * bandwidth benchmark's loops do). So the panels are dealt in
+         * rounds of chunks of about CHUNK_BYTES, one chunk per thread per
+         * round, sized so every thread gets the same number of panels to
+         * within one per round. */
+        const int64_t CHUNK_BYTES = 256 * 1024;
+        int64_t total = (int64_t)pb * j.panels;
+        int64_t rounds = (total + (int64_t)nth * CHUNK_BYTES - 1) / ((int64_t)nth * CHUNK_BYTES);
+        if (rounds < 1) rounds = 1;
+        j.chunk = (j.panels + (int64_t)nth * rounds - 1) / ((int64_t)nth * rounds);
+    }
     /* a single column group is not worth a second dispatch */
     if (nth > 1 && j.groups > 1)
         tai_pool_run(pool, run_prep, &j);
