@@ -610,8 +610,8 @@ static int is_target_shape(shape s) {
  * threads, then one batch of the kernel), the median of the ratios. */
 static double paired_ratio(mm_job *j, size_t bytes, int th) {
     double r[64];
-    int n = 2 * G.o.reps + 1;
-    if (n < 9) n = 9;
+    int n = 3 * G.o.reps;
+    if (n < 15) n = 15;
     if (n > 63) n = 63;
     for (int i = 0; i < n; i++) {
         double bw = tai_bench_read_bandwidth(G.bw_bytes, th, 1);

@@ -242,20 +242,29 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                            int W, int T) {
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
-        __m512 acc[7];
+        /* the two blocks of a pair go to separate accumulators, so the float
+         * chain is one FMA per pair (two for Q4_1) */
+        __m512 acc[2][7];
 #pragma GCC unroll 8
-        for (int j = 0; j < W; j++) acc[j] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            __m512i wv[8];
-            q_codes(q + tai_qcodes_at(TT(T), b), T, wv);
-            __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b)));
-            __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b))) : dw;
+        for (int j = 0; j < W; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b += 2) {
+            const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                if (h == 1 && b + 1 >= nb) break;
+                __m512i wv[8];
+                q_codes(pair + (size_t)h * tai_qcode_bytes(TT(T)), T, wv);
+                __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b + h)));
+                __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : dw;
 #pragma GCC unroll 8
-            for (int j = 0; j < W; j++) acc[j] = q_col(wv, &x[b * W + j], dw, mw, acc[j], T);
+                for (int j = 0; j < W; j++)
+                    acc[h][j] = q_col(wv, &x[(b + h) * W + j], dw, mw, acc[h][j], T);
+            }
         }
         __mmask16 mk = row_mask(rows, p);
 #pragma GCC unroll 8
-        for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, acc[j]);
+        for (int j = 0; j < W; j++)
+            _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, _mm512_add_ps(acc[0][j], acc[1][j]));
     }
 }
 
