@@ -606,16 +606,21 @@ static int is_target_shape(shape s) {
 
 /* The machine's bandwidth drifts by tens of percent from one minute to the
  * next (shared memory system), so a kernel figure is also compared with a
- * bandwidth measured right before it: G.o.reps pairs (read bandwidth at th
- * threads, then one batch of the kernel), the median of the ratios. */
+ * bandwidth measured right beside it: pairs of (one pass of the read loop
+ * that set this thread count's ceiling, kernel calls for at least 50 ms),
+ * in alternating order so a trend cancels; the median of the ratios. One
+ * loop, not the best of all of them: the best of several noisy readings
+ * would be biased high. */
 static double paired_ratio(mm_job *j, size_t bytes, int th) {
     double r[64];
     int n = 3 * G.o.reps;
     if (n < 15) n = 15;
     if (n > 63) n = 63;
+    const int pass = G.bw_pass[1][th] > G.bw_pass[0][th] ? 1 : 0;
+    const int loop = G.bw_loops[pass][th].best;
     for (int i = 0; i < n; i++) {
-        double bw = tai_bench_read_bandwidth(G.bw_bytes, th, 1);
-        /* at least ~50 ms of kernel, about as long as the bandwidth pass */
+        double bw = 0.0;
+        if (i % 2 == 0) bw = tai_bench_read_bandwidth_loop(G.bw_bytes, th, 1, loop);
         int calls = 0;
         double t0 = tai_bench_now(), dt;
         do {
@@ -623,6 +628,7 @@ static double paired_ratio(mm_job *j, size_t bytes, int th) {
             calls++;
             dt = tai_bench_now() - t0;
         } while (dt < 0.05);
+        if (i % 2 == 1) bw = tai_bench_read_bandwidth_loop(G.bw_bytes, th, 1, loop);
         r[i] = bw > 0 ? (double)bytes * calls / dt / bw : NAN;
     }
     return tai_bench_median(r, n);

@@ -174,8 +174,21 @@ static void *worker(void *arg) {
 
 volatile uint64_t tai_bench_sink;
 
+static double read_bandwidth(size_t bytes, int threads, int reps, int only,
+                             tai_bench_read_loops *out);
+
 double tai_bench_read_bandwidth_loops(size_t bytes, int threads, int reps,
                                       tai_bench_read_loops *out) {
+    return read_bandwidth(bytes, threads, reps, -1, out);
+}
+
+double tai_bench_read_bandwidth_loop(size_t bytes, int threads, int reps, int loop) {
+    return loop < 0 ? 0.0 : read_bandwidth(bytes, threads, reps, loop, NULL);
+}
+
+/* only >= 0: measure that loop alone */
+static double read_bandwidth(size_t bytes, int threads, int reps, int only,
+                             tai_bench_read_loops *out) {
     if (out) memset(out, 0, sizeof *out);
     if (threads < 1 || threads > 1024 || reps < 1 || reps > 1000) return 0.0;
     /* per thread: whole blocks (or, below one block, whole 4 KiB pages: a
@@ -187,6 +200,12 @@ double tai_bench_read_bandwidth_loops(size_t bytes, int threads, int reps,
     shared sh;
     const char *names[TAI_BENCH_READ_LOOPS_MAX];
     sh.n_fn = loops(sh.fn, names);
+    if (only >= sh.n_fn) return 0.0;
+    if (only >= 0) {
+        sh.fn[0] = sh.fn[only];
+        names[0] = names[only];
+        sh.n_fn = 1;
+    }
     uint8_t *buf = aligned_alloc(4096, total);
     double *t = malloc((size_t)reps * (size_t)sh.n_fn * sizeof *t);
     slice *sl = calloc((size_t)threads, sizeof *sl);

@@ -49,6 +49,9 @@ typedef struct {
 /* tai_bench_read_bandwidth, also filling *out (may be NULL). */
 double tai_bench_read_bandwidth_loops(size_t bytes, int threads, int reps,
                                       tai_bench_read_loops *out);
+/* One loop only (its index in tai_bench_read_loops), so that a single
+ * measurement is not the best of several noisy ones. 0 on failure. */
+double tai_bench_read_bandwidth_loop(size_t bytes, int threads, int reps, int loop);
 
 #ifdef __cplusplus
 }
