@@ -11,16 +11,8 @@ PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-de
       libxxhash-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd python3 python3-pip python3-numpy
       unzip ca-certificates)
 
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
+apt_ensure setup "${PKGS[@]}"
 
 cache="${TINYAI_CACHE:-$HOME/.cache/tinyai}"
 model="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"

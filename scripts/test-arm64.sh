@@ -16,16 +16,8 @@ root=$(pwd)
 
 PKGS=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user googletest)
 
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "arm64: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+. "$root/scripts/lib/apt.sh"
+apt_ensure arm64 "${PKGS[@]}"
 
 CC=aarch64-linux-gnu-gcc
 CXX=aarch64-linux-gnu-g++
