@@ -55,6 +55,27 @@ TAI_ROWS_DECL(tai_k_rows_q4_0_ref);
 TAI_ROWS_DECL(tai_k_rows_q4_1_ref);
 TAI_ROWS_DECL(tai_k_rows_q8_0_ref);
 
+/* A packed kernel defined as a call of an ISA file's generic product
+ * `impl` with a trailing type selector. */
+#define TAI_GEMM_ENTRY(name, impl, sel)                                            \
+    TAI_GEMM_DECL(name) {                                                          \
+        impl(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, sel);       \
+    }
+
+/* The last column group (1..7 columns wide), one inlined instance per width
+ * so that the column loops unroll: CALL(W) for W = tail. */
+#define TAI_TAIL_SWITCH(tail, CALL)                                                \
+    switch (tail) {                                                                \
+    case 1: CALL(1); break;                                                        \
+    case 2: CALL(2); break;                                                        \
+    case 3: CALL(3); break;                                                        \
+    case 4: CALL(4); break;                                                        \
+    case 5: CALL(5); break;                                                        \
+    case 6: CALL(6); break;                                                        \
+    case 7: CALL(7); break;                                                        \
+    default: break;                                                                \
+    }
+
 /* Packed kernels, named tai_k_gemm_<type>_<isa>; registry.c lists them. */
 #define TAI_GEMM_DECL_ALL(isa)              \
     TAI_GEMM_DECL(tai_k_gemm_f32_##isa);    \

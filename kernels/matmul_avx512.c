@@ -159,21 +159,15 @@ INLINE void f_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     if (tail > 0) {
         const float *xt = x + full * TAI_NR * n;
         float *yt = y + full * TAI_NR * ys;
-        switch (tail) {
-#define CASE(W) case W: f_stream_group(w, pb, xt, yt, ys, n, rows, p0, p1, W, f16); break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
-#undef CASE
-        }
+#define TAIL(W) f_stream_group(w, pb, xt, yt, ys, n, rows, p0, p1, W, f16)
+        TAI_TAIL_SWITCH(tail, TAIL)
+#undef TAIL
     }
 }
 
-TAI_GEMM_DECL(tai_k_gemm_f32_avx512) {
-    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 0);
-}
+TAI_GEMM_ENTRY(tai_k_gemm_f32_avx512, f_gemm, 0)
 
-TAI_GEMM_DECL(tai_k_gemm_f16_avx512) {
-    f_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, 1);
-}
+TAI_GEMM_ENTRY(tai_k_gemm_f16_avx512, f_gemm, 1)
 
 /* ======================= Q8_0, Q4_0, Q4_1 ================================= */
 
@@ -328,25 +322,17 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     if (tail > 0) {
         const tai_block_q8a *xt = x + full * TAI_NR * nb;
         float *yt = y + full * TAI_NR * ys;
-        switch (tail) {
-#define CASE(W) case W: q_stream_group(w, pb, xt, yt, ys, nb, rows, p0, p1, W, T); break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
-#undef CASE
-        }
+#define TAIL(W) q_stream_group(w, pb, xt, yt, ys, nb, rows, p0, p1, W, T)
+        TAI_TAIL_SWITCH(tail, TAIL)
+#undef TAIL
     }
 }
 
-TAI_GEMM_DECL(tai_k_gemm_q8_0_avx512) {
-    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q8_0);
-}
+TAI_GEMM_ENTRY(tai_k_gemm_q8_0_avx512, q_gemm, T_Q8_0)
 
-TAI_GEMM_DECL(tai_k_gemm_q4_0_avx512) {
-    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_0);
-}
+TAI_GEMM_ENTRY(tai_k_gemm_q4_0_avx512, q_gemm, T_Q4_0)
 
-TAI_GEMM_DECL(tai_k_gemm_q4_1_avx512) {
-    q_gemm(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols, T_Q4_1);
-}
+TAI_GEMM_ENTRY(tai_k_gemm_q4_1_avx512, q_gemm, T_Q4_1)
 
 /* ======================= Attention and SwiGLU ============================= */
 

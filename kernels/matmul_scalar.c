@@ -72,9 +72,9 @@ static float dot_q(tai_type t, const uint8_t *wp, int r, const void *xp, int64_t
     return sum;
 }
 
-static void gemm(tai_type t, const void *restrict wp, size_t panel_bytes,
-                 const void *restrict xp, float *restrict y, int64_t y_stride, int64_t n,
-                 int64_t rows, int64_t p0, int64_t p1, int64_t ncols) {
+static void gemm(const void *restrict wp, size_t panel_bytes, const void *restrict xp,
+                 float *restrict y, int64_t y_stride, int64_t n, int64_t rows, int64_t p0,
+                 int64_t p1, int64_t ncols, tai_type t) {
     for (int64_t p = p0; p < p1; p++) {
         const void *panel = (const char *)wp + (size_t)p * panel_bytes;
         for (int r = 0; r < TAI_PANEL && p * TAI_PANEL + r < rows; r++) {
@@ -92,13 +92,8 @@ static void gemm(tai_type t, const void *restrict wp, size_t panel_bytes,
     }
 }
 
-#define SCALAR_GEMM(NAME, TYPE)                                                          \
-    TAI_GEMM_DECL(NAME) {                                                                \
-        gemm(TYPE, wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols);            \
-    }
-
-SCALAR_GEMM(tai_k_gemm_f32_scalar, TAI_TYPE_F32)
-SCALAR_GEMM(tai_k_gemm_f16_scalar, TAI_TYPE_F16)
-SCALAR_GEMM(tai_k_gemm_q8_0_scalar, TAI_TYPE_Q8_0)
-SCALAR_GEMM(tai_k_gemm_q4_0_scalar, TAI_TYPE_Q4_0)
-SCALAR_GEMM(tai_k_gemm_q4_1_scalar, TAI_TYPE_Q4_1)
+TAI_GEMM_ENTRY(tai_k_gemm_f32_scalar, gemm, TAI_TYPE_F32)
+TAI_GEMM_ENTRY(tai_k_gemm_f16_scalar, gemm, TAI_TYPE_F16)
+TAI_GEMM_ENTRY(tai_k_gemm_q8_0_scalar, gemm, TAI_TYPE_Q8_0)
+TAI_GEMM_ENTRY(tai_k_gemm_q4_0_scalar, gemm, TAI_TYPE_Q4_0)
+TAI_GEMM_ENTRY(tai_k_gemm_q4_1_scalar, gemm, TAI_TYPE_Q4_1)
