@@ -171,6 +171,14 @@ size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n);
 void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *dst,
                      int64_t p0, int64_t p1);
 
+/* Row r (0 <= r < rows) of a packed rows x n matrix of type t, dequantized
+ * to n floats in out: the inverse view of tai_pack_matrix for one row, equal
+ * bit for bit to tai_dequantize_row of the row-major row. For looking up a
+ * token embedding in a table stored packed. Does nothing on invalid
+ * arguments (r out of range, n not whole blocks). */
+void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int64_t r,
+                    float *out);
+
 /* ---- Prepared activations for the packed kernels --------------------------
  *
  * The columns of X are prepared in groups of TAI_NR: group g holds columns

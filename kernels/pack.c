@@ -112,6 +112,72 @@ void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *d
     for (int64_t p = p0; p < p1; p++) pack_panel(t, w, rows, n, (uint8_t *)dst + (size_t)p * pb, p);
 }
 
+/* ---- One row back out of a packed matrix ------------------------------------ */
+
+/* Each block is rebuilt exactly as GGUF stores it and dequantized by
+ * tai_dequantize_row, so the floats are those of the row-major row bit for
+ * bit (same scale conversion, same arithmetic). */
+void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int64_t r,
+                    float *out) {
+    const size_t pb = tai_pack_panel_bytes(t, n);
+    if (pb == 0 || packed == NULL || out == NULL || r < 0 || r >= rows) return;
+    const uint8_t *panel = (const uint8_t *)packed + (size_t)(r / TAI_PANEL) * pb;
+    const int rr = (int)(r % TAI_PANEL);
+    const int64_t nb = n / TAI_QK;
+    switch (t) {
+    case TAI_TYPE_F32:
+        for (int64_t k = 0; k < n; k++) memcpy(&out[k], panel + (k * TAI_PANEL + rr) * 4, 4);
+        break;
+    case TAI_TYPE_F16:
+        for (int64_t k = 0; k < n; k++) {
+            uint16_t h;
+            memcpy(&h, panel + (k * TAI_PANEL + rr) * 2, 2);
+            out[k] = tai_fp16_to_fp32(h);
+        }
+        break;
+    case TAI_TYPE_Q8_0:
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *q = panel + tai_qcodes_at(t, i);
+            tai_block_q8_0 b;
+            memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+            for (int g = 0; g < 8; g++)
+                for (int k = 0; k < 4; k++)
+                    b.qs[4 * g + k] = (int8_t)(q[(g * TAI_PANEL + rr) * 4 + k] - 128);
+            tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
+        }
+        break;
+    case TAI_TYPE_Q4_0:
+    case TAI_TYPE_Q4_1:
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *q = panel + tai_qcodes_at(t, i);
+            uint8_t code[TAI_QK]; /* element j's code, 0..15 */
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 4; k++) {
+                    const uint8_t c = q[(j * TAI_PANEL + rr) * 4 + k];
+                    code[8 * j + k] = c & 0x0f;
+                    code[8 * j + 4 + k] = c >> 4;
+                }
+            uint8_t qs[TAI_QK / 2];
+            for (int j = 0; j < TAI_QK / 2; j++)
+                qs[j] = (uint8_t)(code[j] | code[j + TAI_QK / 2] << 4);
+            if (t == TAI_TYPE_Q4_0) {
+                tai_block_q4_0 b;
+                memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+                memcpy(b.qs, qs, sizeof qs);
+                tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
+            } else {
+                tai_block_q4_1 b;
+                memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+                memcpy(&b.m, panel + tai_qmins_at(t, i) + 2 * rr, 2);
+                memcpy(b.qs, qs, sizeof qs);
+                tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
+            }
+        }
+        break;
+    default: break;
+    }
+}
+
 /* ---- Activations ---------------------------------------------------------- */
 
 size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols) {
