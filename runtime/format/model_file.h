@@ -59,6 +59,14 @@ typedef struct {
 
 #define TAI_MAX_DIMS 4
 
+/* How a tensor's bytes are arranged in the file. */
+enum {
+    TAI_LAYOUT_ROWS = 0,   /* row-major, GGUF's layout: row r at r * row bytes */
+    TAI_LAYOUT_PACKED = 1, /* 2-D only: kernels.h "Packed weights" (16-row
+                              panels) of its type, ne[1] rows of ne[0];
+                              size tai_pack_bytes(type, ne[1], ne[0]) */
+};
+
 typedef struct {
     char *name;
     tai_type type;
@@ -66,8 +74,12 @@ typedef struct {
     int64_t ne[TAI_MAX_DIMS]; /* ne[0] is the innermost (row length);
                                  unused dims are 1 */
     uint64_t offset;          /* absolute byte offset in the file */
-    uint64_t size;            /* bytes */
+    uint64_t size;            /* bytes, as stored (packed size if packed) */
     int layer;                /* index into the layer table */
+    int layout;               /* TAI_LAYOUT_ROWS or TAI_LAYOUT_PACKED (.tmai
+                                 version 2 only; a packed tensor's offset is a
+                                 multiple of 64, so the kernels can read it in
+                                 place) */
     const void *data;         /* borrowed from the mapping */
 } tai_tensor;
 
@@ -135,11 +147,31 @@ TinyAIStatus tai_kv_get_arr(const tai_model_file *mf, const char *key,
 size_t tai_kv_type_size(int t);
 const tai_tensor *tai_model_file_find_tensor(const tai_model_file *mf, const char *name);
 
+/* Options of tai_tmai_write_with. */
+typedef struct {
+    /* 2 (the default): .tmai version 2 with every 2-D tensor packed and each
+     * layer's bytes laid out exactly as its layer image (image.h), other
+     * tensors as they are. 1: a version-1 file, every tensor row-major as in
+     * the source (a source with packed tensors is refused: nothing here
+     * unpacks). */
+    uint32_t version;
+    /* Pool to pack matrices on; NULL packs on the calling thread. */
+    tai_pool *pool;
+} tai_tmai_write_options;
+
+/* {version 2, no pool}. */
+tai_tmai_write_options tai_tmai_default_write_options(void);
+
 /* Writes `mf` as .tmai (docs/FORMAT.md): same metadata and tensors, each
- * layer's tensors contiguous and 4096-byte aligned, XXH64 per layer. The
- * output is written to a temporary name and renamed, so a failure never
- * leaves a partial file at `path`. */
+ * layer's tensors contiguous and 4096-byte aligned, XXH64 per layer over the
+ * bytes as stored. The output is written to a temporary name and renamed, so
+ * a failure never leaves a partial file at `path`. tai_tmai_write uses the
+ * default options. Errors: TINYAI_ERR_INVALID_ARG (NULL arguments, an
+ * unknown version), TINYAI_ERR_UNSUPPORTED (version 1 from packed tensors),
+ * TINYAI_ERR_IO, TINYAI_ERR_NOMEM. */
 TinyAIStatus tai_tmai_write(const tai_model_file *mf, const char *path);
+TinyAIStatus tai_tmai_write_with(const tai_model_file *mf, const char *path,
+                                 const tai_tmai_write_options *opts);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 /*
- * runtime/format/tmai.c: the .tmai reader (docs/FORMAT.md).
+ * runtime/format/tmai.c: the .tmai reader (docs/FORMAT.md), versions 1 and 2
+ * (version 2 adds a layout per tensor: row-major or packed for the kernels).
  *
  * Order of checks: magic and version first (so an unknown version is
  * "unsupported", not "corrupt"), then just enough of the header to find the
@@ -32,9 +33,9 @@ static uint64_t rd64(const uint8_t *p) {
 
 static bool is_pow2(uint64_t x) { return x && (x & (x - 1)) == 0; }
 
-/* Reads the tensor table entry i into t (shape checks included). */
-static TinyAIStatus read_tensor_entry(tai_cur *c, tai_tensor *t, int64_t i,
-                                      uint32_t *layer) {
+/* Reads the tensor table entry i into t (shape and layout checks included). */
+static TinyAIStatus read_tensor_entry(tai_cur *c, uint32_t version, tai_tensor *t,
+                                      int64_t i, uint32_t *layer) {
     char what[64];
     snprintf(what, sizeof what, "tensor entry %lld name", (long long)i);
     TinyAIStatus st = tai_cur_string(c, &t->name, NULL, true, what);
@@ -64,15 +65,32 @@ static TinyAIStatus read_tensor_entry(tai_cur *c, tai_tensor *t, int64_t i,
     t->offset = rd64(b + 40);
     uint64_t size = rd64(b + 48);
     *layer = rd32(b + 56);
-    if (rd32(b + 60) != 0)
+    /* Version 1 had reserved zeros here; version 2 the layout. */
+    const uint32_t layout = rd32(b + 60);
+    if (version == 1 && layout != 0)
         return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has nonzero reserved bytes",
                          c->path, t->name);
+    if (layout != TAI_LAYOUT_ROWS && layout != TAI_LAYOUT_PACKED)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has unknown layout %u",
+                         c->path, t->name, layout);
+    if (layout == TAI_LAYOUT_PACKED && t->n_dims != 2)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' is stored packed but has %d "
+                         "dimensions (only 2-D tensors are packed)", c->path, t->name,
+                         t->n_dims);
+    t->layout = (int)layout;
     st = tai_fmt_tensor_size(c->path, t->name, t->type, t->n_dims, t->ne, &t->size);
     if (st) return st;
+    if (layout == TAI_LAYOUT_PACKED) {
+        t->size = tai_pack_bytes(t->type, t->ne[1], t->ne[0]);
+        if (t->size == 0)
+            return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' is too large to be stored "
+                             "packed", c->path, t->name);
+    }
     if (size != t->size)
         return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has size %llu, its shape needs "
-                         "%llu", c->path, t->name, (unsigned long long)size,
-                         (unsigned long long)t->size);
+                         "%llu (%s)", c->path, t->name, (unsigned long long)size,
+                         (unsigned long long)t->size,
+                         layout == TAI_LAYOUT_PACKED ? "packed" : "row-major");
     return TINYAI_OK;
 }
 
@@ -199,9 +217,9 @@ TinyAIStatus tai_tmai_parse(tai_mf_impl *m, bool verify_checksums) {
     TinyAIStatus st;
 
     uint32_t version = rd32(h + TMAI_H_VERSION); /* file_size >= 8 at open */
-    if (version != TMAI_VERSION)
+    if (version < TMAI_VERSION_MIN || version > TMAI_VERSION)
         return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: .tmai version %u is not supported "
-                         "(only version %d)", path, version, TMAI_VERSION);
+                         "(versions %d to %d)", path, version, TMAI_VERSION_MIN, TMAI_VERSION);
     mf->version = version;
     if (fsize < TMAI_HEADER_SIZE)
         return tai_error(TINYAI_ERR_FORMAT, "%s: truncated file: header ends at byte %d past "
@@ -249,11 +267,12 @@ TinyAIStatus tai_tmai_parse(tai_mf_impl *m, bool verify_checksums) {
     uint64_t data_off = rd64(h + TMAI_H_DATA_OFFSET);
     if (rd32(h + TMAI_H_HEADER_SIZE) != TMAI_HEADER_SIZE || rd32(h + TMAI_H_FLAGS) != 0)
         return tai_error(TINYAI_ERR_FORMAT, "%s: header size %u or flags %u not as in "
-                         "version 1", path, rd32(h + TMAI_H_HEADER_SIZE), rd32(h + TMAI_H_FLAGS));
+                         "version %u", path, rd32(h + TMAI_H_HEADER_SIZE),
+                         rd32(h + TMAI_H_FLAGS), version);
     if (align != TMAI_ALIGNMENT || !is_pow2(talign) || talign > align)
         return tai_error(TINYAI_ERR_FORMAT, "%s: alignment %llu / tensor alignment %llu not "
-                         "as in version 1", path, (unsigned long long)align,
-                         (unsigned long long)talign);
+                         "as in version %u", path, (unsigned long long)align,
+                         (unsigned long long)talign, version);
     if (kv_off != TMAI_HEADER_SIZE || kv_size > meta_end - kv_off ||
         tt_off != kv_off + kv_size || tt_size > meta_end - tt_off ||
         lt_off != tt_off + tt_size || data_off != tai_align_up(meta_end, align) ||
@@ -289,7 +308,7 @@ TinyAIStatus tai_tmai_parse(tai_mf_impl *m, bool verify_checksums) {
     }
     for (uint64_t i = 0; i < n_tensors; i++) {
         mf->n_tensors = (int64_t)i + 1;
-        st = read_tensor_entry(&c, &mf->tensors[i], (int64_t)i, &stored_layer[i]);
+        st = read_tensor_entry(&c, version, &mf->tensors[i], (int64_t)i, &stored_layer[i]);
         if (st) goto done;
         tai_tensor *t = &mf->tensors[i];
         if (t->offset < data_off || t->offset > fsize || t->size > fsize - t->offset) {
@@ -297,6 +316,13 @@ TinyAIStatus tai_tmai_parse(tai_mf_impl *m, bool verify_checksums) {
                            "outside the data section (bytes %llu..%llu)", path, t->name,
                            (unsigned long long)t->offset, (unsigned long long)t->size,
                            (unsigned long long)data_off, (unsigned long long)fsize);
+            goto done;
+        }
+        /* The product kernels read packed tensors in place, 64-byte aligned
+         * (the mapping is page-aligned), whatever tensor_alignment says. */
+        if (t->layout == TAI_LAYOUT_PACKED && t->offset % 64 != 0) {
+            st = tai_error(TINYAI_ERR_FORMAT, "%s: packed tensor '%s' at byte %llu is not "
+                           "64-byte aligned", path, t->name, (unsigned long long)t->offset);
             goto done;
         }
         t->data = mf->map + t->offset;

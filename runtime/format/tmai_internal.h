@@ -6,7 +6,8 @@
 #ifndef TAI_RUNTIME_FORMAT_TMAI_INTERNAL_H
 #define TAI_RUNTIME_FORMAT_TMAI_INTERNAL_H
 
-#define TMAI_VERSION 1
+#define TMAI_VERSION 2     /* what the writer writes by default */
+#define TMAI_VERSION_MIN 1 /* oldest version still read: no packed tensors */
 #define TMAI_HEADER_SIZE 128
 #define TMAI_ALIGNMENT 4096        /* each layer starts at a multiple of this */
 #define TMAI_TENSOR_ALIGNMENT 64   /* each tensor inside a layer */

@@ -1,6 +1,7 @@
 // The .tmai format: round trips (synthetic models of every type and the real
-// default model), layout (4096-aligned, contiguous layers), checksums, and
-// corrupted, truncated or inconsistent files. Also write failures.
+// default model; version 2 with packed matrices and version 1 row-major),
+// layout (4096-aligned, contiguous layers), checksums, and corrupted,
+// truncated or inconsistent files. Also write failures.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernels.h"
+#include "runtime/format/image.h"
 #include "runtime/format/model_file.h"
 #include "runtime/format/synth.h"
 #include "tests/common/test_paths.h"
@@ -73,11 +76,31 @@ bool KvEqual(const tai_kv &a, const tai_kv &b) {
     }
 }
 
-// Checks that `t` (a .tmai) holds exactly the metadata and tensors of `src`
-// and that its layout and checksums are as docs/FORMAT.md says.
-void ExpectSameModel(const tai_model_file *src, const tai_model_file *t) {
+// Offset of the fixed part (type, n_dims, ne, offset, size, layer, layout)
+// of tensor table entry i: entries are a u64 name length, the name, 64 bytes.
+uint64_t TensorEntry(const std::string &b, int i) {
+    uint64_t at = Rd64(b, 80);
+    for (int k = 0; k < i; k++) at += 8 + Rd64(b, at) + 64;
+    return at + 8 + Rd64(b, at);
+}
+
+// Row-major W (rows x n of type t) packed whole, as a string of bytes.
+std::string Packed(tai_type t, const void *w, int64_t rows, int64_t n) {
+    size_t bytes = tai_pack_bytes(t, rows, n);
+    void *p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    tai_pack_matrix(nullptr, t, w, rows, n, p);
+    std::string s(static_cast<const char *>(p), bytes);
+    std::free(p);
+    return s;
+}
+
+// Checks that `t` (a .tmai of the given version) holds exactly the metadata
+// and tensors of `src` (row-major) and that its layout and checksums are as
+// docs/FORMAT.md says: in version 2 every 2-D tensor packed and every layer
+// stored as its layer image.
+void ExpectSameModel(const tai_model_file *src, const tai_model_file *t, uint32_t version = 2) {
     ASSERT_EQ(t->kind, TAI_FILE_TMAI);
-    EXPECT_EQ(t->version, 1u);
+    EXPECT_EQ(t->version, version);
     EXPECT_EQ(t->alignment, kAlign);
     ASSERT_EQ(t->n_kvs, src->n_kvs);
     for (int64_t i = 0; i < src->n_kvs; i++)
@@ -91,11 +114,21 @@ void ExpectSameModel(const tai_model_file *src, const tai_model_file *t) {
         EXPECT_EQ(b->type, a->type);
         EXPECT_EQ(b->n_dims, a->n_dims);
         for (int d = 0; d < TAI_MAX_DIMS; d++) EXPECT_EQ(b->ne[d], a->ne[d]) << a->name;
-        EXPECT_EQ(b->size, a->size);
         EXPECT_EQ(b->layer, a->layer);
         EXPECT_EQ(b->offset % 64, 0u) << a->name;
         EXPECT_EQ(b->data, t->map + b->offset);
-        ASSERT_EQ(memcmp(a->data, b->data, a->size), 0) << a->name;
+        ASSERT_EQ(a->layout, TAI_LAYOUT_ROWS) << a->name;
+        if (version == 2 && a->n_dims == 2) {
+            EXPECT_EQ(b->layout, TAI_LAYOUT_PACKED) << a->name;
+            ASSERT_EQ(b->size, tai_pack_bytes(a->type, a->ne[1], a->ne[0])) << a->name;
+            ASSERT_EQ(std::string(static_cast<const char *>(b->data), b->size),
+                      Packed(a->type, a->data, a->ne[1], a->ne[0]))
+                << a->name;
+        } else {
+            EXPECT_EQ(b->layout, TAI_LAYOUT_ROWS) << a->name;
+            EXPECT_EQ(b->size, a->size);
+            ASSERT_EQ(memcmp(a->data, b->data, a->size), 0) << a->name;
+        }
     }
     uint64_t prev_end = 0;
     int next_tensor = 0;
@@ -120,6 +153,9 @@ void ExpectSameModel(const tai_model_file *src, const tai_model_file *t) {
         EXPECT_EQ(e.offset + e.size, pos);
         EXPECT_NE(e.checksum, 0u);
         EXPECT_EQ(tai_model_file_verify_layer(t, l), TINYAI_OK) << tinyaiLastErrorMessage();
+        if (version == 2) {
+            EXPECT_TRUE(tai_layer_image_in_file(t, l)) << l;
+        }
         next_tensor += e.n_tensors;
         prev_end = e.offset + e.size;
     }
@@ -133,14 +169,21 @@ std::string WriteSynth(tai_synth_config cfg) {
     return path;
 }
 
-// Converts a file to .tmai; returns the .tmai path.
-std::string Convert(const std::string &src_path) {
+// Converts a file to .tmai of the given version; returns the .tmai path.
+std::string Convert(const std::string &src_path, uint32_t version = 2) {
     Opened src;
     OpenInto(&src, src_path);
     EXPECT_EQ(src.st, TINYAI_OK) << src.msg;
     if (src.st) return "";
     std::string out = tai_test::TempPath(".tmai");
-    EXPECT_EQ(tai_tmai_write(src.mf, out.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
+    if (version == 2) {  // the default options
+        EXPECT_EQ(tai_tmai_write(src.mf, out.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
+    } else {
+        tai_tmai_write_options o = tai_tmai_default_write_options();
+        o.version = version;
+        EXPECT_EQ(tai_tmai_write_with(src.mf, out.c_str(), &o), TINYAI_OK)
+            << tinyaiLastErrorMessage();
+    }
     EXPECT_FALSE(tai_test::FileExists(out + ".tmp"));
     return out;
 }
@@ -160,9 +203,30 @@ TEST_P(TmaiTypes, RoundTripSynth) {
     ASSERT_EQ(a.st, TINYAI_OK) << a.msg;
     ASSERT_EQ(b.st, TINYAI_OK) << b.msg;
     ExpectSameModel(a.mf, b.mf);
-    // Converting the .tmai again gives the same bytes.
+    // Converting the .tmai again gives the same bytes (packed tensors are
+    // copied as they are).
     std::string again = Convert(tmai);
     EXPECT_EQ(tai_test::ReadFile(again), tai_test::ReadFile(tmai));
+}
+
+TEST_P(TmaiTypes, RoundTripVersion1) {
+    tai_synth_config cfg = tai_synth_default_config();
+    cfg.matrix_type = GetParam();
+    cfg.embd_type = GetParam();
+    cfg.n_layer = 2;
+    std::string gguf = WriteSynth(cfg);
+    std::string v1 = Convert(gguf, 1);
+    Opened a, b;
+    OpenInto(&a, gguf);
+    OpenInto(&b, v1, /*verify=*/true);
+    ASSERT_EQ(a.st, TINYAI_OK) << a.msg;
+    ASSERT_EQ(b.st, TINYAI_OK) << b.msg;
+    ExpectSameModel(a.mf, b.mf, 1);
+    EXPECT_EQ(tai_test::ReadFile(v1).substr(4, 4), std::string("\1\0\0\0", 4));
+    // Version 1 -> 2 gives the bytes that GGUF -> 2 gives; version 1 -> 1
+    // the same bytes again.
+    EXPECT_EQ(tai_test::ReadFile(Convert(v1)), tai_test::ReadFile(Convert(gguf)));
+    EXPECT_EQ(tai_test::ReadFile(Convert(v1, 1)), tai_test::ReadFile(v1));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, TmaiTypes,
@@ -182,8 +246,51 @@ TEST(Tmai, RoundTripRealModel) {
     ASSERT_EQ(b.st, TINYAI_OK) << b.msg;
     ExpectSameModel(a.mf, b.mf);
     EXPECT_EQ(b.mf->n_layers, 32);
+    // 49152 x 576 Q8_0: 3072 panels of 9 block pairs (1088 bytes each),
+    // which happens to be the row-major size too.
     EXPECT_EQ(b.mf->layers[0].size, 30081024u);
     unlink(tmai.c_str());
+}
+
+TEST(TmaiWrite, Version1FromPackedTensorsIsRefused) {
+    std::string v2 = Convert(WriteSynth(tai_synth_default_config()));
+    Opened s;
+    OpenInto(&s, v2);
+    ASSERT_EQ(s.st, TINYAI_OK) << s.msg;
+    tai_tmai_write_options o = tai_tmai_default_write_options();
+    EXPECT_EQ(o.version, 2u);
+    EXPECT_EQ(o.pool, nullptr);
+    o.version = 1;
+    std::string out = tai_test::TempPath(".tmai");
+    EXPECT_EQ(tai_tmai_write_with(s.mf, out.c_str(), &o), TINYAI_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("is stored packed"), std::string::npos)
+        << tinyaiLastErrorMessage();
+    for (uint32_t v : {0u, 3u}) {
+        o.version = v;
+        EXPECT_EQ(tai_tmai_write_with(s.mf, out.c_str(), &o), TINYAI_ERR_INVALID_ARG) << v;
+    }
+    EXPECT_EQ(tai_tmai_write_with(s.mf, out.c_str(), nullptr), TINYAI_ERR_INVALID_ARG);
+    EXPECT_FALSE(tai_test::FileExists(out));
+    EXPECT_FALSE(tai_test::FileExists(out + ".tmp"));
+}
+
+// Packing on a pool gives the same file as packing on the calling thread.
+TEST(TmaiWrite, PoolGivesTheSameBytes) {
+    tai_synth_config cfg = tai_synth_default_config();
+    cfg.matrix_type = TAI_TYPE_Q4_0;
+    cfg.tied_output = false;
+    std::string gguf = WriteSynth(cfg);
+    Opened s;
+    OpenInto(&s, gguf);
+    ASSERT_EQ(s.st, TINYAI_OK) << s.msg;
+    tai_pool *pool = nullptr;
+    ASSERT_EQ(tai_pool_create(2, &pool), 0);
+    tai_tmai_write_options o = tai_tmai_default_write_options();
+    o.pool = pool;
+    std::string out = tai_test::TempPath(".tmai");
+    EXPECT_EQ(tai_tmai_write_with(s.mf, out.c_str(), &o), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_pool_destroy(pool);
+    EXPECT_EQ(tai_test::ReadFile(out), tai_test::ReadFile(Convert(gguf)));
 }
 
 class TmaiCorrupt : public ::testing::Test {
@@ -286,11 +393,24 @@ TEST_F(TmaiCorrupt, FlippedByteInHeaderOrTables) {
 
 TEST_F(TmaiCorrupt, MagicAndVersion) {
     std::string b = bytes_;
-    b[4] = 2;
+    b[4] = 3;
     Opened o;
     OpenModified(&o, b);
     EXPECT_EQ(o.st, TINYAI_ERR_UNSUPPORTED);
-    EXPECT_NE(o.msg.find(".tmai version 2 is not supported"), std::string::npos) << o.msg;
+    EXPECT_NE(o.msg.find(".tmai version 3 is not supported"), std::string::npos) << o.msg;
+    b[4] = 0;
+    Opened o0;
+    OpenModified(&o0, b);
+    EXPECT_EQ(o0.st, TINYAI_ERR_UNSUPPORTED) << o0.msg;
+    // A version 2 file relabelled version 1: its layouts are reserved bytes
+    // there, which must be zero.
+    b = bytes_;
+    b[4] = 1;
+    Reseal(&b);
+    Opened o1;
+    OpenModified(&o1, b);
+    EXPECT_EQ(o1.st, TINYAI_ERR_FORMAT);
+    EXPECT_NE(o1.msg.find("nonzero reserved bytes"), std::string::npos) << o1.msg;
     b = bytes_;
     b[1] = 'X';
     Opened o2;
@@ -364,6 +484,17 @@ TEST_F(TmaiCorrupt, ResealedInconsistencies) {
          [](std::string *b, uint64_t, uint64_t) { Wr64(b, 40, Rd64(*b, 40) - 1); }},
         {"tensor count", TINYAI_ERR_FORMAT, "stray bytes at the end of the tensor table",
          [](std::string *b, uint64_t, uint64_t) { Wr64(b, 48, Rd64(*b, 48) - 1); }},
+        {"tensor layout", TINYAI_ERR_FORMAT, "unknown layout 2",
+         [](std::string *b, uint64_t f, uint64_t) { Wr32(b, f + 60, 2); }},
+        {"packed size", TINYAI_ERR_FORMAT, "(packed)",
+         [](std::string *b, uint64_t f, uint64_t) { Wr64(b, f + 48, Rd64(*b, f + 48) - 64); }},
+        {"packed offset", TINYAI_ERR_FORMAT, "not 64-byte aligned",
+         [](std::string *b, uint64_t f, uint64_t) { Wr64(b, f + 40, Rd64(*b, f + 40) + 16); }},
+        {"packed vector", TINYAI_ERR_FORMAT, "only 2-D tensors are packed",
+         [](std::string *b, uint64_t, uint64_t) {
+             // blk.0.attn_norm.weight, the first tensor of layer 1
+             Wr32(b, TensorEntry(*b, 1) + 60, 1);
+         }},
     };
     for (const Edit &e : edits) {
         std::string b = bytes_;

@@ -1,0 +1,109 @@
+/*
+ * runtime/format/image.c: planning and building layer images (image.h).
+ *
+ * One function, place(), decides where a tensor goes and how big it is
+ * there; the plan, the build, the in-file check (and, through the plan, the
+ * .tmai writer) all walk the layer's tensors with it, so they cannot
+ * disagree about the arrangement.
+ */
+#include "runtime/format/image.h"
+
+#include <string.h>
+
+#include "runtime/base/error.h"
+#include "runtime/format/format_internal.h"
+
+/* Places tensor t at the first multiple of 64 at or after `pos`; returns
+ * false if its packed size overflows. */
+static bool place(const tai_tensor *t, uint64_t pos, tai_image_tensor *out) {
+    out->offset = tai_align_up(pos, TAI_IMAGE_ALIGN);
+    if (t->n_dims == 2) {
+        out->layout = TAI_LAYOUT_PACKED;
+        out->size = tai_pack_bytes(t->type, t->ne[1], t->ne[0]);
+        if (out->size == 0) return false;
+    } else {
+        out->layout = TAI_LAYOUT_ROWS;
+        out->size = t->size;
+    }
+    return out->offset <= UINT64_MAX - TAI_IMAGE_ALIGN - out->size;
+}
+
+static const tai_tensor *layer_tensor(const tai_model_file *mf, const tai_layer_entry *e,
+                                      int j) {
+    return &mf->tensors[mf->layer_tensors[e->first_tensor + j]];
+}
+
+TinyAIStatus tai_layer_image_plan(const tai_model_file *mf, int layer,
+                                  tai_image_tensor *tensors, uint64_t *size) {
+    if (!mf || !size)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_plan: NULL argument");
+    if (layer < 0 || layer >= mf->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d out of range (0..%d)",
+                         mf->path, layer, mf->n_layers - 1);
+    const tai_layer_entry *e = &mf->layers[layer];
+    uint64_t pos = 0;
+    for (int j = 0; j < e->n_tensors; j++) {
+        const tai_tensor *t = layer_tensor(mf, e, j);
+        tai_image_tensor it;
+        if (!place(t, pos, &it))
+            return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' (%s, %lld x %lld) is too "
+                             "large to pack", mf->path, t->name, tai_type_name(t->type),
+                             (long long)t->ne[1], (long long)t->ne[0]);
+        if (tensors) tensors[j] = it;
+        pos = it.offset + it.size;
+    }
+    *size = tai_align_up(pos, TAI_IMAGE_ALIGN);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
+                                   const void *layer_bytes, void *image,
+                                   uint64_t image_size, tai_pool *pool) {
+    uint64_t want;
+    TinyAIStatus st = tai_layer_image_plan(mf, layer, NULL, &want);
+    if (st) return st;
+    const tai_layer_entry *e = &mf->layers[layer];
+    if (image_size != want)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d's image takes %llu bytes, "
+                         "not %llu", mf->path, layer, (unsigned long long)want,
+                         (unsigned long long)image_size);
+    if (want == 0) return TINYAI_OK;
+    if (!image || (e->size > 0 && !layer_bytes))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build: NULL buffer");
+    if ((uintptr_t)image % TAI_IMAGE_ALIGN != 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build: image at %p is not "
+                         "%d-byte aligned", image, TAI_IMAGE_ALIGN);
+    uint8_t *img = image;
+    const uint8_t *src = layer_bytes;
+    uint64_t pos = 0;
+    for (int j = 0; j < e->n_tensors; j++) {
+        const tai_tensor *t = layer_tensor(mf, e, j);
+        tai_image_tensor it;
+        place(t, pos, &it); /* cannot fail: the plan above succeeded */
+        memset(img + pos, 0, (size_t)(it.offset - pos));
+        /* The open validated that every tensor lies inside its layer. */
+        const uint8_t *from = src + (t->offset - e->offset);
+        if (it.layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS)
+            tai_pack_matrix(pool, t->type, from, t->ne[1], t->ne[0], img + it.offset);
+        else /* same layout: packed stays packed, vectors stay raw */
+            memcpy(img + it.offset, from, (size_t)it.size);
+        pos = it.offset + it.size;
+    }
+    memset(img + pos, 0, (size_t)(want - pos));
+    return TINYAI_OK;
+}
+
+bool tai_layer_image_in_file(const tai_model_file *mf, int layer) {
+    if (!mf || layer < 0 || layer >= mf->n_layers) return false;
+    const tai_layer_entry *e = &mf->layers[layer];
+    uint64_t pos = 0;
+    for (int j = 0; j < e->n_tensors; j++) {
+        const tai_tensor *t = layer_tensor(mf, e, j);
+        tai_image_tensor it;
+        if (!place(t, pos, &it) || t->layout != it.layout || t->offset != e->offset + it.offset)
+            return false;
+        pos = it.offset + it.size;
+    }
+    uint64_t size = tai_align_up(pos, TAI_IMAGE_ALIGN);
+    return e->offset <= mf->file_size && size <= mf->file_size - e->offset;
+}
