@@ -57,6 +57,9 @@ static TinyAIStatus bind_mat(const tai_model_file *mf, const char *name, int64_t
                          mf->path, name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
                          (long long)n, (long long)rows);
     out->data = t->data;
+    /* Stored packed (.tmai version 2): the kernels read the file's bytes in
+     * place and tai_llama_pack leaves it alone. */
+    out->packed = t->layout == TAI_LAYOUT_PACKED ? t->data : NULL;
     out->type = t->type;
     out->rows = rows;
     out->n = n;
@@ -221,7 +224,16 @@ TinyAIStatus tai_llama_pack(TinyAIModel *m) {
         free(layers);
         return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     }
-    const int nm = list_mats(m, mats, layers);
+    int nm = list_mats(m, mats, layers);
+    /* Matrices the file stores packed are used in place: no arena space, no
+     * repacking, and their pages stay mapped (they are what is read). */
+    int k = 0;
+    for (int i = 0; i < nm; i++) {
+        if (mats[i]->packed) continue;
+        mats[k] = mats[i];
+        layers[k++] = layers[i];
+    }
+    nm = k;
     size_t total = 0;
     TinyAIStatus st = TINYAI_OK;
     for (int i = 0; i < nm && st == TINYAI_OK; i++) {
@@ -234,7 +246,7 @@ TinyAIStatus tai_llama_pack(TinyAIModel *m) {
     }
     /* every layer is verified before any byte of it is read */
     for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++) st = verify_layer(m, l);
-    if (st == TINYAI_OK) {
+    if (st == TINYAI_OK && total > 0) {
         void *a = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (a == MAP_FAILED) {
             st = tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes for the packed weights",
@@ -375,7 +387,13 @@ TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
     const int64_t E = hp->n_embd;
 
     for (int t = 0; t < n; t++) {
-        tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
+        /* tok_embd.packed is set only when the file stores the table packed
+         * (the arena never packs tok_embd itself, only its tied copy). */
+        if (m->tok_embd.packed)
+            tai_packed_row(m->tok_embd.type, m->tok_embd.packed, m->tok_embd.rows, E, tokens[t],
+                           s->x + t * E);
+        else
+            tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
         /* the rotation angles of each position, shared by every layer */
         tai_rope_angles(s->rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, (int64_t)s->pos + t,
                         hp->rope_base);
