@@ -378,8 +378,10 @@ static int cmd_convert(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: tinyai convert IN.gguf OUT.tmai\n\n"
-                   "Writes the model in TinyAI's native format: each layer's weights\n"
-                   "contiguous and 4096-byte aligned, an XXH64 checksum per layer.\n");
+                   "Writes the model in TinyAI's native format (.tmai version 2): each\n"
+                   "layer's weights contiguous and 4096-byte aligned, the weight matrices\n"
+                   "stored packed as the kernels read them (no repacking at load), an\n"
+                   "XXH64 checksum per layer.\n");
             return 0;
         }
         if (argv[i][0] == '-') return usage_error("unknown option %s", argv[i]);
