@@ -156,6 +156,7 @@ TinyAIStatus tai_gguf_parse(tai_mf_impl *m) {
         }
         t->offset += data_start;
         t->data = mf->map + t->offset;
+        t->layout = TAI_LAYOUT_ROWS; /* GGUF has no other layout */
     }
     return tai_fmt_build_layers_from_names(m);
 }
