@@ -106,14 +106,56 @@ static void generate_help(void) {
            "  --repeat-penalty R   penalty for recent tokens, 1 = off (default 1.1)\n"
            "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
            "  --seed S             random seed (default 42)\n"
-           "  --verify             verify every .tmai layer checksum at load\n"
-           "  --quiet              print only the generated text\n");
+           "  --verify             verify .tmai layer checksums on every load\n"
+           "  --mem-limit BYTES    memory for weights, KV cache and activations: a byte\n"
+           "                       count or with a K, M or G suffix (default: no limit)\n"
+           "  --mode MODE          adaptive (default), normal, memory-opt, streaming\n"
+           "  --io ENGINE          uring (default, falls back to pread), pread, mmap\n"
+           "  --cache-policy P     belady (default: evict the layer needed last), lru\n"
+           "  --numa POLICY        local (default), interleave, replicate\n"
+           "  --prefetch N         layers read ahead, 1..64 (default 1)\n"
+           "  --quiet              print only the generated text\n"
+           "\n"
+           "With --mem-limit, the summary adds the mode chosen, bytes read per\n"
+           "generated token, the cache hit rate, the share of time spent waiting for\n"
+           "storage and the tracked peak memory.\n");
+}
+
+/* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
+static int parse_bytes(const char *s, size_t *out) {
+    if (!s || !*s || *s == '-') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return 0;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10;
+    else if (*end == 'M' || *end == 'm') shift = 20;
+    else if (*end == 'G' || *end == 'g') shift = 30;
+    else if (*end) return 0;
+    if (shift && end[1]) return 0;
+    if (v > (SIZE_MAX >> shift)) return 0;
+    *out = (size_t)(v << shift);
+    return *out > 0;
+}
+
+static int parse_choice(const char *v, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (names[i] && !strcmp(v, names[i])) return i;
+    return -1;
 }
 
 static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL;
-    long n_predict = 128, threads = 0, ctx = 0;
+    long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
     int chat = 0, quiet = 0, verify = 0;
+    size_t mem_limit = 0;
+    int mode = TINYAI_EXEC_ADAPTIVE, io = TINYAI_IO_AUTO, policy = TINYAI_CACHE_BELADY,
+        numa = TINYAI_NUMA_LOCAL;
+    static const char *const modes[] = {"normal", "memory-opt", "streaming", "adaptive"};
+    static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
+    static const char *const policies[] = {"belady", "lru"};
+    static const char *const numas[] = {"local", "interleave", "replicate"};
     TinyAISamplerConfig sc = tinyaiCreateDefaultSamplerConfig();
     sc.seed = 42;
     for (int i = 1; i < argc; i++) {
@@ -165,6 +207,25 @@ static int cmd_generate(int argc, char **argv) {
             sc.repeatLastN = (int)lv;
         } else if (!strcmp(a, "--seed")) {
             if (!parse_u64(v, &sc.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
+        } else if (!strcmp(a, "--mem-limit")) {
+            if (!parse_bytes(v, &mem_limit))
+                return usage_error("--mem-limit must be a positive byte count (K, M, G suffixes), got '%s'", v);
+        } else if (!strcmp(a, "--mode")) {
+            if ((mode = parse_choice(v, modes, 4)) < 0)
+                return usage_error("--mode must be adaptive, normal, memory-opt or streaming, got '%s'", v);
+        } else if (!strcmp(a, "--io")) {
+            if ((io = parse_choice(v, ios, 4)) < 0 && strcmp(v, "io_uring") != 0)
+                return usage_error("--io must be uring, pread or mmap, got '%s'", v);
+            if (io < 0) io = TINYAI_IO_URING;
+        } else if (!strcmp(a, "--cache-policy")) {
+            if ((policy = parse_choice(v, policies, 2)) < 0)
+                return usage_error("--cache-policy must be belady or lru, got '%s'", v);
+        } else if (!strcmp(a, "--numa")) {
+            if ((numa = parse_choice(v, numas, 3)) < 0)
+                return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
+        } else if (!strcmp(a, "--prefetch")) {
+            if (!parse_long(v, 1, 64, &prefetch))
+                return usage_error("--prefetch must be an integer in 1..64, got '%s'", v);
         } else {
             return usage_error("unknown option %s", a);
         }
@@ -182,6 +243,12 @@ static int cmd_generate(int argc, char **argv) {
     mc.threads = (int)threads;
     mc.cpu = cpu;
     mc.verifyChecksums = verify;
+    mc.memoryLimit = mem_limit;
+    mc.mode = (TinyAIExecutionMode)mode;
+    mc.ioEngine = (TinyAIIOEngine)io;
+    mc.cachePolicy = (TinyAICachePolicy)policy;
+    mc.numaPolicy = (TinyAINumaPolicy)numa;
+    mc.prefetchWindow = (int)prefetch;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
         goto done;
@@ -225,6 +292,11 @@ static int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
+    /* under a limit the KV cache is part of it: no larger than needed */
+    if (ctx == 0 && mem_limit > 0) {
+        size_t want = n_ids + (size_t)n_predict + 1;
+        ctx = want < (size_t)info.nCtxTrain ? (long)want : info.nCtxTrain;
+    }
     if (tinyaiCreateSession(model, (int)ctx, &sess) != TINYAI_OK) {
         rc = fail("cannot create session");
         goto done;
@@ -251,7 +323,10 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     double t_prompt = now_s() - t0;
-    long n_gen = 0;
+    TinyAIMemoryInfo mi0;
+    tinyaiGetMemoryInfo(model, &mi0);
+    tinyaiResetMemoryStats(model); /* the figures below are generation's */
+    long n_gen = 0, n_evals = 0;
     double t1 = now_s();
     while (n_gen < n_predict) {
         int32_t id = tinyaiSample(smp, tinyaiGetLogits(sess), info.nVocab);
@@ -276,6 +351,7 @@ static int cmd_generate(int argc, char **argv) {
             rc = fail("evaluating a token");
             goto done;
         }
+        n_evals++;
     }
     double t_gen = now_s() - t1;
     fputc('\n', stdout);
@@ -286,6 +362,25 @@ static int cmd_generate(int argc, char **argv) {
                 "peak RSS %.1f MiB | %s, %d threads\n",
                 n_ids, t_prompt > 0 ? (double)n_ids / t_prompt : 0.0, n_gen,
                 t_gen > 0 ? (double)n_gen / t_gen : 0.0, peak_rss_mib(), info.isa, info.threads);
+    if (!quiet && mem_limit > 0) {
+        TinyAIMemoryInfo mi;
+        tinyaiGetMemoryInfo(model, &mi);
+        const double acq = (double)(mi.hits + mi.misses);
+        fprintf(stderr,
+                "memory: mode %s (%s) | limit %.1f MiB, cache %.1f MiB of %.1f MiB model | "
+                "read %.1f MiB/token | cache hits %.1f%% | I/O stall %.1f%% | peak %.1f MiB "
+                "tracked | io %s%s%s | policy %s\n",
+                tinyaiExecutionModeName(mi.mode), mi.modeReason[0] ? mi.modeReason : "as asked",
+                (double)mi.memoryLimit / 1048576.0, (double)mi.cacheBytes / 1048576.0,
+                (double)mi.modelBytes / 1048576.0,
+                n_evals ? (double)mi.bytesRead / (double)n_evals / 1048576.0 : 0.0,
+                acq > 0 ? 100.0 * (double)mi.hits / acq : 0.0,
+                t_gen > 0 ? 100.0 * mi.stallSeconds / t_gen : 0.0,
+                (double)mi.peakBytes / 1048576.0, mi.ioEngine ? mi.ioEngine : "?",
+                mi.ioFallback ? ", fallback: " : "", mi.ioFallback ? mi.ioFallback : "",
+                mi.cachePolicy ? mi.cachePolicy : "?");
+    }
+    (void)mi0;
     rc = 0;
 done:
     free(ids);

@@ -3,9 +3,10 @@
  * tokens against a KV cache and sampling.
  *
  * Objects:
- *   TinyAIModel    the weights (memory-mapped from a .gguf or .tmai file),
- *                  tokenizer, hyperparameters and a CPU thread pool.
- *                  Read-only after load.
+ *   TinyAIModel    the weights (read layer by layer from a .gguf or .tmai
+ *                  file into a weight cache: all of them, or as many as a
+ *                  memory limit allows), tokenizer, hyperparameters and a
+ *                  CPU thread pool.
  *   TinyAISession  one sequence: its KV cache, position and logits. Uses its
  *                  model's thread pool, so sessions of one model must not
  *                  evaluate at the same time from several threads.
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include <tinyai/status.h>
+#include <tinyai/utils/forward_scheduler.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,9 +42,25 @@ typedef struct {
     const char *cpu;      /* kernel variant: NULL or "auto" = best the CPU has,
                              or "scalar", "avx2", "avx512" to force one (an
                              unsupported one is an error). */
-    bool verifyChecksums; /* .tmai: verify every layer's checksum at load
-                             (each layer is verified before its weights are
-                             repacked at load anyway). */
+    bool verifyChecksums; /* .tmai: verify every layer's checksum on every
+                             load (each layer is verified on its first load
+                             anyway). */
+    /* Memory. With memoryLimit 0 every layer is read at load and stays
+     * resident. With a limit, the weight cache, the sessions (KV cache,
+     * activations) and scratch stay under it; the split is planned when the
+     * first session is created, for maxSessions sessions of that session's
+     * context size (or contextSize if larger), and creating it fails with the
+     * minimum in the message if the model cannot run in the limit. */
+    size_t memoryLimit;          /* bytes; 0 = no limit */
+    TinyAIExecutionMode mode;    /* default TINYAI_EXEC_ADAPTIVE */
+    TinyAIIOEngine ioEngine;     /* default TINYAI_IO_AUTO (io_uring) */
+    TinyAICachePolicy cachePolicy; /* default TINYAI_CACHE_BELADY */
+    TinyAINumaPolicy numaPolicy; /* default TINYAI_NUMA_LOCAL */
+    int prefetchWindow;          /* layers read ahead, 1..64 (default 1) */
+    int maxSessions;             /* sessions planned within the limit, 1..1024
+                                    (default 1) */
+    int contextSize;             /* tokens per session planned for; 0 = the
+                                    first session's */
 } TinyAIModelConfig;
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
@@ -93,11 +111,42 @@ typedef struct {
     int32_t eosToken;       /* -1 if none */
     bool addBosToken;       /* whether prompts should start with BOS */
     int nFileLayers;        /* layer table entries: embedding, blocks, head */
-    uint64_t packedBytes;   /* weight matrices as repacked for the kernels */
-    double repackSeconds;   /* time the load spent verifying and repacking */
+    uint64_t packedBytes;   /* bytes of all layer images (the weights as the
+                               kernels read them: matrices packed) */
+    double repackSeconds;   /* time the load spent reading, verifying and
+                               repacking resident layers (0 when the layers
+                               are loaded on demand) */
 } TinyAIModelInfo;
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);
+
+/* Where the memory goes and what the weight cache did (since load or the
+ * last tinyaiResetMemoryStats). */
+typedef struct {
+    TinyAIExecutionMode mode;  /* the mode running (ADAPTIVE resolved);
+                                  NORMAL before planning without a limit */
+    char modeReason[320];      /* why (ADAPTIVE), or "" */
+    bool planned;              /* the memory plan is made */
+    size_t memoryLimit;        /* 0 = none */
+    size_t cacheBytes;         /* weight cache budget */
+    size_t sessionBytes;       /* KV caches + activations + scratch planned */
+    size_t stagingBytes;       /* read buffers for repacking (GGUF, .tmai v1) */
+    size_t modelBytes;         /* all layer images */
+    size_t largestLayerBytes;
+    size_t minimumBytes;       /* the least limit the planned sessions run in */
+    size_t currentBytes;       /* tracked now: cache + sessions + staging */
+    size_t peakBytes;          /* tracked peak */
+    uint64_t hits, misses, loads, evictions, prefetches;
+    uint64_t bytesRead;        /* bytes read from storage */
+    double stallSeconds;       /* time the forward pass waited for layers */
+    double loadSeconds;        /* time the loaders spent reading layers */
+    const char *ioEngine;      /* "uring", "pread", "mmap" */
+    const char *ioFallback;    /* why not io_uring, or NULL */
+    const char *cachePolicy;   /* "belady", "lru" */
+} TinyAIMemoryInfo;
+
+TinyAIStatus tinyaiGetMemoryInfo(const TinyAIModel *model, TinyAIMemoryInfo *out);
+void tinyaiResetMemoryStats(TinyAIModel *model);
 
 /* One entry of the model file's layer table (the unit of loading and
  * scheduling: 0 = token embedding, 1..nLayer = blocks, nLayer + 1 = final
@@ -173,7 +222,10 @@ void tinyaiFree(void *p);
 
 /* A sequence with room for nCtx tokens (1..nCtxTrain; 0 = min(nCtxTrain,
  * 4096)). The KV cache is allocated here: creation fails with
- * TINYAI_ERR_NOMEM rather than later. Free with tinyaiFreeSession. */
+ * TINYAI_ERR_NOMEM rather than later. Under a memory limit the first session
+ * makes the memory plan (see TinyAIModelConfig) and later ones must fit it:
+ * at most maxSessions, each of at most the planned context
+ * (TINYAI_ERR_RANGE otherwise). Free with tinyaiFreeSession. */
 TinyAIStatus tinyaiCreateSession(TinyAIModel *model, int nCtx, TinyAISession **out);
 void tinyaiFreeSession(TinyAISession *session); /* accepts NULL */
 
@@ -183,6 +235,14 @@ void tinyaiFreeSession(TinyAISession *session); /* accepts NULL */
  * exceed nCtx (nothing is evaluated then); TINYAI_ERR_INVALID_ARG for an id
  * outside the vocabulary. */
 TinyAIStatus tinyaiEval(TinyAISession *session, const int32_t *tokens, size_t n);
+
+/* Decodes several sequences together: sessions[i] (all of one model,
+ * pairwise distinct) gets tokens[i] appended, and every layer is read and
+ * applied once for all n of them, so under a memory limit the weights
+ * streamed per step are shared by the batch. Afterwards each session has the
+ * logits of its token. n must be at most the planned maxSessions (and 512).
+ * Errors as tinyaiEval, checked for every session before anything runs. */
+TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *tokens, size_t n);
 
 /* Logits (nVocab floats) of the last evaluated token; NULL before any eval.
  * Borrowed: valid until the next tinyaiEval or tinyaiResetSession. */

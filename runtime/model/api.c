@@ -10,14 +10,22 @@
 #include <unistd.h>
 
 #include "runtime/base/error.h"
+#include "runtime/mem/numa.h"
 #include "runtime/model/model.h"
 
 #define MAX_THREADS 256
 #define DEFAULT_CTX 4096
-#define UBATCH 512
+#define MAX_SESSIONS 1024
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void) {
-    TinyAIModelConfig c = {0, NULL, false};
+    TinyAIModelConfig c;
+    memset(&c, 0, sizeof c);
+    c.mode = TINYAI_EXEC_ADAPTIVE;
+    c.ioEngine = TINYAI_IO_AUTO;
+    c.cachePolicy = TINYAI_CACHE_BELADY;
+    c.numaPolicy = TINYAI_NUMA_LOCAL;
+    c.prefetchWindow = 1;
+    c.maxSessions = 1;
     return c;
 }
 
@@ -25,12 +33,12 @@ void tinyaiFree(void *p) { free(p); }
 
 void tinyaiFreeModel(TinyAIModel *m) {
     if (!m) return;
+    /* the cache's loaders finish before the pool and workspace go */
+    if (m->owns_mm) tai_mapped_close(m->mm);
     tai_pool_destroy(m->pool);
-    tai_llama_unpack(m);
+    tai_workspace_free(&m->ws);
     tai_tokenizer_free(m->tok);
-    tai_model_file_close(m->file);
     free(m->blocks);
-    free(m->layer_ok);
     free(m);
 }
 
@@ -49,31 +57,83 @@ static TinyAIStatus pick_isa(const char *cpu, tai_isa *out) {
     return TINYAI_OK;
 }
 
-TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
-                             TinyAIModel **out) {
-    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiLoadModel: out is NULL");
-    *out = NULL;
-    if (!path || !*path) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiLoadModel: no path");
-    TinyAIModelConfig cfg = config ? *config : tinyaiCreateDefaultModelConfig();
-    int threads = cfg.threads;
-    if (threads == 0) {
+static TinyAIStatus check_config(TinyAIModelConfig *cfg, int *threads) {
+    *threads = cfg->threads;
+    if (*threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+        *threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
     }
-    if (threads < 1 || threads > MAX_THREADS)
+    if (*threads < 1 || *threads > MAX_THREADS)
         return tai_error(TINYAI_ERR_INVALID_ARG, "threads must be 1..%d (0 = all cores), got %d",
-                         MAX_THREADS, cfg.threads);
-    tai_isa isa = TAI_ISA_SCALAR;
-    TinyAIStatus st = pick_isa(cfg.cpu, &isa);
-    if (st != TINYAI_OK) return st;
+                         MAX_THREADS, cfg->threads);
+    if ((unsigned)cfg->mode > TINYAI_EXEC_ADAPTIVE)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown execution mode %d", (int)cfg->mode);
+    if (cfg->maxSessions == 0) cfg->maxSessions = 1;
+    if (cfg->maxSessions < 1 || cfg->maxSessions > MAX_SESSIONS)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "maxSessions must be 1..%d, got %d", MAX_SESSIONS,
+                         cfg->maxSessions);
+    if (cfg->contextSize < 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "contextSize must be >= 0, got %d",
+                         cfg->contextSize);
+    if (cfg->prefetchWindow == 0) cfg->prefetchWindow = 1;
+    if (cfg->prefetchWindow < 1 || cfg->prefetchWindow > 64)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "prefetchWindow must be 1..64, got %d",
+                         cfg->prefetchWindow);
+    return TINYAI_OK;
+}
 
+/* Binds each pool worker to its core (NUMA through hwloc); where binding is
+ * not possible the workers just run unbound. */
+typedef struct {
+    tai_numa *numa;
+    const int *cores;
+} bind_job;
+
+static void bind_worker(void *ctx, int i, int n) {
+    const bind_job *j = ctx;
+    (void)n;
+    (void)tai_numa_bind_thread(j->numa, j->cores[i]);
+}
+
+static void bind_pool(tai_pool *pool) {
+    tai_numa *numa = NULL;
+    if (tai_numa_open(NULL, &numa) != TINYAI_OK) return;
+    const int n = tai_pool_size(pool);
+    int *cores = calloc((size_t)n, sizeof *cores);
+    if (cores && tai_numa_can_bind(numa) && tai_numa_thread_cores(numa, n, cores) == TINYAI_OK) {
+        bind_job j = {numa, cores};
+        tai_pool_run(pool, bind_worker, &j);
+    }
+    free(cores);
+    tai_numa_close(numa);
+    tinyaiClearError();
+}
+
+TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *config,
+                              TinyAIModel **out) {
+    *out = NULL;
+    TinyAIModelConfig cfg = config ? *config : tinyaiCreateDefaultModelConfig();
+    int threads = 0;
+    TinyAIStatus st = check_config(&cfg, &threads);
+    tai_isa isa = TAI_ISA_SCALAR;
+    if (st == TINYAI_OK) st = pick_isa(cfg.cpu, &isa);
+    if (st != TINYAI_OK) {
+        if (owns) tai_mapped_close(mm);
+        return st;
+    }
     TinyAIModel *m = calloc(1, sizeof *m);
-    if (!m) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    st = tai_model_file_open(path, cfg.verifyChecksums, &m->file);
-    if (st != TINYAI_OK) goto fail;
+    if (!m) {
+        if (owns) tai_mapped_close(mm);
+        return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    }
+    m->mm = mm;
+    m->owns_mm = owns;
+    m->file = tai_mapped_file(mm);
+    m->cfg = cfg;
+    m->cfg.cpu = NULL; /* not kept: the caller's string */
     st = tai_tokenizer_load(m->file, &m->tok);
     if (st != TINYAI_OK) {
-        tai_error_prefix("%s", path);
+        tai_error_prefix("%s", m->file->path);
         goto fail;
     }
     st = tai_llama_bind(m);
@@ -84,8 +144,7 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
         st = tai_error(TINYAI_ERR_NOMEM, "cannot start %d threads (errno %d)", threads, -rc);
         goto fail;
     }
-    st = tai_llama_pack(m);
-    if (st != TINYAI_OK) goto fail;
+    bind_pool(m->pool);
     const char *name = NULL;
     if (tai_model_file_find_kv(m->file, "general.name") &&
         tai_kv_get_str(m->file, "general.name", &name) == TINYAI_OK)
@@ -95,6 +154,46 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
 fail:
     tinyaiFreeModel(m);
     return st;
+}
+
+static int default_ctx(const TinyAIModel *m) {
+    return m->hp.n_ctx_train < DEFAULT_CTX ? m->hp.n_ctx_train : DEFAULT_CTX;
+}
+
+TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
+                             TinyAIModel **out) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiLoadModel: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiLoadModel: no path");
+    TinyAIModelConfig cfg = config ? *config : tinyaiCreateDefaultModelConfig();
+    int threads = 0;
+    TinyAIStatus st = check_config(&cfg, &threads);
+    if (st != TINYAI_OK) return st;
+    TinyAIMmapConfig mc = tinyaiCreateDefaultMmapConfig();
+    mc.ioEngine = cfg.ioEngine;
+    mc.cachePolicy = cfg.cachePolicy;
+    mc.numaPolicy = cfg.numaPolicy;
+    mc.verifyEveryLoad = cfg.verifyChecksums;
+    mc.prefetchWindow = cfg.prefetchWindow;
+    tai_mapped_options opt = {NULL, true, threads};
+    TinyAIMappedModel *mm = NULL;
+    st = tai_mapped_open(path, &mc, &opt, &mm);
+    if (st != TINYAI_OK) return st;
+    TinyAIModel *m = NULL;
+    st = tai_model_create(mm, 1, &cfg, &m);
+    if (st != TINYAI_OK) return st;
+    /* Without a limit every layer is read now and stays resident; with one,
+     * the first session makes the plan (it knows the context size). */
+    if (cfg.memoryLimit == 0) {
+        int ctx = cfg.contextSize > 0 ? cfg.contextSize : default_ctx(m);
+        st = tai_model_plan(m, ctx, cfg.maxSessions);
+        if (st != TINYAI_OK) {
+            tinyaiFreeModel(m);
+            return st;
+        }
+    }
+    *out = m;
+    return TINYAI_OK;
 }
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
@@ -121,8 +220,8 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     }
     out->isa = tai_isa_name(m->kern->isa);
     out->threads = tai_pool_size(m->pool);
-    out->packedBytes = m->arena_bytes;
-    out->repackSeconds = m->repack_seconds;
+    out->packedBytes = tai_mapped_total_image_bytes(m->mm);
+    out->repackSeconds = m->load_seconds;
     snprintf(out->fileFormat, sizeof out->fileFormat, "%s",
              m->file->kind == TAI_FILE_TMAI ? "tmai" : "gguf");
     const char *tm = NULL;
@@ -134,6 +233,44 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     out->addBosToken = tai_tokenizer_add_bos(m->tok);
     out->nFileLayers = m->file->n_layers;
     return TINYAI_OK;
+}
+
+TinyAIStatus tinyaiGetMemoryInfo(const TinyAIModel *m, TinyAIMemoryInfo *out) {
+    if (!m || !out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetMemoryInfo: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->mode = m->planned ? m->mode : TINYAI_EXEC_NORMAL;
+    snprintf(out->modeReason, sizeof out->modeReason, "%s", m->mode_reason);
+    out->planned = m->planned != 0;
+    out->memoryLimit = m->cfg.memoryLimit;
+    out->cacheBytes = m->cache_budget;
+    out->sessionBytes = m->ws.bytes + m->sessions_bytes;
+    out->stagingBytes = tai_mapped_staging_bytes(m->mm);
+    out->modelBytes = tai_mapped_total_image_bytes(m->mm);
+    out->largestLayerBytes = tai_mapped_largest_image_bytes(m->mm);
+    out->minimumBytes = m->min_bytes;
+    out->currentBytes = tai_model_current_bytes(m);
+    out->peakBytes = m->peak_bytes;
+    TinyAIMappedModelStats s;
+    if (tinyaiGetMappedModelStats(m->mm, &s)) {
+        out->hits = s.hits;
+        out->misses = s.misses;
+        out->loads = s.loads;
+        out->evictions = s.evictions;
+        out->prefetches = s.prefetches;
+        out->bytesRead = s.bytesRead;
+        out->loadSeconds = s.loadSeconds;
+        out->ioEngine = s.ioEngine;
+        out->ioFallback = s.ioFallback;
+        out->cachePolicy = s.policy;
+    }
+    out->stallSeconds = (double)m->stall_ns * 1e-9;
+    return TINYAI_OK;
+}
+
+void tinyaiResetMemoryStats(TinyAIModel *m) {
+    if (!m) return;
+    tinyaiResetMappedModelStats(m->mm);
+    m->stall_ns = 0;
 }
 
 /* ---- Tokens ------------------------------------------------------------ */
@@ -187,42 +324,14 @@ TinyAIStatus tinyaiApplyChatTemplate(const TinyAIModel *m, const TinyAIChatMessa
 
 void tinyaiFreeSession(TinyAISession *s) {
     if (!s) return;
+    if (s->model) {
+        s->model->n_sessions--;
+        s->model->sessions_bytes -= s->bytes;
+    }
     free(s->k_cache);
     free(s->v_cache);
-    free(s->x);
-    free(s->xb);
-    free(s->q);
-    free(s->k);
-    free(s->v);
-    free(s->att_out);
-    free(s->gate);
-    free(s->up);
-    free(s->ffn_out);
-    free(s->att_scratch);
-    free(s->rope_cs);
     free(s->logits);
-    free(s->mm_scratch);
     free(s);
-}
-
-/* calloc of a*b floats, counting the bytes; NULL on overflow or failure. */
-static float *falloc(TinyAISession *s, size_t a, size_t b) {
-    if (b != 0 && a > SIZE_MAX / sizeof(float) / b) return NULL;
-    s->bytes += a * b * sizeof(float);
-    return calloc((a * b) != 0 ? a * b : 1, sizeof(float));
-}
-
-static size_t max_scratch(const TinyAIModel *m, int nub) {
-    size_t best = tai_matmul_scratch_bytes(m->output.type, m->hp.n_embd, 1);
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        const tai_block *b = &m->blocks[l];
-        const tai_mat *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
-            size_t need = tai_matmul_scratch_bytes(mats[i]->type, mats[i]->n, nub);
-            if (need > best) best = need;
-        }
-    }
-    return best;
 }
 
 TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) {
@@ -230,44 +339,62 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     *out = NULL;
     if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiCreateSession: model is NULL");
     const tai_hparams *hp = &m->hp;
-    if (nCtx == 0) nCtx = hp->n_ctx_train < DEFAULT_CTX ? hp->n_ctx_train : DEFAULT_CTX;
+    if (nCtx == 0) nCtx = default_ctx(m);
     if (nCtx < 1 || nCtx > hp->n_ctx_train)
         return tai_error(TINYAI_ERR_INVALID_ARG, "context size must be 1..%d, got %d",
                          hp->n_ctx_train, nCtx);
+    TinyAIStatus st;
+    if (!m->planned) {
+        int ctx = m->cfg.contextSize > nCtx ? m->cfg.contextSize : nCtx;
+        if (ctx > hp->n_ctx_train) ctx = hp->n_ctx_train;
+        st = tai_model_plan(m, ctx, m->cfg.maxSessions);
+        if (st != TINYAI_OK) return st;
+    }
+    if (m->cfg.memoryLimit > 0) {
+        if (nCtx > m->plan_ctx)
+            return tai_error(TINYAI_ERR_RANGE,
+                             "a session of %d tokens exceeds the memory plan (sessions of at most "
+                             "%d tokens; set contextSize)",
+                             nCtx, m->plan_ctx);
+        if (m->n_sessions >= m->plan_seqs)
+            return tai_error(TINYAI_ERR_RANGE,
+                             "the memory plan is for %d session(s) and that many exist (set "
+                             "maxSessions)",
+                             m->plan_seqs);
+    } else if (nCtx > m->ws.att_ctx) {
+        /* no limit: the workspace grows to the longest context */
+        st = tai_workspace_alloc(m, m->ws.n_ubatch, nCtx, m->ws.n_seq);
+        if (st != TINYAI_OK) return st;
+    }
     TinyAISession *s = calloc(1, sizeof *s);
     if (!s) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    s->model = m;
-    s->n_ctx = nCtx;
-    s->n_ubatch = nCtx < UBATCH ? nCtx : UBATCH;
-    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)s->n_ubatch;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t nth = (size_t)tai_pool_size(m->pool);
-    s->k_cache = falloc(s, (size_t)hp->n_layer * (size_t)nCtx, kvd);
-    s->v_cache = falloc(s, (size_t)hp->n_layer * (size_t)nCtx, kvd);
-    s->x = falloc(s, U, E);
-    s->xb = falloc(s, U, E);
-    s->q = falloc(s, U, E);
-    s->k = falloc(s, U, kvd);
-    s->v = falloc(s, U, kvd);
-    s->att_out = falloc(s, U, E);
-    s->gate = falloc(s, U, F);
-    s->up = falloc(s, U, F);
-    s->ffn_out = falloc(s, U, E);
-    s->att_scratch = falloc(s, nth, (size_t)nCtx);
-    s->rope_cs = falloc(s, U, (size_t)hp->rot_dim);
-    s->logits = falloc(s, (size_t)hp->n_vocab, 1);
-    size_t scratch = max_scratch(m, s->n_ubatch);
-    s->mm_scratch = aligned_alloc(64, (scratch + 63) & ~(size_t)63);
-    s->bytes += scratch;
-    if (!s->k_cache || !s->v_cache || !s->x || !s->xb || !s->q || !s->k || !s->v ||
-        !s->att_out || !s->gate || !s->up || !s->ffn_out || !s->att_scratch || !s->logits ||
-        !s->mm_scratch || !s->rope_cs) {
+    const size_t kv = (size_t)hp->n_layer * (size_t)nCtx * kvd;
+    s->n_ctx = nCtx;
+    s->k_cache = calloc(kv ? kv : 1, sizeof(float));
+    s->v_cache = calloc(kv ? kv : 1, sizeof(float));
+    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
+    s->bytes = tai_session_bytes(m, nCtx);
+    if (!s->k_cache || !s->v_cache || !s->logits) {
         uint64_t bytes = s->bytes;
         tinyaiFreeSession(s);
         return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %llu bytes for a %d-token session",
                          (unsigned long long)bytes, nCtx);
     }
+    s->model = m;
+    m->n_sessions++;
+    m->sessions_bytes += s->bytes;
+    tai_model_current_bytes(m);
     *out = s;
+    return TINYAI_OK;
+}
+
+static TinyAIStatus check_tokens(const TinyAISession *s, const int32_t *tokens, size_t n) {
+    const int32_t nv = s->model->hp.n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= nv)
+            return tai_error(TINYAI_ERR_INVALID_ARG, "token id %d at %zu outside the vocabulary (0..%d)",
+                             (int)tokens[i], i, nv - 1);
     return TINYAI_OK;
 }
 
@@ -278,21 +405,68 @@ TinyAIStatus tinyaiEval(TinyAISession *s, const int32_t *tokens, size_t n) {
         return tai_error(TINYAI_ERR_RANGE,
                          "%zu tokens do not fit in the context: %d of %d positions used", n,
                          s->pos, s->n_ctx);
-    const int32_t nv = s->model->hp.n_vocab;
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= nv)
-            return tai_error(TINYAI_ERR_INVALID_ARG, "token id %d at %zu outside the vocabulary (0..%d)",
-                             (int)tokens[i], i, nv - 1);
+    TinyAIStatus st = check_tokens(s, tokens, n);
+    if (st != TINYAI_OK) return st;
+    TinyAIModel *m = s->model;
+    const int ub = m->ws.n_ubatch;
+    TinyAISession **seq = malloc((size_t)ub * sizeof *seq);
+    int *pos = malloc((size_t)ub * sizeof *pos);
+    if (!seq || !pos) {
+        free(seq);
+        free(pos);
+        return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < ub; i++) seq[i] = s;
     for (size_t done = 0; done < n;) {
-        int chunk = (int)(n - done < (size_t)s->n_ubatch ? n - done : (size_t)s->n_ubatch);
-        TinyAIStatus st = tai_llama_forward(s, tokens + done, chunk);
+        int chunk = (int)(n - done < (size_t)ub ? n - done : (size_t)ub);
+        for (int t = 0; t < chunk; t++) pos[t] = s->pos + t;
+        tai_batch b = {m, chunk, tokens + done, seq, pos, 0};
+        st = tai_llama_forward(&b);
         if (st != TINYAI_OK) {
             s->have_logits = 0;
-            return st;
+            break;
         }
         done += (size_t)chunk;
     }
-    return TINYAI_OK;
+    free(seq);
+    free(pos);
+    return st;
+}
+
+TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *tokens, size_t n) {
+    if (!sessions || (n > 0 && !tokens))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalBatch: NULL argument");
+    if (n == 0) return TINYAI_OK;
+    TinyAIModel *m = sessions[0] ? sessions[0]->model : NULL;
+    if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalBatch: session 0 is NULL");
+    if (n > (size_t)m->ws.n_ubatch || (n > 1 && n > (size_t)m->ws.n_seq))
+        return tai_error(TINYAI_ERR_RANGE,
+                         "a batch of %zu sessions exceeds the plan (%d; set maxSessions)", n,
+                         m->ws.n_seq);
+    int *pos = malloc(n * sizeof *pos);
+    if (!pos) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    TinyAIStatus st = TINYAI_OK;
+    for (size_t i = 0; i < n && st == TINYAI_OK; i++) {
+        const TinyAISession *s = sessions[i];
+        if (!s || s->model != m)
+            st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu is NULL or of another model", i);
+        else if (s->pos >= s->n_ctx)
+            st = tai_error(TINYAI_ERR_RANGE, "session %zu is full (%d tokens)", i, s->n_ctx);
+        else
+            st = check_tokens(s, tokens + i, 1);
+        for (size_t j = 0; j < i && st == TINYAI_OK; j++)
+            if (sessions[j] == s)
+                st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu appears twice in the batch", i);
+        if (st == TINYAI_OK) pos[i] = s->pos;
+    }
+    if (st == TINYAI_OK) {
+        tai_batch b = {m, (int)n, tokens, sessions, pos, n > 1};
+        st = tai_llama_forward(&b);
+        if (st != TINYAI_OK)
+            for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
+    }
+    free(pos);
+    return st;
 }
 
 const float *tinyaiGetLogits(const TinyAISession *s) {
@@ -361,11 +535,15 @@ TinyAIStatus tinyaiConvertModel(const char *inPath, const char *outPath) {
      * converted and every problem is reported against the input. */
     TinyAIModelConfig cfg = tinyaiCreateDefaultModelConfig();
     cfg.threads = 1;
-    cfg.verifyChecksums = true;
+    /* a limit defers the memory plan: no layer is read into a cache, the
+     * writer reads the file itself */
+    cfg.memoryLimit = 1;
     TinyAIModel *m = NULL;
     TinyAIStatus st = tinyaiLoadModel(inPath, &cfg, &m);
     if (st != TINYAI_OK) return st;
-    st = tai_tmai_write(m->file, outPath);
+    for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++)
+        st = tai_model_file_verify_layer(m->file, l);
+    if (st == TINYAI_OK) st = tai_tmai_write(m->file, outPath);
     tinyaiFreeModel(m);
     return st;
 }

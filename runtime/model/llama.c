@@ -10,9 +10,16 @@
  *   x  += Wo att
  *   xb  = rmsnorm(x) * ffn_norm
  *   x  += Wdown (silu(Wgate xb) * Wup xb)
- * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only.
+ * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only
+ * (for every column when several sequences decode together).
  * The matrix products and attention run on the model's pool; so do the
  * per-token steps between them when the batch has several tokens.
+ *
+ * Weights come layer by layer from the weight cache (runtime/mapped): each
+ * file layer's image is acquired while the layer runs and released after,
+ * so under a memory limit only the cache's budget of weights is resident.
+ * A batch's columns may belong to different sessions (tinyaiEvalBatch):
+ * each column attends over its own session's KV cache at its own position.
  */
 #include "runtime/model/model.h"
 
@@ -20,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,36 +52,27 @@ static TinyAIStatus get_f32_opt(const tai_model_file *mf, const char *key, float
     return tai_kv_get_f32(mf, key, out);
 }
 
-static TinyAIStatus bind_mat(const tai_model_file *mf, const char *name, int64_t rows,
-                             int64_t n, tai_mat *out) {
+static TinyAIStatus bind_ref(const tai_model_file *mf, const TinyAIMappedModel *mm,
+                             const char *name, int64_t rows, int64_t n, int is_vec,
+                             tai_wref *out) {
     const tai_tensor *t = tai_model_file_find_tensor(mf, name);
-    if (!t)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: missing tensor %s", mf->path, name);
-    if (t->n_dims != 2 || t->ne[0] != n || t->ne[1] != rows)
+    if (!t) return tai_error(TINYAI_ERR_FORMAT, "%s: missing tensor %s", mf->path, name);
+    if (is_vec) {
+        if (t->type != TAI_TYPE_F32 || t->ne[0] != n || t->ne[1] * t->ne[2] * t->ne[3] != 1)
+            return tai_error(TINYAI_ERR_FORMAT, "%s: tensor %s must be F32 [%lld], is %s [%lld x %lld]",
+                             mf->path, name, (long long)n, tai_type_name(t->type),
+                             (long long)t->ne[0], (long long)t->ne[1]);
+    } else if (t->n_dims != 2 || t->ne[0] != n || t->ne[1] != rows) {
         return tai_error(TINYAI_ERR_FORMAT,
                          "%s: tensor %s has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
                          mf->path, name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
                          (long long)n, (long long)rows);
-    out->data = t->data;
-    /* Stored packed (.tmai version 2): the kernels read the file's bytes in
-     * place and tai_llama_pack leaves it alone. */
-    out->packed = t->layout == TAI_LAYOUT_PACKED ? t->data : NULL;
+    }
+    out->layer = t->layer;
+    out->off = tai_mapped_tensor_offset(mm, (int)(t - mf->tensors));
     out->type = t->type;
     out->rows = rows;
     out->n = n;
-    return TINYAI_OK;
-}
-
-static TinyAIStatus bind_vec(const tai_model_file *mf, const char *name, int64_t n,
-                             const float **out) {
-    const tai_tensor *t = tai_model_file_find_tensor(mf, name);
-    if (!t)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: missing tensor %s", mf->path, name);
-    if (t->type != TAI_TYPE_F32 || t->ne[0] != n || t->ne[1] * t->ne[2] * t->ne[3] != 1)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor %s must be F32 [%lld], is %s [%lld x %lld]",
-                         mf->path, name, (long long)n, tai_type_name(t->type),
-                         (long long)t->ne[0], (long long)t->ne[1]);
-    *out = (const float *)t->data;
     return TINYAI_OK;
 }
 
@@ -87,6 +84,7 @@ static TinyAIStatus bind_vec(const tai_model_file *mf, const char *name, int64_t
 
 TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     const tai_model_file *mf = m->file;
+    const TinyAIMappedModel *mm = m->mm;
     tai_hparams *hp = &m->hp;
     const char *arch = NULL;
     if (!tai_model_file_find_kv(mf, "general.architecture"))
@@ -137,76 +135,57 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     hp->n_vocab = tai_tokenizer_n_vocab(m->tok);
 
     const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    TRY(bind_mat(mf, "token_embd.weight", hp->n_vocab, E, &m->tok_embd));
-    TRY(bind_vec(mf, "output_norm.weight", E, &m->out_norm));
+    if (mf->n_layers != hp->n_layer + 2)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
+                         mf->path, mf->n_layers, hp->n_layer);
+    TRY(bind_ref(mf, mm, "token_embd.weight", hp->n_vocab, E, 0, &m->tok_embd));
+    TRY(bind_ref(mf, mm, "output_norm.weight", 1, E, 1, &m->out_norm));
     if (tai_model_file_find_tensor(mf, "output.weight")) {
-        TRY(bind_mat(mf, "output.weight", hp->n_vocab, E, &m->output));
+        TRY(bind_ref(mf, mm, "output.weight", hp->n_vocab, E, 0, &m->output));
         m->tied = 0;
     } else {
         m->output = m->tok_embd;
         m->tied = 1;
     }
-    if (mf->n_layers != hp->n_layer + 2)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
-                         mf->path, mf->n_layers, hp->n_layer);
-    m->layer_ok = calloc((size_t)mf->n_layers, 1);
     m->blocks = calloc((size_t)hp->n_layer, sizeof *m->blocks);
-    if (!m->layer_ok) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     if (!m->blocks) return tai_error(TINYAI_ERR_NOMEM, "out of memory binding %d blocks", hp->n_layer);
     for (int l = 0; l < hp->n_layer; l++) {
         tai_block *b = &m->blocks[l];
         char name[96];
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, l), name)
-        TRY(bind_vec(mf, NAME("attn_norm.weight"), E, &b->attn_norm));
-        TRY(bind_mat(mf, NAME("attn_q.weight"), E, E, &b->wq));
-        TRY(bind_mat(mf, NAME("attn_k.weight"), kvd, E, &b->wk));
-        TRY(bind_mat(mf, NAME("attn_v.weight"), kvd, E, &b->wv));
-        TRY(bind_mat(mf, NAME("attn_output.weight"), E, E, &b->wo));
-        TRY(bind_vec(mf, NAME("ffn_norm.weight"), E, &b->ffn_norm));
-        TRY(bind_mat(mf, NAME("ffn_gate.weight"), hp->n_ff, E, &b->w_gate));
-        TRY(bind_mat(mf, NAME("ffn_up.weight"), hp->n_ff, E, &b->w_up));
-        TRY(bind_mat(mf, NAME("ffn_down.weight"), E, hp->n_ff, &b->w_down));
+        TRY(bind_ref(mf, mm, NAME("attn_norm.weight"), 1, E, 1, &b->attn_norm));
+        TRY(bind_ref(mf, mm, NAME("attn_q.weight"), E, E, 0, &b->wq));
+        TRY(bind_ref(mf, mm, NAME("attn_k.weight"), kvd, E, 0, &b->wk));
+        TRY(bind_ref(mf, mm, NAME("attn_v.weight"), kvd, E, 0, &b->wv));
+        TRY(bind_ref(mf, mm, NAME("attn_output.weight"), E, E, 0, &b->wo));
+        TRY(bind_ref(mf, mm, NAME("ffn_norm.weight"), 1, E, 1, &b->ffn_norm));
+        TRY(bind_ref(mf, mm, NAME("ffn_gate.weight"), hp->n_ff, E, 0, &b->w_gate));
+        TRY(bind_ref(mf, mm, NAME("ffn_up.weight"), hp->n_ff, E, 0, &b->w_up));
+        TRY(bind_ref(mf, mm, NAME("ffn_down.weight"), E, hp->n_ff, 0, &b->w_down));
 #undef NAME
+        /* the forward pass reads a block from its own layer's image */
+        const tai_wref *all[] = {&b->attn_norm, &b->wq, &b->wk, &b->wv, &b->wo,
+                                 &b->ffn_norm, &b->w_gate, &b->w_up, &b->w_down};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            if (all[i]->layer != l + 1)
+                return tai_error(TINYAI_ERR_FORMAT, "%s: a tensor of block %d is in layer %d",
+                                 mf->path, l, all[i]->layer);
     }
+    if (m->tok_embd.layer != 0 || m->out_norm.layer != hp->n_layer + 1 ||
+        m->output.layer != (m->tied ? 0 : hp->n_layer + 1))
+        return tai_error(TINYAI_ERR_FORMAT, "%s: embedding or head tensors in unexpected layers",
+                         mf->path);
     return TINYAI_OK;
 }
 
-/* ---- Repacking at load ------------------------------------------------- */
-
-/* A .tmai layer's checksum is verified before its bytes are used, so a
- * corrupt file fails with TINYAI_ERR_CHECKSUM instead of producing text. */
-static TinyAIStatus verify_layer(TinyAIModel *m, int layer) {
-    if (m->layer_ok[layer]) return TINYAI_OK;
-    TinyAIStatus st = tai_model_file_verify_layer(m->file, layer);
-    if (st == TINYAI_OK) m->layer_ok[layer] = 1;
-    return st;
-}
-
-/* Every matrix of the model, in file-layer order, with its layer index. */
-static int list_mats(TinyAIModel *m, tai_mat **mats, int *layers) {
+int tai_llama_schedule(const TinyAIModel *m, int *order) {
     int k = 0;
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        tai_block *b = &m->blocks[l];
-        tai_mat *bm[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
-        for (size_t i = 0; i < sizeof bm / sizeof bm[0]; i++) {
-            mats[k] = bm[i];
-            layers[k++] = l + 1;
-        }
-    }
-    mats[k] = &m->output;
-    layers[k++] = m->tied ? 0 : m->hp.n_layer + 1;
+    for (int l = 0; l < m->hp.n_layer + 2; l++) order[k++] = l;
+    if (m->tied) order[k++] = 0;
     return k;
 }
 
-/* Drops the resident file pages of [p, p + size) (whole pages inside it):
- * they were only needed to repack. A private read-only file mapping just
- * re-reads them if they are ever touched again. */
-static void release_pages(const void *p, size_t size) {
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1);
-    uintptr_t b = ((uintptr_t)p + size) & ~(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
+/* ---- Forward ------------------------------------------------------------ */
 
 static double now_s(void) {
     struct timespec ts;
@@ -214,122 +193,73 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-TinyAIStatus tai_llama_pack(TinyAIModel *m) {
+/* Acquires a layer image, counting the time spent waiting for it. */
+static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img) {
     const double t0 = now_s();
-    const int max = 7 * m->hp.n_layer + 1;
-    tai_mat **mats = calloc((size_t)max, sizeof *mats);
-    int *layers = calloc((size_t)max, sizeof *layers);
-    if (!mats || !layers) {
-        free(mats);
-        free(layers);
-        return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    }
-    int nm = list_mats(m, mats, layers);
-    /* Matrices the file stores packed are used in place: no arena space, no
-     * repacking, and their pages stay mapped (they are what is read). */
-    int k = 0;
-    for (int i = 0; i < nm; i++) {
-        if (mats[i]->packed) continue;
-        mats[k] = mats[i];
-        layers[k++] = layers[i];
-    }
-    nm = k;
-    size_t total = 0;
-    TinyAIStatus st = TINYAI_OK;
-    for (int i = 0; i < nm && st == TINYAI_OK; i++) {
-        size_t b = tai_pack_bytes(mats[i]->type, mats[i]->rows, mats[i]->n);
-        if (b == 0 || total > SIZE_MAX - b)
-            st = tai_error(TINYAI_ERR_FORMAT, "%s: a %s matrix of %lld x %lld cannot be packed",
-                           m->file->path, tai_type_name(mats[i]->type),
-                           (long long)mats[i]->rows, (long long)mats[i]->n);
-        total += b;
-    }
-    /* every layer is verified before any byte of it is read */
-    for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++) st = verify_layer(m, l);
-    if (st == TINYAI_OK && total > 0) {
-        void *a = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (a == MAP_FAILED) {
-            st = tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes for the packed weights",
-                           total);
-        } else {
-            /* streaming reads of gigabytes: fewer TLB misses with huge pages */
-            madvise(a, total, MADV_HUGEPAGE);
-            m->arena = a;
-            m->arena_bytes = total;
-        }
-    }
-    size_t off = 0;
-    for (int i = 0; st == TINYAI_OK && i < nm; i++) {
-        tai_mat *w = mats[i];
-        void *dst = (char *)m->arena + off;
-        tai_pack_matrix(m->pool, w->type, w->data, w->rows, w->n, dst);
-        w->packed = dst;
-        off += tai_pack_bytes(w->type, w->rows, w->n);
-        /* the embedding table (layer 0) is still read row by row */
-        if (layers[i] != 0)
-            release_pages(w->data, tai_type_row_bytes(w->type, w->n) * (size_t)w->rows);
-    }
-    free(mats);
-    free(layers);
-    m->repack_seconds = now_s() - t0;
+    void *p = NULL;
+    TinyAIStatus st = tai_mapped_acquire(m->mm, layer, &p);
+    m->stall_ns += (uint64_t)((now_s() - t0) * 1e9);
+    *img = p;
     return st;
 }
 
-void tai_llama_unpack(TinyAIModel *m) {
-    if (m->arena) munmap(m->arena, m->arena_bytes);
-    m->arena = NULL;
-    m->arena_bytes = 0;
+static tai_mat resolve(const unsigned char *img, const tai_wref *r) {
+    tai_mat w = {img + r->off, r->type, r->rows, r->n};
+    return w;
 }
 
-/* ---- Forward ------------------------------------------------------------ */
-
-static void matmul(TinyAISession *s, const tai_mat *w, const float *x, float *y, int n) {
-    TinyAIModel *m = s->model;
-    tai_matmul(m->kern, m->pool, w->type, w->packed, w->rows, w->n, x, y, n, s->mm_scratch);
+static const float *vec(const unsigned char *img, const tai_wref *r) {
+    return (const float *)(const void *)(img + r->off);
 }
 
-/* Attention work item = (token, kv head): the query heads of one group
- * against that group's K/V columns of the cache. */
+static void matmul(const tai_batch *b, const tai_mat *w, const float *x, float *y, int n) {
+    TinyAIModel *m = b->m;
+    tai_matmul(m->kern, m->pool, w->type, w->packed, w->rows, w->n, x, y, n, m->ws.mm_scratch);
+}
+
+/* Attention work item = (column, kv head): the query heads of one group
+ * against that group's K/V columns of the column's session's cache. */
 typedef struct {
-    TinyAISession *s;
-    int layer, n;
+    const tai_batch *b;
+    int layer;
 } att_job;
 
 static void att_worker(void *ctx, int ti, int nth) {
     const att_job *j = ctx;
-    const TinyAISession *s = j->s;
-    const tai_hparams *hp = &s->model->hp;
-    const tai_attention_fn attention = s->model->kern->attention;
+    const tai_batch *b = j->b;
+    const tai_workspace *ws = &b->m->ws;
+    const tai_hparams *hp = &b->m->hp;
+    const tai_attention_fn attention = b->m->kern->attention;
     const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv;
     const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hd;
-    const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * kvd;
-    const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * kvd;
-    float *att = s->att_scratch + (size_t)ti * s->n_ctx;
-    const int items = j->n * hp->n_head_kv;
-    /* contiguous ranges: later tokens attend over more positions, so
-     * interleave tokens across threads to even the work out */
+    float *att = ws->att_scratch + (size_t)ti * ws->att_ctx;
+    const int items = b->n * hp->n_head_kv;
+    /* interleaved: later tokens attend over more positions */
     for (int it = ti; it < items; it += nth) {
         const int t = it / hp->n_head_kv, g = it % hp->n_head_kv;
-        const int64_t n_pos = (int64_t)s->pos + t + 1;
-        attention(s->att_out + t * E + (int64_t)g * grp * hd, s->q + t * E + (int64_t)g * grp * hd,
+        const TinyAISession *s = b->seq[t];
+        const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * kvd;
+        const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * kvd;
+        const int64_t n_pos = (int64_t)b->pos[t] + 1;
+        attention(ws->att_out + t * E + (int64_t)g * grp * hd, ws->q + t * E + (int64_t)g * grp * hd,
                   kc + (int64_t)g * hd, vc + (int64_t)g * hd, n_pos, kvd, grp, 1, hd, att);
     }
 }
 
 /* The per-token steps between the matrix products, run over the batch's
- * tokens split across the pool (inline for a single token, where a
+ * columns split across the pool (inline for a few columns, where a
  * dispatch would cost more than the work). */
 typedef enum {
-    TOK_ATTN_NORM,  /* x += ffn_out (after the first layer); xb = norm(x) */
-    TOK_ROPE_STORE, /* rope q, k; append k, v to the cache */
+    TOK_ATTN_NORM,  /* x += ffn_out (after the first block); xb = norm(x) */
+    TOK_ROPE_STORE, /* rope q, k; append k, v to the column's cache */
     TOK_FFN_NORM,   /* x += xb (attention output); xb = norm(x) */
     TOK_SWIGLU,     /* gate = silu(gate) * up */
 } tok_step;
 
 typedef struct {
-    TinyAISession *s;
-    const tai_block *b;
-    int layer, n;
+    const tai_batch *b;
+    const float *norm;
+    int block;
     tok_step step;
 } tok_job;
 
@@ -339,90 +269,155 @@ static void add_into(float *restrict x, const float *restrict d, int64_t n) {
 
 static void tok_worker(void *ctx, int ti, int nth) {
     const tok_job *j = ctx;
-    TinyAISession *s = j->s;
-    const TinyAIModel *m = s->model;
+    const tai_batch *b = j->b;
+    const TinyAIModel *m = b->m;
+    const tai_workspace *ws = &m->ws;
     const tai_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int t0 = (int)((int64_t)j->n * ti / nth), t1 = (int)((int64_t)j->n * (ti + 1) / nth);
+    const int t0 = (int)((int64_t)b->n * ti / nth), t1 = (int)((int64_t)b->n * (ti + 1) / nth);
     for (int t = t0; t < t1; t++) {
-        float *x = s->x + t * E, *xb = s->xb + t * E;
+        float *x = ws->x + t * E, *xb = ws->xb + t * E;
         switch (j->step) {
         case TOK_ATTN_NORM:
-            if (j->layer > 0) add_into(x, s->ffn_out + t * E, E);
-            tai_rmsnorm(xb, x, j->b->attn_norm, E, hp->rms_eps);
+            if (j->block > 0) add_into(x, ws->ffn_out + t * E, E);
+            tai_rmsnorm(xb, x, j->norm, E, hp->rms_eps);
             break;
         case TOK_ROPE_STORE: {
-            const int64_t p = (int64_t)s->pos + t;
-            const float *cs = s->rope_cs + (int64_t)t * hp->rot_dim;
-            tai_rope_apply(s->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, cs);
-            tai_rope_apply(s->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, cs);
-            float *kc = s->k_cache + ((size_t)j->layer * s->n_ctx + (size_t)p) * kvd;
-            float *vc = s->v_cache + ((size_t)j->layer * s->n_ctx + (size_t)p) * kvd;
-            memcpy(kc, s->k + t * kvd, (size_t)kvd * sizeof(float));
-            memcpy(vc, s->v + t * kvd, (size_t)kvd * sizeof(float));
+            TinyAISession *s = b->seq[t];
+            const int64_t p = b->pos[t];
+            const float *cs = ws->rope_cs + (int64_t)t * hp->rot_dim;
+            tai_rope_apply(ws->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, cs);
+            tai_rope_apply(ws->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, cs);
+            float *kc = s->k_cache + ((size_t)j->block * s->n_ctx + (size_t)p) * kvd;
+            float *vc = s->v_cache + ((size_t)j->block * s->n_ctx + (size_t)p) * kvd;
+            memcpy(kc, ws->k + t * kvd, (size_t)kvd * sizeof(float));
+            memcpy(vc, ws->v + t * kvd, (size_t)kvd * sizeof(float));
             break;
         }
         case TOK_FFN_NORM:
             add_into(x, xb, E);
-            tai_rmsnorm(xb, x, j->b->ffn_norm, E, hp->rms_eps);
+            tai_rmsnorm(xb, x, j->norm, E, hp->rms_eps);
             break;
         case TOK_SWIGLU:
-            m->kern->silu_mul(s->gate + t * F, s->up + t * F, F);
+            m->kern->silu_mul(ws->gate + t * F, ws->up + t * F, F);
             break;
         }
     }
 }
 
-static void tok_run(TinyAISession *s, const tai_block *b, int layer, int n, tok_step step) {
-    tok_job j = {s, b, layer, n, step};
-    if (n >= 4)
-        tai_pool_run(s->model->pool, tok_worker, &j);
+static void tok_run(const tai_batch *b, const float *norm, int block, tok_step step) {
+    tok_job j = {b, norm, block, step};
+    if (b->n >= 4)
+        tai_pool_run(b->m->pool, tok_worker, &j);
     else
         tok_worker(&j, 0, 1);
 }
 
-TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n) {
-    TinyAIModel *m = s->model;
+static void run_block(const tai_batch *b, int l, const unsigned char *img) {
+    TinyAIModel *m = b->m;
+    tai_workspace *ws = &m->ws;
+    const tai_block *blk = &m->blocks[l];
+    const int n = b->n;
+    const tai_mat wq = resolve(img, &blk->wq), wk = resolve(img, &blk->wk),
+                  wv = resolve(img, &blk->wv), wo = resolve(img, &blk->wo),
+                  wg = resolve(img, &blk->w_gate), wu = resolve(img, &blk->w_up),
+                  wd = resolve(img, &blk->w_down);
+    tok_run(b, vec(img, &blk->attn_norm), l, TOK_ATTN_NORM);
+    matmul(b, &wq, ws->xb, ws->q, n);
+    matmul(b, &wk, ws->xb, ws->k, n);
+    matmul(b, &wv, ws->xb, ws->v, n);
+    tok_run(b, NULL, l, TOK_ROPE_STORE);
+
+    att_job job = {b, l};
+    tai_pool_run(m->pool, att_worker, &job);
+
+    matmul(b, &wo, ws->att_out, ws->xb, n);
+    tok_run(b, vec(img, &blk->ffn_norm), l, TOK_FFN_NORM);
+    matmul(b, &wg, ws->xb, ws->gate, n);
+    matmul(b, &wu, ws->xb, ws->up, n);
+    tok_run(b, NULL, l, TOK_SWIGLU);
+    matmul(b, &wd, ws->gate, ws->ffn_out, n);
+}
+
+static void run_embedding(const tai_batch *b, const unsigned char *img) {
+    const TinyAIModel *m = b->m;
+    const tai_workspace *ws = &m->ws;
     const tai_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
-
-    for (int t = 0; t < n; t++) {
-        /* tok_embd.packed is set only when the file stores the table packed
-         * (the arena never packs tok_embd itself, only its tied copy). */
-        if (m->tok_embd.packed)
-            tai_packed_row(m->tok_embd.type, m->tok_embd.packed, m->tok_embd.rows, E, tokens[t],
-                           s->x + t * E);
-        else
-            tai_embedding_row(m->tok_embd.type, m->tok_embd.data, tokens[t], E, s->x + t * E);
-        /* the rotation angles of each position, shared by every layer */
-        tai_rope_angles(s->rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, (int64_t)s->pos + t,
+    const tai_wref *e = &m->tok_embd;
+    for (int t = 0; t < b->n; t++) {
+        tai_packed_row(e->type, img + e->off, e->rows, e->n, b->tokens[t], ws->x + t * E);
+        /* the rotation angles of each column's position, shared by every layer */
+        tai_rope_angles(ws->rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t],
                         hp->rope_base);
     }
+}
 
-    for (int l = 0; l < hp->n_layer; l++) {
-        const tai_block *b = &m->blocks[l];
-        tok_run(s, b, l, n, TOK_ATTN_NORM);
-        matmul(s, &b->wq, s->xb, s->q, n);
-        matmul(s, &b->wk, s->xb, s->k, n);
-        matmul(s, &b->wv, s->xb, s->v, n);
-        tok_run(s, b, l, n, TOK_ROPE_STORE);
-
-        att_job job = {s, l, n};
-        tai_pool_run(m->pool, att_worker, &job);
-
-        matmul(s, &b->wo, s->att_out, s->xb, n);
-        tok_run(s, b, l, n, TOK_FFN_NORM);
-        matmul(s, &b->w_gate, s->xb, s->gate, n);
-        matmul(s, &b->w_up, s->xb, s->up, n);
-        tok_run(s, b, l, n, TOK_SWIGLU);
-        matmul(s, &b->w_down, s->gate, s->ffn_out, n);
+/* Final norm and logits: of the last column, or of every column. */
+static void run_head(const tai_batch *b, const unsigned char *head, const unsigned char *out_img) {
+    const TinyAIModel *m = b->m;
+    const tai_workspace *ws = &m->ws;
+    const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
+    const float *norm = vec(head, &m->out_norm);
+    const tai_mat w = resolve(out_img, &m->output);
+    const int first = b->logits_all ? 0 : b->n - 1;
+    const int cols = b->n - first;
+    for (int t = first; t < b->n; t++) {
+        float *x = ws->x + (int64_t)t * E;
+        add_into(x, ws->ffn_out + (int64_t)t * E, E);
+        tai_rmsnorm(ws->xb + (int64_t)(t - first) * E, x, norm, E, m->hp.rms_eps);
     }
+    if (!b->logits_all) {
+        matmul(b, &w, ws->xb, b->seq[b->n - 1]->logits, 1);
+        b->seq[b->n - 1]->have_logits = 1;
+        return;
+    }
+    matmul(b, &w, ws->xb, ws->batch_logits, cols);
+    for (int t = 0; t < b->n; t++) {
+        memcpy(b->seq[t]->logits, ws->batch_logits + (int64_t)t * V, (size_t)V * sizeof(float));
+        b->seq[t]->have_logits = 1;
+    }
+}
 
-    float *last = s->x + (int64_t)(n - 1) * E;
-    add_into(last, s->ffn_out + (int64_t)(n - 1) * E, E);
-    tai_rmsnorm(s->xb, last, m->out_norm, E, hp->rms_eps);
-    matmul(s, &m->output, s->xb, s->logits, 1);
-    s->have_logits = 1;
-    s->pos += n;
+TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
+    TinyAIModel *m = b->m;
+    const int nl = m->hp.n_layer;
+    const unsigned char *img = NULL;
+    TinyAIStatus st = acquire(m, layer, &img);
+    if (st != TINYAI_OK) return st;
+    if (layer == 0) {
+        run_embedding(b, img);
+    } else if (layer <= nl) {
+        run_block(b, layer - 1, img);
+    } else if (!m->tied) {
+        run_head(b, img, img);
+    } else {
+        /* the tied head reads the embedding table as its output matrix;
+         * the head layer stays held while layer 0 is acquired */
+        const unsigned char *emb = NULL;
+        st = acquire(m, 0, &emb);
+        if (st == TINYAI_OK) {
+            run_head(b, img, emb);
+            st = tai_mapped_release(m->mm, 0);
+        }
+    }
+    TinyAIStatus st2 = tai_mapped_release(m->mm, layer);
+    return st != TINYAI_OK ? st : st2;
+}
+
+void tai_llama_finish(const tai_batch *b) {
+    /* every column of one session advances it by one; a prompt batch has
+     * all its columns in one session */
+    for (int t = 0; t < b->n; t++)
+        if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) b->seq[t]->pos = b->pos[t] + 1;
+}
+
+TinyAIStatus tai_llama_forward(const tai_batch *b) {
+    const int nl = b->m->hp.n_layer;
+    for (int l = 0; l <= nl + 1; l++) {
+        TinyAIStatus st = tai_llama_layer(b, l);
+        if (st != TINYAI_OK) return st;
+    }
+    tai_llama_finish(b);
     return TINYAI_OK;
 }

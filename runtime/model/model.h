@@ -12,6 +12,7 @@
 
 #include "kernels/kernels.h"
 #include "runtime/format/model_file.h"
+#include "runtime/mapped/mapped.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 #ifdef __cplusplus
@@ -24,43 +25,78 @@ typedef struct {
     float rope_base, rms_eps;
 } tai_hparams;
 
-/* A weight matrix: rows x n elements of `type`, rows contiguous in the
- * file (`data`), and the same matrix repacked for the kernels (`packed`,
- * kernels.h "Packed weights"), which is what the forward pass reads. */
+/* Where a tensor lives: layer `layer`'s image, `off` bytes in. Matrices are
+ * packed there (kernels.h "Packed weights"), vectors are F32. */
 typedef struct {
-    const void *data;
+    int layer;
+    size_t off;
+    tai_type type;
+    int64_t rows, n;
+} tai_wref;
+
+/* A matrix resolved against an acquired layer image. */
+typedef struct {
     const void *packed;
     tai_type type;
     int64_t rows, n;
 } tai_mat;
 
 typedef struct {
-    const float *attn_norm; /* [n_embd] */
-    tai_mat wq;             /* [n_embd rows][n_embd]: query projection */
-    tai_mat wk;             /* [n_head_kv * head_dim][n_embd] */
-    tai_mat wv;             /* [n_head_kv * head_dim][n_embd] */
-    tai_mat wo;             /* [n_embd][n_embd]: attention output */
-    const float *ffn_norm;  /* [n_embd] */
-    tai_mat w_gate;         /* [n_ff][n_embd] */
-    tai_mat w_up;           /* [n_ff][n_embd] */
-    tai_mat w_down;         /* [n_embd][n_ff] */
+    tai_wref attn_norm; /* [n_embd] F32 */
+    tai_wref wq;        /* [n_embd rows][n_embd]: query projection */
+    tai_wref wk;        /* [n_head_kv * head_dim][n_embd] */
+    tai_wref wv;        /* [n_head_kv * head_dim][n_embd] */
+    tai_wref wo;        /* [n_embd][n_embd]: attention output */
+    tai_wref ffn_norm;  /* [n_embd] F32 */
+    tai_wref w_gate;    /* [n_ff][n_embd] */
+    tai_wref w_up;      /* [n_ff][n_embd] */
+    tai_wref w_down;    /* [n_embd][n_ff] */
 } tai_block;
 
+/* Activations and scratch for one forward batch of up to n_ubatch columns.
+ * Owned by the model and shared by its sessions (which therefore do not
+ * evaluate at the same time): sessions hold only their KV cache and
+ * logits, so many sequences cost their KV caches and nothing more. */
+typedef struct {
+    int n_ubatch;
+    int att_ctx;        /* positions att_scratch holds per thread */
+    float *x, *xb, *q, *k, *v, *att_out, *gate, *up, *ffn_out;
+    float *att_scratch; /* [n_threads][att_ctx] */
+    float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each column's position */
+    float *batch_logits;/* [n_seq][n_vocab] for tinyaiEvalBatch (n_seq > 1) */
+    int n_seq;
+    void *mm_scratch;   /* prepared activations for tai_matmul */
+    size_t bytes;
+} tai_workspace;
+
 struct TinyAIModel {
-    tai_model_file *file;
+    TinyAIMappedModel *mm;  /* layers come from its cache */
+    int owns_mm;
+    const tai_model_file *file;
     tai_tokenizer *tok;
     tai_hparams hp;
-    tai_mat tok_embd;       /* [n_vocab][n_embd] */
-    const float *out_norm;  /* [n_embd] */
-    tai_mat output;         /* [n_vocab][n_embd]; tok_embd when tied */
+    tai_wref tok_embd;      /* [n_vocab][n_embd], layer 0 */
+    tai_wref out_norm;      /* [n_embd], the head layer */
+    tai_wref output;        /* [n_vocab][n_embd]; tok_embd when tied */
     int tied;
     tai_block *blocks;      /* n_layer */
     const tai_kernels *kern;
     tai_pool *pool;
-    unsigned char *layer_ok; /* per file layer: checksum verified */
-    void *arena;            /* every packed matrix (anonymous mapping) */
-    size_t arena_bytes;
-    double repack_seconds;
+    TinyAIModelConfig cfg;
+    tai_workspace ws;
+
+    /* memory plan (plan.c) */
+    int planned;
+    TinyAIExecutionMode mode;
+    char mode_reason[320];
+    int plan_ctx, plan_seqs;
+    size_t cache_budget;
+    size_t min_bytes;
+    int n_sessions;         /* live sessions */
+    size_t sessions_bytes;  /* their KV caches and logits */
+    size_t peak_bytes;
+    double load_seconds;
+    uint64_t stall_ns;      /* forward passes waiting on acquires */
     char name[128];
 };
 
@@ -68,34 +104,64 @@ struct TinyAISession {
     TinyAIModel *model;
     int n_ctx;
     int pos;
-    int n_ubatch;      /* tokens per forward batch */
     float *k_cache;    /* [n_layer][n_ctx][kv_dim] */
     float *v_cache;    /* [n_layer][n_ctx][kv_dim] */
-    /* activations for up to n_ubatch tokens */
-    float *x, *xb, *q, *k, *v, *att_out, *gate, *up, *ffn_out;
-    float *att_scratch; /* [n_threads][n_ctx] */
-    float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each batch position */
-    float *logits;      /* [n_vocab] */
+    float *logits;     /* [n_vocab] */
     int have_logits;
-    void *mm_scratch;   /* prepared activations for tai_matmul */
     uint64_t bytes;
 };
 
-/* Binds hyperparameters and tensors of an opened file (architecture llama).
- * Checks every tensor's presence, type and shape. */
+/* A forward batch: n columns, column t is token tokens[t] of session seq[t]
+ * at position pos[t]. logits_all: every column's logits go to its session
+ * (tinyaiEvalBatch); otherwise only the last column's, to seq[n - 1]. */
+typedef struct {
+    TinyAIModel *m;
+    int n;
+    const int32_t *tokens;
+    TinyAISession *const *seq;
+    const int *pos;
+    int logits_all;
+} tai_batch;
+
+/* Binds hyperparameters and tensors (as image references) of the mapped
+ * model's file (architecture llama). Checks every tensor's presence, type
+ * and shape. */
 TinyAIStatus tai_llama_bind(TinyAIModel *m);
 
-/* Verifies every layer's checksum (.tmai) and repacks every weight matrix
- * into one arena, on the model's pool; then gives the file pages of the
- * repacked matrices back to the kernel, so only the packed copy stays
- * resident. */
-TinyAIStatus tai_llama_pack(TinyAIModel *m);
-/* Unmaps the arena (accepts a model without one). */
-void tai_llama_unpack(TinyAIModel *m);
+/* Runs file layer `layer` (0 = embedding lookup, 1..n_layer = blocks,
+ * n_layer + 1 = final norm and logits) for the batch, acquiring its image
+ * (and for a tied head, layer 0's) from the cache. */
+TinyAIStatus tai_llama_layer(const tai_batch *b, int layer);
+/* Every layer, then advances each column's session position. */
+TinyAIStatus tai_llama_forward(const tai_batch *b);
+/* Advances positions after the last layer (tai_llama_forward does it). */
+void tai_llama_finish(const tai_batch *b);
 
-/* Runs n tokens (n <= s->n_ubatch) at positions s->pos .. s->pos + n - 1,
- * fills the KV cache and the last token's logits, advances s->pos. */
-TinyAIStatus tai_llama_forward(TinyAISession *s, const int32_t *tokens, int n);
+/* The order in which a forward pass acquires layers (cyclic): 0, 1 ..
+ * n_layer + 1, then 0 again for a tied head. Returns its length (at most
+ * n_layer + 3) and fills order. */
+int tai_llama_schedule(const TinyAIModel *m, int *order);
+
+/* ---- Memory planning (plan.c) ------------------------------------------- */
+
+/* Bytes of a session of n_ctx tokens (KV cache, logits), and of the
+ * workspace for n_ubatch columns, contexts up to att_ctx and batches of
+ * n_seq sessions. */
+size_t tai_session_bytes(const TinyAIModel *m, int n_ctx);
+size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
+/* (Re)allocates the model's workspace (freeing the old one). */
+TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
+void tai_workspace_free(tai_workspace *ws);
+/* Makes the memory plan for n_seq sessions of n_ctx tokens: chooses the mode
+ * and the cache budget under cfg.memoryLimit, (re)creates the cache, sets the
+ * schedule and, in NORMAL mode, loads and pins every layer. */
+TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq);
+/* Builds a model over an open mapped model (borrowed unless owns). */
+TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *cfg,
+                              TinyAIModel **out);
+/* Tracked bytes now: cache budget + staging + workspace + live sessions;
+ * updates the peak. */
+size_t tai_model_current_bytes(const TinyAIModel *m);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,648 @@
+/*
+ * runtime/mapped: the mapped model (see mapped.h) and the public API of
+ * <tinyai/utils/mmap_loader.h> on top of it.
+ */
+#include "runtime/mapped/mapped.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "runtime/base/error.h"
+#include "runtime/cache/cache.h"
+#include "runtime/format/image.h"
+#include "runtime/mem/numa.h"
+
+#define DEFAULT_CACHE (256u << 20)
+#define MAX_LOADERS 16
+#define MAX_WINDOW 64
+
+struct TinyAIMappedModel {
+    tai_model_file *file;
+    TinyAIMmapConfig cfg;
+    tai_mapped_options opt;
+    size_t granule;
+
+    int n_layers;
+    TinyAILayerDescriptor *desc;
+    size_t *image_bytes;   /* per layer */
+    size_t *tensor_off;    /* per tensor (file tensor index): offset in its image */
+    unsigned char *direct; /* per layer: the file's bytes are the image */
+    unsigned char *verified; /* per layer: checksum checked once (under io_mu) */
+    size_t total_images, largest_image;
+
+    tai_numa *numa;
+    tai_numa_placement place;
+    bool place_ok;
+
+    /* One I/O engine per loader thread; a load takes a free one. */
+    int n_io;
+    tai_io *io[MAX_LOADERS];
+    tai_io_file *iof[MAX_LOADERS];
+    void *staging[MAX_LOADERS];
+    int io_busy[MAX_LOADERS];
+    size_t staging_bytes; /* per engine */
+    size_t align;         /* O_DIRECT alignment of the file (max over engines) */
+    pthread_mutex_t io_mu;
+    pthread_cond_t io_cv;
+
+    pthread_mutex_t mu; /* descriptors, cache pointer swaps */
+    tai_cache *cache;
+    size_t cache_budget;
+    tai_cache_policy policy;
+    char engine_name[16];
+    char fallback[160];
+};
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+static const char *layer_name(const TinyAIMappedModel *mm, int l, char *buf, size_t n) {
+    if (l == 0)
+        snprintf(buf, n, "token embedding");
+    else if (l == mm->n_layers - 1)
+        snprintf(buf, n, "output head");
+    else
+        snprintf(buf, n, "block %d", l - 1);
+    return buf;
+}
+
+/* Takes a free engine slot (waits if every loader's engine is busy). */
+static int io_take(TinyAIMappedModel *mm) {
+    pthread_mutex_lock(&mm->io_mu);
+    for (;;) {
+        for (int i = 0; i < mm->n_io; i++)
+            if (!mm->io_busy[i]) {
+                mm->io_busy[i] = 1;
+                pthread_mutex_unlock(&mm->io_mu);
+                return i;
+            }
+        pthread_cond_wait(&mm->io_cv, &mm->io_mu);
+    }
+}
+
+static void io_give(TinyAIMappedModel *mm, int i) {
+    pthread_mutex_lock(&mm->io_mu);
+    mm->io_busy[i] = 0;
+    pthread_cond_signal(&mm->io_cv);
+    pthread_mutex_unlock(&mm->io_mu);
+}
+
+static TinyAIStatus read_range(TinyAIMappedModel *mm, int slot, int layer, uint64_t off,
+                               size_t len, void *dst) {
+    uint64_t fail = off;
+    int rc = tai_io_read(mm->io[slot], mm->iof[slot], off, len, dst, &fail);
+    if (rc == 0) return TINYAI_OK;
+    char nm[32];
+    return tai_error(TINYAI_ERR_IO, "%s: layer %d (%s): read of %zu bytes at offset %llu failed at offset %llu: %s",
+                     mm->file->path, layer, layer_name(mm, layer, nm, sizeof nm), len,
+                     (unsigned long long)off, (unsigned long long)fail, strerror(-rc));
+}
+
+/* The layer's checksum, on its first load (or every load if asked). */
+static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *bytes) {
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    if (mm->file->kind != TAI_FILE_TMAI || e->size == 0) return TINYAI_OK;
+    pthread_mutex_lock(&mm->io_mu);
+    bool done = mm->verified[layer] && !mm->cfg.verifyEveryLoad;
+    pthread_mutex_unlock(&mm->io_mu);
+    if (done) return TINYAI_OK;
+    uint64_t h = XXH64(bytes, (size_t)e->size, 0);
+    if (h != e->checksum) {
+        char nm[32];
+        return tai_error(TINYAI_ERR_CHECKSUM,
+                         "%s: layer %d (%s) at offset %llu: checksum mismatch (stored %016llx, "
+                         "read %016llx): the file is corrupt",
+                         mm->file->path, layer, layer_name(mm, layer, nm, sizeof nm),
+                         (unsigned long long)e->offset, (unsigned long long)e->checksum,
+                         (unsigned long long)h);
+    }
+    pthread_mutex_lock(&mm->io_mu);
+    mm->verified[layer] = 1;
+    pthread_mutex_unlock(&mm->io_mu);
+    return TINYAI_OK;
+}
+
+/* The cache's load function: fills dst with layer `layer`'s image. */
+static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
+    TinyAIMappedModel *mm = ctx;
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    (void)size; /* the image size; the buffer holds it rounded to the granule */
+    if (e->size == 0) return TINYAI_OK;
+    const int slot = io_take(mm);
+    TinyAIStatus st;
+    const size_t a = mm->align;
+    if (mm->direct[layer]) {
+        /* the layer starts aligned and the file is padded after it */
+        size_t len = round_up((size_t)e->size, a);
+        if (e->offset + len > mm->file->file_size) len = (size_t)(mm->file->file_size - e->offset);
+        st = read_range(mm, slot, layer, e->offset, len, dst);
+        if (st == TINYAI_OK) st = check_layer(mm, layer, dst);
+    } else {
+        const uint64_t a0 = e->offset / a * a;
+        uint64_t a1 = round_up((size_t)(e->offset + e->size), a);
+        if (a1 > mm->file->file_size) a1 = mm->file->file_size;
+        unsigned char *stage = mm->staging[slot];
+        st = read_range(mm, slot, layer, a0, (size_t)(a1 - a0), stage);
+        const unsigned char *raw = stage + (e->offset - a0);
+        if (st == TINYAI_OK) st = check_layer(mm, layer, raw);
+        if (st == TINYAI_OK) st = tai_layer_image_build(mm->file, layer, raw, dst, mm->image_bytes[layer], NULL);
+    }
+    io_give(mm, slot);
+    return st;
+}
+
+static void *arena_alloc(void *ctx, size_t size) {
+    TinyAIMappedModel *mm = ctx;
+    if (!mm->numa || !mm->place_ok) return NULL;
+    return tai_numa_alloc(mm->numa, size, &mm->place, 0);
+}
+
+static void arena_free(void *ctx, void *p, size_t size) {
+    TinyAIMappedModel *mm = ctx;
+    tai_numa_free(mm->numa, p, size);
+}
+
+static void on_arena(void *ctx, void *base, size_t size) {
+    TinyAIMappedModel *mm = ctx;
+    /* Registration pins the arena; a refusal (locked-memory limit) only
+     * means unregistered reads, which work the same. */
+    for (int i = 0; i < mm->n_io; i++) (void)tai_io_register(mm->io[i], base, size);
+}
+
+/* ---- Open / close -------------------------------------------------------- */
+
+static TinyAIStatus check_config(const TinyAIMmapConfig *c) {
+    if (c->maxCacheSize == 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "maxCacheSize must be > 0");
+    if (c->prefetchThreads < 1 || c->prefetchThreads > MAX_LOADERS)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "prefetchThreads must be 1..%d, got %d",
+                         MAX_LOADERS, c->prefetchThreads);
+    if (c->minLayerCacheSize > ((size_t)1 << 30))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "minLayerCacheSize %zu is above 1 GiB",
+                         c->minLayerCacheSize);
+    if ((unsigned)c->ioEngine > TINYAI_IO_MMAP)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown ioEngine %d", (int)c->ioEngine);
+    if ((unsigned)c->cachePolicy > TINYAI_CACHE_LRU)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown cachePolicy %d", (int)c->cachePolicy);
+    if ((unsigned)c->numaPolicy > TINYAI_NUMA_REPLICATE)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown numaPolicy %d", (int)c->numaPolicy);
+    if (c->prefetchWindow < 0 || c->prefetchWindow > MAX_WINDOW)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "prefetchWindow must be 0..%d, got %d", MAX_WINDOW,
+                         c->prefetchWindow);
+    return TINYAI_OK;
+}
+
+static TinyAIStatus layout_images(TinyAIMappedModel *mm) {
+    const tai_model_file *mf = mm->file;
+    mm->n_layers = mf->n_layers;
+    mm->desc = calloc((size_t)mf->n_layers, sizeof *mm->desc);
+    mm->image_bytes = calloc((size_t)mf->n_layers, sizeof *mm->image_bytes);
+    mm->direct = calloc((size_t)mf->n_layers, 1);
+    mm->verified = calloc((size_t)mf->n_layers, 1);
+    mm->tensor_off = calloc((size_t)(mf->n_tensors ? mf->n_tensors : 1), sizeof *mm->tensor_off);
+    if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->tensor_off)
+        return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    tai_image_tensor *it = NULL;
+    for (int l = 0; l < mf->n_layers; l++) {
+        const tai_layer_entry *e = &mf->layers[l];
+        uint64_t total = 0;
+        tai_image_tensor *nit = realloc(it, (size_t)(e->n_tensors ? e->n_tensors : 1) * sizeof *it);
+        if (!nit) {
+            free(it);
+            return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+        }
+        it = nit;
+        TinyAIStatus st = tai_layer_image_plan(mf, l, it, &total);
+        if (st != TINYAI_OK) {
+            free(it);
+            return st;
+        }
+        for (int k = 0; k < e->n_tensors; k++)
+            mm->tensor_off[mf->layer_tensors[e->first_tensor + k]] = (size_t)it[k].offset;
+        mm->image_bytes[l] = (size_t)total;
+        /* read straight into the cache: the file holds the image, at an
+         * offset any O_DIRECT alignment up to the cache's unit accepts */
+        mm->direct[l] = e->size > 0 && e->offset % mm->granule == 0 &&
+                        tai_layer_image_in_file(mf, l);
+        size_t r = round_up(total, mm->granule);
+        mm->total_images += r;
+        if (r > mm->largest_image) mm->largest_image = r;
+        TinyAILayerDescriptor *d = &mm->desc[l];
+        d->offset = (size_t)e->offset;
+        d->size = (size_t)e->size;
+        d->layerIndex = l;
+        d->precision = e->precision;
+        d->priority = 1.0f;
+    }
+    free(it);
+    return TINYAI_OK;
+}
+
+static TinyAIStatus open_engines(TinyAIMappedModel *mm) {
+    tai_io_config ic = tai_io_default_config();
+    ic.kind = (tai_io_kind)mm->cfg.ioEngine;
+    ic.faults = mm->opt.faults;
+    mm->n_io = mm->cfg.prefetchThreads;
+    mm->align = 1;
+    size_t stage = 0;
+    for (int l = 0; l < mm->n_layers; l++)
+        if (!mm->direct[l] && mm->file->layers[l].size > stage)
+            stage = (size_t)mm->file->layers[l].size;
+    for (int i = 0; i < mm->n_io; i++) {
+        int rc = tai_io_create(&ic, &mm->io[i]);
+        if (rc != 0)
+            return tai_error(TINYAI_ERR_IO, "cannot start the %s I/O engine: %s",
+                             tai_io_kind_name(ic.kind), strerror(-rc));
+        rc = tai_io_open(mm->io[i], mm->file->path, &mm->iof[i]);
+        if (rc != 0)
+            return tai_error(TINYAI_ERR_IO, "%s: cannot open for reading: %s", mm->file->path,
+                             strerror(-rc));
+        size_t a = tai_io_file_alignment(mm->iof[i]);
+        if (a > mm->align) mm->align = a;
+    }
+    if (mm->align > mm->granule)
+        return tai_error(TINYAI_ERR_UNSUPPORTED,
+                         "%s: the device needs %zu-byte aligned reads, more than the cache's "
+                         "%zu-byte unit",
+                         mm->file->path, mm->align, mm->granule);
+    if (stage > 0) {
+        /* widened to the alignment at both ends */
+        mm->staging_bytes = round_up(stage + 2 * mm->align, 4096);
+        for (int i = 0; i < mm->n_io; i++) {
+            mm->staging[i] = aligned_alloc(4096, mm->staging_bytes);
+            if (!mm->staging[i])
+                return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes of staging",
+                                 mm->staging_bytes);
+        }
+    }
+    snprintf(mm->engine_name, sizeof mm->engine_name, "%s",
+             tai_io_kind_name(tai_io_engine(mm->io[0])));
+    const char *why = tai_io_fallback_reason(mm->io[0]);
+    if (why) snprintf(mm->fallback, sizeof mm->fallback, "%s", why);
+    return TINYAI_OK;
+}
+
+static void place_arena(TinyAIMappedModel *mm) {
+    if (tai_numa_open(NULL, &mm->numa) != TINYAI_OK) {
+        mm->numa = NULL; /* no topology: plain allocation */
+        return;
+    }
+    int n = mm->opt.threads_hint > 0 ? mm->opt.threads_hint : 1;
+    int *cores = calloc((size_t)n, sizeof *cores);
+    if (!cores) return;
+    if (tai_numa_thread_cores(mm->numa, n, cores) == TINYAI_OK &&
+        tai_numa_place(mm->numa, (tai_numa_policy)mm->cfg.numaPolicy, cores, n,
+                       mm->largest_image, false, 0, &mm->place) == TINYAI_OK)
+        mm->place_ok = true;
+    free(cores);
+}
+
+TinyAIStatus tai_mapped_open(const char *path, const TinyAIMmapConfig *config,
+                             const tai_mapped_options *opt, TinyAIMappedModel **out) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiOpenMappedModel: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiOpenMappedModel: no path");
+    TinyAIMmapConfig cfg = config ? *config : tinyaiCreateDefaultMmapConfig();
+    TinyAIStatus st = check_config(&cfg);
+    if (st != TINYAI_OK) return st;
+    TinyAIMappedModel *mm = calloc(1, sizeof *mm);
+    if (!mm) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    mm->cfg = cfg;
+    if (opt) mm->opt = *opt;
+    mm->granule = 4096;
+    while (mm->granule < cfg.minLayerCacheSize) mm->granule <<= 1;
+    pthread_mutex_init(&mm->io_mu, NULL);
+    pthread_cond_init(&mm->io_cv, NULL);
+    pthread_mutex_init(&mm->mu, NULL);
+    mm->policy = cfg.adaptiveCaching ? (tai_cache_policy)cfg.cachePolicy : TAI_CACHE_LRU;
+
+    st = tai_model_file_open(path, false, &mm->file);
+    if (st == TINYAI_OK) st = layout_images(mm);
+    if (st == TINYAI_OK) st = open_engines(mm);
+    if (st == TINYAI_OK) place_arena(mm);
+    if (st == TINYAI_OK && !mm->opt.defer_cache) {
+        tai_mapped_plan_t p = {cfg.maxCacheSize, (TinyAICachePolicy)mm->policy,
+                               cfg.prefetchEnabled ? (cfg.prefetchWindow ? cfg.prefetchWindow : 1) : 0,
+                               false};
+        st = tai_mapped_plan(mm, &p);
+    }
+    if (st != TINYAI_OK) {
+        tai_mapped_close(mm);
+        return st;
+    }
+    *out = mm;
+    return TINYAI_OK;
+}
+
+void tai_mapped_close(TinyAIMappedModel *mm) {
+    if (!mm) return;
+    tai_cache_destroy(mm->cache); /* waits for loads, which use the engines */
+    for (int i = 0; i < mm->n_io; i++) {
+        tai_io_destroy(mm->io[i]); /* closes its files */
+        free(mm->staging[i]);
+    }
+    tai_numa_close(mm->numa);
+    tai_model_file_close(mm->file);
+    free(mm->desc);
+    free(mm->image_bytes);
+    free(mm->tensor_off);
+    free(mm->direct);
+    free(mm->verified);
+    pthread_mutex_destroy(&mm->io_mu);
+    pthread_cond_destroy(&mm->io_cv);
+    pthread_mutex_destroy(&mm->mu);
+    free(mm);
+}
+
+/* ---- Internal interface --------------------------------------------------- */
+
+const tai_model_file *tai_mapped_file(const TinyAIMappedModel *mm) { return mm->file; }
+int tai_mapped_layers(const TinyAIMappedModel *mm) { return mm->n_layers; }
+size_t tai_mapped_image_bytes(const TinyAIMappedModel *mm, int l) { return mm->image_bytes[l]; }
+size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int ti) { return mm->tensor_off[ti]; }
+size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm) { return mm->total_images; }
+size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm) { return mm->largest_image; }
+size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm) {
+    return mm->staging_bytes * (size_t)mm->n_io;
+}
+bool tai_mapped_has_cache(const TinyAIMappedModel *mm) { return mm->cache != NULL; }
+
+TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *plan) {
+    size_t *sizes = calloc((size_t)mm->n_layers, sizeof *sizes);
+    if (!sizes) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < mm->n_layers; l++) sizes[l] = mm->image_bytes[l];
+    tai_cache_config cc = {0};
+    cc.budget = plan->budget;
+    cc.granule = mm->granule;
+    cc.policy = (tai_cache_policy)plan->policy;
+    cc.loader_threads = mm->n_io;
+    cc.prefetch_window = plan->prefetch_window;
+    cc.aggressive_prefetch = plan->aggressive;
+    cc.load = load_layer;
+    cc.load_ctx = mm;
+    if (mm->numa && mm->place_ok) {
+        cc.allocator.alloc = arena_alloc;
+        cc.allocator.free = arena_free;
+        cc.allocator.ctx = mm;
+    }
+    cc.on_arena = on_arena;
+    cc.on_arena_ctx = mm;
+    const size_t need = tai_cache_min_budget(sizes, mm->n_layers, mm->granule);
+    TinyAIStatus st = TINYAI_OK;
+    if (plan->budget < need) {
+        st = tai_error(TINYAI_ERR_INVALID_ARG,
+                       "%s: a weight cache of %zu bytes cannot hold the largest layer; at "
+                       "least %zu bytes are needed",
+                       mm->file->path, plan->budget, need);
+    } else {
+        pthread_mutex_lock(&mm->mu);
+        for (int l = 0; l < mm->n_layers && mm->cache; l++) {
+            tai_cache_entry_info info;
+            if (tai_cache_entry(mm->cache, l, &info) == TINYAI_OK && (info.in_use || info.pinned))
+                st = tai_error(TINYAI_ERR_INVALID_ARG,
+                               "layer %d is held; release every layer before re-planning the cache",
+                               l);
+        }
+        if (st == TINYAI_OK) {
+            tai_cache_destroy(mm->cache);
+            mm->cache = NULL;
+            for (int l = 0; l < mm->n_layers; l++) {
+                mm->desc[l].cachedWeights = NULL;
+                mm->desc[l].isActive = false;
+            }
+            /* every engine registers the new arena; the old registrations
+             * are dropped with new engines only, so recreate them */
+            st = tai_cache_create(&cc, mm->n_layers, sizes, &mm->cache);
+            if (st == TINYAI_OK) {
+                mm->cache_budget = plan->budget;
+                mm->policy = (tai_cache_policy)plan->policy;
+            }
+        }
+        pthread_mutex_unlock(&mm->mu);
+    }
+    free(sizes);
+    return st;
+}
+
+TinyAIStatus tai_mapped_set_schedule(TinyAIMappedModel *mm, const int *order, int n, bool cyclic) {
+    if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    return tai_cache_set_schedule(mm->cache, order, n, cyclic);
+}
+
+static void refresh(TinyAIMappedModel *mm, int l) {
+    tai_cache_entry_info info;
+    if (!mm->cache || tai_cache_entry(mm->cache, l, &info) != TINYAI_OK) return;
+    TinyAILayerDescriptor *d = &mm->desc[l];
+    d->cachedWeights = info.state == TAI_ENTRY_RESIDENT ? info.ptr : NULL;
+    d->isActive = info.state == TAI_ENTRY_RESIDENT;
+    d->priority = info.priority;
+    d->lastAccessed = info.last_access;
+    d->accessCount = info.access_count;
+}
+
+TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
+    if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    for (int l = 0; l < mm->n_layers; l++) {
+        TinyAIStatus st = tai_cache_pin(mm->cache, l, true);
+        if (st != TINYAI_OK) return st;
+    }
+    pthread_mutex_lock(&mm->mu);
+    for (int l = 0; l < mm->n_layers; l++) refresh(mm, l);
+    pthread_mutex_unlock(&mm->mu);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tai_mapped_acquire(TinyAIMappedModel *mm, int layer, void **image) {
+    if (layer < 0 || layer >= mm->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "layer %d out of range (0..%d)", layer,
+                         mm->n_layers - 1);
+    if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    return tai_cache_acquire(mm->cache, layer, image);
+}
+
+TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer) {
+    if (layer < 0 || layer >= mm->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "layer %d out of range (0..%d)", layer,
+                         mm->n_layers - 1);
+    if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    return tai_cache_release(mm->cache, layer);
+}
+
+size_t tai_mapped_probe_read(TinyAIMappedModel *mm, void *buf, size_t n) {
+    /* four reads spread over the file, each a quarter of the buffer */
+    const size_t a = mm->align, q = n / 4 / a * a;
+    const uint64_t fs = mm->file->file_size;
+    if (q == 0 || fs < 4 * (uint64_t)q) return 0;
+    size_t got = 0;
+    const int slot = io_take(mm);
+    for (int i = 0; i < 4; i++) {
+        uint64_t off = (fs - q) / 4 * (uint64_t)i / a * a;
+        if (tai_io_read(mm->io[slot], mm->iof[slot], off, q, (char *)buf + (size_t)i * q, NULL) == 0)
+            got += q;
+    }
+    io_give(mm, slot);
+    return got;
+}
+
+size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm) {
+    return (mm->cache ? mm->cache_budget : 0) + tai_mapped_staging_bytes(mm);
+}
+
+/* ---- Public API (<tinyai/utils/mmap_loader.h>) ----------------------------- */
+
+TinyAIMmapConfig tinyaiCreateDefaultMmapConfig(void) {
+    TinyAIMmapConfig c;
+    memset(&c, 0, sizeof c);
+    c.maxCacheSize = DEFAULT_CACHE;
+    c.prefetchEnabled = true;
+    c.prefetchThreads = 1;
+    c.adaptiveCaching = true;
+    c.minLayerCacheSize = 4096;
+    c.ioEngine = TINYAI_IO_AUTO;
+    c.cachePolicy = TINYAI_CACHE_BELADY;
+    c.numaPolicy = TINYAI_NUMA_LOCAL;
+    c.verifyEveryLoad = false;
+    c.prefetchWindow = 1;
+    return c;
+}
+
+TinyAIMappedModel *tinyaiOpenMappedModel(const char *filepath, const TinyAIMmapConfig *config) {
+    TinyAIMappedModel *mm = NULL;
+    if (tai_mapped_open(filepath, config, NULL, &mm) != TINYAI_OK) return NULL;
+    /* without a scheduler the order of use is unknown until layers are
+     * used: the natural order, cyclic, is the best guess for a model */
+    int *order = malloc((size_t)mm->n_layers * sizeof *order);
+    if (order) {
+        for (int l = 0; l < mm->n_layers; l++) order[l] = l;
+        (void)tai_mapped_set_schedule(mm, order, mm->n_layers, true);
+        free(order);
+    }
+    return mm;
+}
+
+void tinyaiCloseMappedModel(TinyAIMappedModel *model) { tai_mapped_close(model); }
+
+int tinyaiGetMappedLayerCount(const TinyAIMappedModel *model) {
+    if (!model) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetMappedLayerCount: model is NULL");
+        return -1;
+    }
+    return model->n_layers;
+}
+
+static bool bad_layer(const TinyAIMappedModel *mm, int l, const char *fn) {
+    if (!mm) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "%s: model is NULL", fn);
+        return true;
+    }
+    if (l < 0 || l >= mm->n_layers) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d out of range (0..%d)", fn, l,
+                  mm->n_layers - 1);
+        return true;
+    }
+    return false;
+}
+
+const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *model,
+                                                      int layerIndex) {
+    if (bad_layer(model, layerIndex, "tinyaiGetLayerDescriptor")) return NULL;
+    TinyAIMappedModel *mm = (TinyAIMappedModel *)model; /* descriptors are refreshed */
+    pthread_mutex_lock(&mm->mu);
+    refresh(mm, layerIndex);
+    pthread_mutex_unlock(&mm->mu);
+    return &mm->desc[layerIndex];
+}
+
+void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex) {
+    if (bad_layer(model, layerIndex, "tinyaiGetLayerWeights")) return NULL;
+    void *p = NULL;
+    TinyAIStatus st = tai_mapped_acquire(model, layerIndex, &p);
+    pthread_mutex_lock(&model->mu);
+    refresh(model, layerIndex);
+    pthread_mutex_unlock(&model->mu);
+    return st == TINYAI_OK ? p : NULL;
+}
+
+bool tinyaiPrefetchLayerWeights(TinyAIMappedModel *model, int layerIndex) {
+    if (bad_layer(model, layerIndex, "tinyaiPrefetchLayerWeights")) return false;
+    if (!model->cfg.prefetchEnabled) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "prefetching is disabled (prefetchEnabled is false)");
+        return false;
+    }
+    return tai_cache_prefetch(model->cache, layerIndex) == TINYAI_OK;
+}
+
+void tinyaiReleaseLayerWeights(TinyAIMappedModel *model, int layerIndex) {
+    if (bad_layer(model, layerIndex, "tinyaiReleaseLayerWeights")) return;
+    (void)tai_mapped_release(model, layerIndex);
+    pthread_mutex_lock(&model->mu);
+    refresh(model, layerIndex);
+    pthread_mutex_unlock(&model->mu);
+}
+
+size_t tinyaiGetMappedModelMemoryUsage(const TinyAIMappedModel *model) {
+    if (!model || !model->cache) return 0;
+    tai_cache_stats s;
+    tai_cache_get_stats(model->cache, &s);
+    return s.used;
+}
+
+#undef tinyaiSetLayerPriority
+void tinyaiSetLayerPriority(TinyAIMappedModel *model, int layerIndex, float priority) {
+    if (bad_layer(model, layerIndex, "tinyaiSetLayerPriority")) return;
+    if (tai_cache_set_priority(model->cache, layerIndex, priority) != TINYAI_OK) return;
+    pthread_mutex_lock(&model->mu);
+    refresh(model, layerIndex);
+    pthread_mutex_unlock(&model->mu);
+}
+
+void tinyaiResetLayerPriorities(TinyAIMappedModel *model) {
+    if (!model || !model->cache) return;
+    tai_cache_reset_priorities(model->cache);
+    pthread_mutex_lock(&model->mu);
+    for (int l = 0; l < model->n_layers; l++) refresh(model, l);
+    pthread_mutex_unlock(&model->mu);
+}
+
+bool tinyaiGetMappedModelStats(const TinyAIMappedModel *model, TinyAIMappedModelStats *out) {
+    if (!model || !out) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetMappedModelStats: NULL argument");
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    if (model->cache) {
+        tai_cache_stats s;
+        tai_cache_get_stats(model->cache, &s);
+        out->hits = s.hits;
+        out->misses = s.misses;
+        out->loads = s.loads;
+        out->evictions = s.evictions;
+        out->prefetches = s.prefetches;
+        out->loadErrors = s.load_errors;
+        out->bytesRead = s.bytes_read;
+        out->stallSeconds = s.stall_seconds;
+        out->loadSeconds = s.load_seconds;
+        out->cacheBytes = s.budget;
+        out->usedBytes = s.used;
+        out->peakUsedBytes = s.peak_used;
+    }
+    out->ioEngine = model->engine_name;
+    out->ioFallback = model->fallback[0] ? model->fallback : NULL;
+    out->policy = tai_cache_policy_name(model->policy);
+    return true;
+}
+
+void tinyaiResetMappedModelStats(TinyAIMappedModel *model) {
+    if (model && model->cache) tai_cache_reset_stats(model->cache);
+}
+
+size_t tinyaiGetLayerImageSize(const TinyAIMappedModel *model, int layerIndex) {
+    if (bad_layer(model, layerIndex, "tinyaiGetLayerImageSize")) return 0;
+    return model->image_bytes[layerIndex];
+}

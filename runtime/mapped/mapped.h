@@ -1,0 +1,94 @@
+/*
+ * runtime/mapped: the mapped model, where the model file, the I/O engines,
+ * NUMA placement and the weight cache meet. It is the TinyAIMappedModel of
+ * <tinyai/utils/mmap_loader.h>; the Llama forward pass (runtime/model) and
+ * the forward scheduler (runtime/sched) take their layers from it.
+ *
+ * A layer's cached form is its image (runtime/format: every matrix packed,
+ * each tensor 64-byte aligned). Loading layer l:
+ *   - .tmai version 2 whose layer is stored as its image: one read of the
+ *     layer's bytes straight into the cache buffer (O_DIRECT: the layer
+ *     starts 4096-aligned and is padded to 4096 in the file);
+ *   - otherwise (GGUF, .tmai version 1): the layer's bytes are read into a
+ *     staging buffer of the loader (widened to the O_DIRECT alignment) and
+ *     repacked into the cache buffer.
+ * A .tmai layer's XXH64 is checked on its first load (every load with
+ * verifyEveryLoad); a mismatch is TINYAI_ERR_CHECKSUM, never used weights.
+ *
+ * The cache is created at open with maxCacheSize bytes, and may be re-planned
+ * (tai_mapped_plan) by whoever runs the model, as long as no layer is held.
+ */
+#ifndef TAI_RUNTIME_MAPPED_MAPPED_H
+#define TAI_RUNTIME_MAPPED_MAPPED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyai/status.h>
+#include <tinyai/utils/mmap_loader.h>
+
+#include "io/io.h"
+#include "runtime/format/model_file.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Internal options beyond TinyAIMmapConfig. */
+typedef struct {
+    const tai_io_faults *faults; /* fault injection for tests (NULL) */
+    bool defer_cache;            /* open without a cache (tai_mapped_plan
+                                    creates it) */
+    int threads_hint;            /* compute threads, for NUMA placement */
+} tai_mapped_options;
+
+TinyAIStatus tai_mapped_open(const char *path, const TinyAIMmapConfig *cfg,
+                             const tai_mapped_options *opt, TinyAIMappedModel **out);
+void tai_mapped_close(TinyAIMappedModel *mm);
+
+const tai_model_file *tai_mapped_file(const TinyAIMappedModel *mm);
+int tai_mapped_layers(const TinyAIMappedModel *mm);
+/* Image bytes of layer l, and the offset in it of the layer's k-th tensor
+ * (k in 0..file->layers[l].n_tensors-1, in layer_tensors order). */
+size_t tai_mapped_image_bytes(const TinyAIMappedModel *mm, int layer);
+size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int tensor_index);
+/* Sum of every layer's image bytes, and the largest one; both rounded to
+ * the cache's allocation unit. */
+size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm);
+size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm);
+/* Bytes outside the cache that loading needs (staging for repacking). */
+size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm);
+
+typedef struct {
+    size_t budget;
+    TinyAICachePolicy policy;
+    int prefetch_window;   /* 0: none */
+    bool aggressive;       /* streaming: prefetch may evict anything later */
+} tai_mapped_plan_t;
+
+/* (Re)creates the cache. BUSY-like INVALID_ARG if a layer is held. */
+TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *plan);
+bool tai_mapped_has_cache(const TinyAIMappedModel *mm);
+TinyAIStatus tai_mapped_set_schedule(TinyAIMappedModel *mm, const int *order, int n,
+                                     bool cyclic);
+/* Loads every layer and pins it (NORMAL mode). */
+TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
+
+/* Holds layer l and gives its image / ends the hold. */
+TinyAIStatus tai_mapped_acquire(TinyAIMappedModel *mm, int layer, void **image);
+TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer);
+
+/* Reads n bytes (rounded down to the alignment) from a few places of the
+ * file into buf with a loader's engine, for a bandwidth estimate; returns the
+ * bytes read. */
+size_t tai_mapped_probe_read(TinyAIMappedModel *mm, void *buf, size_t n);
+
+/* Bytes the cache takes now (its arena: registered memory is resident). */
+size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

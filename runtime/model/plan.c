@@ -1,0 +1,307 @@
+/*
+ * runtime/model: memory planning. Splits the memory limit between the
+ * weight cache and everything else (sessions' KV caches and logits, the
+ * shared workspace of activations and scratch, the loaders' staging
+ * buffers), chooses the execution mode, and sizes and creates the cache.
+ *
+ * The contract: cache budget + staging + workspace + sessions <= limit. The
+ * least limit a model runs in is everything but the cache plus the largest
+ * set of layers held at once (one layer; for a tied head, the head and the
+ * embedding together). Below it, planning fails at once with that minimum.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/base/error.h"
+#include "runtime/model/model.h"
+
+#define MAX_UBATCH 512
+#define MIN_UBATCH 16
+#define PROBE_MAX (8u << 20) /* small: the probe is resident too */
+
+static size_t fbytes(size_t a, size_t b) {
+    return a != 0 && b > SIZE_MAX / sizeof(float) / a ? SIZE_MAX : a * b * sizeof(float);
+}
+
+static size_t add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
+    const tai_hparams *hp = &m->hp;
+    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t kv = fbytes((size_t)hp->n_layer * (size_t)n_ctx, kvd);
+    return add_sat(add_sat(kv, kv), fbytes((size_t)hp->n_vocab, 1));
+}
+
+static size_t scratch_bytes(const TinyAIModel *m, int nub) {
+    size_t best = tai_matmul_scratch_bytes(m->output.type, m->hp.n_embd, nub);
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const tai_block *b = &m->blocks[l];
+        const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
+            size_t need = tai_matmul_scratch_bytes(mats[i]->type, mats[i]->n, nub);
+            if (need > best) best = need;
+        }
+    }
+    return (best + 63) & ~(size_t)63;
+}
+
+size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
+    const tai_hparams *hp = &m->hp;
+    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
+    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t nth = (size_t)tai_pool_size(m->pool);
+    size_t b = 0;
+    b = add_sat(b, fbytes(U, 6 * E));      /* x, xb, q, att_out, ffn_out + slack for xb */
+    b = add_sat(b, fbytes(U, 2 * kvd));    /* k, v */
+    b = add_sat(b, fbytes(U, 2 * F));      /* gate, up */
+    b = add_sat(b, fbytes(nth, (size_t)att_ctx));
+    b = add_sat(b, fbytes(U, (size_t)hp->rot_dim));
+    if (n_seq > 1) b = add_sat(b, fbytes((size_t)n_seq, (size_t)hp->n_vocab));
+    return add_sat(b, scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq));
+}
+
+void tai_workspace_free(tai_workspace *ws) {
+    free(ws->x);
+    free(ws->xb);
+    free(ws->q);
+    free(ws->k);
+    free(ws->v);
+    free(ws->att_out);
+    free(ws->gate);
+    free(ws->up);
+    free(ws->ffn_out);
+    free(ws->att_scratch);
+    free(ws->rope_cs);
+    free(ws->batch_logits);
+    free(ws->mm_scratch);
+    memset(ws, 0, sizeof *ws);
+}
+
+static float *falloc(size_t a, size_t b) {
+    size_t n = fbytes(a, b);
+    if (n == SIZE_MAX) return NULL;
+    return calloc(n ? n / sizeof(float) : 1, sizeof(float));
+}
+
+TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
+    tai_workspace *ws = &m->ws;
+    tai_workspace_free(ws);
+    const tai_hparams *hp = &m->hp;
+    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
+    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t nth = (size_t)tai_pool_size(m->pool);
+    ws->n_ubatch = n_ubatch;
+    ws->att_ctx = att_ctx;
+    ws->n_seq = n_seq;
+    ws->x = falloc(U, E);
+    ws->xb = falloc(U, E);
+    ws->q = falloc(U, E);
+    ws->k = falloc(U, kvd);
+    ws->v = falloc(U, kvd);
+    ws->att_out = falloc(U, E);
+    ws->gate = falloc(U, F);
+    ws->up = falloc(U, F);
+    ws->ffn_out = falloc(U, E);
+    ws->att_scratch = falloc(nth, (size_t)att_ctx);
+    ws->rope_cs = falloc(U, (size_t)hp->rot_dim);
+    if (n_seq > 1) ws->batch_logits = falloc((size_t)n_seq, (size_t)hp->n_vocab);
+    const size_t scratch = scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq);
+    ws->mm_scratch = aligned_alloc(64, scratch ? scratch : 64);
+    ws->bytes = tai_workspace_bytes(m, n_ubatch, att_ctx, n_seq);
+    if (!ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
+        !ws->ffn_out || !ws->att_scratch || !ws->rope_cs || !ws->mm_scratch ||
+        (n_seq > 1 && !ws->batch_logits)) {
+        size_t bytes = ws->bytes;
+        tai_workspace_free(ws);
+        return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes of activations", bytes);
+    }
+    return TINYAI_OK;
+}
+
+size_t tai_model_current_bytes(const TinyAIModel *m) {
+    size_t b = tai_mapped_memory_bytes(m->mm);
+    b = add_sat(b, m->ws.bytes);
+    b = add_sat(b, m->sessions_bytes);
+    TinyAIModel *mut = (TinyAIModel *)m; /* the peak is bookkeeping */
+    if (b > mut->peak_bytes) mut->peak_bytes = b;
+    return b;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The layers held at once at most: one, or the tied head with the
+ * embedding. */
+static size_t min_cache(const TinyAIModel *m) {
+    size_t g = 4096, largest = tai_mapped_largest_image_bytes(m->mm);
+    if (!m->tied) return largest;
+    const int nl = m->hp.n_layer;
+    size_t both = (tai_mapped_image_bytes(m->mm, 0) + g - 1) / g * g +
+                  (tai_mapped_image_bytes(m->mm, nl + 1) + g - 1) / g * g;
+    return both > largest ? both : largest;
+}
+
+/* What streaming needs to overlap: the two largest layers. */
+static size_t stream_cache(const TinyAIModel *m) {
+    size_t a = 0, b = 0;
+    for (int l = 0; l < m->hp.n_layer + 2; l++) {
+        size_t s = (tai_mapped_image_bytes(m->mm, l) + 4095) / 4096 * 4096;
+        if (s > a) {
+            b = a;
+            a = s;
+        } else if (s > b) {
+            b = s;
+        }
+    }
+    size_t need = a + b, mc = min_cache(m);
+    return need > mc ? need : mc;
+}
+
+/* Measures storage and memory read bandwidth with one buffer: a few reads
+ * spread over the model file (the engine's way: O_DIRECT), then summing the
+ * buffer. Bytes per second; 0 when the probe cannot run. */
+static void probe(TinyAIModel *m, size_t cap, double *storage, double *memory) {
+    *storage = *memory = 0;
+    size_t n = cap < PROBE_MAX ? cap : PROBE_MAX;
+    n &= ~(size_t)((1u << 20) - 1);
+    if (n < (1u << 20)) return;
+    unsigned char *buf = aligned_alloc(4096, n);
+    if (!buf) return;
+    double t0 = now_s();
+    size_t got = tai_mapped_probe_read(m->mm, buf, n);
+    double t1 = now_s();
+    if (got > 0 && t1 > t0) *storage = (double)got / (t1 - t0);
+    volatile uint64_t sink = 0;
+    const uint64_t *w = (const uint64_t *)(void *)buf;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double a = now_s();
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n / 8; i++) sum += w[i];
+        sink += sum;
+        double b = now_s();
+        if (b > a && (double)n / (b - a) > best) best = (double)n / (b - a);
+    }
+    *memory = best;
+    free(buf);
+}
+
+static const char *human(double b, char *buf, size_t n) {
+    if (b >= 1e9)
+        snprintf(buf, n, "%.2f GB", b / 1e9);
+    else
+        snprintf(buf, n, "%.1f MB", b / 1e6);
+    return buf;
+}
+
+TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
+    const size_t limit = m->cfg.memoryLimit;
+    const size_t total = tai_mapped_total_image_bytes(m->mm);
+    const size_t staging = tai_mapped_staging_bytes(m->mm);
+    /* columns per batch: the full 512 without a limit; under one, as many
+     * as keep the activations within an eighth of it */
+    int ub = MAX_UBATCH < n_ctx ? MAX_UBATCH : n_ctx;
+    if (limit > 0)
+        while (ub > MIN_UBATCH && tai_workspace_bytes(m, ub, n_ctx, n_seq) > limit / 8) ub /= 2;
+    if (ub < n_seq) ub = n_seq;
+    const size_t ws = tai_workspace_bytes(m, ub, n_ctx, n_seq);
+    const size_t sess = tai_session_bytes(m, n_ctx) * (size_t)n_seq;
+    const size_t runtime = add_sat(add_sat(ws, sess), staging);
+    const size_t minimum = add_sat(runtime, min_cache(m));
+    char a[32], b[32], c[32], d[32];
+    if (limit > 0 && limit < minimum)
+        return tai_error(TINYAI_ERR_RANGE,
+                         "memory limit %zu bytes is below the minimum of %zu bytes for this model "
+                         "(%s of layers held at once, %s for %d session(s) of %d tokens, %s of "
+                         "activations, %s of staging)",
+                         limit, minimum, human((double)min_cache(m), a, sizeof a),
+                         human((double)sess, b, sizeof b), n_seq, n_ctx,
+                         human((double)ws, c, sizeof c), human((double)staging, d, sizeof d));
+    const size_t avail = limit > 0 ? limit - runtime : SIZE_MAX;
+
+    TinyAIExecutionMode mode = m->cfg.mode;
+    size_t budget = 0;
+    m->mode_reason[0] = 0;
+    if (mode == TINYAI_EXEC_ADAPTIVE) {
+        if (total <= avail) {
+            mode = TINYAI_EXEC_NORMAL;
+            snprintf(m->mode_reason, sizeof m->mode_reason,
+                     "the whole model (%s) fits in the limit", human((double)total, a, sizeof a));
+        } else {
+            double sbw = 0, mbw = 0;
+            probe(m, limit / 16, &sbw, &mbw);
+            if (avail <= stream_cache(m) + stream_cache(m) / 2 || (sbw > 0 && sbw >= 0.9 * mbw)) {
+                mode = TINYAI_EXEC_STREAMING;
+                snprintf(m->mode_reason, sizeof m->mode_reason,
+                         avail <= stream_cache(m) + stream_cache(m) / 2
+                             ? "the limit leaves room for little more than the layers in flight"
+                             : "storage (%s/s) reads about as fast as memory (%s/s)",
+                         human(sbw, a, sizeof a), human(mbw, b, sizeof b));
+            } else {
+                mode = TINYAI_EXEC_MEMORY_OPT;
+                snprintf(m->mode_reason, sizeof m->mode_reason,
+                         "the model (%s) does not fit in the %s left for weights; storage reads "
+                         "%s/s against memory's %s/s, so caching what fits saves reads",
+                         human((double)total, a, sizeof a), human((double)avail, b, sizeof b),
+                         human(sbw, c, sizeof c), human(mbw, d, sizeof d));
+            }
+        }
+    }
+    tai_mapped_plan_t p = {0};
+    p.policy = m->cfg.cachePolicy;
+    p.prefetch_window = m->cfg.prefetchWindow > 0 ? m->cfg.prefetchWindow : 1;
+    switch (mode) {
+    case TINYAI_EXEC_NORMAL:
+        if (total > avail)
+            return tai_error(TINYAI_ERR_RANGE,
+                             "normal mode keeps every layer resident: %zu bytes of weights plus "
+                             "%zu for the sessions need a limit of at least %zu bytes, not %zu "
+                             "(use memory-opt or streaming)",
+                             total, runtime, add_sat(total, runtime), limit);
+        budget = total;
+        p.prefetch_window = 0;
+        break;
+    case TINYAI_EXEC_MEMORY_OPT:
+        budget = avail < total ? avail : total;
+        break;
+    case TINYAI_EXEC_STREAMING:
+        budget = stream_cache(m);
+        if (budget > avail) budget = avail;
+        p.aggressive = true;
+        break;
+    default:
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown execution mode %d", (int)mode);
+    }
+    if (budget < min_cache(m)) budget = min_cache(m);
+    p.budget = budget;
+    /* the workspace first: sessions created after the plan are checked
+     * against it */
+    TinyAIStatus st = tai_workspace_alloc(m, ub, n_ctx, n_seq);
+    if (st != TINYAI_OK) return st;
+    st = tai_mapped_plan(m->mm, &p);
+    if (st != TINYAI_OK) return st;
+    int order[1024 + 3];
+    int len = tai_llama_schedule(m, order);
+    st = tai_mapped_set_schedule(m->mm, order, len, true);
+    if (st != TINYAI_OK) return st;
+    m->mode = mode;
+    m->cache_budget = budget;
+    m->min_bytes = minimum;
+    m->plan_ctx = n_ctx;
+    m->plan_seqs = n_seq;
+    m->planned = 1;
+    if (mode == TINYAI_EXEC_NORMAL) {
+        const double t0 = now_s();
+        st = tai_mapped_pin_all(m->mm);
+        m->load_seconds = now_s() - t0;
+        if (st != TINYAI_OK) return st;
+    }
+    tai_model_current_bytes(m);
+    return TINYAI_OK;
+}
