@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The whole TinyAI test suite: installs what is missing, then every GoogleTest
-# target through Bazel. With --asan, the same suite under ASan + UBSan.
+# target through Bazel, after the concurrent parts (weight cache, I/O engines)
+# under ThreadSanitizer. With --asan, the whole suite under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ "${1:-}" = "--asan" ]; then
   exec bazel test --config=asan //...
 fi
-exec bazel test //...
+# TSan first: the normal run last leaves bazel-testlogs pointing at it.
+tsan_rc=0
+bazel test --config=tsan //tests/cache/... //tests/io/... || tsan_rc=$?
+rc=0
+bazel test //... || rc=$?
+[ "$rc" -ne 0 ] && exit "$rc"
+exit "$tsan_rc"
