@@ -180,8 +180,9 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
 
 int tai_llama_schedule(const TinyAIModel *m, int *order) {
     int k = 0;
-    for (int l = 0; l < m->hp.n_layer + 2; l++) order[k++] = l;
-    if (m->tied) order[k++] = 0;
+    for (int l = 0; l <= m->hp.n_layer; l++) order[k++] = l;
+    if (m->tied) order[k++] = 0; /* the tied head takes the embedding first */
+    order[k++] = m->hp.n_layer + 1;
     return k;
 }
 
@@ -383,26 +384,33 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
     TinyAIModel *m = b->m;
     const int nl = m->hp.n_layer;
     const unsigned char *img = NULL;
-    TinyAIStatus st = acquire(m, layer, &img);
-    if (st != TINYAI_OK) return st;
-    if (layer == 0) {
-        run_embedding(b, img);
-    } else if (layer <= nl) {
-        run_block(b, layer - 1, img);
-    } else if (!m->tied) {
-        run_head(b, img, img);
-    } else {
-        /* the tied head reads the embedding table as its output matrix;
-         * the head layer stays held while layer 0 is acquired */
+    if (layer == nl + 1 && m->tied) {
+        /* The tied head reads the embedding table as its output matrix, so
+         * both are held at once. The embedding (large) is acquired first,
+         * while nothing is held and the cache can evict anything to place
+         * it; the head (small) then fits in what is left. The other way
+         * round, the head could sit where no range is left wide enough for
+         * the embedding. The schedule (tai_llama_schedule) has this order. */
         const unsigned char *emb = NULL;
-        st = acquire(m, 0, &emb);
+        TinyAIStatus st = acquire(m, 0, &emb);
+        if (st != TINYAI_OK) return st;
+        st = acquire(m, layer, &img);
         if (st == TINYAI_OK) {
             run_head(b, img, emb);
-            st = tai_mapped_release(m->mm, 0);
+            st = tai_mapped_release(m->mm, layer);
         }
+        TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
+        return st != TINYAI_OK ? st : st2;
     }
-    TinyAIStatus st2 = tai_mapped_release(m->mm, layer);
-    return st != TINYAI_OK ? st : st2;
+    TinyAIStatus st = acquire(m, layer, &img);
+    if (st != TINYAI_OK) return st;
+    if (layer == 0)
+        run_embedding(b, img);
+    else if (layer <= nl)
+        run_block(b, layer - 1, img);
+    else
+        run_head(b, img, img);
+    return tai_mapped_release(m->mm, layer);
 }
 
 void tai_llama_finish(const tai_batch *b) {

@@ -138,8 +138,8 @@ TinyAIStatus tai_llama_forward(const tai_batch *b);
 void tai_llama_finish(const tai_batch *b);
 
 /* The order in which a forward pass acquires layers (cyclic): 0, 1 ..
- * n_layer + 1, then 0 again for a tied head. Returns its length (at most
- * n_layer + 3) and fills order. */
+ * n_layer + 1, with 0 again just before the head when the head is tied.
+ * Returns its length (at most n_layer + 3) and fills order. */
 int tai_llama_schedule(const TinyAIModel *m, int *order);
 
 /* ---- Memory planning (plan.c) ------------------------------------------- */

@@ -137,13 +137,15 @@ static double now_s(void) {
 }
 
 /* The layers held at once at most: one, or the tied head with the
- * embedding. */
+ * embedding. The head is acquired second (llama.c), into what the embedding
+ * leaves free of the arena; that may be split in two around it, so twice
+ * the head's size guarantees one part holds it. */
 static size_t min_cache(const TinyAIModel *m) {
     size_t g = 4096, largest = tai_mapped_largest_image_bytes(m->mm);
     if (!m->tied) return largest;
     const int nl = m->hp.n_layer;
     size_t both = (tai_mapped_image_bytes(m->mm, 0) + g - 1) / g * g +
-                  (tai_mapped_image_bytes(m->mm, nl + 1) + g - 1) / g * g;
+                  2 * ((tai_mapped_image_bytes(m->mm, nl + 1) + g - 1) / g * g);
     return both > largest ? both : largest;
 }
 
@@ -205,13 +207,19 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     const size_t total = tai_mapped_total_image_bytes(m->mm);
     const size_t staging = tai_mapped_staging_bytes(m->mm);
     /* columns per batch: the full 512 without a limit; under one, as many
-     * as keep the activations within an eighth of it */
+     * as keep the activations within an eighth of it and the whole within
+     * the limit. The minimum is reported at the narrowest batch, so that a
+     * limit of exactly that minimum plans (narrow) instead of failing. */
+    const size_t sess = tai_session_bytes(m, n_ctx) * (size_t)n_seq;
+    const size_t fixed = add_sat(add_sat(sess, staging), min_cache(m));
     int ub = MAX_UBATCH < n_ctx ? MAX_UBATCH : n_ctx;
     if (limit > 0)
-        while (ub > MIN_UBATCH && tai_workspace_bytes(m, ub, n_ctx, n_seq) > limit / 8) ub /= 2;
+        while (ub > MIN_UBATCH && ub / 2 >= n_seq &&
+               (tai_workspace_bytes(m, ub, n_ctx, n_seq) > limit / 8 ||
+                add_sat(fixed, tai_workspace_bytes(m, ub, n_ctx, n_seq)) > limit))
+            ub /= 2;
     if (ub < n_seq) ub = n_seq;
     const size_t ws = tai_workspace_bytes(m, ub, n_ctx, n_seq);
-    const size_t sess = tai_session_bytes(m, n_ctx) * (size_t)n_seq;
     const size_t runtime = add_sat(add_sat(ws, sess), staging);
     const size_t minimum = add_sat(runtime, min_cache(m));
     char a[32], b[32], c[32], d[32];
