@@ -33,6 +33,7 @@ struct TinyAIMappedModel {
     size_t *tensor_off;    /* per tensor (file tensor index): offset in its image */
     unsigned char *direct; /* per layer: the file's bytes are the image */
     unsigned char *verified; /* per layer: checksum checked once (under io_mu) */
+    tai_cache_entry_info *snap; /* per layer: scratch of refresh_all (under mu) */
     size_t total_images, largest_image;
 
     tai_numa *numa;
@@ -206,7 +207,9 @@ static TinyAIStatus layout_images(TinyAIMappedModel *mm) {
     mm->direct = calloc((size_t)mf->n_layers, 1);
     mm->verified = calloc((size_t)mf->n_layers, 1);
     mm->tensor_off = calloc((size_t)(mf->n_tensors ? mf->n_tensors : 1), sizeof *mm->tensor_off);
-    if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->tensor_off)
+    mm->snap = calloc((size_t)mf->n_layers, sizeof *mm->snap);
+    if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->tensor_off ||
+        !mm->snap)
         return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     tai_image_tensor *it = NULL;
     for (int l = 0; l < mf->n_layers; l++) {
@@ -354,6 +357,7 @@ void tai_mapped_close(TinyAIMappedModel *mm) {
     free(mm->tensor_off);
     free(mm->direct);
     free(mm->verified);
+    free(mm->snap);
     pthread_mutex_destroy(&mm->io_mu);
     pthread_cond_destroy(&mm->io_cv);
     pthread_mutex_destroy(&mm->mu);
@@ -435,15 +439,29 @@ TinyAIStatus tai_mapped_set_schedule(TinyAIMappedModel *mm, const int *order, in
     return tai_cache_set_schedule(mm->cache, order, n, cyclic);
 }
 
-static void refresh(TinyAIMappedModel *mm, int l) {
-    tai_cache_entry_info info;
-    if (!mm->cache || tai_cache_entry(mm->cache, l, &info) != TINYAI_OK) return;
-    TinyAILayerDescriptor *d = &mm->desc[l];
-    d->cachedWeights = info.state == TAI_ENTRY_RESIDENT ? info.ptr : NULL;
-    d->isActive = info.state == TAI_ENTRY_RESIDENT;
-    d->priority = info.priority;
-    d->lastAccessed = info.last_access;
-    d->accessCount = info.access_count;
+static void describe(TinyAILayerDescriptor *d, const tai_cache_entry_info *info) {
+    d->cachedWeights = info->state == TAI_ENTRY_RESIDENT ? info->ptr : NULL;
+    d->isActive = info->state == TAI_ENTRY_RESIDENT;
+    d->priority = info->priority;
+    d->lastAccessed = info->last_access;
+    d->accessCount = info->access_count;
+}
+
+/* Brings every descriptor up to date, from one snapshot of the cache. All of
+ * them, not only the layer of the call: loading one layer may evict others,
+ * and a caller holding another layer's descriptor must see it go (its
+ * cachedWeights would otherwise point into memory reused by the newcomer).
+ * Called with mu held. */
+static void refresh_all(TinyAIMappedModel *mm) {
+    if (!mm->cache) return;
+    tai_cache_snapshot(mm->cache, mm->snap, NULL);
+    for (int l = 0; l < mm->n_layers; l++) describe(&mm->desc[l], &mm->snap[l]);
+}
+
+static void refresh_locked(TinyAIMappedModel *mm) {
+    pthread_mutex_lock(&mm->mu);
+    refresh_all(mm);
+    pthread_mutex_unlock(&mm->mu);
 }
 
 TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
@@ -452,9 +470,7 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
         TinyAIStatus st = tai_cache_pin(mm->cache, l, true);
         if (st != TINYAI_OK) return st;
     }
-    pthread_mutex_lock(&mm->mu);
-    for (int l = 0; l < mm->n_layers; l++) refresh(mm, l);
-    pthread_mutex_unlock(&mm->mu);
+    refresh_locked(mm);
     return TINYAI_OK;
 }
 
@@ -553,9 +569,7 @@ const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *m
                                                       int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiGetLayerDescriptor")) return NULL;
     TinyAIMappedModel *mm = (TinyAIMappedModel *)model; /* descriptors are refreshed */
-    pthread_mutex_lock(&mm->mu);
-    refresh(mm, layerIndex);
-    pthread_mutex_unlock(&mm->mu);
+    refresh_locked(mm);
     return &mm->desc[layerIndex];
 }
 
@@ -563,9 +577,13 @@ void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiGetLayerWeights")) return NULL;
     void *p = NULL;
     TinyAIStatus st = tai_mapped_acquire(model, layerIndex, &p);
-    pthread_mutex_lock(&model->mu);
-    refresh(model, layerIndex);
-    pthread_mutex_unlock(&model->mu);
+    if (st == TINYAI_ERR_NOMEM) {
+        char nm[32];
+        tai_error_prefix("tinyaiGetLayerWeights: layer %d (%s) does not fit next to the layers "
+                         "held now",
+                         layerIndex, layer_name(model, layerIndex, nm, sizeof nm));
+    }
+    refresh_locked(model);
     return st == TINYAI_OK ? p : NULL;
 }
 
@@ -575,15 +593,19 @@ bool tinyaiPrefetchLayerWeights(TinyAIMappedModel *model, int layerIndex) {
         tai_error(TINYAI_ERR_INVALID_ARG, "prefetching is disabled (prefetchEnabled is false)");
         return false;
     }
-    return tai_cache_prefetch(model->cache, layerIndex) == TINYAI_OK;
+    const bool ok = tai_cache_prefetch(model->cache, layerIndex) == TINYAI_OK;
+    refresh_locked(model); /* a prefetch may evict */
+    return ok;
 }
 
 void tinyaiReleaseLayerWeights(TinyAIMappedModel *model, int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiReleaseLayerWeights")) return;
-    (void)tai_mapped_release(model, layerIndex);
-    pthread_mutex_lock(&model->mu);
-    refresh(model, layerIndex);
-    pthread_mutex_unlock(&model->mu);
+    if (tai_mapped_release(model, layerIndex) == TINYAI_ERR_INVALID_ARG && model->cache)
+        tai_error(TINYAI_ERR_INVALID_ARG,
+                  "tinyaiReleaseLayerWeights: layer %d is not held (released more often than "
+                  "tinyaiGetLayerWeights got it); nothing was changed",
+                  layerIndex);
+    refresh_locked(model);
 }
 
 size_t tinyaiGetMappedModelMemoryUsage(const TinyAIMappedModel *model) {
@@ -596,18 +618,17 @@ size_t tinyaiGetMappedModelMemoryUsage(const TinyAIMappedModel *model) {
 #undef tinyaiSetLayerPriority
 void tinyaiSetLayerPriority(TinyAIMappedModel *model, int layerIndex, float priority) {
     if (bad_layer(model, layerIndex, "tinyaiSetLayerPriority")) return;
-    if (tai_cache_set_priority(model->cache, layerIndex, priority) != TINYAI_OK) return;
-    pthread_mutex_lock(&model->mu);
-    refresh(model, layerIndex);
-    pthread_mutex_unlock(&model->mu);
+    if (tai_cache_set_priority(model->cache, layerIndex, priority) != TINYAI_OK) {
+        tai_error_prefix("tinyaiSetLayerPriority: layer %d", layerIndex);
+        return;
+    }
+    refresh_locked(model);
 }
 
 void tinyaiResetLayerPriorities(TinyAIMappedModel *model) {
     if (!model || !model->cache) return;
     tai_cache_reset_priorities(model->cache);
-    pthread_mutex_lock(&model->mu);
-    for (int l = 0; l < model->n_layers; l++) refresh(model, l);
-    pthread_mutex_unlock(&model->mu);
+    refresh_locked(model);
 }
 
 bool tinyaiGetMappedModelStats(const TinyAIMappedModel *model, TinyAIMappedModelStats *out) {
