@@ -1,0 +1,291 @@
+// runtime/model: tinyaiEvalBatch. Several sessions decoding together get
+// exactly the logits each would get alone; under a memory limit each layer
+// is read once per step for the whole batch; bad batches are refused before
+// anything runs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <tinyai/llm.h>
+
+#include "tests/common/test_paths.h"
+#include "tests/model/memory_test_util.h"
+
+namespace {
+
+using tai_test::MemConfig;
+using tai_test::ModelPtr;
+using tai_test::SessionPtr;
+using tai_test::TempFile;
+
+constexpr int kSeqs = 4;
+
+TinyAISynthConfig Synth(const char *type, bool tied) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    c.nVocab = 400;
+    c.nEmbd = 128;
+    c.nFF = 320;
+    c.nHead = 4;
+    c.nHeadKV = 2;
+    c.nLayer = 6;
+    c.nCtx = 128;
+    c.weightType = type;
+    c.embeddingType = type;
+    c.tiedOutput = tied;
+    c.seed = 31;
+    return c;
+}
+
+SessionPtr NewSession(TinyAIModel *m, int ctx) {
+    TinyAISession *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m, ctx, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    return SessionPtr(s);
+}
+
+std::vector<float> Logits(const TinyAISession *s, int nv) {
+    const float *l = tinyaiGetLogits(s);
+    EXPECT_NE(l, nullptr);
+    return l ? std::vector<float>(l, l + nv) : std::vector<float>();
+}
+
+// Four prompts of different lengths, evaluated per session; then `steps`
+// greedy steps decoded as one batch. Each session is replayed alone (its
+// prompt, then its tokens one at a time) on a model without batching, and
+// every step's logits must be equal bit for bit.
+void CheckBatchEqualsAlone(const std::string &path, const std::vector<std::vector<int32_t>> &prompts,
+                           int steps, size_t limit, TinyAIExecutionMode mode,
+                           double tolerance = 0) {
+    double max_rel = 0;
+    const int ctx = 64;
+    TinyAIModelConfig c = MemConfig(limit, mode);
+    c.maxSessions = kSeqs;
+    c.contextSize = ctx;
+    ModelPtr m = tai_test::LoadModel(path, c);
+    ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+    const int nv = tai_test::VocabSize(m.get());
+    std::vector<SessionPtr> owned;
+    std::vector<TinyAISession *> seqs;
+    for (int i = 0; i < kSeqs; i++) {
+        owned.push_back(NewSession(m.get(), ctx));
+        ASSERT_TRUE(owned.back());
+        seqs.push_back(owned.back().get());
+        ASSERT_EQ(tinyaiEval(seqs[i], prompts[i].data(), prompts[i].size()), TINYAI_OK);
+    }
+    // batched: logits[step][seq]
+    std::vector<std::vector<int32_t>> fed(kSeqs);
+    std::vector<std::vector<std::vector<float>>> batched;
+    for (int st = 0; st < steps; st++) {
+        std::vector<int32_t> toks(kSeqs);
+        for (int i = 0; i < kSeqs; i++) {
+            toks[i] = tai_test::ArgMax(tinyaiGetLogits(seqs[i]), nv);
+            fed[i].push_back(toks[i]);
+        }
+        ASSERT_EQ(tinyaiEvalBatch(seqs.data(), toks.data(), kSeqs), TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        batched.emplace_back();
+        for (int i = 0; i < kSeqs; i++) {
+            EXPECT_EQ(tinyaiSessionPosition(seqs[i]), (int)prompts[i].size() + st + 1);
+            batched.back().push_back(Logits(seqs[i], nv));
+        }
+    }
+    EXPECT_LE(tai_test::MemInfo(m.get()).peakBytes, limit ? limit : SIZE_MAX);
+    owned.clear();
+    m.reset();
+
+    // alone, on a model planned for one session
+    TinyAIModelConfig c1 = MemConfig(limit, mode);
+    c1.contextSize = ctx;
+    ModelPtr one = tai_test::LoadModel(path, c1);
+    ASSERT_TRUE(one);
+    for (int i = 0; i < kSeqs; i++) {
+        SCOPED_TRACE("session " + std::to_string(i));
+        SessionPtr s = NewSession(one.get(), ctx);
+        ASSERT_TRUE(s);
+        ASSERT_EQ(tinyaiEval(s.get(), prompts[i].data(), prompts[i].size()), TINYAI_OK);
+        for (int st = 0; st < steps; st++) {
+            ASSERT_EQ(tinyaiEval(s.get(), &fed[i][st], 1), TINYAI_OK);
+            std::vector<float> alone = Logits(s.get(), nv);
+            ASSERT_EQ(alone.size(), batched[st][i].size());
+            size_t diff = 0;
+            double worst = 0;
+            for (size_t j = 0; j < alone.size(); j++) {
+                diff += alone[j] != batched[st][i][j];
+                worst = std::max(worst, (double)std::fabs(alone[j] - batched[st][i][j]) /
+                                            (1.0 + std::fabs(alone[j])));
+            }
+            if (tolerance == 0)
+                EXPECT_EQ(diff, 0u) << "step " << st << ": " << diff << " logits differ, by "
+                                    << worst << " at most";
+            else
+                EXPECT_LE(worst, tolerance) << "step " << st;
+            max_rel = std::max(max_rel, worst);
+        }
+    }
+    printf("[ %s ] batch of %d against each alone: largest relative difference %g\n",
+           tinyaiExecutionModeName(mode), kSeqs, max_rel);
+}
+
+const std::vector<std::vector<int32_t>> kPrompts = {
+    {1, 270, 271, 272, 273, 274, 275},
+    {1, 300},
+    {1, 310, 311, 312},
+    {1, 390, 5, 6, 7, 8, 9, 10, 11, 12, 13},
+};
+
+// Quantized weights: bit for bit (activations are quantized per column, and
+// each column's dot products are summed the same way at any width). F32 and
+// F16 weights: the kernels' several-column path sums in another order than
+// the one-column path, so only within rounding.
+TEST(EvalBatch, FourSessionsTogetherEqualEachAlone) {
+    for (const char *type : {"Q8_0", "Q4_0", "Q4_1", "F32", "F16"}) {
+        const bool exact = type[0] == 'Q';
+        for (bool tied : {false, true}) {
+            SCOPED_TRACE(std::string(type) + (tied ? " tied" : " untied"));
+            TempFile f(tai_test::WriteSynthModel(Synth(type, tied)));
+            CheckBatchEqualsAlone(f.path, kPrompts, 6, 0, TINYAI_EXEC_NORMAL, exact ? 0 : 1e-5);
+        }
+    }
+}
+
+TEST(EvalBatch, UnderALimitEqualEachAlone) {
+    TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
+    TempFile t(tai_test::ConvertToTmai(f.path));
+    for (TinyAIExecutionMode mode : {TINYAI_EXEC_MEMORY_OPT, TINYAI_EXEC_STREAMING}) {
+        SCOPED_TRACE(tinyaiExecutionModeName(mode));
+        CheckBatchEqualsAlone(t.path, kPrompts, 5, 2 << 20, mode);
+    }
+}
+
+TEST(EvalBatch, RealModelFourSessionsEqualEachAlone) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+    ModelPtr m = tai_test::LoadModel(path, c);
+    ASSERT_TRUE(m);
+    std::vector<std::vector<int32_t>> prompts = {
+        tai_test::Tokenize(m.get(), "The capital of France is"),
+        tai_test::Tokenize(m.get(), "Once upon a time"),
+        tai_test::Tokenize(m.get(), "def fibonacci(n):"),
+        tai_test::Tokenize(m.get(), "The three primary colors are red,"),
+    };
+    m.reset();
+    CheckBatchEqualsAlone(path, prompts, 4, 0, TINYAI_EXEC_NORMAL);
+}
+
+// Under a limit the batch shares the weights streamed per step: one step of
+// four sequences reads about what one step of one reads, layer by layer once.
+TEST(EvalBatch, EachLayerIsReadOncePerStepForTheWholeBatch) {
+    TempFile g(tai_test::WriteSynthModel(Synth("Q8_0", false)));
+    TempFile t(tai_test::ConvertToTmai(g.path));
+    const int ctx = 64, layers = 6 + 2, steps = 4;
+    for (TinyAICachePolicy policy : {TINYAI_CACHE_LRU, TINYAI_CACHE_BELADY}) {
+        SCOPED_TRACE(policy == TINYAI_CACHE_LRU ? "lru" : "belady");
+        TinyAIModelConfig c = MemConfig(2 << 20, TINYAI_EXEC_MEMORY_OPT);
+        c.maxSessions = kSeqs;
+        c.contextSize = ctx;
+        c.cachePolicy = policy;
+        ModelPtr m = tai_test::LoadModel(t.path, c);
+        ASSERT_TRUE(m);
+        const int nv = tai_test::VocabSize(m.get());
+        std::vector<SessionPtr> owned;
+        std::vector<TinyAISession *> seqs;
+        for (int i = 0; i < kSeqs; i++) {
+            owned.push_back(NewSession(m.get(), ctx));
+            ASSERT_TRUE(owned.back());
+            seqs.push_back(owned.back().get());
+            ASSERT_EQ(tinyaiEval(seqs[i], kPrompts[i].data(), kPrompts[i].size()), TINYAI_OK);
+        }
+        TinyAIMemoryInfo mi = tai_test::MemInfo(m.get());
+        ASSERT_LT(mi.cacheBytes, mi.modelBytes);  // layers must come and go
+        // one sequence alone, a few steps
+        tinyaiResetMemoryStats(m.get());
+        for (int st = 0; st < steps; st++) {
+            int32_t id = tai_test::ArgMax(tinyaiGetLogits(seqs[0]), nv);
+            ASSERT_EQ(tinyaiEvalBatch(seqs.data(), &id, 1), TINYAI_OK) << tinyaiLastErrorMessage();
+        }
+        const TinyAIMemoryInfo one = tai_test::MemInfo(m.get());
+        // all four together, as many steps
+        tinyaiResetMemoryStats(m.get());
+        for (int st = 0; st < steps; st++) {
+            std::vector<int32_t> toks(kSeqs);
+            for (int i = 0; i < kSeqs; i++) toks[i] = tai_test::ArgMax(tinyaiGetLogits(seqs[i]), nv);
+            ASSERT_EQ(tinyaiEvalBatch(seqs.data(), toks.data(), kSeqs), TINYAI_OK)
+                << tinyaiLastErrorMessage();
+        }
+        const TinyAIMemoryInfo four = tai_test::MemInfo(m.get());
+        printf("[ %s ] per step: 1 sequence %.0f bytes, %.1f loads; %d sequences %.0f bytes, "
+               "%.1f loads (cache %zu of %zu)\n",
+               one.cachePolicy, (double)one.bytesRead / steps, (double)one.loads / steps, kSeqs,
+               (double)four.bytesRead / steps, (double)four.loads / steps, mi.cacheBytes,
+               mi.modelBytes);
+        EXPECT_GT(four.bytesRead, 0u);
+        EXPECT_LE(four.loads, (uint64_t)(layers * steps));  // never a layer twice a step
+        EXPECT_LE(four.bytesRead, one.bytesRead + mi.largestLayerBytes);
+        EXPECT_GE(four.bytesRead + mi.largestLayerBytes, one.bytesRead);
+        EXPECT_LE(four.peakBytes, c.memoryLimit);
+    }
+}
+
+TEST(EvalBatch, BadBatchesAreRefusedBeforeAnythingRuns) {
+    TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
+    TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+    c.maxSessions = kSeqs;
+    c.contextSize = 32;
+    ModelPtr m = tai_test::LoadModel(f.path, c);
+    ModelPtr other = tai_test::LoadModel(f.path, c);
+    ASSERT_TRUE(m && other);
+    std::vector<SessionPtr> owned;
+    for (int i = 0; i < kSeqs + 1; i++) owned.push_back(NewSession(m.get(), 32));
+    SessionPtr foreign = NewSession(other.get(), 32);
+    SessionPtr tiny = NewSession(m.get(), 4);
+    ASSERT_TRUE(foreign && tiny);
+    int32_t one = 1;
+    for (auto &s : owned) ASSERT_EQ(tinyaiEval(s.get(), &one, 1), TINYAI_OK);
+    int32_t four[4] = {1, 2, 3, 4};
+    ASSERT_EQ(tinyaiEval(tiny.get(), four, 4), TINYAI_OK);  // full
+    const int32_t toks[8] = {5, 6, 7, 8, 9, 10, 11, 12};
+
+    auto positions = [&] {
+        std::vector<int> p;
+        for (auto &s : owned) p.push_back(tinyaiSessionPosition(s.get()));
+        return p;
+    };
+    const std::vector<int> before = positions();
+    auto expect_refused = [&](std::vector<TinyAISession *> b, const int32_t *t, size_t n,
+                              TinyAIStatus want, const char *needle) {
+        SCOPED_TRACE(needle);
+        EXPECT_EQ(tinyaiEvalBatch(b.empty() ? nullptr : b.data(), t, n), want);
+        std::string msg = tinyaiLastErrorMessage();
+        EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+        EXPECT_EQ(positions(), before);
+        EXPECT_EQ(tinyaiSessionPosition(foreign.get()), 0);
+    };
+    TinyAISession *a = owned[0].get(), *b = owned[1].get(), *c2 = owned[2].get();
+    expect_refused({a, b, a}, toks, 3, TINYAI_ERR_INVALID_ARG, "twice");
+    expect_refused({a, foreign.get()}, toks, 2, TINYAI_ERR_INVALID_ARG, "another model");
+    expect_refused({foreign.get(), a}, toks, 2, TINYAI_ERR_INVALID_ARG, "another model");
+    expect_refused({}, toks, 2, TINYAI_ERR_INVALID_ARG, "NULL");
+    expect_refused({a, b}, nullptr, 2, TINYAI_ERR_INVALID_ARG, "NULL");
+    expect_refused({nullptr, a}, toks, 2, TINYAI_ERR_INVALID_ARG, "NULL");
+    expect_refused({a, nullptr}, toks, 2, TINYAI_ERR_INVALID_ARG, "NULL");
+    expect_refused({a, tiny.get()}, toks, 2, TINYAI_ERR_RANGE, "full");
+    const int32_t bad[2] = {5, 400};
+    expect_refused({a, b}, bad, 2, TINYAI_ERR_INVALID_ARG, "vocabulary");
+    std::vector<TinyAISession *> five;
+    for (auto &s : owned) five.push_back(s.get());
+    expect_refused(five, toks, 5, TINYAI_ERR_RANGE, "maxSessions");
+    EXPECT_EQ(tinyaiSessionPosition(tiny.get()), 4);
+
+    // an empty batch does nothing; a valid one still runs afterwards
+    EXPECT_EQ(tinyaiEvalBatch(five.data(), toks, 0), TINYAI_OK);
+    EXPECT_EQ(positions(), before);
+    TinyAISession *ok[3] = {c2, a, b};
+    EXPECT_EQ(tinyaiEvalBatch(ok, toks, 3), TINYAI_OK) << tinyaiLastErrorMessage();
+    EXPECT_EQ(tinyaiSessionPosition(a), 2);
+    EXPECT_NE(tinyaiGetLogits(c2), nullptr);
+}
+
+}  // namespace
