@@ -306,7 +306,20 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     m->planned = 1;
     if (mode == TINYAI_EXEC_NORMAL) {
         const double t0 = now_s();
-        st = tai_mapped_pin_all(m->mm);
+        if (m->owns_mm) {
+            st = tai_mapped_pin_all(m->mm);
+        } else {
+            /* A borrowed mapped model (the forward scheduler's) outlives
+             * this model, and pins would outlive it too: they cannot be
+             * undone, and a held layer blocks the next re-plan. Every layer
+             * is loaded instead; the budget holds them all, so none is
+             * evicted. */
+            for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++) {
+                void *img = NULL;
+                st = tai_mapped_acquire(m->mm, l, &img);
+                if (st == TINYAI_OK) st = tai_mapped_release(m->mm, l);
+            }
+        }
         m->load_seconds = now_s() - t0;
         if (st != TINYAI_OK) return st;
     }

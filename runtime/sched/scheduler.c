@@ -37,7 +37,9 @@ struct TinyAIForwardScheduler {
     int *order; /* the model's pass: 0 .. n_layer + 1 */
     int n_order;
     int step;   /* next step of the current pass */
+    int ready;  /* tinyaiPrepareForwardPass succeeded */
     int started, done;
+    size_t reserved; /* of the limit, kept for the declared outputs */
 
     int32_t *prompt;
     size_t n_prompt, prompt_done;
@@ -152,6 +154,11 @@ bool tinyaiPrepareForwardPass(TinyAIForwardScheduler *s) {
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiPrepareForwardPass: scheduler is NULL");
         return false;
     }
+    if (s->started) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "the schedule cannot change once execution has started");
+        return false;
+    }
+    s->ready = 0;
     const int nl = s->n_order;
     if (tai_plan_prepare(s->plan, nl) != TINYAI_OK) return false;
     /* a Llama pass runs its layers in their own order, each once */
@@ -170,7 +177,30 @@ bool tinyaiPrepareForwardPass(TinyAIForwardScheduler *s) {
                   nl, nl - 1, steps, steps ? got : "(none)");
         return false;
     }
+    /* The declared outputs live beside the weights and the runtime's
+     * buffers (see track), so under a limit the model is planned in what
+     * they leave of it. */
+    const size_t outputs = tai_plan_peak_bytes(s->plan);
+    if (s->limit > 0 && outputs != s->reserved) {
+        TinyAIModel *m = s->model;
+        if (outputs >= s->limit) {
+            tai_error(TINYAI_ERR_RANGE,
+                      "the schedule's outputs need %zu bytes at once, more than the memory limit "
+                      "of %zu bytes",
+                      outputs, s->limit);
+            return false;
+        }
+        m->cfg.memoryLimit = s->limit - outputs;
+        TinyAIStatus st = tai_model_plan(m, m->plan_ctx, 1);
+        if (st != TINYAI_OK) {
+            tai_error_prefix("with %zu bytes of the limit for the schedule's outputs", outputs);
+            return false;
+        }
+        s->reserved = outputs;
+        track(s);
+    }
     for (int i = 0; i < nl; i++) s->order[i] = i;
+    s->ready = 1;
     return true;
 }
 
@@ -273,7 +303,7 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiExecuteNextLayer: NULL argument");
         return false;
     }
-    if (!tai_plan_is_prepared(s->plan)) {
+    if (!s->ready || !tai_plan_is_prepared(s->plan)) {
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiPrepareForwardPass has not succeeded");
         return false;
     }
