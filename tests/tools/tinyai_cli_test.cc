@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -211,6 +212,113 @@ TEST(Cli, RealModelTmaiGeneratesTheSameTokens) {
     EXPECT_GT(a.output.size(), 24u);
     EXPECT_EQ(a.output, b.output);
     std::remove(t.c_str());
+}
+
+}  // namespace
+
+// ---- generate under a memory limit ------------------------------------------
+
+namespace {
+
+// The number after `key` in `text` (e.g. "peak " -> 60.0); -1 if absent.
+double NumberAfter(const std::string &text, const std::string &key) {
+    size_t at = text.find(key);
+    if (at == std::string::npos) return -1;
+    return std::strtod(text.c_str() + at + key.size(), nullptr);
+}
+
+TEST(Cli, MemLimitPrintsTheMemorySummary) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const std::string base =
+        "generate -m " + path + " -p 'The capital of France is' -n 8 --temp 0 --threads 2 ";
+    Result r = Tinyai(base + "--mem-limit 60M");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
+    size_t at = r.output.find("memory: mode ");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
+    for (const char *field : {"limit 60.0 MiB", "MiB/token", "cache hits", "I/O stall", "peak",
+                              "tracked", "io ", "policy belady"})
+        EXPECT_NE(line.find(field), std::string::npos) << field << " missing: " << line;
+    const double per_token = NumberAfter(line, "read ");
+    const double peak = NumberAfter(line, "peak ");
+    const double hits = NumberAfter(line, "cache hits ");
+    EXPECT_GT(per_token, 0.0) << line;  // 60 MiB cannot hold the 92 MiB model
+    EXPECT_GT(peak, 0.0) << line;
+    EXPECT_LE(peak, 60.0) << line;
+    EXPECT_GE(hits, 0.0) << line;
+    EXPECT_LE(hits, 100.0) << line;
+    // no limit: no memory line
+    Result plain = Tinyai(base);
+    EXPECT_EQ(plain.status, 0);
+    EXPECT_EQ(plain.output.find("memory: "), std::string::npos) << plain.output;
+
+    // the options reach the runtime and the summary says so
+    Result o = Tinyai(base + "--mem-limit 70M --mode memory-opt --io pread --cache-policy lru "
+                             "--prefetch 2");
+    ASSERT_EQ(o.status, 0) << o.output;
+    EXPECT_NE(o.output.find("memory: mode memory-opt (as asked)"), std::string::npos) << o.output;
+    EXPECT_NE(o.output.find("io pread"), std::string::npos) << o.output;
+    EXPECT_NE(o.output.find("policy lru"), std::string::npos) << o.output;
+    EXPECT_NE(o.output.find("Paris"), std::string::npos) << o.output;
+    Result s = Tinyai(base + "--mem-limit 70M --mode streaming --io mmap --quiet", "stdout");
+    EXPECT_EQ(s.status, 0);
+    EXPECT_NE(s.output.find("Paris"), std::string::npos) << s.output;
+}
+
+TEST(Cli, BadMemoryOptionsAreUsageErrors) {
+    std::string m = Synth("");
+    const std::string base = "generate -m " + m + " -p hi -n 2 ";
+    for (const char *v : {"0", "junk", "12Q", "-5", "5MB", "''", "99999999999G"}) {
+        SCOPED_TRACE(v);
+        Result r = Tinyai(base + "--mem-limit " + v);
+        ExpectCleanError(r, "--mem-limit must be a positive byte count");
+        EXPECT_EQ(r.status, 2);
+    }
+    struct {
+        const char *args, *needle;
+    } bad[] = {
+        {"--mode junk", "--mode must be"},
+        {"--mode NORMAL", "--mode must be"},
+        {"--io junk", "--io must be"},
+        {"--cache-policy junk", "--cache-policy must be"},
+        {"--cache-policy LRU", "--cache-policy must be"},
+        {"--prefetch 0", "--prefetch must be"},
+        {"--prefetch 65", "--prefetch must be"},
+        {"--mem-limit", "needs a value"},
+    };
+    for (const auto &b : bad) {
+        SCOPED_TRACE(b.args);
+        Result r = Tinyai(base + b.args);
+        ExpectCleanError(r, b.needle);
+        EXPECT_EQ(r.status, 2);
+    }
+    std::remove(m.c_str());
+}
+
+// A limit below what the model needs: status 1 and the minimum in the
+// message; that minimum, given back, runs.
+TEST(Cli, LimitBelowTheMinimumNamesIt) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const std::string base = "generate -m " + path + " -p 'The capital of France is' -n 6 "
+                             "--temp 0 --threads 2 --mode streaming ";
+    Result r = Tinyai(base + "--mem-limit 1M");
+    ExpectCleanError(r, "below the minimum of ");
+    EXPECT_EQ(r.status, 1);
+    size_t at = r.output.find("minimum of ");
+    ASSERT_NE(at, std::string::npos);
+    const unsigned long long minimum = std::strtoull(r.output.c_str() + at + 11, nullptr, 10);
+    ASSERT_GT(minimum, 1u << 20) << r.output;
+    Result one_less = Tinyai(base + "--mem-limit " + std::to_string(minimum - 1));
+    ExpectCleanError(one_less, "below the minimum of " + std::to_string(minimum));
+    Result ok = Tinyai(base + "--mem-limit " + std::to_string(minimum));
+    EXPECT_EQ(ok.status, 0) << ok.output;
+    EXPECT_NE(ok.output.find("Paris"), std::string::npos) << ok.output;
+    EXPECT_NE(ok.output.find("memory: mode streaming"), std::string::npos) << ok.output;
+    // normal mode with a limit the model does not fit in
+    Result n = Tinyai("generate -m " + path + " -p hi -n 2 --mode normal --mem-limit 80M");
+    ExpectCleanError(n, "normal mode");
+    EXPECT_EQ(n.status, 1);
 }
 
 }  // namespace
