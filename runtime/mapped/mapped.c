@@ -490,6 +490,12 @@ TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer) {
     return tai_cache_release(mm->cache, layer);
 }
 
+tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer) {
+    tai_cache_entry_info info;
+    if (!mm->cache || tai_cache_entry(mm->cache, layer, &info) != TINYAI_OK) return TAI_ENTRY_ABSENT;
+    return info.state;
+}
+
 size_t tai_mapped_probe_read(TinyAIMappedModel *mm, void *buf, size_t n) {
     /* four reads spread over the file, each a quarter of the buffer */
     const size_t a = mm->align, q = n / 4 / a * a;

@@ -29,6 +29,7 @@
 #include <tinyai/utils/mmap_loader.h>
 
 #include "io/io.h"
+#include "runtime/cache/cache.h"
 #include "runtime/format/model_file.h"
 
 #ifdef __cplusplus
@@ -78,6 +79,10 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
 /* Holds layer l and gives its image / ends the hold. */
 TinyAIStatus tai_mapped_acquire(TinyAIMappedModel *mm, int layer, void **image);
 TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer);
+
+/* Whether layer l is absent, being loaded or resident in the cache now
+ * (TAI_ENTRY_ABSENT without a cache or for a bad index). */
+tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer);
 
 /* Reads n bytes (rounded down to the alignment) from a few places of the
  * file into buf with a loader's engine, for a bandwidth estimate; returns the

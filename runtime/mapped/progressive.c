@@ -3,8 +3,10 @@
  * API (<tinyai/utils/progressive_loader.h>): a thin layer over a mapped
  * model's weight cache. "Loaded" layers are held in that cache; the loader
  * keeps their bytes under max_memory_usage by unloading lowest-priority,
- * then longest-loaded layers first, and prefetches the layers after the one
- * just loaded. No memory of its own beyond its bookkeeping.
+ * then longest-loaded layers first (also when the cache itself has no room
+ * left next to the held layers: it may be smaller than the limit), and
+ * prefetches the layers after the one just loaded. No memory of its own
+ * beyond its bookkeeping.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -135,11 +137,22 @@ bool tinyaiLoadLayer(TinyAIProgressiveLoader *pl, int l) {
         if (v < 0) break;
         unload(pl, v);
     }
-    const TinyAILayerDescriptor *d = tinyaiGetLayerDescriptor(mm, l);
-    const bool was_cached = d && d->isActive;
+    const bool was_cached = tai_mapped_layer_state(mm, l) == TAI_ENTRY_RESIDENT;
     const double t0 = now_s();
     void *p = NULL;
-    if (tai_mapped_acquire(mm, l, &p) != TINYAI_OK) return false;
+    for (;;) {
+        const TinyAIStatus st = tai_mapped_acquire(mm, l, &p);
+        if (st == TINYAI_OK) break;
+        /* The cache may be smaller than max_memory_usage (or fragmented by
+         * the held layers): make room the same way, lowest priority first,
+         * rather than fail while under the limit. */
+        const int v = st == TINYAI_ERR_NOMEM ? victim(pl, l) : -1;
+        if (v < 0) {
+            tai_error_prefix("tinyaiLoadLayer: layer %d", l);
+            return false;
+        }
+        unload(pl, v);
+    }
     const double waited = now_s() - t0;
     pl->held[l] = 1;
     pl->loaded_at[l] = ++pl->seq;
@@ -177,8 +190,12 @@ bool tinyaiUnloadLayer(TinyAIProgressiveLoader *pl, int l) {
 TinyAILayerStatus tinyaiGetLayerStatus(const TinyAIProgressiveLoader *pl, int l) {
     if (!check(pl, l, "tinyaiGetLayerStatus")) return TINYAI_LAYER_INVALID;
     if (pl->held[l]) return TINYAI_LAYER_LOADED;
-    const TinyAILayerDescriptor *d = tinyaiGetLayerDescriptor(pl->cfg.model, l);
-    return d && d->isActive ? TINYAI_LAYER_CACHED : TINYAI_LAYER_UNLOADED;
+    switch (tai_mapped_layer_state(pl->cfg.model, l)) {
+    case TAI_ENTRY_RESIDENT: return TINYAI_LAYER_CACHED;
+    case TAI_ENTRY_LOADING: return TINYAI_LAYER_LOADING;
+    case TAI_ENTRY_ABSENT: break;
+    }
+    return TINYAI_LAYER_UNLOADED;
 }
 
 void tinyaiSetProgressiveLayerPriority(TinyAIProgressiveLoader *pl, int l, int priority) {
