@@ -191,8 +191,7 @@ TEST(MemoryContract, SessionsAndContextsBeyondThePlanAreRefused) {
     // contextSize 0: the first session's context is the plan's
     c.contextSize = 0;
     c.maxSessions = 1;
-    m.reset();
-    a.reset();
+    a.reset();  // sessions go before their model
     b.reset();
     m = tai_test::LoadModel(f.path, c);
     a = Session(m.get(), 20);
@@ -342,8 +341,14 @@ TEST(MemoryContract, ProcessPeakResidentMemoryStaysUnderTheTrackedPeak) {
         EXPECT_LE(r.peak, r.limit);
         EXPECT_LT(r.cache, r.model / 4);
         EXPECT_GT(r.baseline_kib, 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        // The sanitizers' shadow memory, redzones and quarantine of freed
+        // blocks grow the process beyond what the program allocates.
+        printf("[ %s ] resident memory not compared under a sanitizer\n", fmt);
+#else
         EXPECT_LE(grown, (long)r.peak + (4l << 20))
             << "the process grew by more than the runtime tracked";
+#endif
     }
 }
 
