@@ -72,15 +72,7 @@ static double cpu_now(void) {
 static double g_cpu_per_gb;
 
 /* Drops clean pages, dentries and inodes (needs root); false if it cannot. */
-static bool drop_caches(void) {
-    if (!g_drop) return false;
-    sync();
-    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = write(fd, "3", 1) == 1;
-    close(fd);
-    return ok;
-}
+static bool drop_caches(void) { return g_drop && tai_bench_drop_caches() == 0; }
 
 /* ---- Ceiling: O_DIRECT pread loop ------------------------------------------- */
 

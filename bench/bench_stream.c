@@ -66,15 +66,6 @@ static double vm_hwm(void) {
     return kb * 1024.0;
 }
 
-static int drop_caches(void) {
-    sync();
-    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-    if (fd < 0) return -1;
-    int ok = write(fd, "3\n", 2) == 2;
-    close(fd);
-    return ok ? 0 : -1;
-}
-
 /* ---- child: one decoding run ------------------------------------------------ */
 
 static int child(const char *path, size_t limit, int mode, int policy, int batch, int tokens) {
@@ -101,10 +92,12 @@ static int child(const char *path, size_t limit, int mode, int policy, int batch
         tok[i] = 1 + i % (info.nVocab - 1);
     }
     /* one warm-up step fills the cache as it will stay */
+    double t0 = 0;
     for (int step = 0; step <= tokens; step++) {
-        if (step == 1) tinyaiResetMemoryStats(m);
-        static double t0;
-        if (step == 1) t0 = tai_bench_now();
+        if (step == 1) {
+            tinyaiResetMemoryStats(m);
+            t0 = tai_bench_now();
+        }
         if (tinyaiEvalBatch(s, tok, (size_t)batch) != TINYAI_OK) {
             fprintf(stderr, "bench_stream: %s\n", tinyaiLastErrorMessage());
             return 1;
@@ -139,7 +132,7 @@ static result run(const char *self, const char *path, size_t limit, int mode, in
                   int batch, int tokens) {
     result r;
     memset(&r, 0, sizeof r);
-    drop_caches();
+    tai_bench_drop_caches();
     char a[6][32];
     snprintf(a[0], 32, "%zu", limit);
     snprintf(a[1], 32, "%d", mode);
@@ -174,7 +167,7 @@ static result run(const char *self, const char *path, size_t limit, int mode, in
 /* ---- storage ceiling ----------------------------------------------------------- */
 
 static double storage_ceiling(const char *path) {
-    drop_caches();
+    tai_bench_drop_caches();
     int fd = open(path, O_RDONLY | O_DIRECT);
     if (fd < 0) return 0;
     const size_t bs = 8u << 20;
@@ -224,16 +217,6 @@ static int ensure_model(const char *path) {
     return 0;
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double med(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int main(int argc, char **argv) {
     if (argc >= 8 && !strcmp(argv[1], "--child"))
         return child(argv[2], (size_t)strtoull(argv[3], NULL, 10), atoi(argv[4]), atoi(argv[5]),
@@ -254,7 +237,7 @@ int main(int argc, char **argv) {
     }
     if (reps < 1 || reps > 15 || tokens < 1) return 2;
     if (ensure_model(path) != 0) return 1;
-    if (drop_caches() != 0) printf("note: not root, the page cache is not dropped between runs\n");
+    if (tai_bench_drop_caches() != 0) printf("note: not root, the page cache is not dropped between runs\n");
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl <= 0) return 1;
@@ -299,7 +282,7 @@ int main(int argc, char **argv) {
             btps[b][rep] = r.ok ? r.tps : 0;
         }
     }
-    const double ceiling = med(ceil_v, reps), compute = med(comp_v, reps);
+    const double ceiling = tai_bench_median(ceil_v, reps), compute = tai_bench_median(comp_v, reps);
     printf("storage ceiling (O_DIRECT, 8 MiB blocks): %.2f GB/s; compute-bound (all resident): "
            "%.2f tok/s\n\n",
            ceiling / 1e9, compute);
@@ -309,8 +292,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 4; i++)
             for (int p = 0; p < 2; p++) {
                 const double limit = total * fr[i];
-                const double t = med(tps[i][p], reps), b = med(bpt[i][p], reps),
-                             r = med(rss[i][p], reps), c = med(cache[i][p], reps);
+                const double t = tai_bench_median(tps[i][p], reps), b = tai_bench_median(bpt[i][p], reps),
+                             r = tai_bench_median(rss[i][p], reps), c = tai_bench_median(cache[i][p], reps);
                 const double opt = full.model - c > 0 ? full.model - c : 0;
                 const double io_bound = b > 0 ? ceiling / b : INFINITY;
                 const double bound = io_bound < compute ? io_bound : compute;
@@ -326,7 +309,7 @@ int main(int argc, char **argv) {
     }
     printf("\nbatched decoding at the 25%% limit (memory-opt, Belady):\n");
     for (int b = 0; b < 4; b++)
-        printf("  batch %2d: %8.3f tok/s\n", batches[b], med(btps[b], reps));
+        printf("  batch %2d: %8.3f tok/s\n", batches[b], tai_bench_median(btps[b], reps));
 
     /* the batch the scheduler would pick at the same limit */
     TinyAIMmapConfig cfg = tinyaiCreateDefaultMmapConfig();

@@ -24,10 +24,12 @@
  */
 #include "bench/membw.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -272,4 +274,13 @@ out:
 
 double tai_bench_read_bandwidth(size_t bytes, int threads, int reps) {
     return tai_bench_read_bandwidth_loops(bytes, threads, reps, NULL);
+}
+
+int tai_bench_drop_caches(void) {
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int ok = write(fd, "3", 1) == 1;
+    close(fd);
+    return ok ? 0 : -1;
 }

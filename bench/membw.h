@@ -29,6 +29,10 @@ static inline double tai_bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Drops the page cache's clean pages, dentries and inodes (writes 3 to
+ * /proc/sys/vm/drop_caches after a sync; needs root). 0, or -1 if it cannot. */
+int tai_bench_drop_caches(void);
+
 /* Streaming read bandwidth of a `bytes` buffer (much larger than the
  * last-level cache) split across `threads` threads, in bytes per second: for
  * each of several read loops (vector width x number of streams, see

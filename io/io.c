@@ -255,9 +255,15 @@ size_t tai_io_file_alignment(const tai_io_file *f) { return f->align; }
 
 int tai_io_register(tai_io *io, void *base, size_t len) {
     if (!io || !base || len == 0) return -EINVAL;
-    int rc = io->ops->register_region(io, base, len);
+    int rc = io->ops->register_region ? io->ops->register_region(io, base, len) : 0;
     if (rc == 0) io->registered = true;
     return rc;
+}
+
+void tai_io_unregister(tai_io *io) {
+    if (!io) return;
+    if (io->ops->unregister_all) io->ops->unregister_all(io);
+    io->registered = false;
 }
 
 bool tai_io_registered(const tai_io *io) { return io->registered; }

@@ -162,6 +162,9 @@ size_t tai_io_file_alignment(const tai_io_file *f);
  * the regions registered before stay registered and reads into the refused
  * one use plain READ: the engine keeps working, and the caller may say so. */
 int tai_io_register(tai_io *io, void *base, size_t len);
+/* Drops every registration (the pages are no longer pinned). Call it before
+ * freeing a registered region; no request may be in flight into one. */
+void tai_io_unregister(tai_io *io);
 /* Whether tai_io_register succeeded for at least one region. */
 bool tai_io_registered(const tai_io *io);
 

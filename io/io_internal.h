@@ -132,8 +132,10 @@ struct tai_io_ops {
     /* Waits until at least `min` finished requests are queued as done, then
      * pops up to `max` of them into idx; returns how many or -errno. */
     int (*wait)(tai_io *io, int *idx, int max, int min);
-    /* tai_io_register; 0 or -errno. */
+    /* tai_io_register / tai_io_unregister; 0 or -errno. Optional (NULL:
+     * the engine reads into any memory the same way). */
     int (*register_region)(tai_io *io, void *base, size_t len);
+    void (*unregister_all)(tai_io *io);
 };
 
 extern const tai_io_ops tai_io_uring_ops;

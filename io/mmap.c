@@ -115,13 +115,6 @@ static int mmap_wait(tai_io *io, int *idx, int max, int min) {
     return tai_io_pop_done(io, idx, max);
 }
 
-static int mmap_register(tai_io *io, void *base, size_t len) {
-    (void)io;
-    (void)base;
-    (void)len;
-    return 0;
-}
-
 const tai_io_ops tai_io_mmap_ops = {
     .start = mmap_start,
     .stop = mmap_stop,
@@ -129,5 +122,4 @@ const tai_io_ops tai_io_mmap_ops = {
     .close_file = mmap_close_file,
     .submit = mmap_submit,
     .wait = mmap_wait,
-    .register_region = mmap_register,
 };

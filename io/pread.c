@@ -157,13 +157,6 @@ static int pread_wait(tai_io *io, int *idx, int max, int min) {
     return n;
 }
 
-static int pread_register(tai_io *io, void *base, size_t len) {
-    (void)io;
-    (void)base;
-    (void)len;
-    return 0;
-}
-
 const tai_io_ops tai_io_pread_ops = {
     .start = pread_start,
     .stop = pread_stop,
@@ -171,5 +164,4 @@ const tai_io_ops tai_io_pread_ops = {
     .close_file = pread_close_file,
     .submit = pread_submit,
     .wait = pread_wait,
-    .register_region = pread_register,
 };

@@ -254,6 +254,16 @@ static int uring_register(tai_io *io, void *base, size_t len) {
     return 0;
 }
 
+/* Registered pages stay pinned until the table is dropped: a caller about
+ * to free a registered region must unregister it first. */
+static void uring_unregister(tai_io *io) {
+    uring_engine *e = io->engine;
+    if (e->niov) io_uring_unregister_buffers(&e->ring);
+    free(e->iov);
+    e->iov = NULL;
+    e->niov = 0;
+}
+
 const tai_io_ops tai_io_uring_ops = {
     .start = uring_start,
     .stop = uring_stop,
@@ -262,4 +272,5 @@ const tai_io_ops tai_io_uring_ops = {
     .submit = uring_submit,
     .wait = uring_wait,
     .register_region = uring_register,
+    .unregister_all = uring_unregister,
 };

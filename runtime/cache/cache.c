@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 #include "runtime/cache/policy.h"
 
@@ -98,18 +99,6 @@ struct tai_cache {
     bool stop;
     tai_cache_stats st; /* st.used and st.peak_used kept live */
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- Free list ---------------------------------------------------------- */
 
@@ -387,9 +376,9 @@ static TinyAIStatus ensure_resident(tai_cache *c, int i, double *stall) {
                 q_push(c, Q_DEMAND, i);
             }
             uint64_t gen = e->gen;
-            double t0 = now_s();
+            double t0 = tai_now_s();
             while (e->gen == gen) pthread_cond_wait(&c->done, &c->mu);
-            *stall += now_s() - t0;
+            *stall += tai_now_s() - t0;
             /* Success leaves it RESIDENT: our `waiters` kept it from being
              * evicted while we slept. */
             if (e->last_status != TINYAI_OK) {
@@ -409,9 +398,9 @@ static TinyAIStatus ensure_resident(tai_cache *c, int i, double *stall) {
              * after the next completion. Each completion lowers `loading`
              * for good unless new loads start, so this ends. */
             uint64_t k = c->completions;
-            double t0 = now_s();
+            double t0 = tai_now_s();
             while (c->completions == k) pthread_cond_wait(&c->done, &c->mu);
-            *stall += now_s() - t0;
+            *stall += tai_now_s() - t0;
             continue;
         }
         st = no_room_error(c, i);
@@ -473,9 +462,9 @@ static void *loader_main(void *arg) {
          * buffer is this thread's alone until finish_load. */
         pthread_mutex_unlock(&c->mu);
         tinyaiClearError();
-        double t0 = now_s();
+        double t0 = tai_now_s();
         TinyAIStatus st = c->cfg.load(c->cfg.load_ctx, i, dst, size);
-        double secs = now_s() - t0;
+        double secs = tai_now_s() - t0;
         /* Messages are thread-local: copy it for the acquiring thread. */
         char *msg = st == TINYAI_OK ? NULL : strdup(tinyaiLastErrorMessage());
         pthread_mutex_lock(&c->mu);
@@ -711,7 +700,7 @@ TinyAIStatus tai_cache_acquire(tai_cache *c, int i, void **ptr) {
     if (ptr) *ptr = NULL;
     CHECK_ENTRY(c, i);
     if (!ptr) return tai_error(TINYAI_ERR_INVALID_ARG, "acquire without an output pointer");
-    uint64_t t = now_ns();
+    uint64_t t = tai_now_ns();
     pthread_mutex_lock(&c->mu);
     entry *e = &c->e[i];
     e->access_count++;

@@ -416,12 +416,14 @@ TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *pla
         if (st == TINYAI_OK) {
             tai_cache_destroy(mm->cache);
             mm->cache = NULL;
+            /* after the loads are done (destroy waits for them) the old
+             * arena's pages must not stay pinned by the engines */
+            for (int i = 0; i < mm->n_io; i++) tai_io_unregister(mm->io[i]);
             for (int l = 0; l < mm->n_layers; l++) {
                 mm->desc[l].cachedWeights = NULL;
                 mm->desc[l].isActive = false;
             }
-            /* every engine registers the new arena; the old registrations
-             * are dropped with new engines only, so recreate them */
+            /* on_arena registers the new arena with every engine */
             st = tai_cache_create(&cc, mm->n_layers, sizes, &mm->cache);
             if (st == TINYAI_OK) {
                 mm->cache_budget = plan->budget;

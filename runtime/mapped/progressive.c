@@ -14,6 +14,7 @@
 
 #include <tinyai/utils/progressive_loader.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 #include "runtime/cache/cache.h"
 #include "runtime/mapped/mapped.h"
@@ -33,12 +34,6 @@ struct TinyAIProgressiveLoader {
     uint64_t hits, misses;
     double stall_seconds;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 TinyAIProgressiveLoader *tinyaiCreateProgressiveLoader(const TinyAIProgressiveLoaderConfig *config) {
     if (!config) {
@@ -138,7 +133,7 @@ bool tinyaiLoadLayer(TinyAIProgressiveLoader *pl, int l) {
         unload(pl, v);
     }
     const bool was_cached = tai_mapped_layer_state(mm, l) == TAI_ENTRY_RESIDENT;
-    const double t0 = now_s();
+    const double t0 = tai_now_s();
     void *p = NULL;
     for (;;) {
         const TinyAIStatus st = tai_mapped_acquire(mm, l, &p);
@@ -153,7 +148,7 @@ bool tinyaiLoadLayer(TinyAIProgressiveLoader *pl, int l) {
         }
         unload(pl, v);
     }
-    const double waited = now_s() - t0;
+    const double waited = tai_now_s() - t0;
     pl->held[l] = 1;
     pl->loaded_at[l] = ++pl->seq;
     pl->held_bytes += bytes;

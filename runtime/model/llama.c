@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 
 /* ---- Binding ----------------------------------------------------------- */
@@ -188,18 +189,12 @@ int tai_llama_schedule(const TinyAIModel *m, int *order) {
 
 /* ---- Forward ------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Acquires a layer image, counting the time spent waiting for it. */
 static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img) {
-    const double t0 = now_s();
+    const uint64_t t0 = tai_now_ns();
     void *p = NULL;
     TinyAIStatus st = tai_mapped_acquire(m->mm, layer, &p);
-    m->stall_ns += (uint64_t)((now_s() - t0) * 1e9);
+    m->stall_ns += tai_now_ns() - t0;
     *img = p;
     return st;
 }

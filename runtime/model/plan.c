@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 #include "runtime/model/model.h"
 
@@ -130,12 +131,6 @@ size_t tai_model_current_bytes(const TinyAIModel *m) {
     return b;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The layers held at once at most: one, or the tied head with the
  * embedding. The head is acquired second (llama.c), into what the embedding
  * leaves free of the arena; that may be split in two around it, so twice
@@ -175,19 +170,19 @@ static void probe(TinyAIModel *m, size_t cap, double *storage, double *memory) {
     if (n < (1u << 20)) return;
     unsigned char *buf = aligned_alloc(4096, n);
     if (!buf) return;
-    double t0 = now_s();
+    double t0 = tai_now_s();
     size_t got = tai_mapped_probe_read(m->mm, buf, n);
-    double t1 = now_s();
+    double t1 = tai_now_s();
     if (got > 0 && t1 > t0) *storage = (double)got / (t1 - t0);
     volatile uint64_t sink = 0;
     const uint64_t *w = (const uint64_t *)(void *)buf;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
-        double a = now_s();
+        double a = tai_now_s();
         uint64_t sum = 0;
         for (size_t i = 0; i < n / 8; i++) sum += w[i];
         sink += sum;
-        double b = now_s();
+        double b = tai_now_s();
         if (b > a && (double)n / (b - a) > best) best = (double)n / (b - a);
     }
     *memory = best;
@@ -305,7 +300,7 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     m->plan_seqs = n_seq;
     m->planned = 1;
     if (mode == TINYAI_EXEC_NORMAL) {
-        const double t0 = now_s();
+        const double t0 = tai_now_s();
         if (m->owns_mm) {
             st = tai_mapped_pin_all(m->mm);
         } else {
@@ -320,7 +315,7 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
                 if (st == TINYAI_OK) st = tai_mapped_release(m->mm, l);
             }
         }
-        m->load_seconds = now_s() - t0;
+        m->load_seconds = tai_now_s() - t0;
         if (st != TINYAI_OK) return st;
     }
     tai_model_current_bytes(m);

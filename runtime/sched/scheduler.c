@@ -18,6 +18,7 @@
 
 #include <tinyai/utils/forward_scheduler.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 #include "runtime/model/model.h"
 #include "runtime/sched/plan.h"
@@ -363,12 +364,6 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
 
 /* ---- Batch size ----------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Multiply-adds per second of the kernels on a block-sized product with
  * `cols` columns (a small matrix that stays in cache: compute speed, not
  * memory). */
@@ -386,9 +381,9 @@ static double gemm_rate(TinyAIModel *m, int cols) {
         for (int64_t i = 0; i < n * cols; i++) x[i] = (float)(i % 7) * 0.1f;
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
-            double t0 = now_s();
+            double t0 = tai_now_s();
             tai_matmul(m->kern, m->pool, w->type, packed, rows, n, x, y, cols, scratch);
-            double t = now_s() - t0;
+            double t = tai_now_s() - t0;
             if (t < best) best = t;
         }
         rate = (double)rows * (double)n * cols / best;
@@ -419,9 +414,9 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
         size_t n = 32u << 20;
         void *buf = aligned_alloc(4096, n);
         if (buf) {
-            double t0 = now_s();
+            double t0 = tai_now_s();
             size_t got = tai_mapped_probe_read(m->mm, buf, n);
-            double t = now_s() - t0;
+            double t = tai_now_s() - t0;
             if (got && t > 0) sbw = (double)got / t;
             free(buf);
         }

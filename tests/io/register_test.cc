@@ -154,8 +154,39 @@ TEST(RegisterOther, AcceptedAndIgnored) {
         ASSERT_EQ(tai_io_open(io, tf.path.c_str(), &f), 0);
         ASSERT_EQ(tai_io_read(io, f, 0, kMiB, buf.data(), nullptr), 0);
         EXPECT_EQ(FirstDiff(buf.data(), tf.bytes.data(), kMiB), -1);
+        tai_io_unregister(io);
+        EXPECT_FALSE(tai_io_registered(io));
         tai_io_destroy(io);
     }
+}
+
+// Unregistering drops the fixed buffers (their pages are unpinned) and the
+// engine keeps reading into the same memory with plain reads.
+TEST(RegisterUring, UnregisterThenReadStillWorks) {
+    TestFile tf(kMiB);
+    tai_io_config cfg = tai_io_default_config();
+    cfg.kind = TAI_IO_URING;
+    tai_io *io = nullptr;
+    int rc = tai_io_create(&cfg, &io);
+    if (rc == -ENOSYS || rc == -EPERM) GTEST_SKIP() << "io_uring unavailable: " << rc;
+    ASSERT_EQ(rc, 0);
+    Buffer buf(kMiB);
+    if (tai_io_register(io, buf.data(), kMiB) != 0) {
+        tai_io_destroy(io);
+        GTEST_SKIP() << "the locked-memory limit refuses registration";
+    }
+    EXPECT_TRUE(tai_io_registered(io));
+    tai_io_unregister(io);
+    EXPECT_FALSE(tai_io_registered(io));
+    tai_io_file *f = nullptr;
+    ASSERT_EQ(tai_io_open(io, tf.path.c_str(), &f), 0);
+    ASSERT_EQ(tai_io_read(io, f, 0, kMiB, buf.data(), nullptr), 0);
+    EXPECT_EQ(FirstDiff(buf.data(), tf.bytes.data(), kMiB), -1);
+    // registering again after an unregister works
+    EXPECT_EQ(tai_io_register(io, buf.data(), kMiB), 0);
+    ASSERT_EQ(tai_io_read(io, f, 0, kMiB, buf.data(), nullptr), 0);
+    EXPECT_EQ(FirstDiff(buf.data(), tf.bytes.data(), kMiB), -1);
+    tai_io_destroy(io);
 }
 
 }  // namespace
