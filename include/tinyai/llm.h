@@ -131,10 +131,13 @@ typedef struct {
     size_t cacheBytes;         /* weight cache budget */
     size_t sessionBytes;       /* KV caches + activations + scratch planned */
     size_t stagingBytes;       /* read buffers for repacking (GGUF, .tmai v1) */
+    size_t fixedBytes;         /* the model's tables (tokenizer, metadata,
+                                  tensor table); counted in the limit */
     size_t modelBytes;         /* all layer images */
     size_t largestLayerBytes;
     size_t minimumBytes;       /* the least limit the planned sessions run in */
-    size_t currentBytes;       /* tracked now: cache + sessions + staging */
+    size_t currentBytes;       /* tracked now: cache + sessions + staging +
+                                  fixed */
     size_t peakBytes;          /* tracked peak */
     uint64_t hits, misses, loads, evictions, prefetches;
     uint64_t bytesRead;        /* bytes read from storage */

@@ -366,6 +366,45 @@ void tai_model_file_close(tai_model_file *mf) {
     free(m);
 }
 
+size_t tai_model_file_memory_bytes(const tai_model_file *mf) {
+    if (!mf) return 0;
+    const tai_mf_impl *m = (const tai_mf_impl *)mf;
+    size_t b = sizeof *m + (mf->path ? strlen(mf->path) + 1 : 0);
+    b += (size_t)mf->n_kvs * sizeof(tai_kv);
+    for (int64_t i = 0; i < mf->n_kvs; i++) {
+        const tai_kv *kv = &mf->kvs[i];
+        if (kv->key) b += strlen(kv->key) + 1;
+        if (kv->type == TAI_KV_STRING) {
+            b += (size_t)kv->v.str.len + 1;
+        } else if (kv->type == TAI_KV_ARRAY && kv->v.arr.data) {
+            if (kv->v.arr.type == TAI_KV_STRING) {
+                const tai_str *s = (const tai_str *)kv->v.arr.data;
+                b += (size_t)kv->v.arr.n * sizeof(tai_str) + 1;
+                for (uint64_t j = 0; j < kv->v.arr.n; j++) b += (size_t)s[j].len + 1;
+            } else {
+                b += (size_t)kv->v.arr.n * tai_kv_type_size((int)kv->v.arr.type);
+            }
+        }
+    }
+    b += (size_t)mf->n_tensors * (sizeof(tai_tensor) + sizeof(int));
+    for (int64_t i = 0; i < mf->n_tensors; i++)
+        if (mf->tensors[i].name) b += strlen(mf->tensors[i].name) + 1;
+    b += (size_t)mf->n_layers * sizeof(tai_layer_entry);
+    b += sizeof(uint32_t) * (size_t)(m->tensor_index_cap + m->kv_index_cap);
+    return b;
+}
+
+void tai_model_file_release_header(const tai_model_file *mf) {
+    if (!mf || !mf->map) return;
+    uint64_t first = mf->file_size;
+    for (int64_t i = 0; i < mf->n_tensors; i++)
+        if (mf->tensors[i].offset < first) first = mf->tensors[i].offset;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    const size_t len = (size_t)first / (size_t)page * (size_t)page;
+    if (len > 0) (void)madvise((void *)mf->map, len, MADV_DONTNEED);
+}
+
 TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer) {
     if (!mf) return tai_error(TINYAI_ERR_INVALID_ARG, "verify_layer: NULL model file");
     if (layer < 0 || layer >= mf->n_layers)

@@ -126,6 +126,16 @@ TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
                                  tai_model_file **out);
 void tai_model_file_close(tai_model_file *mf); /* accepts NULL */
 
+/* Heap bytes the parsed tables hold (metadata copies, tensor and layer
+ * tables, indexes). */
+size_t tai_model_file_memory_bytes(const tai_model_file *mf);
+
+/* Drops the pages of the header (metadata and tensor table: everything
+ * before the first tensor's data) from the process's resident set, once
+ * what is kept of them has been copied out. They stay in the page cache and
+ * are read back in if touched again. */
+void tai_model_file_release_header(const tai_model_file *mf);
+
 /* Verifies one .tmai layer's checksum (TINYAI_ERR_CHECKSUM on mismatch).
  * For GGUF files (no checksums) returns TINYAI_OK. */
 TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer);

@@ -149,6 +149,11 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     if (tai_model_file_find_kv(m->file, "general.name") &&
         tai_kv_get_str(m->file, "general.name", &name) == TINYAI_OK)
         snprintf(m->name, sizeof m->name, "%s", name);
+    /* The tables are the model's memory too and count against its limit;
+     * the header's pages they were copied from leave the resident set. */
+    m->fixed_bytes = sizeof *m + tai_tokenizer_memory_bytes(m->tok) +
+                     tai_model_file_memory_bytes(m->file);
+    tai_model_file_release_header(m->file);
     *out = m;
     return TINYAI_OK;
 fail:
@@ -245,6 +250,7 @@ TinyAIStatus tinyaiGetMemoryInfo(const TinyAIModel *m, TinyAIMemoryInfo *out) {
     out->cacheBytes = m->cache_budget;
     out->sessionBytes = m->ws.bytes + m->sessions_bytes;
     out->stagingBytes = tai_mapped_staging_bytes(m->mm);
+    out->fixedBytes = m->fixed_bytes;
     out->modelBytes = tai_mapped_total_image_bytes(m->mm);
     out->largestLayerBytes = tai_mapped_largest_image_bytes(m->mm);
     out->minimumBytes = m->min_bytes;

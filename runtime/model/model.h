@@ -95,6 +95,7 @@ struct TinyAIModel {
     int n_sessions;         /* live sessions */
     size_t sessions_bytes;  /* their KV caches and logits */
     size_t peak_bytes;
+    size_t fixed_bytes;     /* tokenizer and file tables */
     double load_seconds;
     uint64_t stall_ns;      /* forward passes waiting on acquires */
     char name[128];

@@ -4,7 +4,8 @@
  * shared workspace of activations and scratch, the loaders' staging
  * buffers), chooses the execution mode, and sizes and creates the cache.
  *
- * The contract: cache budget + staging + workspace + sessions <= limit. The
+ * The contract: cache budget + staging + workspace + sessions + the model's
+ * tables (tokenizer, metadata) <= limit. The
  * least limit a model runs in is everything but the cache plus the largest
  * set of layers held at once (one layer; for a tied head, the head and the
  * embedding together). Below it, planning fails at once with that minimum.
@@ -124,6 +125,7 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
 
 size_t tai_model_current_bytes(const TinyAIModel *m) {
     size_t b = tai_mapped_memory_bytes(m->mm);
+    b = add_sat(b, m->fixed_bytes);
     b = add_sat(b, m->ws.bytes);
     b = add_sat(b, m->sessions_bytes);
     TinyAIModel *mut = (TinyAIModel *)m; /* the peak is bookkeeping */
@@ -206,7 +208,7 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
      * the limit. The minimum is reported at the narrowest batch, so that a
      * limit of exactly that minimum plans (narrow) instead of failing. */
     const size_t sess = tai_session_bytes(m, n_ctx) * (size_t)n_seq;
-    const size_t fixed = add_sat(add_sat(sess, staging), min_cache(m));
+    const size_t fixed = add_sat(add_sat(add_sat(sess, staging), min_cache(m)), m->fixed_bytes);
     int ub = MAX_UBATCH < n_ctx ? MAX_UBATCH : n_ctx;
     if (limit > 0)
         while (ub > MIN_UBATCH && ub / 2 >= n_seq &&
@@ -215,17 +217,18 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
             ub /= 2;
     if (ub < n_seq) ub = n_seq;
     const size_t ws = tai_workspace_bytes(m, ub, n_ctx, n_seq);
-    const size_t runtime = add_sat(add_sat(ws, sess), staging);
+    const size_t runtime = add_sat(add_sat(add_sat(ws, sess), staging), m->fixed_bytes);
     const size_t minimum = add_sat(runtime, min_cache(m));
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], e[32];
     if (limit > 0 && limit < minimum)
         return tai_error(TINYAI_ERR_RANGE,
                          "memory limit %zu bytes is below the minimum of %zu bytes for this model "
                          "(%s of layers held at once, %s for %d session(s) of %d tokens, %s of "
-                         "activations, %s of staging)",
+                         "activations, %s of staging, %s of tokenizer and tables)",
                          limit, minimum, human((double)min_cache(m), a, sizeof a),
                          human((double)sess, b, sizeof b), n_seq, n_ctx,
-                         human((double)ws, c, sizeof c), human((double)staging, d, sizeof d));
+                         human((double)ws, c, sizeof c), human((double)staging, d, sizeof d),
+                         human((double)m->fixed_bytes, e, sizeof e));
     const size_t avail = limit > 0 ? limit - runtime : SIZE_MAX;
 
     TinyAIExecutionMode mode = m->cfg.mode;

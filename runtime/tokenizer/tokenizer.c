@@ -262,6 +262,7 @@ static TinyAIStatus load_texts(tai_tokenizer *tok, const tai_kv *kv) {
     }
     if (total > SIZE_MAX / 2) return tai_error(TINYAI_ERR_NOMEM, "tokenizer: vocabulary too large");
     tok->n_vocab = n;
+    tok->text_bytes = (size_t)total;
     tok->text = malloc((size_t)total);
     tok->dec = malloc((size_t)total);
     tok->text_off = malloc(sizeof(uint64_t) * (size_t)n);
@@ -589,6 +590,17 @@ void tai_tokenizer_free(tai_tokenizer *tok) {
 }
 
 /* ---- Accessors ---------------------------------------------------------- */
+
+size_t tai_tokenizer_memory_bytes(const tai_tokenizer *tok) {
+    if (!tok) return 0;
+    const size_t n = (size_t)tok->n_vocab;
+    size_t b = sizeof *tok + 2 * tok->text_bytes;
+    b += n * (sizeof(uint64_t) + 2 * sizeof(uint32_t) + 1 + sizeof(float));
+    if (tok->tok_tab) b += sizeof(int32_t) * (size_t)(tok->tok_mask + 1);
+    if (tok->mkey) b += (sizeof(uint64_t) + 2 * sizeof(int32_t)) * (size_t)(tok->mmask + 1);
+    if (tok->special) b += sizeof(int32_t) * tok->special_start[256];
+    return b;
+}
 
 int32_t tai_tokenizer_n_vocab(const tai_tokenizer *tok) { return tok ? tok->n_vocab : 0; }
 int32_t tai_tokenizer_bos(const tai_tokenizer *tok) { return tok ? tok->bos : -1; }

@@ -45,6 +45,8 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out);
 void tai_tokenizer_free(tai_tokenizer *tok); /* accepts NULL */
 
 int32_t tai_tokenizer_n_vocab(const tai_tokenizer *tok);
+/* Heap bytes the tokenizer's tables hold (vocabulary, hash, merges). */
+size_t tai_tokenizer_memory_bytes(const tai_tokenizer *tok);
 int32_t tai_tokenizer_bos(const tai_tokenizer *tok); /* -1 if none */
 int32_t tai_tokenizer_eos(const tai_tokenizer *tok); /* -1 if none */
 /* Whether the metadata asks for BOS to be prepended (add_bos_token). */

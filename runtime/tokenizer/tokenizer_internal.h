@@ -52,6 +52,7 @@ struct tai_tokenizer {
     /* Token texts as stored in the file, each NUL-terminated, in one arena:
      * token i is text + text_off[i], text_len[i] bytes. */
     char *text;
+    size_t text_bytes; /* of the arena (dec's is the same size) */
     uint64_t *text_off;
     uint32_t *text_len;
     uint32_t max_text_len;

@@ -61,6 +61,11 @@ TEST(MemoryContract, NoLimitIsNormalAndResidentFromLoad) {
     EXPECT_EQ(mi.mode, TINYAI_EXEC_NORMAL);
     EXPECT_EQ(mi.memoryLimit, 0u);
     EXPECT_EQ(mi.cacheBytes, mi.modelBytes);
+    // the tokenizer and file tables count: at least the vocabulary's texts
+    // and hash, at most a small share of the model
+    EXPECT_GT(mi.fixedBytes, (size_t)tai_test::VocabSize(m.get()) * 8);
+    EXPECT_LT(mi.fixedBytes, mi.modelBytes / 4);
+    EXPECT_GE(mi.currentBytes, mi.cacheBytes + mi.sessionBytes + mi.fixedBytes);
     uint64_t file_bytes = 0;  // every layer read once
     for (int l = 0; l < 6 + 2; l++) {
         TinyAILayerInfo li;
