@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bench/membw.h"
+#include "bench/storage.h"
 #include "io/io.h"
 
 #define MiB ((size_t)1 << 20)
@@ -48,10 +49,11 @@ static void die(const char *fmt, ...) {
     exit(1);
 }
 
+/* The destination memory is allocated as the runtime's weight cache is
+ * (storage.h): on a virtual disk that decides the speed. */
 static void *xalloc_aligned(size_t bytes) {
-    void *p = NULL;
-    if (posix_memalign(&p, 4096, bytes) != 0) die("out of memory (%zu MiB)", bytes / MiB);
-    memset(p, 0, bytes); /* fault the pages in before any timing */
+    void *p = tai_bench_dma_alloc(bytes);
+    if (!p) die("out of memory (%zu MiB)", bytes / MiB);
     return p;
 }
 
@@ -82,25 +84,12 @@ static bool drop_caches(void) { return g_drop && tai_bench_drop_caches() == 0; }
  * ceiling and the engines write to the same memory). */
 static double ceiling_run(const char *path, uint64_t size, size_t block, uint8_t *ring,
                           size_t ring_bytes) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (fd < 0) die("%s: open(O_DIRECT): %s", path, strerror(errno));
-    double c0 = cpu_now(), t0 = tai_bench_now();
-    uint64_t off = 0;
-    size_t at = 0;
-    while (off < size) {
-        /* The last read asks for a whole block; the kernel stops at EOF. */
-        if (at + block > ring_bytes) at = 0;
-        ssize_t n = pread(fd, ring + at, block, (off_t)off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) die("%s: pread at %llu: %s", path, (unsigned long long)off,
-                        n < 0 ? strerror(errno) : "unexpected end of file");
-        off += (uint64_t)n;
-        at += block;
-    }
-    double t = tai_bench_now() - t0;
+    char err[512];
+    double c0 = cpu_now();
+    double bps = tai_bench_direct_read(path, block, ring, ring_bytes, err, sizeof err);
+    if (bps <= 0) die("%s", err);
     g_cpu_per_gb = (cpu_now() - c0) / ((double)size / 1e9);
-    close(fd);
-    return (double)size / t / 1e9;
+    return bps / 1e9;
 }
 
 /* ---- Engines ------------------------------------------------------------- */

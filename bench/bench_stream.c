@@ -9,7 +9,8 @@
  *
  * In one run, with the page cache dropped before each measurement (as root):
  *   1. the storage ceiling: a plain O_DIRECT read loop over the model file
- *      with 8 MiB blocks;
+ *      (8 and 32 MiB blocks, the better) into huge-page memory, as the
+ *      cache reads (storage.h);
  *   2. decoding at memory limits of 100%, 50%, 25% and 10% of the model's
  *      size (weights + everything else the run needs), memory-opt mode with
  *      Belady and with LRU, each in a fresh process: generation tok/s, bytes
@@ -40,6 +41,7 @@
 #include <tinyai/utils/mmap_loader.h>
 
 #include "bench/membw.h"
+#include "bench/storage.h"
 
 typedef struct {
     double tps;
@@ -166,27 +168,20 @@ static result run(const char *self, const char *path, size_t limit, int mode, in
 
 /* ---- storage ceiling ----------------------------------------------------------- */
 
+/* The best of a plain O_DIRECT read loop with 8 and 32 MiB blocks, into
+ * huge-page memory as the cache reads (storage.h). */
 static double storage_ceiling(const char *path) {
-    tai_bench_drop_caches();
-    int fd = open(path, O_RDONLY | O_DIRECT);
-    if (fd < 0) return 0;
-    const size_t bs = 8u << 20;
-    void *buf = NULL;
-    if (posix_memalign(&buf, 4096, bs) != 0) {
-        close(fd);
-        return 0;
+    const size_t bytes = 64u << 20;
+    void *buf = tai_bench_dma_alloc(bytes);
+    if (!buf) return 0;
+    double best = 0;
+    for (size_t block = 8u << 20; block <= (32u << 20); block *= 4) {
+        tai_bench_drop_caches();
+        double bps = tai_bench_direct_read(path, block, buf, bytes, NULL, 0);
+        if (bps > best) best = bps;
     }
-    double t0 = tai_bench_now();
-    size_t total = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, bs);
-        if (n <= 0) break;
-        total += (size_t)n;
-    }
-    double t = tai_bench_now() - t0;
     free(buf);
-    close(fd);
-    return t > 0 ? (double)total / t : 0;
+    return best;
 }
 
 /* ---- the model ------------------------------------------------------------------- */
@@ -255,11 +250,29 @@ int main(int argc, char **argv) {
            "every layer resident tracks %.2f GB\n",
            path, file / 1e9, full.model / 1e9, full.largest / 1e6, total / 1e9);
 
+    /* the batch the scheduler picks at the 25% limit for sequences of the
+     * runs' context (before any run: its storage figure then comes from its
+     * own probe) */
+    TinyAIMmapConfig cfg = tinyaiCreateDefaultMmapConfig();
+    cfg.maxCacheSize = (size_t)(full.largest * 2);
+    TinyAIMappedModel *mm = tinyaiOpenMappedModel(path, &cfg);
+    TinyAIForwardScheduler *sc =
+        mm ? tinyaiCreateForwardScheduler(mm, TINYAI_EXEC_MEMORY_OPT, (size_t)(total * 0.25)) : NULL;
+    /* each sequence's context as the runs below use it: tokens + 8 */
+    const int pick = sc ? tinyaiCalculateOptimalBatchSize(sc, sizeof(int32_t) * (size_t)(tokens + 8),
+                                                          0, 64)
+                        : 0;
+    if (!sc) printf("forward scheduler: %s\n", tinyaiLastErrorMessage());
+    tinyaiDestroyForwardScheduler(sc);
+    tinyaiCloseMappedModel(mm);
+
     double ceil_v[15], comp_v[15];
     const double fr[4] = {1.0, 0.5, 0.25, 0.10};
     double tps[4][2][15], bpt[4][2][15], rss[4][2][15], trk[4][2][15], cache[4][2][15];
-    double btps[4][15];
-    const int batches[4] = {1, 4, 16, 64};
+    double btps[5][15];
+    /* the four batch sizes, and the pick when it is none of them */
+    int batches[5] = {1, 4, 16, 64, pick};
+    const int nb = pick > 0 && pick != 1 && pick != 4 && pick != 16 && pick != 64 ? 5 : 4;
     for (int rep = 0; rep < reps; rep++) {
         ceil_v[rep] = storage_ceiling(path);
         result c = run(self, path, 0, TINYAI_EXEC_NORMAL, 0, 1, tokens);
@@ -276,14 +289,14 @@ int main(int argc, char **argv) {
                 cache[i][p][rep] = r.cache;
                 if (!r.ok) printf("run failed: limit %.0f%% policy %s\n", fr[i] * 100, p ? "lru" : "belady");
             }
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < nb; b++) {
             result r = run(self, path, (size_t)(total * 0.25), TINYAI_EXEC_MEMORY_OPT, 0,
                            batches[b], tokens);
             btps[b][rep] = r.ok ? r.tps : 0;
         }
     }
     const double ceiling = tai_bench_median(ceil_v, reps), compute = tai_bench_median(comp_v, reps);
-    printf("storage ceiling (O_DIRECT, 8 MiB blocks): %.2f GB/s; compute-bound (all resident): "
+    printf("storage ceiling (O_DIRECT read loop into huge pages): %.2f GB/s; compute-bound (all resident): "
            "%.2f tok/s\n\n",
            ceiling / 1e9, compute);
     if (!batch_only) {
@@ -308,19 +321,20 @@ int main(int argc, char **argv) {
             }
     }
     printf("\nbatched decoding at the 25%% limit (memory-opt, Belady):\n");
-    for (int b = 0; b < 4; b++)
-        printf("  batch %2d: %8.3f tok/s\n", batches[b], tai_bench_median(btps[b], reps));
+    double best = 0, at_pick = 0;
+    int best_b = 0;
+    for (int b = 0; b < nb; b++) {
+        const double t = tai_bench_median(btps[b], reps);
+        printf("  batch %2d: %8.3f tok/s%s\n", batches[b], t, b == 4 ? "  (the pick)" : "");
+        if (t > best) {
+            best = t;
+            best_b = batches[b];
+        }
+        if (batches[b] == pick) at_pick = t;
+    }
+    printf("tinyaiCalculateOptimalBatchSize (max 64) picks %d: %.3f tok/s, %.0f%% of the best "
+           "measured (batch %d, %.3f tok/s)\n",
+           pick, at_pick, best > 0 ? 100 * at_pick / best : 0, best_b, best);
 
-    /* the batch the scheduler would pick at the same limit */
-    TinyAIMmapConfig cfg = tinyaiCreateDefaultMmapConfig();
-    cfg.maxCacheSize = (size_t)(full.largest * 2);
-    TinyAIMappedModel *mm = tinyaiOpenMappedModel(path, &cfg);
-    TinyAIForwardScheduler *sc =
-        mm ? tinyaiCreateForwardScheduler(mm, TINYAI_EXEC_MEMORY_OPT, (size_t)(total * 0.25)) : NULL;
-    int pick = sc ? tinyaiCalculateOptimalBatchSize(sc, 0, 0, 64) : 0;
-    printf("tinyaiCalculateOptimalBatchSize (max 64) picks %d%s%s\n", pick, sc ? "" : ": ",
-           sc ? "" : tinyaiLastErrorMessage());
-    tinyaiDestroyForwardScheduler(sc);
-    tinyaiCloseMappedModel(mm);
     return 0;
 }

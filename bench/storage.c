@@ -1,0 +1,70 @@
+/* bench/: the storage ceiling (see storage.h). */
+#include "bench/storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench/membw.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *tai_bench_dma_alloc(size_t bytes) {
+    if (bytes == 0 || bytes > SIZE_MAX - HUGE_PAGE) return NULL;
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, bytes); /* faulted in before any timing */
+    return p;
+}
+
+double tai_bench_direct_read(const char *path, size_t block, void *buf, size_t buf_bytes,
+                             char *err, size_t err_len) {
+    if (err && err_len) err[0] = 0;
+    if (!path || !buf || block == 0 || buf_bytes < block) {
+        if (err) snprintf(err, err_len, "bad arguments");
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0) {
+        if (err) snprintf(err, err_len, "%s: open(O_DIRECT): %s", path, strerror(errno));
+        return 0;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+        if (err) snprintf(err, err_len, "%s: empty or unreadable", path);
+        close(fd);
+        return 0;
+    }
+    const uint64_t size = (uint64_t)st.st_size;
+    uint8_t *ring = buf;
+    uint64_t off = 0;
+    size_t at = 0;
+    double t0 = tai_bench_now();
+    while (off < size) {
+        /* The last read asks for a whole block; the kernel stops at EOF. */
+        if (at + block > buf_bytes) at = 0;
+        ssize_t n = pread(fd, ring + at, block, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (err)
+                snprintf(err, err_len, "%s: pread at %llu: %s", path, (unsigned long long)off,
+                         n < 0 ? strerror(errno) : "unexpected end of file");
+            close(fd);
+            return 0;
+        }
+        off += (uint64_t)n;
+        at += block;
+    }
+    double t = tai_bench_now() - t0;
+    close(fd);
+    return t > 0 ? (double)size / t : 0;
+}

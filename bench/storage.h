@@ -1,0 +1,32 @@
+/* bench/: the storage ceiling, measured the way the runtime reads: O_DIRECT
+ * into memory allocated as the weight cache's arena is (2 MiB aligned,
+ * transparent huge pages advised). On a virtual disk a read into huge pages
+ * is a few large segments instead of one per 4 KiB page; here that more
+ * than doubles the speed, so the ceiling and the runtime must use the same
+ * kind of memory. */
+#ifndef TAI_BENCH_STORAGE_H
+#define TAI_BENCH_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* bytes rounded up to 2 MiB, 2 MiB aligned, MADV_HUGEPAGE, every page
+ * touched. NULL if out of memory; free() it. */
+void *tai_bench_dma_alloc(size_t bytes);
+
+/* Reads the whole file with a plain loop of O_DIRECT pread(2) calls of
+ * `block` bytes, one at a time, into successive blocks of buf (buf_bytes >=
+ * block; wraps around). Bytes per second; on failure 0 and *err (may be
+ * NULL) gets a one-line reason. */
+double tai_bench_direct_read(const char *path, size_t block, void *buf, size_t buf_bytes,
+                             char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
