@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <xxhash.h>
 
+#include "runtime/base/clock.h"
 #include "runtime/base/error.h"
 #include "runtime/cache/cache.h"
 #include "runtime/format/image.h"
@@ -498,20 +500,30 @@ tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer) {
     return info.state;
 }
 
-size_t tai_mapped_probe_read(TinyAIMappedModel *mm, void *buf, size_t n) {
-    /* four reads spread over the file, each a quarter of the buffer */
+double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n) {
+    const size_t huge = (size_t)2 << 20;
     const size_t a = mm->align, q = n / 4 / a * a;
     const uint64_t fs = mm->file->file_size;
     if (q == 0 || fs < 4 * (uint64_t)q) return 0;
+    const size_t bytes = (4 * q + huge - 1) / huge * huge;
+    unsigned char *buf = aligned_alloc(huge, bytes);
+    if (!buf) return 0;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
+    memset(buf, 0, bytes);
     size_t got = 0;
     const int slot = io_take(mm);
+    const double t0 = tai_now_s();
     for (int i = 0; i < 4; i++) {
         uint64_t off = (fs - q) / 4 * (uint64_t)i / a * a;
-        if (tai_io_read(mm->io[slot], mm->iof[slot], off, q, (char *)buf + (size_t)i * q, NULL) == 0)
+        if (tai_io_read(mm->io[slot], mm->iof[slot], off, q, buf + (size_t)i * q, NULL) == 0)
             got += q;
     }
+    const double t = tai_now_s() - t0;
     io_give(mm, slot);
-    return got;
+    free(buf);
+    return got > 0 && t > 0 ? (double)got / t : 0;
 }
 
 size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm) {

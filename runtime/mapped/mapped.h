@@ -84,10 +84,13 @@ TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer);
  * (TAI_ENTRY_ABSENT without a cache or for a bad index). */
 tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer);
 
-/* Reads n bytes (rounded down to the alignment) from a few places of the
- * file into buf with a loader's engine, for a bandwidth estimate; returns the
- * bytes read. */
-size_t tai_mapped_probe_read(TinyAIMappedModel *mm, void *buf, size_t n);
+/* Storage read bandwidth in bytes per second, 0 if it cannot be measured:
+ * n bytes (rounded down to the alignment) read from four places of the file
+ * with a loader's engine into memory like the cache's arena (2 MiB aligned,
+ * transparent huge pages advised: on a virtual disk that can double the
+ * speed). The buffer is allocated and faulted in before the timing and
+ * freed after. */
+double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n);
 
 /* Bytes the cache takes now (its arena: registered memory is resident). */
 size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm);

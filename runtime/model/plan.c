@@ -162,22 +162,19 @@ static size_t stream_cache(const TinyAIModel *m) {
     return need > mc ? need : mc;
 }
 
-/* Measures storage and memory read bandwidth with one buffer: a few reads
- * spread over the model file (the engine's way: O_DIRECT), then summing the
- * buffer. Bytes per second; 0 when the probe cannot run. */
+/* Measures storage read bandwidth (the engine's way: O_DIRECT into huge
+ * pages) and memory read bandwidth (summing a buffer of the same size).
+ * Bytes per second; 0 when a probe cannot run. */
 static void probe(TinyAIModel *m, size_t cap, double *storage, double *memory) {
     *storage = *memory = 0;
     size_t n = cap < PROBE_MAX ? cap : PROBE_MAX;
     n &= ~(size_t)((1u << 20) - 1);
     if (n < (1u << 20)) return;
-    unsigned char *buf = aligned_alloc(4096, n);
-    if (!buf) return;
-    double t0 = tai_now_s();
-    size_t got = tai_mapped_probe_read(m->mm, buf, n);
-    double t1 = tai_now_s();
-    if (got > 0 && t1 > t0) *storage = (double)got / (t1 - t0);
+    *storage = tai_mapped_probe_bandwidth(m->mm, n);
+    uint64_t *w = malloc(n);
+    if (!w) return;
+    memset(w, 1, n);
     volatile uint64_t sink = 0;
-    const uint64_t *w = (const uint64_t *)(void *)buf;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         double a = tai_now_s();
@@ -188,7 +185,7 @@ static void probe(TinyAIModel *m, size_t cap, double *storage, double *memory) {
         if (b > a && (double)n / (b - a) > best) best = (double)n / (b - a);
     }
     *memory = best;
-    free(buf);
+    free(w);
 }
 
 static const char *human(double b, char *buf, size_t n) {

@@ -364,12 +364,13 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
 
 /* ---- Batch size ----------------------------------------------------------- */
 
-/* Multiply-adds per second of the kernels on a block-sized product with
- * `cols` columns (a small matrix that stays in cache: compute speed, not
- * memory). */
+/* Multiply-adds per second of the kernels on a product with `cols` columns
+ * and up to 2048 rows of a block's matrix (a few MB: large enough that the
+ * threads' start is noise, small enough to stay in the last-level cache:
+ * compute speed, not memory). */
 static double gemm_rate(TinyAIModel *m, int cols) {
     const tai_wref *w = &m->blocks[0].w_up;
-    const int64_t rows = 256, n = w->n;
+    const int64_t rows = w->rows < 2048 ? w->rows : 2048, n = w->n;
     size_t pb = tai_pack_bytes(w->type, rows, n);
     void *packed = aligned_alloc(64, (pb + 63) & ~(size_t)63);
     float *x = calloc((size_t)(n * cols), sizeof *x), *y = calloc((size_t)(rows * cols), sizeof *y);
@@ -410,28 +411,23 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
     double sbw = mi.loadSeconds > 0 && mi.bytesRead > (32u << 20)
                      ? (double)mi.bytesRead / mi.loadSeconds
                      : 0;
-    if (sbw <= 0) {
-        size_t n = 32u << 20;
-        void *buf = aligned_alloc(4096, n);
-        if (buf) {
-            double t0 = tai_now_s();
-            size_t got = tai_mapped_probe_read(m->mm, buf, n);
-            double t = tai_now_s() - t0;
-            if (got && t > 0) sbw = (double)got / t;
-            free(buf);
-        }
-    }
+    if (sbw <= 0) sbw = tai_mapped_probe_bandwidth(m->mm, 32u << 20);
     uint64_t params = 0;
     for (int64_t i = 0; i < m->file->n_tensors; i++) {
         const tai_tensor *t = &m->file->tensors[i];
         if (t->n_dims == 2 && t->layer > 0) params += (uint64_t)(t->ne[0] * t->ne[1]);
     }
     const double r1 = gemm_rate(m, 1), r64 = gemm_rate(m, 64);
-    const size_t per_seq = tai_session_bytes(m, m->plan_ctx) + inputSize + outputSize;
+    /* a sequence's context: its prompt and output as token ids */
+    const size_t io = inputSize > SIZE_MAX - outputSize ? SIZE_MAX : inputSize + outputSize;
+    const size_t toks = io / sizeof(int32_t);
+    const int ctx = toks > 0 ? (toks < (size_t)INT32_MAX ? (int)toks : INT32_MAX) : m->plan_ctx;
+    const size_t per_seq = tai_session_bytes(m, ctx);
     int best = 1;
     double best_tps = 0;
     for (int b = 1; b <= maxBatchSize; b++) {
-        size_t runtime = tai_workspace_bytes(m, b > 16 ? b : 16, m->plan_ctx, b) +
+        if (per_seq > SIZE_MAX / 4 / (size_t)b) break; /* absurd: nothing fits */
+        size_t runtime = tai_workspace_bytes(m, b > 16 ? b : 16, ctx, b) +
                          (size_t)b * per_seq + mi.stagingBytes;
         double cache = (double)mi.cacheBytes;
         if (s->limit > 0) {

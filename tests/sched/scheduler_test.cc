@@ -398,12 +398,28 @@ TEST(Scheduler, OptimalBatchSize) {
         EXPECT_EQ(tinyaiCalculateOptimalBatchSize(s.get(), 0, 0, -3), 0);
     }
     EXPECT_EQ(tinyaiCalculateOptimalBatchSize(nullptr, 0, 0, 4), 0);
+    {
+        // inputSize and outputSize are a sequence's prompt and output as
+        // token ids: a longer context leaves less room for the batch and
+        // the cache, so never a larger pick; an absurd one fits nothing
+        SchedPtr s(tinyaiCreateForwardScheduler(mm.get(), TINYAI_EXEC_MEMORY_OPT, (size_t)160 << 20));
+        ASSERT_TRUE(s) << tinyaiLastErrorMessage();
+        const int short_ctx = tinyaiCalculateOptimalBatchSize(s.get(), 4 * 16, 4 * 16, 64);
+        const int long_ctx = tinyaiCalculateOptimalBatchSize(s.get(), 4 * 4096, 4 * 4096, 64);
+        printf("[ limit 160 MiB ] best batch for 32-token sequences %d, 8192-token %d\n", short_ctx,
+               long_ctx);
+        EXPECT_GE(short_ctx, 1);
+        EXPECT_GE(long_ctx, 1);
+        EXPECT_LE(long_ctx, short_ctx);
+        EXPECT_EQ(tinyaiCalculateOptimalBatchSize(s.get(), SIZE_MAX, SIZE_MAX, 64), 1);
+        EXPECT_EQ(tinyaiCalculateOptimalBatchSize(s.get(), SIZE_MAX / 2, 0, 64), 1);
+    }
     // a limit with room for one sequence only: the batch is 1
     ASSERT_EQ(tinyaiCreateForwardScheduler(mm.get(), TINYAI_EXEC_STREAMING, 4096), nullptr);
     const size_t minimum = MinimumFromMessage(tinyaiLastErrorMessage());
     SchedPtr tight(tinyaiCreateForwardScheduler(mm.get(), TINYAI_EXEC_STREAMING, minimum));
     ASSERT_TRUE(tight);
-    EXPECT_EQ(tinyaiCalculateOptimalBatchSize(tight.get(), kEmbdBytes, kEmbdBytes, 64), 1);
+    EXPECT_EQ(tinyaiCalculateOptimalBatchSize(tight.get(), 0, 0, 64), 1);
 }
 
 TEST(Scheduler, ModeNames) {

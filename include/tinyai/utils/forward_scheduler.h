@@ -98,9 +98,14 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *scheduler, const void *input
                             int *layerIndex);
 
 /* The batch size (1..maxBatchSize) with the best expected throughput that
- * fits in the memory limit, from the model's per-token compute, the measured
- * storage bandwidth and the bytes each step reads, with inputSize and
- * outputSize bytes per batch element; 1 if nothing larger fits. Returns 0
+ * fits in the memory limit, from the kernels' measured compute speed at 1
+ * and 64 columns, the measured storage bandwidth and the bytes each step
+ * reads (the model less what the cache keeps of it beside the batch's
+ * sessions). A batch element is one sequence: inputSize and outputSize are
+ * the bytes of its prompt and of its generated tokens as token ids
+ * (int32_t), so its context is (inputSize + outputSize) / 4 tokens and its
+ * KV cache is sized for that; both 0: the scheduler's planned context (512
+ * tokens, or the model's if smaller). 1 if nothing larger fits. Returns 0
  * (message set) on bad arguments. */
 int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *scheduler, size_t inputSize,
                                     size_t outputSize, int maxBatchSize);
