@@ -66,8 +66,9 @@ class ReadTest : public testing::TestWithParam<Variant> {
                 EXPECT_EQ(a, 1u);
             }
             // Buffered requests and the mmap engine never use O_DIRECT.
-            if (GetParam().buffered || GetParam().kind == TAI_IO_MMAP)
+            if (GetParam().buffered || GetParam().kind == TAI_IO_MMAP) {
                 EXPECT_FALSE(tai_io_file_direct(f));
+            }
         }
         return f;
     }

@@ -139,9 +139,15 @@ TEST_P(ExecModes, EveryModeMatchesResidentExecution) {
         EXPECT_EQ(mi.memoryLimit, limit);
         EXPECT_LE(mi.peakBytes, limit);
         EXPECT_STREQ(mi.cachePolicy, c.policy == TINYAI_CACHE_LRU ? "lru" : "belady");
-        if (c.io == TINYAI_IO_PREAD) EXPECT_STREQ(mi.ioEngine, "pread");
-        if (c.io == TINYAI_IO_MMAP) EXPECT_STREQ(mi.ioEngine, "mmap");
-        if (c.io == TINYAI_IO_URING && !mi.ioFallback) EXPECT_STREQ(mi.ioEngine, "uring");
+        if (c.io == TINYAI_IO_PREAD) {
+            EXPECT_STREQ(mi.ioEngine, "pread");
+        }
+        if (c.io == TINYAI_IO_MMAP) {
+            EXPECT_STREQ(mi.ioEngine, "mmap");
+        }
+        if (c.io == TINYAI_IO_URING && !mi.ioFallback) {
+            EXPECT_STREQ(mi.ioEngine, "uring");
+        }
         if (c.mode == TINYAI_EXEC_ADAPTIVE) {
             EXPECT_NE(mi.mode, TINYAI_EXEC_ADAPTIVE);
             EXPECT_STRNE(mi.modeReason, "");

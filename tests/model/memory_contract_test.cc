@@ -48,7 +48,9 @@ TinyAISynthConfig SmallSynth() {
 SessionPtr Session(TinyAIModel *m, int ctx, TinyAIStatus want = TINYAI_OK) {
     TinyAISession *s = nullptr;
     EXPECT_EQ(tinyaiCreateSession(m, ctx, &s), want) << tinyaiLastErrorMessage();
-    if (want != TINYAI_OK) EXPECT_EQ(s, nullptr);
+    if (want != TINYAI_OK) {
+        EXPECT_EQ(s, nullptr);
+    }
     return SessionPtr(s);
 }
 

@@ -75,7 +75,9 @@ std::string GreedyText(const std::string &path, int n) {
         size_t len = 0;
         const char *p = tinyaiTokenPiece(m, id, &len);
         text.append(p, len);
-        if (i + 1 < n) EXPECT_EQ(tinyaiEval(s, &id, 1), TINYAI_OK);
+        if (i + 1 < n) {
+            EXPECT_EQ(tinyaiEval(s, &id, 1), TINYAI_OK);
+        }
     }
     tinyaiFreeSession(s);
     tinyaiFreeModel(m);
@@ -175,7 +177,9 @@ TEST(Scheduler, SequentialScheduleGeneratesTheGreedyText) {
         if (c.mode == TINYAI_EXEC_ADAPTIVE) {
             EXPECT_NE(r.info.mode, TINYAI_EXEC_ADAPTIVE);
             EXPECT_STRNE(r.info.reason, "");
-            if (c.limit == 0) EXPECT_EQ(r.info.mode, TINYAI_EXEC_NORMAL);
+            if (c.limit == 0) {
+                EXPECT_EQ(r.info.mode, TINYAI_EXEC_NORMAL);
+            }
         } else {
             EXPECT_EQ(r.info.mode, c.mode);
         }
