@@ -505,11 +505,14 @@ double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n) {
     const size_t a = mm->align, q = n / 4 / a * a;
     const uint64_t fs = mm->file->file_size;
     if (q == 0 || fs < 4 * (uint64_t)q) return 0;
+    /* the arena's allocator where it has one, else what the cache does
+     * without one: aligned memory with huge pages advised */
+    const bool placed = mm->numa && mm->place_ok;
     const size_t bytes = (4 * q + huge - 1) / huge * huge;
-    unsigned char *buf = aligned_alloc(huge, bytes);
+    unsigned char *buf = placed ? arena_alloc(mm, bytes) : aligned_alloc(huge, bytes);
     if (!buf) return 0;
 #ifdef MADV_HUGEPAGE
-    (void)madvise(buf, bytes, MADV_HUGEPAGE);
+    if (!placed) (void)madvise(buf, bytes, MADV_HUGEPAGE);
 #endif
     memset(buf, 0, bytes);
     size_t got = 0;
@@ -522,7 +525,10 @@ double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n) {
     }
     const double t = tai_now_s() - t0;
     io_give(mm, slot);
-    free(buf);
+    if (placed)
+        arena_free(mm, buf, bytes);
+    else
+        free(buf);
     return got > 0 && t > 0 ? (double)got / t : 0;
 }
 

@@ -86,10 +86,10 @@ tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer);
 
 /* Storage read bandwidth in bytes per second, 0 if it cannot be measured:
  * n bytes (rounded down to the alignment) read from four places of the file
- * with a loader's engine into memory like the cache's arena (2 MiB aligned,
- * transparent huge pages advised: on a virtual disk that can double the
- * speed). The buffer is allocated and faulted in before the timing and
- * freed after. */
+ * with a loader's engine into memory allocated as the cache's arena is (its
+ * NUMA allocator, transparent huge pages advised: on a virtual disk that
+ * can double the speed). The buffer is allocated and faulted in before the
+ * timing and freed after. */
 double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n);
 
 /* Bytes the cache takes now (its arena: registered memory is resident). */
