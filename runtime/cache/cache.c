@@ -82,7 +82,8 @@ struct tai_cache {
     pthread_t *threads;
 
     pthread_mutex_t mu;
-    pthread_cond_t work, done;
+    pthread_cond_t work, done, taken;
+    int idle; /* loader threads waiting for work */
     entry *e;
     /* Free ranges, sorted by offset and coalesced. Never more than the
      * allocated blocks + 1, so n + 1; scratch is make_room's copy. */
@@ -310,8 +311,9 @@ static bool make_room(tai_cache *c, size_t need, const prefetch_rule *r, size_t 
         tai_victim_key kb = {0};
         for (int i = 0; i < c->n; i++) {
             if (!evictable(&c->e[i]) || c->e[i].planned) continue;
-            /* Rule 1: never evict an entry needed before the prefetched one. */
-            if (r && c->dist[i] < r->df) continue;
+            /* Rule 1: never evict an entry needed before the prefetched one,
+             * nor one of a higher priority than its own. */
+            if (r && (c->dist[i] < r->df || c->e[i].priority > c->e[r->f].priority)) continue;
             tai_victim_key k = key_of(c, i);
             if (best < 0 || tai_victim_before(pol, &k, &kb)) {
                 best = i;
@@ -441,6 +443,18 @@ static void prefetch_ahead(tai_cache *c) {
     }
 }
 
+/* Hands queued prefetches to idle loaders before the caller goes back to
+ * computing: the caller waits (briefly, without the CPU) until every idle
+ * loader has taken a job. Without it, on a machine whose cores the compute
+ * threads keep busy, a woken loader may only run, and issue its reads,
+ * once the computation of the current layer ends, leaving storage idle for
+ * that long on every layer. A loader busy with a load takes the next job
+ * when it is done; nobody waits for that. */
+static void hand_off(tai_cache *c) {
+    while (!c->stop && c->idle > 0 && c->qhead[Q_PREFETCH] >= 0)
+        pthread_cond_wait(&c->taken, &c->mu);
+}
+
 static void *loader_main(void *arg) {
     tai_cache *c = arg;
     pthread_mutex_lock(&c->mu);
@@ -448,9 +462,12 @@ static void *loader_main(void *arg) {
         int i = q_pop(c);
         if (i < 0) {
             if (c->stop) break;
+            c->idle++;
             pthread_cond_wait(&c->work, &c->mu);
+            c->idle--;
             continue;
         }
+        pthread_cond_broadcast(&c->taken);
         if (c->stop) {
             /* Destroying: jobs not started yet are dropped. */
             finish_load(c, i, TINYAI_ERR_INTERNAL, NULL, 0, true);
@@ -564,6 +581,7 @@ static void cache_free(tai_cache *c) {
     free(c->threads);
     pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->done);
+    pthread_cond_destroy(&c->taken);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -620,6 +638,7 @@ TinyAIStatus tai_cache_create(const tai_cache_config *cfg, int n, const size_t *
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->work, NULL);
     pthread_cond_init(&c->done, NULL);
+    pthread_cond_init(&c->taken, NULL);
     for (int q = 0; q < Q_COUNT; q++) c->qhead[q] = c->qtail[q] = -1;
     c->e = calloc((size_t)n + 1, sizeof *c->e);
     c->fr = calloc((size_t)n + 2, sizeof *c->fr);
@@ -721,6 +740,7 @@ TinyAIStatus tai_cache_acquire(tai_cache *c, int i, void **ptr) {
         *ptr = buffer(c, e);
     }
     prefetch_ahead(c);
+    hand_off(c);
     pthread_mutex_unlock(&c->mu);
     return st;
 }
@@ -735,6 +755,7 @@ TinyAIStatus tai_cache_release(tai_cache *c, int i) {
     } else if (--e->in_use == 0) {
         /* Prefetch blocked by this entry being in use may go ahead now. */
         prefetch_ahead(c);
+        hand_off(c);
     }
     pthread_mutex_unlock(&c->mu);
     return st;

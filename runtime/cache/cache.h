@@ -34,7 +34,9 @@
  * and is tried again when a release ends the last use of an entry (an entry
  * in use may be what blocked it). A prefetch never evicts an entry needed
  * before the entry being prefetched (it would be read again sooner than the
- * one it makes room for). With `aggressive_prefetch` false (the default) it
+ * one it makes room for), nor one of a higher priority than the prefetched
+ * entry's (a plan that marks what must stay, as the model's memory-opt plan
+ * does, keeps it against every prefetch). With `aggressive_prefetch` false (the default) it
  * is also conservative: it only evicts what a demand load at the time the
  * entry is needed would evict too, so prefetching never adds reads (the
  * number of bytes read equals demand-only Belady); it only moves reads
@@ -43,9 +45,11 @@
  * (compared by their next use after it). On a cyclic schedule with a full
  * cache this means that the next entry is loaded when the one before it is
  * released: the victim demand would choose is the entry just used. With
- * `aggressive_prefetch` true (streaming with the fewest resident entries) it
- * may evict any entry needed after the prefetched one, trading extra reads
- * for overlap with the use of the current entry.
+ * `aggressive_prefetch` true it may evict any entry needed after the
+ * prefetched one (of no higher priority), trading extra reads for overlap
+ * with the use of the current entry: streaming with the fewest resident
+ * entries, and memory-opt, whose plan raises the priority of the entries to
+ * keep so that only the room left for streaming turns over.
  *
  * Loading: `load` is called on a loader thread with the destination buffer
  * and must fill it completely; it returns TINYAI_OK or an error status with

@@ -49,6 +49,7 @@ struct TinyAIMappedModel {
     void *staging[MAX_LOADERS];
     int io_busy[MAX_LOADERS];
     size_t staging_bytes; /* per engine */
+    uint64_t direct_read; /* bytes tai_mapped_read and _verify read (io_mu) */
     size_t align;         /* O_DIRECT alignment of the file (max over engines) */
     pthread_mutex_t io_mu;
     pthread_cond_t io_cv;
@@ -107,15 +108,10 @@ static TinyAIStatus read_range(TinyAIMappedModel *mm, int slot, int layer, uint6
                      (unsigned long long)off, (unsigned long long)fail, strerror(-rc));
 }
 
-/* The layer's checksum, on its first load (or every load if asked). */
-static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *bytes) {
+/* Compares a layer's hash with its stored checksum; marks it verified if
+ * they match. */
+static TinyAIStatus checksum_verdict(TinyAIMappedModel *mm, int layer, uint64_t h) {
     const tai_layer_entry *e = &mm->file->layers[layer];
-    if (mm->file->kind != TAI_FILE_TMAI || e->size == 0) return TINYAI_OK;
-    pthread_mutex_lock(&mm->io_mu);
-    bool done = mm->verified[layer] && !mm->cfg.verifyEveryLoad;
-    pthread_mutex_unlock(&mm->io_mu);
-    if (done) return TINYAI_OK;
-    uint64_t h = XXH64(bytes, (size_t)e->size, 0);
     if (h != e->checksum) {
         char nm[32];
         return tai_error(TINYAI_ERR_CHECKSUM,
@@ -129,6 +125,17 @@ static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *by
     mm->verified[layer] = 1;
     pthread_mutex_unlock(&mm->io_mu);
     return TINYAI_OK;
+}
+
+/* The layer's checksum, on its first load (or every load if asked). */
+static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *bytes) {
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    if (mm->file->kind != TAI_FILE_TMAI || e->size == 0) return TINYAI_OK;
+    pthread_mutex_lock(&mm->io_mu);
+    bool done = mm->verified[layer] && !mm->cfg.verifyEveryLoad;
+    pthread_mutex_unlock(&mm->io_mu);
+    if (done) return TINYAI_OK;
+    return checksum_verdict(mm, layer, XXH64(bytes, (size_t)e->size, 0));
 }
 
 /* The cache's load function: fills dst with layer `layer`'s image. */
@@ -374,6 +381,7 @@ size_t tai_mapped_image_bytes(const TinyAIMappedModel *mm, int l) { return mm->i
 size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int ti) { return mm->tensor_off[ti]; }
 size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm) { return mm->total_images; }
 size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm) { return mm->largest_image; }
+size_t tai_mapped_granule(const TinyAIMappedModel *mm) { return mm->granule; }
 size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm) {
     return mm->staging_bytes * (size_t)mm->n_io;
 }
@@ -532,6 +540,93 @@ double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n) {
     return got > 0 && t > 0 ? (double)got / t : 0;
 }
 
+size_t tai_mapped_read_align(const TinyAIMappedModel *mm) { return mm->align; }
+
+/* Reads the aligned span around [off, off + len) into buf (aligned, cap
+ * bytes, which must hold it); *at points at the first byte asked for. */
+static TinyAIStatus read_span(TinyAIMappedModel *mm, int slot, int layer, uint64_t off,
+                              size_t len, unsigned char *buf, const unsigned char **at) {
+    const size_t a = mm->align;
+    const uint64_t a0 = off / a * a;
+    uint64_t a1 = round_up((size_t)(off + len), a);
+    if (a1 > mm->file->file_size) a1 = mm->file->file_size;
+    TinyAIStatus st = read_range(mm, slot, layer, a0, (size_t)(a1 - a0), buf);
+    if (st != TINYAI_OK) return st;
+    pthread_mutex_lock(&mm->io_mu);
+    mm->direct_read += a1 - a0;
+    pthread_mutex_unlock(&mm->io_mu);
+    *at = buf + (off - a0);
+    return TINYAI_OK;
+}
+
+static TinyAIStatus check_buffer(const TinyAIMappedModel *mm, const void *buf, size_t cap,
+                                 size_t len, const char *fn) {
+    if (!buf || (uintptr_t)buf % mm->align != 0 || cap < len + 2 * mm->align)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "%s: the buffer must be %zu-byte aligned and hold %zu bytes (%zu plus "
+                         "the alignment at both ends), not %zu",
+                         fn, mm->align, len + 2 * mm->align, len, cap);
+    return TINYAI_OK;
+}
+
+static TinyAIStatus check_span(const TinyAIMappedModel *mm, int layer, uint64_t off, size_t len,
+                               const char *fn) {
+    if (layer < 0 || layer >= mm->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d out of range (0..%d)", fn, layer,
+                         mm->n_layers - 1);
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    if (off < e->offset || len > e->size || off - e->offset > e->size - len)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "%s: bytes [%llu, +%zu) are outside layer %d [%llu, +%llu)", fn,
+                         (unsigned long long)off, len, layer, (unsigned long long)e->offset,
+                         (unsigned long long)e->size);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tai_mapped_read(TinyAIMappedModel *mm, int layer, uint64_t off, size_t len,
+                             void *buf, size_t cap, const unsigned char **at) {
+    TinyAIStatus st = check_span(mm, layer, off, len, "tai_mapped_read");
+    if (st == TINYAI_OK) st = check_buffer(mm, buf, cap, len, "tai_mapped_read");
+    if (st == TINYAI_OK && !at) st = tai_error(TINYAI_ERR_INVALID_ARG, "tai_mapped_read: at is NULL");
+    if (st != TINYAI_OK) return st;
+    const int slot = io_take(mm);
+    st = read_span(mm, slot, layer, off, len, buf, at);
+    io_give(mm, slot);
+    return st;
+}
+
+TinyAIStatus tai_mapped_verify(TinyAIMappedModel *mm, int layer, void *buf, size_t cap) {
+    if (layer < 0 || layer >= mm->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_mapped_verify: layer %d out of range (0..%d)",
+                         layer, mm->n_layers - 1);
+    TinyAIStatus st = TINYAI_OK;
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    if (mm->file->kind != TAI_FILE_TMAI || e->size == 0) return TINYAI_OK;
+    pthread_mutex_lock(&mm->io_mu);
+    const bool done = mm->verified[layer];
+    pthread_mutex_unlock(&mm->io_mu);
+    if (done) return TINYAI_OK;
+    st = check_buffer(mm, buf, cap, mm->align, "tai_mapped_verify");
+    if (st != TINYAI_OK) return st;
+    const size_t chunk = (cap - 2 * mm->align) / mm->align * mm->align;
+    XXH64_state_t *h = XXH64_createState();
+    if (!h) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    XXH64_reset(h, 0);
+    const int slot = io_take(mm);
+    for (uint64_t off = e->offset, left = e->size; st == TINYAI_OK && left > 0;) {
+        const size_t n = left < chunk ? (size_t)left : chunk;
+        const unsigned char *at = NULL;
+        st = read_span(mm, slot, layer, off, n, buf, &at);
+        if (st == TINYAI_OK) XXH64_update(h, at, n);
+        off += n;
+        left -= n;
+    }
+    io_give(mm, slot);
+    const uint64_t got = XXH64_digest(h);
+    XXH64_freeState(h);
+    return st != TINYAI_OK ? st : checksum_verdict(mm, layer, got);
+}
+
 size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm) {
     return (mm->cache ? mm->cache_budget : 0) + tai_mapped_staging_bytes(mm);
 }
@@ -679,6 +774,9 @@ bool tinyaiGetMappedModelStats(const TinyAIMappedModel *model, TinyAIMappedModel
         out->usedBytes = s.used;
         out->peakUsedBytes = s.peak_used;
     }
+    pthread_mutex_lock((pthread_mutex_t *)&model->io_mu);
+    out->bytesRead += model->direct_read;
+    pthread_mutex_unlock((pthread_mutex_t *)&model->io_mu);
     out->ioEngine = model->engine_name;
     out->ioFallback = model->fallback[0] ? model->fallback : NULL;
     out->policy = tai_cache_policy_name(model->policy);
@@ -686,7 +784,11 @@ bool tinyaiGetMappedModelStats(const TinyAIMappedModel *model, TinyAIMappedModel
 }
 
 void tinyaiResetMappedModelStats(TinyAIMappedModel *model) {
-    if (model && model->cache) tai_cache_reset_stats(model->cache);
+    if (!model) return;
+    if (model->cache) tai_cache_reset_stats(model->cache);
+    pthread_mutex_lock(&model->io_mu);
+    model->direct_read = 0;
+    pthread_mutex_unlock(&model->io_mu);
 }
 
 size_t tinyaiGetLayerImageSize(const TinyAIMappedModel *model, int layerIndex) {

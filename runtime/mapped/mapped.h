@@ -58,6 +58,9 @@ size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int tensor_index);
  * the cache's allocation unit. */
 size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm);
 size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm);
+/* The cache's allocation unit: every layer takes its image bytes rounded up
+ * to it. */
+size_t tai_mapped_granule(const TinyAIMappedModel *mm);
 /* Bytes outside the cache that loading needs (staging for repacking). */
 size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm);
 
@@ -91,6 +94,24 @@ tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer);
  * can double the speed). The buffer is allocated and faulted in before the
  * timing and freed after. */
 double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n);
+
+/* Reads outside the cache, for looking up a few rows of a large table
+ * without loading it whole. tai_mapped_read reads the bytes [off, off + len)
+ * of the file, which must lie inside layer `layer`, with one aligned read
+ * through a loader's engine into buf, which must be aligned to
+ * tai_mapped_read_align and hold len plus that alignment at both ends
+ * (cap bytes); *at is where the bytes asked for start in it. The bytes read
+ * count in the stats' bytesRead. Nothing is verified: call
+ * tai_mapped_verify for the layer first. INVALID_ARG for a span outside the
+ * layer or a buffer too small; IO naming the file, layer and offset. */
+size_t tai_mapped_read_align(const TinyAIMappedModel *mm);
+TinyAIStatus tai_mapped_read(TinyAIMappedModel *mm, int layer, uint64_t off, size_t len,
+                             void *buf, size_t cap, const unsigned char **at);
+/* Checks a .tmai layer's checksum once, reading it through buf (as above,
+ * at least three times the alignment; the larger, the fewer reads), with no
+ * cache room needed; later calls, and any call for a GGUF file, return at
+ * once. CHECKSUM naming the file and layer if it does not match. */
+TinyAIStatus tai_mapped_verify(TinyAIMappedModel *mm, int layer, void *buf, size_t cap);
 
 /* Bytes the cache takes now (its arena: registered memory is resident). */
 size_t tai_mapped_memory_bytes(const TinyAIMappedModel *mm);

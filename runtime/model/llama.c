@@ -140,6 +140,7 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
         return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
                          mf->path, mf->n_layers, hp->n_layer);
     TRY(bind_ref(mf, mm, "token_embd.weight", hp->n_vocab, E, 0, &m->tok_embd));
+    m->emb_tensor = tai_model_file_find_tensor(mf, "token_embd.weight");
     TRY(bind_ref(mf, mm, "output_norm.weight", 1, E, 1, &m->out_norm));
     if (tai_model_file_find_tensor(mf, "output.weight")) {
         TRY(bind_ref(mf, mm, "output.weight", hp->n_vocab, E, 0, &m->output));
@@ -181,13 +182,17 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
 
 int tai_llama_schedule(const TinyAIModel *m, int *order) {
     int k = 0;
-    for (int l = 0; l <= m->hp.n_layer; l++) order[k++] = l;
+    for (int l = m->emb_rows ? 1 : 0; l <= m->hp.n_layer; l++) order[k++] = l;
     if (m->tied) order[k++] = 0; /* the tied head takes the embedding first */
     order[k++] = m->hp.n_layer + 1;
     return k;
 }
 
 /* ---- Forward ------------------------------------------------------------ */
+
+/* The embedding buffer: one lookup at least, and large enough that checking
+ * the table's checksum through it takes few reads. */
+#define EMB_BUFFER_MIN (256u << 10)
 
 /* Acquires a layer image, counting the time spent waiting for it. */
 static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img) {
@@ -349,6 +354,68 @@ static void run_embedding(const tai_batch *b, const unsigned char *img) {
     }
 }
 
+/* Bytes of one lookup: a packed panel of TAI_PANEL rows, or one row. */
+static size_t emb_unit(const TinyAIModel *m) {
+    const tai_wref *e = &m->tok_embd;
+    return m->emb_tensor->layout == TAI_LAYOUT_PACKED ? tai_pack_panel_bytes(e->type, e->n)
+                                                      : tai_type_row_bytes(e->type, e->n);
+}
+
+size_t tai_llama_emb_buffer_align(const TinyAIModel *m) {
+    const size_t a = tai_mapped_read_align(m->mm);
+    return a > 4096 ? a : 4096;
+}
+
+size_t tai_llama_emb_buffer_bytes(const TinyAIModel *m) {
+    if (m->tied || !m->emb_tensor) return 0;
+    const size_t a = tai_llama_emb_buffer_align(m);
+    size_t need = emb_unit(m) + 2 * tai_mapped_read_align(m->mm);
+    if (need < EMB_BUFFER_MIN) need = EMB_BUFFER_MIN;
+    return (need + a - 1) / a * a;
+}
+
+/* The embedding lookup without layer 0 in the cache: a decoding step needs
+ * one row of the table per column, a few KiB of a table of many MiB, so
+ * each column's row (in a packed file, the panel of TAI_PANEL rows holding
+ * it) is read from the file. The table's checksum is checked once, on the
+ * first lookup, by reading it through (tai_mapped_verify). */
+static TinyAIStatus run_embedding_rows(const tai_batch *b) {
+    TinyAIModel *m = b->m;
+    const tai_workspace *ws = &m->ws;
+    const tai_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd;
+    const tai_wref *e = &m->tok_embd;
+    const tai_tensor *t = m->emb_tensor;
+    const size_t cap = tai_llama_emb_buffer_bytes(m);
+    TinyAIStatus st = tai_mapped_verify(m->mm, 0, ws->emb_read, cap);
+    if (st != TINYAI_OK) return st;
+    const bool packed = t->layout == TAI_LAYOUT_PACKED;
+    const size_t unit = emb_unit(m);
+    int64_t held = -1; /* the panel or row at `src` */
+    const unsigned char *src = NULL;
+    for (int c = 0; c < b->n; c++) {
+        const int64_t r = b->tokens[c];
+        if (r < 0 || r >= e->rows)
+            return tai_error(TINYAI_ERR_INVALID_ARG, "token id %lld out of range (0..%lld)",
+                             (long long)r, (long long)e->rows - 1);
+        const int64_t at = packed ? r / TAI_PANEL : r;
+        if (at != held) {
+            st = tai_mapped_read(m->mm, 0, t->offset + (uint64_t)at * unit, unit, ws->emb_read,
+                                 cap, &src);
+            if (st != TINYAI_OK) return st;
+            held = at;
+        }
+        float *x = ws->x + c * E;
+        if (packed)
+            tai_packed_row(e->type, src, TAI_PANEL, e->n, r % TAI_PANEL, x);
+        else
+            tai_dequantize_row(e->type, src, x, e->n);
+        tai_rope_angles(ws->rope_cs + (int64_t)c * hp->rot_dim, hp->rot_dim, b->pos[c],
+                        hp->rope_base);
+    }
+    return TINYAI_OK;
+}
+
 /* Final norm and logits: of the last column, or of every column. */
 static void run_head(const tai_batch *b, const unsigned char *head, const unsigned char *out_img) {
     const TinyAIModel *m = b->m;
@@ -396,6 +463,12 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
         }
         TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
         return st != TINYAI_OK ? st : st2;
+    }
+    if (layer == 0 && m->emb_rows) {
+        const uint64_t t0 = tai_now_ns();
+        TinyAIStatus st = run_embedding_rows(b);
+        m->stall_ns += tai_now_ns() - t0;
+        return st;
     }
     TinyAIStatus st = acquire(m, layer, &img);
     if (st != TINYAI_OK) return st;

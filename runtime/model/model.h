@@ -66,6 +66,8 @@ typedef struct {
     float *batch_logits;/* [n_seq][n_vocab] for tinyaiEvalBatch (n_seq > 1) */
     int n_seq;
     void *mm_scratch;   /* prepared activations for tai_matmul */
+    void *emb_read;     /* embedding panels (or rows) read past the cache
+                           (untied models; NULL otherwise) */
     size_t bytes;
 } tai_workspace;
 
@@ -76,6 +78,9 @@ struct TinyAIModel {
     tai_tokenizer *tok;
     tai_hparams hp;
     tai_wref tok_embd;      /* [n_vocab][n_embd], layer 0 */
+    const tai_tensor *emb_tensor; /* its entry in the file's tensor table */
+    int emb_rows;           /* look embeddings up by reading their rows from
+                               the file, not layer 0 through the cache */
     tai_wref out_norm;      /* [n_embd], the head layer */
     tai_wref output;        /* [n_vocab][n_embd]; tok_embd when tied */
     int tied;
@@ -139,9 +144,15 @@ TinyAIStatus tai_llama_forward(const tai_batch *b);
 void tai_llama_finish(const tai_batch *b);
 
 /* The order in which a forward pass acquires layers (cyclic): 0, 1 ..
- * n_layer + 1, with 0 again just before the head when the head is tied.
- * Returns its length (at most n_layer + 3) and fills order. */
+ * n_layer + 1, with 0 again just before the head when the head is tied,
+ * and without 0 when embeddings are read by rows (m->emb_rows). Returns its
+ * length (at most n_layer + 3) and fills order. */
 int tai_llama_schedule(const TinyAIModel *m, int *order);
+/* The workspace's buffer for reading embedding rows (ws.emb_read): its
+ * bytes, 0 for a tied model, which never reads so (its head needs the
+ * whole table resident anyway), and its alignment. */
+size_t tai_llama_emb_buffer_bytes(const TinyAIModel *m);
+size_t tai_llama_emb_buffer_align(const TinyAIModel *m);
 
 /* ---- Memory planning (plan.c) ------------------------------------------- */
 

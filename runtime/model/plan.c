@@ -23,6 +23,7 @@
 #define MAX_UBATCH 512
 #define MIN_UBATCH 16
 #define PROBE_MAX (8u << 20) /* small: the probe is resident too */
+#define KEEP_PRIORITY 2.0f   /* memory-opt's fixed set (above the default 1) */
 
 static size_t fbytes(size_t a, size_t b) {
     return a != 0 && b > SIZE_MAX / sizeof(float) / a ? SIZE_MAX : a * b * sizeof(float);
@@ -62,6 +63,7 @@ size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int 
     b = add_sat(b, fbytes(nth, (size_t)att_ctx));
     b = add_sat(b, fbytes(U, (size_t)hp->rot_dim));
     if (n_seq > 1) b = add_sat(b, fbytes((size_t)n_seq, (size_t)hp->n_vocab));
+    b = add_sat(b, tai_llama_emb_buffer_bytes(m));
     return add_sat(b, scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq));
 }
 
@@ -79,6 +81,7 @@ void tai_workspace_free(tai_workspace *ws) {
     free(ws->rope_cs);
     free(ws->batch_logits);
     free(ws->mm_scratch);
+    free(ws->emb_read);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -112,8 +115,10 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     if (n_seq > 1) ws->batch_logits = falloc((size_t)n_seq, (size_t)hp->n_vocab);
     const size_t scratch = scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq);
     ws->mm_scratch = aligned_alloc(64, scratch ? scratch : 64);
+    const size_t er = tai_llama_emb_buffer_bytes(m);
+    if (er > 0) ws->emb_read = aligned_alloc(tai_llama_emb_buffer_align(m), er);
     ws->bytes = tai_workspace_bytes(m, n_ubatch, att_ctx, n_seq);
-    if (!ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
+    if ((er > 0 && !ws->emb_read) || !ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
         !ws->ffn_out || !ws->att_scratch || !ws->rope_cs || !ws->mm_scratch ||
         (n_seq > 1 && !ws->batch_logits)) {
         size_t bytes = ws->bytes;
@@ -194,6 +199,132 @@ static const char *human(double b, char *buf, size_t n) {
     else
         snprintf(buf, n, "%.1f MB", b / 1e6);
     return buf;
+}
+
+/* Memory-opt under Belady, on the cyclic schedule of decoding. Belady on a
+ * cycle keeps a fixed set of layers and turns the rest over in the room
+ * left; with room for one layer only, the next one is read once the current
+ * one is done, and storage idles while it computes. This chooses the fixed
+ * set, `keep`, by the time a cycle takes: storage reads every layer outside
+ * it once per cycle, and each step from one streamed layer to the next whose
+ * two layers do not fit in the room together also waits for the first to
+ * be computed, counted as an eighth of its bytes (a layer computes in a
+ * small fraction of the time it takes to read). Candidates keep the k
+ * largest layers, for each k, then fill the rest in schedule order up to a
+ * room that holds the two largest layers left out, or the largest and the
+ * smallest, or the largest alone. A candidate must read no more per cycle
+ * than demand-only Belady may, the whole model minus the budget plus its
+ * largest layer: overlap is bought with reads only within that. Returns
+ * the bytes kept, 0 when no candidate qualifies (or everything fits). */
+typedef struct {
+    int n, len;
+    const int *order;
+    const size_t *sz;
+    size_t budget, all;
+    size_t max_read; /* bytes a cycle may read */
+} keep_problem;
+
+/* Bytes-equivalent time of one cycle with `in` kept; SIZE_MAX if the room
+ * cannot hold some layer left out. */
+static size_t keep_cost(const keep_problem *kp, const unsigned char *in, unsigned char *seen) {
+    size_t kept = 0, largest = 0, cost = 0;
+    memset(seen, 0, (size_t)kp->n);
+    int first = -1, prev = -1;
+    for (int k = 0; k < kp->len; k++) {
+        const int l = kp->order[k];
+        if (seen[l]) continue;
+        seen[l] = 1;
+        if (in[l]) {
+            kept += kp->sz[l];
+            continue;
+        }
+        if (kp->sz[l] > largest) largest = kp->sz[l];
+        if (first < 0) first = l;
+        prev = l;
+    }
+    if (kept > kp->budget || first < 0) return SIZE_MAX;
+    const size_t room = kp->budget - kept;
+    if (largest > room) return SIZE_MAX;
+    cost = kp->all - kept;
+    if (cost > kp->max_read) return SIZE_MAX;
+    /* the steps between streamed layers, cyclically */
+    memset(seen, 0, (size_t)kp->n);
+    int a = prev;
+    for (int k = 0; k < kp->len; k++) {
+        const int l = kp->order[k];
+        if (in[l] || seen[l]) continue;
+        seen[l] = 1;
+        if (kp->sz[a] + kp->sz[l] > room) cost += kp->sz[a] / 8;
+        a = l;
+    }
+    return cost;
+}
+
+static size_t fixed_set(const TinyAIModel *m, const int *order, int len, size_t budget,
+                        unsigned char *keep) {
+    const int n = m->file->n_layers;
+    const size_t g = tai_mapped_granule(m->mm);
+    size_t *sz = calloc((size_t)n, sizeof *sz);
+    int *big = malloc((size_t)n * sizeof *big), nb = 0;
+    unsigned char *in = calloc((size_t)n, 1), *try = calloc((size_t)n, 1),
+                  *seen = calloc((size_t)n, 1);
+    size_t best_cost = SIZE_MAX, best = 0, all = 0, smallest = SIZE_MAX;
+    if (!sz || !big || !in || !try || !seen) goto out;
+    for (int k = 0; k < len; k++) {
+        const int l = order[k];
+        if (in[l]) continue;
+        in[l] = 1;
+        sz[l] = (tai_mapped_image_bytes(m->mm, l) + g - 1) / g * g;
+        all += sz[l];
+        if (sz[l] < smallest) smallest = sz[l];
+        big[nb++] = l;
+    }
+    if (all <= budget || nb < 2) goto out;
+    const size_t whole = tai_mapped_total_image_bytes(m->mm);
+    const size_t over = whole > budget ? whole - budget : 0;
+    const keep_problem kp = {n, len, order, sz, budget, all,
+                             over + tai_mapped_largest_image_bytes(m->mm)};
+    /* largest first, stable: schedule order among equal sizes */
+    for (int i = 1; i < nb; i++)
+        for (int j = i; j > 0 && sz[big[j]] > sz[big[j - 1]]; j--) {
+            int t = big[j];
+            big[j] = big[j - 1];
+            big[j - 1] = t;
+        }
+    for (int forced = 0; forced < nb; forced++) {
+        const size_t rooms[3] = {sz[big[forced]] + (forced + 1 < nb ? sz[big[forced + 1]] : 0),
+                                 sz[big[forced]] + smallest, sz[big[forced]]};
+        for (int r = 0; r < 3; r++) {
+            if (rooms[r] > budget) continue;
+            const size_t cap = budget - rooms[r];
+            size_t kept = 0;
+            memset(try, 0, (size_t)n);
+            for (int i = 0; i < forced; i++) {
+                try[big[i]] = 1;
+                kept += sz[big[i]];
+            }
+            if (kept > cap) continue;
+            for (int k = 0; k < len; k++) {
+                const int l = order[k];
+                if (try[l] || l == big[forced] || kept + sz[l] > cap) continue;
+                try[l] = 1;
+                kept += sz[l];
+            }
+            const size_t cost = kept > 0 ? keep_cost(&kp, try, seen) : SIZE_MAX;
+            if (cost < best_cost) {
+                best_cost = cost;
+                best = kept;
+                memcpy(keep, try, (size_t)n);
+            }
+        }
+    }
+out:
+    free(sz);
+    free(big);
+    free(in);
+    free(try);
+    free(seen);
+    return best;
 }
 
 TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
@@ -287,12 +418,36 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
      * against it */
     TinyAIStatus st = tai_workspace_alloc(m, ub, n_ctx, n_seq);
     if (st != TINYAI_OK) return st;
+    /* Without every layer resident, an untied embedding is looked up by
+     * reading the rows a step needs (llama.c), not by streaming the whole
+     * table through the cache every token. Checking checksums on every load
+     * keeps it a layer, loaded and checked whole. */
+    m->emb_rows = mode != TINYAI_EXEC_NORMAL && budget < total && !m->tied &&
+                  !m->cfg.verifyChecksums;
+    int order[1024 + 3];
+    const int len = tai_llama_schedule(m, order);
+    unsigned char keep[1024 + 2] = {0};
+    const bool keep_set = mode == TINYAI_EXEC_MEMORY_OPT && p.policy == TINYAI_CACHE_BELADY &&
+                       fixed_set(m, order, len, budget, keep) > 0;
+    if (keep_set) p.aggressive = true;
     st = tai_mapped_plan(m->mm, &p);
     if (st != TINYAI_OK) return st;
-    int order[1024 + 3];
-    int len = tai_llama_schedule(m, order);
     st = tai_mapped_set_schedule(m->mm, order, len, true);
     if (st != TINYAI_OK) return st;
+    for (int l = 0; keep_set && l < m->file->n_layers; l++)
+        if (keep[l]) tinyaiSetLayerPriority(m->mm, l, KEEP_PRIORITY);
+    /* The fixed set is read now, into the empty arena: first fit places it
+     * at the start, in one piece, and leaves the room for streaming in one
+     * piece after it. Loaded as decoding first uses them, kept and streamed
+     * layers would interleave and split that room. */
+    for (int k = 0; keep_set && k < len; k++) {
+        const int l = order[k];
+        if (!keep[l] || tai_mapped_layer_state(m->mm, l) != TAI_ENTRY_ABSENT) continue;
+        void *img = NULL;
+        st = tai_mapped_acquire(m->mm, l, &img);
+        if (st == TINYAI_OK) st = tai_mapped_release(m->mm, l);
+        if (st != TINYAI_OK) return st;
+    }
     m->mode = mode;
     m->cache_budget = budget;
     m->min_bytes = minimum;
