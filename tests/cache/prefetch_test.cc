@@ -176,6 +176,51 @@ TEST(Prefetch, ConservativeKeepsWhatDemandWouldKeep) {
     }
 }
 
+// The same cycle with 0 and 1 of a higher priority (what the model's
+// memory-opt plan does for the layers it keeps): no prefetch of 3 evicts
+// them, aggressive or not, though both are needed after it. At 3's own
+// priority aggressive prefetch may again. A demand load, which must make
+// room, still evicts the lowest priority there is.
+TEST(Prefetch, NeverEvictsAHigherPriority) {
+    Loader l;
+    std::vector<size_t> sizes(4, kSize);
+    const int order[] = {0, 1, 2, 3};
+    for (bool aggressive : {false, true}) {
+        SCOPED_TRACE(aggressive);
+        Cache c;
+        tai_cache_config cfg = Config(&l, 3 * kSize, TAI_CACHE_BELADY, 0);
+        cfg.aggressive_prefetch = aggressive;
+        ASSERT_EQ(tai_cache_create(&cfg, 4, sizes.data(), &c.c), TINYAI_OK);
+        ASSERT_EQ(tai_cache_set_schedule(c, order, 4, true), TINYAI_OK);
+        ASSERT_EQ(tai_cache_set_priority(c, 0, 2.0f), TINYAI_OK);
+        ASSERT_EQ(tai_cache_set_priority(c, 1, 2.0f), TINYAI_OK);
+        Use(c, 0, kSize);
+        Use(c, 1, kSize);
+        ASSERT_EQ(tai_cache_prefetch(c, 2), TINYAI_OK);
+        WaitIdle(c, 4);
+        EXPECT_EQ(tai_cache_prefetch(c, 3), TINYAI_ERR_NOMEM);
+        WaitIdle(c, 4);
+        EXPECT_EQ(Info(c, 0).state, TAI_ENTRY_RESIDENT);
+        EXPECT_EQ(Info(c, 1).state, TAI_ENTRY_RESIDENT);
+        EXPECT_EQ(Info(c, 3).state, TAI_ENTRY_ABSENT);
+        // 3 at their priority: aggressive prefetch evicts 1, the furthest
+        ASSERT_EQ(tai_cache_set_priority(c, 3, 2.0f), TINYAI_OK);
+        const TinyAIStatus st = tai_cache_prefetch(c, 3);
+        WaitIdle(c, 4);
+        EXPECT_EQ(st, aggressive ? TINYAI_OK : TINYAI_ERR_NOMEM);
+        EXPECT_EQ(Info(c, 1).state, aggressive ? TAI_ENTRY_ABSENT : TAI_ENTRY_RESIDENT);
+        if (!aggressive) {
+            // demand: 2, needed next, ranks lowest now, and goes
+            ASSERT_EQ(tai_cache_set_priority(c, 3, 1.0f), TINYAI_OK);
+            EXPECT_FALSE(Use(c, 3, kSize)) << "a miss";
+            EXPECT_EQ(Info(c, 2).state, TAI_ENTRY_ABSENT);
+            EXPECT_EQ(Info(c, 0).state, TAI_ENTRY_RESIDENT);
+            EXPECT_EQ(Info(c, 1).state, TAI_ENTRY_RESIDENT);
+        }
+        EXPECT_EQ(tai_cache_check(c), TINYAI_OK) << tinyaiLastErrorMessage();
+    }
+}
+
 TEST(Prefetch, WindowLimitsLoadsAhead) {
     Loader l;
     const int n = 8;

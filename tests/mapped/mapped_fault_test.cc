@@ -3,9 +3,12 @@
 // gives NULL and a message naming the file, the layer and the offset, and
 // the layer loads once the fault is gone; EINTR and short reads are retried
 // and give the file's bytes. Also for a GGUF file, whose layers are read
-// into staging and repacked.
+// into staging and repacked; and for the reads past the cache
+// (tai_mapped_read, tai_mapped_verify) that look up embedding rows.
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -188,6 +191,92 @@ TEST_P(MappedFaults, InterruptedAndShortReadsAreRetried) {
         EXPECT_EQ(st.loadErrors, 0u);
     }
     tinyaiCloseMappedModel(tm);
+}
+
+struct FreeDeleter {
+    void operator()(void *p) const { std::free(p); }
+};
+
+// Reads past the cache: the file's bytes for any span inside a layer, also
+// through EINTR and short reads; EIO a clean error naming the file, layer
+// and offset; spans outside the layer and unusable buffers refused. The
+// checksum pass reads the whole layer through a small buffer.
+TEST_P(MappedFaults, SmallReadsPastTheCache) {
+    TAI_REQUIRE_TMAI(tmai);
+    Open(tmai);
+    if (IsSkipped() || HasFatalFailure()) return;
+    const size_t align = tai_mapped_read_align(m_);
+    ASSERT_GE(align, 1u);
+    ASSERT_LE(align, 4096u);
+    const size_t cap = 64 << 10;
+    std::unique_ptr<unsigned char, FreeDeleter> buf(
+        static_cast<unsigned char *>(std::aligned_alloc(4096, cap)));
+    ASSERT_TRUE(buf);
+    const TinyAILayerDescriptor d = *tinyaiGetLayerDescriptor(m_, 0);
+    const uint64_t off = d.offset + 4096 + 100; // neither end aligned
+    const size_t len = 5000;
+    ASSERT_LT(off + len, d.offset + d.size);
+    const std::string want = ReadRange(tmai, off, len);
+    ASSERT_EQ(want.size(), len);
+    for (int mode : {Faults::kNone, Faults::kEintrOncePerOffset, Faults::kHalve,
+                     Faults::kTinyOncePerOffset}) {
+        SCOPED_TRACE(mode);
+        faults_.seen.clear();
+        faults_.mode = mode;
+        const unsigned char *at = nullptr;
+        ASSERT_EQ(tai_mapped_read(m_, 0, off, len, buf.get(), cap, &at), TINYAI_OK) << LastError();
+        ASSERT_NE(at, nullptr);
+        EXPECT_EQ(std::memcmp(at, want.data(), len), 0);
+    }
+    EXPECT_GT(faults_.injected.load(), 0u);
+    faults_.mode = Faults::kNone;
+    TinyAIMappedModelStats st;
+    ASSERT_TRUE(tinyaiGetMappedModelStats(m_, &st));
+    EXPECT_GE(st.bytesRead, 4 * len) << "reads past the cache count in bytesRead";
+
+    // EIO: an error naming file, layer and offset; the buffer is the
+    // caller's, nothing to leak
+    faults_.lo = off;
+    faults_.hi = off + len;
+    faults_.mode = Faults::kEioInRange;
+    const unsigned char *at = nullptr;
+    EXPECT_EQ(tai_mapped_read(m_, 0, off, len, buf.get(), cap, &at), TINYAI_ERR_IO);
+    std::string msg = LastError();
+    EXPECT_TRUE(Contains(msg, tmai + ": layer 0 (token embedding): read of ")) << msg;
+    EXPECT_TRUE(Contains(msg, "Input/output error")) << msg;
+    // ... and the checksum pass over the layer fails the same way, then
+    // passes once the disk is well again
+    faults_.lo = d.offset;
+    faults_.hi = d.offset + d.size;
+    EXPECT_EQ(tai_mapped_verify(m_, 0, buf.get(), cap), TINYAI_ERR_IO);
+    EXPECT_TRUE(Contains(LastError(), "layer 0 (token embedding)")) << LastError();
+    faults_.mode = Faults::kNone;
+    EXPECT_EQ(tai_mapped_verify(m_, 0, buf.get(), cap), TINYAI_OK) << LastError();
+
+    // bad arguments
+    EXPECT_EQ(tai_mapped_read(m_, -1, off, len, buf.get(), cap, &at), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_read(m_, tinyaiGetMappedLayerCount(m_), off, len, buf.get(), cap, &at),
+              TINYAI_ERR_INVALID_ARG);
+    EXPECT_TRUE(Contains(LastError(), "out of range")) << LastError();
+    EXPECT_EQ(tai_mapped_read(m_, 1, off, len, buf.get(), cap, &at), TINYAI_ERR_INVALID_ARG)
+        << "a span of layer 0 is outside layer 1";
+    EXPECT_TRUE(Contains(LastError(), "outside layer 1")) << LastError();
+    EXPECT_EQ(tai_mapped_read(m_, 0, d.offset + d.size - 10, 100, buf.get(), cap, &at),
+              TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_read(m_, 0, d.offset - 1, 10, buf.get(), cap, &at),
+              TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_read(m_, 0, off, len, buf.get(), len, &at), TINYAI_ERR_INVALID_ARG)
+        << "no room for the alignment";
+    EXPECT_TRUE(Contains(LastError(), "buffer must be")) << LastError();
+    if (align > 1) {
+        EXPECT_EQ(tai_mapped_read(m_, 0, off, len, buf.get() + 1, cap - 1, &at),
+                  TINYAI_ERR_INVALID_ARG)
+            << "misaligned";
+    }
+    EXPECT_EQ(tai_mapped_read(m_, 0, off, len, nullptr, cap, &at), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_read(m_, 0, off, len, buf.get(), cap, nullptr), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_verify(m_, -1, buf.get(), cap), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_mapped_verify(m_, 1, buf.get(), 2 * align), TINYAI_ERR_INVALID_ARG);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllEngines, MappedFaults,
