@@ -62,9 +62,7 @@ Measured Decode(const std::string &path, size_t limit, TinyAIExecutionMode mode,
     ModelPtr m = tai_test::LoadModel(path, c);
     EXPECT_TRUE(m) << tinyaiLastErrorMessage();
     if (!m) return r;
-    TinyAISession *raw = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m.get(), kCtx, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr s(raw);
+    SessionPtr s = tai_test::NewSession(m.get(), kCtx);
     if (!s) return r;
     const int nv = tai_test::VocabSize(m.get());
     int32_t prompt[4] = {1, 260, 270, 280};

@@ -63,9 +63,7 @@ Decoded Decode(const std::string &path, size_t limit, TinyAIExecutionMode mode, 
     ModelPtr m = tai_test::LoadModel(path, c);
     EXPECT_TRUE(m) << tinyaiLastErrorMessage();
     if (!m) return r;
-    TinyAISession *raw = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m.get(), kCtx, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr s(raw);
+    SessionPtr s = tai_test::NewSession(m.get(), kCtx);
     if (!s) return r;
     const int32_t prompt[4] = {1, 17, 1999, kVocab - 1};
     EXPECT_EQ(tinyaiEval(s.get(), prompt, 4), TINYAI_OK) << tinyaiLastErrorMessage();

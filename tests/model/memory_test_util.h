@@ -45,6 +45,14 @@ inline ModelPtr LoadModel(const std::string &path, const TinyAIModelConfig &c,
     return ModelPtr(m);
 }
 
+// A session of n_ctx tokens of m; null (with a test failure) if it cannot
+// be created.
+inline SessionPtr NewSession(TinyAIModel *m, int n_ctx) {
+    TinyAISession *raw = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m, n_ctx, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
+    return SessionPtr(raw);
+}
+
 inline TinyAIMemoryInfo MemInfo(const TinyAIModel *m) {
     TinyAIMemoryInfo mi;
     EXPECT_EQ(tinyaiGetMemoryInfo(m, &mi), TINYAI_OK);
