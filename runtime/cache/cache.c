@@ -7,11 +7,13 @@
  * the sizes and the arena's address are fixed at creation. Loads run outside
  * the mutex and write only into their entry's buffer, which nobody else
  * touches while the entry is LOADING: it cannot be evicted, and acquire hands
- * it out only once RESIDENT. Two condition variables:
+ * it out only once RESIDENT. Three condition variables:
  *   - `work`: a job was queued or the cache is stopping (loaders wait on it);
  *   - `done`: a load finished (success, failure or cancellation). Everyone
  *     else waits on it: acquire or pin for its entry, acquire for room, evict
- *     for a load in flight.
+ *     for a load in flight;
+ *   - `taken`: a loader took a job (hand_off waits on it, only while a
+ *     loader is idle and a prefetch queued, so it ends).
  * Every wait loops on a counter that only moves forward (an entry's `gen`,
  * the cache's `completions`), not on a state that may flip back, so a waiter
  * that wakes late cannot miss the completion it waited for, and a spurious
