@@ -405,6 +405,10 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
     }
     TinyAIModel *m = s->model;
     const size_t total = tai_mapped_total_image_bytes(m->mm);
+    const size_t g = tai_mapped_granule(m->mm);
+    const size_t rows_emb = m->tied || m->cfg.verifyChecksums
+                                ? 0
+                                : (tai_mapped_image_bytes(m->mm, 0) + g - 1) / g * g;
     TinyAIMemoryInfo mi;
     tinyaiGetMemoryInfo(m, &mi);
     /* storage: what the cache's loads measured, else a probe read */
@@ -435,7 +439,10 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
             double avail = (double)(s->limit - runtime);
             if (m->mode != TINYAI_EXEC_NORMAL) cache = avail < (double)total ? avail : (double)total;
         }
+        /* below the whole model an untied embedding is looked up by rows,
+         * not read with the layers (plan.c) */
         double io_bytes = (double)total - cache;
+        if (cache < (double)total) io_bytes -= (double)rows_emb;
         if (io_bytes < 0) io_bytes = 0;
         double t_io = sbw > 0 ? io_bytes / sbw : 0;
         /* compute: one column streams the weights (matrix-vector speed),
