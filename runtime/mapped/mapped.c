@@ -381,7 +381,9 @@ size_t tai_mapped_image_bytes(const TinyAIMappedModel *mm, int l) { return mm->i
 size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int ti) { return mm->tensor_off[ti]; }
 size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm) { return mm->total_images; }
 size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm) { return mm->largest_image; }
-size_t tai_mapped_granule(const TinyAIMappedModel *mm) { return mm->granule; }
+size_t tai_mapped_layer_room(const TinyAIMappedModel *mm, int l) {
+    return round_up(mm->image_bytes[l], mm->granule);
+}
 size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm) {
     return mm->staging_bytes * (size_t)mm->n_io;
 }

@@ -58,9 +58,9 @@ size_t tai_mapped_tensor_offset(const TinyAIMappedModel *mm, int tensor_index);
  * the cache's allocation unit. */
 size_t tai_mapped_total_image_bytes(const TinyAIMappedModel *mm);
 size_t tai_mapped_largest_image_bytes(const TinyAIMappedModel *mm);
-/* The cache's allocation unit: every layer takes its image bytes rounded up
- * to it. */
-size_t tai_mapped_granule(const TinyAIMappedModel *mm);
+/* The room layer l takes in the cache: its image bytes rounded up to the
+ * cache's allocation unit. */
+size_t tai_mapped_layer_room(const TinyAIMappedModel *mm, int layer);
 /* Bytes outside the cache that loading needs (staging for repacking). */
 size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm);
 

@@ -143,11 +143,10 @@ size_t tai_model_current_bytes(const TinyAIModel *m) {
  * leaves free of the arena; that may be split in two around it, so twice
  * the head's size guarantees one part holds it. */
 static size_t min_cache(const TinyAIModel *m) {
-    size_t g = 4096, largest = tai_mapped_largest_image_bytes(m->mm);
+    size_t largest = tai_mapped_largest_image_bytes(m->mm);
     if (!m->tied) return largest;
     const int nl = m->hp.n_layer;
-    size_t both = (tai_mapped_image_bytes(m->mm, 0) + g - 1) / g * g +
-                  2 * ((tai_mapped_image_bytes(m->mm, nl + 1) + g - 1) / g * g);
+    size_t both = tai_mapped_layer_room(m->mm, 0) + 2 * tai_mapped_layer_room(m->mm, nl + 1);
     return both > largest ? both : largest;
 }
 
@@ -155,7 +154,7 @@ static size_t min_cache(const TinyAIModel *m) {
 static size_t stream_cache(const TinyAIModel *m) {
     size_t a = 0, b = 0;
     for (int l = 0; l < m->hp.n_layer + 2; l++) {
-        size_t s = (tai_mapped_image_bytes(m->mm, l) + 4095) / 4096 * 4096;
+        size_t s = tai_mapped_layer_room(m->mm, l);
         if (s > a) {
             b = a;
             a = s;
@@ -263,7 +262,6 @@ static size_t keep_cost(const keep_problem *kp, const unsigned char *in, unsigne
 static size_t fixed_set(const TinyAIModel *m, const int *order, int len, size_t budget,
                         unsigned char *keep) {
     const int n = m->file->n_layers;
-    const size_t g = tai_mapped_granule(m->mm);
     size_t *sz = calloc((size_t)n, sizeof *sz);
     int *big = malloc((size_t)n * sizeof *big), nb = 0;
     unsigned char *in = calloc((size_t)n, 1), *try = calloc((size_t)n, 1),
@@ -274,7 +272,7 @@ static size_t fixed_set(const TinyAIModel *m, const int *order, int len, size_t 
         const int l = order[k];
         if (in[l]) continue;
         in[l] = 1;
-        sz[l] = (tai_mapped_image_bytes(m->mm, l) + g - 1) / g * g;
+        sz[l] = tai_mapped_layer_room(m->mm, l);
         all += sz[l];
         if (sz[l] < smallest) smallest = sz[l];
         big[nb++] = l;

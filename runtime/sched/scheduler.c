@@ -405,10 +405,8 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
     }
     TinyAIModel *m = s->model;
     const size_t total = tai_mapped_total_image_bytes(m->mm);
-    const size_t g = tai_mapped_granule(m->mm);
-    const size_t rows_emb = m->tied || m->cfg.verifyChecksums
-                                ? 0
-                                : (tai_mapped_image_bytes(m->mm, 0) + g - 1) / g * g;
+    const size_t rows_emb =
+        m->tied || m->cfg.verifyChecksums ? 0 : tai_mapped_layer_room(m->mm, 0);
     TinyAIMemoryInfo mi;
     tinyaiGetMemoryInfo(m, &mi);
     /* storage: what the cache's loads measured, else a probe read */
