@@ -10,6 +10,7 @@
 #include "runtime/mem/numa.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hwloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,17 +48,18 @@ static TinyAIStatus load_desc(hwloc_topology_t topo, const char *desc) {
     }
     if (strncmp(desc, xml, sizeof xml - 1) == 0) {
         const char *path = desc + sizeof xml - 1;
-        errno = 0;
-        if (hwloc_topology_set_xml(topo, path) < 0) {
-            int e = errno;
-            /* hwloc reports a file it read but could not parse as EINVAL;
-             * anything else is about reaching the file. */
-            if (e == EINVAL)
-                return tai_error(TINYAI_ERR_INVALID_ARG,
-                                 "numa: %s is not an hwloc XML topology", path);
+        /* Reaching the file is checked here, parsing it by hwloc: with its
+         * libxml2 plugin hwloc parses in hwloc_topology_set_xml, with only
+         * its built-in parser in hwloc_topology_load, and it sets errno
+         * differently in each, so its errno cannot tell the two apart. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
             return tai_error(TINYAI_ERR_IO, "numa: cannot read topology XML %s: %s", path,
-                             e ? strerror(e) : "unknown error");
-        }
+                             strerror(errno));
+        close(fd);
+        if (hwloc_topology_set_xml(topo, path) < 0)
+            return tai_error(TINYAI_ERR_INVALID_ARG, "numa: %s is not an hwloc XML topology",
+                             path);
         return TINYAI_OK;
     }
     return tai_error(TINYAI_ERR_INVALID_ARG,
@@ -94,8 +96,12 @@ TinyAIStatus tai_numa_open(const char *desc, tai_numa **out) {
     st = load_desc(n->topo, desc);
     if (st != TINYAI_OK) goto fail;
     if (hwloc_topology_load(n->topo) < 0) {
-        st = tai_error(TINYAI_ERR_INTERNAL, "numa: hwloc could not load the topology: %s",
-                       strerror(errno));
+        if (desc != NULL && strncmp(desc, "xml:", 4) == 0)
+            st = tai_error(TINYAI_ERR_INVALID_ARG, "numa: %s is not an hwloc XML topology",
+                           desc + 4);
+        else
+            st = tai_error(TINYAI_ERR_INTERNAL, "numa: hwloc could not load the topology: %s",
+                           strerror(errno));
         goto fail;
     }
     n->thissystem = hwloc_topology_is_thissystem(n->topo) != 0;

@@ -7,6 +7,7 @@
 #include <hwloc.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -265,6 +266,26 @@ TEST(NumaTopology, BadInput) {
     EXPECT_EQ(tai_numa_open(("xml:" + junk).c_str(), &n), TINYAI_ERR_INVALID_ARG);
     EXPECT_EQ(n, nullptr);
     EXPECT_NE(std::string(tinyaiLastErrorMessage()).find(junk), std::string::npos);
+
+    // The same with or without hwloc's libxml2 plugin (it parses at a
+    // different step): an empty file and binary junk are not topologies.
+    std::string empty = tai_test::TempPath("-empty.xml");
+    std::ofstream(empty).close();
+    std::string binary = tai_test::TempPath("-binary.xml");
+    std::ofstream(binary, std::ios::binary) << std::string("\x00\xff\x13garbage", 11);
+    for (const std::string &bad : {empty, binary}) {
+        EXPECT_EQ(tai_numa_open(("xml:" + bad).c_str(), &n), TINYAI_ERR_INVALID_ARG) << bad;
+        EXPECT_EQ(n, nullptr);
+        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find(bad), std::string::npos)
+            << tinyaiLastErrorMessage();
+    }
+    // A directory is not a file to read.
+    std::string dir = tai_test::TempPath("-dir.xml");
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    EXPECT_NE(tai_numa_open(("xml:" + dir).c_str(), &n), TINYAI_OK);
+    EXPECT_EQ(n, nullptr);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find(dir), std::string::npos);
+    rmdir(dir.c_str());
 
     tai_numa_close(nullptr);
     EXPECT_EQ(tai_numa_node_count(nullptr), 0);
