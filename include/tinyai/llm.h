@@ -56,7 +56,10 @@ typedef struct {
     TinyAIIOEngine ioEngine;     /* default TINYAI_IO_AUTO (io_uring) */
     TinyAICachePolicy cachePolicy; /* default TINYAI_CACHE_BELADY */
     TinyAINumaPolicy numaPolicy; /* default TINYAI_NUMA_LOCAL */
-    int prefetchWindow;          /* layers read ahead, 1..64 (default 1) */
+    int prefetchWindow;          /* layers read ahead, 1..64 (default 1); -1:
+                                    none, layers are read only when the
+                                    forward pass needs them (reads that do
+                                    not depend on timing, for measuring) */
     int maxSessions;             /* sessions planned within the limit, 1..1024
                                     (default 1) */
     int contextSize;             /* tokens per session planned for; 0 = the
@@ -265,7 +268,8 @@ typedef struct {
     int topK;            /* keep the K most likely; <= 0: all. Default 40. */
     float topP;          /* nucleus: smallest set with mass >= topP; 1 = off.
                             Default 0.95. */
-    float repeatPenalty; /* > 0; 1 = off. Default 1.1. */
+    float repeatPenalty; /* > 0; 1 = off. Default 1 (off, as in llama.cpp),
+                            so that temperature 0 is the argmax. */
     int repeatLastN;     /* tokens of history the penalty looks at. 64. */
     uint64_t seed;       /* same seed, same logits -> same choices. */
 } TinyAISamplerConfig;

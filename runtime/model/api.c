@@ -76,8 +76,9 @@ static TinyAIStatus check_config(TinyAIModelConfig *cfg, int *threads) {
         return tai_error(TINYAI_ERR_INVALID_ARG, "contextSize must be >= 0, got %d",
                          cfg->contextSize);
     if (cfg->prefetchWindow == 0) cfg->prefetchWindow = 1;
-    if (cfg->prefetchWindow < 1 || cfg->prefetchWindow > 64)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "prefetchWindow must be 1..64, got %d",
+    if (cfg->prefetchWindow < -1 || cfg->prefetchWindow > 64)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "prefetchWindow must be 1..64 (or -1: no read-ahead), got %d",
                          cfg->prefetchWindow);
     return TINYAI_OK;
 }
@@ -179,7 +180,7 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
     mc.cachePolicy = cfg.cachePolicy;
     mc.numaPolicy = cfg.numaPolicy;
     mc.verifyEveryLoad = cfg.verifyChecksums;
-    mc.prefetchWindow = cfg.prefetchWindow;
+    mc.prefetchWindow = cfg.prefetchWindow < 0 ? 0 : cfg.prefetchWindow;
     tai_mapped_options opt = {NULL, true, threads};
     TinyAIMappedModel *mm = NULL;
     st = tai_mapped_open(path, &mc, &opt, &mm);

@@ -387,7 +387,9 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     }
     tai_mapped_plan_t p = {0};
     p.policy = m->cfg.cachePolicy;
-    p.prefetch_window = m->cfg.prefetchWindow > 0 ? m->cfg.prefetchWindow : 1;
+    p.prefetch_window = m->cfg.prefetchWindow < 0   ? 0
+                        : m->cfg.prefetchWindow > 0 ? m->cfg.prefetchWindow
+                                                    : 1;
     switch (mode) {
     case TINYAI_EXEC_NORMAL:
         if (total > avail)

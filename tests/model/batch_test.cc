@@ -176,7 +176,11 @@ TEST(EvalBatch, RealModelFourSessionsEqualEachAlone) {
 }
 
 // Under a limit the batch shares the weights streamed per step: one step of
-// four sequences reads about what one step of one reads, layer by layer once.
+// four sequences reads what one step of one reads, layer by layer once. Read
+// on demand only (no read-ahead), so that what is read does not depend on
+// how the loader threads and the compute happen to interleave: the same
+// layers are loaded for one sequence and for four, exactly; the bytes differ
+// only by the embedding rows the three more sequences look up.
 TEST(EvalBatch, EachLayerIsReadOncePerStepForTheWholeBatch) {
     TempFile g(tai_test::WriteSynthModel(Synth("Q8_0", false)));
     TempFile t(tai_test::ConvertToTmai(g.path));
@@ -187,6 +191,7 @@ TEST(EvalBatch, EachLayerIsReadOncePerStepForTheWholeBatch) {
         c.maxSessions = kSeqs;
         c.contextSize = ctx;
         c.cachePolicy = policy;
+        c.prefetchWindow = -1;
         ModelPtr m = tai_test::LoadModel(t.path, c);
         ASSERT_TRUE(m);
         const int nv = tai_test::VocabSize(m.get());
@@ -222,9 +227,12 @@ TEST(EvalBatch, EachLayerIsReadOncePerStepForTheWholeBatch) {
                (double)four.bytesRead / steps, (double)four.loads / steps, mi.cacheBytes,
                mi.modelBytes);
         EXPECT_GT(four.bytesRead, 0u);
+        EXPECT_EQ(four.prefetches, 0u);
         EXPECT_LE(four.loads, (uint64_t)(layers * steps));  // never a layer twice a step
-        EXPECT_LE(four.bytesRead, one.bytesRead + mi.largestLayerBytes);
-        EXPECT_GE(four.bytesRead + mi.largestLayerBytes, one.bytesRead);
+        EXPECT_EQ(four.loads, one.loads);
+        EXPECT_GE(four.bytesRead, one.bytesRead);
+        // embedding rows: at most one aligned read of a few KiB per sequence
+        EXPECT_LE(four.bytesRead, one.bytesRead + (uint64_t)(kSeqs * steps) * (256u << 10));
         EXPECT_LE(four.peakBytes, c.memoryLimit);
     }
 }

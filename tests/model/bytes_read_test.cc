@@ -59,6 +59,7 @@ Measured Decode(const std::string &path, size_t limit, TinyAIExecutionMode mode,
     TinyAIModelConfig c = MemConfig(limit, mode);
     c.cachePolicy = policy;
     c.contextSize = kCtx;
+    c.prefetchWindow = -1;  // reads on demand only: what is read cannot depend on timing
     ModelPtr m = tai_test::LoadModel(path, c);
     EXPECT_TRUE(m) << tinyaiLastErrorMessage();
     if (!m) return r;

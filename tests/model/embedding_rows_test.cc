@@ -60,6 +60,10 @@ Decoded Decode(const std::string &path, size_t limit, TinyAIExecutionMode mode, 
     Decoded r;
     TinyAIModelConfig c = MemConfig(limit, mode);
     c.contextSize = kCtx;
+    // Reads on demand only: a read-ahead that a later one evicts before its
+    // use would be read twice, depending on timing, and the bytes per token
+    // checked below must not depend on timing.
+    c.prefetchWindow = -1;
     ModelPtr m = tai_test::LoadModel(path, c);
     EXPECT_TRUE(m) << tinyaiLastErrorMessage();
     if (!m) return r;
