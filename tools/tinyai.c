@@ -103,7 +103,7 @@ static void generate_help(void) {
            "  --temp T             temperature, 0 = greedy (default 0.8)\n"
            "  --top-k K            keep the K most likely tokens, 0 = all (default 40)\n"
            "  --top-p P            nucleus sampling mass, (0, 1] (default 0.95)\n"
-           "  --repeat-penalty R   penalty for recent tokens, 1 = off (default 1.1)\n"
+           "  --repeat-penalty R   penalty for recent tokens, 1 = off (default 1)\n"
            "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
            "  --seed S             random seed (default 42)\n"
            "  --verify             verify .tmai layer checksums on every load\n"
@@ -113,7 +113,7 @@ static void generate_help(void) {
            "  --io ENGINE          uring (default, falls back to pread), pread, mmap\n"
            "  --cache-policy P     belady (default: evict the layer needed last), lru\n"
            "  --numa POLICY        local (default), interleave, replicate\n"
-           "  --prefetch N         layers read ahead, 1..64 (default 1)\n"
+           "  --prefetch N         layers read ahead, 0..64 (default 1; 0: none)\n"
            "  --quiet              print only the generated text\n"
            "\n"
            "With --mem-limit, the summary adds the mode chosen, bytes read per\n"
@@ -224,8 +224,8 @@ static int cmd_generate(int argc, char **argv) {
             if ((numa = parse_choice(v, numas, 3)) < 0)
                 return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
         } else if (!strcmp(a, "--prefetch")) {
-            if (!parse_long(v, 1, 64, &prefetch))
-                return usage_error("--prefetch must be an integer in 1..64, got '%s'", v);
+            if (!parse_long(v, 0, 64, &prefetch))
+                return usage_error("--prefetch must be an integer in 0..64, got '%s'", v);
         } else {
             return usage_error("unknown option %s", a);
         }
@@ -248,7 +248,7 @@ static int cmd_generate(int argc, char **argv) {
     mc.ioEngine = (TinyAIIOEngine)io;
     mc.cachePolicy = (TinyAICachePolicy)policy;
     mc.numaPolicy = (TinyAINumaPolicy)numa;
-    mc.prefetchWindow = (int)prefetch;
+    mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
         goto done;
@@ -496,9 +496,10 @@ static void synth_help(void) {
     printf("usage: tinyai synth -o OUT.gguf [options]\n\n"
            "Writes a random-weight Llama GGUF, deterministic from the seed.\n\n"
            "  -o PATH            output file\n"
-           "  --preset NAME      tiny (default), small, 1b (~1.1B parameters)\n"
+           "  --preset NAME      tiny, small, 1b (~1.1B parameters); without one:\n"
+           "                     vocabulary 512, width 128, 2 layers\n"
            "  --vocab N --embd N --ff N --heads N --kv-heads N --layers N --ctx N\n"
-           "  --type T           matrix type: F32, F16, Q8_0, Q4_0, Q4_1 (default Q8_0)\n"
+           "  --type T           matrix type: F32, F16, Q8_0, Q4_0, Q4_1 (default Q4_1)\n"
            "  --embd-type T      token embedding type (default: same as --type)\n"
            "  --untied           write a separate output.weight\n"
            "  --seed S           random seed (default 1)\n");

@@ -28,7 +28,7 @@ struct TinyAISampler {
 };
 
 TinyAISamplerConfig tinyaiCreateDefaultSamplerConfig(void) {
-    TinyAISamplerConfig c = {0.8f, 40, 0.95f, 1.1f, 64, 0};
+    TinyAISamplerConfig c = {0.8f, 40, 0.95f, 1.0f, 64, 0};
     return c;
 }
 

@@ -36,6 +36,17 @@ TEST(Sampler, GreedyIsArgmaxAndLowestIdOnTies) {
     EXPECT_EQ(tinyaiSample(s.get(), l.data(), (int)l.size()), 4);
 }
 
+// The defaults change nothing at temperature 0: a token just produced stays
+// the argmax (a repetition penalty on by default would pick id 2 here).
+TEST(Sampler, DefaultsAtTemperatureZeroAreTheArgmax) {
+    TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
+    EXPECT_EQ(c.repeatPenalty, 1.0f);
+    c.temperature = 0;
+    SamplerPtr s = Make(c);
+    const std::vector<float> l = {0.1f, 3.0f, 2.9f, -1.0f};
+    for (int i = 0; i < 10; i++) EXPECT_EQ(tinyaiSample(s.get(), l.data(), (int)l.size()), 1) << i;
+}
+
 TEST(Sampler, SameSeedSameChoicesDifferentSeedDiffers) {
     TinyAISamplerConfig c = tinyaiCreateDefaultSamplerConfig();
     c.temperature = 1.0f;

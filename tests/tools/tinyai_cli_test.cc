@@ -9,7 +9,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <tinyai/llm.h>
 
 #include "tests/common/test_paths.h"
 
@@ -283,7 +286,7 @@ TEST(Cli, BadMemoryOptionsAreUsageErrors) {
         {"--io junk", "--io must be"},
         {"--cache-policy junk", "--cache-policy must be"},
         {"--cache-policy LRU", "--cache-policy must be"},
-        {"--prefetch 0", "--prefetch must be"},
+        {"--prefetch -1", "--prefetch must be"},
         {"--prefetch 65", "--prefetch must be"},
         {"--mem-limit", "needs a value"},
     };
@@ -319,6 +322,73 @@ TEST(Cli, LimitBelowTheMinimumNamesIt) {
     Result n = Tinyai("generate -m " + path + " -p hi -n 2 --mode normal --mem-limit 80M");
     ExpectCleanError(n, "normal mode");
     EXPECT_EQ(n.status, 1);
+}
+
+}  // namespace
+
+// ---- greedy -------------------------------------------------------------------
+
+namespace {
+
+// Greedy decoding through the API with no sampler at all: each token is the
+// argmax of the logits (lowest id on ties). Returns the text the CLI would
+// print and the ids.
+std::string ArgmaxText(const std::string &path, const std::string &prompt, int n,
+                       std::vector<int32_t> *ids_out) {
+    TinyAIModelConfig c = tinyaiCreateDefaultModelConfig();
+    TinyAIModel *m = nullptr;
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &c, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    if (!m) return "";
+    TinyAIModelInfo info;
+    EXPECT_EQ(tinyaiGetModelInfo(m, &info), TINYAI_OK);
+    std::vector<int32_t> ids(512);
+    size_t n_ids = 0;
+    EXPECT_EQ(tinyaiTokenize(m, prompt.c_str(), info.addBosToken, false, ids.data(), ids.size(),
+                             &n_ids),
+              TINYAI_OK);
+    TinyAISession *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    std::string text;
+    if (s && tinyaiEval(s, ids.data(), n_ids) == TINYAI_OK) {
+        for (int i = 0; i < n; i++) {
+            const float *l = tinyaiGetLogits(s);
+            int32_t best = 0;
+            for (int v = 1; v < info.nVocab; v++)
+                if (l[v] > l[best]) best = v;
+            if (tinyaiTokenIsEndOfGeneration(m, best)) break;
+            ids_out->push_back(best);
+            size_t len = 0;
+            const char *piece = tinyaiTokenPiece(m, best, &len);
+            if (piece) text.append(piece, len);
+            if (i + 1 < n) EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
+        }
+    }
+    tinyaiFreeSession(s);
+    tinyaiFreeModel(m);
+    return text + "\n";
+}
+
+// `--temp 0` with every other option at its default is the argmax of the
+// logits, token for token. The model (seed) is one where a repetition penalty
+// of 1.1, on by default before, departs from the argmax: shown beside it, so
+// this test fails if greedy stops being the argmax.
+TEST(Cli, TempZeroIsTheArgmaxOfTheLogits) {
+    const std::pair<const char *, int> cases[] = {{"F32", 2}, {"Q8_0", 2}, {"Q4_0", 3}};
+    for (auto [type, seed] : cases) {
+        SCOPED_TRACE(type);
+        std::string m = Synth(std::string("--type ") + type + " --seed " + std::to_string(seed));
+        const std::string prompt = "the quick brown fox";
+        std::vector<int32_t> ids;
+        const std::string want = ArgmaxText(m, prompt, 32, &ids);
+        const std::string args = " -p '" + prompt + "' -n 32 --temp 0 --quiet";
+        Result r = Tinyai("generate -m " + m + args, "stdout");
+        EXPECT_EQ(r.status, 0);
+        EXPECT_EQ(r.output, want);
+        Result penalised = Tinyai("generate -m " + m + args + " --repeat-penalty 1.1", "stdout");
+        EXPECT_EQ(penalised.status, 0);
+        EXPECT_NE(penalised.output, want) << "the penalty no longer changes this model's output";
+        std::remove(m.c_str());
+    }
 }
 
 }  // namespace
