@@ -260,7 +260,7 @@ static TinyAIStatus write_metadata(tai_gguf_writer *w, const tai_synth_config *c
     TRY(tai_gguf_writer_add_u32(w, "llama.rope.dimension_count",
                                 (uint32_t)(c->n_embd / c->n_head)));
     TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2"));
-    TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.pre", "gpt2"));
+    TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.pre", "gpt-2")); /* llama.cpp's spelling */
     TRY(tai_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
                                     (uint64_t)v->n_tokens));
     TRY(tai_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", TAI_KV_I32, v->types,

@@ -28,7 +28,7 @@
  * layers); token_embd has std 0.25; norms are 1 + 0.05 * that noise. Row r
  * of a tensor depends only on (seed, tensor name, r): see tai_synth_row.
  *
- * Tokenizer ("gpt2", pre "gpt2"): ids 0..255 are GPT-2's byte-level symbols
+ * Tokenizer ("gpt2", pre "gpt-2", as llama.cpp spells it): ids 0..255 are GPT-2's byte-level symbols
  * in bytes_to_unicode order ("!" first), 256 "<|endoftext|>" (BOS and EOS),
  * 257 "<|im_start|>", 258 "<|im_end|>" (token_type 3, control; all others
  * 1, normal); then merge tokens up to n_vocab: first every pair a+b of the

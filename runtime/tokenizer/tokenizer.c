@@ -509,7 +509,10 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
                 goto fail;
             }
             const char *pre = kv->v.str.str;
-            if (strcmp(pre, "gpt2") == 0 || strcmp(pre, "default") == 0) {
+            if (strcmp(pre, "gpt-2") == 0 || strcmp(pre, "gpt2") == 0 ||
+                strcmp(pre, "phi-2") == 0 || strcmp(pre, "default") == 0) {
+                /* "gpt-2" is what llama.cpp's converter writes (and all
+                 * llama.cpp accepts); "gpt2" is what TinyAI wrote before */
                 tok->pre = TAI_PRE_GPT2;
             } else if (strcmp(pre, "smollm") == 0) {
                 tok->pre = TAI_PRE_SMOLLM;

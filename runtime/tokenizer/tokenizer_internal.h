@@ -36,7 +36,7 @@ typedef enum { TAI_TOK_BPE = 1, TAI_TOK_SPM = 2 } tai_tok_kind;
 
 /* Pre-tokenizer families of the byte-level BPE (tokenizer.ggml.pre). */
 typedef enum {
-    TAI_PRE_GPT2 = 1,   /* "gpt2", "default": GPT-2's regex */
+    TAI_PRE_GPT2 = 1,   /* "gpt-2", "gpt2", "phi-2", "default": GPT-2's regex */
     TAI_PRE_SMOLLM = 2, /* "smollm": each \p{N} alone, then GPT-2's regex */
     TAI_PRE_LLAMA3 = 3, /* "llama-bpe", "llama3": Llama 3's regex */
 } tai_tok_pre;

@@ -167,14 +167,25 @@ Vocab ByteVocab(const std::string &pre) {
 }
 
 TEST(ByteLevelBpe, Gpt2PatternKeepsDigitRunsTogether) {
-    Loaded t(ByteVocab("gpt2"));
-    ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
-    EXPECT_EQ(t.Encode("12345"), (std::vector<int32_t>{kT12345}));
-    EXPECT_EQ(t.Encode("xyz"), (std::vector<int32_t>{'x', 'y', 'z'}));
-    // Equal ranks: the leftmost pair merges first.
-    EXPECT_EQ(t.Encode("aaa"), (std::vector<int32_t>{kAa, 'a'}));
-    EXPECT_EQ(t.Encode(" a a"), (std::vector<int32_t>{kSpaceA, kSpaceA}));
-    EXPECT_EQ(t.Decode(t.Encode("x 12345 aaa")), "x 12345 aaa");
+    // llama.cpp's converter writes "gpt-2" (and "phi-2" for the same
+    // pattern); files TinyAI wrote before say "gpt2"
+    for (const char *pre : {"gpt-2", "gpt2", "phi-2"}) {
+        SCOPED_TRACE(pre);
+        Loaded t(ByteVocab(pre));
+        ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
+        EXPECT_EQ(t.Encode("12345"), (std::vector<int32_t>{kT12345}));
+        EXPECT_EQ(t.Encode("xyz"), (std::vector<int32_t>{'x', 'y', 'z'}));
+        // Equal ranks: the leftmost pair merges first.
+        EXPECT_EQ(t.Encode("aaa"), (std::vector<int32_t>{kAa, 'a'}));
+        EXPECT_EQ(t.Encode(" a a"), (std::vector<int32_t>{kSpaceA, kSpaceA}));
+        EXPECT_EQ(t.Decode(t.Encode("x 12345 aaa")), "x 12345 aaa");
+    }
+}
+
+TEST(ByteLevelBpe, UnknownPreIsRefusedByName) {
+    Loaded t(ByteVocab("gpt-3-turbo"));
+    EXPECT_EQ(t.st, TINYAI_ERR_UNSUPPORTED);
+    EXPECT_NE(t.msg.find("gpt-3-turbo"), std::string::npos) << t.msg;
 }
 
 TEST(ByteLevelBpe, MissingPreMeansGpt2) {
