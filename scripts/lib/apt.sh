@@ -10,7 +10,16 @@ apt_ensure() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "$tag: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # apt's own progress goes to a log, shown only when it fails
+    local log
+    log=$(mktemp)
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+        >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      rm -f "$log"
+      echo "$tag: installing packages failed" >&2
+      return 1
+    fi
+    rm -f "$log"
   fi
 }
