@@ -39,66 +39,108 @@ size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n) {
     return (size_t)panels * pb;
 }
 
-/* Code of element j (0..31) of a block, unsigned as packed: Q4 nibbles as
- * stored (0..15), Q8_0 values + 128 (0..255). */
-static inline uint8_t q4_code(const uint8_t *qs, int j) {
-    return j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+/* Blocks packed per row before the next row: a few, so that the part of the
+ * panel being written stays in L1 while each source row is read in runs of
+ * several cache lines (measured best at 4 on a Xeon with 2 MiB L2). */
+#define CHUNK 4
+
+static inline uint32_t load32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
+static inline void store32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/*
+ * One panel. Written a 32-bit word at a time, CHUNK blocks of a row at a
+ * time, so that the loop body is a handful of integer
+ * operations per 4 bytes and packing runs at memory speed (it is on the
+ * load path of every streamed GGUF layer): the byte-by-byte transcription of
+ * the layout, kept in the tests as the oracle, ran at a tenth of that.
+ *
+ * Q4 nibbles: with w0..w3 the block's 16 code bytes as four little-endian
+ * words (byte k holds element k low, element k + 16 high), the packed word
+ * j (bytes t = 0..3: element 8j + t low, 8j + 4 + t high) is
+ *   j = 0: low nibbles of w0 | low nibbles of w1 << 4
+ *   j = 1: low nibbles of w2 | low nibbles of w3 << 4
+ *   j = 2: high nibbles of w0 >> 4 | high nibbles of w1
+ *   j = 3: high nibbles of w2 >> 4 | high nibbles of w3
+ * Q8_0 codes are re-biased by 128, which is a flip of each byte's top bit.
+ */
 static void pack_panel(tai_type t, const void *w, int64_t rows, int64_t n, uint8_t *dst,
                        int64_t p) {
     const size_t row_bytes = tai_type_row_bytes(t, n);
+    const size_t pb = tai_pack_panel_bytes(t, n);
     const int64_t nb = n / TAI_QK;
     const int64_t r0 = p * TAI_PANEL;
-    memset(dst, 0, tai_pack_panel_bytes(t, n)); /* missing rows and padding */
-    for (int r = 0; r < TAI_PANEL && r0 + r < rows; r++) {
-        const uint8_t *src = (const uint8_t *)w + (size_t)(r0 + r) * row_bytes;
-        switch (t) {
-        case TAI_TYPE_F32: {
-            float *o = (float *)dst;
-            for (int64_t k = 0; k < n; k++) memcpy(&o[k * TAI_PANEL + r], src + 4 * k, 4);
-            break;
+    const int nr = rows - r0 < TAI_PANEL ? (int)(rows - r0) : TAI_PANEL;
+    const uint8_t *src[TAI_PANEL];
+    for (int r = 0; r < nr; r++) src[r] = (const uint8_t *)w + (size_t)(r0 + r) * row_bytes;
+    if (nr < TAI_PANEL || t == TAI_TYPE_Q8_0 || t == TAI_TYPE_Q4_0 || t == TAI_TYPE_Q4_1) {
+        /* missing rows, the zero block of an odd count and the padding */
+        if (nr < TAI_PANEL) {
+            memset(dst, 0, pb);
+        } else {
+            const size_t used = (size_t)(nb / 2) * tai_qpair_bytes(t);
+            memset(dst + used, 0, pb - used);
         }
-        case TAI_TYPE_F16: {
-            uint16_t *o = (uint16_t *)dst;
-            for (int64_t k = 0; k < n; k++) memcpy(&o[k * TAI_PANEL + r], src + 2 * k, 2);
-            break;
-        }
-        case TAI_TYPE_Q8_0: {
-            const tai_block_q8_0 *b = (const tai_block_q8_0 *)src;
-            for (int64_t i = 0; i < nb; i++) {
-                uint8_t *q = dst + tai_qcodes_at(t, i);
-                uint16_t *d = (uint16_t *)(dst + tai_qscales_at(t, i));
-                for (int g = 0; g < 8; g++)
-                    for (int k = 0; k < 4; k++)
-                        q[(g * TAI_PANEL + r) * 4 + k] = (uint8_t)(b[i].qs[4 * g + k] + 128);
-                d[r] = b[i].d;
+    }
+    switch (t) {
+    case TAI_TYPE_F32: {
+        float *o = (float *)dst;
+        for (int64_t k = 0; k < n; k++)
+            for (int r = 0; r < nr; r++) memcpy(&o[k * TAI_PANEL + r], src[r] + 4 * k, 4);
+        if (nr == TAI_PANEL) memset(dst + (size_t)n * TAI_PANEL * 4, 0, pb - (size_t)n * TAI_PANEL * 4);
+        break;
+    }
+    case TAI_TYPE_F16: {
+        uint16_t *o = (uint16_t *)dst;
+        for (int64_t k = 0; k < n; k++)
+            for (int r = 0; r < nr; r++) memcpy(&o[k * TAI_PANEL + r], src[r] + 2 * k, 2);
+        if (nr == TAI_PANEL) memset(dst + (size_t)n * TAI_PANEL * 2, 0, pb - (size_t)n * TAI_PANEL * 2);
+        break;
+    }
+    case TAI_TYPE_Q8_0:
+        for (int64_t i0 = 0; i0 < nb; i0 += CHUNK) {
+            const int64_t i1 = i0 + CHUNK < nb ? i0 + CHUNK : nb;
+            for (int r = 0; r < nr; r++) {
+                for (int64_t i = i0; i < i1; i++) {
+                    uint8_t *q = dst + tai_qcodes_at(t, i);
+                    const uint8_t *b = src[r] + (size_t)i * sizeof(tai_block_q8_0);
+                    memcpy(dst + tai_qscales_at(t, i) + 2 * r, b, 2);
+                    for (int g = 0; g < 8; g++)
+                        store32(q + (g * TAI_PANEL + r) * 4, load32(b + 2 + 4 * g) ^ 0x80808080u);
+                }
             }
-            break;
         }
-        case TAI_TYPE_Q4_0:
-        case TAI_TYPE_Q4_1: {
-            const size_t bb = tai_type_block_bytes(t);
-            for (int64_t i = 0; i < nb; i++) {
-                uint16_t *d = (uint16_t *)(dst + tai_qscales_at(t, i));
-                uint16_t *m = (uint16_t *)(dst + tai_qmins_at(t, i)); /* Q4_1 only */
-                const uint8_t *blk = src + (size_t)i * bb;
-                uint16_t dh, mh = 0;
-                memcpy(&dh, blk, 2);
-                if (t == TAI_TYPE_Q4_1) memcpy(&mh, blk + 2, 2);
-                const uint8_t *qs = blk + (t == TAI_TYPE_Q4_1 ? 4 : 2);
-                uint8_t *q = dst + tai_qcodes_at(t, i);
-                for (int j = 0; j < 4; j++)
-                    for (int k = 0; k < 4; k++)
-                        q[(j * TAI_PANEL + r) * 4 + k] =
-                            (uint8_t)(q4_code(qs, 8 * j + k) | q4_code(qs, 8 * j + 4 + k) << 4);
-                d[r] = dh;
-                if (t == TAI_TYPE_Q4_1) m[r] = mh;
+        break;
+    case TAI_TYPE_Q4_0:
+    case TAI_TYPE_Q4_1: {
+        const size_t bb = tai_type_block_bytes(t);
+        const size_t qoff = t == TAI_TYPE_Q4_1 ? 4 : 2;
+        const uint32_t lo = 0x0f0f0f0fu, hi = 0xf0f0f0f0u;
+        for (int64_t i0 = 0; i0 < nb; i0 += CHUNK) {
+            const int64_t i1 = i0 + CHUNK < nb ? i0 + CHUNK : nb;
+            for (int r = 0; r < nr; r++) {
+                for (int64_t i = i0; i < i1; i++) {
+                    uint8_t *q = dst + tai_qcodes_at(t, i);
+                    const uint8_t *b = src[r] + (size_t)i * bb;
+                    memcpy(dst + tai_qscales_at(t, i) + 2 * r, b, 2);
+                    if (t == TAI_TYPE_Q4_1) memcpy(dst + tai_qmins_at(t, i) + 2 * r, b + 2, 2);
+                    const uint8_t *qs = b + qoff;
+                    const uint32_t w0 = load32(qs), w1 = load32(qs + 4);
+                    const uint32_t w2 = load32(qs + 8), w3 = load32(qs + 12);
+                    store32(q + (0 * TAI_PANEL + r) * 4, (w0 & lo) | (w1 & lo) << 4);
+                    store32(q + (1 * TAI_PANEL + r) * 4, (w2 & lo) | (w3 & lo) << 4);
+                    store32(q + (2 * TAI_PANEL + r) * 4, (w0 & hi) >> 4 | (w1 & hi));
+                    store32(q + (3 * TAI_PANEL + r) * 4, (w2 & hi) >> 4 | (w3 & hi));
+                }
             }
-            break;
         }
-        default: break;
-        }
+        break;
+    }
+    default: break;
     }
 }
 

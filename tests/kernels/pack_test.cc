@@ -1,6 +1,8 @@
-// tests/kernels/pack_test.cc: reading one row back out of a packed matrix
-// (tai_packed_row) gives exactly the floats of the row-major row, for every
-// type and shapes whose rows are not a multiple of the panel height.
+// tests/kernels/pack_test.cc: packing writes exactly the layout kernels.h
+// specifies (against a byte-by-byte transcription of it, padding included),
+// and reading one row back out of a packed matrix (tai_packed_row) gives
+// exactly the floats of the row-major row, for every type and shapes whose
+// rows are not a multiple of the panel height.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -27,6 +29,78 @@ std::vector<uint8_t> RandomMatrix(tai_type t, int64_t rows, int64_t n, uint32_t 
     for (auto &b : w) b = (uint8_t)rng();
     return w;
 }
+
+// The layout of kernels.h "Packed weights", transcribed byte by byte: the
+// oracle for the word-at-a-time packer.
+size_t CodeBytes(tai_type t) { return t == TAI_TYPE_Q8_0 ? 512 : 256; }
+size_t PairBytes(tai_type t) { return 2 * CodeBytes(t) + (t == TAI_TYPE_Q4_1 ? 128 : 64); }
+size_t CodesAt(tai_type t, int64_t b) {
+    return (size_t)(b / 2) * PairBytes(t) + (size_t)(b % 2) * CodeBytes(t);
+}
+size_t ScalesAt(tai_type t, int64_t b) {
+    return (size_t)(b / 2) * PairBytes(t) + 2 * CodeBytes(t) + (size_t)(b % 2) * 32;
+}
+
+std::vector<uint8_t> ReferencePack(tai_type t, const uint8_t *w, int64_t rows, int64_t n) {
+    const size_t pb = tai_pack_panel_bytes(t, n), rb = tai_type_row_bytes(t, n);
+    const int64_t panels = (rows + 15) / 16, nb = n / 32;
+    std::vector<uint8_t> out(pb * (size_t)panels, 0);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *panel = out.data() + (size_t)(r / 16) * pb;
+        const int rr = (int)(r % 16);
+        const uint8_t *src = w + (size_t)r * rb;
+        if (t == TAI_TYPE_F32 || t == TAI_TYPE_F16) {
+            const size_t es = t == TAI_TYPE_F32 ? 4 : 2;
+            for (int64_t k = 0; k < n; k++)
+                memcpy(panel + ((size_t)k * 16 + rr) * es, src + (size_t)k * es, es);
+            continue;
+        }
+        const size_t bb = tai_type_block_bytes(t), qoff = t == TAI_TYPE_Q4_1 ? 4 : 2;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = src + (size_t)b * bb;
+            uint8_t *q = panel + CodesAt(t, b);
+            memcpy(panel + ScalesAt(t, b) + 2 * rr, blk, 2);
+            if (t == TAI_TYPE_Q4_1) memcpy(panel + ScalesAt(t, b) + 64 + 2 * rr, blk + 2, 2);
+            const uint8_t *qs = blk + qoff;
+            if (t == TAI_TYPE_Q8_0) {
+                for (int g = 0; g < 8; g++)
+                    for (int k = 0; k < 4; k++)
+                        q[(g * 16 + rr) * 4 + k] = (uint8_t)(qs[4 * g + k] + 128);
+            } else {
+                auto code = [&](int j) { return j < 16 ? qs[j] & 15 : qs[j - 16] >> 4; };
+                for (int j = 0; j < 4; j++)
+                    for (int k = 0; k < 4; k++)
+                        q[(j * 16 + rr) * 4 + k] =
+                            (uint8_t)(code(8 * j + k) | code(8 * j + 4 + k) << 4);
+            }
+        }
+    }
+    return out;
+}
+
+class Packing : public ::testing::TestWithParam<std::tuple<tai_type, int64_t, int64_t>> {};
+
+TEST_P(Packing, WritesTheSpecifiedLayoutByteForByte) {
+    const tai_type t = std::get<0>(GetParam());
+    const int64_t rows = std::get<1>(GetParam()), n = std::get<2>(GetParam());
+    std::vector<uint8_t> w = RandomMatrix(t, rows, n, (uint32_t)(rows * 7 + n));
+    const std::vector<uint8_t> want = ReferencePack(t, w.data(), rows, n);
+    AlignedBuf packed(tai_pack_bytes(t, rows, n));
+    ASSERT_EQ(packed.size, want.size());
+    memset(packed.data(), 0xA5, packed.size);  // padding must be written as zeros
+    tai_pack_matrix(nullptr, t, w.data(), rows, n, packed.data());
+    ASSERT_EQ(memcmp(packed.data(), want.data(), want.size()), 0) << tai_type_name(t);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TypesAndShapes, Packing,
+    ::testing::Combine(::testing::ValuesIn(tai_test::kTypes),
+                       ::testing::Values<int64_t>(1, 15, 16, 17, 50),
+                       ::testing::Values<int64_t>(32, 96, 128, 576)),
+    [](const ::testing::TestParamInfo<Packing::ParamType> &i) {
+        return tai_test::TypeName(std::get<0>(i.param)) + "_" +
+               std::to_string(std::get<1>(i.param)) + "x" + std::to_string(std::get<2>(i.param));
+    });
 
 class PackedRow : public ::testing::TestWithParam<std::tuple<tai_type, int64_t, int64_t>> {};
 
