@@ -77,7 +77,7 @@ static void *xalloc(size_t bytes) {
 /* ---- Options --------------------------------------------------------------- */
 
 typedef struct {
-    int reps, reps_given, threads, quick, no_e2e;
+    int reps, reps_given, threads, quick, no_e2e, retune, untuned;
     const char *json;
 } options;
 
@@ -87,6 +87,9 @@ static const char *USAGE =
     "  --threads N   measure 1..N threads (default: all online cores)\n"
     "  --quick       a smoke run: fewer shapes and repetitions, small end-to-end case\n"
     "  --no-e2e      skip the end-to-end model runs\n"
+    "  --retune      measure this CPU's kernel tuning again (else the saved one is used,\n"
+    "                measured once if there is none, as tinyai does)\n"
+    "  --untuned     run with the CPU's default tuning (no software prefetch)\n"
     "  --json FILE   also write every figure as JSON to FILE ('-': stdout; the table\n"
     "                then goes to stderr)\n"
     "environment: TINYAI_MODEL (default model), TINYAI_CACHE (model cache folder)\n";
@@ -115,6 +118,10 @@ static options parse_args(int argc, char **argv) {
             o.quick = 1;
         } else if (!strcmp(a, "--no-e2e")) {
             o.no_e2e = 1;
+        } else if (!strcmp(a, "--retune")) {
+            o.retune = 1;
+        } else if (!strcmp(a, "--untuned")) {
+            o.untuned = 1;
         } else if (!strcmp(a, "--reps")) {
             o.reps = parse_int(a, v, 1, 100);
             o.reps_given = 1;
@@ -1421,8 +1428,13 @@ int main(int argc, char **argv) {
     for (int t = 1; t <= N; t++)
         if (tai_pool_create(t, &G.pool[t]) != 0) die("cannot start a pool of %d threads", t);
 
+    char tuning[4096];
+    if (G.o.untuned) snprintf(tuning, sizeof tuning, "none (--untuned): no software prefetch");
+    else tai_e2e_apply_tuning(G.o.retune, tuning, sizeof tuning);
     fprintf(T_, "TinyAI kernel benchmark\n");
-    fprintf(T_, "cpu:          %s (%ld online cores)\n", G.cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(T_, "cpu:          %s (%ld online cores; %s)\n", G.cpu, sysconf(_SC_NPROCESSORS_ONLN),
+            tai_cpu_signature());
+    fprintf(T_, "tuning:       %s\n", tuning);
     fprintf(T_, "kernel isa:   %s (variants: %s)\n", G.isa_best, tinyaiCpuVariants());
     if (llc_known) fprintf(T_, "llc:          %zu MiB (L%d)\n", G.llc / MiB, G.llc_level);
     else fprintf(T_, "llc:          unknown, 32 MiB assumed\n");

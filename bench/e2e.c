@@ -28,6 +28,35 @@ void tai_e2e_default_paths(char *model, size_t model_cap, char *model_1b, size_t
     }
 }
 
+void tai_e2e_apply_tuning(int force, char *desc, size_t cap) {
+    const char *home = getenv("HOME"), *cache = getenv("TINYAI_CACHE");
+    char dir[3000], path[3200];
+    if (cache && *cache) snprintf(dir, sizeof dir, "%s", cache);
+    else snprintf(dir, sizeof dir, "%s/.cache/tinyai", home ? home : ".");
+    TinyAICpuInfo ci;
+    tinyaiGetCpuInfo(&ci);
+    snprintf(path, sizeof path, "%s/kernels-%s.tune", dir, ci.signature);
+    TinyAIKernelTuning t;
+    const char *from = "saved";
+    if (force || tinyaiLoadKernelTuning(path, &t) != TINYAI_OK) {
+        double gain = 1.0;
+        fprintf(stderr, "measuring the kernel tuning of this CPU (a few seconds)...\n");
+        if (tinyaiTuneKernels(&t, &gain) != TINYAI_OK) {
+            t = tinyaiGetKernelTuning();
+            from = "defaults: the tuning run failed";
+        } else {
+            from = "measured now";
+            char cmd[3300];
+            snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+            if (system(cmd) != 0 || tinyaiSaveKernelTuning(path, &t) != TINYAI_OK)
+                from = "measured now, not saved";
+        }
+    }
+    tinyaiSetKernelTuning(&t);
+    snprintf(desc, cap, "prefetch %d B into L1, %d B into L2 (%s: %s)", t.prefetchL1Bytes,
+             t.prefetchL2Bytes, from, path);
+}
+
 double tai_e2e_bytes_per_token(const TinyAIModel *m) {
     TinyAIModelInfo info;
     TinyAILayerInfo emb;

@@ -39,6 +39,12 @@ tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int war
 tai_e2e_result tai_e2e_fork_case(const char *path, int threads, int reps, int warmup,
                                  int n_prompt, int n_gen, double *peak_mib);
 
+/* Applies this machine's kernel tuning, as `tinyai` does: the file saved in
+ * the cache folder for this CPU (kernels-<signature>.tune), measured and
+ * saved first if there is none or `force` is set. `desc` receives what was
+ * applied and where it came from, for the benchmark's header. */
+void tai_e2e_apply_tuning(int force, char *desc, size_t cap);
+
 /* Writes the synthetic ~1.1B-parameter Q4_0 model (TinyLlama-1.1B's shape,
  * seed 1) to `path` unless a non-empty file is already there. 0 or -1 (the
  * error printed on stderr). */

@@ -21,6 +21,7 @@ static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static int have[TAI_ISA_COUNT]; /* written once under detect_once */
 static char brand[49];          /* likewise: CPUID brand string */
 static char features[160];      /* likewise: the features the kernels use */
+static char signature[64];      /* likewise: vendor, family, model, stepping */
 
 #if defined(__x86_64__) || defined(__i386__)
 static void add_feature(int on, const char *name) {
@@ -53,7 +54,23 @@ static void detect(void) {
     unsigned a, b, c, d;
     have[TAI_ISA_SCALAR] = 1;
     detect_brand();
+    unsigned v[4] = {0, 0, 0, 0};
+    char vendor[13] = "";
+    if (__get_cpuid(0, &v[0], &v[1], &v[2], &v[3])) {
+        memcpy(vendor, &v[1], 4); /* EBX, EDX, ECX */
+        memcpy(vendor + 4, &v[3], 4);
+        memcpy(vendor + 8, &v[2], 4);
+        vendor[12] = 0;
+    }
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    {
+        /* display family and model, with the extended fields as the SDM says */
+        unsigned fam = (a >> 8) & 0xf, model = (a >> 4) & 0xf, step = a & 0xf;
+        if (fam == 0xf) fam += (a >> 20) & 0xff;
+        if (fam == 0x6 || fam >= 0xf) model += ((a >> 16) & 0xf) << 4;
+        snprintf(signature, sizeof signature, "%s-%u-%u-%u", vendor[0] ? vendor : "x86", fam,
+                 model, step);
+    }
     int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
     if (!osxsave || !avx) return;
@@ -84,6 +101,11 @@ static void detect(void) { have[TAI_ISA_SCALAR] = 1; }
 const char *tai_cpu_brand(void) {
     pthread_once(&detect_once, detect);
     return brand;
+}
+
+const char *tai_cpu_signature(void) {
+    pthread_once(&detect_once, detect);
+    return signature[0] ? signature : "unknown";
 }
 
 const char *tai_cpu_features(void) {

@@ -219,6 +219,11 @@ tai_isa tai_isa_best(tai_isa cap);
  * kernels look at that it has and the OS enables ("avx2 fma ..."); static. */
 const char *tai_cpu_brand(void);
 const char *tai_cpu_features(void);
+/* "GenuineIntel-6-143-8": vendor, family, model and stepping (CPUID leaf 1,
+ * display values), which tell CPU generations apart where the brand string
+ * does not (virtual machines often say only "Intel(R) Xeon(R) Processor");
+ * "unknown" where there is no CPUID. Static. */
+const char *tai_cpu_signature(void);
 
 /*
  * Packed product kernel: for the rows of panels [p0, p1) (rows below
@@ -256,6 +261,45 @@ const tai_kernels *tai_kernels_get(tai_isa isa);
 /* tai_prep_groups with the given quantizer (see above). */
 void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
                           int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize);
+
+/* ---- Per-machine tuning --------------------------------------------------
+ *
+ * Parameters of the kernels that depend on the micro-architecture, not on
+ * the data: a single core reads memory fastest with a different amount of
+ * software prefetch on different CPUs (none on a Cascade Lake-class Xeon,
+ * two levels of it on newer ones, whose streaming products otherwise read at
+ * 60-75% of the core's bandwidth). Process-wide, since they belong to the
+ * machine; read by the kernels once per call, so they may be changed at any
+ * time. They never change a result, only its speed.
+ */
+typedef struct {
+    /* Streaming (matrix-vector) products: bytes ahead of the read position
+     * prefetched into L1 and into L2, each 0 (none) or a multiple of 64 up
+     * to TAI_TUNE_MAX_PREFETCH. */
+    int prefetch_l1;
+    int prefetch_l2;
+} tai_kernel_tuning;
+
+#define TAI_TUNE_MAX_PREFETCH 65536
+
+/* What the kernels use now (initially the CPU's default below). */
+tai_kernel_tuning tai_kernels_tuning(void);
+/* Sets it; returns 0, or -1 (nothing changed) if a value is out of range. */
+int tai_kernels_set_tuning(const tai_kernel_tuning *t);
+/* The default for this CPU without a tuning run: no software prefetch (the
+ * hardware prefetcher alone, as measured best on older cores). */
+tai_kernel_tuning tai_kernel_tuning_default(void);
+
+/* Measures which tuning makes the streaming products of `isa` fastest on
+ * this machine: matrix-vector products of F16, Q8_0 and Q4_0 weights read
+ * from buffers larger than the last-level cache (`buffer_bytes`, 0: 768
+ * MiB), on one thread, for each candidate setting in turn, `rounds` times
+ * (0: 3). The candidate with the highest geometric mean of speed over the
+ * three types wins; *out gets it, *gain its speed relative to no prefetch
+ * (may be NULL). Takes a few seconds. Does not change the current tuning.
+ * Returns 0, or -ENOMEM. */
+int tai_kernels_tune(tai_isa isa, size_t buffer_bytes, int rounds, tai_kernel_tuning *out,
+                     double *gain);
 
 /* ---- Thread pool -------------------------------------------------------- */
 

@@ -47,6 +47,10 @@ static inline size_t tai_qmins_at(tai_type t, int64_t b) { /* 16 fp16 m, Q4_1 */
     return tai_qscales_at(t, b) + 64;
 }
 
+/* The current tuning (tai_kernels_set_tuning), read by the kernels once
+ * per call. */
+static inline tai_kernel_tuning tai_k_tuning(void) { return tai_kernels_tuning(); }
+
 /* Row-major scalar reference (matmul_ref.c): the oracle every packed
  * variant is tested against. */
 TAI_ROWS_DECL(tai_k_rows_f32_ref);

@@ -10,7 +10,11 @@
  *  - streaming (matrix-vector; the last group of fewer than 8 columns): each
  *    panel is read once, front to back, and multiplied into every column of
  *    the group while it is in registers. Memory bound by design: the work per
- *    byte is a few instructions, far below what a core can issue.
+ *    byte is a few instructions, far below what a core can issue. Software
+ *    prefetch into L1 and L2 at the machine's tuned distances
+ *    (tai_kernels_set_tuning): on Sapphire Rapids-class cores the
+ *    out-of-order window holds too few loads of these loops to cover memory
+ *    latency on its own.
  *  - blocked (matrix-matrix; every full group of 8 columns): K is cut into
  *    slices that keep the activations of all groups in L2 and the current
  *    slice of one or two panels in L1; a register tile of 32 rows x 8
@@ -51,7 +55,8 @@ INLINE __m512 ldw(const void *w, int64_t k, int f16) {
 /* Streaming: one panel times W (1..7) columns laid out x[k * W + j].
  * Narrow groups keep U independent partial sums per column (k split by
  * residue) so the FMA latency is hidden. */
-INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m512 out[8]) {
+INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m512 out[8],
+                     size_t pf1, size_t pf2) {
     enum { UMAX = 4 };
     const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
     __m512 acc[UMAX][7];
@@ -63,6 +68,12 @@ INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, _
     for (; k + U <= n; k += U)
         #pragma GCC unroll 8
         for (int u = 0; u < U; u++) {
+            /* one 64-byte line holds 16 F32 or 32 F16 weights */
+            if (((k + u) & (f16 ? 1 : 0)) == 0) {
+                const char *line = (const char *)w + (k + u) * (f16 ? 32 : 64);
+                if (pf1) _mm_prefetch(line + pf1, _MM_HINT_T0);
+                if (pf2) _mm_prefetch(line + pf2, _MM_HINT_T1);
+            }
             __m512 wv = ldw(w, k + u, f16);
             #pragma GCC unroll 8
             for (int j = 0; j < W; j++)
@@ -86,9 +97,11 @@ INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, _
 INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y,
                            int64_t ys, int64_t n, int64_t rows, int64_t p0, int64_t p1,
                            int W, int f16) {
+    const tai_kernel_tuning tu = tai_k_tuning();
     for (int64_t p = p0; p < p1; p++) {
         __m512 o[8];
-        f_stream(wp + (size_t)p * pb, x, n, W, f16, o);
+        f_stream(wp + (size_t)p * pb, x, n, W, f16, o, (size_t)tu.prefetch_l1,
+                 (size_t)tu.prefetch_l2);
         __mmask16 m = row_mask(rows, p);
         #pragma GCC unroll 8
         for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, m, o[j]);
@@ -228,12 +241,16 @@ INLINE __m512 ld_scales(const uint16_t *s) {
 
 /* Streaming: one panel times W (1..7) columns (x blocks [b][W]). Panels
  * are single streams (codes and scales of a pair of blocks together) that
- * follow each other in memory, which the hardware prefetcher follows well:
- * software prefetching measured no better here (it did help when the
- * scales were a second stream per panel). */
+ * follow each other in memory, which the hardware prefetcher follows well
+ * on Cascade Lake (software prefetching measured no better there); newer
+ * cores need it (the tuning's distances, applied per pair of blocks, may
+ * run past the panel into the next one, which is what is read next). */
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
+    const tai_kernel_tuning tu = tai_k_tuning();
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    const size_t pair_bytes = tai_qpair_bytes(TT(T));
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
         /* the two blocks of a pair go to separate accumulators, so the float
@@ -243,6 +260,12 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
         for (int j = 0; j < W; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b += 2) {
             const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
+            if (pf1)
+                for (size_t l = 0; l < pair_bytes; l += 64)
+                    _mm_prefetch((const char *)pair + pf1 + l, _MM_HINT_T0);
+            if (pf2)
+                for (size_t l = 0; l < pair_bytes; l += 64)
+                    _mm_prefetch((const char *)pair + pf2 + l, _MM_HINT_T1);
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 if (h == 1 && b + 1 >= nb) break;

@@ -6,9 +6,35 @@
  * is used is decided once by the caller (tai_isa_best at start-up), never per
  * call in a hot loop.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/kernels_internal.h"
+
+/* The tuning, as two relaxed atomics: a kernel reading one while another
+ * thread sets both may see one old value, which is harmless (each value is
+ * valid on its own, and results never depend on them). */
+static atomic_int tune_l1 = 0, tune_l2 = 0;
+
+tai_kernel_tuning tai_kernels_tuning(void) {
+    tai_kernel_tuning t = {atomic_load_explicit(&tune_l1, memory_order_relaxed),
+                           atomic_load_explicit(&tune_l2, memory_order_relaxed)};
+    return t;
+}
+
+static int prefetch_ok(int b) { return b >= 0 && b <= TAI_TUNE_MAX_PREFETCH && b % 64 == 0; }
+
+int tai_kernels_set_tuning(const tai_kernel_tuning *t) {
+    if (t == NULL || !prefetch_ok(t->prefetch_l1) || !prefetch_ok(t->prefetch_l2)) return -1;
+    atomic_store_explicit(&tune_l1, t->prefetch_l1, memory_order_relaxed);
+    atomic_store_explicit(&tune_l2, t->prefetch_l2, memory_order_relaxed);
+    return 0;
+}
+
+tai_kernel_tuning tai_kernel_tuning_default(void) {
+    tai_kernel_tuning t = {0, 0};
+    return t;
+}
 
 #define GEMM_ROW(isa)                               \
     {                                               \

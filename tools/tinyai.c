@@ -6,6 +6,7 @@
  *   tinyai inspect MODEL                           hyperparameters, layers
  *   tinyai convert IN.gguf OUT.tmai                native format
  *   tinyai synth -o OUT.gguf [shape options]       random-weight model
+ *   tinyai tune [--force]                          per-machine kernel tuning
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <tinyai/llm.h>
@@ -115,6 +117,8 @@ static void generate_help(void) {
            "  --numa POLICY        local (default), interleave, replicate\n"
            "  --prefetch N         layers read ahead, 0..64 (default 1; 0: none)\n"
            "  --quiet              print only the generated text\n"
+           "  --no-tune            do not measure the kernel tuning if this CPU has none\n"
+           "                       saved yet (see tinyai tune)\n"
            "\n"
            "With --mem-limit, the summary adds the mode chosen, bytes read per\n"
            "generated token, the cache hit rate, the share of time spent waiting for\n"
@@ -145,10 +149,112 @@ static int parse_choice(const char *v, const char *const *names, int n) {
     return -1;
 }
 
+/* ---- kernel tuning ------------------------------------------------------ */
+
+/* The cache folder: $TINYAI_CACHE, else ~/.cache/tinyai. */
+static void cache_dir(char *buf, size_t n) {
+    const char *c = getenv("TINYAI_CACHE"), *home = getenv("HOME");
+    if (c && *c)
+        snprintf(buf, n, "%s", c);
+    else
+        snprintf(buf, n, "%s/.cache/tinyai", home && *home ? home : ".");
+}
+
+/* mkdir -p for the cache folder (0 or -1). */
+static int make_dirs(const char *dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void tuning_path(char *buf, size_t n) {
+    char dir[4000];
+    TinyAICpuInfo ci;
+    cache_dir(dir, sizeof dir);
+    if (tinyaiGetCpuInfo(&ci) != TINYAI_OK) snprintf(ci.signature, sizeof ci.signature, "unknown");
+    snprintf(buf, n, "%s/kernels-%s.tune", dir, ci.signature);
+}
+
+/* Measures and saves the tuning; 0, or 1 after printing why not. */
+static int measure_tuning(const char *path, int say) {
+    if (say)
+        fprintf(stderr, "%s: measuring this CPU's kernel prefetch distances (once; a few "
+                        "seconds)\n", prog);
+    TinyAIKernelTuning t;
+    double gain = 1.0;
+    if (tinyaiTuneKernels(&t, &gain) != TINYAI_OK) return fail("kernel tuning");
+    tinyaiSetKernelTuning(&t);
+    char dir[4000];
+    cache_dir(dir, sizeof dir);
+    if (make_dirs(dir) != 0 || tinyaiSaveKernelTuning(path, &t) != TINYAI_OK) {
+        fprintf(stderr, "%s: warning: cannot save the kernel tuning to %s: %s\n", prog, path,
+                tinyaiLastErrorMessage());
+        return 0;
+    }
+    if (say)
+        fprintf(stderr, "%s: prefetch %d bytes into L1, %d into L2 (%.2fx the speed without); "
+                        "saved to %s\n",
+                prog, t.prefetchL1Bytes, t.prefetchL2Bytes, gain, path);
+    return 0;
+}
+
+/* Applies this machine's saved tuning; without one (or with one for another
+ * CPU), measures it first unless `measure` is 0. Never fails the command: a
+ * problem leaves the CPU's defaults and is said on stderr. */
+static void apply_tuning(int measure) {
+    char path[4096];
+    tuning_path(path, sizeof path);
+    TinyAIKernelTuning t;
+    TinyAIStatus st = tinyaiLoadKernelTuning(path, &t);
+    if (st == TINYAI_OK) {
+        tinyaiSetKernelTuning(&t);
+        return;
+    }
+    if (st != TINYAI_ERR_IO)
+        fprintf(stderr, "%s: warning: ignoring the kernel tuning: %s\n", prog,
+                tinyaiLastErrorMessage());
+    if (measure) measure_tuning(path, 1);
+}
+
+static int cmd_tune(int argc, char **argv) {
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tinyai tune [--force]\n\n"
+                   "Measures how far ahead this CPU's streaming kernels should prefetch\n"
+                   "(a few seconds, about 1 GiB of memory; run it on an idle machine) and\n"
+                   "saves it in the cache folder ($TINYAI_CACHE, else ~/.cache/tinyai), one\n"
+                   "file per CPU signature. `generate` does this by itself the first time\n"
+                   "it runs on a CPU; --force measures again.\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--force")) {
+            force = 1;
+        } else {
+            return usage_error("unknown option %s", argv[i]);
+        }
+    }
+    char path[4096];
+    tuning_path(path, sizeof path);
+    TinyAIKernelTuning t;
+    if (!force && tinyaiLoadKernelTuning(path, &t) == TINYAI_OK) {
+        printf("prefetch %d bytes into L1, %d into L2 (measured before: %s; --force to "
+               "measure again)\n",
+               t.prefetchL1Bytes, t.prefetchL2Bytes, path);
+        return 0;
+    }
+    return measure_tuning(path, 1);
+}
+
 static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
-    int chat = 0, quiet = 0, verify = 0;
+    int chat = 0, quiet = 0, verify = 0, tune = 1;
     size_t mem_limit = 0;
     int mode = TINYAI_EXEC_ADAPTIVE, io = TINYAI_IO_AUTO, policy = TINYAI_CACHE_BELADY,
         numa = TINYAI_NUMA_LOCAL;
@@ -170,6 +276,8 @@ static int cmd_generate(int argc, char **argv) {
             quiet = 1;
         } else if (!strcmp(a, "--verify")) {
             verify = 1;
+        } else if (!strcmp(a, "--no-tune")) {
+            tune = 0;
         } else if (!(v = take(argc, argv, &i))) {
             return usage_error("option %s needs a value or is unknown", a);
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -239,6 +347,7 @@ static int cmd_generate(int argc, char **argv) {
     TinyAISampler *smp = NULL;
     char *templated = NULL;
     int32_t *ids = NULL;
+    apply_tuning(tune);
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.threads = (int)threads;
     mc.cpu = cpu;
@@ -401,6 +510,17 @@ static int print_cpu(void) {
     printf("features:      %s\n", ci.features[0] ? ci.features : "(none the kernels use)");
     printf("kernel variants: %s\n", ci.variants);
     printf("chosen:        %s\n", ci.chosen);
+    printf("signature:     %s\n", ci.signature);
+    char path[4096];
+    tuning_path(path, sizeof path);
+    TinyAIKernelTuning t;
+    if (tinyaiLoadKernelTuning(path, &t) == TINYAI_OK)
+        printf("tuning:        prefetch %d bytes into L1, %d into L2 (%s)\n", t.prefetchL1Bytes,
+               t.prefetchL2Bytes, path);
+    else
+        printf("tuning:        none measured yet (tinyai tune); defaults: prefetch %d bytes "
+               "into L1, %d into L2\n",
+               tinyaiGetKernelTuning().prefetchL1Bytes, tinyaiGetKernelTuning().prefetchL2Bytes);
     return 0;
 }
 
@@ -566,7 +686,8 @@ static void main_help(void) {
            "  inspect    show a model's hyperparameters and layer table\n"
            "  convert    convert a GGUF model to TinyAI's .tmai format\n"
            "  synth      write a synthetic random-weight Llama model\n"
-           "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n");
+           "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
+           "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -586,6 +707,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "cpu")) return cmd_cpu();
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

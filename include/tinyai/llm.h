@@ -79,9 +79,44 @@ typedef struct {
     char variants[64];   /* supported kernel variants, as tinyaiCpuVariants */
     const char *chosen;  /* the variant a model uses by default */
     int onlineCores;
+    char signature[64];  /* "GenuineIntel-6-143-8": vendor, family, model,
+                            stepping, which tell generations apart where the
+                            name does not ("Intel(R) Xeon(R) Processor") */
 } TinyAICpuInfo;
 
 TinyAIStatus tinyaiGetCpuInfo(TinyAICpuInfo *out);
+
+/* ---- Kernel tuning (per machine) -----------------------------------------
+ *
+ * How far ahead the streaming kernels prefetch depends on the CPU
+ * generation: none is best on some cores, two levels of it are worth up to
+ * a third more speed on others. The tuning is process-wide (it belongs to
+ * the machine, not to a model), never changes a result, and starts at the
+ * CPU's default; a tuning run measures the best setting for this machine
+ * once, and a file keeps it (`tinyai` keeps it in its cache folder, one file
+ * per CPU signature, and runs the measurement the first time it meets a
+ * CPU). */
+typedef struct {
+    int prefetchL1Bytes; /* bytes ahead prefetched into L1: 0 (none) or a
+                            multiple of 64 up to 65536 */
+    int prefetchL2Bytes; /* likewise into L2 */
+} TinyAIKernelTuning;
+
+TinyAIKernelTuning tinyaiGetKernelTuning(void);
+/* TINYAI_ERR_INVALID_ARG (nothing changed) for values out of range. */
+TinyAIStatus tinyaiSetKernelTuning(const TinyAIKernelTuning *tuning);
+/* Measures the best setting for this machine's kernel variant (a few
+ * seconds, about 1 GiB of memory; run it when nothing else runs): *out gets
+ * it and *gain (may be NULL) its speed-up over no software prefetch. Does
+ * not apply it. */
+TinyAIStatus tinyaiTuneKernels(TinyAIKernelTuning *out, double *gain);
+/* A tuning file, a few lines of text naming the CPU signature and kernel
+ * variant it was measured on. Saving writes a temporary file and renames it
+ * over `path`. Loading fails with TINYAI_ERR_IO (no file),
+ * TINYAI_ERR_FORMAT (malformed, out-of-range values, naming the line) or
+ * TINYAI_ERR_UNSUPPORTED (measured on another CPU or variant). */
+TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *tuning);
+TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out);
 
 /* Loads a model (GGUF v2/v3 or .tmai, detected from the file's magic).
  * Validates the file, the architecture (llama) and every tensor's shape.

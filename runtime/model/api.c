@@ -517,6 +517,7 @@ TinyAIStatus tinyaiGetCpuInfo(TinyAICpuInfo *out) {
     out->chosen = tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1));
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     out->onlineCores = n < 1 ? 1 : (int)n;
+    snprintf(out->signature, sizeof out->signature, "%s", tai_cpu_signature());
     return TINYAI_OK;
 }
 

@@ -3,6 +3,7 @@
 // never a crash or a hang.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -18,14 +19,36 @@
 
 namespace {
 
+std::string Signature() {
+    TinyAICpuInfo ci;
+    EXPECT_EQ(tinyaiGetCpuInfo(&ci), TINYAI_OK);
+    return ci.signature;
+}
+
 struct Result {
     int status = -1;      // exit status, or -1 if killed by a signal
     std::string output;   // stdout + stderr
 };
 
-Result Tinyai(const std::string &args, const char *stdout_only = nullptr) {
+// The cache folder the command sees: a folder of this test's own, holding a
+// kernel tuning for this machine, so that no test depends on whether an
+// earlier run measured one (the first `generate` on a CPU would otherwise
+// measure it and say so on stderr).
+const std::string &TestCache() {
+    static const std::string dir = [] {
+        std::string d = tai_test::TempPath("-cache");
+        mkdir(d.c_str(), 0755);
+        TinyAIKernelTuning t = {0, 0};
+        tinyaiSaveKernelTuning((d + "/kernels-" + Signature() + ".tune").c_str(), &t);
+        return d;
+    }();
+    return dir;
+}
+
+Result RunWith(const std::string &env, const std::string &args, const char *stdout_only) {
     // `timeout` turns a hang into a failure instead of a stuck suite.
-    std::string cmd = "timeout 120 tools/tinyai " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
+    std::string cmd = env + " timeout 120 tools/tinyai " + args +
+                      (stdout_only ? " 2>/dev/null" : " 2>&1");
     Result r;
     FILE *p = popen(cmd.c_str(), "r");
     if (!p) return r;
@@ -35,6 +58,10 @@ Result Tinyai(const std::string &args, const char *stdout_only = nullptr) {
     int st = pclose(p);
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
+}
+
+Result Tinyai(const std::string &args, const char *stdout_only = nullptr) {
+    return RunWith("TINYAI_CACHE='" + TestCache() + "'", args, stdout_only);
 }
 
 std::string Synth(const std::string &extra) {
@@ -389,6 +416,67 @@ TEST(Cli, TempZeroIsTheArgmaxOfTheLogits) {
         EXPECT_NE(penalised.output, want) << "the penalty no longer changes this model's output";
         std::remove(m.c_str());
     }
+}
+
+}  // namespace
+
+// ---- kernel tuning ------------------------------------------------------------
+
+namespace {
+
+std::string ReadAll(const std::string &p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// The first `tinyai tune` in an empty cache folder measures (for real) and
+// saves a file for this CPU, which `cpu` then reports and a second `tune`
+// reads back instead of measuring; `generate` applies it silently.
+TEST(Cli, TuneMeasuresOnceAndSavesPerCpu) {
+    const std::string dir = tai_test::TempPath("-tune");
+    const std::string env = "TINYAI_CACHE='" + dir + "/sub'";  // made by tinyai
+    const std::string file = dir + "/sub/kernels-" + Signature() + ".tune";
+    Result before = RunWith(env, "cpu", nullptr);
+    ASSERT_EQ(before.status, 0) << before.output;
+    EXPECT_NE(before.output.find("none measured yet"), std::string::npos) << before.output;
+    Result t = RunWith(env, "tune", nullptr);
+    ASSERT_EQ(t.status, 0) << t.output;
+    EXPECT_NE(t.output.find("measuring"), std::string::npos) << t.output;
+    const std::string saved = ReadAll(file);
+    ASSERT_NE(saved.find("cpu " + Signature()), std::string::npos) << saved;
+    Result after = RunWith(env, "cpu", nullptr);
+    EXPECT_NE(after.output.find(file), std::string::npos) << after.output;
+    Result again = RunWith(env, "tune", nullptr);
+    EXPECT_EQ(again.status, 0);
+    EXPECT_NE(again.output.find("measured before"), std::string::npos) << again.output;
+    EXPECT_EQ(ReadAll(file), saved);
+    std::string m = Synth("");
+    Result g = RunWith(env, "generate -m " + m + " -p hi -n 2", nullptr);
+    EXPECT_EQ(g.status, 0) << g.output;
+    EXPECT_EQ(g.output.find("tuning"), std::string::npos) << g.output;
+    std::remove(m.c_str());
+}
+
+// A damaged or foreign tuning file is a warning naming it, never a failure:
+// with --no-tune the CPU's defaults are used.
+TEST(Cli, BadTuningFileIsAWarning) {
+    const std::string dir = tai_test::TempPath("-badtune");
+    mkdir(dir.c_str(), 0755);
+    const std::string file = dir + "/kernels-" + Signature() + ".tune";
+    std::string m = Synth("");
+    for (const std::string &body :
+         {std::string("cpu ") + Signature() + " avx512\nprefetch_l1 banana\nprefetch_l2 0\n",
+          std::string("cpu SomeOtherCpu-1-2-3 avx2\nprefetch_l1 0\nprefetch_l2 0\n"),
+          std::string("\x01\x02garbage")}) {
+        WriteFile(file, body);
+        Result g = RunWith("TINYAI_CACHE='" + dir + "'", "generate -m " + m + " -p hi -n 2 --no-tune",
+                       nullptr);
+        EXPECT_EQ(g.status, 0) << g.output;
+        EXPECT_NE(g.output.find("warning: ignoring the kernel tuning"), std::string::npos)
+            << g.output;
+        EXPECT_NE(g.output.find(file), std::string::npos) << g.output;
+    }
+    std::remove(m.c_str());
 }
 
 }  // namespace

@@ -1,0 +1,136 @@
+/*
+ * runtime/model/tuning.c: the public kernel-tuning API (<tinyai/llm.h>) over
+ * kernels/ (tai_kernels_tune, tai_kernels_set_tuning), and its file.
+ *
+ * The file is line-oriented text:
+ *     # TinyAI kernel tuning
+ *     cpu GenuineIntel-6-143-8 avx512
+ *     prefetch_l1 1024
+ *     prefetch_l2 4096
+ * The cpu line must match this machine (signature and the kernel variant in
+ * use), so a home folder shared between machines never applies one
+ * machine's figures to another.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tinyai/llm.h>
+
+#include "kernels/kernels.h"
+#include "runtime/base/error.h"
+
+static const char *variant(void) { return tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1)); }
+
+TinyAIKernelTuning tinyaiGetKernelTuning(void) {
+    const tai_kernel_tuning t = tai_kernels_tuning();
+    TinyAIKernelTuning out = {t.prefetch_l1, t.prefetch_l2};
+    return out;
+}
+
+TinyAIStatus tinyaiSetKernelTuning(const TinyAIKernelTuning *tuning) {
+    if (!tuning) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSetKernelTuning: NULL tuning");
+    const tai_kernel_tuning t = {tuning->prefetchL1Bytes, tuning->prefetchL2Bytes};
+    if (tai_kernels_set_tuning(&t) != 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "kernel tuning: prefetch distances must be multiples of 64 in 0..%d, "
+                         "got %d and %d",
+                         TAI_TUNE_MAX_PREFETCH, tuning->prefetchL1Bytes, tuning->prefetchL2Bytes);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tinyaiTuneKernels(TinyAIKernelTuning *out, double *gain) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiTuneKernels: out is NULL");
+    tai_kernel_tuning t;
+    if (tai_kernels_tune(tai_isa_best(TAI_ISA_COUNT - 1), 0, 0, &t, gain) != 0)
+        return tai_error(TINYAI_ERR_NOMEM, "kernel tuning: out of memory for its buffers");
+    out->prefetchL1Bytes = t.prefetch_l1;
+    out->prefetchL2Bytes = t.prefetch_l2;
+    return TINYAI_OK;
+}
+
+TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *tuning) {
+    if (!path || !*path || !tuning)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSaveKernelTuning: NULL argument");
+    const tai_kernel_tuning t = {tuning->prefetchL1Bytes, tuning->prefetchL2Bytes};
+    const tai_kernel_tuning now = tai_kernels_tuning();
+    if (tai_kernels_set_tuning(&t) != 0) /* validates; put back below */
+        return tai_error(TINYAI_ERR_INVALID_ARG, "kernel tuning: values out of range");
+    tai_kernels_set_tuning(&now);
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    snprintf(tmp, n, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        TinyAIStatus st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    fprintf(f, "# TinyAI kernel tuning\ncpu %s %s\nprefetch_l1 %d\nprefetch_l2 %d\n",
+            tai_cpu_signature(), variant(), t.prefetch_l1, t.prefetch_l2);
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad || rename(tmp, path) != 0) {
+        TinyAIStatus st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out) {
+    if (!path || !*path || !out)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiLoadKernelTuning: NULL argument");
+    FILE *f = fopen(path, "r");
+    if (!f) return tai_error(TINYAI_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    char line[256], want[160];
+    snprintf(want, sizeof want, "%s %s", tai_cpu_signature(), variant());
+    int l1 = -1, l2 = -1, have_cpu = 0, lineno = 0;
+    TinyAIStatus st = TINYAI_OK;
+    while (st == TINYAI_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[0] == '#' || line[0] == 0) continue;
+        char key[32];
+        int used = 0;
+        if (sscanf(line, "%31s %n", key, &used) != 1) {
+            st = tai_error(TINYAI_ERR_FORMAT, "%s:%d: malformed line", path, lineno);
+        } else if (strcmp(key, "cpu") == 0) {
+            if (strcmp(line + used, want) != 0)
+                st = tai_error(TINYAI_ERR_UNSUPPORTED,
+                               "%s: measured on \"%s\", this machine is \"%s\"", path,
+                               line + used, want);
+            have_cpu = 1;
+        } else if (strcmp(key, "prefetch_l1") == 0 || strcmp(key, "prefetch_l2") == 0) {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(line + used, &end, 10);
+            if (end == line + used || *end != 0 || errno || v < 0 || v > TAI_TUNE_MAX_PREFETCH ||
+                v % 64 != 0)
+                st = tai_error(TINYAI_ERR_FORMAT,
+                               "%s:%d: %s must be a multiple of 64 in 0..%d, got \"%s\"", path,
+                               lineno, key, TAI_TUNE_MAX_PREFETCH, line + used);
+            else if (key[10] == '1')
+                l1 = (int)v;
+            else
+                l2 = (int)v;
+        } else {
+            st = tai_error(TINYAI_ERR_FORMAT, "%s:%d: unknown key \"%s\"", path, lineno, key);
+        }
+    }
+    if (st == TINYAI_OK && ferror(f))
+        st = tai_error(TINYAI_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    fclose(f);
+    if (st != TINYAI_OK) return st;
+    if (!have_cpu || l1 < 0 || l2 < 0)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: incomplete (needs cpu, prefetch_l1, prefetch_l2)",
+                         path);
+    out->prefetchL1Bytes = l1;
+    out->prefetchL2Bytes = l2;
+    return TINYAI_OK;
+}
