@@ -53,7 +53,9 @@ typedef struct {
      * minimum in the message if the model cannot run in the limit. */
     size_t memoryLimit;          /* bytes; 0 = no limit */
     TinyAIExecutionMode mode;    /* default TINYAI_EXEC_ADAPTIVE */
-    TinyAIIOEngine ioEngine;     /* default TINYAI_IO_AUTO (io_uring) */
+    TinyAIIOEngine ioEngine;     /* default TINYAI_IO_AUTO: io_uring, but for a
+                                    model read whole at load (no limit) from a
+                                    file the page cache holds: mmap */
     TinyAICachePolicy cachePolicy; /* default TINYAI_CACHE_BELADY */
     TinyAINumaPolicy numaPolicy; /* default TINYAI_NUMA_LOCAL */
     int prefetchWindow;          /* layers read ahead, 1..64 (default 1); -1:

@@ -480,6 +480,10 @@ static void refresh_locked(TinyAIMappedModel *mm) {
 
 TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
     if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    /* Every loader thread at once: the layers are read, repacked and their
+     * memory faulted in in parallel, then the pins wait for each. A refused
+     * prefetch (no room now) only leaves that layer to its pin. */
+    for (int l = 0; l < mm->n_layers; l++) (void)tai_cache_prefetch(mm->cache, l);
     for (int l = 0; l < mm->n_layers; l++) {
         TinyAIStatus st = tai_cache_pin(mm->cache, l, true);
         if (st != TINYAI_OK) return st;

@@ -3,10 +3,14 @@
  * Validates arguments, owns allocation and cleanup; the math lives in
  * llama.c and kernels/.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/base/error.h"
@@ -162,6 +166,30 @@ fail:
     return st;
 }
 
+/* Whether at least 90% of the file's pages are in the page cache (mincore
+ * over a read-only mapping; false whenever that cannot be told). */
+static bool file_in_page_cache(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat sb;
+    bool cached = false;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+        const size_t len = (size_t)sb.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+        const size_t pages = (len + page - 1) / page;
+        void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        unsigned char *vec = p == MAP_FAILED ? NULL : malloc(pages);
+        if (vec && mincore(p, len, vec) == 0) {
+            size_t in = 0;
+            for (size_t i = 0; i < pages; i++) in += vec[i] & 1;
+            cached = in * 10 >= pages * 9;
+        }
+        free(vec);
+        if (p != MAP_FAILED) munmap(p, len);
+    }
+    close(fd);
+    return cached;
+}
+
 static int default_ctx(const TinyAIModel *m) {
     return m->hp.n_ctx_train < DEFAULT_CTX ? m->hp.n_ctx_train : DEFAULT_CTX;
 }
@@ -177,6 +205,18 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
     if (st != TINYAI_OK) return st;
     TinyAIMmapConfig mc = tinyaiCreateDefaultMmapConfig();
     mc.ioEngine = cfg.ioEngine;
+    /* Without a limit every layer is read once, now. From a file the page
+     * cache already holds, copying from the cache through a mapping beats
+     * reading the device again with O_DIRECT (which bypasses the cache). */
+    if (cfg.ioEngine == TINYAI_IO_AUTO && cfg.memoryLimit == 0 && file_in_page_cache(path))
+        mc.ioEngine = TINYAI_IO_MMAP;
+    /* ... and with a loader per core (up to 4), so that reading, repacking
+     * and faulting in the memory run on every core; under a limit one
+     * loader streams (its staging buffer counts against the limit). */
+    if (cfg.memoryLimit == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        mc.prefetchThreads = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
+    }
     mc.cachePolicy = cfg.cachePolicy;
     mc.numaPolicy = cfg.numaPolicy;
     mc.verifyEveryLoad = cfg.verifyChecksums;

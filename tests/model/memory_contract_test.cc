@@ -54,6 +54,42 @@ SessionPtr Session(TinyAIModel *m, int ctx, TinyAIStatus want = TINYAI_OK) {
     return SessionPtr(s);
 }
 
+// Without a limit the model is read once, at load: from a file the page cache
+// holds, through the page cache (mmap engine); from one it does not, from the
+// device (io_uring, or pread where io_uring is refused). Same logits.
+TEST(MemoryContract, NoLimitReadsAFileInThePageCacheThroughIt) {
+    TempFile f(tai_test::WriteSynthModel(SmallSynth()));  // just written: cached
+    std::vector<float> logits[2];
+    std::string engines[2];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {  // drop the file from the page cache
+            int fd = open(f.path.c_str(), O_RDONLY);
+            ASSERT_GE(fd, 0);
+            fdatasync(fd);
+            ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+            close(fd);
+        }
+        ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_ADAPTIVE));
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+        engines[pass] = tai_test::MemInfo(m.get()).ioEngine;
+        SessionPtr s = Session(m.get(), 32);
+        ASSERT_TRUE(s);
+        const int32_t prompt[3] = {1, 7, 300};
+        ASSERT_EQ(tinyaiEval(s.get(), prompt, 3), TINYAI_OK);
+        logits[pass].assign(tinyaiGetLogits(s.get()), tinyaiGetLogits(s.get()) + 512);
+    }
+    EXPECT_EQ(engines[0], "mmap");
+    EXPECT_NE(engines[1], "mmap");
+    EXPECT_NE(engines[1], "");
+    EXPECT_EQ(logits[0], logits[1]);
+    // an engine asked for is used as asked
+    TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_ADAPTIVE);
+    c.ioEngine = TINYAI_IO_PREAD;
+    ModelPtr p = tai_test::LoadModel(f.path, c);
+    ASSERT_TRUE(p);
+    EXPECT_STREQ(tai_test::MemInfo(p.get()).ioEngine, "pread");
+}
+
 TEST(MemoryContract, NoLimitIsNormalAndResidentFromLoad) {
     TempFile f(tai_test::WriteSynthModel(SmallSynth()));
     ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_ADAPTIVE));
