@@ -5,7 +5,10 @@
  *
  * Default model: a synthetic Q8_0 Llama of about 2.1 GB (42 blocks of
  * 2048 x 5632), written once next to the default model as .tmai (packed:
- * every layer is one O_DIRECT read straight into the cache).
+ * every layer is one O_DIRECT read straight into the cache) and as the GGUF
+ * it was converted from (each streamed layer read into staging and repacked
+ * on every load), which is what users have: both are measured at every
+ * limit (with --model, the GGUF rows need PATH.gguf beside PATH).
  *
  * In one run, with the page cache dropped before each measurement (as root):
  *   1. the storage ceiling: a plain O_DIRECT read loop over the model file
@@ -71,6 +74,15 @@ static double vm_hwm(void) {
 /* ---- child: one decoding run ------------------------------------------------ */
 
 static int child(const char *path, size_t limit, int mode, int policy, int batch, int tokens) {
+    /* the machine's kernel tuning, where `tinyai` saved one */
+    const char *home = getenv("HOME"), *cache = getenv("TINYAI_CACHE");
+    TinyAICpuInfo ci;
+    tinyaiGetCpuInfo(&ci);
+    char tune[4300];
+    if (cache && *cache) snprintf(tune, sizeof tune, "%s/kernels-%s.tune", cache, ci.signature);
+    else snprintf(tune, sizeof tune, "%s/.cache/tinyai/kernels-%s.tune", home ? home : ".", ci.signature);
+    TinyAIKernelTuning kt;
+    if (tinyaiLoadKernelTuning(tune, &kt) == TINYAI_OK) tinyaiSetKernelTuning(&kt);
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.memoryLimit = limit;
     mc.mode = (TinyAIExecutionMode)mode;
@@ -186,11 +198,20 @@ static double storage_ceiling(const char *path) {
 
 /* ---- the model ------------------------------------------------------------------- */
 
-static int ensure_model(const char *path) {
+/* PATH.tmai -> PATH.gguf (else PATH.gguf) */
+static void gguf_of(const char *path, char *out, size_t cap) {
+    const size_t n = strlen(path);
+    if (n > 5 && !strcmp(path + n - 5, ".tmai"))
+        snprintf(out, cap, "%.*s.gguf", (int)(n - 5), path);
+    else
+        snprintf(out, cap, "%s.gguf", path);
+}
+
+static int ensure_model(const char *path, int is_default) {
     struct stat st;
-    if (stat(path, &st) == 0) return 0;
     char gguf[4200];
-    snprintf(gguf, sizeof gguf, "%s.gguf", path);
+    gguf_of(path, gguf, sizeof gguf);
+    if (stat(path, &st) == 0 && (!is_default || stat(gguf, &st) == 0)) return 0;
     TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
     c.nVocab = 32000;
     c.nEmbd = 2048;
@@ -208,7 +229,6 @@ static int ensure_model(const char *path) {
         fprintf(stderr, "bench_stream: %s\n", tinyaiLastErrorMessage());
         return -1;
     }
-    unlink(gguf);
     return 0;
 }
 
@@ -219,9 +239,12 @@ int main(int argc, char **argv) {
     char path[4096];
     const char *home = getenv("HOME");
     snprintf(path, sizeof path, "%s/.cache/tinyai/synth-2g-q8_0.tmai", home ? home : ".");
-    int reps = 3, tokens = 4, batch_only = 0;
+    int reps = 3, tokens = 4, batch_only = 0, is_default = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) snprintf(path, sizeof path, "%s", argv[++i]);
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            snprintf(path, sizeof path, "%s", argv[++i]);
+            is_default = 0;
+        }
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch-only")) batch_only = 1;
@@ -231,7 +254,11 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1 || reps > 15 || tokens < 1) return 2;
-    if (ensure_model(path) != 0) return 1;
+    if (ensure_model(path, is_default) != 0) return 1;
+    char gguf[4200];
+    gguf_of(path, gguf, sizeof gguf);
+    struct stat gst;
+    const int have_gguf = stat(gguf, &gst) == 0;
     if (tai_bench_drop_caches() != 0) printf("note: not root, the page cache is not dropped between runs\n");
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -270,6 +297,7 @@ int main(int argc, char **argv) {
     const double fr[4] = {1.0, 0.5, 0.25, 0.10};
     double tps[4][2][15], bpt[4][2][15], rss[4][2][15], trk[4][2][15], cache[4][2][15];
     double btps[5][15];
+    double gtps[4][15], gbpt[4][15], grss[4][15];
     /* the four batch sizes, and the pick when it is none of them */
     int batches[5] = {1, 4, 16, 64, pick};
     const int nb = pick > 0 && pick != 1 && pick != 4 && pick != 16 && pick != 64 ? 5 : 4;
@@ -289,6 +317,13 @@ int main(int argc, char **argv) {
                 cache[i][p][rep] = r.cache;
                 if (!r.ok) printf("run failed: limit %.0f%% policy %s\n", fr[i] * 100, p ? "lru" : "belady");
             }
+        for (int i = 1; !batch_only && have_gguf && i < 4; i++) {
+            result r = run(self, gguf, (size_t)(total * fr[i]), TINYAI_EXEC_MEMORY_OPT, 0, 1, tokens);
+            gtps[i][rep] = r.ok ? r.tps : 0;
+            gbpt[i][rep] = r.bytes_per_token;
+            grss[i][rep] = r.peak_rss;
+            if (!r.ok) printf("run failed: GGUF, limit %.0f%%\n", fr[i] * 100);
+        }
         for (int b = 0; b < nb; b++) {
             result r = run(self, path, (size_t)(total * 0.25), TINYAI_EXEC_MEMORY_OPT, 0,
                            batches[b], tokens);
@@ -319,6 +354,25 @@ int main(int argc, char **argv) {
                               : "");
                 (void)trk;
             }
+        if (have_gguf) {
+            printf("\nthe same model as GGUF (%s), memory-opt, Belady: each streamed layer read\n"
+                   "into staging and repacked on load; bound as above\n", gguf);
+            printf("%-6s %10s %10s %10s %10s %9s %9s %7s %7s\n", "limit", "read MB/t", "tok/s",
+                   "bound", "of bound", ".tmai t/s", "gguf/tmai", "RSS MB", "<=+5%");
+            for (int i = 1; i < 4; i++) {
+                const double limit = total * fr[i];
+                const double t = tai_bench_median(gtps[i], reps), b = tai_bench_median(gbpt[i], reps),
+                             r = tai_bench_median(grss[i], reps);
+                const double tm = tai_bench_median(tps[i][0], reps);
+                const double io_bound = b > 0 ? ceiling / b : INFINITY;
+                const double bound = io_bound < compute ? io_bound : compute;
+                printf("%5.0f%% %10.1f %10.3f %10.3f %9.0f%% %9.3f %8.0f%% %7.1f %7s\n", fr[i] * 100,
+                       b / 1e6, t, bound, bound > 0 ? 100 * t / bound : 0, tm,
+                       tm > 0 ? 100 * t / tm : 0, r / 1e6, r <= limit * 1.05 ? "yes" : "NO");
+            }
+        } else {
+            printf("\n(no GGUF beside the model: %s; the GGUF rows are skipped)\n", gguf);
+        }
     }
     printf("\nbatched decoding at the 25%% limit (memory-opt, Belady):\n");
     double best = 0, at_pick = 0;

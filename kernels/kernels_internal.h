@@ -51,6 +51,14 @@ static inline size_t tai_qmins_at(tai_type t, int64_t b) { /* 16 fp16 m, Q4_1 */
  * per call. */
 static inline tai_kernel_tuning tai_k_tuning(void) { return tai_kernels_tuning(); }
 
+/* Packs the nb blocks of one whole panel (16 rows, `row_bytes` apart from
+ * `w`, the panel's first row) of a block type into dst, exactly as pack.c's
+ * portable loop does, 16 rows at a time with gathers (AVX-512 file). Only for
+ * 15 * row_bytes + the block size below 2^31. The padding after the last
+ * pair is not written. */
+void tai_k_pack_panel_q_avx512(tai_type t, const uint8_t *w, size_t row_bytes, int64_t nb,
+                               uint8_t *dst);
+
 /* Row-major scalar reference (matmul_ref.c): the oracle every packed
  * variant is tested against. */
 TAI_ROWS_DECL(tai_k_rows_f32_ref);

@@ -13,7 +13,9 @@
  *    the group while it is in registers. Memory bound by design. A panel
  *    is one stream (the codes and scales of a pair of blocks sit together)
  *    and panels follow each other, which the hardware prefetcher follows;
- *    software prefetching measured worse at 2 threads.
+ *    software prefetch only at the machine's tuned distances
+ *    (tai_kernels_set_tuning; none by default: it measured worse at 2
+ *    threads on the machine these loops were written on).
  *  - blocked (matrix-matrix; every full group of 8 columns): K is cut into
  *    slices that keep the activations of all groups in L2 and the current
  *    slice of one panel in L1. With only 16 ymm registers the register tile
@@ -121,7 +123,7 @@ INLINE __m256 ldw(const void *w, int64_t k, int h, int f16) {
  * Narrow groups keep U independent partial sums per column (k split by
  * residue) so that at least 8 FMA chains hide the latency. */
 INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m256 lo[7],
-                     __m256 hi[7]) {
+                     __m256 hi[7], size_t pf1, size_t pf2) {
     enum { UMAX = 4 };
     const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
     __m256 a0[UMAX][7], a1[UMAX][7];
@@ -133,6 +135,12 @@ INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, _
     for (; k + U <= n; k += U)
         UNROLL
         for (int u = 0; u < U; u++) {
+            /* one 64-byte line holds 16 F32 or 32 F16 weights */
+            if (((k + u) & (f16 ? 1 : 0)) == 0) {
+                const char *line = (const char *)w + (k + u) * (f16 ? 32 : 64);
+                if (pf1) _mm_prefetch(line + pf1, _MM_HINT_T0);
+                if (pf2) _mm_prefetch(line + pf2, _MM_HINT_T1);
+            }
             __m256 w0 = ldw(w, k + u, 0, f16), w1 = ldw(w, k + u, 1, f16);
             UNROLL
             for (int j = 0; j < W; j++) {
@@ -165,9 +173,11 @@ INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, _
 
 INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y, int64_t ys,
                            int64_t n, int64_t rows, int64_t p0, int64_t p1, int W, int f16) {
+    const tai_kernel_tuning tu = tai_k_tuning();
     for (int64_t p = p0; p < p1; p++) {
         __m256 lo[7], hi[7];
-        f_stream(wp + (size_t)p * pb, x, n, W, f16, lo, hi);
+        f_stream(wp + (size_t)p * pb, x, n, W, f16, lo, hi, (size_t)tu.prefetch_l1,
+                 (size_t)tu.prefetch_l2);
         const int64_t nr = panel_rows(rows, p);
         UNROLL
         for (int j = 0; j < W; j++) store16(y + j * ys + p * TAI_PANEL, nr, lo[j], hi[j]);
@@ -320,6 +330,10 @@ INLINE void q_code(const uint8_t *q, int g, int h, int T, __m256i *w, __m256i *w
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
+    const tai_kernel_tuning tu = tai_k_tuning();
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    /* a block's codes, plus its scales (and minimums) every other block */
+    const size_t cb = tai_qcode_bytes(TT(T));
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
         __m256 acc[7][2];
@@ -327,6 +341,13 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
         for (int j = 0; j < W; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *qb = q + tai_qcodes_at(TT(T), b);
+            if (pf1 | pf2) {
+                const size_t len = cb + ((b & 1) ? tai_qpair_bytes(TT(T)) - 2 * cb : 0);
+                for (size_t l = 0; l < len; l += 64) {
+                    if (pf1) _mm_prefetch((const char *)qb + pf1 + l, _MM_HINT_T0);
+                    if (pf2) _mm_prefetch((const char *)qb + pf2 + l, _MM_HINT_T1);
+                }
+            }
             const uint16_t *d = (const uint16_t *)(q + tai_qscales_at(TT(T), b));
             const uint16_t *m = (const uint16_t *)(q + tai_qmins_at(TT(T), b));
             const tai_block_q8a *xb = x + b * W;

@@ -357,6 +357,53 @@ TAI_GEMM_ENTRY(tai_k_gemm_q4_0_avx512, q_gemm, T_Q4_0)
 
 TAI_GEMM_ENTRY(tai_k_gemm_q4_1_avx512, q_gemm, T_Q4_1)
 
+/* ======================= Packing ========================================== */
+
+/* Block i of the 16 rows, as pack.c's portable loop writes it (kernels.h
+ * "Packed weights"): one gather per 64-byte vector of codes, each lane one
+ * row's 32-bit word of the block (the rows are row_bytes apart), then the
+ * same word operations as the portable loop on all 16 rows at once. */
+void tai_k_pack_panel_q_avx512(tai_type t, const uint8_t *w, size_t row_bytes, int64_t nb,
+                               uint8_t *dst) {
+    const __m512i rowoff = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7,
+                                                               6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32((int)row_bytes));
+    const size_t bb = tai_type_block_bytes(t);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + (size_t)i * bb;
+        uint8_t *q = dst + tai_qcodes_at(t, i);
+        /* scales (and Q4_1 minimums): the low 16 bits of a gathered word */
+        const __m512i dm = _mm512_i32gather_epi32(rowoff, (const void *)b, 1);
+        _mm256_store_si256((__m256i *)(dst + tai_qscales_at(t, i)), _mm512_cvtepi32_epi16(dm));
+        if (t == TAI_TYPE_Q4_1)
+            _mm256_store_si256((__m256i *)(dst + tai_qmins_at(t, i)),
+                               _mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+        if (t == TAI_TYPE_Q8_0) {
+            const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+                _mm512_store_si512(q + 64 * g, _mm512_xor_si512(_mm512_i32gather_epi32(
+                                                                    rowoff, (const void *)(b + 2 + 4 * g), 1),
+                                                                flip));
+        } else {
+            const uint8_t *qs = b + (t == TAI_TYPE_Q4_1 ? 4 : 2);
+            const __m512i lo = _mm512_set1_epi32(0x0f0f0f0f), hi = _mm512_set1_epi32((int)0xf0f0f0f0u);
+            const __m512i w0 = _mm512_i32gather_epi32(rowoff, (const void *)qs, 1);
+            const __m512i w1 = _mm512_i32gather_epi32(rowoff, (const void *)(qs + 4), 1);
+            const __m512i w2 = _mm512_i32gather_epi32(rowoff, (const void *)(qs + 8), 1);
+            const __m512i w3 = _mm512_i32gather_epi32(rowoff, (const void *)(qs + 12), 1);
+            _mm512_store_si512(q, _mm512_or_si512(_mm512_and_si512(w0, lo),
+                                                  _mm512_slli_epi32(_mm512_and_si512(w1, lo), 4)));
+            _mm512_store_si512(q + 64, _mm512_or_si512(_mm512_and_si512(w2, lo),
+                                                       _mm512_slli_epi32(_mm512_and_si512(w3, lo), 4)));
+            _mm512_store_si512(q + 128, _mm512_or_si512(_mm512_srli_epi32(_mm512_and_si512(w0, hi), 4),
+                                                        _mm512_and_si512(w1, hi)));
+            _mm512_store_si512(q + 192, _mm512_or_si512(_mm512_srli_epi32(_mm512_and_si512(w2, hi), 4),
+                                                        _mm512_and_si512(w3, hi)));
+        }
+    }
+}
+
 /* ======================= Attention and SwiGLU ============================= */
 
 /* e^x for 16 floats: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6

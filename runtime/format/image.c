@@ -93,6 +93,83 @@ TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
     return TINYAI_OK;
 }
 
+TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
+                                        const void *layer_bytes, uint64_t avail, void *image,
+                                        uint64_t image_size, tai_image_progress *progress) {
+    if (!progress) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: NULL progress");
+    uint64_t want;
+    TinyAIStatus st = tai_layer_image_plan(mf, layer, NULL, &want);
+    if (st) return st;
+    const tai_layer_entry *e = &mf->layers[layer];
+    if (image_size != want)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d's image takes %llu bytes, "
+                         "not %llu", mf->path, layer, (unsigned long long)want,
+                         (unsigned long long)image_size);
+    if (want == 0) return TINYAI_OK;
+    if (!image || (e->size > 0 && !layer_bytes))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: NULL buffer");
+    if ((uintptr_t)image % TAI_IMAGE_ALIGN != 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: image at %p is "
+                         "not %d-byte aligned", image, TAI_IMAGE_ALIGN);
+    uint8_t *img = image;
+    const uint8_t *src = layer_bytes;
+    if (!progress->started) { /* the gaps between tensors and after the last */
+        uint64_t pos = 0;
+        for (int j = 0; j < e->n_tensors; j++) {
+            tai_image_tensor it;
+            place(layer_tensor(mf, e, j), pos, &it);
+            memset(img + pos, 0, (size_t)(it.offset - pos));
+            pos = it.offset + it.size;
+        }
+        memset(img + pos, 0, (size_t)(want - pos));
+        progress->started = 1;
+        progress->tensor = 0;
+        progress->panel = 0;
+    }
+    /* placements up to the current tensor (cheap: a few tensors a layer) */
+    uint64_t pos = 0;
+    tai_image_tensor it = {0, 0, 0};
+    for (int j = 0; j <= progress->tensor && j < e->n_tensors; j++) {
+        place(layer_tensor(mf, e, j), pos, &it);
+        pos = it.offset + it.size;
+    }
+    while (progress->tensor < e->n_tensors) {
+        const tai_tensor *t = layer_tensor(mf, e, progress->tensor);
+        const uint64_t rel = t->offset - e->offset; /* inside the layer (checked at open) */
+        if (it.layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS) {
+            const int64_t rows = t->ne[1], panels = (rows + TAI_PANEL - 1) / TAI_PANEL;
+            const uint64_t rb = tai_type_row_bytes(t->type, t->ne[0]);
+            int64_t ready = panels;
+            if (avail < rel + t->size) {
+                const uint64_t have = avail > rel ? avail - rel : 0;
+                ready = (int64_t)(have / (rb * TAI_PANEL));
+            }
+            if (ready > progress->panel) {
+                tai_pack_panels(t->type, src + rel, rows, t->ne[0], img + it.offset,
+                                progress->panel, ready);
+                progress->panel = ready;
+            }
+            if (progress->panel < panels) break;
+        } else {
+            if (avail < rel + t->size) break;
+            memcpy(img + it.offset, src + rel, (size_t)it.size);
+        }
+        progress->tensor++;
+        progress->panel = 0;
+        if (progress->tensor < e->n_tensors) {
+            place(layer_tensor(mf, e, progress->tensor), pos, &it);
+            pos = it.offset + it.size;
+        }
+    }
+    return TINYAI_OK;
+}
+
+bool tai_layer_image_done(const tai_model_file *mf, int layer,
+                          const tai_image_progress *progress) {
+    if (!mf || !progress || layer < 0 || layer >= mf->n_layers) return false;
+    return progress->started && progress->tensor >= mf->layers[layer].n_tensors;
+}
+
 bool tai_layer_image_in_file(const tai_model_file *mf, int layer) {
     if (!mf || layer < 0 || layer >= mf->n_layers) return false;
     const tai_layer_entry *e = &mf->layers[layer];

@@ -67,6 +67,27 @@ TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
                                    const void *layer_bytes, void *image,
                                    uint64_t image_size, tai_pool *pool);
 
+/* The same build in steps, as the layer's bytes arrive: each call builds
+ * every part of the image whose source lies in the first `avail` bytes of
+ * `layer_bytes` and was not built yet (whole tensors that are copied, runs
+ * of whole 16-row panels of those that are packed), so that a loader can
+ * repack what has landed while the rest is still being read. `progress`
+ * starts zeroed (the first call also zeroes the gaps of the image); the
+ * image is complete when a call with avail = the layer's size returns (or
+ * tai_layer_image_done says so). Same arguments and errors as
+ * tai_layer_image_build, on the calling thread. */
+typedef struct {
+    int started;
+    int tensor;    /* the first tensor not finished */
+    int64_t panel; /* its panels packed so far */
+} tai_image_progress;
+
+TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
+                                        const void *layer_bytes, uint64_t avail, void *image,
+                                        uint64_t image_size, tai_image_progress *progress);
+bool tai_layer_image_done(const tai_model_file *mf, int layer,
+                          const tai_image_progress *progress);
+
 /* Whether the file already stores `layer` as its image: every tensor of it
  * at the layer's offset + its image offset, in its image layout, and
  * [offset, offset + image size) inside the file. Then those bytes are the

@@ -59,6 +59,25 @@ std::string Build(const tai_model_file *mf, int l, tai_pool *pool = nullptr) {
     return img.str();
 }
 
+// Builds layer l's image in steps, as a loader does while the layer's bytes
+// land: `avail` grows by `step` bytes a call (1: every byte boundary,
+// including mid-row and mid-panel ones), starting from an image full of junk.
+std::string BuildInSteps(const tai_model_file *mf, int l, uint64_t step) {
+    Image img(PlanSize(mf, l));
+    memset(img.data(), 0x5A, img.size);
+    const uint64_t size = mf->layers[l].size;
+    tai_image_progress prog = {0, 0, 0};
+    const uint8_t *src = mf->map + mf->layers[l].offset;
+    for (uint64_t avail = 0;; avail = avail + step < size ? avail + step : size) {
+        EXPECT_EQ(tai_layer_image_build_part(mf, l, src, avail, img.data(), img.size, &prog),
+                  TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        if (avail == size) break;
+    }
+    EXPECT_TRUE(tai_layer_image_done(mf, l, &prog)) << "layer " << l;
+    return img.str();
+}
+
 // The bytes [layer offset, + image size) of a file.
 std::string FileImage(const tai_model_file *mf, int l) {
     return std::string(reinterpret_cast<const char *>(mf->map + mf->layers[l].offset),
@@ -173,6 +192,13 @@ TEST_P(ImageSynth, BuiltImagesAreTheVersion2LayerBytes) {
     ASSERT_EQ(v2.st, TINYAI_OK) << v2.msg;
     ExpectPlanAndContents(g.mf);
     ExpectImagesEqualV2Bytes(g.mf, v1.mf, v2.mf);
+    // Built in steps as the bytes land (odd steps: boundaries inside rows,
+    // blocks and panels), and all at once at the end: the same image.
+    for (int l = 0; l < g.mf->n_layers; l++)
+        for (uint64_t step : {(uint64_t)1 << 40, (uint64_t)4096, (uint64_t)1000, (uint64_t)77}) {
+            EXPECT_TRUE(BuildInSteps(g.mf, l, step) == Build(g.mf, l)) << l << " step " << step;
+            EXPECT_TRUE(BuildInSteps(v1.mf, l, step) == Build(v1.mf, l)) << l << " step " << step;
+        }
     // Packing on a pool gives the same image.
     tai_pool *pool = nullptr;
     ASSERT_EQ(tai_pool_create(2, &pool), 0);
