@@ -90,6 +90,13 @@ tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int war
         fprintf(stderr, "bench: %s\n", tinyaiLastErrorMessage());
         goto done;
     }
+    /* steady state: the weights in huge pages (moved there in the
+     * background after a load without a limit) */
+    for (int i = 0; i < 600; i++) {
+        TinyAIMemoryInfo mi;
+        if (tinyaiGetMemoryInfo(m, &mi) != TINYAI_OK || !mi.hugePagesPending) break;
+        usleep(50000);
+    }
     TinyAIModelInfo info;
     tinyaiGetModelInfo(m, &info);
     snprintf(r.isa, sizeof r.isa, "%s", info.isa);

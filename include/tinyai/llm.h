@@ -186,6 +186,11 @@ typedef struct {
     const char *ioEngine;      /* "uring", "pread", "mmap" */
     const char *ioFallback;    /* why not io_uring, or NULL */
     const char *cachePolicy;   /* "belady", "lru" */
+    bool hugePagesPending;     /* without a limit: the weights, loaded in
+                                  base pages (a start that takes the same
+                                  time on every machine), are still being
+                                  moved into huge pages in the background;
+                                  decoding is slower until this is false */
 } TinyAIMemoryInfo;
 
 TinyAIStatus tinyaiGetMemoryInfo(const TinyAIModel *model, TinyAIMemoryInfo *out);

@@ -9,8 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "runtime/base/clock.h"
@@ -60,6 +64,13 @@ struct TinyAIMappedModel {
     tai_cache_policy policy;
     char engine_name[16];
     char fallback[160];
+
+    /* resident arenas: base pages first, huge pages after the load */
+    bool resident;
+    atomic_bool collapse_done;
+    pthread_t collapser;
+    bool collapsing;        /* the thread was started (joined by stop_collapse) */
+    atomic_bool stop_collapse_flag;
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -286,9 +297,60 @@ static void arena_free(void *ctx, void *p, size_t size) {
 
 static void on_arena(void *ctx, void *base, size_t size) {
     TinyAIMappedModel *mm = ctx;
+#ifdef MADV_NOHUGEPAGE
+    /* Before registration, which faults the pages in (see
+     * tai_mapped_pin_all): base pages now, huge pages after the load. */
+    if (mm->resident) (void)madvise(base, size, MADV_NOHUGEPAGE);
+#endif
     /* Registration pins the arena; a refusal (locked-memory limit) only
      * means unregistered reads, which work the same. */
     for (int i = 0; i < mm->n_io; i++) (void)tai_io_register(mm->io[i], base, size);
+}
+
+/* ---- Huge pages after a resident load --------------------------------------- */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+
+static void *collapse_main(void *arg) {
+    TinyAIMappedModel *mm = arg;
+    /* the lowest priority: never ahead of decoding */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    void *base = NULL;
+    size_t size = 0;
+    tai_cache_arena(mm->cache, &base, &size);
+    const size_t huge = (size_t)2 << 20;
+    uintptr_t p = ((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1);
+    const uintptr_t end = ((uintptr_t)base + size) & ~(uintptr_t)(huge - 1);
+#ifdef MADV_HUGEPAGE
+    if (base) (void)madvise(base, size, MADV_HUGEPAGE);
+#endif
+    for (; base && p < end && !atomic_load(&mm->stop_collapse_flag); p += huge)
+        if (madvise((void *)p, huge, MADV_COLLAPSE) != 0 && errno == EINVAL) break; /* no kernel support: khugepaged */
+    atomic_store(&mm->collapse_done, true);
+    return NULL;
+}
+
+bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm) {
+    return mm && mm->collapsing && !atomic_load(&((TinyAIMappedModel *)mm)->collapse_done);
+}
+
+static void start_collapse(TinyAIMappedModel *mm) {
+    if (!mm->resident || mm->collapsing || !mm->cache) return;
+    /* pinned pages do not move: no more reads come, so no registration */
+    for (int i = 0; i < mm->n_io; i++) tai_io_unregister(mm->io[i]);
+    atomic_store(&mm->stop_collapse_flag, false);
+    atomic_store(&mm->collapse_done, false);
+    mm->collapsing = pthread_create(&mm->collapser, NULL, collapse_main, mm) == 0;
+}
+
+/* Before the arena goes (re-plan, close). */
+static void stop_collapse(TinyAIMappedModel *mm) {
+    if (!mm->collapsing) return;
+    atomic_store(&mm->stop_collapse_flag, true);
+    pthread_join(mm->collapser, NULL);
+    mm->collapsing = false;
 }
 
 /* ---- Open / close -------------------------------------------------------- */
@@ -456,7 +518,7 @@ TinyAIStatus tai_mapped_open(const char *path, const TinyAIMmapConfig *config,
     if (st == TINYAI_OK && !mm->opt.defer_cache) {
         tai_mapped_plan_t p = {cfg.maxCacheSize, (TinyAICachePolicy)mm->policy,
                                cfg.prefetchEnabled ? (cfg.prefetchWindow ? cfg.prefetchWindow : 1) : 0,
-                               false};
+                               false, false};
         st = tai_mapped_plan(mm, &p);
     }
     if (st != TINYAI_OK) {
@@ -469,6 +531,7 @@ TinyAIStatus tai_mapped_open(const char *path, const TinyAIMmapConfig *config,
 
 void tai_mapped_close(TinyAIMappedModel *mm) {
     if (!mm) return;
+    stop_collapse(mm);
     tai_cache_destroy(mm->cache); /* waits for loads, which use the engines */
     for (int i = 0; i < mm->n_io; i++) {
         tai_io_destroy(mm->io[i]); /* closes its files */
@@ -541,6 +604,7 @@ TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *pla
                                l);
         }
         if (st == TINYAI_OK) {
+            stop_collapse(mm);
             tai_cache_destroy(mm->cache);
             mm->cache = NULL;
             /* after the loads are done (destroy waits for them) the old
@@ -551,6 +615,7 @@ TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *pla
                 mm->desc[l].isActive = false;
             }
             /* on_arena registers the new arena with every engine */
+            mm->resident = plan->resident;
             st = tai_cache_create(&cc, mm->n_layers, sizes, &mm->cache);
             if (st == TINYAI_OK) {
                 mm->cache_budget = plan->budget;
@@ -604,6 +669,7 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
         if (st != TINYAI_OK) return st;
     }
     refresh_locked(mm);
+    start_collapse(mm);
     return TINYAI_OK;
 }
 

@@ -311,6 +311,7 @@ TinyAIStatus tinyaiGetMemoryInfo(const TinyAIModel *m, TinyAIMemoryInfo *out) {
         out->cachePolicy = s.policy;
     }
     out->stallSeconds = (double)m->stall_ns * 1e-9;
+    out->hugePagesPending = tai_mapped_collapse_pending(m->mm);
     return TINYAI_OK;
 }
 

@@ -400,6 +400,7 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
                              total, runtime, add_sat(total, runtime), limit);
         budget = total;
         p.prefetch_window = 0;
+        p.resident = m->owns_mm; /* pinned whole below (a borrowed model is only loaded) */
         break;
     case TINYAI_EXEC_MEMORY_OPT:
         budget = avail < total ? avail : total;

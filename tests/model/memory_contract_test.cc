@@ -90,6 +90,45 @@ TEST(MemoryContract, NoLimitReadsAFileInThePageCacheThroughIt) {
     EXPECT_STREQ(tai_test::MemInfo(p.get()).ioEngine, "pread");
 }
 
+// Without a limit the weights are loaded in base pages and moved into huge
+// pages by a background thread: it ends by itself, the logits do not change
+// while or after it runs, and freeing the model while it runs is safe.
+TEST(MemoryContract, NoLimitWeightsMoveToHugePagesInTheBackground) {
+    TinyAISynthConfig sc = SmallSynth();
+    sc.nLayer = 12;  // some MiB of arena, so the move takes a while
+    TempFile f(tai_test::WriteSynthModel(sc));
+    const int32_t prompt[3] = {1, 7, 300};
+    std::vector<float> first;
+    {
+        ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_ADAPTIVE));
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+        SessionPtr s = Session(m.get(), 32);
+        ASSERT_TRUE(s);
+        ASSERT_EQ(tinyaiEval(s.get(), prompt, 3), TINYAI_OK);
+        first.assign(tinyaiGetLogits(s.get()), tinyaiGetLogits(s.get()) + 512);
+        bool pending = true;
+        for (int i = 0; i < 600 && pending; i++) {  // at most 60 s
+            pending = tai_test::MemInfo(m.get()).hugePagesPending;
+            if (pending) usleep(100000);
+        }
+        EXPECT_FALSE(pending) << "the move into huge pages never ended";
+        tinyaiResetSession(s.get());
+        ASSERT_EQ(tinyaiEval(s.get(), prompt, 3), TINYAI_OK);
+        std::vector<float> after(tinyaiGetLogits(s.get()), tinyaiGetLogits(s.get()) + 512);
+        EXPECT_EQ(after, first);
+    }
+    for (int i = 0; i < 3; i++) {  // freed at once, while it runs
+        ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_ADAPTIVE));
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+    }
+    // a limit: streamed, nothing to move
+    ModelPtr lim = tai_test::LoadModel(f.path, MemConfig(64u << 20, TINYAI_EXEC_MEMORY_OPT));
+    ASSERT_TRUE(lim);
+    SessionPtr s = Session(lim.get(), 32);
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(tai_test::MemInfo(lim.get()).hugePagesPending);
+}
+
 TEST(MemoryContract, NoLimitIsNormalAndResidentFromLoad) {
     TempFile f(tai_test::WriteSynthModel(SmallSynth()));
     ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_ADAPTIVE));
