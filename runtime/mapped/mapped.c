@@ -274,6 +274,13 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         if (e->offset + len > mm->file->file_size) len = (size_t)(mm->file->file_size - e->offset);
         st = read_range(mm, slot, layer, e->offset, len, dst);
         if (st == TINYAI_OK) st = check_layer(mm, layer, dst);
+    } else if (tai_io_engine(mm->io[slot]) == TAI_IO_MMAP && mm->file->map && !mm->opt.faults) {
+        /* the mmap engine would copy the page cache's bytes into staging:
+         * the image is built from the file's own mapping instead */
+        const unsigned char *raw = mm->file->map + e->offset;
+        st = check_layer(mm, layer, raw);
+        if (st == TINYAI_OK)
+            st = tai_layer_image_build(mm->file, layer, raw, dst, mm->image_bytes[layer], NULL);
     } else {
         const uint64_t a0 = e->offset / a * a;
         uint64_t a1 = round_up((size_t)(e->offset + e->size), a);
