@@ -56,23 +56,34 @@ TinyAIStatus tai_layer_image_plan(const tai_model_file *mf, int layer,
     return TINYAI_OK;
 }
 
+/* The checks both builds make: the plan, the image's size and alignment, the
+ * buffers. *want gets the image size (0: nothing to build). */
+static TinyAIStatus check_build(const tai_model_file *mf, int layer, const void *layer_bytes,
+                                const void *image, uint64_t image_size, const char *fn,
+                                uint64_t *want) {
+    TinyAIStatus st = tai_layer_image_plan(mf, layer, NULL, want);
+    if (st) return st;
+    if (image_size != *want)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d's image takes %llu bytes, "
+                         "not %llu", mf->path, layer, (unsigned long long)*want,
+                         (unsigned long long)image_size);
+    if (*want == 0) return TINYAI_OK;
+    if (!image || (mf->layers[layer].size > 0 && !layer_bytes))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: NULL buffer", fn);
+    if ((uintptr_t)image % TAI_IMAGE_ALIGN != 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: image at %p is not %d-byte aligned", fn,
+                         image, TAI_IMAGE_ALIGN);
+    return TINYAI_OK;
+}
+
 TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
                                    const void *layer_bytes, void *image,
                                    uint64_t image_size, tai_pool *pool) {
     uint64_t want;
-    TinyAIStatus st = tai_layer_image_plan(mf, layer, NULL, &want);
-    if (st) return st;
+    TinyAIStatus st =
+        check_build(mf, layer, layer_bytes, image, image_size, "tai_layer_image_build", &want);
+    if (st || want == 0) return st;
     const tai_layer_entry *e = &mf->layers[layer];
-    if (image_size != want)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d's image takes %llu bytes, "
-                         "not %llu", mf->path, layer, (unsigned long long)want,
-                         (unsigned long long)image_size);
-    if (want == 0) return TINYAI_OK;
-    if (!image || (e->size > 0 && !layer_bytes))
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build: NULL buffer");
-    if ((uintptr_t)image % TAI_IMAGE_ALIGN != 0)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build: image at %p is not "
-                         "%d-byte aligned", image, TAI_IMAGE_ALIGN);
     uint8_t *img = image;
     const uint8_t *src = layer_bytes;
     uint64_t pos = 0;
@@ -98,19 +109,10 @@ TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
                                         uint64_t image_size, tai_image_progress *progress) {
     if (!progress) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: NULL progress");
     uint64_t want;
-    TinyAIStatus st = tai_layer_image_plan(mf, layer, NULL, &want);
-    if (st) return st;
+    TinyAIStatus st = check_build(mf, layer, layer_bytes, image, image_size,
+                                  "tai_layer_image_build_part", &want);
+    if (st || want == 0) return st;
     const tai_layer_entry *e = &mf->layers[layer];
-    if (image_size != want)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d's image takes %llu bytes, "
-                         "not %llu", mf->path, layer, (unsigned long long)want,
-                         (unsigned long long)image_size);
-    if (want == 0) return TINYAI_OK;
-    if (!image || (e->size > 0 && !layer_bytes))
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: NULL buffer");
-    if ((uintptr_t)image % TAI_IMAGE_ALIGN != 0)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: image at %p is "
-                         "not %d-byte aligned", image, TAI_IMAGE_ALIGN);
     uint8_t *img = image;
     const uint8_t *src = layer_bytes;
     if (!progress->started) { /* the gaps between tensors and after the last */
