@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <tinyai/llm.h>
 
@@ -181,14 +183,47 @@ static void tuning_path(char *buf, size_t n) {
     snprintf(buf, n, "%s/kernels-%s.tune", dir, ci.signature);
 }
 
-/* Measures and saves the tuning; 0, or 1 after printing why not. */
+/* Measures and saves the tuning; 0, or 1 after printing why not. The
+ * measurement runs in a child process, so that its buffers (about 1 GiB)
+ * never count in this process's peak memory, which generate reports. */
 static int measure_tuning(const char *path, int say) {
     if (say)
         fprintf(stderr, "%s: measuring this CPU's kernel prefetch distances (once; a few "
                         "seconds)\n", prog);
     TinyAIKernelTuning t;
     double gain = 1.0;
-    if (tinyaiTuneKernels(&t, &gain) != TINYAI_OK) return fail("kernel tuning");
+    int fds[2];
+    if (pipe(fds) != 0) return fail("kernel tuning: pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return fail("kernel tuning: fork");
+    if (pid == 0) {
+        close(fds[0]);
+        struct {
+            TinyAIKernelTuning t;
+            double gain;
+            int ok;
+        } r = {{0, 0}, 1.0, 0};
+        r.ok = tinyaiTuneKernels(&r.t, &r.gain) == TINYAI_OK;
+        _exit(write(fds[1], &r, sizeof r) == (ssize_t)sizeof r && r.ok ? 0 : 1);
+    }
+    close(fds[1]);
+    struct {
+        TinyAIKernelTuning t;
+        double gain;
+        int ok;
+    } r = {{0, 0}, 1.0, 0};
+    ssize_t got = read(fds[0], &r, sizeof r);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != (ssize_t)sizeof r || !r.ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "%s: kernel tuning failed (the CPU's defaults are used)\n", prog);
+        return 1;
+    }
+    t = r.t;
+    gain = r.gain;
     tinyaiSetKernelTuning(&t);
     char dir[4000];
     cache_dir(dir, sizeof dir);

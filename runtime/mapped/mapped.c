@@ -281,6 +281,12 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         st = check_layer(mm, layer, raw);
         if (st == TINYAI_OK)
             st = tai_layer_image_build(mm->file, layer, raw, dst, mm->image_bytes[layer], NULL);
+        /* the file's pages stay in the page cache, not in this process's
+         * resident set beside their packed copy (a page shared with a
+         * neighbour being read faults back in from the cache) */
+        const uintptr_t pg = 4096, lo = ((uintptr_t)raw) & ~(pg - 1);
+        const uintptr_t hi = ((uintptr_t)raw + (uintptr_t)e->size + pg - 1) & ~(pg - 1);
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
     } else {
         const uint64_t a0 = e->offset / a * a;
         uint64_t a1 = round_up((size_t)(e->offset + e->size), a);
