@@ -351,8 +351,13 @@ bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm) {
 
 static void start_collapse(TinyAIMappedModel *mm) {
     if (!mm->resident || mm->collapsing || !mm->cache) return;
-    /* pinned pages do not move: no more reads come, so no registration */
-    for (int i = 0; i < mm->n_io; i++) tai_io_unregister(mm->io[i]);
+    /* pinned pages do not move: no more reads come, so no registration;
+     * and the staging buffers' memory goes back (a later load, after a
+     * re-plan, faults it in again) */
+    for (int i = 0; i < mm->n_io; i++) {
+        tai_io_unregister(mm->io[i]);
+        if (mm->staging[i]) (void)madvise(mm->staging[i], mm->staging_bytes, MADV_DONTNEED);
+    }
     atomic_store(&mm->stop_collapse_flag, false);
     atomic_store(&mm->collapse_done, false);
     mm->collapsing = pthread_create(&mm->collapser, NULL, collapse_main, mm) == 0;
