@@ -244,17 +244,54 @@ INLINE __m512 ld_scales(const uint16_t *s) {
  * follow each other in memory, which the hardware prefetcher follows well
  * on Cascade Lake (software prefetching measured no better there); newer
  * cores need it (the tuning's distances, applied per pair of blocks, may
- * run past the panel into the next one, which is what is read next). */
+ * run past the panel into the next one, which is what is read next). For
+ * a single column (decoding) two panels are read side by side: two
+ * streams and twice the independent work per step keep more reads in
+ * flight (on one thread of a family 6 model 167 Xeon, Q8_0 87% -> 90-93%
+ * and Q4_0 84% -> 88-89% of the read bandwidth; the same at two threads). */
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
     const tai_kernel_tuning tu = tai_k_tuning();
     const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
     const size_t pair_bytes = tai_qpair_bytes(TT(T));
-    for (int64_t p = p0; p < p1; p++) {
+    int64_t p = p0;
+    if (W == 1) {
+        /* two panels side by side: two streams, twice the independent work */
+        for (; p + 2 <= p1; p += 2) {
+            const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb, *qb2 = qa + pb;
+            __m512 acc[2][2];
+            acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = _mm512_setzero_ps();
+            for (int64_t b = 0; b < nb; b += 2) {
+#pragma GCC unroll 2
+                for (int s = 0; s < 2; s++) {
+                    const uint8_t *q = s ? qb2 : qa;
+                    const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
+                    if (pf1)
+                        for (size_t l = 0; l < pair_bytes; l += 64)
+                            _mm_prefetch((const char *)pair + pf1 + l, _MM_HINT_T0);
+                    if (pf2)
+                        for (size_t l = 0; l < pair_bytes; l += 64)
+                            _mm_prefetch((const char *)pair + pf2 + l, _MM_HINT_T1);
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        if (h == 1 && b + 1 >= nb) break;
+                        __m512i wv[8];
+                        q_codes(pair + (size_t)h * tai_qcode_bytes(TT(T)), T, wv);
+                        __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b + h)));
+                        __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : dw;
+                        acc[s][h] = q_col(wv, &x[b + h], dw, mw, acc[s][h], T);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int s = 0; s < 2; s++)
+                _mm512_mask_storeu_ps(y + (p + s) * TAI_PANEL, row_mask(rows, p + s),
+                                      _mm512_add_ps(acc[s][0], acc[s][1]));
+        }
+    }
+    for (; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
-        /* the two blocks of a pair go to separate accumulators, so the float
-         * chain is one FMA per pair (two for Q4_1) */
         __m512 acc[2][7];
 #pragma GCC unroll 8
         for (int j = 0; j < W; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
