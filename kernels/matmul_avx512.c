@@ -249,6 +249,24 @@ INLINE __m512 ld_scales(const uint16_t *s) {
  * streams and twice the independent work per step keep more reads in
  * flight (on one thread of a family 6 model 167 Xeon, Q8_0 87% -> 90-93%
  * and Q4_0 84% -> 88-89% of the read bandwidth; the same at two threads). */
+/* Software prefetch of one pair of blocks at the tuned distances. */
+INLINE void q_prefetch(const uint8_t *pair, size_t pf1, size_t pf2, size_t pair_bytes) {
+    if (pf1)
+        for (size_t l = 0; l < pair_bytes; l += 64)
+            _mm_prefetch((const char *)pair + pf1 + l, _MM_HINT_T0);
+    if (pf2)
+        for (size_t l = 0; l < pair_bytes; l += 64)
+            _mm_prefetch((const char *)pair + pf2 + l, _MM_HINT_T1);
+}
+
+/* Block b + h of panel q (its pair at `pair`): codes, scales, minimums. */
+INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int T,
+                    __m512i wv[8], __m512 *dw, __m512 *mw) {
+    q_codes(pair + (size_t)h * tai_qcode_bytes(TT(T)), T, wv);
+    *dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b + h)));
+    *mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : *dw;
+}
+
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
@@ -267,19 +285,13 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                 for (int s = 0; s < 2; s++) {
                     const uint8_t *q = s ? qb2 : qa;
                     const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
-                    if (pf1)
-                        for (size_t l = 0; l < pair_bytes; l += 64)
-                            _mm_prefetch((const char *)pair + pf1 + l, _MM_HINT_T0);
-                    if (pf2)
-                        for (size_t l = 0; l < pair_bytes; l += 64)
-                            _mm_prefetch((const char *)pair + pf2 + l, _MM_HINT_T1);
+                    q_prefetch(pair, pf1, pf2, pair_bytes);
 #pragma GCC unroll 2
                     for (int h = 0; h < 2; h++) {
                         if (h == 1 && b + 1 >= nb) break;
                         __m512i wv[8];
-                        q_codes(pair + (size_t)h * tai_qcode_bytes(TT(T)), T, wv);
-                        __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b + h)));
-                        __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : dw;
+                        __m512 dw, mw;
+                        q_block(q, pair, b, h, T, wv, &dw, &mw);
                         acc[s][h] = q_col(wv, &x[b + h], dw, mw, acc[s][h], T);
                     }
                 }
@@ -297,19 +309,13 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
         for (int j = 0; j < W; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b += 2) {
             const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
-            if (pf1)
-                for (size_t l = 0; l < pair_bytes; l += 64)
-                    _mm_prefetch((const char *)pair + pf1 + l, _MM_HINT_T0);
-            if (pf2)
-                for (size_t l = 0; l < pair_bytes; l += 64)
-                    _mm_prefetch((const char *)pair + pf2 + l, _MM_HINT_T1);
+            q_prefetch(pair, pf1, pf2, pair_bytes);
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 if (h == 1 && b + 1 >= nb) break;
                 __m512i wv[8];
-                q_codes(pair + (size_t)h * tai_qcode_bytes(TT(T)), T, wv);
-                __m512 dw = ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b + h)));
-                __m512 mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : dw;
+                __m512 dw, mw;
+                q_block(q, pair, b, h, T, wv, &dw, &mw);
 #pragma GCC unroll 8
                 for (int j = 0; j < W; j++)
                     acc[h][j] = q_col(wv, &x[(b + h) * W + j], dw, mw, acc[h][j], T);
