@@ -12,6 +12,7 @@
  * machine's figures to another.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 
 #include "kernels/kernels.h"
 #include "runtime/base/error.h"
+
+static bool distance_ok(long v) { return v >= 0 && v <= TAI_TUNE_MAX_PREFETCH && v % 64 == 0; }
 
 static const char *variant(void) { return tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1)); }
 
@@ -55,10 +58,8 @@ TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *
     if (!path || !*path || !tuning)
         return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSaveKernelTuning: NULL argument");
     const tai_kernel_tuning t = {tuning->prefetchL1Bytes, tuning->prefetchL2Bytes};
-    const tai_kernel_tuning now = tai_kernels_tuning();
-    if (tai_kernels_set_tuning(&t) != 0) /* validates; put back below */
+    if (!distance_ok(t.prefetch_l1) || !distance_ok(t.prefetch_l2))
         return tai_error(TINYAI_ERR_INVALID_ARG, "kernel tuning: values out of range");
-    tai_kernels_set_tuning(&now);
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
@@ -110,8 +111,7 @@ TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out) {
             char *end = NULL;
             errno = 0;
             long v = strtol(line + used, &end, 10);
-            if (end == line + used || *end != 0 || errno || v < 0 || v > TAI_TUNE_MAX_PREFETCH ||
-                v % 64 != 0)
+            if (end == line + used || *end != 0 || errno || !distance_ok(v))
                 st = tai_error(TINYAI_ERR_FORMAT,
                                "%s:%d: %s must be a multiple of 64 in 0..%d, got \"%s\"", path,
                                lineno, key, TAI_TUNE_MAX_PREFETCH, line + used);
