@@ -6,9 +6,8 @@
  * products also have AVX2 and AVX-512 variants, each compiled in its own file
  * with its own ISA flags. One table (kernels/registry.c) lists the variants;
  * the best one the CPU supports is chosen once, from CPUID and a caller-given
- * cap (so tests can run every variant the host has).
- *
- * Weight types and their block layouts are exactly GGUF's (ggml type ids).
+ * cap (so tests can run every variant the host has). Weight types, block
+ * layouts and the packed panel layout are core/types.h's.
  */
 #ifndef TAI_KERNELS_KERNELS_H
 #define TAI_KERNELS_KERNELS_H
@@ -22,43 +21,13 @@
 #define restrict __restrict
 #endif
 
+#include "core/types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- Types -------------------------------------------------------------- */
-
-/* Tensor element types; values are the ggml/GGUF type ids. */
-typedef enum {
-    TAI_TYPE_F32 = 0,
-    TAI_TYPE_F16 = 1,
-    TAI_TYPE_Q4_0 = 2,
-    TAI_TYPE_Q4_1 = 3,
-    TAI_TYPE_Q8_0 = 8,
-    TAI_TYPE_COUNT = 9, /* one past the largest id; ids 4..7 are unused */
-} tai_type;
-
-#define TAI_QK 32 /* elements per quantization block, all block types */
-
-/* Q4_0: x = d * (q - 8), q in 0..15. qs[j] holds element j in its low
- * nibble and element j+16 in its high nibble. 18 bytes. */
-typedef struct {
-    uint16_t d; /* fp16 scale */
-    uint8_t qs[TAI_QK / 2];
-} tai_block_q4_0;
-
-/* Q4_1: x = d * q + m, q in 0..15, nibble order as Q4_0. 20 bytes. */
-typedef struct {
-    uint16_t d; /* fp16 scale */
-    uint16_t m; /* fp16 minimum */
-    uint8_t qs[TAI_QK / 2];
-} tai_block_q4_1;
-
-/* Q8_0: x = d * q, q in -127..127. 34 bytes. */
-typedef struct {
-    uint16_t d; /* fp16 scale */
-    int8_t qs[TAI_QK];
-} tai_block_q8_0;
+/* ---- Activations for the integer products ------------------------------ */
 
 /* Activations quantized for the integer dot products (internal only, never
  * stored in a file): x = d * q; s = d * sum(q), which Q4_1's minimum needs;
@@ -73,32 +42,6 @@ typedef struct {
     int8_t qs[TAI_QK];
 } tai_block_q8a;
 
-/* Whether `t` is one of the supported ids above. */
-int tai_type_valid(int t);
-/* "F32", "F16", "Q4_0", ...; "?" for an unknown id. */
-const char *tai_type_name(int t);
-/* Elements per block: 1 for F32/F16, 32 for the block types. */
-int64_t tai_type_block_elems(tai_type t);
-/* Bytes per block. */
-size_t tai_type_block_bytes(tai_type t);
-/* Bits per weight including scales (F32 32, F16 16, Q8_0 8.5, ...),
- * rounded down to an integer: 32, 16, 8, 4, 5. */
-int tai_type_bits(tai_type t);
-/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
- * or the size would overflow. */
-size_t tai_type_row_bytes(tai_type t, int64_t n);
-
-/* ---- fp16 --------------------------------------------------------------- */
-
-float tai_fp16_to_fp32(uint16_t h);
-uint16_t tai_fp32_to_fp16(float f); /* round to nearest even */
-
-/* ---- Quantization (reference, used to write files and in tests) --------- */
-
-/* Converts n floats to type t (n a multiple of the block size). */
-void tai_quantize_row(tai_type t, const float *src, void *dst, int64_t n);
-/* Converts n elements of type t to floats. */
-void tai_dequantize_row(tai_type t, const void *src, float *dst, int64_t n);
 /* Quantizes n activations (n % 32 == 0) to q8a blocks. */
 void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n);
 
@@ -131,39 +74,8 @@ size_t tai_prep_col_bytes(tai_prep p, int64_t n);
 /* Prepares one column of n floats into `dst` (tai_prep_col_bytes bytes). */
 void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n);
 
-/* ---- Packed weights ------------------------------------------------------
- *
- * The fast kernels read weights repacked once, at load time, into panels of
- * TAI_PANEL consecutive rows, so that one SIMD register holds one value for
- * each of 16 rows and the loops read memory linearly. Panel p holds rows
- * [16p, 16p + 16) (rows past the matrix's end are zero) and takes
- * tai_pack_panel_bytes(t, n) bytes (a multiple of 64). Within a panel, with
- * nb = n / 32 blocks and r the row within the panel:
- *
- *   F32   float  [n][16]              element (r, k) at k * 16 + r
- *   F16   fp16   [n][16]              likewise
- *   block types: blocks in pairs, each pair
- *         [codes of block b][codes of block b + 1][d of b][d of b + 1]
- *         [m of b][m of b + 1]  (m: Q4_1 only; an odd last block is
- *         paired with a zero block), so a panel is read as one stream:
- *   Q8_0  codes  uint8 [8][16][4]     (g, r, t): q(r, 32b + 4g + t) + 128
- *   Q4_0  codes  uint8 [4][16][4]     (j, r, t): low nibble q(r, 32b + 8j + t),
- *                                     high nibble q(r, 32b + 8j + 4 + t), q in 0..15
- *   Q4_1  codes  as Q4_0
- *         d, m   fp16 [16]            the 16 rows' scale (and minimum) of block b
- *
- * so one 64-byte load gives four consecutive elements of every row, the
- * operand layout of a dot-product instruction that sums groups of four bytes
- * into 32-bit lanes (VNNI vpdpbusd). The values are exactly the GGUF ones:
- * packing never rounds.
- */
-#define TAI_PANEL 16
+/* ---- Packing (the layout is core/types.h "Packed weights") ------------- */
 
-/* Bytes of one packed panel of n elements per row (0 if n is invalid). */
-size_t tai_pack_panel_bytes(tai_type t, int64_t n);
-/* Bytes of a packed rows x n matrix (whole panels); 0 on invalid arguments
- * or overflow. */
-size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n);
 /* Packs panels [p0, p1) of row-major W (rows x n of type t, rows
  * tai_type_row_bytes apart) into dst, which holds the whole packed matrix
  * (panel p at dst + p * tai_pack_panel_bytes). Panels are independent, so

@@ -28,25 +28,6 @@ extern "C" {
               float *restrict y, int64_t y_stride, int64_t n, int64_t rows,        \
               int64_t p0, int64_t p1, int64_t ncols)
 
-/* Packed block-type panels (kernels.h "Packed weights"): blocks go in pairs,
- * each pair [codes of b][codes of b + 1][d of b, b + 1][m of b, b + 1 (Q4_1)],
- * so a panel is one front-to-back stream. Byte offsets inside a panel: */
-static inline size_t tai_qcode_bytes(tai_type t) { /* codes of one block */
-    return t == TAI_TYPE_Q8_0 ? 512 : 256;
-}
-static inline size_t tai_qpair_bytes(tai_type t) {
-    return 2 * tai_qcode_bytes(t) + (t == TAI_TYPE_Q4_1 ? 128 : 64);
-}
-static inline size_t tai_qcodes_at(tai_type t, int64_t b) {
-    return (size_t)(b >> 1) * tai_qpair_bytes(t) + (size_t)(b & 1) * tai_qcode_bytes(t);
-}
-static inline size_t tai_qscales_at(tai_type t, int64_t b) { /* 16 fp16 d */
-    return (size_t)(b >> 1) * tai_qpair_bytes(t) + 2 * tai_qcode_bytes(t) + (size_t)(b & 1) * 32;
-}
-static inline size_t tai_qmins_at(tai_type t, int64_t b) { /* 16 fp16 m, Q4_1 */
-    return tai_qscales_at(t, b) + 64;
-}
-
 /* The current tuning (tai_kernels_set_tuning), read by the kernels once
  * per call. */
 static inline tai_kernel_tuning tai_k_tuning(void) { return tai_kernels_tuning(); }

@@ -8,37 +8,6 @@
 
 #include "kernels/kernels_internal.h"
 
-#define ALIGN64(x) (((x) + 63u) & ~(size_t)63u)
-
-/* Unrounded bytes of one panel, or 0. Sizes are bounded by the caller's
- * overflow check in tai_pack_panel_bytes. */
-static size_t panel_bytes_raw(tai_type t, int64_t n) {
-    const size_t P = TAI_PANEL;
-    const size_t pairs = (size_t)(n / TAI_QK + 1) / 2;
-    switch (t) {
-    case TAI_TYPE_F32: return (size_t)n * P * 4;
-    case TAI_TYPE_F16: return (size_t)n * P * 2;
-    case TAI_TYPE_Q8_0:
-    case TAI_TYPE_Q4_0:
-    case TAI_TYPE_Q4_1: return pairs * tai_qpair_bytes(t);
-    default: return 0;
-    }
-}
-
-size_t tai_pack_panel_bytes(tai_type t, int64_t n) {
-    if (!tai_type_valid((int)t) || n <= 0 || n % tai_type_block_elems(t) != 0) return 0;
-    if ((uint64_t)n > (SIZE_MAX >> 8)) return 0; /* n * 16 * 4 + 63 fits */
-    return ALIGN64(panel_bytes_raw(t, n));
-}
-
-size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n) {
-    size_t pb = tai_pack_panel_bytes(t, n);
-    if (pb == 0 || rows <= 0) return 0;
-    uint64_t panels = ((uint64_t)rows + TAI_PANEL - 1) / TAI_PANEL;
-    if (panels > SIZE_MAX / pb) return 0;
-    return (size_t)panels * pb;
-}
-
 /* Blocks packed per row before the next row: a few, so that the part of the
  * panel being written stays in L1 while each source row is read in runs of
  * several cache lines (measured best at 4 on a Xeon with 2 MiB L2). */

@@ -26,6 +26,7 @@ typedef enum {
     TINYAI_ERR_CHECKSUM = 6,    /* stored checksum does not match the data */
     TINYAI_ERR_RANGE = 7,       /* a value out of range (context full, ...) */
     TINYAI_ERR_INTERNAL = 8,    /* a broken internal invariant */
+    TINYAI_ERR_DEVICE = 9,      /* a compute device failed (its driver or an op) */
 } TinyAIStatus;
 
 /* Static text naming the status ("invalid argument", ...). Never NULL. */

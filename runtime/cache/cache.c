@@ -39,8 +39,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "runtime/cache/policy.h"
 
 /* Which job queue an entry waits in. Demand jobs are taken first. */

@@ -53,7 +53,7 @@
  *
  * Loading: `load` is called on a loader thread with the destination buffer
  * and must fill it completely; it returns TINYAI_OK or an error status with
- * the thread's error message set (runtime/base/error.h). The cache copies
+ * the thread's error message set (core/error.h). The cache copies
  * that message and returns it (prefixed by nothing) from the acquire that
  * needed the entry; the entry is then not resident, and a later acquire
  * tries again.

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 
 TinyAIStatus tai_sched_build(tai_sched *s, int n, const int *order, int len, bool cyclic) {
     memset(s, 0, sizeof *s);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 
 /* A tensor info takes at least: name length 8 + 1 byte, n_dims 4, one dim 8,

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 #include "runtime/format/gguf_write.h"
 

@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 
 /* Places tensor t at the first multiple of 64 at or after `pos`; returns
@@ -95,7 +95,7 @@ TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
         /* The open validated that every tensor lies inside its layer. */
         const uint8_t *from = src + (t->offset - e->offset);
         if (it.layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS)
-            tai_pack_matrix(pool, t->type, from, t->ne[1], t->ne[0], img + it.offset);
+            tai_host_pack_matrix(pool, t->type, from, t->ne[1], t->ne[0], img + it.offset);
         else /* same layout: packed stays packed, vectors stay raw */
             memcpy(img + it.offset, from, (size_t)it.size);
         pos = it.offset + it.size;
@@ -147,7 +147,7 @@ TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
                 ready = (int64_t)(have / (rb * TAI_PANEL));
             }
             if (ready > progress->panel) {
-                tai_pack_panels(t->type, src + rel, rows, t->ne[0], img + it.offset,
+                tai_host_pack_panels(t->type, src + rel, rows, t->ne[0], img + it.offset,
                                 progress->panel, ready);
                 progress->panel = ready;
             }

@@ -5,7 +5,7 @@
  * The image of layer l places the layer's tensors in their layer order
  * (mf->layer_tensors[first_tensor ..]) one after the other, each at the next
  * multiple of TAI_IMAGE_ALIGN (64) from the image start, zero bytes between:
- * every 2-D tensor in packed layout (kernels.h "Packed weights", size
+ * every 2-D tensor in packed layout (core/types.h "Packed weights", size
  * tai_pack_bytes(type, ne[1], ne[0])), every other tensor (norm vectors,
  * ...) as its raw bytes. The image size is the end of the last tensor
  * rounded up to 64; 0 for an empty layer. A 64-byte aligned image thus gives
@@ -30,7 +30,8 @@
 
 #include <tinyai/status.h>
 
-#include "kernels/kernels.h"
+#include "core/types.h"
+#include "offload/host.h"
 #include "runtime/format/model_file.h"
 
 #ifdef __cplusplus

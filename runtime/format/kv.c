@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 
 /* ---- Cursor ------------------------------------------------------------- */

@@ -25,7 +25,7 @@
 
 #include <xxhash.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 
 /* ---- Name index ---------------------------------------------------------- */

@@ -19,7 +19,8 @@
 
 #include <tinyai/status.h>
 
-#include "kernels/kernels.h"
+#include "core/types.h"
+#include "offload/host.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,7 +63,7 @@ typedef struct {
 /* How a tensor's bytes are arranged in the file. */
 enum {
     TAI_LAYOUT_ROWS = 0,   /* row-major, GGUF's layout: row r at r * row bytes */
-    TAI_LAYOUT_PACKED = 1, /* 2-D only: kernels.h "Packed weights" (16-row
+    TAI_LAYOUT_PACKED = 1, /* 2-D only: core/types.h "Packed weights" (16-row
                               panels) of its type, ne[1] rows of ne[0];
                               size tai_pack_bytes(type, ne[1], ne[0]) */
 };

@@ -12,8 +12,8 @@
 
 #include <xxhash.h>
 
-#include "runtime/base/error.h"
-#include "runtime/base/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "runtime/format/gguf_write.h"
 #include "runtime/format/synth.h"
 

@@ -44,7 +44,7 @@
 
 #include <tinyai/status.h>
 
-#include "kernels/kernels.h"
+#include "core/types.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -16,7 +16,7 @@
 
 #include <xxhash.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 #include "runtime/format/tmai_internal.h"
 

@@ -24,7 +24,7 @@
 
 #include <xxhash.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/format_internal.h"
 #include "runtime/format/image.h"
 #include "runtime/format/tmai_internal.h"
@@ -102,7 +102,7 @@ static TinyAIStatus put_packed(out_file *o, const tai_tensor *t, tai_pool *pool,
         const int64_t p1 = p0 + per < np ? p0 + per : np;
         const int64_t r0 = p0 * TAI_PANEL;
         const int64_t r1 = p1 * TAI_PANEL < rows ? p1 * TAI_PANEL : rows;
-        tai_pack_matrix(pool, t->type, (const uint8_t *)t->data + (size_t)r0 * row_bytes,
+        tai_host_pack_matrix(pool, t->type, (const uint8_t *)t->data + (size_t)r0 * row_bytes,
                         r1 - r0, n, *buf);
         TinyAIStatus st = put(o, *buf, (uint64_t)(p1 - p0) * pb, at + (uint64_t)p0 * pb);
         if (st) return st;

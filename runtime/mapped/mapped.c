@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "runtime/cache/cache.h"
 #include "runtime/format/image.h"
 #include "runtime/mem/numa.h"

@@ -14,8 +14,8 @@
 
 #include <tinyai/utils/progressive_loader.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "runtime/cache/cache.h"
 #include "runtime/mapped/mapped.h"
 

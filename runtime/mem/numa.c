@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 
 struct tai_numa {
     hwloc_topology_t topo;

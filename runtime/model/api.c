@@ -1,7 +1,7 @@
 /*
  * runtime/model: the public model, token and session API of <tinyai/llm.h>.
  * Validates arguments, owns allocation and cleanup; the math lives in
- * llama.c and kernels/.
+ * llama.c and the CPU device (offload/cpu).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/mem/numa.h"
 #include "runtime/model/model.h"
 
@@ -37,27 +37,23 @@ void tinyaiFree(void *p) { free(p); }
 
 void tinyaiFreeModel(TinyAIModel *m) {
     if (!m) return;
-    /* the cache's loaders finish before the pool and workspace go */
+    /* the cache's loaders finish before the device and workspace go */
     if (m->owns_mm) tai_mapped_close(m->mm);
-    tai_pool_destroy(m->pool);
+    tai_device_close(m->dev);
     tai_workspace_free(&m->ws);
     tai_tokenizer_free(m->tok);
     free(m->blocks);
     free(m);
 }
 
-static TinyAIStatus pick_isa(const char *cpu, tai_isa *out) {
-    if (!cpu || !*cpu || strcmp(cpu, "auto") == 0) {
-        *out = tai_isa_best(TAI_ISA_COUNT - 1);
-        return TINYAI_OK;
-    }
-    int isa = tai_isa_parse(cpu);
-    if (isa < 0)
+/* The CPU kernel variant asked for, checked before anything is loaded. */
+static TinyAIStatus check_variant(const char *cpu) {
+    const int ok = tai_cpu_variant_supported(cpu);
+    if (ok < 0)
         return tai_error(TINYAI_ERR_INVALID_ARG,
                          "unknown CPU kernel variant '%s' (auto, scalar, avx2, avx512)", cpu);
-    if (!tai_isa_supported((tai_isa)isa))
+    if (ok == 0)
         return tai_error(TINYAI_ERR_UNSUPPORTED, "this CPU does not support the %s kernels", cpu);
-    *out = (tai_isa)isa;
     return TINYAI_OK;
 }
 
@@ -87,8 +83,8 @@ static TinyAIStatus check_config(TinyAIModelConfig *cfg, int *threads) {
     return TINYAI_OK;
 }
 
-/* Binds each pool worker to its core (NUMA through hwloc); where binding is
- * not possible the workers just run unbound. */
+/* Binds each of the CPU device's threads to its core (NUMA through hwloc);
+ * where binding is not possible they just run unbound. */
 typedef struct {
     tai_numa *numa;
     const int *cores;
@@ -100,14 +96,14 @@ static void bind_worker(void *ctx, int i, int n) {
     (void)tai_numa_bind_thread(j->numa, j->cores[i]);
 }
 
-static void bind_pool(tai_pool *pool) {
+static void bind_threads(const tai_device *cpu) {
     tai_numa *numa = NULL;
     if (tai_numa_open(NULL, &numa) != TINYAI_OK) return;
-    const int n = tai_pool_size(pool);
+    const int n = tai_cpu_device_threads(cpu);
     int *cores = calloc((size_t)n, sizeof *cores);
     if (cores && tai_numa_can_bind(numa) && tai_numa_thread_cores(numa, n, cores) == TINYAI_OK) {
         bind_job j = {numa, cores};
-        tai_pool_run(pool, bind_worker, &j);
+        tai_cpu_device_each_thread(cpu, bind_worker, &j);
     }
     free(cores);
     tai_numa_close(numa);
@@ -120,8 +116,7 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     TinyAIModelConfig cfg = config ? *config : tinyaiCreateDefaultModelConfig();
     int threads = 0;
     TinyAIStatus st = check_config(&cfg, &threads);
-    tai_isa isa = TAI_ISA_SCALAR;
-    if (st == TINYAI_OK) st = pick_isa(cfg.cpu, &isa);
+    if (st == TINYAI_OK) st = check_variant(cfg.cpu);
     if (st != TINYAI_OK) {
         if (owns) tai_mapped_close(mm);
         return st;
@@ -135,7 +130,6 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->owns_mm = owns;
     m->file = tai_mapped_file(mm);
     m->cfg = cfg;
-    m->cfg.cpu = NULL; /* not kept: the caller's string */
     st = tai_tokenizer_load(m->file, &m->tok);
     if (st != TINYAI_OK) {
         tai_error_prefix("%s", m->file->path);
@@ -143,13 +137,10 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     }
     st = tai_llama_bind(m);
     if (st != TINYAI_OK) goto fail;
-    m->kern = tai_kernels_get(isa);
-    int rc = tai_pool_create(threads, &m->pool);
-    if (rc != 0) {
-        st = tai_error(TINYAI_ERR_NOMEM, "cannot start %d threads (errno %d)", threads, -rc);
-        goto fail;
-    }
-    bind_pool(m->pool);
+    st = tai_cpu_device_open(cfg.cpu, threads, &m->dev);
+    m->cfg.cpu = NULL; /* not kept: the caller's string */
+    if (st != TINYAI_OK) goto fail;
+    bind_threads(m->dev);
     const char *name = NULL;
     if (tai_model_file_find_kv(m->file, "general.name") &&
         tai_kv_get_str(m->file, "general.name", &name) == TINYAI_OK)
@@ -264,8 +255,8 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
         out->weightBytes += t->size;
         out->nParams += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     }
-    out->isa = tai_isa_name(m->kern->isa);
-    out->threads = tai_pool_size(m->pool);
+    out->isa = tai_cpu_device_variant(m->dev);
+    out->threads = tai_cpu_device_threads(m->dev);
     out->packedBytes = tai_mapped_total_image_bytes(m->mm);
     out->repackSeconds = m->load_seconds;
     snprintf(out->fileFormat, sizeof out->fileFormat, "%s",
@@ -533,32 +524,18 @@ void tinyaiResetSession(TinyAISession *s) {
 
 /* ---- Layer table, conversion, synthetic models ------------------------- */
 
-static char variants_buf[64];
-static pthread_once_t variants_once = PTHREAD_ONCE_INIT;
-
-static void list_variants(void) {
-    size_t off = 0;
-    for (int i = 0; i < TAI_ISA_COUNT; i++)
-        if (tai_isa_supported((tai_isa)i))
-            off += (size_t)snprintf(variants_buf + off, sizeof variants_buf - off, "%s%s",
-                                    off ? " " : "", tai_isa_name((tai_isa)i));
-}
-
-const char *tinyaiCpuVariants(void) {
-    pthread_once(&variants_once, list_variants);
-    return variants_buf;
-}
+const char *tinyaiCpuVariants(void) { return tai_cpu_variants(); }
 
 TinyAIStatus tinyaiGetCpuInfo(TinyAICpuInfo *out) {
     if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetCpuInfo: out is NULL");
     memset(out, 0, sizeof *out);
-    snprintf(out->model, sizeof out->model, "%s", tai_cpu_brand());
-    snprintf(out->features, sizeof out->features, "%s", tai_cpu_features());
+    snprintf(out->model, sizeof out->model, "%s", tai_cpu_name());
+    snprintf(out->features, sizeof out->features, "%s", tai_cpu_feature_list());
     snprintf(out->variants, sizeof out->variants, "%s", tinyaiCpuVariants());
-    out->chosen = tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1));
+    out->chosen = tai_cpu_best_variant();
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     out->onlineCores = n < 1 ? 1 : (int)n;
-    snprintf(out->signature, sizeof out->signature, "%s", tai_cpu_signature());
+    snprintf(out->signature, sizeof out->signature, "%s", tai_cpu_id());
     return TINYAI_OK;
 }
 

@@ -12,8 +12,10 @@
  *   x  += Wdown (silu(Wgate xb) * Wup xb)
  * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only
  * (for every column when several sequences decode together).
- * The matrix products and attention run on the model's pool; so do the
- * per-token steps between them when the batch has several tokens.
+ * Every op runs on the model's device (offload/offload.h): the matrix
+ * products, norms, RoPE, attention and SwiGLU of a whole layer are issued to
+ * it in order, and the layer's ops are synchronised before its weights are
+ * released to the cache.
  *
  * Weights come layer by layer from the weight cache (runtime/mapped): each
  * file layer's image is acquired while the layer runs and released after,
@@ -30,8 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 
 /* ---- Binding ----------------------------------------------------------- */
 
@@ -213,145 +215,110 @@ static const float *vec(const unsigned char *img, const tai_wref *r) {
     return (const float *)(const void *)(img + r->off);
 }
 
-static void matmul(const tai_batch *b, const tai_mat *w, const float *x, float *y, int n) {
+/* Every op of a layer goes to the model's device. Activations live in the
+ * workspace and KV caches in the sessions, host memory named by address
+ * (the CPU device is unified). */
+#define DH(p) tai_dref_host(p)
+
+static TinyAIStatus matmul(const tai_batch *b, const tai_mat *w, const float *x, float *y, int n) {
     TinyAIModel *m = b->m;
-    tai_matmul(m->kern, m->pool, w->type, w->packed, w->rows, w->n, x, y, n, m->ws.mm_scratch);
+    return tai_dev_matmul(m->dev, w->type, DH(w->packed), w->rows, w->n, DH(x), DH(y), n,
+                          DH(m->ws.mm_scratch));
 }
 
-/* Attention work item = (column, kv head): the query heads of one group
- * against that group's K/V columns of the column's session's cache. */
-typedef struct {
-    const tai_batch *b;
-    int layer;
-} att_job;
-
-static void att_worker(void *ctx, int ti, int nth) {
-    const att_job *j = ctx;
-    const tai_batch *b = j->b;
-    const tai_workspace *ws = &b->m->ws;
-    const tai_hparams *hp = &b->m->hp;
-    const tai_attention_fn attention = b->m->kern->attention;
-    const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv;
-    const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hd;
-    float *att = ws->att_scratch + (size_t)ti * ws->att_ctx;
-    const int items = b->n * hp->n_head_kv;
-    /* interleaved: later tokens attend over more positions */
-    for (int it = ti; it < items; it += nth) {
-        const int t = it / hp->n_head_kv, g = it % hp->n_head_kv;
-        const TinyAISession *s = b->seq[t];
-        const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * kvd;
-        const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * kvd;
-        const int64_t n_pos = (int64_t)b->pos[t] + 1;
-        attention(ws->att_out + t * E + (int64_t)g * grp * hd, ws->q + t * E + (int64_t)g * grp * hd,
-                  kc + (int64_t)g * hd, vc + (int64_t)g * hd, n_pos, kvd, grp, 1, hd, att);
+/* k and v of the batch's columns appended to their sessions' caches at
+ * their positions: one copy per run of columns of one session at
+ * consecutive positions (a prompt is one run). */
+static TinyAIStatus store_kv(const tai_batch *b, int layer) {
+    TinyAIModel *m = b->m;
+    const tai_workspace *ws = &m->ws;
+    const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    for (int t0 = 0; t0 < b->n;) {
+        TinyAISession *s = b->seq[t0];
+        int t1 = t0 + 1;
+        while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
+        const size_t at = ((size_t)layer * s->n_ctx + (size_t)b->pos[t0]) * (size_t)kvd;
+        const size_t bytes = (size_t)(t1 - t0) * (size_t)kvd * sizeof(float);
+        TinyAIStatus st = tai_dev_copy(m->dev, DH(s->k_cache + at), DH(ws->k + t0 * kvd), bytes);
+        if (st == TINYAI_OK)
+            st = tai_dev_copy(m->dev, DH(s->v_cache + at), DH(ws->v + t0 * kvd), bytes);
+        if (st != TINYAI_OK) return st;
+        t0 = t1;
     }
+    return TINYAI_OK;
 }
 
-/* The per-token steps between the matrix products, run over the batch's
- * columns split across the pool (inline for a few columns, where a
- * dispatch would cost more than the work). */
-typedef enum {
-    TOK_ATTN_NORM,  /* x += ffn_out (after the first block); xb = norm(x) */
-    TOK_ROPE_STORE, /* rope q, k; append k, v to the column's cache */
-    TOK_FFN_NORM,   /* x += xb (attention output); xb = norm(x) */
-    TOK_SWIGLU,     /* gate = silu(gate) * up */
-} tok_step;
-
-typedef struct {
-    const tai_batch *b;
-    const float *norm;
-    int block;
-    tok_step step;
-} tok_job;
-
-static void add_into(float *restrict x, const float *restrict d, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] += d[i];
-}
-
-static void tok_worker(void *ctx, int ti, int nth) {
-    const tok_job *j = ctx;
-    const tai_batch *b = j->b;
-    const TinyAIModel *m = b->m;
+/* Each column attends over its own session's cache of this layer. */
+static TinyAIStatus attend(const tai_batch *b, int layer) {
+    TinyAIModel *m = b->m;
     const tai_workspace *ws = &m->ws;
     const tai_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int t0 = (int)((int64_t)b->n * ti / nth), t1 = (int)((int64_t)b->n * (ti + 1) / nth);
-    for (int t = t0; t < t1; t++) {
-        float *x = ws->x + t * E, *xb = ws->xb + t * E;
-        switch (j->step) {
-        case TOK_ATTN_NORM:
-            if (j->block > 0) add_into(x, ws->ffn_out + t * E, E);
-            tai_rmsnorm(xb, x, j->norm, E, hp->rms_eps);
-            break;
-        case TOK_ROPE_STORE: {
-            TinyAISession *s = b->seq[t];
-            const int64_t p = b->pos[t];
-            const float *cs = ws->rope_cs + (int64_t)t * hp->rot_dim;
-            tai_rope_apply(ws->q + t * E, hp->n_head, hp->head_dim, hp->rot_dim, cs);
-            tai_rope_apply(ws->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, cs);
-            float *kc = s->k_cache + ((size_t)j->block * s->n_ctx + (size_t)p) * kvd;
-            float *vc = s->v_cache + ((size_t)j->block * s->n_ctx + (size_t)p) * kvd;
-            memcpy(kc, ws->k + t * kvd, (size_t)kvd * sizeof(float));
-            memcpy(vc, ws->v + t * kvd, (size_t)kvd * sizeof(float));
-            break;
-        }
-        case TOK_FFN_NORM:
-            add_into(x, xb, E);
-            tai_rmsnorm(xb, x, j->norm, E, hp->rms_eps);
-            break;
-        case TOK_SWIGLU:
-            m->kern->silu_mul(ws->gate + t * F, ws->up + t * F, F);
-            break;
-        }
+    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    for (int t = 0; t < b->n; t++) {
+        const TinyAISession *s = b->seq[t];
+        ws->att_k[t] = DH(s->k_cache + (size_t)layer * s->n_ctx * kvd);
+        ws->att_v[t] = DH(s->v_cache + (size_t)layer * s->n_ctx * kvd);
+        ws->att_pos[t] = b->pos[t];
     }
+    return tai_dev_attention(m->dev, DH(ws->att_out), DH(ws->q), b->n, ws->att_k, ws->att_v,
+                             ws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
+                             DH(ws->att_scratch), ws->att_scratch_bytes);
 }
 
-static void tok_run(const tai_batch *b, const float *norm, int block, tok_step step) {
-    tok_job j = {b, norm, block, step};
-    if (b->n >= 4)
-        tai_pool_run(b->m->pool, tok_worker, &j);
-    else
-        tok_worker(&j, 0, 1);
-}
+#define TRY_OP(expr)                         \
+    do {                                     \
+        TinyAIStatus st_ = (expr);           \
+        if (st_ != TINYAI_OK) return st_;    \
+    } while (0)
 
-static void run_block(const tai_batch *b, int l, const unsigned char *img) {
+static TinyAIStatus run_block(const tai_batch *b, int l, const unsigned char *img) {
     TinyAIModel *m = b->m;
+    tai_device *d = m->dev;
     tai_workspace *ws = &m->ws;
+    const tai_hparams *hp = &m->hp;
     const tai_block *blk = &m->blocks[l];
     const int n = b->n;
+    const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     const tai_mat wq = resolve(img, &blk->wq), wk = resolve(img, &blk->wk),
                   wv = resolve(img, &blk->wv), wo = resolve(img, &blk->wo),
                   wg = resolve(img, &blk->w_gate), wu = resolve(img, &blk->w_up),
                   wd = resolve(img, &blk->w_down);
-    tok_run(b, vec(img, &blk->attn_norm), l, TOK_ATTN_NORM);
-    matmul(b, &wq, ws->xb, ws->q, n);
-    matmul(b, &wk, ws->xb, ws->k, n);
-    matmul(b, &wv, ws->xb, ws->v, n);
-    tok_run(b, NULL, l, TOK_ROPE_STORE);
-
-    att_job job = {b, l};
-    tai_pool_run(m->pool, att_worker, &job);
-
-    matmul(b, &wo, ws->att_out, ws->xb, n);
-    tok_run(b, vec(img, &blk->ffn_norm), l, TOK_FFN_NORM);
-    matmul(b, &wg, ws->xb, ws->gate, n);
-    matmul(b, &wu, ws->xb, ws->up, n);
-    tok_run(b, NULL, l, TOK_SWIGLU);
-    matmul(b, &wd, ws->gate, ws->ffn_out, n);
+    TRY_OP(tai_dev_rmsnorm(d, DH(ws->xb), DH(ws->x), DH(vec(img, &blk->attn_norm)), E, n,
+                           hp->rms_eps));
+    TRY_OP(matmul(b, &wq, ws->xb, ws->q, n));
+    TRY_OP(matmul(b, &wk, ws->xb, ws->k, n));
+    TRY_OP(matmul(b, &wv, ws->xb, ws->v, n));
+    TRY_OP(tai_dev_rope(d, DH(ws->q), n, E, hp->n_head, hp->head_dim, hp->rot_dim,
+                        DH(ws->rope_cs)));
+    TRY_OP(tai_dev_rope(d, DH(ws->k), n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim,
+                        DH(ws->rope_cs)));
+    TRY_OP(store_kv(b, l));
+    TRY_OP(attend(b, l));
+    TRY_OP(matmul(b, &wo, ws->att_out, ws->xb, n));
+    TRY_OP(tai_dev_add(d, DH(ws->x), DH(ws->xb), E * n));
+    TRY_OP(tai_dev_rmsnorm(d, DH(ws->xb), DH(ws->x), DH(vec(img, &blk->ffn_norm)), E, n,
+                           hp->rms_eps));
+    TRY_OP(matmul(b, &wg, ws->xb, ws->gate, n));
+    TRY_OP(matmul(b, &wu, ws->xb, ws->up, n));
+    TRY_OP(tai_dev_swiglu(d, DH(ws->gate), DH(ws->up), F * n));
+    TRY_OP(matmul(b, &wd, ws->gate, ws->ffn_out, n));
+    return tai_dev_add(d, DH(ws->x), DH(ws->ffn_out), E * n);
 }
 
-static void run_embedding(const tai_batch *b, const unsigned char *img) {
-    const TinyAIModel *m = b->m;
-    const tai_workspace *ws = &m->ws;
-    const tai_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd;
+/* The rotation angles of each column's position, shared by every layer. */
+static void rope_angles(const tai_batch *b) {
+    const tai_hparams *hp = &b->m->hp;
+    for (int t = 0; t < b->n; t++)
+        tai_host_rope_angles(b->m->ws.rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t],
+                             hp->rope_base);
+}
+
+static TinyAIStatus run_embedding(const tai_batch *b, const unsigned char *img) {
+    TinyAIModel *m = b->m;
     const tai_wref *e = &m->tok_embd;
-    for (int t = 0; t < b->n; t++) {
-        tai_packed_row(e->type, img + e->off, e->rows, e->n, b->tokens[t], ws->x + t * E);
-        /* the rotation angles of each column's position, shared by every layer */
-        tai_rope_angles(ws->rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t],
-                        hp->rope_base);
-    }
+    rope_angles(b);
+    return tai_dev_embed(m->dev, e->type, DH(img + e->off), e->rows, e->n, b->tokens, b->n,
+                         DH(m->ws.x));
 }
 
 /* Bytes of one lookup: a packed panel of TAI_PANEL rows, or one row. */
@@ -407,39 +374,36 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
         }
         float *x = ws->x + c * E;
         if (packed)
-            tai_packed_row(e->type, src, TAI_PANEL, e->n, r % TAI_PANEL, x);
+            tai_host_packed_row(e->type, src, TAI_PANEL, e->n, r % TAI_PANEL, x);
         else
             tai_dequantize_row(e->type, src, x, e->n);
-        tai_rope_angles(ws->rope_cs + (int64_t)c * hp->rot_dim, hp->rot_dim, b->pos[c],
-                        hp->rope_base);
     }
+    rope_angles(b);
     return TINYAI_OK;
 }
 
 /* Final norm and logits: of the last column, or of every column. */
-static void run_head(const tai_batch *b, const unsigned char *head, const unsigned char *out_img) {
-    const TinyAIModel *m = b->m;
+static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
+                             const unsigned char *out_img) {
+    TinyAIModel *m = b->m;
     const tai_workspace *ws = &m->ws;
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
-    const float *norm = vec(head, &m->out_norm);
     const tai_mat w = resolve(out_img, &m->output);
     const int first = b->logits_all ? 0 : b->n - 1;
     const int cols = b->n - first;
-    for (int t = first; t < b->n; t++) {
-        float *x = ws->x + (int64_t)t * E;
-        add_into(x, ws->ffn_out + (int64_t)t * E, E);
-        tai_rmsnorm(ws->xb + (int64_t)(t - first) * E, x, norm, E, m->hp.rms_eps);
-    }
+    TRY_OP(tai_dev_rmsnorm(m->dev, DH(ws->xb), DH(ws->x + (int64_t)first * E),
+                           DH(vec(head, &m->out_norm)), E, cols, m->hp.rms_eps));
     if (!b->logits_all) {
-        matmul(b, &w, ws->xb, b->seq[b->n - 1]->logits, 1);
+        TRY_OP(matmul(b, &w, ws->xb, b->seq[b->n - 1]->logits, 1));
         b->seq[b->n - 1]->have_logits = 1;
-        return;
+        return TINYAI_OK;
     }
-    matmul(b, &w, ws->xb, ws->batch_logits, cols);
+    TRY_OP(matmul(b, &w, ws->xb, ws->batch_logits, cols));
     for (int t = 0; t < b->n; t++) {
         memcpy(b->seq[t]->logits, ws->batch_logits + (int64_t)t * V, (size_t)V * sizeof(float));
         b->seq[t]->have_logits = 1;
     }
+    return TINYAI_OK;
 }
 
 TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
@@ -458,8 +422,10 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
         if (st != TINYAI_OK) return st;
         st = acquire(m, layer, &img);
         if (st == TINYAI_OK) {
-            run_head(b, img, emb);
-            st = tai_mapped_release(m->mm, layer);
+            st = run_head(b, img, emb);
+            if (st == TINYAI_OK) st = tai_dev_sync(m->dev);
+            TinyAIStatus st3 = tai_mapped_release(m->mm, layer);
+            if (st == TINYAI_OK) st = st3;
         }
         TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
         return st != TINYAI_OK ? st : st2;
@@ -473,12 +439,15 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
     TinyAIStatus st = acquire(m, layer, &img);
     if (st != TINYAI_OK) return st;
     if (layer == 0)
-        run_embedding(b, img);
+        st = run_embedding(b, img);
     else if (layer <= nl)
-        run_block(b, layer - 1, img);
+        st = run_block(b, layer - 1, img);
     else
-        run_head(b, img, img);
-    return tai_mapped_release(m->mm, layer);
+        st = run_head(b, img, img);
+    /* the layer's ops are done before its image can be evicted */
+    if (st == TINYAI_OK) st = tai_dev_sync(m->dev);
+    TinyAIStatus st2 = tai_mapped_release(m->mm, layer);
+    return st != TINYAI_OK ? st : st2;
 }
 
 void tai_llama_finish(const tai_batch *b) {

@@ -10,7 +10,9 @@
 
 #include <tinyai/llm.h>
 
-#include "kernels/kernels.h"
+#include "offload/cpu/cpu.h"
+#include "offload/host.h"
+#include "offload/offload.h"
 #include "runtime/format/model_file.h"
 #include "runtime/mapped/mapped.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -26,7 +28,7 @@ typedef struct {
 } tai_hparams;
 
 /* Where a tensor lives: layer `layer`'s image, `off` bytes in. Matrices are
- * packed there (kernels.h "Packed weights"), vectors are F32. */
+ * packed there (core/types.h "Packed weights"), vectors are F32. */
 typedef struct {
     int layer;
     size_t off;
@@ -61,7 +63,10 @@ typedef struct {
     int n_ubatch;
     int att_ctx;        /* positions att_scratch holds per thread */
     float *x, *xb, *q, *k, *v, *att_out, *gate, *up, *ffn_out;
-    float *att_scratch; /* [n_threads][att_ctx] */
+    float *att_scratch; /* the device's attention scratch for att_ctx positions */
+    size_t att_scratch_bytes;
+    tai_dref *att_k, *att_v; /* per column: its session's K and V cache of a layer */
+    int32_t *att_pos;        /* per column: its position */
     float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each column's position */
     float *batch_logits;/* [n_seq][n_vocab] for tinyaiEvalBatch (n_seq > 1) */
     int n_seq;
@@ -85,8 +90,7 @@ struct TinyAIModel {
     tai_wref output;        /* [n_vocab][n_embd]; tok_embd when tied */
     int tied;
     tai_block *blocks;      /* n_layer */
-    const tai_kernels *kern;
-    tai_pool *pool;
+    tai_device *dev;        /* where every layer runs (the CPU device) */
     TinyAIModelConfig cfg;
     tai_workspace ws;
 

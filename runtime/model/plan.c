@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "runtime/model/model.h"
 
 #define MAX_UBATCH 512
@@ -39,12 +39,12 @@ size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
 }
 
 static size_t scratch_bytes(const TinyAIModel *m, int nub) {
-    size_t best = tai_matmul_scratch_bytes(m->output.type, m->hp.n_embd, nub);
+    size_t best = tai_dev_matmul_scratch(m->dev, m->output.type, m->hp.n_embd, nub);
     for (int l = 0; l < m->hp.n_layer; l++) {
         const tai_block *b = &m->blocks[l];
         const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
-            size_t need = tai_matmul_scratch_bytes(mats[i]->type, mats[i]->n, nub);
+            size_t need = tai_dev_matmul_scratch(m->dev, mats[i]->type, mats[i]->n, nub);
             if (need > best) best = need;
         }
     }
@@ -55,12 +55,13 @@ size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int 
     const tai_hparams *hp = &m->hp;
     const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t nth = (size_t)tai_pool_size(m->pool);
+    const size_t cols = U > (size_t)n_seq ? U : (size_t)n_seq;
     size_t b = 0;
     b = add_sat(b, fbytes(U, 6 * E));      /* x, xb, q, att_out, ffn_out + slack for xb */
     b = add_sat(b, fbytes(U, 2 * kvd));    /* k, v */
     b = add_sat(b, fbytes(U, 2 * F));      /* gate, up */
-    b = add_sat(b, fbytes(nth, (size_t)att_ctx));
+    b = add_sat(b, tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head));
+    b = add_sat(b, cols * (2 * sizeof(tai_dref) + sizeof(int32_t))); /* attention's columns */
     b = add_sat(b, fbytes(U, (size_t)hp->rot_dim));
     if (n_seq > 1) b = add_sat(b, fbytes((size_t)n_seq, (size_t)hp->n_vocab));
     b = add_sat(b, tai_llama_emb_buffer_bytes(m));
@@ -78,6 +79,9 @@ void tai_workspace_free(tai_workspace *ws) {
     free(ws->up);
     free(ws->ffn_out);
     free(ws->att_scratch);
+    free(ws->att_k);
+    free(ws->att_v);
+    free(ws->att_pos);
     free(ws->rope_cs);
     free(ws->batch_logits);
     free(ws->mm_scratch);
@@ -97,7 +101,7 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     const tai_hparams *hp = &m->hp;
     const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t nth = (size_t)tai_pool_size(m->pool);
+    const size_t cols = U > (size_t)n_seq ? U : (size_t)n_seq;
     ws->n_ubatch = n_ubatch;
     ws->att_ctx = att_ctx;
     ws->n_seq = n_seq;
@@ -110,7 +114,11 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     ws->gate = falloc(U, F);
     ws->up = falloc(U, F);
     ws->ffn_out = falloc(U, E);
-    ws->att_scratch = falloc(nth, (size_t)att_ctx);
+    ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head);
+    ws->att_scratch = aligned_alloc(64, (ws->att_scratch_bytes + 63) / 64 * 64 + 64);
+    ws->att_k = calloc(cols, sizeof *ws->att_k);
+    ws->att_v = calloc(cols, sizeof *ws->att_v);
+    ws->att_pos = calloc(cols, sizeof *ws->att_pos);
     ws->rope_cs = falloc(U, (size_t)hp->rot_dim);
     if (n_seq > 1) ws->batch_logits = falloc((size_t)n_seq, (size_t)hp->n_vocab);
     const size_t scratch = scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq);
@@ -119,7 +127,8 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     if (er > 0) ws->emb_read = aligned_alloc(tai_llama_emb_buffer_align(m), er);
     ws->bytes = tai_workspace_bytes(m, n_ubatch, att_ctx, n_seq);
     if ((er > 0 && !ws->emb_read) || !ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
-        !ws->ffn_out || !ws->att_scratch || !ws->rope_cs || !ws->mm_scratch ||
+        !ws->ffn_out || !ws->att_scratch || !ws->att_k || !ws->att_v || !ws->att_pos ||
+        !ws->rope_cs || !ws->mm_scratch ||
         (n_seq > 1 && !ws->batch_logits)) {
         size_t bytes = ws->bytes;
         tai_workspace_free(ws);

@@ -4,7 +4,7 @@
 
 #include <tinyai/llm.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/format/synth.h"
 
 TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void) {

@@ -1,6 +1,6 @@
 /*
  * runtime/model/tuning.c: the public kernel-tuning API (<tinyai/llm.h>) over
- * kernels/ (tai_kernels_tune, tai_kernels_set_tuning), and its file.
+ * the CPU device's tuning (offload/cpu/cpu.h), and its file.
  *
  * The file is line-oriented text:
  *     # TinyAI kernel tuning
@@ -20,45 +20,41 @@
 
 #include <tinyai/llm.h>
 
-#include "kernels/kernels.h"
-#include "runtime/base/error.h"
+#include "offload/cpu/cpu.h"
+#include "core/error.h"
 
-static bool distance_ok(long v) { return v >= 0 && v <= TAI_TUNE_MAX_PREFETCH && v % 64 == 0; }
+static bool distance_ok(long v) { return v >= 0 && v <= TAI_CPU_MAX_PREFETCH && v % 64 == 0; }
 
-static const char *variant(void) { return tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1)); }
+static const char *variant(void) { return tai_cpu_best_variant(); }
 
 TinyAIKernelTuning tinyaiGetKernelTuning(void) {
-    const tai_kernel_tuning t = tai_kernels_tuning();
-    TinyAIKernelTuning out = {t.prefetch_l1, t.prefetch_l2};
+    TinyAIKernelTuning out;
+    tai_cpu_tuning(&out.prefetchL1Bytes, &out.prefetchL2Bytes);
     return out;
 }
 
 TinyAIStatus tinyaiSetKernelTuning(const TinyAIKernelTuning *tuning) {
     if (!tuning) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSetKernelTuning: NULL tuning");
-    const tai_kernel_tuning t = {tuning->prefetchL1Bytes, tuning->prefetchL2Bytes};
-    if (tai_kernels_set_tuning(&t) != 0)
+    if (tai_cpu_set_tuning(tuning->prefetchL1Bytes, tuning->prefetchL2Bytes) != 0)
         return tai_error(TINYAI_ERR_INVALID_ARG,
                          "kernel tuning: prefetch distances must be multiples of 64 in 0..%d, "
                          "got %d and %d",
-                         TAI_TUNE_MAX_PREFETCH, tuning->prefetchL1Bytes, tuning->prefetchL2Bytes);
+                         TAI_CPU_MAX_PREFETCH, tuning->prefetchL1Bytes, tuning->prefetchL2Bytes);
     return TINYAI_OK;
 }
 
 TinyAIStatus tinyaiTuneKernels(TinyAIKernelTuning *out, double *gain) {
     if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiTuneKernels: out is NULL");
-    tai_kernel_tuning t;
-    if (tai_kernels_tune(tai_isa_best(TAI_ISA_COUNT - 1), 0, 0, &t, gain) != 0)
+    if (tai_cpu_tune(&out->prefetchL1Bytes, &out->prefetchL2Bytes, gain) != 0)
         return tai_error(TINYAI_ERR_NOMEM, "kernel tuning: out of memory for its buffers");
-    out->prefetchL1Bytes = t.prefetch_l1;
-    out->prefetchL2Bytes = t.prefetch_l2;
     return TINYAI_OK;
 }
 
 TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *tuning) {
     if (!path || !*path || !tuning)
         return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSaveKernelTuning: NULL argument");
-    const tai_kernel_tuning t = {tuning->prefetchL1Bytes, tuning->prefetchL2Bytes};
-    if (!distance_ok(t.prefetch_l1) || !distance_ok(t.prefetch_l2))
+    const int l1 = tuning->prefetchL1Bytes, l2 = tuning->prefetchL2Bytes;
+    if (!distance_ok(l1) || !distance_ok(l2))
         return tai_error(TINYAI_ERR_INVALID_ARG, "kernel tuning: values out of range");
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
@@ -71,7 +67,7 @@ TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *
         return st;
     }
     fprintf(f, "# TinyAI kernel tuning\ncpu %s %s\nprefetch_l1 %d\nprefetch_l2 %d\n",
-            tai_cpu_signature(), variant(), t.prefetch_l1, t.prefetch_l2);
+            tai_cpu_id(), variant(), l1, l2);
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
     if (bad || rename(tmp, path) != 0) {
@@ -90,7 +86,7 @@ TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out) {
     FILE *f = fopen(path, "r");
     if (!f) return tai_error(TINYAI_ERR_IO, "cannot read %s: %s", path, strerror(errno));
     char line[256], want[160];
-    snprintf(want, sizeof want, "%s %s", tai_cpu_signature(), variant());
+    snprintf(want, sizeof want, "%s %s", tai_cpu_id(), variant());
     int l1 = -1, l2 = -1, have_cpu = 0, lineno = 0;
     TinyAIStatus st = TINYAI_OK;
     while (st == TINYAI_OK && fgets(line, sizeof line, f)) {
@@ -114,7 +110,7 @@ TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out) {
             if (end == line + used || *end != 0 || errno || !distance_ok(v))
                 st = tai_error(TINYAI_ERR_FORMAT,
                                "%s:%d: %s must be a multiple of 64 in 0..%d, got \"%s\"", path,
-                               lineno, key, TAI_TUNE_MAX_PREFETCH, line + used);
+                               lineno, key, TAI_CPU_MAX_PREFETCH, line + used);
             else if (key[10] == '1')
                 l1 = (int)v;
             else

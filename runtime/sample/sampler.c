@@ -13,8 +13,8 @@
 
 #include <tinyai/llm.h>
 
-#include "runtime/base/error.h"
-#include "runtime/base/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 struct TinyAISampler {
     TinyAISamplerConfig cfg;

@@ -43,7 +43,7 @@
  *   layers and E dependencies.
  *
  * Errors are TinyAIStatus values with a message in tinyaiLastErrorMessage()
- * (runtime/base/error.h). A failing call leaves the plan as it was, except
+ * (core/error.h). A failing call leaves the plan as it was, except
  * that a failing tai_plan_prepare leaves it unprepared.
  *
  * Thread safety: none inside. Calls that change a plan need exclusive

@@ -18,8 +18,8 @@
 
 #include <tinyai/utils/forward_scheduler.h>
 
-#include "runtime/base/clock.h"
-#include "runtime/base/error.h"
+#include "core/clock.h"
+#include "core/error.h"
 #include "runtime/model/model.h"
 #include "runtime/sched/plan.h"
 
@@ -374,7 +374,7 @@ static double gemm_rate(TinyAIModel *m, int cols) {
     size_t pb = tai_pack_bytes(w->type, rows, n);
     void *packed = aligned_alloc(64, (pb + 63) & ~(size_t)63);
     float *x = calloc((size_t)(n * cols), sizeof *x), *y = calloc((size_t)(rows * cols), sizeof *y);
-    size_t sb = tai_matmul_scratch_bytes(w->type, n, cols);
+    size_t sb = tai_dev_matmul_scratch(m->dev, w->type, n, cols);
     void *scratch = aligned_alloc(64, (sb + 63) & ~(size_t)63);
     double rate = 0;
     if (packed && x && y && scratch) {
@@ -383,7 +383,10 @@ static double gemm_rate(TinyAIModel *m, int cols) {
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             double t0 = tai_now_s();
-            tai_matmul(m->kern, m->pool, w->type, packed, rows, n, x, y, cols, scratch);
+            if (tai_dev_matmul(m->dev, w->type, tai_dref_host(packed), rows, n, tai_dref_host(x),
+                               tai_dref_host(y), cols, tai_dref_host(scratch)) != TINYAI_OK ||
+                tai_dev_sync(m->dev) != TINYAI_OK)
+                break;
             double t = tai_now_s() - t0;
             if (t < best) best = t;
         }

@@ -24,7 +24,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 
 /* ---- GPT-2 bytes_to_unicode --------------------------------------------- */
 

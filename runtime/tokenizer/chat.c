@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/tokenizer/tokenizer_internal.h"
 
 typedef struct {

@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 
 typedef struct {
     float score;

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 
 /* ---- Small helpers ------------------------------------------------------ */
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/base/error.h"
+#include "core/error.h"
 #include "runtime/cache/cache.h"
 
 namespace tai_test {

@@ -1,9 +1,9 @@
 /*
- * runtime/base: setting the thread-local error message behind
+ * core: setting the thread-local error message behind
  * tinyaiLastErrorMessage(). Internal to runtime/ and the layers above it.
  */
-#ifndef TAI_RUNTIME_BASE_ERROR_H
-#define TAI_RUNTIME_BASE_ERROR_H
+#ifndef TAI_CORE_ERROR_H
+#define TAI_CORE_ERROR_H
 
 #include <tinyai/status.h>
 

@@ -1,5 +1,5 @@
-/* runtime/base: status strings and the thread-local last error message. */
-#include "runtime/base/error.h"
+/* core: status strings and the thread-local last error message. */
+#include "core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@ const char *tinyaiStatusString(TinyAIStatus status) {
     case TINYAI_ERR_CHECKSUM: return "checksum mismatch";
     case TINYAI_ERR_RANGE: return "out of range";
     case TINYAI_ERR_INTERNAL: return "internal error";
+    case TINYAI_ERR_DEVICE: return "device error";
     }
     return "unknown status";
 }

@@ -1,9 +1,9 @@
 /*
- * runtime/base: the monotonic clock the runtime times itself with (cache
+ * core: the monotonic clock the runtime times itself with (cache
  * stall and load times, memory-plan probes, scheduler calibration).
  */
-#ifndef TAI_RUNTIME_BASE_CLOCK_H
-#define TAI_RUNTIME_BASE_CLOCK_H
+#ifndef TAI_CORE_CLOCK_H
+#define TAI_CORE_CLOCK_H
 
 #include <stdint.h>
 #include <time.h>

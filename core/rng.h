@@ -1,11 +1,11 @@
 /*
- * runtime/base: the one pseudo-random generator of the runtime.
+ * core: the one pseudo-random generator of the runtime.
  * xoshiro256** (Blackman and Vigna), seeded through splitmix64, so a 64-bit
  * seed gives a well-mixed 256-bit state. Deterministic on every platform:
  * synthetic models and seeded sampling reproduce exactly.
  */
-#ifndef TAI_RUNTIME_BASE_RNG_H
-#define TAI_RUNTIME_BASE_RNG_H
+#ifndef TAI_CORE_RNG_H
+#define TAI_CORE_RNG_H
 
 #include <stdint.h>
 

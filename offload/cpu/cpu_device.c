@@ -1,0 +1,455 @@
+/*
+ * offload/cpu/cpu_device.c: the CPU device (layer: offload).
+ *
+ * Every op runs on the calling thread and the pool's workers, on host
+ * memory: the device is unified, a tai_dref is a host address (buf NULL),
+ * and ops are done when they return (sync has nothing to wait for). Work is
+ * split the way the forward pass split it before devices existed: the
+ * matrix products by the kernels' driver, attention over (column, kv head)
+ * items, the per-column steps over columns once there are enough of them to
+ * be worth a dispatch (decoding's single column runs inline).
+ */
+#include "offload/cpu/cpu.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+
+_Static_assert(TAI_CPU_MAX_PREFETCH == TAI_TUNE_MAX_PREFETCH, "one limit");
+
+typedef struct {
+    const tai_kernels *k;
+    tai_pool *pool;
+    int threads;
+    char err[256];
+} cpu_dev;
+
+/* Columns from which a per-column step is split across the pool, and
+ * elements from which an elementwise one is (below: inline, cheaper than a
+ * dispatch). */
+#define PAR_COLS 4
+#define PAR_ELEMS 16384
+
+static int fail(cpu_dev *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(cpu_dev *c, int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A host address; NULL for a dref into a device buffer (the CPU has none of
+ * its own: buf_alloc gives host memory, named by its address). */
+static void *H(tai_dref r) { return r.buf ? NULL : (void *)(uintptr_t)r.off; }
+
+#define HOST(c, r, what)                                                  \
+    do {                                                                  \
+        if ((r).buf || !(r).off)                                          \
+            return fail((c), -EINVAL, "%s is not a host address", what);  \
+    } while (0)
+
+/* ---- identity, memory ---- */
+
+static void cpu_destroy(void *dev) {
+    cpu_dev *c = dev;
+    tai_pool_destroy(c->pool);
+    free(c);
+}
+
+static int cpu_info(void *dev, tai_device_info *out) {
+    cpu_dev *c = dev;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "cpu");
+    const char *sig = tai_cpu_signature();
+    const char *dash = strchr(sig, '-');
+    snprintf(out->vendor, sizeof out->vendor, "%.*s", dash ? (int)(dash - sig) : 0, sig);
+    snprintf(out->version, sizeof out->version, "kernels %s, %d threads", tai_isa_name(c->k->isa),
+             c->threads);
+    snprintf(out->model, sizeof out->model, "%s", *tai_cpu_brand() ? tai_cpu_brand() : sig);
+    out->kind = TAI_DEVICE_CPU;
+    out->unified = 1;
+    const long page = sysconf(_SC_PAGESIZE), all = sysconf(_SC_PHYS_PAGES),
+               avail = sysconf(_SC_AVPHYS_PAGES);
+    out->mem_total = page > 0 && all > 0 ? (uint64_t)page * (uint64_t)all : 0;
+    out->mem_free = page > 0 && avail > 0 ? (uint64_t)page * (uint64_t)avail : 0;
+    out->ops = TAI_OP_ALL;
+    for (int t = 0; t < TAI_TYPE_COUNT; t++)
+        if (tai_type_valid(t) && c->k->gemm[t]) out->types |= 1u << t;
+    return 0;
+}
+
+static const char *cpu_last_error(void *dev) { return ((cpu_dev *)dev)->err; }
+
+static int cpu_buf_alloc(void *dev, size_t bytes, tai_dbuf **out) {
+    cpu_dev *c = dev;
+    const size_t n = (bytes + 63) / 64 * 64;
+    void *p = n ? aligned_alloc(64, n) : NULL;
+    if (!p) return fail(c, -ENOMEM, "cannot allocate %zu bytes", bytes);
+    *out = p; /* host memory: the buffer is its address */
+    return 0;
+}
+
+static void cpu_buf_free(void *dev, tai_dbuf *b) {
+    (void)dev;
+    free(b);
+}
+
+static int cpu_upload(void *dev, tai_dref dst, const void *src, size_t bytes) {
+    HOST((cpu_dev *)dev, dst, "upload destination");
+    memmove(H(dst), src, bytes);
+    return 0;
+}
+
+static int cpu_download(void *dev, void *dst, tai_dref src, size_t bytes) {
+    HOST((cpu_dev *)dev, src, "download source");
+    memmove(dst, H(src), bytes);
+    return 0;
+}
+
+static int cpu_sync(void *dev) {
+    (void)dev;
+    return 0;
+}
+
+static int cpu_copy(void *dev, tai_dref dst, tai_dref src, size_t bytes) {
+    cpu_dev *c = dev;
+    HOST(c, dst, "copy destination");
+    HOST(c, src, "copy source");
+    memmove(H(dst), H(src), bytes);
+    return 0;
+}
+
+/* ---- matrix products ---- */
+
+static size_t cpu_matmul_scratch(void *dev, int type, int64_t n, int64_t ncols) {
+    (void)dev;
+    return tai_type_valid(type) ? tai_matmul_scratch_bytes((tai_type)type, n, ncols) : 0;
+}
+
+static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
+                      tai_dref y, int64_t ncols, tai_dref scratch) {
+    cpu_dev *c = dev;
+    if (!tai_type_valid(type) || !c->k->gemm[type])
+        return fail(c, -ENOTSUP, "no %s kernel", tai_type_name(type));
+    HOST(c, w, "weights");
+    HOST(c, x, "input");
+    HOST(c, y, "output");
+    if (rows <= 0 || ncols <= 0 || tai_pack_bytes((tai_type)type, rows, n) == 0)
+        return fail(c, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)", (long long)rows,
+                    (long long)n, (long long)ncols, tai_type_name(type));
+    tai_matmul(c->k, c->pool, (tai_type)type, H(w), rows, n, H(x), H(y), ncols, H(scratch));
+    return 0;
+}
+
+/* ---- per-column and elementwise steps ---- */
+
+typedef struct {
+    int op; /* 0 rmsnorm, 1 rope, 2 add, 3 swiglu */
+    const tai_kernels *k;
+    float *out, *x;
+    const float *w;
+    int64_t n, ncols, stride;
+    float eps;
+    int n_heads, head_dim, rot_dim;
+} step_job;
+
+static void step_range(const step_job *j, int64_t a, int64_t b) {
+    switch (j->op) {
+    case 0:
+        for (int64_t c = a; c < b; c++) tai_rmsnorm(j->out + c * j->n, j->x + c * j->n, j->w, j->n, j->eps);
+        break;
+    case 1:
+        for (int64_t c = a; c < b; c++)
+            tai_rope_apply(j->x + c * j->stride, j->n_heads, j->head_dim, j->rot_dim,
+                           j->w + c * j->rot_dim);
+        break;
+    case 2: {
+        float *restrict x = j->x;
+        const float *restrict d = j->w;
+        for (int64_t i = a; i < b; i++) x[i] += d[i];
+        break;
+    }
+    case 3: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
+    }
+}
+
+static void step_worker(void *ctx, int ti, int nth) {
+    const step_job *j = ctx;
+    const int64_t len = j->op >= 2 ? j->n : j->ncols;
+    step_range(j, len * ti / nth, len * (ti + 1) / nth);
+}
+
+static void step(cpu_dev *c, const step_job *j) {
+    const bool par = j->op >= 2 ? j->n >= PAR_ELEMS : j->ncols >= PAR_COLS;
+    if (par && c->threads > 1)
+        tai_pool_run(c->pool, step_worker, (void *)j);
+    else
+        step_range(j, 0, j->op >= 2 ? j->n : j->ncols);
+}
+
+static int cpu_rmsnorm(void *dev, tai_dref out, tai_dref x, tai_dref w, int64_t n, int64_t ncols,
+                       float eps) {
+    cpu_dev *c = dev;
+    HOST(c, out, "output");
+    HOST(c, x, "input");
+    HOST(c, w, "weights");
+    step_job j = {.op = 0, .out = H(out), .x = H(x), .w = H(w), .n = n, .ncols = ncols, .eps = eps};
+    step(c, &j);
+    return 0;
+}
+
+static int cpu_add(void *dev, tai_dref x, tai_dref d, int64_t n) {
+    cpu_dev *c = dev;
+    HOST(c, x, "x");
+    HOST(c, d, "addend");
+    step_job j = {.op = 2, .x = H(x), .w = H(d), .n = n};
+    step(c, &j);
+    return 0;
+}
+
+static int cpu_rope(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                    int head_dim, int rot_dim, tai_dref cs) {
+    cpu_dev *c = dev;
+    HOST(c, x, "x");
+    HOST(c, cs, "angles");
+    if (rot_dim <= 0 || rot_dim > head_dim || rot_dim % 2)
+        return fail(c, -EINVAL, "rope: rotation of %d dimensions in heads of %d", rot_dim, head_dim);
+    step_job j = {.op = 1, .x = H(x), .w = H(cs), .ncols = ncols, .stride = col_stride,
+                  .n_heads = n_heads, .head_dim = head_dim, .rot_dim = rot_dim};
+    step(c, &j);
+    return 0;
+}
+
+static int cpu_swiglu(void *dev, tai_dref gate, tai_dref up, int64_t n) {
+    cpu_dev *c = dev;
+    HOST(c, gate, "gate");
+    HOST(c, up, "up");
+    step_job j = {.op = 3, .k = c->k, .x = H(gate), .w = H(up), .n = n};
+    step(c, &j);
+    return 0;
+}
+
+/* ---- attention ---- */
+
+/* Work item = (column, kv head): the query heads of one group against that
+ * group's K/V columns of the column's own cache. Interleaved across
+ * threads: later columns attend over more positions. */
+typedef struct {
+    const tai_kernels *k;
+    float *out;
+    const float *q;
+    const tai_dref *kc, *vc;
+    const int32_t *pos;
+    int64_t ncols;
+    int n_head, n_kv_head, head_dim;
+    float *scratch;
+    int64_t per_thread; /* floats of scratch per thread */
+} att_job;
+
+static void att_worker(void *ctx, int ti, int nth) {
+    const att_job *j = ctx;
+    const int hd = j->head_dim, grp = j->n_head / j->n_kv_head;
+    const int64_t qd = (int64_t)j->n_head * hd, kvd = (int64_t)j->n_kv_head * hd;
+    float *att = j->scratch + (int64_t)ti * j->per_thread;
+    const int64_t items = j->ncols * j->n_kv_head;
+    for (int64_t it = ti; it < items; it += nth) {
+        const int64_t t = it / j->n_kv_head;
+        const int g = (int)(it % j->n_kv_head);
+        const float *kc = H(j->kc[t]), *vc = H(j->vc[t]);
+        j->k->attention(j->out + t * qd + (int64_t)g * grp * hd, j->q + t * qd + (int64_t)g * grp * hd,
+                        kc + (int64_t)g * hd, vc + (int64_t)g * hd, (int64_t)j->pos[t] + 1, kvd, grp,
+                        1, hd, att);
+    }
+}
+
+static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
+    const cpu_dev *c = dev;
+    (void)n_head;
+    return max_pos > 0 ? (size_t)c->threads * (size_t)max_pos * sizeof(float) : 0;
+}
+
+static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                         int head_dim, tai_dref scratch, size_t scratch_bytes) {
+    cpu_dev *c = dev;
+    HOST(c, out, "output");
+    HOST(c, q, "queries");
+    HOST(c, scratch, "scratch");
+    if (n_kv_head <= 0 || n_head % n_kv_head)
+        return fail(c, -EINVAL, "attention: %d query heads over %d kv heads", n_head, n_kv_head);
+    const int64_t per = (int64_t)(scratch_bytes / sizeof(float) / (size_t)c->threads);
+    for (int64_t t = 0; t < ncols; t++) {
+        HOST(c, k[t], "key cache");
+        HOST(c, v[t], "value cache");
+        if (pos[t] < 0 || pos[t] >= per)
+            return fail(c, -EINVAL, "attention: position %d past the scratch's %lld", pos[t],
+                        (long long)per);
+    }
+    att_job j = {c->k, H(out), H(q), k, v, pos, ncols, n_head, n_kv_head, head_dim, H(scratch), per};
+    if (ncols * n_kv_head > 1 && c->threads > 1)
+        tai_pool_run(c->pool, att_worker, &j);
+    else
+        att_worker(&j, 0, 1);
+    return 0;
+}
+
+/* ---- embedding ---- */
+
+static int cpu_embed(void *dev, int type, tai_dref table, int64_t rows, int64_t n,
+                     const int32_t *tokens, int64_t ncols, tai_dref out) {
+    cpu_dev *c = dev;
+    HOST(c, table, "table");
+    HOST(c, out, "output");
+    if (!tai_type_valid(type) || tai_pack_bytes((tai_type)type, rows, n) == 0)
+        return fail(c, -EINVAL, "embedding table %s %lld x %lld", tai_type_name(type),
+                    (long long)rows, (long long)n);
+    for (int64_t t = 0; t < ncols; t++) {
+        if (tokens[t] < 0 || tokens[t] >= rows)
+            return fail(c, -EINVAL, "token id %d out of range (0..%lld)", tokens[t],
+                        (long long)rows - 1);
+        tai_packed_row((tai_type)type, H(table), rows, n, tokens[t], (float *)H(out) + t * n);
+    }
+    return 0;
+}
+
+static const tai_device_ops cpu_ops = {
+    .abi = TAI_DEVICE_ABI,
+    .size = sizeof(tai_device_ops),
+    .destroy = cpu_destroy,
+    .info = cpu_info,
+    .last_error = cpu_last_error,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .sync = cpu_sync,
+    .matmul_scratch = cpu_matmul_scratch,
+    .matmul = cpu_matmul,
+    .rmsnorm = cpu_rmsnorm,
+    .add = cpu_add,
+    .rope = cpu_rope,
+    .swiglu = cpu_swiglu,
+    .attention = cpu_attention,
+    .attention_scratch = cpu_attention_scratch,
+    .embed = cpu_embed,
+    .copy = cpu_copy,
+};
+
+/* ---- the runtime's side ---- */
+
+static int variant_of(const char *name, tai_isa *out) {
+    if (!name || !*name || !strcmp(name, "auto")) {
+        *out = tai_isa_best(TAI_ISA_COUNT - 1);
+        return 1;
+    }
+    const int isa = tai_isa_parse(name);
+    if (isa < 0) return -1;
+    *out = (tai_isa)isa;
+    return tai_isa_supported((tai_isa)isa) ? 1 : 0;
+}
+
+TinyAIStatus tai_cpu_device_open(const char *variant, int threads, tai_device **out) {
+    *out = NULL;
+    tai_isa isa = TAI_ISA_SCALAR;
+    const int ok = variant_of(variant, &isa);
+    if (ok < 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "unknown CPU kernel variant '%s' (auto, scalar, avx2, avx512)", variant);
+    if (ok == 0)
+        return tai_error(TINYAI_ERR_UNSUPPORTED, "this CPU does not support the %s kernels",
+                         variant);
+    if (threads < 1 || threads > 256)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "CPU threads must be 1..256, got %d", threads);
+    cpu_dev *c = calloc(1, sizeof *c);
+    if (!c) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    c->k = tai_kernels_get(isa);
+    c->threads = threads;
+    const int rc = tai_pool_create(threads, &c->pool);
+    if (rc != 0) {
+        free(c);
+        return tai_error(TINYAI_ERR_NOMEM, "cannot start %d CPU threads: %s", threads,
+                         strerror(-rc));
+    }
+    return tai_device_wrap(&cpu_ops, c, out);
+}
+
+static const cpu_dev *as_cpu(const tai_device *d) {
+    return d && d->ops == &cpu_ops ? (const cpu_dev *)d->ctx : NULL;
+}
+
+const char *tai_cpu_device_variant(const tai_device *d) {
+    const cpu_dev *c = as_cpu(d);
+    return c ? tai_isa_name(c->k->isa) : NULL;
+}
+
+int tai_cpu_device_threads(const tai_device *d) {
+    const cpu_dev *c = as_cpu(d);
+    return c ? c->threads : 0;
+}
+
+tai_pool *tai_cpu_device_pool(const tai_device *d) {
+    const cpu_dev *c = as_cpu(d);
+    return c ? c->pool : NULL;
+}
+
+void tai_cpu_device_each_thread(const tai_device *d, void (*fn)(void *ctx, int i, int n),
+                                void *ctx) {
+    const cpu_dev *c = as_cpu(d);
+    if (c) tai_pool_run(c->pool, fn, ctx);
+}
+
+static char variants[64];
+static pthread_once_t variants_once = PTHREAD_ONCE_INIT;
+
+static void list_variants(void) {
+    size_t off = 0;
+    for (int i = 0; i < TAI_ISA_COUNT; i++)
+        if (tai_isa_supported((tai_isa)i))
+            off += (size_t)snprintf(variants + off, sizeof variants - off, "%s%s", off ? " " : "",
+                                    tai_isa_name((tai_isa)i));
+}
+
+const char *tai_cpu_variants(void) {
+    pthread_once(&variants_once, list_variants);
+    return variants;
+}
+
+const char *tai_cpu_best_variant(void) { return tai_isa_name(tai_isa_best(TAI_ISA_COUNT - 1)); }
+
+int tai_cpu_variant_supported(const char *name) {
+    tai_isa isa;
+    return variant_of(name, &isa);
+}
+
+const char *tai_cpu_name(void) { return tai_cpu_brand(); }
+const char *tai_cpu_feature_list(void) { return tai_cpu_features(); }
+const char *tai_cpu_id(void) { return tai_cpu_signature(); }
+
+void tai_cpu_tuning(int *prefetch_l1, int *prefetch_l2) {
+    const tai_kernel_tuning t = tai_kernels_tuning();
+    *prefetch_l1 = t.prefetch_l1;
+    *prefetch_l2 = t.prefetch_l2;
+}
+
+int tai_cpu_set_tuning(int prefetch_l1, int prefetch_l2) {
+    const tai_kernel_tuning t = {prefetch_l1, prefetch_l2};
+    return tai_kernels_set_tuning(&t);
+}
+
+int tai_cpu_tune(int *prefetch_l1, int *prefetch_l2, double *gain) {
+    tai_kernel_tuning t;
+    const int rc = tai_kernels_tune(tai_isa_best(TAI_ISA_COUNT - 1), 0, 0, &t, gain);
+    if (rc != 0) return rc;
+    *prefetch_l1 = t.prefetch_l1;
+    *prefetch_l2 = t.prefetch_l2;
+    return 0;
+}

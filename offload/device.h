@@ -1,0 +1,150 @@
+/*
+ * offload/device.h: a compute device behind one versioned C vtable (layer:
+ * offload). The CPU (kernels/), OpenCL and vendor plugins implement the same
+ * table; the runtime runs a whole layer on one device by calling these ops
+ * and never looks behind them.
+ *
+ * Conventions.
+ *  - Every slot takes the device's own context first (`dev`, from its
+ *    create function). Slots return 0 or a negative errno-style code
+ *    (-ENOMEM, -EINVAL, -EIO, -ENOTSUP); `last_error` gives the device's
+ *    text for the last failure on this thread.
+ *  - Tensors are named by tai_dref: a device buffer and a byte offset. A
+ *    device whose memory is the host's (`info.unified`) takes plain host
+ *    pointers instead: buf NULL and off = the address.
+ *  - Ops are enqueued in order; a device may run them asynchronously, and
+ *    an op's failure may be reported by a later op or by `sync`. `sync`
+ *    returns once every op enqueued before it is done, with the first
+ *    failure since the last sync. A host pointer passed to an op or an
+ *    upload must stay valid until then.
+ *  - Activations are float32, column-major: column c of an [n] x ncols
+ *    tensor starts at element c * n.
+ *  - Weights are in the packed panel layout (core/types.h "Packed weights")
+ *    on every device: its 16-row panels read as 64-byte rows serve SIMD
+ *    lanes and coalesced GPU loads alike, so a layer image built once on the
+ *    host is uploaded as is.
+ *  - Optional slots may be NULL; `size` says which slots the device knows
+ *    (a table from an older device is shorter).
+ */
+#ifndef TAI_OFFLOAD_DEVICE_H
+#define TAI_OFFLOAD_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TAI_DEVICE_ABI 1
+
+typedef enum {
+    TAI_DEVICE_CPU = 0,
+    TAI_DEVICE_GPU = 1,
+    TAI_DEVICE_ACCELERATOR = 2,
+    TAI_DEVICE_OTHER = 3,
+} tai_device_kind;
+
+/* Ops a device runs (tai_device_info.ops). */
+enum {
+    TAI_OP_MATMUL = 1u << 0,
+    TAI_OP_RMSNORM = 1u << 1,
+    TAI_OP_ADD = 1u << 2,
+    TAI_OP_ROPE = 1u << 3,
+    TAI_OP_ATTENTION = 1u << 4,
+    TAI_OP_SWIGLU = 1u << 5,
+    TAI_OP_EMBED = 1u << 6,
+    TAI_OP_COPY = 1u << 7,
+    TAI_OP_ALL = (1u << 8) - 1,
+};
+
+typedef struct {
+    char name[64];    /* "cpu", "opencl:0", ... */
+    char vendor[64];
+    char version[96]; /* driver / runtime version */
+    char model[128];  /* the hardware, as the device names it */
+    int kind;         /* tai_device_kind */
+    int unified;      /* its memory is the host's: drefs are host pointers */
+    uint64_t mem_total, mem_free; /* bytes */
+    uint32_t ops;     /* TAI_OP_* it runs */
+    uint32_t types;   /* 1u << tai_type for each weight type matmul takes */
+} tai_device_info;
+
+typedef struct tai_dbuf tai_dbuf; /* the device's own */
+
+typedef struct {
+    tai_dbuf *buf; /* NULL on a unified device: off is a host address */
+    size_t off;
+} tai_dref;
+
+static inline tai_dref tai_dref_host(const void *p) {
+    tai_dref r = {NULL, (size_t)(uintptr_t)p};
+    return r;
+}
+static inline tai_dref tai_dref_at(tai_dref r, size_t bytes) {
+    r.off += bytes;
+    return r;
+}
+
+typedef struct tai_device_ops {
+    uint32_t abi;  /* TAI_DEVICE_ABI it was built for */
+    uint32_t size; /* sizeof(tai_device_ops) it was built with */
+
+    /* ---- identity and lifetime ---- */
+    void (*destroy)(void *dev);
+    int (*info)(void *dev, tai_device_info *out);
+    const char *(*last_error)(void *dev);
+
+    /* ---- memory ---- */
+    int (*buf_alloc)(void *dev, size_t bytes, tai_dbuf **out);
+    void (*buf_free)(void *dev, tai_dbuf *b); /* accepts NULL */
+    int (*upload)(void *dev, tai_dref dst, const void *src, size_t bytes);
+    int (*download)(void *dev, void *dst, tai_dref src, size_t bytes); /* blocking */
+    int (*sync)(void *dev);
+
+    /* ---- ops of a Llama block ---- */
+
+    /* Scratch bytes matmul needs for a weight type, n inputs, ncols columns. */
+    size_t (*matmul_scratch)(void *dev, int type, int64_t n, int64_t ncols);
+    /* y[c][r] = sum_k W[r][k] x[c][k]: W rows x n of `type`, packed; x ncols
+     * columns of n floats, y ncols columns of `rows` floats. */
+    int (*matmul)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
+                  tai_dref y, int64_t ncols, tai_dref scratch);
+    /* out = x / sqrt(mean(x^2) + eps) * w, per column of n floats (out may
+     * be x). */
+    int (*rmsnorm)(void *dev, tai_dref out, tai_dref x, tai_dref w, int64_t n, int64_t ncols,
+                   float eps);
+    /* x += d, n floats. */
+    int (*add)(void *dev, tai_dref x, tai_dref d, int64_t n);
+    /* Rotary embedding in place: column c of x has n_heads heads of
+     * head_dim floats, columns col_stride floats apart; its pairs (2i,
+     * 2i+1), 2i < rot_dim, rotate by the (cos, sin) pairs of cs column c
+     * (rot_dim floats per column). */
+    int (*rope)(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                int head_dim, int rot_dim, tai_dref cs);
+    /* gate = silu(gate) * up, n floats. */
+    int (*swiglu)(void *dev, tai_dref gate, tai_dref up, int64_t n);
+    /* Causal attention: column c's query (n_head x head_dim floats, columns
+     * n_head * head_dim apart in q and out) over positions [0, pos[c]] of
+     * its own K and V caches k[c], v[c] (n_kv_head * head_dim floats per
+     * position). Grouped-query: query head h reads kv head h / (n_head /
+     * n_kv_head). k, v and pos are host arrays of ncols entries. */
+    int (*attention)(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                     const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                     int head_dim, tai_dref scratch, size_t scratch_bytes);
+    /* Scratch bytes attention needs for positions up to max_pos (exclusive)
+     * and n_head query heads. */
+    size_t (*attention_scratch)(void *dev, int64_t max_pos, int n_head);
+    /* out column c = row tokens[c] of a packed rows x n table of `type`
+     * (tokens: a host array, each in [0, rows)). */
+    int (*embed)(void *dev, int type, tai_dref table, int64_t rows, int64_t n,
+                 const int32_t *tokens, int64_t ncols, tai_dref out);
+    /* bytes from src to dst, both on this device. */
+    int (*copy)(void *dev, tai_dref dst, tai_dref src, size_t bytes);
+} tai_device_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

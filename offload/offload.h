@@ -1,0 +1,108 @@
+/*
+ * offload/offload.h: the runtime's view of a device (layer: offload).
+ *
+ * A tai_device is a device's vtable (offload/device.h) with its context and
+ * identity. The runtime calls ops through the tai_dev_* wrappers below,
+ * which turn a device's failure into a TinyAIStatus whose message names the
+ * device and the op ("device opencl:0 (NVIDIA H200): matmul: ..."). Ops are
+ * enqueued in order; tai_dev_sync waits for them (see device.h).
+ *
+ * Not thread-safe: one thread drives a device at a time (the forward pass
+ * of one model); a device's ops may use threads of their own.
+ */
+#ifndef TAI_OFFLOAD_OFFLOAD_H
+#define TAI_OFFLOAD_OFFLOAD_H
+
+#include <tinyai/status.h>
+
+#include "core/types.h"
+#include "offload/device.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tai_device {
+    const tai_device_ops *ops;
+    void *ctx;
+    tai_device_info info;
+} tai_device;
+
+/* Takes ownership of ctx (destroyed through ops->destroy, also on failure):
+ * checks the table's ABI version and size and that every slot the runtime
+ * needs is present, and reads the device's info. *out is freed with
+ * tai_device_close. */
+TinyAIStatus tai_device_wrap(const tai_device_ops *ops, void *ctx, tai_device **out);
+void tai_device_close(tai_device *d); /* accepts NULL */
+
+/* A failed op: TINYAI_ERR_NOMEM for -ENOMEM, TINYAI_ERR_UNSUPPORTED for
+ * -ENOTSUP, TINYAI_ERR_INVALID_ARG for -EINVAL, TINYAI_ERR_DEVICE otherwise,
+ * with a message naming the device, the op and the device's own text. */
+TinyAIStatus tai_dev_fail(const tai_device *d, const char *op, int rc);
+
+#define TAI_DEV_CALL_(d, name, ...)                                  \
+    do {                                                             \
+        const int rc_ = (d)->ops->name((d)->ctx, __VA_ARGS__);       \
+        return rc_ == 0 ? TINYAI_OK : tai_dev_fail((d), #name, rc_); \
+    } while (0)
+
+static inline TinyAIStatus tai_dev_sync(tai_device *d) {
+    const int rc = d->ops->sync(d->ctx);
+    return rc == 0 ? TINYAI_OK : tai_dev_fail(d, "sync", rc);
+}
+static inline TinyAIStatus tai_dev_upload(tai_device *d, tai_dref dst, const void *src,
+                                          size_t bytes) {
+    TAI_DEV_CALL_(d, upload, dst, src, bytes);
+}
+static inline TinyAIStatus tai_dev_download(tai_device *d, void *dst, tai_dref src,
+                                            size_t bytes) {
+    TAI_DEV_CALL_(d, download, dst, src, bytes);
+}
+static inline size_t tai_dev_matmul_scratch(tai_device *d, tai_type t, int64_t n, int64_t ncols) {
+    return d->ops->matmul_scratch(d->ctx, (int)t, n, ncols);
+}
+static inline TinyAIStatus tai_dev_matmul(tai_device *d, tai_type t, tai_dref w, int64_t rows,
+                                          int64_t n, tai_dref x, tai_dref y, int64_t ncols,
+                                          tai_dref scratch) {
+    TAI_DEV_CALL_(d, matmul, (int)t, w, rows, n, x, y, ncols, scratch);
+}
+static inline TinyAIStatus tai_dev_rmsnorm(tai_device *d, tai_dref out, tai_dref x, tai_dref w,
+                                           int64_t n, int64_t ncols, float eps) {
+    TAI_DEV_CALL_(d, rmsnorm, out, x, w, n, ncols, eps);
+}
+static inline TinyAIStatus tai_dev_add(tai_device *d, tai_dref x, tai_dref dx, int64_t n) {
+    TAI_DEV_CALL_(d, add, x, dx, n);
+}
+static inline TinyAIStatus tai_dev_rope(tai_device *d, tai_dref x, int64_t ncols,
+                                        int64_t col_stride, int n_heads, int head_dim,
+                                        int rot_dim, tai_dref cs) {
+    TAI_DEV_CALL_(d, rope, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+static inline TinyAIStatus tai_dev_swiglu(tai_device *d, tai_dref gate, tai_dref up, int64_t n) {
+    TAI_DEV_CALL_(d, swiglu, gate, up, n);
+}
+static inline size_t tai_dev_attention_scratch(tai_device *d, int64_t max_pos, int n_head) {
+    return d->ops->attention_scratch(d->ctx, max_pos, n_head);
+}
+static inline TinyAIStatus tai_dev_attention(tai_device *d, tai_dref out, tai_dref q,
+                                             int64_t ncols, const tai_dref *k,
+                                             const tai_dref *v, const int32_t *pos, int n_head,
+                                             int n_kv_head, int head_dim, tai_dref scratch,
+                                             size_t scratch_bytes) {
+    TAI_DEV_CALL_(d, attention, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, scratch,
+                  scratch_bytes);
+}
+static inline TinyAIStatus tai_dev_embed(tai_device *d, tai_type t, tai_dref table, int64_t rows,
+                                         int64_t n, const int32_t *tokens, int64_t ncols,
+                                         tai_dref out) {
+    TAI_DEV_CALL_(d, embed, (int)t, table, rows, n, tokens, ncols, out);
+}
+static inline TinyAIStatus tai_dev_copy(tai_device *d, tai_dref dst, tai_dref src, size_t bytes) {
+    TAI_DEV_CALL_(d, copy, dst, src, bytes);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,171 @@
+// tests/offload/device_test.cc: what tai_device_wrap accepts and refuses
+// (another ABI version, a table shorter than the slots the runtime calls, a
+// missing slot, a device whose info fails), that a refused device is always
+// destroyed once, and how a failing op is reported.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "offload/cpu/cpu.h"
+#include "offload/offload.h"
+
+namespace {
+
+int g_destroyed = 0;
+const char *g_err = "";
+
+void Destroy(void *) { g_destroyed++; }
+int Info(void *, tai_device_info *out) {
+    std::memset(out, 0, sizeof *out);
+    std::snprintf(out->name, sizeof out->name, "fake");
+    std::snprintf(out->model, sizeof out->model, "Fake 9000");
+    out->ops = TAI_OP_ALL;
+    return 0;
+}
+int InfoFails(void *, tai_device_info *) { return -EIO; }
+const char *LastError(void *) { return g_err; }
+int BufAlloc(void *, size_t, tai_dbuf **) { return -ENOMEM; }
+void BufFree(void *, tai_dbuf *) {}
+int Upload(void *, tai_dref, const void *, size_t) { return 0; }
+int Download(void *, void *, tai_dref, size_t) { return 0; }
+int Sync(void *) { return -EIO; }
+size_t MatmulScratch(void *, int, int64_t, int64_t) { return 0; }
+int Matmul(void *, int, tai_dref, int64_t, int64_t, tai_dref, tai_dref, int64_t, tai_dref) {
+    return -ENOTSUP;
+}
+int RmsNorm(void *, tai_dref, tai_dref, tai_dref, int64_t, int64_t, float) { return 0; }
+int Add(void *, tai_dref, tai_dref, int64_t) { return 0; }
+int Rope(void *, tai_dref, int64_t, int64_t, int, int, int, tai_dref) { return 0; }
+int Swiglu(void *, tai_dref, tai_dref, int64_t) { return 0; }
+int Attention(void *, tai_dref, tai_dref, int64_t, const tai_dref *, const tai_dref *,
+              const int32_t *, int, int, int, tai_dref, size_t) {
+    return 0;
+}
+size_t AttentionScratch(void *, int64_t, int) { return 0; }
+int Embed(void *, int, tai_dref, int64_t, int64_t, const int32_t *, int64_t, tai_dref) { return 0; }
+int Copy(void *, tai_dref, tai_dref, size_t) { return 0; }
+
+tai_device_ops Complete() {
+    tai_device_ops o = {};
+    o.abi = TAI_DEVICE_ABI;
+    o.size = sizeof o;
+    o.destroy = Destroy;
+    o.info = Info;
+    o.last_error = LastError;
+    o.buf_alloc = BufAlloc;
+    o.buf_free = BufFree;
+    o.upload = Upload;
+    o.download = Download;
+    o.sync = Sync;
+    o.matmul_scratch = MatmulScratch;
+    o.matmul = Matmul;
+    o.rmsnorm = RmsNorm;
+    o.add = Add;
+    o.rope = Rope;
+    o.swiglu = Swiglu;
+    o.attention = Attention;
+    o.attention_scratch = AttentionScratch;
+    o.embed = Embed;
+    o.copy = Copy;
+    return o;
+}
+
+class DeviceWrap : public ::testing::Test {
+  protected:
+    void SetUp() override { g_destroyed = 0; }
+};
+
+TEST_F(DeviceWrap, AcceptsACompleteTable) {
+    const tai_device_ops o = Complete();
+    tai_device *d = nullptr;
+    ASSERT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_OK) << tinyaiLastErrorMessage();
+    EXPECT_STREQ(d->info.name, "fake");
+    tai_device_close(d);
+    EXPECT_EQ(g_destroyed, 1);
+}
+
+TEST_F(DeviceWrap, RefusesAnotherAbiVersion) {
+    tai_device_ops o = Complete();
+    o.abi = TAI_DEVICE_ABI + 1;
+    tai_device *d = reinterpret_cast<tai_device *>(1);
+    EXPECT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_ERR_UNSUPPORTED);
+    EXPECT_EQ(d, nullptr);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("ABI version"), std::string::npos);
+    EXPECT_EQ(g_destroyed, 1);
+}
+
+TEST_F(DeviceWrap, RefusesATableWithoutARequiredSlot) {
+    tai_device_ops o = Complete();
+    o.attention = nullptr;
+    tai_device *d = nullptr;
+    EXPECT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("'attention'"), std::string::npos)
+        << tinyaiLastErrorMessage();
+    EXPECT_EQ(g_destroyed, 1);
+}
+
+TEST_F(DeviceWrap, RefusesATableShorterThanTheSlotsTheRuntimeCalls) {
+    // an older device's table: it ends before `copy`; the slot's bytes past
+    // its size are not read even though this struct holds a pointer there
+    tai_device_ops o = Complete();
+    o.size = (uint32_t)offsetof(tai_device_ops, copy);
+    tai_device *d = nullptr;
+    EXPECT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("'copy'"), std::string::npos);
+    EXPECT_EQ(g_destroyed, 1);
+}
+
+TEST_F(DeviceWrap, AFailingInfoIsAnErrorAndTheDeviceIsDestroyed) {
+    tai_device_ops o = Complete();
+    o.info = InfoFails;
+    g_err = "driver gone";
+    tai_device *d = nullptr;
+    EXPECT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_ERR_DEVICE);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("driver gone"), std::string::npos);
+    EXPECT_EQ(g_destroyed, 1);
+}
+
+TEST_F(DeviceWrap, OpFailuresMapToStatusesAndNameDeviceOpAndText) {
+    const tai_device_ops o = Complete();
+    tai_device *d = nullptr;
+    ASSERT_EQ(tai_device_wrap(&o, nullptr, &d), TINYAI_OK);
+    g_err = "kernel build failed: line 3";
+    tai_dref r = {};
+    EXPECT_EQ(tai_dev_matmul(d, TAI_TYPE_Q4_0, r, 16, 32, r, r, 1, r), TINYAI_ERR_UNSUPPORTED);
+    const std::string m = tinyaiLastErrorMessage();
+    EXPECT_NE(m.find("device fake (Fake 9000): matmul: kernel build failed: line 3"),
+              std::string::npos)
+        << m;
+    EXPECT_EQ(tai_dev_sync(d), TINYAI_ERR_DEVICE);
+    g_err = ""; // no text of its own: the errno's
+    EXPECT_EQ(tai_dev_sync(d), TINYAI_ERR_DEVICE);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("sync: "), std::string::npos);
+    tai_device_close(d);
+}
+
+TEST(CpuDevice, RefusesUnknownVariantsAndThreadCounts) {
+    tai_device *d = nullptr;
+    EXPECT_EQ(tai_cpu_device_open("avx9000", 1, &d), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(d, nullptr);
+    EXPECT_EQ(tai_cpu_device_open(nullptr, 0, &d), TINYAI_ERR_INVALID_ARG);
+    EXPECT_EQ(tai_cpu_device_open(nullptr, 257, &d), TINYAI_ERR_INVALID_ARG);
+    ASSERT_EQ(tai_cpu_device_open("scalar", 2, &d), TINYAI_OK);
+    EXPECT_STREQ(tai_cpu_device_variant(d), "scalar");
+    EXPECT_EQ(tai_cpu_device_threads(d), 2);
+    EXPECT_TRUE(d->info.unified);
+    tai_device_close(d);
+}
+
+TEST(CpuDevice, RefusesDeviceBufferReferences) {
+    tai_device *d = nullptr;
+    ASSERT_EQ(tai_cpu_device_open(nullptr, 1, &d), TINYAI_OK);
+    float x[32] = {0};
+    tai_dref bad = {reinterpret_cast<tai_dbuf *>(x), 0};
+    EXPECT_EQ(tai_dev_add(d, bad, tai_dref_host(x), 32), TINYAI_ERR_INVALID_ARG);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("not a host address"), std::string::npos);
+    tai_device_close(d);
+}
+
+} // namespace

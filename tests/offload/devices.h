@@ -1,0 +1,49 @@
+// tests/offload/devices.h: every device this host can open, for the tests
+// that run on each (the conformance suite, the end-to-end agreement tests).
+// A case that cannot be opened here (an ISA the CPU lacks) is skipped with
+// the reason. Test-only.
+#ifndef TAI_TESTS_OFFLOAD_DEVICES_H
+#define TAI_TESTS_OFFLOAD_DEVICES_H
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <tinyai/status.h>
+
+#include "offload/cpu/cpu.h"
+#include "offload/offload.h"
+
+namespace tai_test {
+
+struct DeviceCase {
+    std::string name; // a test-name-safe label
+    // Opens the device, or returns nullptr with *why set.
+    std::function<tai_device *(std::string *why)> open;
+};
+
+inline std::vector<DeviceCase> AllDevices() {
+    std::vector<DeviceCase> out;
+    for (const char *v : {"scalar", "avx2", "avx512"})
+        for (int threads : {1, 3}) {
+            const std::string variant = v;
+            out.push_back({"cpu_" + variant + "_" + std::to_string(threads) + "t",
+                           [variant, threads](std::string *why) -> tai_device * {
+                               if (tai_cpu_variant_supported(variant.c_str()) != 1) {
+                                   *why = "this CPU lacks " + variant;
+                                   return nullptr;
+                               }
+                               tai_device *d = nullptr;
+                               if (tai_cpu_device_open(variant.c_str(), threads, &d) != TINYAI_OK) {
+                                   *why = tinyaiLastErrorMessage();
+                                   return nullptr;
+                               }
+                               return d;
+                           }});
+        }
+    return out;
+}
+
+} // namespace tai_test
+
+#endif
