@@ -11,8 +11,11 @@
 
 #include <tinyai/status.h>
 
+#include <cstdlib>
+
 #include "offload/cpu/cpu.h"
 #include "offload/offload.h"
+#include "offload/opencl/opencl.h"
 
 namespace tai_test {
 
@@ -41,6 +44,24 @@ inline std::vector<DeviceCase> AllDevices() {
                                return d;
                            }});
         }
+    // OpenCL: every device the ICD loader reports (PoCL on the CPU in CI),
+    // the program cached in the test's temporary folder so that only the
+    // first case compiles it
+    const int n = tai_opencl_count();
+    for (int i = 0; i < (n > 0 ? n : 1); i++)
+        out.push_back({"opencl_" + std::to_string(i), [i, n](std::string *why) -> tai_device * {
+                           if (n == 0) {
+                               *why = "no OpenCL device on this machine";
+                               return nullptr;
+                           }
+                           const char *tmp = std::getenv("TEST_TMPDIR");
+                           tai_device *d = nullptr;
+                           if (tai_opencl_device_open(i, tmp, &d) != TINYAI_OK) {
+                               *why = tinyaiLastErrorMessage();
+                               return nullptr;
+                           }
+                           return d;
+                       }});
     return out;
 }
 

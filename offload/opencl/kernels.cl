@@ -1,0 +1,280 @@
+/*
+ * offload/opencl/kernels.cl: the OpenCL C 1.2 kernels of the OpenCL device
+ * (layer: offload). Portable: no cl_khr_fp16 (fp16 scales and F16 weights
+ * are read with vload_half, core in 1.2), no sub-groups, no assumption on
+ * the work-group size beyond what the host asks for.
+ *
+ * Weights are in the packed panel layout of core/types.h: panel p holds
+ * rows [16p, 16p + 16) and is `panel_bytes` long; inside it
+ *   F32/F16: element (r, k) at k * 16 + r;
+ *   block types: blocks in pairs, a pair = [codes b][codes b+1][16 fp16 d of
+ *   b][16 d of b+1][16 fp16 m of b][16 m of b+1] (m: Q4_1 only); codes of a
+ *   block: Q8_0 uint8 [8 g][16 r][4 t] = q(r, 32b + 4g + t) + 128; Q4_0/Q4_1
+ *   uint8 [4 j][16 r][4 t], low nibble q(r, 32b + 8j + t), high nibble
+ *   q(r, 32b + 8j + 4 + t).
+ * Adjacent work-items take adjacent rows, so a panel's 16 rows read as
+ * 64-byte rows: coalesced on a GPU, vectorisable on a CPU.
+ *
+ * Activations are float32, column-major (column c of an [n] x ncols tensor
+ * at c * n). Offsets are in elements of the buffer's type, passed apart
+ * from the buffer (a sub-buffer would need an aligned origin).
+ */
+
+/* Columns one work-item of a product computes: the weights it reads serve
+ * that many columns. */
+#define NCOL 8
+
+#define PAIR_Q8 1088 /* 2 * 512 + 64 */
+#define PAIR_Q4_0 576 /* 2 * 256 + 64 */
+#define PAIR_Q4_1 640 /* 2 * 256 + 128 */
+
+__kernel void matmul_f32(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                         __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                         int ncols) {
+    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
+    if (r >= rows) return;
+    __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
+    const int rr = r % 16, nc = min(NCOL, ncols - c0);
+    float acc[NCOL];
+    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
+    __global const float *xc = x + x_off + (long)c0 * n;
+    for (int k = 0; k < n; k++) {
+        const float wv = ((__global const float *)pw)[(long)k * 16 + rr];
+        for (int j = 0; j < nc; j++) acc[j] += wv * xc[(long)j * n + k];
+    }
+    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
+}
+
+__kernel void matmul_f16(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                         __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                         int ncols) {
+    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
+    if (r >= rows) return;
+    __global const half *pw = (__global const half *)(w + w_off + (long)(r / 16) * panel_bytes);
+    const int rr = r % 16, nc = min(NCOL, ncols - c0);
+    float acc[NCOL];
+    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
+    __global const float *xc = x + x_off + (long)c0 * n;
+    for (int k = 0; k < n; k++) {
+        const float wv = vload_half((long)k * 16 + rr, pw);
+        for (int j = 0; j < nc; j++) acc[j] += wv * xc[(long)j * n + k];
+    }
+    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
+}
+
+/* Block types: per block, the row's 32 codes are turned into floats once
+ * and used for every column of the work-item. */
+__kernel void matmul_q8_0(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                          int ncols) {
+    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
+    if (r >= rows) return;
+    __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
+    const int rr = r % 16, nc = min(NCOL, ncols - c0), nb = n / 32;
+    float acc[NCOL];
+    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
+    __global const float *xc = x + x_off + (long)c0 * n;
+    for (int b = 0; b < nb; b++) {
+        __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
+        __global const uchar *codes = pair + (b & 1) * 512;
+        const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
+        float wv[32];
+        for (int g = 0; g < 8; g++) {
+            const uchar4 q = vload4(0, codes + g * 64 + rr * 4);
+            wv[4 * g + 0] = d * (float)((int)q.s0 - 128);
+            wv[4 * g + 1] = d * (float)((int)q.s1 - 128);
+            wv[4 * g + 2] = d * (float)((int)q.s2 - 128);
+            wv[4 * g + 3] = d * (float)((int)q.s3 - 128);
+        }
+        for (int j = 0; j < nc; j++) {
+            __global const float *xb = xc + (long)j * n + b * 32;
+            float s = 0.0f;
+            for (int i = 0; i < 32; i++) s += wv[i] * xb[i];
+            acc[j] += s;
+        }
+    }
+    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
+}
+
+/* Q4_0 (has_min 0): d * (q - 8); Q4_1 (has_min 1): d * q + m. */
+inline void q4_block(__global const uchar *pw, int b, int rr, int has_min, float *wv) {
+    const int pair_bytes = has_min ? PAIR_Q4_1 : PAIR_Q4_0;
+    __global const uchar *pair = pw + (long)(b >> 1) * pair_bytes;
+    __global const uchar *codes = pair + (b & 1) * 256;
+    const float d = vload_half(rr, (__global const half *)(pair + 512 + (b & 1) * 32));
+    const float m = has_min ? vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32))
+                            : -8.0f * d;
+    for (int jj = 0; jj < 4; jj++) {
+        const uchar4 q = vload4(0, codes + jj * 64 + rr * 4);
+        wv[8 * jj + 0] = d * (float)(q.s0 & 15) + m;
+        wv[8 * jj + 1] = d * (float)(q.s1 & 15) + m;
+        wv[8 * jj + 2] = d * (float)(q.s2 & 15) + m;
+        wv[8 * jj + 3] = d * (float)(q.s3 & 15) + m;
+        wv[8 * jj + 4] = d * (float)(q.s0 >> 4) + m;
+        wv[8 * jj + 5] = d * (float)(q.s1 >> 4) + m;
+        wv[8 * jj + 6] = d * (float)(q.s2 >> 4) + m;
+        wv[8 * jj + 7] = d * (float)(q.s3 >> 4) + m;
+    }
+}
+
+inline void matmul_q4(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                      __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                      int ncols, int has_min) {
+    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
+    if (r >= rows) return;
+    __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
+    const int rr = r % 16, nc = min(NCOL, ncols - c0), nb = n / 32;
+    float acc[NCOL];
+    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
+    __global const float *xc = x + x_off + (long)c0 * n;
+    for (int b = 0; b < nb; b++) {
+        float wv[32];
+        q4_block(pw, b, rr, has_min, wv);
+        for (int j = 0; j < nc; j++) {
+            __global const float *xb = xc + (long)j * n + b * 32;
+            float s = 0.0f;
+            for (int i = 0; i < 32; i++) s += wv[i] * xb[i];
+            acc[j] += s;
+        }
+    }
+    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
+}
+
+__kernel void matmul_q4_0(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                          int ncols) {
+    matmul_q4(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 0);
+}
+
+__kernel void matmul_q4_1(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                          int ncols) {
+    matmul_q4(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 1);
+}
+
+/* Embedding: out column c, element k = row tokens[c] of the packed table,
+ * dequantized exactly as the host does (d * q products in float). */
+__kernel void embed(int type, __global const uchar *w, ulong w_off, long panel_bytes, int n,
+                    __global const int *tokens, __global float *out, ulong out_off) {
+    const int k = get_global_id(0), c = get_global_id(1);
+    if (k >= n) return;
+    const int row = tokens[c], rr = row % 16;
+    __global const uchar *pw = w + w_off + (long)(row / 16) * panel_bytes;
+    float v;
+    if (type == 0) {
+        v = ((__global const float *)pw)[(long)k * 16 + rr];
+    } else if (type == 1) {
+        v = vload_half((long)k * 16 + rr, (__global const half *)pw);
+    } else {
+        const int b = k / 32, e = k % 32;
+        if (type == 8) {
+            __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
+            const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
+            const uchar q = pair[(b & 1) * 512 + (e / 4) * 64 + rr * 4 + e % 4];
+            v = d * (float)((int)q - 128);
+        } else {
+            const int has_min = type == 3;
+            __global const uchar *pair = pw + (long)(b >> 1) * (has_min ? PAIR_Q4_1 : PAIR_Q4_0);
+            const float d = vload_half(rr, (__global const half *)(pair + 512 + (b & 1) * 32));
+            const int jj = e / 8, t = e % 8;
+            const uchar byte = pair[(b & 1) * 256 + jj * 64 + rr * 4 + t % 4];
+            const int q = t < 4 ? (byte & 15) : (byte >> 4);
+            if (has_min)
+                v = d * (float)q + vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32));
+            else
+                v = d * (float)(q - 8);
+        }
+    }
+    out[out_off + (long)c * n + k] = v;
+}
+
+/* RMSNorm: one work-group of `get_local_size(0)` items per column, summing
+ * squares in local memory (a power of two, at most 256). */
+__kernel void rmsnorm(__global float *out, ulong out_off, __global const float *x, ulong x_off,
+                      __global const float *w, ulong w_off, int n, float eps,
+                      __local float *part) {
+    const int c = get_group_id(1), l = get_local_id(0), ls = get_local_size(0);
+    __global const float *xc = x + x_off + (long)c * n;
+    float s = 0.0f;
+    for (int i = l; i < n; i += ls) s += xc[i] * xc[i];
+    part[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = ls / 2; h > 0; h /= 2) {
+        if (l < h) part[l] += part[l + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float scale = 1.0f / sqrt(part[0] / (float)n + eps);
+    __global float *oc = out + out_off + (long)c * n;
+    for (int i = l; i < n; i += ls) oc[i] = xc[i] * scale * w[w_off + i];
+}
+
+__kernel void add(__global float *x, ulong x_off, __global const float *d, ulong d_off, long n) {
+    const long i = get_global_id(0);
+    if (i < n) x[x_off + i] += d[d_off + i];
+}
+
+__kernel void swiglu(__global float *g, ulong g_off, __global const float *u, ulong u_off,
+                     long n) {
+    const long i = get_global_id(0);
+    if (i >= n) return;
+    const float a = g[g_off + i];
+    g[g_off + i] = a / (1.0f + exp(-a)) * u[u_off + i];
+}
+
+/* RoPE: one work-item per (pair i, head h, column c). */
+__kernel void rope(__global float *x, ulong x_off, long col_stride, int head_dim, int rot_dim,
+                   __global const float *cs, ulong cs_off) {
+    const int i = get_global_id(0), h = get_global_id(1), c = get_global_id(2);
+    if (2 * i >= rot_dim) return;
+    __global float *p = x + x_off + (long)c * col_stride + (long)h * head_dim + 2 * i;
+    const float co = cs[cs_off + (long)c * rot_dim + 2 * i], si = cs[cs_off + (long)c * rot_dim + 2 * i + 1];
+    const float a = p[0], b = p[1];
+    p[0] = a * co - b * si;
+    p[1] = a * si + b * co;
+}
+
+/* Attention in three steps over scratch s[c][h][p] (stride max_pos):
+ * scores, softmax, weighted sum; columns [c0, c0 + gridsize) whose caches
+ * are k, v (from k_off, v_off), positions pos[c]. */
+__kernel void att_scores(__global float *s, int max_pos, __global const float *q, ulong q_off,
+                         __global const float *k, ulong k_off, __global const int *pos, int c0,
+                         int n_head, int n_kv_head, int head_dim) {
+    const int p = get_global_id(0), h = get_global_id(1), cl = get_global_id(2);
+    const int c = c0 + cl;
+    if (p > pos[c]) return;
+    const int g = h / (n_head / n_kv_head);
+    __global const float *qh = q + q_off + ((long)c * n_head + h) * head_dim;
+    __global const float *kp = k + k_off + ((long)p * n_kv_head + g) * head_dim;
+    float d = 0.0f;
+    for (int i = 0; i < head_dim; i++) d += qh[i] * kp[i];
+    s[((long)c * n_head + h) * max_pos + p] = d / sqrt((float)head_dim);
+}
+
+__kernel void att_softmax(__global float *s, int max_pos, __global const int *pos, int c0,
+                          int n_head) {
+    const int h = get_global_id(0), c = c0 + get_global_id(1);
+    __global float *sh = s + ((long)c * n_head + h) * max_pos;
+    const int np = pos[c] + 1;
+    float mx = -INFINITY;
+    for (int p = 0; p < np; p++) mx = fmax(mx, sh[p]);
+    float z = 0.0f;
+    for (int p = 0; p < np; p++) {
+        const float e = exp(sh[p] - mx);
+        sh[p] = e;
+        z += e;
+    }
+    const float inv = 1.0f / z;
+    for (int p = 0; p < np; p++) sh[p] *= inv;
+}
+
+__kernel void att_values(__global float *out, ulong out_off, __global const float *s, int max_pos,
+                         __global const float *v, ulong v_off, __global const int *pos, int c0,
+                         int n_head, int n_kv_head, int head_dim) {
+    const int i = get_global_id(0), h = get_global_id(1), c = c0 + get_global_id(2);
+    if (i >= head_dim) return;
+    const int g = h / (n_head / n_kv_head);
+    __global const float *sh = s + ((long)c * n_head + h) * max_pos;
+    float o = 0.0f;
+    for (int p = 0; p <= pos[c]; p++) o += sh[p] * v[v_off + ((long)p * n_kv_head + g) * head_dim + i];
+    out[out_off + ((long)c * n_head + h) * head_dim + i] = o;
+}
