@@ -28,9 +28,10 @@
 #define PAIR_Q4_0 576 /* 2 * 256 + 64 */
 #define PAIR_Q4_1 640 /* 2 * 256 + 128 */
 
-__kernel void matmul_f32(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+/* F32 and F16 weights (is_half): one value per (row, k) of the panel. */
+inline void matmul_float(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                         int ncols) {
+                         int ncols, int is_half) {
     const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
     if (r >= rows) return;
     __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
@@ -39,27 +40,24 @@ __kernel void matmul_f32(__global const uchar *w, ulong w_off, long panel_bytes,
     for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
     __global const float *xc = x + x_off + (long)c0 * n;
     for (int k = 0; k < n; k++) {
-        const float wv = ((__global const float *)pw)[(long)k * 16 + rr];
+        const long at = (long)k * 16 + rr;
+        const float wv = is_half ? vload_half(at, (__global const half *)pw)
+                                 : ((__global const float *)pw)[at];
         for (int j = 0; j < nc; j++) acc[j] += wv * xc[(long)j * n + k];
     }
     for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
 }
 
+__kernel void matmul_f32(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
+                         __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                         int ncols) {
+    matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 0);
+}
+
 __kernel void matmul_f16(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
                          int ncols) {
-    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
-    if (r >= rows) return;
-    __global const half *pw = (__global const half *)(w + w_off + (long)(r / 16) * panel_bytes);
-    const int rr = r % 16, nc = min(NCOL, ncols - c0);
-    float acc[NCOL];
-    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
-    __global const float *xc = x + x_off + (long)c0 * n;
-    for (int k = 0; k < n; k++) {
-        const float wv = vload_half((long)k * 16 + rr, pw);
-        for (int j = 0; j < nc; j++) acc[j] += wv * xc[(long)j * n + k];
-    }
-    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
+    matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 1);
 }
 
 /* Block types: per block, the row's 32 codes are turned into floats once
