@@ -103,6 +103,10 @@ static void generate_help(void) {
            "  --system TEXT        system message for --chat\n"
            "  --threads N          CPU threads, 1..256 (default: all cores)\n"
            "  --cpu ISA            kernels: auto, scalar, avx2, avx512 (default auto)\n"
+           "  --device D           where the layers run: auto (default; the CPU today),\n"
+           "                       cpu, opencl, opencl:N (see `tinyai devices`); with\n"
+           "                       OpenCL the blocks and head run there, the embedding\n"
+           "                       lookup on the CPU\n"
            "  --ctx N              context size in tokens (default min(model, 4096))\n"
            "  --temp T             temperature, 0 = greedy (default 0.8)\n"
            "  --top-k K            keep the K most likely tokens, 0 = all (default 40)\n"
@@ -149,6 +153,42 @@ static int parse_choice(const char *v, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
         if (names[i] && !strcmp(v, names[i])) return i;
     return -1;
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+/* Whether `name` is "auto", "opencl" (with one device) or a listed device. */
+static int device_exists(const char *name) {
+    if (!strcmp(name, "auto")) return 1;
+    const int n = tinyaiDeviceCount();
+    for (int i = 0; i < n; i++) {
+        TinyAIDeviceInfo d;
+        if (tinyaiGetDeviceInfo(i, &d) != TINYAI_OK) continue;
+        if (!strcmp(d.name, name) || (!strcmp(name, "opencl") && !strcmp(d.name, "opencl:0")))
+            return 1;
+    }
+    return 0;
+}
+
+static int cmd_devices(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: tinyai devices\n\nLists what the layers can run on: the CPU and every "
+                   "OpenCL device\nthe ICD loader reports, with the names --device takes.\n");
+            return 0;
+        }
+        return usage_error("devices: unknown argument %s", argv[i]);
+    }
+    static const char *const kinds[] = {"CPU", "GPU", "accelerator", "other"};
+    const int n = tinyaiDeviceCount();
+    for (int i = 0; i < n; i++) {
+        TinyAIDeviceInfo d;
+        if (tinyaiGetDeviceInfo(i, &d) != TINYAI_OK) continue;
+        printf("%-10s %-11s %s | %s | %s | %.1f GiB\n", d.name,
+               kinds[d.kind >= 0 && d.kind < 4 ? d.kind : 3], d.model, d.vendor, d.version,
+               (double)d.memoryBytes / (1 << 30));
+    }
+    return 0;
 }
 
 /* ---- kernel tuning ------------------------------------------------------ */
@@ -287,7 +327,8 @@ static int cmd_tune(int argc, char **argv) {
 }
 
 static int cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL;
+    const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL,
+               *device = NULL;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
     int chat = 0, quiet = 0, verify = 0, tune = 1;
     size_t mem_limit = 0;
@@ -323,6 +364,11 @@ static int cmd_generate(int argc, char **argv) {
             system_msg = v;
         } else if (!strcmp(a, "--cpu")) {
             cpu = v;
+        } else if (!strcmp(a, "--device")) {
+            if (!device_exists(v))
+                return usage_error("--device: no device '%s' here (auto, cpu, or one of "
+                                   "`tinyai devices`)", v);
+            device = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!parse_long(v, 0, 1 << 20, &n_predict))
                 return usage_error("-n must be an integer in 0..1048576, got '%s'", v);
@@ -393,6 +439,11 @@ static int cmd_generate(int argc, char **argv) {
     mc.cachePolicy = (TinyAICachePolicy)policy;
     mc.numaPolicy = (TinyAINumaPolicy)numa;
     mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
+    char cdir[4000];
+    cache_dir(cdir, sizeof cdir);
+    if (device && strcmp(device, "cpu") && strcmp(device, "auto") && make_dirs(cdir) == 0)
+        mc.cacheDir = cdir; /* OpenCL program binaries */
+    mc.device = device;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
         goto done;
@@ -503,9 +554,10 @@ static int cmd_generate(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr,
                 "prompt: %zu tokens, %.1f tok/s | generated: %ld tokens, %.1f tok/s | "
-                "peak RSS %.1f MiB | %s, %d threads\n",
+                "peak RSS %.1f MiB | %s, %d threads | devices: %s\n",
                 n_ids, t_prompt > 0 ? (double)n_ids / t_prompt : 0.0, n_gen,
-                t_gen > 0 ? (double)n_gen / t_gen : 0.0, peak_rss_mib(), info.isa, info.threads);
+                t_gen > 0 ? (double)n_gen / t_gen : 0.0, peak_rss_mib(), info.isa, info.threads,
+                info.devices);
     if (!quiet && mem_limit > 0) {
         TinyAIMemoryInfo mi;
         tinyaiGetMemoryInfo(model, &mi);
@@ -722,6 +774,7 @@ static void main_help(void) {
            "  convert    convert a GGUF model to TinyAI's .tmai format\n"
            "  synth      write a synthetic random-weight Llama model\n"
            "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
+           "  devices    what the layers can run on (the CPU, OpenCL devices)\n"
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n");
 }
 
@@ -742,6 +795,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "cpu")) return cmd_cpu();
+    if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;

@@ -66,6 +66,17 @@ typedef struct {
                                     (default 1) */
     int contextSize;             /* tokens per session planned for; 0 = the
                                     first session's */
+    /* Where the layers run: NULL or "auto" (the devices the cost model
+     * picks; today the CPU), "cpu", "opencl" (OpenCL device 0) or
+     * "opencl:N". With a device other than the CPU, every transformer block
+     * and the head run on it (the embedding lookup stays on the CPU), its
+     * weights uploaded on first use and kept in its memory. A name that is
+     * no device here is TINYAI_ERR_INVALID_ARG. Not kept after loading. */
+    const char *device;
+    /* A folder for what is measured or built once per machine and kept
+     * (OpenCL program binaries); NULL: nothing kept. Not kept after
+     * loading. */
+    const char *cacheDir;
 } TinyAIModelConfig;
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
@@ -156,7 +167,31 @@ typedef struct {
     double repackSeconds;   /* time the load spent reading, verifying and
                                repacking resident layers (0 when the layers
                                are loaded on demand) */
+    char devices[192];      /* where the layers run: "cpu", or "opencl:0
+                               (<its name>) for 31 of 32 layers, cpu" */
 } TinyAIModelInfo;
+
+/* ---- Devices --------------------------------------------------------------
+ *
+ * What the layers can run on: the CPU (index 0, "cpu") and every OpenCL
+ * device the ICD loader reports ("opencl:0", ...). Listing opens nothing. */
+typedef struct {
+    char name[64];     /* "cpu", "opencl:0": what TinyAIModelConfig.device takes */
+    char model[128];   /* the hardware as it names itself */
+    char vendor[64];
+    char version[96];  /* driver / platform */
+    int kind;          /* 0 CPU, 1 GPU, 2 accelerator, 3 other */
+    uint64_t memoryBytes;
+} TinyAIDeviceInfo;
+
+int tinyaiDeviceCount(void);
+/* TINYAI_ERR_RANGE for an index outside 0..tinyaiDeviceCount()-1. */
+TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out);
+
+/* Where file layer `layer` (0 = embedding, 1..nLayer = blocks, nLayer + 1 =
+ * head) runs: the device's name ("cpu", "opencl:0"), static for the model's
+ * life; NULL for a layer out of range. */
+const char *tinyaiLayerDevice(const TinyAIModel *model, int layer);
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);
 

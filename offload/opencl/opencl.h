@@ -29,6 +29,10 @@ int tai_opencl_count(void);
  * device. */
 int tai_opencl_describe(int index, char *buf, size_t cap);
 
+/* What device `index` is, without opening it (no program is built): 0, or
+ * -1 if there is no such device. */
+int tai_opencl_query(int index, tai_device_info *out);
+
 /* Opens device `index` (0..tai_opencl_count()-1) as "opencl:<index>":
  * context, in-order queue, program (from cache_dir when it holds a binary
  * for this device; cache_dir may be NULL: no cache). A build failure's

@@ -654,32 +654,39 @@ static int setup(ocl *o, const char *cache_dir) {
     return 0;
 }
 
-static void describe(ocl *o) {
-    tai_device_info *in = &o->info;
+static void describe_ids(int index, cl_platform_id plat, cl_device_id dev, tai_device_info *in) {
     memset(in, 0, sizeof *in);
-    snprintf(in->name, sizeof in->name, "opencl:%d", o->index);
-    clGetDeviceInfo(o->device, CL_DEVICE_VENDOR, sizeof in->vendor - 1, in->vendor, NULL);
-    clGetDeviceInfo(o->device, CL_DEVICE_NAME, sizeof in->model - 1, in->model, NULL);
+    snprintf(in->name, sizeof in->name, "opencl:%d", index);
+    clGetDeviceInfo(dev, CL_DEVICE_VENDOR, sizeof in->vendor - 1, in->vendor, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof in->model - 1, in->model, NULL);
     char dv[64] = "", pv[64] = "";
-    clGetDeviceInfo(o->device, CL_DRIVER_VERSION, sizeof dv - 1, dv, NULL);
-    clGetPlatformInfo(o->platform, CL_PLATFORM_NAME, sizeof pv - 1, pv, NULL);
+    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof dv - 1, dv, NULL);
+    clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pv - 1, pv, NULL);
     snprintf(in->version, sizeof in->version, "%s, driver %s", pv, dv);
     cl_device_type ty = 0;
-    clGetDeviceInfo(o->device, CL_DEVICE_TYPE, sizeof ty, &ty, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof ty, &ty, NULL);
     in->kind = ty & CL_DEVICE_TYPE_GPU           ? TAI_DEVICE_GPU
                : ty & CL_DEVICE_TYPE_ACCELERATOR ? TAI_DEVICE_ACCELERATOR
                : ty & CL_DEVICE_TYPE_CPU         ? TAI_DEVICE_CPU
                                                  : TAI_DEVICE_OTHER;
-    cl_bool unified = CL_FALSE;
-    clGetDeviceInfo(o->device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
     in->unified = 0; /* buffers are cl_mem objects whatever the hardware shares */
     cl_ulong mem = 0;
-    clGetDeviceInfo(o->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
     in->mem_total = mem;
     in->mem_free = mem; /* OpenCL 1.2 cannot tell; the placement tracks its own use */
     in->ops = TAI_OP_ALL;
     for (int t = 0; t < TAI_TYPE_COUNT; t++)
-        if (o->mm[t]) in->types |= 1u << t;
+        if (tai_type_valid(t)) in->types |= 1u << t;
+}
+
+static void describe(ocl *o) { describe_ids(o->index, o->platform, o->device, &o->info); }
+
+int tai_opencl_query(int index, tai_device_info *out) {
+    cl_platform_id p;
+    cl_device_id d;
+    if (find(index, &p, &d) != 0) return -1;
+    describe_ids(index, p, d, out);
+    return 0;
 }
 
 TinyAIStatus tai_opencl_device_open(int index, const char *cache_dir, tai_device **out) {

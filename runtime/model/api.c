@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "offload/opencl/opencl.h"
 #include "runtime/mem/numa.h"
 #include "runtime/model/model.h"
 
@@ -37,9 +38,20 @@ void tinyaiFree(void *p) { free(p); }
 
 void tinyaiFreeModel(TinyAIModel *m) {
     if (!m) return;
-    /* the cache's loaders finish before the device and workspace go */
+    /* the cache's loaders finish before the devices and workspace go */
     if (m->owns_mm) tai_mapped_close(m->mm);
+    for (int l = 0; m->dev_w && l < m->file->n_layers; l++)
+        if (m->dev_w[l]) {
+            tai_device *d = m->devs[m->dev_w_on[l]];
+            d->ops->buf_free(d->ctx, m->dev_w[l]);
+        }
+    tai_dev_workspaces_free(m);
+    for (int d = 1; d < m->n_devs; d++) tai_device_close(m->devs[d]);
     tai_device_close(m->dev);
+    free(m->dev_w);
+    free(m->dev_w_on);
+    free(m->layer_dev);
+    free(m->kv_slot);
     tai_workspace_free(&m->ws);
     tai_tokenizer_free(m->tok);
     free(m->blocks);
@@ -110,6 +122,79 @@ static void bind_threads(const tai_device *cpu) {
     tinyaiClearError();
 }
 
+/* "cpu" -> -1, "opencl" -> 0, "opencl:N" -> N; -2 for anything else. */
+static int opencl_index(const char *name) {
+    if (!strcmp(name, "cpu")) return -1;
+    if (!strcmp(name, "opencl")) return 0;
+    if (strncmp(name, "opencl:", 7) != 0 || !name[7]) return -2;
+    char *end = NULL;
+    const long v = strtol(name + 7, &end, 10);
+    return *end || v < 0 || v > 1000 ? -2 : (int)v;
+}
+
+/* The devices and which layer runs where. Without a device named (or
+ * "auto") every layer runs on the CPU. */
+static TinyAIStatus place_layers(TinyAIModel *m, const char *device, const char *cache_dir) {
+    const int nl = m->hp.n_layer, nf = m->file->n_layers;
+    m->devs[0] = m->dev;
+    m->n_devs = 1;
+    m->dws[0].dev = m->dev;
+    m->layer_dev = calloc((size_t)nf, 1);
+    m->dev_w = calloc((size_t)nf, sizeof *m->dev_w);
+    m->dev_w_on = calloc((size_t)nf, 1);
+    m->kv_slot = calloc((size_t)nl, sizeof *m->kv_slot);
+    if (!m->layer_dev || !m->dev_w || !m->dev_w_on || !m->kv_slot) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    if (!device || !*device || !strcmp(device, "auto")) return TINYAI_OK;
+    const int cl = opencl_index(device);
+    if (cl == -2)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "unknown device '%s' (auto, cpu, opencl, opencl:N)", device);
+    if (cl == -1) return TINYAI_OK;
+    tai_device *d = NULL;
+    TinyAIStatus st = tai_opencl_device_open(cl, cache_dir, &d);
+    if (st != TINYAI_OK) return st;
+    m->devs[1] = d;
+    m->dws[1].dev = d;
+    m->n_devs = 2;
+    for (int l = 1; l < nf; l++) m->layer_dev[l] = 1;
+    for (int l = 0; l < nl; l++) m->kv_slot[l] = m->kv_slots[1]++;
+    return TINYAI_OK;
+}
+
+int tinyaiDeviceCount(void) { return 1 + tai_opencl_count(); }
+
+TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetDeviceInfo: out is NULL");
+    memset(out, 0, sizeof *out);
+    tai_device_info in;
+    if (index == 0) {
+        snprintf(in.name, sizeof in.name, "cpu");
+        snprintf(in.model, sizeof in.model, "%s", *tai_cpu_name() ? tai_cpu_name() : tai_cpu_id());
+        snprintf(in.vendor, sizeof in.vendor, "%s", tai_cpu_id());
+        char *dash = strchr(in.vendor, '-');
+        if (dash) *dash = 0;
+        snprintf(in.version, sizeof in.version, "kernels %s", tai_cpu_best_variant());
+        in.kind = TAI_DEVICE_CPU;
+        const long page = sysconf(_SC_PAGESIZE), all = sysconf(_SC_PHYS_PAGES);
+        in.mem_total = page > 0 && all > 0 ? (uint64_t)page * (uint64_t)all : 0;
+    } else if (index < 0 || tai_opencl_query(index - 1, &in) != 0) {
+        return tai_error(TINYAI_ERR_RANGE, "no device %d (this machine has %d)", index,
+                         tinyaiDeviceCount());
+    }
+    snprintf(out->name, sizeof out->name, "%s", in.name);
+    snprintf(out->model, sizeof out->model, "%s", in.model);
+    snprintf(out->vendor, sizeof out->vendor, "%s", in.vendor);
+    snprintf(out->version, sizeof out->version, "%s", in.version);
+    out->kind = in.kind;
+    out->memoryBytes = in.mem_total;
+    return TINYAI_OK;
+}
+
+const char *tinyaiLayerDevice(const TinyAIModel *m, int layer) {
+    if (!m || layer < 0 || layer >= m->file->n_layers) return NULL;
+    return m->devs[m->layer_dev[layer]]->info.name;
+}
+
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *config,
                               TinyAIModel **out) {
     *out = NULL;
@@ -141,6 +226,9 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->cfg.cpu = NULL; /* not kept: the caller's string */
     if (st != TINYAI_OK) goto fail;
     bind_threads(m->dev);
+    st = place_layers(m, cfg.device, cfg.cacheDir);
+    m->cfg.device = m->cfg.cacheDir = NULL;
+    if (st != TINYAI_OK) goto fail;
     const char *name = NULL;
     if (tai_model_file_find_kv(m->file, "general.name") &&
         tai_kv_get_str(m->file, "general.name", &name) == TINYAI_OK)
@@ -269,6 +357,21 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     out->eosToken = tai_tokenizer_eos(m->tok);
     out->addBosToken = tai_tokenizer_add_bos(m->tok);
     out->nFileLayers = m->file->n_layers;
+    size_t off = 0;
+    for (int d = m->n_devs - 1; d >= 0; d--) {
+        int n = 0;
+        for (int l = 0; l < m->file->n_layers; l++) n += m->layer_dev[l] == d;
+        if (n == 0) continue;
+        const tai_device_info *in = &m->devs[d]->info;
+        if (d == 0)
+            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off, "%scpu",
+                                    off ? ", " : "");
+        else
+            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
+                                    "%s%s (%s) for %d of %d layers", off ? ", " : "", in->name,
+                                    in->model, n, m->file->n_layers);
+        if (off >= sizeof out->devices) break;
+    }
     return TINYAI_OK;
 }
 
@@ -366,6 +469,7 @@ void tinyaiFreeSession(TinyAISession *s) {
     if (s->model) {
         s->model->n_sessions--;
         s->model->sessions_bytes -= s->bytes;
+        tai_session_dev_free(s);
     }
     free(s->k_cache);
     free(s->v_cache);
@@ -423,6 +527,11 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     s->model = m;
     m->n_sessions++;
     m->sessions_bytes += s->bytes;
+    st = tai_session_dev_alloc(s);
+    if (st != TINYAI_OK) {
+        tinyaiFreeSession(s);
+        return st;
+    }
     tai_model_current_bytes(m);
     *out = s;
     return TINYAI_OK;

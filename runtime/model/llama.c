@@ -206,42 +206,83 @@ static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img
     return st;
 }
 
-static tai_mat resolve(const unsigned char *img, const tai_wref *r) {
-    tai_mat w = {img + r->off, r->type, r->rows, r->n};
-    return w;
+/* A layer's weights as its device sees them: the acquired host image on
+ * the CPU; on another device the image's copy in its memory, uploaded on
+ * the layer's first use there and kept. */
+typedef struct {
+    tai_device *dev;
+    tai_dref base;
+} wimg;
+
+static TinyAIStatus weights_on(TinyAIModel *m, int d, int layer, const unsigned char *img,
+                               wimg *out) {
+    out->dev = m->devs[d];
+    if (d == 0) {
+        out->base = tai_dref_host(img);
+        return TINYAI_OK;
+    }
+    tai_device *dev = m->devs[d];
+    if (!m->dev_w[layer]) {
+        const size_t bytes = tai_mapped_image_bytes(m->mm, layer);
+        tai_dbuf *buf = NULL;
+        const int rc = dev->ops->buf_alloc(dev->ctx, bytes, &buf);
+        if (rc != 0) return tai_dev_fail(dev, "buf_alloc (weights)", rc);
+        const tai_dref at = {buf, 0};
+        TinyAIStatus st = tai_dev_upload(dev, at, img, bytes);
+        /* the image may be evicted once released: the copy is made first */
+        if (st == TINYAI_OK) st = tai_dev_sync(dev);
+        if (st != TINYAI_OK) {
+            dev->ops->buf_free(dev->ctx, buf);
+            return st;
+        }
+        m->dev_w[layer] = buf;
+        m->dev_w_on[layer] = (unsigned char)d;
+    }
+    out->base.buf = m->dev_w[layer];
+    out->base.off = 0;
+    return TINYAI_OK;
 }
 
-static const float *vec(const unsigned char *img, const tai_wref *r) {
-    return (const float *)(const void *)(img + r->off);
+static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->base, r->off); }
+
+/* y = W x on the device of w, with that device's scratch. */
+static TinyAIStatus matmul(TinyAIModel *m, const tai_dws *ws, const wimg *w, const tai_wref *r,
+                           tai_dref x, tai_dref y, int n) {
+    (void)m;
+    return tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
 }
 
-/* Every op of a layer goes to the model's device. Activations live in the
- * workspace and KV caches in the sessions, host memory named by address
- * (the CPU device is unified). */
-#define DH(p) tai_dref_host(p)
-
-static TinyAIStatus matmul(const tai_batch *b, const tai_mat *w, const float *x, float *y, int n) {
-    TinyAIModel *m = b->m;
-    return tai_dev_matmul(m->dev, w->type, DH(w->packed), w->rows, w->n, DH(x), DH(y), n,
-                          DH(m->ws.mm_scratch));
+/* A block's K or V cache of a session on device d, at position pos. */
+static tai_dref kv_at(const TinyAIModel *m, int d, const TinyAISession *s, int layer, int is_v,
+                      int64_t pos) {
+    const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    if (d == 0) {
+        const float *base = is_v ? s->v_cache : s->k_cache;
+        return tai_dref_host(base + ((size_t)layer * s->n_ctx + (size_t)pos) * (size_t)kvd);
+    }
+    tai_dref r = {is_v ? s->dev_v[d] : s->dev_k[d],
+                  (((size_t)m->kv_slot[layer] * s->n_ctx + (size_t)pos) * (size_t)kvd) *
+                      sizeof(float)};
+    return r;
 }
 
 /* k and v of the batch's columns appended to their sessions' caches at
  * their positions: one copy per run of columns of one session at
  * consecutive positions (a prompt is one run). */
-static TinyAIStatus store_kv(const tai_batch *b, int layer) {
+static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
     TinyAIModel *m = b->m;
-    const tai_workspace *ws = &m->ws;
+    const tai_dws *ws = &m->dws[d];
     const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
     for (int t0 = 0; t0 < b->n;) {
         TinyAISession *s = b->seq[t0];
         int t1 = t0 + 1;
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
-        const size_t at = ((size_t)layer * s->n_ctx + (size_t)b->pos[t0]) * (size_t)kvd;
-        const size_t bytes = (size_t)(t1 - t0) * (size_t)kvd * sizeof(float);
-        TinyAIStatus st = tai_dev_copy(m->dev, DH(s->k_cache + at), DH(ws->k + t0 * kvd), bytes);
+        const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
+        TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, b->pos[t0]),
+                                       tai_dref_at(ws->k, (size_t)t0 * col), bytes);
         if (st == TINYAI_OK)
-            st = tai_dev_copy(m->dev, DH(s->v_cache + at), DH(ws->v + t0 * kvd), bytes);
+            st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 1, b->pos[t0]),
+                              tai_dref_at(ws->v, (size_t)t0 * col), bytes);
         if (st != TINYAI_OK) return st;
         t0 = t1;
     }
@@ -249,20 +290,19 @@ static TinyAIStatus store_kv(const tai_batch *b, int layer) {
 }
 
 /* Each column attends over its own session's cache of this layer. */
-static TinyAIStatus attend(const tai_batch *b, int layer) {
+static TinyAIStatus attend(const tai_batch *b, int d, int layer) {
     TinyAIModel *m = b->m;
-    const tai_workspace *ws = &m->ws;
+    const tai_workspace *hws = &m->ws;
+    const tai_dws *ws = &m->dws[d];
     const tai_hparams *hp = &m->hp;
-    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int t = 0; t < b->n; t++) {
-        const TinyAISession *s = b->seq[t];
-        ws->att_k[t] = DH(s->k_cache + (size_t)layer * s->n_ctx * kvd);
-        ws->att_v[t] = DH(s->v_cache + (size_t)layer * s->n_ctx * kvd);
-        ws->att_pos[t] = b->pos[t];
+        hws->att_k[t] = kv_at(m, d, b->seq[t], layer, 0, 0);
+        hws->att_v[t] = kv_at(m, d, b->seq[t], layer, 1, 0);
+        hws->att_pos[t] = b->pos[t];
     }
-    return tai_dev_attention(m->dev, DH(ws->att_out), DH(ws->q), b->n, ws->att_k, ws->att_v,
-                             ws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
-                             DH(ws->att_scratch), ws->att_scratch_bytes);
+    return tai_dev_attention(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
+                             hws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
+                             ws->att_scratch, ws->att_scratch_bytes);
 }
 
 #define TRY_OP(expr)                         \
@@ -271,38 +311,57 @@ static TinyAIStatus attend(const tai_batch *b, int layer) {
         if (st_ != TINYAI_OK) return st_;    \
     } while (0)
 
+/* Makes the residual stream x (and this batch's rotation angles) of the
+ * batch's columns present on device d: a layer placed on another device
+ * than the previous one receives them, through the host. */
+static TinyAIStatus enter(const tai_batch *b, int d) {
+    TinyAIModel *m = b->m;
+    const int64_t E = m->hp.n_embd;
+    const size_t xb = (size_t)b->n * (size_t)E * sizeof(float);
+    if (m->fw_cur != d) {
+        if (m->fw_cur != 0) {
+            tai_device *from = m->devs[m->fw_cur];
+            TRY_OP(tai_dev_download(from, m->ws.x, m->dws[m->fw_cur].x, xb));
+        }
+        if (d != 0) TRY_OP(tai_dev_upload(m->devs[d], m->dws[d].x, m->ws.x, xb));
+        m->fw_cur = d;
+    }
+    if (d != 0 && !(m->fw_rope & (1u << d))) {
+        TRY_OP(tai_dev_upload(m->devs[d], m->dws[d].rope_cs, m->ws.rope_cs,
+                              (size_t)b->n * (size_t)m->hp.rot_dim * sizeof(float)));
+        m->fw_rope |= 1u << d;
+    }
+    return TINYAI_OK;
+}
+
 static TinyAIStatus run_block(const tai_batch *b, int l, const unsigned char *img) {
     TinyAIModel *m = b->m;
-    tai_device *d = m->dev;
-    tai_workspace *ws = &m->ws;
+    const int d = m->layer_dev[l + 1];
+    tai_device *dev = m->devs[d];
+    const tai_dws *ws = &m->dws[d];
     const tai_hparams *hp = &m->hp;
     const tai_block *blk = &m->blocks[l];
     const int n = b->n;
     const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    const tai_mat wq = resolve(img, &blk->wq), wk = resolve(img, &blk->wk),
-                  wv = resolve(img, &blk->wv), wo = resolve(img, &blk->wo),
-                  wg = resolve(img, &blk->w_gate), wu = resolve(img, &blk->w_up),
-                  wd = resolve(img, &blk->w_down);
-    TRY_OP(tai_dev_rmsnorm(d, DH(ws->xb), DH(ws->x), DH(vec(img, &blk->attn_norm)), E, n,
-                           hp->rms_eps));
-    TRY_OP(matmul(b, &wq, ws->xb, ws->q, n));
-    TRY_OP(matmul(b, &wk, ws->xb, ws->k, n));
-    TRY_OP(matmul(b, &wv, ws->xb, ws->v, n));
-    TRY_OP(tai_dev_rope(d, DH(ws->q), n, E, hp->n_head, hp->head_dim, hp->rot_dim,
-                        DH(ws->rope_cs)));
-    TRY_OP(tai_dev_rope(d, DH(ws->k), n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim,
-                        DH(ws->rope_cs)));
-    TRY_OP(store_kv(b, l));
-    TRY_OP(attend(b, l));
-    TRY_OP(matmul(b, &wo, ws->att_out, ws->xb, n));
-    TRY_OP(tai_dev_add(d, DH(ws->x), DH(ws->xb), E * n));
-    TRY_OP(tai_dev_rmsnorm(d, DH(ws->xb), DH(ws->x), DH(vec(img, &blk->ffn_norm)), E, n,
-                           hp->rms_eps));
-    TRY_OP(matmul(b, &wg, ws->xb, ws->gate, n));
-    TRY_OP(matmul(b, &wu, ws->xb, ws->up, n));
-    TRY_OP(tai_dev_swiglu(d, DH(ws->gate), DH(ws->up), F * n));
-    TRY_OP(matmul(b, &wd, ws->gate, ws->ffn_out, n));
-    return tai_dev_add(d, DH(ws->x), DH(ws->ffn_out), E * n);
+    wimg w;
+    TRY_OP(enter(b, d));
+    TRY_OP(weights_on(m, d, l + 1, img, &w));
+    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
+    TRY_OP(matmul(m, ws, &w, &blk->wq, ws->xb, ws->q, n));
+    TRY_OP(matmul(m, ws, &w, &blk->wk, ws->xb, ws->k, n));
+    TRY_OP(matmul(m, ws, &w, &blk->wv, ws->xb, ws->v, n));
+    TRY_OP(tai_dev_rope(dev, ws->q, n, E, hp->n_head, hp->head_dim, hp->rot_dim, ws->rope_cs));
+    TRY_OP(tai_dev_rope(dev, ws->k, n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, ws->rope_cs));
+    TRY_OP(store_kv(b, d, l));
+    TRY_OP(attend(b, d, l));
+    TRY_OP(matmul(m, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
+    TRY_OP(tai_dev_add(dev, ws->x, ws->xb, E * n));
+    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
+    TRY_OP(matmul(m, ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
+    TRY_OP(matmul(m, ws, &w, &blk->w_up, ws->xb, ws->up, n));
+    TRY_OP(tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
+    TRY_OP(matmul(m, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
+    return tai_dev_add(dev, ws->x, ws->ffn_out, E * n);
 }
 
 /* The rotation angles of each column's position, shared by every layer. */
@@ -313,12 +372,14 @@ static void rope_angles(const tai_batch *b) {
                              hp->rope_base);
 }
 
+/* The embedding lookup runs on the CPU (layer 0's place): a few rows of
+ * a large table. */
 static TinyAIStatus run_embedding(const tai_batch *b, const unsigned char *img) {
     TinyAIModel *m = b->m;
     const tai_wref *e = &m->tok_embd;
     rope_angles(b);
-    return tai_dev_embed(m->dev, e->type, DH(img + e->off), e->rows, e->n, b->tokens, b->n,
-                         DH(m->ws.x));
+    return tai_dev_embed(m->dev, e->type, tai_dref_host(img + e->off), e->rows, e->n, b->tokens,
+                         b->n, tai_dref_host(m->ws.x));
 }
 
 /* Bytes of one lookup: a packed panel of TAI_PANEL rows, or one row. */
@@ -386,21 +447,35 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
 static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
                              const unsigned char *out_img) {
     TinyAIModel *m = b->m;
-    const tai_workspace *ws = &m->ws;
+    const int nl = m->hp.n_layer, d = m->layer_dev[nl + 1];
+    tai_device *dev = m->devs[d];
+    const tai_dws *ws = &m->dws[d];
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
-    const tai_mat w = resolve(out_img, &m->output);
     const int first = b->logits_all ? 0 : b->n - 1;
     const int cols = b->n - first;
-    TRY_OP(tai_dev_rmsnorm(m->dev, DH(ws->xb), DH(ws->x + (int64_t)first * E),
-                           DH(vec(head, &m->out_norm)), E, cols, m->hp.rms_eps));
-    if (!b->logits_all) {
-        TRY_OP(matmul(b, &w, ws->xb, b->seq[b->n - 1]->logits, 1));
-        b->seq[b->n - 1]->have_logits = 1;
+    wimg wh, wo;
+    TRY_OP(enter(b, d));
+    TRY_OP(weights_on(m, d, nl + 1, head, &wh));
+    TRY_OP(m->tied ? weights_on(m, d, 0, out_img, &wo) : (wo = wh, TINYAI_OK));
+    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)first * E * sizeof(float)),
+                           at(&wh, &m->out_norm), E, cols, m->hp.rms_eps));
+    TinyAISession *last = b->seq[b->n - 1];
+    if (!b->logits_all && d == 0) { /* straight into the session */
+        TRY_OP(matmul(m, ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+        last->have_logits = 1;
         return TINYAI_OK;
     }
-    TRY_OP(matmul(b, &w, ws->xb, ws->batch_logits, cols));
+    TRY_OP(matmul(m, ws, &wo, &m->output, ws->xb, ws->logits, cols));
+    const size_t vb = (size_t)V * sizeof(float);
+    if (!b->logits_all) {
+        TRY_OP(tai_dev_download(dev, last->logits, ws->logits, vb));
+        last->have_logits = 1;
+        return TINYAI_OK;
+    }
+    if (d != 0)
+        TRY_OP(tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)cols * vb));
     for (int t = 0; t < b->n; t++) {
-        memcpy(b->seq[t]->logits, ws->batch_logits + (int64_t)t * V, (size_t)V * sizeof(float));
+        memcpy(b->seq[t]->logits, m->ws.batch_logits + (int64_t)t * V, vb);
         b->seq[t]->have_logits = 1;
     }
     return TINYAI_OK;
@@ -423,12 +498,16 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
         st = acquire(m, layer, &img);
         if (st == TINYAI_OK) {
             st = run_head(b, img, emb);
-            if (st == TINYAI_OK) st = tai_dev_sync(m->dev);
+            if (st == TINYAI_OK) st = tai_dev_sync(m->devs[m->layer_dev[layer]]);
             TinyAIStatus st3 = tai_mapped_release(m->mm, layer);
             if (st == TINYAI_OK) st = st3;
         }
         TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
         return st != TINYAI_OK ? st : st2;
+    }
+    if (layer == 0) { /* a new pass: x and the angles start on the host */
+        m->fw_cur = 0;
+        m->fw_rope = 0;
     }
     if (layer == 0 && m->emb_rows) {
         const uint64_t t0 = tai_now_ns();
@@ -445,7 +524,7 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
     else
         st = run_head(b, img, img);
     /* the layer's ops are done before its image can be evicted */
-    if (st == TINYAI_OK) st = tai_dev_sync(m->dev);
+    if (st == TINYAI_OK) st = tai_dev_sync(m->devs[m->layer_dev[layer]]);
     TinyAIStatus st2 = tai_mapped_release(m->mm, layer);
     return st != TINYAI_OK ? st : st2;
 }

@@ -76,6 +76,22 @@ typedef struct {
     size_t bytes;
 } tai_workspace;
 
+/* The devices a model runs on: [0] is always the CPU (the embedding lookup
+ * and every layer not placed elsewhere). */
+#define TAI_MAX_DEVICES 8
+
+/* A device's copy of the workspace: where a layer placed on it finds its
+ * activations. For the CPU, host pointers into tai_workspace; for another
+ * device, buffers of the same sizes in its memory. */
+typedef struct {
+    tai_device *dev; /* borrowed: the model's */
+    tai_dbuf *bufs[16];
+    int n_bufs;
+    tai_dref x, xb, q, k, v, att_out, gate, up, ffn_out, rope_cs, logits, mm_scratch,
+        att_scratch;
+    size_t att_scratch_bytes;
+} tai_dws;
+
 struct TinyAIModel {
     TinyAIMappedModel *mm;  /* layers come from its cache */
     int owns_mm;
@@ -90,7 +106,19 @@ struct TinyAIModel {
     tai_wref output;        /* [n_vocab][n_embd]; tok_embd when tied */
     int tied;
     tai_block *blocks;      /* n_layer */
-    tai_device *dev;        /* where every layer runs (the CPU device) */
+    tai_device *dev;        /* the CPU device (devs[0]) */
+    int n_devs;
+    tai_device *devs[TAI_MAX_DEVICES];
+    tai_dws dws[TAI_MAX_DEVICES];
+    unsigned char *layer_dev; /* [file layers]: the device index each runs on */
+    tai_dbuf **dev_w;       /* [file layers]: a layer's image on a non-CPU
+                               device, uploaded on first use and kept */
+    unsigned char *dev_w_on;/* [file layers]: that device (a tied head's
+                               device holds the embedding's image too) */
+    int *kv_slot;           /* [n_layer]: a block's KV slot on its device */
+    int kv_slots[TAI_MAX_DEVICES];
+    int fw_cur;             /* forward pass: the device holding x now */
+    unsigned fw_rope;       /* forward pass: devices given this batch's angles */
     TinyAIModelConfig cfg;
     tai_workspace ws;
 
@@ -119,6 +147,9 @@ struct TinyAISession {
     float *logits;     /* [n_vocab] */
     int have_logits;
     uint64_t bytes;
+    /* on each non-CPU device: the K and V caches of the blocks placed there,
+     * [slot][n_ctx][kv_dim] */
+    tai_dbuf *dev_k[TAI_MAX_DEVICES], *dev_v[TAI_MAX_DEVICES];
 };
 
 /* A forward batch: n columns, column t is token tokens[t] of session seq[t]
@@ -172,6 +203,13 @@ void tai_workspace_free(tai_workspace *ws);
  * and the cache budget under cfg.memoryLimit, (re)creates the cache, sets the
  * schedule and, in NORMAL mode, loads and pins every layer. */
 TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq);
+/* Allocates (frees first) every non-CPU device's workspace for the host
+ * workspace's sizes; frees them all. */
+TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m);
+void tai_dev_workspaces_free(TinyAIModel *m);
+/* Allocates a session's KV caches on the non-CPU devices; frees them. */
+TinyAIStatus tai_session_dev_alloc(TinyAISession *s);
+void tai_session_dev_free(TinyAISession *s);
 /* Builds a model over an open mapped model (borrowed unless owns). */
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *cfg,
                               TinyAIModel **out);

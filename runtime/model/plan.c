@@ -134,6 +134,124 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
         tai_workspace_free(ws);
         return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes of activations", bytes);
     }
+    return tai_dev_workspaces_alloc(m);
+}
+
+/* ---- Device workspaces ------------------------------------------------- */
+
+void tai_dev_workspaces_free(TinyAIModel *m) {
+    for (int d = 1; d < m->n_devs; d++) {
+        tai_dws *w = &m->dws[d];
+        for (int i = 0; i < w->n_bufs; i++) w->dev->ops->buf_free(w->dev->ctx, w->bufs[i]);
+        tai_device *dev = w->dev;
+        memset(w, 0, sizeof *w);
+        w->dev = dev;
+    }
+}
+
+/* A buffer of `bytes` on w's device, named by its start. */
+static TinyAIStatus dws_buf(tai_dws *w, size_t bytes, tai_dref *out) {
+    if (w->n_bufs == (int)(sizeof w->bufs / sizeof *w->bufs))
+        return tai_error(TINYAI_ERR_INTERNAL, "device workspace: too many buffers");
+    tai_dbuf *b = NULL;
+    const int rc = w->dev->ops->buf_alloc(w->dev->ctx, bytes ? bytes : 64, &b);
+    if (rc != 0) return tai_dev_fail(w->dev, "buf_alloc (activations)", rc);
+    w->bufs[w->n_bufs++] = b;
+    out->buf = b;
+    out->off = 0;
+    return TINYAI_OK;
+}
+
+static size_t dev_scratch_bytes(const TinyAIModel *m, tai_device *d, int nub) {
+    size_t best = tai_dev_matmul_scratch(d, m->output.type, m->hp.n_embd, nub);
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const tai_block *b = &m->blocks[l];
+        const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
+            size_t need = tai_dev_matmul_scratch(d, mats[i]->type, mats[i]->n, nub);
+            if (need > best) best = need;
+        }
+    }
+    return best;
+}
+
+TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m) {
+    const tai_workspace *ws = &m->ws;
+    /* the CPU's is the host workspace itself */
+    tai_dws *c = &m->dws[0];
+    c->dev = m->dev;
+    c->x = tai_dref_host(ws->x);
+    c->xb = tai_dref_host(ws->xb);
+    c->q = tai_dref_host(ws->q);
+    c->k = tai_dref_host(ws->k);
+    c->v = tai_dref_host(ws->v);
+    c->att_out = tai_dref_host(ws->att_out);
+    c->gate = tai_dref_host(ws->gate);
+    c->up = tai_dref_host(ws->up);
+    c->ffn_out = tai_dref_host(ws->ffn_out);
+    c->rope_cs = tai_dref_host(ws->rope_cs);
+    c->logits = tai_dref_host(ws->batch_logits);
+    c->mm_scratch = tai_dref_host(ws->mm_scratch);
+    c->att_scratch = tai_dref_host(ws->att_scratch);
+    c->att_scratch_bytes = ws->att_scratch_bytes;
+    tai_dev_workspaces_free(m);
+    const tai_hparams *hp = &m->hp;
+    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)ws->n_ubatch;
+    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim, f = sizeof(float);
+    const size_t cols = U > (size_t)ws->n_seq ? U : (size_t)ws->n_seq;
+    for (int d = 1; d < m->n_devs; d++) {
+        tai_dws *w = &m->dws[d];
+        TinyAIStatus st = TINYAI_OK;
+#define B(field, bytes) \
+    if (st == TINYAI_OK) st = dws_buf(w, (bytes), &w->field)
+        B(x, U * E * f);
+        B(xb, U * E * f);
+        B(q, U * E * f);
+        B(k, U * kvd * f);
+        B(v, U * kvd * f);
+        B(att_out, U * E * f);
+        B(gate, U * F * f);
+        B(up, U * F * f);
+        B(ffn_out, U * E * f);
+        B(rope_cs, U * (size_t)hp->rot_dim * f);
+        B(logits, cols * (size_t)hp->n_vocab * f);
+        B(mm_scratch, dev_scratch_bytes(m, w->dev, (int)cols));
+        w->att_scratch_bytes = tai_dev_attention_scratch(w->dev, ws->att_ctx, hp->n_head);
+        B(att_scratch, w->att_scratch_bytes);
+#undef B
+        if (st != TINYAI_OK) {
+            tai_dev_workspaces_free(m);
+            return st;
+        }
+    }
+    return TINYAI_OK;
+}
+
+void tai_session_dev_free(TinyAISession *s) {
+    const TinyAIModel *m = s->model;
+    for (int d = 1; m && d < m->n_devs; d++) {
+        tai_device *dev = m->devs[d];
+        dev->ops->buf_free(dev->ctx, s->dev_k[d]);
+        dev->ops->buf_free(dev->ctx, s->dev_v[d]);
+        s->dev_k[d] = s->dev_v[d] = NULL;
+    }
+}
+
+TinyAIStatus tai_session_dev_alloc(TinyAISession *s) {
+    const TinyAIModel *m = s->model;
+    const size_t kvd = (size_t)m->hp.n_head_kv * m->hp.head_dim;
+    for (int d = 1; d < m->n_devs; d++) {
+        if (m->kv_slots[d] == 0) continue;
+        tai_device *dev = m->devs[d];
+        const size_t bytes = (size_t)m->kv_slots[d] * (size_t)s->n_ctx * kvd * sizeof(float);
+        int rc = dev->ops->buf_alloc(dev->ctx, bytes, &s->dev_k[d]);
+        if (rc == 0) rc = dev->ops->buf_alloc(dev->ctx, bytes, &s->dev_v[d]);
+        if (rc != 0) {
+            TinyAIStatus st = tai_dev_fail(dev, "buf_alloc (KV cache)", rc);
+            tai_session_dev_free(s);
+            return st;
+        }
+    }
     return TINYAI_OK;
 }
 

@@ -4,6 +4,8 @@
 // the real default model.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -46,10 +48,15 @@ std::string WriteSynth(const TinyAISynthConfig &c) {
     return path;
 }
 
-ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1) {
+bool HaveOpenCL() { return tinyaiDeviceCount() > 1; }
+
+ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1,
+              const char *device = nullptr) {
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.cpu = cpu;
     mc.threads = threads;
+    mc.device = device;
+    mc.cacheDir = std::getenv("TEST_TMPDIR"); // OpenCL program binaries
     TinyAIModel *m = nullptr;
     EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
     return ModelPtr(m);
@@ -106,10 +113,13 @@ TEST_P(ForwardByType, MatchesNumpyReference) {
     std::vector<double> ref = RunReference(path, kTokens);
     ASSERT_EQ(ref.size(), 320u);
     const bool exact = std::string(type) == "F32" || std::string(type) == "F16";
-    for (const char *cpu : {"scalar", "avx2", "avx512"}) {
-        if (std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos) continue;
+    // every CPU variant, and the blocks and head on OpenCL
+    for (const char *cpu : {"scalar", "avx2", "avx512", "opencl"}) {
+        const bool cl = std::string(cpu) == "opencl";
+        if (cl ? !HaveOpenCL() : std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos)
+            continue;
         SCOPED_TRACE(cpu);
-        ModelPtr m = Load(path, cpu, 2);
+        ModelPtr m = cl ? Load(path, nullptr, 2, "opencl") : Load(path, cpu, 2);
         ASSERT_TRUE(m);
         std::vector<float> got = RunC(m.get(), kTokens, kTokens.size());
         ASSERT_EQ(got.size(), ref.size());
@@ -206,6 +216,74 @@ TEST(Forward, BadConfigIsRejected) {
     EXPECT_EQ(m, nullptr);
     EXPECT_EQ(tinyaiLoadModel("/nonexistent/model.gguf", nullptr, &m), TINYAI_ERR_IO);
     std::remove(path.c_str());
+}
+
+std::vector<int32_t> Greedy(TinyAIModel *m, const std::vector<int32_t> &prompt, int n) {
+    TinyAISession *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    SessionPtr sp(s);
+    EXPECT_EQ(tinyaiEval(s, prompt.data(), prompt.size()), TINYAI_OK) << tinyaiLastErrorMessage();
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m, &info);
+    std::vector<int32_t> out;
+    for (int i = 0; i < n; i++) {
+        const float *l = tinyaiGetLogits(s);
+        int32_t best = (int32_t)(std::max_element(l, l + info.nVocab) - l);
+        out.push_back(best);
+        EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK) << tinyaiLastErrorMessage();
+    }
+    return out;
+}
+
+// An F32 model on OpenCL: logits within 1e-4 relative of the CPU's, on a
+// prompt batch and on decoding steps, and the same greedy tokens.
+TEST(OpenCLDevice, AgreesWithTheCpu) {
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    std::string path = WriteSynth(SmallConfig("F32"));
+    ModelPtr cpu = Load(path, nullptr, 2, "cpu"), cl = Load(path, nullptr, 2, "opencl");
+    ASSERT_TRUE(cpu && cl);
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(cl.get(), &info);
+    EXPECT_NE(std::string(info.devices).find("opencl:0"), std::string::npos) << info.devices;
+    EXPECT_STREQ(tinyaiLayerDevice(cl.get(), 0), "cpu");
+    EXPECT_STREQ(tinyaiLayerDevice(cl.get(), 1), "opencl:0");
+    std::vector<float> a = RunC(cpu.get(), kTokens, 5), b = RunC(cl.get(), kTokens, 5);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_LT(RelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
+    EXPECT_EQ(Greedy(cpu.get(), kTokens, 24), Greedy(cl.get(), kTokens, 24));
+    std::remove(path.c_str());
+}
+
+TEST(OpenCLDevice, AnUnknownDeviceIsAnError) {
+    std::string path = WriteSynth(SmallConfig("F32"));
+    for (const char *bad : {"gpu", "opencl:999", "opencl:x", "cpu:1"}) {
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.device = bad;
+        TinyAIModel *m = nullptr;
+        EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_ERR_INVALID_ARG) << bad;
+        EXPECT_EQ(m, nullptr);
+        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("device"), std::string::npos)
+            << tinyaiLastErrorMessage();
+    }
+    std::remove(path.c_str());
+}
+
+// The real model at temperature 0 names Paris, on the CPU and on OpenCL.
+TEST(RealModel, CapitalOfFranceIsParisOnOpenCL) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    ModelPtr m = Load(path, nullptr, 2, "opencl");
+    ASSERT_TRUE(m);
+    int32_t ids[64];
+    size_t n = 0;
+    ASSERT_EQ(tinyaiTokenize(m.get(), "The capital of France is", false, false, ids, 64, &n), TINYAI_OK);
+    std::string text;
+    for (int32_t t : Greedy(m.get(), std::vector<int32_t>(ids, ids + n), 6)) {
+        size_t len = 0;
+        const char *p = tinyaiTokenPiece(m.get(), t, &len);
+        text.append(p, len);
+    }
+    EXPECT_NE(text.find("Paris"), std::string::npos) << "generated: " << text;
 }
 
 // The real model at temperature 0 names Paris.

@@ -92,7 +92,7 @@ void WriteFile(const std::string &p, const std::string &data) {
 }
 
 TEST(Cli, HelpForEverySubcommand) {
-    for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth "}) {
+    for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth ", "devices "}) {
         Result r = Tinyai(std::string(sub) + "--help");
         EXPECT_EQ(r.status, 0) << sub;
         EXPECT_NE(r.output.find("usage: tinyai"), std::string::npos) << sub;
@@ -161,6 +161,35 @@ TEST(Cli, BadArgumentsAreOneLineErrors) {
     ExpectCleanError(Tinyai("frobnicate"), "unknown command");
     ExpectCleanError(Tinyai("synth -o /nonexistent-dir/x.gguf"), "nonexistent-dir");
     ExpectCleanError(Tinyai("synth -o x.gguf --type Q5_K"), "Q5_K");
+    std::remove(m.c_str());
+}
+
+// `devices` lists the CPU first, then what OpenCL reports; --device takes
+// those names, and anything else is a usage error (status 2).
+TEST(Cli, DevicesAndTheDeviceOption) {
+    Result r = Tinyai("devices");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.rfind("cpu ", 0), 0u) << r.output;
+    std::string m = Synth("");
+    for (const char *bad : {"gpu", "opencl:99", "cpu:0", ""}) {
+        Result b = Tinyai("generate -m " + m + " -p hi -n 2 --device '" + bad + "'");
+        EXPECT_EQ(b.status, 2) << bad << ": " << b.output;
+        EXPECT_NE(b.output.find("--device"), std::string::npos) << b.output;
+    }
+    Result c = Tinyai("generate -m " + m + " -p hi -n 2 --temp 0 --device cpu");
+    EXPECT_EQ(c.status, 0) << c.output;
+    EXPECT_NE(c.output.find("devices: cpu"), std::string::npos) << c.output;
+    if (r.output.find("opencl:0") != std::string::npos) {
+        // the same greedy text on OpenCL (an F32 model: float agreement)
+        std::string f = Synth("--type F32");
+        Result a = Tinyai("generate -m " + f + " -p hi -n 12 --temp 0 --device cpu", "");
+        Result o = Tinyai("generate -m " + f + " -p hi -n 12 --temp 0 --device opencl", "");
+        EXPECT_EQ(o.status, 0) << o.output;
+        EXPECT_EQ(a.output, o.output);
+        Result s = Tinyai("generate -m " + f + " -p hi -n 2 --device opencl:0");
+        EXPECT_NE(s.output.find("devices: opencl:0"), std::string::npos) << s.output;
+        std::remove(f.c_str());
+    }
     std::remove(m.c_str());
 }
 
