@@ -77,11 +77,20 @@ static int generate(TinyAISession *s, int n_vocab, int n) {
     return 0;
 }
 
+static const char *e2e_device, *e2e_cache_dir;
+
+void tai_e2e_set_device(const char *device, const char *cache_dir) {
+    e2e_device = device;
+    e2e_cache_dir = cache_dir;
+}
+
 tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int warmup,
                                 int n_prompt, int n_gen) {
     tai_e2e_result r = {0};
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.threads = threads;
+    mc.device = e2e_device;
+    mc.cacheDir = e2e_cache_dir;
     TinyAIModel *m = NULL;
     TinyAISession *s = NULL;
     int32_t *prompt = NULL;
@@ -100,6 +109,7 @@ tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int war
     TinyAIModelInfo info;
     tinyaiGetModelInfo(m, &info);
     snprintf(r.isa, sizeof r.isa, "%s", info.isa);
+    snprintf(r.devices, sizeof r.devices, "%s", info.devices);
     r.bytes_per_token = tai_e2e_bytes_per_token(m);
     int n_ctx = n_prompt + n_gen + 8;
     if (warmup > 0 && n_ctx < 64 + 8) n_ctx = 64 + 8;

@@ -17,7 +17,12 @@ typedef struct {
     double bytes_per_token;     /* weight bytes one generated token reads */
     int ok;
     char isa[16];
+    char devices[192]; /* where the layers ran (TinyAIModelInfo.devices) */
 } tai_e2e_result;
+
+/* The device the following cases load their models on (TinyAIModelConfig
+ * .device; NULL: the default) and the folder for its program binaries. */
+void tai_e2e_set_device(const char *device, const char *cache_dir);
 
 /* Default paths: $TINYAI_CACHE (or $HOME/.cache/tinyai) holding
  * SmolLM2-135M-Instruct.Q4_1.gguf and synth-1b-q4_0.gguf. */

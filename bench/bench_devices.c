@@ -1,0 +1,373 @@
+/*
+ * bench/bench_devices: every device this machine has, op by op and end to
+ * end, in one run.
+ *
+ *   bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--cache DIR]
+ *
+ * 1. Ops, per device (the CPU device at --threads, default all cores; every
+ *    OpenCL device) and weight type:
+ *    - matrix-vector, K x M = 4096 x 14336: GB/s of packed weights read per
+ *      call (enough copies, called in turn, to exceed 1 GiB, so that no
+ *      cache holds them), and the ratio to the CPU device;
+ *    - matrix-matrix, 1024 x 1024 x 512 columns: GFLOP/s;
+ *    - RMSNorm and SwiGLU over 4096 x 512 floats (GB/s of floats read and
+ *      written) and attention of 32 heads over 1024 positions (us).
+ *    Every figure: the median of --reps timed calls after one untimed one,
+ *    each ended by the device's sync.
+ * 2. End to end (each case in its own process): prompt (128 tokens) and
+ *    generation (32 tokens) tok/s of SmolLM2-135M (when present) and the
+ *    synthetic 1B Q4_0 model, with --device cpu, opencl (each OpenCL
+ *    device) and auto.
+ * --cache names the folder for OpenCL program binaries (default: none, so
+ * the first open of each device compiles). Prints the CPU's name and every
+ * device's; results on stdout, errors on stderr.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/e2e.h"
+#include "bench/membw.h"
+#include "core/types.h"
+#include "offload/cpu/cpu.h"
+#include "offload/host.h"
+#include "offload/offload.h"
+#include "offload/opencl/opencl.h"
+
+#define MAX_REPS 51
+#define MAX_DEVS 8
+
+static int reps = 5;
+
+typedef struct {
+    tai_device *d;
+    tai_dbuf *bufs[256];
+    int n;
+} pool;
+
+static tai_dref ref_of(tai_device *d, tai_dbuf *b) {
+    if (d->info.unified) return tai_dref_host(b);
+    tai_dref r = {b, 0};
+    return r;
+}
+
+static int alloc(pool *p, size_t bytes, tai_dref *out) {
+    if (p->n == 256) return -1;
+    tai_dbuf *b = NULL;
+    if (p->d->ops->buf_alloc(p->d->ctx, bytes ? bytes : 64, &b) != 0) return -1;
+    p->bufs[p->n++] = b;
+    *out = ref_of(p->d, b);
+    return 0;
+}
+
+static void release(pool *p) {
+    for (int i = 0; i < p->n; i++) p->d->ops->buf_free(p->d->ctx, p->bufs[i]);
+    p->n = 0;
+}
+
+static int fill(tai_device *d, tai_dref r, size_t bytes, unsigned seed) {
+    unsigned char *h = malloc(bytes);
+    if (!h) return -1;
+    for (size_t i = 0; i < bytes; i += 4) {
+        seed = seed * 1103515245u + 12345u;
+        const float f = (float)((seed >> 9) & 0xffff) / 65536.0f - 0.5f;
+        memcpy(h + i, &f, bytes - i < 4 ? bytes - i : 4);
+    }
+    TinyAIStatus st = tai_dev_upload(d, r, h, bytes);
+    if (st == TINYAI_OK) st = tai_dev_sync(d);
+    free(h);
+    return st == TINYAI_OK ? 0 : -1;
+}
+
+/* Packed weights of type t (random valid blocks) uploaded to `copies`
+ * buffers. */
+static int weights(pool *p, tai_type t, int64_t rows, int64_t n, int copies, tai_dref *out) {
+    const size_t rb = tai_type_row_bytes(t, n), pb = tai_pack_bytes(t, rows, n);
+    unsigned char *rm = malloc(rb * (size_t)rows), *pk = aligned_alloc(64, (pb + 63) / 64 * 64);
+    float *row = malloc((size_t)n * sizeof *row);
+    int rc = rm && pk && row ? 0 : -1;
+    for (int64_t r = 0; rc == 0 && r < rows; r++) {
+        for (int64_t k = 0; k < n; k++) row[k] = (float)((r * 31 + k * 17) % 97) / 97.0f - 0.5f;
+        tai_quantize_row(t, row, rm + (size_t)r * rb, n);
+    }
+    if (rc == 0) tai_host_pack_matrix(NULL, t, rm, rows, n, pk);
+    for (int c = 0; rc == 0 && c < copies; c++) {
+        rc = alloc(p, pb, &out[c]);
+        if (rc == 0 && (tai_dev_upload(p->d, out[c], pk, pb) != TINYAI_OK ||
+                        tai_dev_sync(p->d) != TINYAI_OK))
+            rc = -1;
+    }
+    free(rm);
+    free(pk);
+    free(row);
+    return rc;
+}
+
+/* Median seconds of one matmul (calls rotate over the copies). */
+static double time_matmul(pool *p, tai_type t, const tai_dref *w, int copies, int64_t rows,
+                          int64_t n, int64_t ncols) {
+    tai_dref x, y, s;
+    const size_t sb = tai_dev_matmul_scratch(p->d, t, n, ncols);
+    if (alloc(p, (size_t)(n * ncols) * 4, &x) || alloc(p, (size_t)(rows * ncols) * 4, &y) ||
+        alloc(p, sb, &s) || fill(p->d, x, (size_t)(n * ncols) * 4, 7))
+        return -1;
+    double v[MAX_REPS];
+    int k = 0;
+    for (int r = -1; r < reps; r++) {
+        const double t0 = tai_bench_now();
+        for (int c = 0; c < copies; c++)
+            if (tai_dev_matmul(p->d, t, w[c], rows, n, x, y, ncols, s) != TINYAI_OK) return -1;
+        if (tai_dev_sync(p->d) != TINYAI_OK) return -1;
+        if (r >= 0) v[k++] = (tai_bench_now() - t0) / copies;
+    }
+    return tai_bench_median(v, k);
+}
+
+static const tai_type types[] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0,
+                                 TAI_TYPE_Q4_1};
+#define NT 5
+
+typedef struct {
+    char name[64], model[128];
+    double mv_gbs[NT], mm_gflops[NT], norm_gbs, swiglu_gbs, att_us;
+} dev_figs;
+
+static void ops_of(tai_device *d, int quick, dev_figs *f) {
+    snprintf(f->name, sizeof f->name, "%s", d->info.name);
+    snprintf(f->model, sizeof f->model, "%s", d->info.model);
+    pool p = {d, {0}, 0};
+    const int64_t K = quick ? 2048 : 4096, M = quick ? 4096 : 14336;
+    for (int i = 0; i < NT; i++) {
+        const size_t pb = tai_pack_bytes(types[i], M, K);
+        int copies = (int)((((size_t)1 << 30) + pb - 1) / pb);
+        if (quick) copies = 2;
+        if (copies > 64) copies = 64;
+        tai_dref w[64];
+        f->mv_gbs[i] = f->mm_gflops[i] = -1;
+        if (weights(&p, types[i], M, K, copies, w) == 0) {
+            const double t = time_matmul(&p, types[i], w, copies, M, K, 1);
+            if (t > 0) f->mv_gbs[i] = (double)pb / t / 1e9;
+        }
+        release(&p);
+        const int64_t S = quick ? 512 : 1024, C = quick ? 64 : 512;
+        if (weights(&p, types[i], S, S, 1, w) == 0) {
+            const double t = time_matmul(&p, types[i], w, 1, S, S, C);
+            if (t > 0) f->mm_gflops[i] = 2.0 * (double)S * S * C / t / 1e9;
+        }
+        release(&p);
+    }
+    /* RMSNorm, SwiGLU, attention */
+    const int64_t E = 4096, C = 512;
+    tai_dref x, o, w;
+    f->norm_gbs = f->swiglu_gbs = f->att_us = -1;
+    if (!alloc(&p, (size_t)(E * C) * 4, &x) && !alloc(&p, (size_t)(E * C) * 4, &o) &&
+        !alloc(&p, (size_t)E * 4, &w) && !fill(d, x, (size_t)(E * C) * 4, 1) &&
+        !fill(d, w, (size_t)E * 4, 2)) {
+        double v[MAX_REPS], u[MAX_REPS];
+        int k = 0;
+        for (int r = -1; r < reps; r++) {
+            double t0 = tai_bench_now();
+            if (tai_dev_rmsnorm(d, o, x, w, E, C, 1e-5f) != TINYAI_OK || tai_dev_sync(d)) break;
+            double t1 = tai_bench_now();
+            if (tai_dev_swiglu(d, o, x, E * C) != TINYAI_OK || tai_dev_sync(d)) break;
+            double t2 = tai_bench_now();
+            if (r >= 0) v[k] = t1 - t0, u[k] = t2 - t1, k++;
+        }
+        if (k == reps) {
+            f->norm_gbs = 2.0 * E * C * 4 / tai_bench_median(v, k) / 1e9;
+            f->swiglu_gbs = 3.0 * E * C * 4 / tai_bench_median(u, k) / 1e9;
+        }
+    }
+    const int H = 32, KV = 8, HD = 128, P = 1024;
+    tai_dref q, ao, kc, vc, sc;
+    const size_t sb = tai_dev_attention_scratch(d, P, H);
+    if (!alloc(&p, (size_t)H * HD * 4, &q) && !alloc(&p, (size_t)H * HD * 4, &ao) &&
+        !alloc(&p, (size_t)P * KV * HD * 4, &kc) && !alloc(&p, (size_t)P * KV * HD * 4, &vc) &&
+        !alloc(&p, sb, &sc) && !fill(d, q, (size_t)H * HD * 4, 3) &&
+        !fill(d, kc, (size_t)P * KV * HD * 4, 4) && !fill(d, vc, (size_t)P * KV * HD * 4, 5)) {
+        double v[MAX_REPS];
+        int k = 0;
+        const int32_t pos[1] = {P - 1};
+        for (int r = -1; r < reps; r++) {
+            double t0 = tai_bench_now();
+            if (tai_dev_attention(d, ao, q, 1, &kc, &vc, pos, H, KV, HD, sc, sb) != TINYAI_OK ||
+                tai_dev_sync(d) != TINYAI_OK)
+                break;
+            if (r >= 0) v[k++] = tai_bench_now() - t0;
+        }
+        if (k == reps) f->att_us = tai_bench_median(v, k) * 1e6;
+    }
+    release(&p);
+}
+
+static void cell(double v, const char *fmt) {
+    if (v < 0)
+        printf("%9s", "-");
+    else
+        printf(fmt, v);
+}
+
+/* Section 1 (in a child: see main); writes the OpenCL device count to fd. */
+static int ops_section(long threads, int quick, const char *cache, int fd) {
+    tai_device *devs[MAX_DEVS];
+    int nd = 0;
+    if (tai_cpu_device_open(NULL, (int)threads, &devs[nd]) != TINYAI_OK) {
+        fprintf(stderr, "bench_devices: %s\n", tinyaiLastErrorMessage());
+        return 1;
+    }
+    nd++;
+    const int ncl = tai_opencl_count();
+    for (int i = 0; i < ncl && nd < MAX_DEVS; i++) {
+        const double t0 = tai_bench_now();
+        if (tai_opencl_device_open(i, cache, &devs[nd]) != TINYAI_OK) {
+            fprintf(stderr, "bench_devices: opencl:%d: %s\n", i, tinyaiLastErrorMessage());
+            continue;
+        }
+        printf("opencl:%d  %s | %s (opened in %.2f s)\n", i, devs[nd]->info.model,
+               devs[nd]->info.version, tai_bench_now() - t0);
+        nd++;
+    }
+    if (ncl == 0) printf("opencl:   no OpenCL device on this machine\n");
+    printf("repetitions: %d timed after one untimed (medians)%s\n\n", reps, quick ? ", --quick shapes" : "");
+
+    dev_figs f[MAX_DEVS];
+    for (int i = 0; i < nd; i++) ops_of(devs[i], quick, &f[i]);
+    printf("== 1. Ops\n\nmatrix-vector %s: GB/s of packed weights read (x: of the CPU device's)\n",
+           quick ? "2048 x 4096" : "4096 x 14336");
+    printf("%-10s", "device");
+    for (int t = 0; t < NT; t++) printf("%9s %6s", tai_type_name(types[t]), "x");
+    printf("\n");
+    for (int i = 0; i < nd; i++) {
+        printf("%-10s", f[i].name);
+        for (int t = 0; t < NT; t++) {
+            cell(f[i].mv_gbs[t], "%9.2f");
+            if (f[i].mv_gbs[t] > 0 && f[0].mv_gbs[t] > 0)
+                printf(" %5.2fx", f[i].mv_gbs[t] / f[0].mv_gbs[t]);
+            else
+                printf(" %6s", "-");
+        }
+        printf("\n");
+    }
+    printf("\nmatrix-matrix %s: GFLOP/s\n%-10s", quick ? "512 x 512 x 64" : "1024 x 1024 x 512",
+           "device");
+    for (int t = 0; t < NT; t++) printf("%9s %6s", tai_type_name(types[t]), "x");
+    printf("\n");
+    for (int i = 0; i < nd; i++) {
+        printf("%-10s", f[i].name);
+        for (int t = 0; t < NT; t++) {
+            cell(f[i].mm_gflops[t], "%9.1f");
+            if (f[i].mm_gflops[t] > 0 && f[0].mm_gflops[t] > 0)
+                printf(" %5.2fx", f[i].mm_gflops[t] / f[0].mm_gflops[t]);
+            else
+                printf(" %6s", "-");
+        }
+        printf("\n");
+    }
+    printf("\nother ops: RMSNorm and SwiGLU over 4096 x 512 floats (GB/s moved), attention of "
+           "32 heads (8 KV) of 128 over 1024 positions (us)\n%-10s %9s %9s %9s\n",
+           "device", "rmsnorm", "swiglu", "attn us");
+    for (int i = 0; i < nd; i++) {
+        printf("%-10s", f[i].name);
+        cell(f[i].norm_gbs, " %8.2f");
+        cell(f[i].swiglu_gbs, " %8.2f");
+        cell(f[i].att_us, " %8.0f");
+        printf("\n");
+    }
+    for (int i = 0; i < nd; i++) tai_device_close(devs[i]);
+    return write(fd, &ncl, sizeof ncl) == (ssize_t)sizeof ncl ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, e2e = 1;
+    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cache = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            quick = 1;
+        } else if (!strcmp(argv[i], "--no-e2e")) {
+            e2e = 0;
+        } else if (!strcmp(argv[i], "--cache") && i + 1 < argc) {
+            cache = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] "
+                            "[--cache DIR]\n");
+            return 2;
+        }
+    }
+    if (reps < 1 || reps > MAX_REPS || threads < 1 || threads > 256) {
+        fprintf(stderr, "bench_devices: --reps 1..%d, --threads 1..256\n", MAX_REPS);
+        return 2;
+    }
+    char tuning[512];
+    tai_e2e_apply_tuning(0, tuning, sizeof tuning);
+    printf("TinyAI device benchmark\ncpu:      %s (%s), %ld threads; kernel tuning %s\n",
+           *tai_cpu_name() ? tai_cpu_name() : "?", tai_cpu_id(), threads, tuning);
+    /* OpenCL runtimes start threads of their own, which a forked child
+     * does not have (PoCL's queue then never finishes in the child): the
+     * ops run in a child of their own, and this process, which forks the
+     * end-to-end cases, never touches OpenCL. The child reports how many
+     * OpenCL devices there are. */
+    fflush(stdout);
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    const pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        close(fds[0]);
+        const int rc = ops_section(threads, quick, cache, fds[1]);
+        fflush(stdout);
+        _exit(rc);
+    }
+    close(fds[1]);
+    int ncl = 0;
+    if (read(fds[0], &ncl, sizeof ncl) != (ssize_t)sizeof ncl) ncl = 0;
+    close(fds[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "bench_devices: the ops section failed\n");
+        return 1;
+    }
+    if (!e2e) return 0;
+
+
+    char small[4096], big[4096];
+    tai_e2e_default_paths(small, sizeof small, big, sizeof big);
+    if (tai_e2e_ensure_1b(big) != 0) return 1;
+    printf("\n== 2. End to end (prompt 128 tokens, generation 32 after 8; %d reps; each case in "
+           "its own process)\n\n%-34s %-9s %12s %10s  %s\n",
+           quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "layers ran on");
+    const char *models[2] = {small, big};
+    char names[MAX_DEVS + 2][16];
+    int nn = 0;
+    snprintf(names[nn++], 16, "cpu");
+    for (int i = 0; i < ncl && i < MAX_DEVS; i++) snprintf(names[nn++], 16, "opencl:%d", i);
+    snprintf(names[nn++], 16, "auto");
+    for (int mi = 0; mi < 2; mi++) {
+        if (access(models[mi], R_OK) != 0) {
+            printf("%-34s (not present)\n", strrchr(models[mi], '/') + 1);
+            continue;
+        }
+        for (int k = 0; k < nn; k++) {
+            tai_e2e_set_device(names[k], cache);
+            double peak = 0;
+            tai_e2e_result r = tai_e2e_fork_case(models[mi], (int)threads, quick ? 1 : 3, 1,
+                                                 128, quick ? 8 : 32, &peak);
+            printf("%-34s %-9s ", strrchr(models[mi], '/') + 1, names[k]);
+            if (!r.ok)
+                printf("failed\n");
+            else
+                printf("%12.1f %10.2f  %s\n", r.prompt_tps, r.gen_tps, r.devices);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
