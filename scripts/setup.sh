@@ -8,7 +8,8 @@
 set -euo pipefail
 
 PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-dev
-      libxxhash-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd python3 python3-pip python3-numpy
+      libxxhash-dev libcjson-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd python3 python3-pip
+      python3-numpy
       unzip ca-certificates)
 
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
