@@ -343,8 +343,10 @@ int main(int argc, char **argv) {
     tai_e2e_default_paths(small, sizeof small, big, sizeof big);
     if (tai_e2e_ensure_1b(big) != 0) return 1;
     printf("\n== 2. End to end (prompt 128 tokens, generation 32 after 8; %d reps; each case in "
-           "its own process)\n\n%-34s %-9s %12s %10s  %s\n",
-           quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "layers ran on");
+           "its own process); a pass's time predicted by the cost model / measured (ms; "
+           "prediction - where the device was named)\n\n%-34s %-9s %12s %10s %17s %17s  %s\n",
+           quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "prompt pass ms",
+           "decode pass ms", "layers ran on");
     const char *models[2] = {small, big};
     char names[MAX_DEVS + 2][16];
     int nn = 0;
@@ -364,8 +366,13 @@ int main(int argc, char **argv) {
             printf("%-34s %-9s ", strrchr(models[mi], '/') + 1, names[k]);
             if (!r.ok)
                 printf("failed\n");
-            else
-                printf("%12.1f %10.2f  %s\n", r.prompt_tps, r.gen_tps, r.devices);
+            else {
+                char pp[32], gp[32];
+                snprintf(pp, sizeof pp, r.prompt_pred_s > 0 ? "%.2f" : "-", r.prompt_pred_s * 1e3);
+                snprintf(gp, sizeof gp, r.gen_pred_s > 0 ? "%.3f" : "-", r.gen_pred_s * 1e3);
+                printf("%12.1f %10.2f %8s/%8.2f %8s/%8.3f  %s\n", r.prompt_tps, r.gen_tps, pp,
+                       r.prompt_meas_s * 1e3, gp, r.gen_meas_s * 1e3, r.devices);
+            }
             fflush(stdout);
         }
     }

@@ -141,6 +141,18 @@ tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int war
         if (generate(s, info.nVocab, n_gen) != 0) goto done;
         gt[rep] = (double)n_gen / (tai_bench_now() - t1);
     }
+    for (int k = 0; k < 2; k++) {
+        const int cols = k == 0 ? 1 : n_prompt;
+        double pred = 0, meas = 0;
+        for (int l = 0; l < info.nFileLayers; l++) {
+            TinyAILayerPlacement p;
+            if (tinyaiGetLayerPlacement(m, cols, l, &p) != TINYAI_OK) break;
+            pred += p.predictedSeconds;
+            meas += p.measuredSeconds;
+        }
+        if (k == 0) r.gen_pred_s = pred, r.gen_meas_s = meas;
+        else r.prompt_pred_s = pred, r.prompt_meas_s = meas;
+    }
     r.prompt_tps = tai_bench_median(pt, reps);
     r.gen_tps = tai_bench_median(gt, reps);
     r.ok = 1;

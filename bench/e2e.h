@@ -17,7 +17,11 @@ typedef struct {
     double bytes_per_token;     /* weight bytes one generated token reads */
     int ok;
     char isa[16];
-    char devices[192]; /* where the layers ran (TinyAIModelInfo.devices) */
+    char devices[320]; /* where the layers ran (TinyAIModelInfo.devices) */
+    /* a pass's time summed over layers, the cost model's prediction and the
+     * mean measured (tinyaiGetLayerPlacement): decoding (1 column) and the
+     * prompt's batch; predictions are 0 where the device was named */
+    double gen_pred_s, gen_meas_s, prompt_pred_s, prompt_meas_s;
 } tai_e2e_result;
 
 /* The device the following cases load their models on (TinyAIModelConfig

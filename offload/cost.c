@@ -146,7 +146,7 @@ static TinyAIStatus run_down(void *ctx) {
 }
 
 static size_t weight_total(const tai_device *d) {
-    if (!d->info.unified) return 256 * MB;
+    if (!d->info.unified) return 128 * MB; /* above a GPU's L2 */
     /* the CPU: more than its last-level cache, as decoding reads the weights */
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     const size_t twice = l3 > 0 ? 2 * (size_t)l3 : 0;
@@ -186,7 +186,7 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
         if (st == TINYAI_OK) st = get(&B, sb, &s);
         if (st == TINYAI_OK) {
             job j = {d, t, wr, copies, R, N, 1, x, y, s, {0}, {0}, 0, 0, NULL, 0};
-            const double sec = timed(run_matmul, &j, 0.15);
+            const double sec = timed(run_matmul, &j, 0.08);
             if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else out->mv_gbs[t] = (double)pb * copies / sec / 1e9;
         }
@@ -204,7 +204,7 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
         if (st == TINYAI_OK) st = get(&B, sb2, &s);
         if (st == TINYAI_OK) {
             job j = {d, t, wr, 1, S, S, C, x, y, s, {0}, {0}, 0, 0, NULL, 0};
-            const double sec = timed(run_matmul, &j, 0.1);
+            const double sec = timed(run_matmul, &j, 0.05);
             if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else out->mm_gflops[t] = 2.0 * (double)S * S * C / sec / 1e9;
         }
@@ -348,18 +348,86 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
     return TINYAI_OK;
 }
 
-TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
+/* The file's JSON, or a new empty one where there is none or it is not
+ * ours (it will be replaced). */
+static cJSON *open_or_new(const char *path) {
     TinyAIStatus st;
     cJSON *j = read_json(path, &st);
-    if (!j) { /* none yet, or not ours: a new file */
-        tinyaiClearError();
-        j = cJSON_CreateObject();
-        if (!j || !cJSON_AddNumberToObject(j, FILE_TAG, FILE_VERSION) ||
-            !cJSON_AddObjectToObject(j, "devices")) {
-            cJSON_Delete(j);
-            return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    if (j) return j;
+    tinyaiClearError();
+    j = cJSON_CreateObject();
+    if (!j || !cJSON_AddNumberToObject(j, FILE_TAG, FILE_VERSION) ||
+        !cJSON_AddObjectToObject(j, "devices")) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static TinyAIStatus write_json(const char *path, cJSON *j) {
+    char *text = cJSON_Print(j);
+    if (!text) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    TinyAIStatus st = TINYAI_OK;
+    if (!f) {
+        st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    } else {
+        const size_t n = strlen(text);
+        const bool wrote = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
+        if (fclose(f) != 0 || !wrote || rename(tmp, path) != 0) {
+            st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+            unlink(tmp);
         }
     }
+    cJSON_free(text);
+    return st;
+}
+
+TinyAIStatus tai_calib_opencl_list(const char *path, char (*keys)[384], int max, int *n) {
+    TinyAIStatus st;
+    cJSON *j = read_json(path, &st);
+    if (!j) return st;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "opencl_devices");
+    if (!a) {
+        cJSON_Delete(j);
+        return tai_error(TINYAI_ERR_IO, "%s: no OpenCL devices recorded", path);
+    }
+    *n = 0;
+    const cJSON *e;
+    bool ok = cJSON_IsArray(a);
+    cJSON_ArrayForEach(e, a) {
+        if (!ok) break;
+        if (!cJSON_IsString(e) || *n >= max) {
+            ok = false;
+            break;
+        }
+        snprintf(keys[(*n)++], 384, "%s", e->valuestring);
+    }
+    cJSON_Delete(j);
+    return ok ? TINYAI_OK : tai_error(TINYAI_ERR_FORMAT, "%s: malformed OpenCL device list", path);
+}
+
+TinyAIStatus tai_calib_set_opencl_list(const char *path, char (*keys)[384], int n) {
+    cJSON *j = open_or_new(path);
+    if (!j) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "opencl_devices");
+    cJSON *a = cJSON_AddArrayToObject(j, "opencl_devices");
+    bool ok = a != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *s = cJSON_CreateString(keys[i]);
+        ok = s && cJSON_AddItemToArray(a, s);
+    }
+    TinyAIStatus st = ok ? write_json(path, j) : tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    cJSON_Delete(j);
+    return st;
+}
+
+TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
+    TinyAIStatus st;
+    cJSON *j = open_or_new(path);
+    if (!j) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     cJSON *devs = cJSON_GetObjectItemCaseSensitive(j, "devices");
     cJSON_DeleteItemFromObjectCaseSensitive(devs, c->key);
     cJSON *e = cJSON_AddObjectToObject(devs, c->key);
@@ -378,24 +446,8 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
          cJSON_AddNumberToObject(e, "xfer_us", c->xfer_us) &&
          cJSON_AddNumberToObject(e, "mem_bytes", (double)c->mem_bytes) &&
          cJSON_AddNumberToObject(e, "unified", c->unified ? 1 : 0);
-    char *text = ok ? cJSON_Print(j) : NULL;
+    st = ok ? write_json(path, j) : tai_error(TINYAI_ERR_NOMEM, "out of memory");
     cJSON_Delete(j);
-    if (!text) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    st = TINYAI_OK;
-    if (!f) {
-        st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    } else {
-        const size_t n = strlen(text);
-        const bool wrote = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-        if (fclose(f) != 0 || !wrote || rename(tmp, path) != 0) {
-            st = tai_error(TINYAI_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    cJSON_free(text);
     return st;
 }
 

@@ -68,6 +68,12 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out);
  * renamed over it; a corrupt or foreign file is replaced). */
 TinyAIStatus tai_calib_save(const char *path, const tai_calib *c);
 
+/* The OpenCL devices the file says this machine has (keys as
+ * tai_calib_key), recorded when they were last enumerated: 0 and *n, or
+ * TINYAI_ERR_IO (none recorded) / TINYAI_ERR_FORMAT. Setting replaces it. */
+TinyAIStatus tai_calib_opencl_list(const char *path, char (*keys)[384], int max, int *n);
+TinyAIStatus tai_calib_set_opencl_list(const char *path, char (*keys)[384], int n);
+
 /* What a layer computes, for the cost model. */
 typedef struct {
     int n_mats;

@@ -107,6 +107,8 @@ static void generate_help(void) {
            "                       cpu, opencl, opencl:N (see `tinyai devices`); with\n"
            "                       OpenCL the blocks and head run there, the embedding\n"
            "                       lookup on the CPU\n"
+           "  --placement          print where each layer ran, for the prompt and for\n"
+           "                       decoding: device, predicted and measured time\n"
            "  --ctx N              context size in tokens (default min(model, 4096))\n"
            "  --temp T             temperature, 0 = greedy (default 0.8)\n"
            "  --top-k K            keep the K most likely tokens, 0 = all (default 40)\n"
@@ -157,6 +159,9 @@ static int parse_choice(const char *v, const char *const *names, int n) {
 
 /* ---- devices ------------------------------------------------------------ */
 
+static void cache_dir(char *buf, size_t n);
+static int make_dirs(const char *dir);
+
 /* Whether `name` is "auto", "opencl" (with one device) or a listed device. */
 static int device_exists(const char *name) {
     if (!strcmp(name, "auto")) return 1;
@@ -170,16 +175,55 @@ static int device_exists(const char *name) {
     return 0;
 }
 
+/* Per layer, for the prompt's batch and for decoding: the device, the cost
+ * model's prediction and the mean measured time. */
+static void print_placement(const TinyAIModel *model, int layers, int prompt_cols) {
+    const int cols[2] = {prompt_cols, 1};
+    for (int k = 0; k < 2; k++) {
+        TinyAILayerPlacement p;
+        if (tinyaiGetLayerPlacement(model, cols[k], 0, &p) != TINYAI_OK) return;
+        fprintf(stderr, "placement for %s (%d column%s; bucket of %d+): layer, device, "
+                        "predicted ms, measured ms\n",
+                k == 0 ? "the prompt" : "decoding", cols[k], cols[k] > 1 ? "s" : "",
+                p.bucketColumns);
+        double tp = 0, tm = 0;
+        for (int l = 0; l < layers; l++) {
+            if (tinyaiGetLayerPlacement(model, cols[k], l, &p) != TINYAI_OK) return;
+            fprintf(stderr, "  %3d %-9s %9.3f %9.3f%s\n", l, p.device, p.predictedSeconds * 1e3,
+                    p.measuredSeconds * 1e3, p.passes ? "" : " (not run)");
+            tp += p.predictedSeconds;
+            tm += p.measuredSeconds;
+        }
+        fprintf(stderr, "  all       %9.3f %9.3f%s\n", tp * 1e3, tm * 1e3,
+                tp > 0 ? "" : " (no prediction: the device was named, not chosen)");
+    }
+}
+
 static int cmd_devices(int argc, char **argv) {
+    int calibrate = 0;
+    long threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyai devices\n\nLists what the layers can run on: the CPU and every "
-                   "OpenCL device\nthe ICD loader reports, with the names --device takes.\n");
+            printf("usage: tinyai devices [--calibrate [--threads N]]\n\n"
+                   "Lists what the layers can run on: the CPU and every OpenCL device the\n"
+                   "ICD loader reports, with the names --device takes. --calibrate measures\n"
+                   "each (what --device auto decides with; generate does it once by itself)\n"
+                   "and saves it in the cache folder ($TINYAI_CACHE, else ~/.cache/tinyai),\n"
+                   "the CPU at N threads (default: all cores).\n");
             return 0;
+        } else if (!strcmp(argv[i], "--calibrate")) {
+            calibrate = 1;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (!parse_long(argv[++i], 1, 256, &threads))
+                return usage_error("--threads must be an integer in 1..256, got '%s'", argv[i]);
+        } else {
+            return usage_error("devices: unknown argument %s", argv[i]);
         }
-        return usage_error("devices: unknown argument %s", argv[i]);
     }
     static const char *const kinds[] = {"CPU", "GPU", "accelerator", "other"};
+    char dir[4000];
+    cache_dir(dir, sizeof dir);
+    if (calibrate && make_dirs(dir) != 0) return fail("cannot create the cache folder");
     const int n = tinyaiDeviceCount();
     for (int i = 0; i < n; i++) {
         TinyAIDeviceInfo d;
@@ -187,7 +231,26 @@ static int cmd_devices(int argc, char **argv) {
         printf("%-10s %-11s %s | %s | %s | %.1f GiB\n", d.name,
                kinds[d.kind >= 0 && d.kind < 4 ? d.kind : 3], d.model, d.vendor, d.version,
                (double)d.memoryBytes / (1 << 30));
+        if (!calibrate) continue;
+        TinyAIDeviceCalibration c;
+        if (tinyaiCalibrateDevice(dir, i, (int)threads, &c) != TINYAI_OK) {
+            fprintf(stderr, "%s: %s: calibration failed: %s\n", prog, d.name,
+                    tinyaiLastErrorMessage());
+            continue;
+        }
+        printf("           matrix-vector GB/s   F32 %.1f  F16 %.1f  Q8_0 %.1f  Q4_0 %.1f  Q4_1 %.1f\n",
+               c.matvecGBs[0], c.matvecGBs[1], c.matvecGBs[2], c.matvecGBs[3], c.matvecGBs[4]);
+        printf("           matrix-matrix GFLOP/s F32 %.0f  F16 %.0f  Q8_0 %.0f  Q4_0 %.0f  Q4_1 %.0f\n",
+               c.matmulGFlops[0], c.matmulGFlops[1], c.matmulGFlops[2], c.matmulGFlops[3],
+               c.matmulGFlops[4]);
+        printf("           op %.1f us, sync %.1f us, elementwise %.1f GB/s", c.opMicros, c.syncMicros,
+               c.elementwiseGBs);
+        if (c.hostToDeviceGBs > 0)
+            printf(", to device %.1f GB/s, from it %.1f GB/s, transfer %.1f us", c.hostToDeviceGBs,
+                   c.deviceToHostGBs, c.transferMicros);
+        printf("\n");
     }
+    if (calibrate) printf("saved in %s/devices.json\n", dir);
     return 0;
 }
 
@@ -330,7 +393,7 @@ static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL,
                *device = NULL;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
-    int chat = 0, quiet = 0, verify = 0, tune = 1;
+    int chat = 0, quiet = 0, verify = 0, tune = 1, placement = 0;
     size_t mem_limit = 0;
     int mode = TINYAI_EXEC_ADAPTIVE, io = TINYAI_IO_AUTO, policy = TINYAI_CACHE_BELADY,
         numa = TINYAI_NUMA_LOCAL;
@@ -354,6 +417,8 @@ static int cmd_generate(int argc, char **argv) {
             verify = 1;
         } else if (!strcmp(a, "--no-tune")) {
             tune = 0;
+        } else if (!strcmp(a, "--placement")) {
+            placement = 1;
         } else if (!(v = take(argc, argv, &i))) {
             return usage_error("option %s needs a value or is unknown", a);
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -439,10 +504,18 @@ static int cmd_generate(int argc, char **argv) {
     mc.cachePolicy = (TinyAICachePolicy)policy;
     mc.numaPolicy = (TinyAINumaPolicy)numa;
     mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
+    /* the cache folder keeps the devices' calibrations (auto) and OpenCL
+     * program binaries */
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
-    if (device && strcmp(device, "cpu") && strcmp(device, "auto") && make_dirs(cdir) == 0)
-        mc.cacheDir = cdir; /* OpenCL program binaries */
+    if (!(device && !strcmp(device, "cpu")) && make_dirs(cdir) == 0) {
+        mc.cacheDir = cdir;
+        char cal[4100];
+        snprintf(cal, sizeof cal, "%s/devices.json", cdir);
+        if (!quiet && !(device && strncmp(device, "opencl", 6) == 0) && access(cal, F_OK) != 0)
+            fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; a few "
+                            "seconds)\n", prog);
+    }
     mc.device = device;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
@@ -450,6 +523,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     TinyAIModelInfo info;
     tinyaiGetModelInfo(model, &info);
+    if (info.placementNote[0]) fprintf(stderr, "%s: warning: %s\n", prog, info.placementNote);
     if (ctx > info.nCtxTrain) {
         fprintf(stderr, "%s: --ctx %ld is larger than the model's context (%d)\n", prog, ctx, info.nCtxTrain);
         rc = 2;
@@ -576,6 +650,7 @@ static int cmd_generate(int argc, char **argv) {
                 mi.ioFallback ? ", fallback: " : "", mi.ioFallback ? mi.ioFallback : "",
                 mi.cachePolicy ? mi.cachePolicy : "?");
     }
+    if (placement) print_placement(model, info.nFileLayers, (int)n_ids);
     (void)mi0;
     rc = 0;
 done:

@@ -167,8 +167,12 @@ typedef struct {
     double repackSeconds;   /* time the load spent reading, verifying and
                                repacking resident layers (0 when the layers
                                are loaded on demand) */
-    char devices[192];      /* where the layers run: "cpu", or "opencl:0
-                               (<its name>) for 31 of 32 layers, cpu" */
+    char devices[320];      /* where the layers run: "cpu", or "opencl:0
+                               (<its name>) for 31 of 32 layers, cpu", per
+                               batch size where that differs ("1 column:
+                               cpu; 16+ columns: opencl:0 ...") */
+    char placementNote[320];/* "" or what happened to a bad calibration file
+                               (it was measured again) */
 } TinyAIModelInfo;
 
 /* ---- Devices --------------------------------------------------------------
@@ -184,14 +188,52 @@ typedef struct {
     uint64_t memoryBytes;
 } TinyAIDeviceInfo;
 
+/* A device's calibration: what the cost model of --device auto knows of
+ * it (measured once, kept in cacheDir/devices.json). Weight types in the
+ * order F32, F16, Q8_0, Q4_0, Q4_1. */
+typedef struct {
+    double matvecGBs[5];    /* batch 1: GB/s of packed weights */
+    double matmulGFlops[5]; /* 64 columns */
+    double opMicros;        /* one op */
+    double syncMicros;      /* one synchronisation */
+    double elementwiseGBs;
+    double hostToDeviceGBs, deviceToHostGBs; /* 0 for the CPU */
+    double transferMicros;
+    uint64_t memoryBytes;   /* for weights; 0: the host's */
+} TinyAIDeviceCalibration;
+
+/* Measures device `index` (the CPU with `threads` threads, 0 = all cores)
+ * and saves it in cacheDir/devices.json (which also records this machine's
+ * OpenCL devices, so that auto need not enumerate them again). A second or
+ * a few per device. */
+TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
+                                   TinyAIDeviceCalibration *out);
+
 int tinyaiDeviceCount(void);
 /* TINYAI_ERR_RANGE for an index outside 0..tinyaiDeviceCount()-1. */
 TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out);
 
 /* Where file layer `layer` (0 = embedding, 1..nLayer = blocks, nLayer + 1 =
- * head) runs: the device's name ("cpu", "opencl:0"), static for the model's
- * life; NULL for a layer out of range. */
+ * head) runs when decoding (batches of one column): the device's name
+ * ("cpu", "opencl:0"), static for the model's life; NULL for a layer out of
+ * range. */
 const char *tinyaiLayerDevice(const TinyAIModel *model, int layer);
+
+/* The placement of a layer for passes of `columns` columns (the bucket
+ * holding that batch size: 1, 4, 16, 64, 256 and up): its device, the cost
+ * model's prediction (0 where the device was named, not chosen) and the
+ * mean measured time of the layer in the passes of that bucket so far
+ * (0 before any), seconds, weights and transfers included. */
+typedef struct {
+    const char *device;
+    int bucketColumns;  /* the smallest batch of the bucket */
+    double predictedSeconds;
+    double measuredSeconds;
+    int passes;         /* passes measured */
+} TinyAILayerPlacement;
+
+TinyAIStatus tinyaiGetLayerPlacement(const TinyAIModel *model, int columns, int layer,
+                                     TinyAILayerPlacement *out);
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);
 

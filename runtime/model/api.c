@@ -50,7 +50,7 @@ void tinyaiFreeModel(TinyAIModel *m) {
     tai_device_close(m->dev);
     free(m->dev_w);
     free(m->dev_w_on);
-    free(m->layer_dev);
+    tai_model_place_free(m);
     free(m->kv_slot);
     tai_workspace_free(&m->ws);
     tai_tokenizer_free(m->tok);
@@ -122,45 +122,6 @@ static void bind_threads(const tai_device *cpu) {
     tinyaiClearError();
 }
 
-/* "cpu" -> -1, "opencl" -> 0, "opencl:N" -> N; -2 for anything else. */
-static int opencl_index(const char *name) {
-    if (!strcmp(name, "cpu")) return -1;
-    if (!strcmp(name, "opencl")) return 0;
-    if (strncmp(name, "opencl:", 7) != 0 || !name[7]) return -2;
-    char *end = NULL;
-    const long v = strtol(name + 7, &end, 10);
-    return *end || v < 0 || v > 1000 ? -2 : (int)v;
-}
-
-/* The devices and which layer runs where. Without a device named (or
- * "auto") every layer runs on the CPU. */
-static TinyAIStatus place_layers(TinyAIModel *m, const char *device, const char *cache_dir) {
-    const int nl = m->hp.n_layer, nf = m->file->n_layers;
-    m->devs[0] = m->dev;
-    m->n_devs = 1;
-    m->dws[0].dev = m->dev;
-    m->layer_dev = calloc((size_t)nf, 1);
-    m->dev_w = calloc((size_t)nf, sizeof *m->dev_w);
-    m->dev_w_on = calloc((size_t)nf, 1);
-    m->kv_slot = calloc((size_t)nl, sizeof *m->kv_slot);
-    if (!m->layer_dev || !m->dev_w || !m->dev_w_on || !m->kv_slot) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    if (!device || !*device || !strcmp(device, "auto")) return TINYAI_OK;
-    const int cl = opencl_index(device);
-    if (cl == -2)
-        return tai_error(TINYAI_ERR_INVALID_ARG,
-                         "unknown device '%s' (auto, cpu, opencl, opencl:N)", device);
-    if (cl == -1) return TINYAI_OK;
-    tai_device *d = NULL;
-    TinyAIStatus st = tai_opencl_device_open(cl, cache_dir, &d);
-    if (st != TINYAI_OK) return st;
-    m->devs[1] = d;
-    m->dws[1].dev = d;
-    m->n_devs = 2;
-    for (int l = 1; l < nf; l++) m->layer_dev[l] = 1;
-    for (int l = 0; l < nl; l++) m->kv_slot[l] = m->kv_slots[1]++;
-    return TINYAI_OK;
-}
-
 int tinyaiDeviceCount(void) { return 1 + tai_opencl_count(); }
 
 TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
@@ -192,7 +153,23 @@ TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
 
 const char *tinyaiLayerDevice(const TinyAIModel *m, int layer) {
     if (!m || layer < 0 || layer >= m->file->n_layers) return NULL;
-    return m->devs[m->layer_dev[layer]]->info.name;
+    return m->devs[m->plans[0][layer]]->info.name;
+}
+
+TinyAIStatus tinyaiGetLayerPlacement(const TinyAIModel *m, int columns, int layer,
+                                     TinyAILayerPlacement *out) {
+    if (!m || !out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetLayerPlacement: NULL argument");
+    if (layer < 0 || layer >= m->file->n_layers || columns < 1)
+        return tai_error(TINYAI_ERR_RANGE, "layer %d of %d, %d columns", layer, m->file->n_layers,
+                         columns);
+    int b = 0;
+    while (b + 1 < m->n_plans && tai_plan_cols[b + 1] <= columns) b++;
+    out->device = m->devs[m->plans[b][layer]]->info.name;
+    out->bucketColumns = tai_plan_cols[b];
+    out->predictedSeconds = m->plan_pred[b][layer];
+    out->passes = m->plan_runs[b][layer];
+    out->measuredSeconds = out->passes ? m->plan_meas[b][layer] / out->passes : 0;
+    return TINYAI_OK;
 }
 
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *config,
@@ -226,7 +203,7 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->cfg.cpu = NULL; /* not kept: the caller's string */
     if (st != TINYAI_OK) goto fail;
     bind_threads(m->dev);
-    st = place_layers(m, cfg.device, cfg.cacheDir);
+    st = tai_model_place(m, cfg.device, cfg.cacheDir);
     m->cfg.device = m->cfg.cacheDir = NULL;
     if (st != TINYAI_OK) goto fail;
     const char *name = NULL;
@@ -358,20 +335,31 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     out->addBosToken = tai_tokenizer_add_bos(m->tok);
     out->nFileLayers = m->file->n_layers;
     size_t off = 0;
-    for (int d = m->n_devs - 1; d >= 0; d--) {
-        int n = 0;
-        for (int l = 0; l < m->file->n_layers; l++) n += m->layer_dev[l] == d;
-        if (n == 0) continue;
-        const tai_device_info *in = &m->devs[d]->info;
-        if (d == 0)
-            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off, "%scpu",
-                                    off ? ", " : "");
-        else
-            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
-                                    "%s%s (%s) for %d of %d layers", off ? ", " : "", in->name,
-                                    in->model, n, m->file->n_layers);
-        if (off >= sizeof out->devices) break;
+    for (int b = 0; b < m->n_plans && off < sizeof out->devices; b++) {
+        if (b > 0 && !memcmp(m->plans[b], m->plans[b - 1], (size_t)m->file->n_layers)) continue;
+        const bool split = m->n_plans > 1 && memcmp(m->plans[0], m->plans[m->n_plans - 1],
+                                                    (size_t)m->file->n_layers) != 0;
+        if (split)
+            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off, "%s%d%s column%s: ",
+                                    off ? "; " : "", tai_plan_cols[b],
+                                    b + 1 < m->n_plans ? "" : "+", tai_plan_cols[b] > 1 ? "s" : "");
+        bool first = true;
+        for (int d = m->n_devs - 1; d >= 0 && off < sizeof out->devices; d--) {
+            int n = 0;
+            for (int l = 0; l < m->file->n_layers; l++) n += m->plans[b][l] == d;
+            if (n == 0) continue;
+            const tai_device_info *in = &m->devs[d]->info;
+            if (d == 0)
+                off += (size_t)snprintf(out->devices + off, sizeof out->devices - off, "%scpu",
+                                        first ? "" : ", ");
+            else
+                off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
+                                        "%s%s (%s) for %d of %d layers", first ? "" : ", ",
+                                        in->name, in->model, n, m->file->n_layers);
+            first = false;
+        }
     }
+    snprintf(out->placementNote, sizeof out->placementNote, "%s", m->placement_note);
     return TINYAI_OK;
 }
 

@@ -269,6 +269,29 @@ static tai_dref kv_at(const TinyAIModel *m, int d, const TinyAISession *s, int l
 /* k and v of the batch's columns appended to their sessions' caches at
  * their positions: one copy per run of columns of one session at
  * consecutive positions (a prompt is one run). */
+/* A block's cache on device d (not the CPU) made whole up to each
+ * column's session's first new position, from the host's copy. */
+static TinyAIStatus sync_kv(const tai_batch *b, int d, int layer) {
+    TinyAIModel *m = b->m;
+    const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    for (int t = 0; t < b->n; t++) {
+        TinyAISession *s = b->seq[t];
+        if (t > 0 && s == b->seq[t - 1]) continue;
+        const int need = b->pos[t];
+        int *valid = &s->dev_valid[d][layer];
+        if (*valid >= need) continue;
+        const size_t bytes = (size_t)(need - *valid) * (size_t)kvd * sizeof(float);
+        for (int is_v = 0; is_v < 2; is_v++) {
+            TinyAIStatus st = tai_dev_upload(m->devs[d], kv_at(m, d, s, layer, is_v, *valid),
+                                             (const void *)(uintptr_t)kv_at(m, 0, s, layer, is_v, *valid).off,
+                                             bytes);
+            if (st != TINYAI_OK) return st;
+        }
+        *valid = need;
+    }
+    return TINYAI_OK;
+}
+
 static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
     TinyAIModel *m = b->m;
     const tai_dws *ws = &m->dws[d];
@@ -278,12 +301,27 @@ static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
         int t1 = t0 + 1;
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
-        TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, b->pos[t0]),
+        const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
+        TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, p0),
                                        tai_dref_at(ws->k, (size_t)t0 * col), bytes);
         if (st == TINYAI_OK)
-            st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 1, b->pos[t0]),
+            st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 1, p0),
                               tai_dref_at(ws->v, (size_t)t0 * col), bytes);
+        if (st == TINYAI_OK && d != 0) {
+            /* the host keeps every position: a later pass of this block on
+             * another device starts from it */
+            st = tai_dev_download(m->devs[d], (void *)(uintptr_t)kv_at(m, 0, s, layer, 0, p0).off,
+                                  tai_dref_at(ws->k, (size_t)t0 * col), bytes);
+            if (st == TINYAI_OK)
+                st = tai_dev_download(m->devs[d],
+                                      (void *)(uintptr_t)kv_at(m, 0, s, layer, 1, p0).off,
+                                      tai_dref_at(ws->v, (size_t)t0 * col), bytes);
+            if (st == TINYAI_OK && s->dev_valid[d][layer] >= p0) s->dev_valid[d][layer] = p1;
+        }
         if (st != TINYAI_OK) return st;
+        /* what other devices hold from p0 on is stale now */
+        for (int e = 1; e < m->n_devs; e++)
+            if (e != d && s->dev_valid[e] && s->dev_valid[e][layer] > p0) s->dev_valid[e][layer] = p0;
         t0 = t1;
     }
     return TINYAI_OK;
@@ -352,6 +390,7 @@ static TinyAIStatus run_block(const tai_batch *b, int l, const unsigned char *im
     TRY_OP(matmul(m, ws, &w, &blk->wv, ws->xb, ws->v, n));
     TRY_OP(tai_dev_rope(dev, ws->q, n, E, hp->n_head, hp->head_dim, hp->rot_dim, ws->rope_cs));
     TRY_OP(tai_dev_rope(dev, ws->k, n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, ws->rope_cs));
+    if (d != 0) TRY_OP(sync_kv(b, d, l));
     TRY_OP(store_kv(b, d, l));
     TRY_OP(attend(b, d, l));
     TRY_OP(matmul(m, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
@@ -481,7 +520,30 @@ static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
     return TINYAI_OK;
 }
 
+static TinyAIStatus run_layer(const tai_batch *b, int layer);
+
 TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
+    TinyAIModel *m = b->m;
+    if (layer == 0) {
+        /* a new pass: x and the angles start on the host; the placement is
+         * the plan of this batch size's bucket */
+        m->fw_cur = 0;
+        m->fw_rope = 0;
+        int k = 0;
+        while (k + 1 < m->n_plans && tai_plan_cols[k + 1] <= b->n) k++;
+        m->cur_plan = k;
+        m->layer_dev = m->plans[k];
+    }
+    const uint64_t t_layer = tai_now_ns();
+    TinyAIStatus st_layer = run_layer(b, layer);
+    if (st_layer == TINYAI_OK && layer < m->file->n_layers) {
+        m->plan_meas[m->cur_plan][layer] += (double)(tai_now_ns() - t_layer) * 1e-9;
+        m->plan_runs[m->cur_plan][layer]++;
+    }
+    return st_layer;
+}
+
+static TinyAIStatus run_layer(const tai_batch *b, int layer) {
     TinyAIModel *m = b->m;
     const int nl = m->hp.n_layer;
     const unsigned char *img = NULL;
@@ -504,10 +566,6 @@ TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
         }
         TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
         return st != TINYAI_OK ? st : st2;
-    }
-    if (layer == 0) { /* a new pass: x and the angles start on the host */
-        m->fw_cur = 0;
-        m->fw_rope = 0;
     }
     if (layer == 0 && m->emb_rows) {
         const uint64_t t0 = tai_now_ns();

@@ -110,7 +110,19 @@ struct TinyAIModel {
     int n_devs;
     tai_device *devs[TAI_MAX_DEVICES];
     tai_dws dws[TAI_MAX_DEVICES];
-    unsigned char *layer_dev; /* [file layers]: the device index each runs on */
+    unsigned char *layer_dev; /* [file layers]: the device each runs on in the
+                                 pass under way (one of the plans below) */
+    /* Placement per batch size: plans[b] for passes of at least
+     * tai_plan_cols[b] columns (and fewer than the next bucket's); the cost
+     * model's predicted seconds per layer beside each, measured ones
+     * accumulated as passes run (for --placement). */
+    int n_plans;
+    unsigned char *plans[5];
+    double *plan_pred[5];
+    double *plan_meas[5];
+    int *plan_runs[5];
+    int cur_plan;
+    char placement_note[320]; /* what happened to a bad calibration file */
     tai_dbuf **dev_w;       /* [file layers]: a layer's image on a non-CPU
                                device, uploaded on first use and kept */
     unsigned char *dev_w_on;/* [file layers]: that device (a tied head's
@@ -150,6 +162,10 @@ struct TinyAISession {
     /* on each non-CPU device: the K and V caches of the blocks placed there,
      * [slot][n_ctx][kv_dim] */
     tai_dbuf *dev_k[TAI_MAX_DEVICES], *dev_v[TAI_MAX_DEVICES];
+    /* per block: positions [0, n) of its cache on that device equal the
+     * host's (the host's copy is always whole: a device's new K and V are
+     * copied back as they are made) */
+    int *dev_valid[TAI_MAX_DEVICES];
 };
 
 /* A forward batch: n columns, column t is token tokens[t] of session seq[t]
@@ -210,6 +226,14 @@ void tai_dev_workspaces_free(TinyAIModel *m);
 /* Allocates a session's KV caches on the non-CPU devices; frees them. */
 TinyAIStatus tai_session_dev_alloc(TinyAISession *s);
 void tai_session_dev_free(TinyAISession *s);
+/* The smallest batch of each placement bucket: {1, 4, 16, 64, 256}. */
+extern const int tai_plan_cols[5];
+/* Opens the devices and decides where each layer runs (placement.c):
+ * "cpu", "opencl[:N]" (the blocks and head there) or auto (the cost model,
+ * per batch bucket, from the calibrations in cache_dir/devices.json,
+ * measured there first if missing; without a cache_dir, the CPU). */
+TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cache_dir);
+void tai_model_place_free(TinyAIModel *m);
 /* Builds a model over an open mapped model (borrowed unless owns). */
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *cfg,
                               TinyAIModel **out);

@@ -234,6 +234,8 @@ void tai_session_dev_free(TinyAISession *s) {
         dev->ops->buf_free(dev->ctx, s->dev_k[d]);
         dev->ops->buf_free(dev->ctx, s->dev_v[d]);
         s->dev_k[d] = s->dev_v[d] = NULL;
+        free(s->dev_valid[d]);
+        s->dev_valid[d] = NULL;
     }
 }
 
@@ -244,6 +246,11 @@ TinyAIStatus tai_session_dev_alloc(TinyAISession *s) {
         if (m->kv_slots[d] == 0) continue;
         tai_device *dev = m->devs[d];
         const size_t bytes = (size_t)m->kv_slots[d] * (size_t)s->n_ctx * kvd * sizeof(float);
+        s->dev_valid[d] = calloc((size_t)m->hp.n_layer, sizeof(int));
+        if (!s->dev_valid[d]) {
+            tai_session_dev_free(s);
+            return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+        }
         int rc = dev->ops->buf_alloc(dev->ctx, bytes, &s->dev_k[d]);
         if (rc == 0) rc = dev->ops->buf_alloc(dev->ctx, bytes, &s->dev_v[d]);
         if (rc != 0) {

@@ -4,6 +4,8 @@
 // the real default model.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sys/stat.h>
 #include <cstdlib>
 
 #include <cmath>
@@ -251,6 +253,85 @@ TEST(OpenCLDevice, AgreesWithTheCpu) {
     ASSERT_EQ(a.size(), b.size());
     EXPECT_LT(RelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
     EXPECT_EQ(Greedy(cpu.get(), kTokens, 24), Greedy(cl.get(), kTokens, 24));
+    std::remove(path.c_str());
+}
+
+// --device auto with a calibration file describing the OpenCL device as far
+// faster than the CPU but with room for about a quarter of the model: the
+// device gets the layers that fit, the rest stay on the CPU, and the
+// results are the CPU's.
+TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    TinyAISynthConfig sc = SmallConfig("F32");
+    sc.nLayer = 6;
+    std::string path = WriteSynth(sc);
+    ModelPtr cpu = Load(path, nullptr, 2, "cpu");
+    ASSERT_TRUE(cpu);
+    TinyAIModelInfo ci;
+    tinyaiGetModelInfo(cpu.get(), &ci);
+    TinyAIDeviceInfo cl;
+    ASSERT_EQ(tinyaiGetDeviceInfo(1, &cl), TINYAI_OK);
+    const std::string dir = tai_test::TempPath("-cal");
+    mkdir(dir.c_str(), 0755);
+    const std::string key = std::string(cl.name) + "|" + cl.model + "|" + cl.version;
+    const uint64_t mem = ci.packedBytes / 3; // 80% of it is room for weights
+    std::ofstream(dir + "/devices.json")
+        << "{\"tinyai_device_calibration\": 1, \"opencl_devices\": [\"" << key
+        << "\"], \"devices\": {\"" << key
+        << "\": {\"mv_gbs\": {\"F32\": 5000, \"F16\": 5000, \"Q8_0\": 5000, \"Q4_0\": 5000, "
+           "\"Q4_1\": 5000}, \"mm_gflops\": {\"F32\": 9e5, \"F16\": 9e5, \"Q8_0\": 9e5, "
+           "\"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"op_us\": 0.01, \"sync_us\": 0.01, "
+           "\"elem_gbs\": 5000, \"h2d_gbs\": 500, \"d2h_gbs\": 500, \"xfer_us\": 0.01, "
+           "\"mem_bytes\": "
+        << mem << ", \"unified\": 0}}}\n";
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    mc.cacheDir = dir.c_str(); // the CPU's own calibration is measured and added
+    TinyAIModel *raw = nullptr;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
+    ModelPtr aut(raw);
+    TinyAIModelInfo ai;
+    tinyaiGetModelInfo(aut.get(), &ai);
+    EXPECT_STREQ(ai.placementNote, "");
+    int on_cl = 0;
+    for (int l = 0; l < ai.nFileLayers; l++) on_cl += std::string(tinyaiLayerDevice(aut.get(), l)) != "cpu";
+    EXPECT_GE(on_cl, 1) << ai.devices;
+    EXPECT_LT(on_cl, ai.nFileLayers - 2) << ai.devices; // not all: they do not fit
+    EXPECT_STREQ(tinyaiLayerDevice(aut.get(), 0), "cpu"); // the embedding lookup
+    EXPECT_NE(std::string(ai.devices).find("opencl:0"), std::string::npos) << ai.devices;
+    TinyAILayerPlacement p;
+    ASSERT_EQ(tinyaiGetLayerPlacement(aut.get(), 1, 1, &p), TINYAI_OK);
+    EXPECT_GT(p.predictedSeconds, 0.0);
+    std::vector<float> a = RunC(cpu.get(), kTokens, 5), b = RunC(aut.get(), kTokens, 5);
+    EXPECT_LT(RelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
+    EXPECT_EQ(Greedy(cpu.get(), kTokens, 16), Greedy(aut.get(), kTokens, 16));
+    std::remove(path.c_str());
+}
+
+// A corrupt calibration file: auto measures again, says so once in the
+// model's info, and replaces the file.
+TEST(OpenCLDevice, ACorruptCalibrationFileIsMeasuredAgain) {
+    std::string path = WriteSynth(SmallConfig("F32"));
+    const std::string dir = tai_test::TempPath("-badcal");
+    mkdir(dir.c_str(), 0755);
+    std::ofstream(dir + "/devices.json") << "{ this is not json";
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    mc.cacheDir = dir.c_str();
+    TinyAIModel *raw = nullptr;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
+    ModelPtr m(raw);
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m.get(), &info);
+    EXPECT_NE(std::string(info.placementNote).find("devices.json"), std::string::npos)
+        << info.placementNote;
+    EXPECT_NE(std::string(info.placementNote).find("measured again"), std::string::npos);
+    // the next load finds a good file and says nothing
+    ModelPtr again;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &raw), TINYAI_OK);
+    again.reset(raw);
+    tinyaiGetModelInfo(again.get(), &info);
+    EXPECT_STREQ(info.placementNote, "");
     std::remove(path.c_str());
 }
 

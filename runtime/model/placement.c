@@ -1,0 +1,309 @@
+/*
+ * runtime/model/placement.c: which device each layer of a model runs on
+ * (layer: runtime). The devices are opened here; the decision is the cost
+ * model's (offload/cost.h).
+ *
+ * `auto` places the layers once per batch bucket (1, 4, 16, 64 and 256
+ * columns and up): a GPU that loses to the CPU at batch 1 (launch and sync
+ * bound) can win a prompt by a wide margin, so decoding and prompts may run
+ * on different devices. Calibrations come from cacheDir/devices.json and
+ * are measured there the first time a device is seen (and the OpenCL
+ * devices enumerated once and recorded, so that later loads open only the
+ * devices a plan uses: an OpenCL platform costs tens of milliseconds to
+ * start even where nothing runs on it). A calibration file that is corrupt
+ * or foreign is replaced by a new calibration, which the model's info says.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "offload/cost.h"
+#include "offload/cpu/cpu.h"
+#include "offload/opencl/opencl.h"
+#include "runtime/model/model.h"
+
+const int tai_plan_cols[5] = {1, 4, 16, 64, 256};
+#define NB 5
+#define MAX_CL 7
+#define CTX_MODEL 256 /* positions attended, on average, for the predictions */
+
+void tai_model_place_free(TinyAIModel *m) {
+    for (int b = 0; b < NB; b++) {
+        free(m->plans[b]);
+        free(m->plan_pred[b]);
+        free(m->plan_meas[b]);
+        free(m->plan_runs[b]);
+        m->plans[b] = NULL;
+    }
+}
+
+/* "cpu" -> -1, "opencl" -> 0, "opencl:N" -> N; -2 for anything else. */
+static int opencl_index(const char *name) {
+    if (!strcmp(name, "cpu")) return -1;
+    if (!strcmp(name, "opencl")) return 0;
+    if (strncmp(name, "opencl:", 7) != 0 || !name[7]) return -2;
+    char *end = NULL;
+    const long v = strtol(name + 7, &end, 10);
+    return *end || v < 0 || v > 1000 ? -2 : (int)v;
+}
+
+/* Adds an OpenCL device to the model; its index in m->devs. */
+static TinyAIStatus add_opencl(TinyAIModel *m, int cl, const char *cache_dir, int *idx) {
+    if (m->n_devs == TAI_MAX_DEVICES)
+        return tai_error(TINYAI_ERR_UNSUPPORTED, "more than %d devices", TAI_MAX_DEVICES);
+    tai_device *d = NULL;
+    TinyAIStatus st = tai_opencl_device_open(cl, cache_dir, &d);
+    if (st != TINYAI_OK) return st;
+    *idx = m->n_devs++;
+    m->devs[*idx] = d;
+    m->dws[*idx].dev = d;
+    return TINYAI_OK;
+}
+
+/* What file layer l computes (0: the embedding, a lookup). */
+static void layer_cost(const TinyAIModel *m, int l, tai_layer_cost *c) {
+    const tai_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    memset(c, 0, sizeof *c);
+    c->weight_bytes = tai_mapped_image_bytes(m->mm, l);
+    c->act_floats = E;
+    if (l >= 1 && l <= hp->n_layer) {
+        const tai_block *b = &m->blocks[l - 1];
+        const tai_wref *w[7] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        c->n_mats = 7;
+        for (int i = 0; i < 7; i++) {
+            c->type[i] = w[i]->type;
+            c->rows[i] = w[i]->rows;
+            c->n[i] = w[i]->n;
+        }
+        c->n_ops = 10; /* 2 norms, 2 ropes, 2 copies, attention, swiglu, 2 adds */
+        c->elem_floats = 10 * E + 3 * F + 4 * kvd;
+        c->kv_floats = 2 * kvd;
+    } else if (l == hp->n_layer + 1) {
+        c->n_mats = 1;
+        c->type[0] = m->output.type;
+        c->rows[0] = m->output.rows;
+        c->n[0] = m->output.n;
+        c->n_ops = 1;
+        c->elem_floats = 2 * E;
+        c->out_floats = hp->n_vocab;
+        if (m->tied) c->weight_bytes += tai_mapped_image_bytes(m->mm, 0);
+    }
+}
+
+/* Reads the entry for device d's key, or measures and saves it. *note
+ * receives what happened to a bad file. */
+static TinyAIStatus calib_of(tai_device *d, const char *path, tai_calib *c, char *note,
+                             size_t note_cap) {
+    char key[384];
+    tai_calib_key(d, key, sizeof key);
+    TinyAIStatus st = tai_calib_load(path, key, c);
+    if (st == TINYAI_OK) return st;
+    if (st == TINYAI_ERR_FORMAT && !note[0])
+        snprintf(note, note_cap, "%s; measured again", tinyaiLastErrorMessage());
+    st = tai_calibrate(d, c);
+    if (st != TINYAI_OK) return st;
+    if (tai_calib_save(path, c) != TINYAI_OK && !note[0])
+        snprintf(note, note_cap, "calibration not saved: %s", tinyaiLastErrorMessage());
+    tinyaiClearError();
+    return TINYAI_OK;
+}
+
+static TinyAIStatus alloc_plans(TinyAIModel *m) {
+    const int nf = m->file->n_layers;
+    m->n_plans = NB;
+    for (int b = 0; b < NB; b++) {
+        m->plans[b] = calloc((size_t)nf, 1);
+        m->plan_pred[b] = calloc((size_t)nf, sizeof(double));
+        m->plan_meas[b] = calloc((size_t)nf, sizeof(double));
+        m->plan_runs[b] = calloc((size_t)nf, sizeof(int));
+        if (!m->plans[b] || !m->plan_pred[b] || !m->plan_meas[b] || !m->plan_runs[b])
+            return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    }
+    m->layer_dev = m->plans[0];
+    return TINYAI_OK;
+}
+
+/* The cost-model placement over the CPU and the recorded OpenCL devices. */
+static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/devices.json", cache_dir);
+    tai_calib cal[1 + MAX_CL];
+    int cl_index[1 + MAX_CL];
+    int nd = 1;
+    m->placement_note[0] = 0;
+    TinyAIStatus st = calib_of(m->dev, path, &cal[0], m->placement_note, sizeof m->placement_note);
+    if (st != TINYAI_OK) return st;
+    cl_index[0] = -1;
+    /* the OpenCL devices: as recorded, else enumerated (and each measured) */
+    char keys[MAX_CL][384];
+    int nk = 0;
+    if (tai_calib_opencl_list(path, keys, MAX_CL, &nk) != TINYAI_OK) {
+        tinyaiClearError();
+        nk = 0;
+        const int n = tai_opencl_count();
+        for (int i = 0; i < n && nk < MAX_CL; i++) {
+            tai_device *d = NULL;
+            if (tai_opencl_device_open(i, cache_dir, &d) != TINYAI_OK) {
+                tinyaiClearError(); /* a device that does not open takes no layers */
+                continue;
+            }
+            tai_calib c;
+            if (calib_of(d, path, &c, m->placement_note, sizeof m->placement_note) == TINYAI_OK)
+                tai_calib_key(d, keys[nk++], sizeof keys[0]);
+            tai_device_close(d);
+            tinyaiClearError();
+        }
+        (void)tai_calib_set_opencl_list(path, keys, nk);
+        tinyaiClearError();
+    }
+    for (int k = 0; k < nk && nd < 1 + MAX_CL; k++) {
+        const char *bar = strchr(keys[k], '|');
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", bar ? (int)(bar - keys[k]) : 0, keys[k]);
+        const int cl = opencl_index(name);
+        if (cl < 0 || tai_calib_load(path, keys[k], &cal[nd]) != TINYAI_OK) {
+            tinyaiClearError();
+            continue;
+        }
+        cl_index[nd++] = cl;
+    }
+    /* the problem, per bucket */
+    const int L = m->file->n_layers, E = m->hp.n_embd;
+    double *cost = malloc((size_t)L * nd * sizeof *cost);
+    double *trans = malloc((size_t)L * nd * nd * sizeof *trans);
+    double tail[1 + MAX_CL];
+    uint64_t *mem = malloc((size_t)L * nd * sizeof *mem), cap[1 + MAX_CL];
+    int *dev = malloc((size_t)L * sizeof *dev);
+    unsigned char used[1 + MAX_CL] = {0};
+    used[0] = 1;
+    if (!cost || !trans || !mem || !dev) st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    for (int d = 0; d < nd; d++)
+        cap[d] = d == 0 || cal[d].mem_bytes == 0 ? UINT64_MAX : cal[d].mem_bytes / 10 * 8;
+    for (int b = 0; st == TINYAI_OK && b < NB; b++) {
+        const int n = tai_plan_cols[b];
+        for (int l = 0; l < L; l++) {
+            tai_layer_cost lc;
+            layer_cost(m, l, &lc);
+            for (int d = 0; d < nd; d++) {
+                /* the embedding lookup stays on the CPU */
+                cost[l * nd + d] = l == 0 && d > 0 ? INFINITY : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL);
+                mem[l * nd + d] = d == 0 ? 0 : lc.weight_bytes;
+                for (int f = 0; f < nd; f++)
+                    trans[((size_t)l * nd + f) * nd + d] =
+                        f == d ? 0
+                               : tai_cost_transfer(&cal[f], E, n, 0) + tai_cost_transfer(&cal[d], E, n, 1);
+            }
+        }
+        for (int d = 0; d < nd; d++) tail[d] = tai_cost_transfer(&cal[d], m->hp.n_vocab, 1, 0);
+        const tai_place_problem p = {L, nd, cost, trans, tail, mem, cap};
+        double total = 0;
+        if (tai_place_solve(&p, dev, &total) != 0) {
+            for (int l = 0; l < L; l++) dev[l] = 0; /* cannot fail with the CPU unbounded */
+        }
+        for (int l = 0; l < L; l++) {
+            m->plans[b][l] = (unsigned char)dev[l];
+            used[dev[l]] = 1;
+            const int prev = l == 0 ? 0 : dev[l - 1];
+            m->plan_pred[b][l] = cost[l * nd + dev[l]] + trans[((size_t)l * nd + prev) * nd + dev[l]];
+        }
+    }
+    /* open what the plans use; renumber to the model's device indices */
+    int map[1 + MAX_CL] = {0};
+    for (int d = 1; st == TINYAI_OK && d < nd; d++)
+        if (used[d]) st = add_opencl(m, cl_index[d], cache_dir, &map[d]);
+    for (int b = 0; st == TINYAI_OK && b < NB; b++)
+        for (int l = 0; l < L; l++) m->plans[b][l] = (unsigned char)map[m->plans[b][l]];
+    free(cost);
+    free(trans);
+    free(mem);
+    free(dev);
+    return st;
+}
+
+TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cache_dir) {
+    const int nl = m->hp.n_layer, nf = m->file->n_layers;
+    m->devs[0] = m->dev;
+    m->n_devs = 1;
+    m->dws[0].dev = m->dev;
+    m->dev_w = calloc((size_t)nf, sizeof *m->dev_w);
+    m->dev_w_on = calloc((size_t)nf, 1);
+    m->kv_slot = calloc((size_t)nl, sizeof *m->kv_slot);
+    if (!m->dev_w || !m->dev_w_on || !m->kv_slot) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    TinyAIStatus st = alloc_plans(m);
+    if (st != TINYAI_OK) return st;
+    if (!device || !*device || !strcmp(device, "auto")) {
+        if (cache_dir && *cache_dir) st = place_auto(m, cache_dir);
+    } else {
+        const int cl = opencl_index(device);
+        if (cl == -2)
+            return tai_error(TINYAI_ERR_INVALID_ARG,
+                             "unknown device '%s' (auto, cpu, opencl, opencl:N)", device);
+        if (cl >= 0) {
+            int idx = 0;
+            st = add_opencl(m, cl, cache_dir, &idx);
+            for (int b = 0; st == TINYAI_OK && b < NB; b++)
+                for (int l = 1; l < nf; l++) m->plans[b][l] = (unsigned char)idx;
+        }
+    }
+    if (st != TINYAI_OK) return st;
+    /* each non-CPU device some plan uses holds a KV slot per block (block
+     * l in slot l): a block may run there in one bucket and not another */
+    for (int l = 0; l < nl; l++) m->kv_slot[l] = l;
+    for (int d = 1; d < m->n_devs; d++) m->kv_slots[d] = nl;
+    return TINYAI_OK;
+}
+
+TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
+                                   TinyAIDeviceCalibration *out) {
+    if (!cacheDir || !*cacheDir || !out)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiCalibrateDevice: NULL argument");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/devices.json", cacheDir);
+    tai_device *d = NULL;
+    TinyAIStatus st;
+    if (index == 0) {
+        if (threads == 0) {
+            const long n = sysconf(_SC_NPROCESSORS_ONLN);
+            threads = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+        }
+        st = tai_cpu_device_open(NULL, threads, &d);
+    } else {
+        st = tai_opencl_device_open(index - 1, cacheDir, &d);
+    }
+    if (st != TINYAI_OK) return st;
+    tai_calib c;
+    st = tai_calibrate(d, &c);
+    if (st == TINYAI_OK) st = tai_calib_save(path, &c);
+    if (st == TINYAI_OK && index > 0) {
+        /* record (or add to) the machine's OpenCL list */
+        char keys[MAX_CL][384];
+        int nk = 0;
+        if (tai_calib_opencl_list(path, keys, MAX_CL, &nk) != TINYAI_OK) nk = 0;
+        tinyaiClearError();
+        bool have = false;
+        for (int k = 0; k < nk; k++) have |= !strcmp(keys[k], c.key);
+        if (!have && nk < MAX_CL) snprintf(keys[nk++], sizeof keys[0], "%s", c.key);
+        st = tai_calib_set_opencl_list(path, keys, nk);
+    }
+    tai_device_close(d);
+    if (st != TINYAI_OK) return st;
+    static const tai_type order[5] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0,
+                                      TAI_TYPE_Q4_1};
+    for (int i = 0; i < 5; i++) {
+        out->matvecGBs[i] = c.mv_gbs[order[i]];
+        out->matmulGFlops[i] = c.mm_gflops[order[i]];
+    }
+    out->opMicros = c.op_us;
+    out->syncMicros = c.sync_us;
+    out->elementwiseGBs = c.elem_gbs;
+    out->hostToDeviceGBs = c.h2d_gbs;
+    out->deviceToHostGBs = c.d2h_gbs;
+    out->transferMicros = c.xfer_us;
+    out->memoryBytes = c.mem_bytes;
+    return TINYAI_OK;
+}
