@@ -160,7 +160,7 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     out->mem_bytes = d->info.unified ? 0 : d->info.mem_total;
     bufs B = {d, {0}, 0};
     TinyAIStatus st = TINYAI_OK;
-    const int64_t R = 4096, N = 4096, S = 1024, C = 64;
+    const int64_t R = 4096, N = 4096, S = 1024, C = 64, CB = 512;
     float *host = calloc((size_t)(N * C > 16 * MB ? N * C : 16 * MB), sizeof(float));
     if (!host) return tai_error(TINYAI_ERR_NOMEM, "calibration: out of memory");
     for (size_t i = 0; i < 16 * MB; i++) host[i] = (float)(i % 13) * 0.01f;
@@ -191,22 +191,28 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
             else out->mv_gbs[t] = (double)pb * copies / sec / 1e9;
         }
         put_all(&B);
-        /* 64 columns on a 1024 x 1024 matrix: compute */
+        /* 64 and 512 columns on a 1024 x 1024 matrix: compute */
         w = st == TINYAI_OK ? packed(t, S, S) : NULL;
-        const size_t qb = tai_pack_bytes(t, S, S), sb2 = tai_dev_matmul_scratch(d, t, S, C);
+        const size_t qb = tai_pack_bytes(t, S, S), sb2 = tai_dev_matmul_scratch(d, t, S, CB);
         if (st == TINYAI_OK && !w) st = tai_error(TINYAI_ERR_NOMEM, "calibration: out of memory");
         if (st == TINYAI_OK) st = get(&B, qb, &wr[0]);
         if (st == TINYAI_OK) st = upload(d, wr[0], w, qb);
         free(w);
-        if (st == TINYAI_OK) st = get(&B, (size_t)(S * C) * 4, &x);
-        if (st == TINYAI_OK) st = upload(d, x, host, (size_t)(S * C) * 4);
-        if (st == TINYAI_OK) st = get(&B, (size_t)(S * C) * 4, &y);
+        if (st == TINYAI_OK) st = get(&B, (size_t)(S * CB) * 4, &x);
+        if (st == TINYAI_OK) st = upload(d, x, host, (size_t)(S * CB) * 4);
+        if (st == TINYAI_OK) st = get(&B, (size_t)(S * CB) * 4, &y);
         if (st == TINYAI_OK) st = get(&B, sb2, &s);
-        if (st == TINYAI_OK) {
-            job j = {d, t, wr, 1, S, S, C, x, y, s, {0}, {0}, 0, 0, NULL, 0};
+        for (int big = 0; st == TINYAI_OK && big < 2; big++) {
+            const int64_t cols = big ? CB : C;
+            job j = {d, t, wr, 1, S, S, cols, x, y, s, {0}, {0}, 0, 0, NULL, 0};
             const double sec = timed(run_matmul, &j, 0.05);
-            if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
-            else out->mm_gflops[t] = 2.0 * (double)S * S * C / sec / 1e9;
+            if (sec <= 0) {
+                st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
+            } else {
+                const double r = 2.0 * (double)S * S * cols / sec / 1e9;
+                if (big) out->mm_big_gflops[t] = r;
+                else out->mm_gflops[t] = r;
+            }
         }
         put_all(&B);
     }
@@ -318,17 +324,20 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
     snprintf(out->key, sizeof out->key, "%s", key);
     bool ok = cJSON_IsObject(e);
     const cJSON *mv = cJSON_GetObjectItemCaseSensitive(e, "mv_gbs"),
-                *mm = cJSON_GetObjectItemCaseSensitive(e, "mm_gflops");
-    ok = ok && cJSON_IsObject(mv) && cJSON_IsObject(mm);
+                *mm = cJSON_GetObjectItemCaseSensitive(e, "mm_gflops"),
+                *mb = cJSON_GetObjectItemCaseSensitive(e, "mm_512_gflops");
+    ok = ok && cJSON_IsObject(mv) && cJSON_IsObject(mm) && cJSON_IsObject(mb);
     int have = 0;
     for (size_t i = 0; ok && i < NTYPES; i++) {
         const char *tn = tai_type_name(kTypes[i]);
-        double a = 0, b = 0;
-        const bool ha = num(mv, tn, 1e-6, 1e6, &a), hb = num(mm, tn, 1e-6, 1e8, &b);
-        if (ha != hb) ok = false;
-        if (ha && hb) {
+        double a = 0, b = 0, c = 0;
+        const bool ha = num(mv, tn, 1e-6, 1e6, &a), hb = num(mm, tn, 1e-6, 1e8, &b),
+                   hc = num(mb, tn, 1e-6, 1e8, &c);
+        if (ha != hb || ha != hc) ok = false;
+        if (ha && hb && hc) {
             out->mv_gbs[kTypes[i]] = a;
             out->mm_gflops[kTypes[i]] = b;
+            out->mm_big_gflops[kTypes[i]] = c;
             have++;
         }
     }
@@ -433,11 +442,13 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
     cJSON *e = cJSON_AddObjectToObject(devs, c->key);
     cJSON *mv = e ? cJSON_AddObjectToObject(e, "mv_gbs") : NULL;
     cJSON *mm = e ? cJSON_AddObjectToObject(e, "mm_gflops") : NULL;
-    bool ok = mv && mm;
+    cJSON *mb = e ? cJSON_AddObjectToObject(e, "mm_512_gflops") : NULL;
+    bool ok = mv && mm && mb;
     for (size_t i = 0; ok && i < NTYPES; i++)
         if (c->mv_gbs[kTypes[i]] > 0)
             ok = cJSON_AddNumberToObject(mv, tai_type_name(kTypes[i]), c->mv_gbs[kTypes[i]]) &&
-                 cJSON_AddNumberToObject(mm, tai_type_name(kTypes[i]), c->mm_gflops[kTypes[i]]);
+                 cJSON_AddNumberToObject(mm, tai_type_name(kTypes[i]), c->mm_gflops[kTypes[i]]) &&
+                 cJSON_AddNumberToObject(mb, tai_type_name(kTypes[i]), c->mm_big_gflops[kTypes[i]]);
     ok = ok && cJSON_AddNumberToObject(e, "op_us", c->op_us) &&
          cJSON_AddNumberToObject(e, "sync_us", c->sync_us) &&
          cJSON_AddNumberToObject(e, "elem_gbs", c->elem_gbs) &&
@@ -460,7 +471,12 @@ double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int 
         if (c->mv_gbs[ty] <= 0) return INFINITY;
         const double bytes = (double)tai_pack_bytes(ty, l->rows[i], l->n[i]);
         const double flops = 2.0 * (double)l->rows[i] * (double)l->n[i] * n;
-        const double read = bytes / (c->mv_gbs[ty] * 1e9), comp = flops / (c->mm_gflops[ty] * 1e9);
+        /* the rate for n columns: 64's below 64, 512's above 512, between
+         * them in log n */
+        double rate = c->mm_gflops[ty];
+        if (n >= 512) rate = c->mm_big_gflops[ty];
+        else if (n > 64) rate += (c->mm_big_gflops[ty] - rate) * log2((double)n / 64) / 3.0;
+        const double read = bytes / (c->mv_gbs[ty] * 1e9), comp = flops / (rate * 1e9);
         t += (read > comp ? read : comp) + c->op_us * 1e-6;
     }
     t += l->n_ops * c->op_us * 1e-6;

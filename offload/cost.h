@@ -14,7 +14,9 @@
  *
  * The model predicts a layer's time on a device at a batch of n columns:
  * each matrix product takes the longer of its weight bytes at the batch-1
- * rate and its multiply-adds at the batch-64 rate; the layer's other ops,
+ * rate and its multiply-adds at the rate for n columns (measured at 64 and
+ * 512 columns, interpolated in log n between them: a GPU's kernels gain
+ * far more from 64 to 512 columns than a CPU's); the layer's other ops,
  * one op's cost each plus their bytes at the elementwise rate; attention,
  * its KV bytes at that rate; one synchronisation per layer. A layer whose
  * previous layer ran elsewhere adds the transfer of its activations, and
@@ -45,6 +47,7 @@ typedef struct {
     char key[384];                    /* which device these are of */
     double mv_gbs[TAI_TYPE_COUNT];    /* batch 1: GB/s of packed weights (0: no kernel) */
     double mm_gflops[TAI_TYPE_COUNT]; /* 64 columns: GFLOP/s (2 per multiply-add) */
+    double mm_big_gflops[TAI_TYPE_COUNT]; /* 512 columns: a prompt's batch */
     double op_us;                     /* one small op, enqueued (launch cost) */
     double sync_us;                   /* one synchronisation of an idle device */
     double elem_gbs;                  /* elementwise ops: GB/s moved */

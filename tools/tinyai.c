@@ -240,9 +240,11 @@ static int cmd_devices(int argc, char **argv) {
         }
         printf("           matrix-vector GB/s   F32 %.1f  F16 %.1f  Q8_0 %.1f  Q4_0 %.1f  Q4_1 %.1f\n",
                c.matvecGBs[0], c.matvecGBs[1], c.matvecGBs[2], c.matvecGBs[3], c.matvecGBs[4]);
-        printf("           matrix-matrix GFLOP/s F32 %.0f  F16 %.0f  Q8_0 %.0f  Q4_0 %.0f  Q4_1 %.0f\n",
-               c.matmulGFlops[0], c.matmulGFlops[1], c.matmulGFlops[2], c.matmulGFlops[3],
-               c.matmulGFlops[4]);
+        printf("           matrix-matrix GFLOP/s at 64 / 512 columns  F32 %.0f/%.0f  F16 %.0f/%.0f  "
+               "Q8_0 %.0f/%.0f  Q4_0 %.0f/%.0f  Q4_1 %.0f/%.0f\n",
+               c.matmulGFlops[0], c.matmulBigGFlops[0], c.matmulGFlops[1], c.matmulBigGFlops[1],
+               c.matmulGFlops[2], c.matmulBigGFlops[2], c.matmulGFlops[3], c.matmulBigGFlops[3],
+               c.matmulGFlops[4], c.matmulBigGFlops[4]);
         printf("           op %.1f us, sync %.1f us, elementwise %.1f GB/s", c.opMicros, c.syncMicros,
                c.elementwiseGBs);
         if (c.hostToDeviceGBs > 0)

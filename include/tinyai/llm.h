@@ -194,6 +194,7 @@ typedef struct {
 typedef struct {
     double matvecGBs[5];    /* batch 1: GB/s of packed weights */
     double matmulGFlops[5]; /* 64 columns */
+    double matmulBigGFlops[5]; /* 512 columns */
     double opMicros;        /* one op */
     double syncMicros;      /* one synchronisation */
     double elementwiseGBs;
@@ -220,7 +221,7 @@ TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out);
 const char *tinyaiLayerDevice(const TinyAIModel *model, int layer);
 
 /* The placement of a layer for passes of `columns` columns (the bucket
- * holding that batch size: 1, 4, 16, 64, 256 and up): its device, the cost
+ * holding that batch size: 1, 2, 4 .. 256, 512 and up): its device, the cost
  * model's prediction (0 where the device was named, not chosen) and the
  * mean measured time of the layer in the passes of that bucket so far
  * (0 before any), seconds, weights and transfers included. */

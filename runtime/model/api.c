@@ -339,10 +339,23 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
         if (b > 0 && !memcmp(m->plans[b], m->plans[b - 1], (size_t)m->file->n_layers)) continue;
         const bool split = m->n_plans > 1 && memcmp(m->plans[0], m->plans[m->n_plans - 1],
                                                     (size_t)m->file->n_layers) != 0;
-        if (split)
-            off += (size_t)snprintf(out->devices + off, sizeof out->devices - off, "%s%d%s column%s: ",
-                                    off ? "; " : "", tai_plan_cols[b],
-                                    b + 1 < m->n_plans ? "" : "+", tai_plan_cols[b] > 1 ? "s" : "");
+        if (split) {
+            /* the buckets this plan covers: b .. e */
+            int e = b;
+            while (e + 1 < m->n_plans &&
+                   !memcmp(m->plans[e + 1], m->plans[b], (size_t)m->file->n_layers))
+                e++;
+            if (e + 1 == m->n_plans)
+                off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
+                                        "%s%d+ columns: ", off ? "; " : "", tai_plan_cols[b]);
+            else if (e == b && tai_plan_cols[b] == 1)
+                off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
+                                        "%s1 column: ", off ? "; " : "");
+            else
+                off += (size_t)snprintf(out->devices + off, sizeof out->devices - off,
+                                        "%s%d-%d columns: ", off ? "; " : "", tai_plan_cols[b],
+                                        tai_plan_cols[e + 1] - 1);
+        }
         bool first = true;
         for (int d = m->n_devs - 1; d >= 0 && off < sizeof out->devices; d--) {
             int n = 0;

@@ -79,6 +79,7 @@ typedef struct {
 /* The devices a model runs on: [0] is always the CPU (the embedding lookup
  * and every layer not placed elsewhere). */
 #define TAI_MAX_DEVICES 8
+#define TAI_PLANS 10 /* placement buckets: batches of 1, 2, 4 .. 512+ columns */
 
 /* A device's copy of the workspace: where a layer placed on it finds its
  * activations. For the CPU, host pointers into tai_workspace; for another
@@ -117,10 +118,10 @@ struct TinyAIModel {
      * model's predicted seconds per layer beside each, measured ones
      * accumulated as passes run (for --placement). */
     int n_plans;
-    unsigned char *plans[5];
-    double *plan_pred[5];
-    double *plan_meas[5];
-    int *plan_runs[5];
+    unsigned char *plans[TAI_PLANS];
+    double *plan_pred[TAI_PLANS];
+    double *plan_meas[TAI_PLANS];
+    int *plan_runs[TAI_PLANS];
     int cur_plan;
     char placement_note[320]; /* what happened to a bad calibration file */
     tai_dbuf **dev_w;       /* [file layers]: a layer's image on a non-CPU
@@ -226,8 +227,8 @@ void tai_dev_workspaces_free(TinyAIModel *m);
 /* Allocates a session's KV caches on the non-CPU devices; frees them. */
 TinyAIStatus tai_session_dev_alloc(TinyAISession *s);
 void tai_session_dev_free(TinyAISession *s);
-/* The smallest batch of each placement bucket: {1, 4, 16, 64, 256}. */
-extern const int tai_plan_cols[5];
+/* The smallest batch of each placement bucket: powers of two, 1 to 512. */
+extern const int tai_plan_cols[TAI_PLANS];
 /* Opens the devices and decides where each layer runs (placement.c):
  * "cpu", "opencl[:N]" (the blocks and head there) or auto (the cost model,
  * per batch bucket, from the calibrations in cache_dir/devices.json,

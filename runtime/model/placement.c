@@ -3,7 +3,7 @@
  * (layer: runtime). The devices are opened here; the decision is the cost
  * model's (offload/cost.h).
  *
- * `auto` places the layers once per batch bucket (1, 4, 16, 64 and 256
+ * `auto` places the layers once per batch bucket (powers of two, 1 to 512
  * columns and up): a GPU that loses to the CPU at batch 1 (launch and sync
  * bound) can win a prompt by a wide margin, so decoding and prompts may run
  * on different devices. Calibrations come from cacheDir/devices.json and
@@ -26,8 +26,8 @@
 #include "offload/opencl/opencl.h"
 #include "runtime/model/model.h"
 
-const int tai_plan_cols[5] = {1, 4, 16, 64, 256};
-#define NB 5
+const int tai_plan_cols[TAI_PLANS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+#define NB TAI_PLANS
 #define MAX_CL 7
 #define CTX_MODEL 256 /* positions attended, on average, for the predictions */
 
@@ -297,6 +297,7 @@ TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
     for (int i = 0; i < 5; i++) {
         out->matvecGBs[i] = c.mv_gbs[order[i]];
         out->matmulGFlops[i] = c.mm_gflops[order[i]];
+        out->matmulBigGFlops[i] = c.mm_big_gflops[order[i]];
     }
     out->opMicros = c.op_us;
     out->syncMicros = c.sync_us;
