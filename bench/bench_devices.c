@@ -348,11 +348,11 @@ int main(int argc, char **argv) {
            quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "prompt pass ms",
            "decode pass ms", "layers ran on");
     const char *models[2] = {small, big};
-    char names[MAX_DEVS + 2][16];
+    char names[MAX_DEVS + 2][24];
     int nn = 0;
-    snprintf(names[nn++], 16, "cpu");
-    for (int i = 0; i < ncl && i < MAX_DEVS; i++) snprintf(names[nn++], 16, "opencl:%d", i);
-    snprintf(names[nn++], 16, "auto");
+    snprintf(names[nn++], sizeof names[0], "cpu");
+    for (int i = 0; i < ncl && i < MAX_DEVS; i++) snprintf(names[nn++], sizeof names[0], "opencl:%d", i);
+    snprintf(names[nn++], sizeof names[0], "auto");
     for (int mi = 0; mi < 2; mi++) {
         if (access(models[mi], R_OK) != 0) {
             printf("%-34s (not present)\n", strrchr(models[mi], '/') + 1);

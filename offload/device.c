@@ -46,6 +46,7 @@ TinyAIStatus tai_device_wrap(const tai_device_ops *ops, void *ctx, tai_device **
     }
     d->ops = ops;
     d->ctx = ctx;
+    d->fail_after = -1;
     const int rc = ops->info(ctx, &d->info);
     if (rc != 0) {
         TinyAIStatus st = tai_dev_fail(d, "info", rc);
@@ -77,4 +78,8 @@ TinyAIStatus tai_dev_fail(const tai_device *d, const char *op, int rc) {
     if (d->info.model[0])
         return tai_error(st, "device %s (%s): %s: %s", name, d->info.model, op, text);
     return tai_error(st, "device %s: %s: %s", name, op, text);
+}
+
+TinyAIStatus tai_dev_injected(tai_device *d, const char *op) {
+    return tai_error(TINYAI_ERR_DEVICE, "device %s: %s: injected failure (test)", d->info.name, op);
 }

@@ -26,7 +26,13 @@ typedef struct tai_device {
     const tai_device_ops *ops;
     void *ctx;
     tai_device_info info;
+    /* Fault injection for tests: when >= 0, the op wrappers count it down
+     * and the op that finds it at 0 fails as a device error (-1: off). */
+    int fail_after;
 } tai_device;
+
+/* The failure fail_after injects. */
+TinyAIStatus tai_dev_injected(tai_device *d, const char *op);
 
 /* Takes ownership of ctx (destroyed through ops->destroy, also on failure):
  * checks the table's ABI version and size and that every slot the runtime
@@ -40,10 +46,12 @@ void tai_device_close(tai_device *d); /* accepts NULL */
  * with a message naming the device, the op and the device's own text. */
 TinyAIStatus tai_dev_fail(const tai_device *d, const char *op, int rc);
 
-#define TAI_DEV_CALL_(d, name, ...)                                  \
-    do {                                                             \
-        const int rc_ = (d)->ops->name((d)->ctx, __VA_ARGS__);       \
-        return rc_ == 0 ? TINYAI_OK : tai_dev_fail((d), #name, rc_); \
+#define TAI_DEV_CALL_(d, name, ...)                                      \
+    do {                                                                 \
+        if ((d)->fail_after >= 0 && (d)->fail_after-- == 0)              \
+            return tai_dev_injected((d), #name);                         \
+        const int rc_ = (d)->ops->name((d)->ctx, __VA_ARGS__);           \
+        return rc_ == 0 ? TINYAI_OK : tai_dev_fail((d), #name, rc_);     \
     } while (0)
 
 static inline TinyAIStatus tai_dev_sync(tai_device *d) {

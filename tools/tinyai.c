@@ -652,6 +652,13 @@ static int cmd_generate(int argc, char **argv) {
                 mi.ioFallback ? ", fallback: " : "", mi.ioFallback ? mi.ioFallback : "",
                 mi.cachePolicy ? mi.cachePolicy : "?");
     }
+    {
+        /* a device that failed while generating (its layers moved to the CPU) */
+        TinyAIModelInfo after;
+        if (tinyaiGetModelInfo(model, &after) == TINYAI_OK && after.placementNote[0] &&
+            strcmp(after.placementNote, info.placementNote) != 0)
+            fprintf(stderr, "%s: warning: %s\n", prog, after.placementNote);
+    }
     if (placement) print_placement(model, info.nFileLayers, (int)n_ids);
     (void)mi0;
     rc = 0;

@@ -38,9 +38,11 @@ void tinyaiFree(void *p) { free(p); }
 
 void tinyaiFreeModel(TinyAIModel *m) {
     if (!m) return;
-    /* the cache's loaders finish before the devices and workspace go */
+    /* the cache's loaders finish before the devices and workspace go (the
+     * file's tables go with the mapped model: its layer count first) */
+    const int nf = m->file ? m->file->n_layers : 0;
     if (m->owns_mm) tai_mapped_close(m->mm);
-    for (int l = 0; m->dev_w && l < m->file->n_layers; l++)
+    for (int l = 0; m->dev_w && l < nf; l++)
         if (m->dev_w[l]) {
             tai_device *d = m->devs[m->dev_w_on[l]];
             d->ops->buf_free(d->ctx, m->dev_w[l]);

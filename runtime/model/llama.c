@@ -594,11 +594,32 @@ void tai_llama_finish(const tai_batch *b) {
         if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) b->seq[t]->pos = b->pos[t] + 1;
 }
 
+/* A device chosen by auto failed running a layer: its layers move to the
+ * CPU in every plan, for good, and the model's info says so once. */
+static void fall_back(TinyAIModel *m, int d, const char *why) {
+    for (int k = 0; k < m->n_plans; k++)
+        for (int l = 0; l < m->file->n_layers; l++)
+            if (m->plans[k][l] == d) m->plans[k][l] = 0;
+    snprintf(m->placement_note, sizeof m->placement_note, "%s; its layers run on the CPU now",
+             why);
+}
+
 TinyAIStatus tai_llama_forward(const tai_batch *b) {
-    const int nl = b->m->hp.n_layer;
+    TinyAIModel *m = b->m;
+    const int nl = m->hp.n_layer;
     for (int l = 0; l <= nl + 1; l++) {
         TinyAIStatus st = tai_llama_layer(b, l);
-        if (st != TINYAI_OK) return st;
+        if (st == TINYAI_OK) continue;
+        /* With auto, a device that fails (an error of the device, not of
+         * the input or the file) hands its layers to the CPU and the pass
+         * starts again: its earlier layers recompute what they stored. */
+        const int d = m->layer_dev[l];
+        const char *msg = tinyaiLastErrorMessage();
+        if (!m->auto_placed || d == 0 || strncmp(msg, "device ", 7) != 0) return st;
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        fall_back(m, d, why);
+        l = -1;
     }
     tai_llama_finish(b);
     return TINYAI_OK;

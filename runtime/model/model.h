@@ -123,7 +123,9 @@ struct TinyAIModel {
     double *plan_meas[TAI_PLANS];
     int *plan_runs[TAI_PLANS];
     int cur_plan;
-    char placement_note[320]; /* what happened to a bad calibration file */
+    char placement_note[320]; /* what happened to a bad calibration file or a
+                                 device that failed */
+    int auto_placed;        /* the cost model chose the devices */
     tai_dbuf **dev_w;       /* [file layers]: a layer's image on a non-CPU
                                device, uploaded on first use and kept */
     unsigned char *dev_w_on;/* [file layers]: that device (a tied head's

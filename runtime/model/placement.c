@@ -238,6 +238,7 @@ TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cac
     if (st != TINYAI_OK) return st;
     if (!device || !*device || !strcmp(device, "auto")) {
         if (cache_dir && *cache_dir) st = place_auto(m, cache_dir);
+        m->auto_placed = 1;
     } else {
         const int cl = opencl_index(device);
         if (cl == -2)

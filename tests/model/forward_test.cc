@@ -15,6 +15,7 @@
 
 #include <tinyai/llm.h>
 
+#include "runtime/model/model.h"
 #include "tests/common/test_paths.h"
 
 namespace {
@@ -306,6 +307,34 @@ TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
     std::vector<float> a = RunC(cpu.get(), kTokens, 5), b = RunC(aut.get(), kTokens, 5);
     EXPECT_LT(RelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
     EXPECT_EQ(Greedy(cpu.get(), kTokens, 16), Greedy(aut.get(), kTokens, 16));
+    // the device fails in the middle of a layer: its layers move to the CPU
+    // (said once in the model's info) and the results are still the CPU's
+    aut->devs[1]->fail_after = 7;
+    std::vector<float> c = RunC(aut.get(), kTokens, 5);
+    EXPECT_LT(RelError(c, std::vector<double>(a.begin(), a.end())), 1e-4);
+    tinyaiGetModelInfo(aut.get(), &ai);
+    EXPECT_NE(std::string(ai.placementNote).find("injected failure"), std::string::npos)
+        << ai.placementNote;
+    EXPECT_NE(std::string(ai.placementNote).find("run on the CPU"), std::string::npos);
+    for (int l = 0; l < ai.nFileLayers; l++) EXPECT_STREQ(tinyaiLayerDevice(aut.get(), l), "cpu");
+    EXPECT_EQ(Greedy(cpu.get(), kTokens, 8), Greedy(aut.get(), kTokens, 8));
+    std::remove(path.c_str());
+}
+
+// A device named by the caller (not chosen by auto) that fails is an error
+// naming it and the op, not a silent move.
+TEST(OpenCLDevice, ANamedDeviceThatFailsIsAnError) {
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    std::string path = WriteSynth(SmallConfig("F32"));
+    ModelPtr cl = Load(path, nullptr, 2, "opencl");
+    ASSERT_TRUE(cl);
+    cl->devs[1]->fail_after = 4;
+    TinyAISession *s = nullptr;
+    ASSERT_EQ(tinyaiCreateSession(cl.get(), 0, &s), TINYAI_OK);
+    SessionPtr sp(s);
+    EXPECT_EQ(tinyaiEval(s, kTokens.data(), kTokens.size()), TINYAI_ERR_DEVICE);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("device opencl:0"), std::string::npos)
+        << tinyaiLastErrorMessage();
     std::remove(path.c_str());
 }
 
