@@ -158,6 +158,8 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     tai_calib_key(d, out->key, sizeof out->key);
     out->unified = d->info.unified;
     out->mem_bytes = d->info.unified ? 0 : d->info.mem_total;
+    const long l3 = d->info.unified ? sysconf(_SC_LEVEL3_CACHE_SIZE) : 0;
+    out->llc_bytes = l3 > 0 ? (uint64_t)l3 : 0;
     bufs B = {d, {0}, 0};
     TinyAIStatus st = TINYAI_OK;
     const int64_t R = 4096, N = 4096, S = 1024, C = 64, CB = 512;
@@ -189,6 +191,16 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
             const double sec = timed(run_matmul, &j, 0.08);
             if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else out->mv_gbs[t] = (double)pb * copies / sec / 1e9;
+            /* the same over copies that fit a quarter of the LLC */
+            int small = out->llc_bytes ? (int)(out->llc_bytes / 4 / pb) : 0;
+            if (small < 1) small = 1;
+            if (small > copies) small = copies;
+            j.copies = small;
+            const double sec2 = st == TINYAI_OK ? timed(run_matmul, &j, 0.05) : -1;
+            if (st == TINYAI_OK && sec2 <= 0)
+                st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
+            else if (st == TINYAI_OK)
+                out->mv_llc_gbs[t] = (double)pb * small / sec2 / 1e9;
         }
         put_all(&B);
         /* 64 and 512 columns on a 1024 x 1024 matrix: compute */
@@ -325,27 +337,30 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
     bool ok = cJSON_IsObject(e);
     const cJSON *mv = cJSON_GetObjectItemCaseSensitive(e, "mv_gbs"),
                 *mm = cJSON_GetObjectItemCaseSensitive(e, "mm_gflops"),
-                *mb = cJSON_GetObjectItemCaseSensitive(e, "mm_512_gflops");
-    ok = ok && cJSON_IsObject(mv) && cJSON_IsObject(mm) && cJSON_IsObject(mb);
+                *mb = cJSON_GetObjectItemCaseSensitive(e, "mm_512_gflops"),
+                *ml = cJSON_GetObjectItemCaseSensitive(e, "mv_llc_gbs");
+    ok = ok && cJSON_IsObject(mv) && cJSON_IsObject(mm) && cJSON_IsObject(mb) && cJSON_IsObject(ml);
     int have = 0;
     for (size_t i = 0; ok && i < NTYPES; i++) {
         const char *tn = tai_type_name(kTypes[i]);
-        double a = 0, b = 0, c = 0;
+        double a = 0, b = 0, c = 0, dd = 0;
         const bool ha = num(mv, tn, 1e-6, 1e6, &a), hb = num(mm, tn, 1e-6, 1e8, &b),
-                   hc = num(mb, tn, 1e-6, 1e8, &c);
-        if (ha != hb || ha != hc) ok = false;
-        if (ha && hb && hc) {
+                   hc = num(mb, tn, 1e-6, 1e8, &c), hd = num(ml, tn, 1e-6, 1e6, &dd);
+        if (ha != hb || ha != hc || ha != hd) ok = false;
+        if (ha && hb && hc && hd) {
             out->mv_gbs[kTypes[i]] = a;
+            out->mv_llc_gbs[kTypes[i]] = dd;
             out->mm_gflops[kTypes[i]] = b;
             out->mm_big_gflops[kTypes[i]] = c;
             have++;
         }
     }
-    double mem = 0, uni = 0;
+    double mem = 0, uni = 0, llc = 0;
     ok = ok && have > 0 && num(e, "op_us", 0, 1e6, &out->op_us) &&
          num(e, "sync_us", 0, 1e7, &out->sync_us) && num(e, "elem_gbs", 1e-6, 1e6, &out->elem_gbs) &&
          num(e, "h2d_gbs", 0, 1e6, &out->h2d_gbs) && num(e, "d2h_gbs", 0, 1e6, &out->d2h_gbs) &&
          num(e, "xfer_us", 0, 1e7, &out->xfer_us) && num(e, "mem_bytes", 0, 1e18, &mem) &&
+         num(e, "llc_bytes", 0, 1e15, &llc) &&
          num(e, "unified", 0, 1, &uni);
     ok = ok && (uni == 1 || (out->h2d_gbs > 0 && out->d2h_gbs > 0));
     cJSON_Delete(j);
@@ -353,6 +368,7 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
         return tai_error(TINYAI_ERR_FORMAT, "%s: the calibration of %s has missing or impossible figures",
                          path, key);
     out->mem_bytes = (uint64_t)mem;
+    out->llc_bytes = (uint64_t)llc;
     out->unified = uni == 1;
     return TINYAI_OK;
 }
@@ -443,12 +459,14 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
     cJSON *mv = e ? cJSON_AddObjectToObject(e, "mv_gbs") : NULL;
     cJSON *mm = e ? cJSON_AddObjectToObject(e, "mm_gflops") : NULL;
     cJSON *mb = e ? cJSON_AddObjectToObject(e, "mm_512_gflops") : NULL;
-    bool ok = mv && mm && mb;
+    cJSON *ml = e ? cJSON_AddObjectToObject(e, "mv_llc_gbs") : NULL;
+    bool ok = mv && mm && mb && ml;
     for (size_t i = 0; ok && i < NTYPES; i++)
         if (c->mv_gbs[kTypes[i]] > 0)
             ok = cJSON_AddNumberToObject(mv, tai_type_name(kTypes[i]), c->mv_gbs[kTypes[i]]) &&
                  cJSON_AddNumberToObject(mm, tai_type_name(kTypes[i]), c->mm_gflops[kTypes[i]]) &&
-                 cJSON_AddNumberToObject(mb, tai_type_name(kTypes[i]), c->mm_big_gflops[kTypes[i]]);
+                 cJSON_AddNumberToObject(mb, tai_type_name(kTypes[i]), c->mm_big_gflops[kTypes[i]]) &&
+                 cJSON_AddNumberToObject(ml, tai_type_name(kTypes[i]), c->mv_llc_gbs[kTypes[i]]);
     ok = ok && cJSON_AddNumberToObject(e, "op_us", c->op_us) &&
          cJSON_AddNumberToObject(e, "sync_us", c->sync_us) &&
          cJSON_AddNumberToObject(e, "elem_gbs", c->elem_gbs) &&
@@ -456,6 +474,7 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
          cJSON_AddNumberToObject(e, "d2h_gbs", c->d2h_gbs) &&
          cJSON_AddNumberToObject(e, "xfer_us", c->xfer_us) &&
          cJSON_AddNumberToObject(e, "mem_bytes", (double)c->mem_bytes) &&
+         cJSON_AddNumberToObject(e, "llc_bytes", (double)c->llc_bytes) &&
          cJSON_AddNumberToObject(e, "unified", c->unified ? 1 : 0);
     st = ok ? write_json(path, j) : tai_error(TINYAI_ERR_NOMEM, "out of memory");
     cJSON_Delete(j);
@@ -464,8 +483,12 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
 
 /* ---- the model ---- */
 
-double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int ctx) {
+double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int ctx,
+                        uint64_t working_set) {
     double t = c->sync_us * 1e-6;
+    /* the weights stay in the LLC between passes when they take at most
+     * half of it (the activations and the rest of the process share it) */
+    const bool cached = c->llc_bytes > 0 && working_set <= c->llc_bytes / 2;
     for (int i = 0; i < l->n_mats; i++) {
         const tai_type ty = l->type[i];
         if (c->mv_gbs[ty] <= 0) return INFINITY;
@@ -476,7 +499,8 @@ double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int 
         double rate = c->mm_gflops[ty];
         if (n >= 512) rate = c->mm_big_gflops[ty];
         else if (n > 64) rate += (c->mm_big_gflops[ty] - rate) * log2((double)n / 64) / 3.0;
-        const double read = bytes / (c->mv_gbs[ty] * 1e9), comp = flops / (rate * 1e9);
+        const double bw = cached && c->mv_llc_gbs[ty] > 0 ? c->mv_llc_gbs[ty] : c->mv_gbs[ty];
+        const double read = bytes / (bw * 1e9), comp = flops / (rate * 1e9);
         t += (read > comp ? read : comp) + c->op_us * 1e-6;
     }
     t += l->n_ops * c->op_us * 1e-6;

@@ -45,7 +45,11 @@ extern "C" {
 
 typedef struct {
     char key[384];                    /* which device these are of */
-    double mv_gbs[TAI_TYPE_COUNT];    /* batch 1: GB/s of packed weights (0: no kernel) */
+    double mv_gbs[TAI_TYPE_COUNT];    /* batch 1: GB/s of packed weights (0: no kernel),
+                                         weights streamed from memory */
+    double mv_llc_gbs[TAI_TYPE_COUNT];/* the same with weights that fit a quarter
+                                         of the last-level cache (unified devices) */
+    uint64_t llc_bytes;               /* that cache (0: not known / not used) */
     double mm_gflops[TAI_TYPE_COUNT]; /* 64 columns: GFLOP/s (2 per multiply-add) */
     double mm_big_gflops[TAI_TYPE_COUNT]; /* 512 columns: a prompt's batch */
     double op_us;                     /* one small op, enqueued (launch cost) */
@@ -91,8 +95,11 @@ typedef struct {
 } tai_layer_cost;
 
 /* Seconds the layer takes on the calibrated device for n columns attending
- * over ctx positions on average (transfers not included). */
-double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int ctx);
+ * over ctx positions on average (transfers not included); `working_set`:
+ * the weight bytes the device reads per pass (a model whose weights stay
+ * in the last-level cache reads them at the cached rate). */
+double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int ctx,
+                        uint64_t working_set);
 /* Seconds to move n columns of act_floats between a (calibrated) device and
  * the host, one way (0 for a unified device). */
 double tai_cost_transfer(const tai_calib *c, int64_t floats, int n, int to_device);

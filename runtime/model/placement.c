@@ -184,6 +184,8 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
     if (!cost || !trans || !mem || !dev) st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
     for (int d = 0; d < nd; d++)
         cap[d] = d == 0 || cal[d].mem_bytes == 0 ? UINT64_MAX : cal[d].mem_bytes / 10 * 8;
+    /* the weights a device would read per pass: all of them, at most */
+    const uint64_t model_bytes = tai_mapped_total_image_bytes(m->mm);
     for (int b = 0; st == TINYAI_OK && b < NB; b++) {
         const int n = tai_plan_cols[b];
         for (int l = 0; l < L; l++) {
@@ -191,7 +193,8 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
             layer_cost(m, l, &lc);
             for (int d = 0; d < nd; d++) {
                 /* the embedding lookup stays on the CPU */
-                cost[l * nd + d] = l == 0 && d > 0 ? INFINITY : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL);
+                cost[l * nd + d] = l == 0 && d > 0 ? INFINITY
+                                                   : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL, model_bytes);
                 mem[l * nd + d] = d == 0 ? 0 : lc.weight_bytes;
                 for (int f = 0; f < nd; f++)
                     trans[((size_t)l * nd + f) * nd + d] =

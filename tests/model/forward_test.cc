@@ -282,10 +282,11 @@ TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
         << "\": {\"mv_gbs\": {\"F32\": 5000, \"F16\": 5000, \"Q8_0\": 5000, \"Q4_0\": 5000, "
            "\"Q4_1\": 5000}, \"mm_gflops\": {\"F32\": 9e5, \"F16\": 9e5, \"Q8_0\": 9e5, "
            "\"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"mm_512_gflops\": {\"F32\": 9e5, \"F16\": 9e5, "
-           "\"Q8_0\": 9e5, \"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"op_us\": 0.01, \"sync_us\": 0.01, "
+           "\"Q8_0\": 9e5, \"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"mv_llc_gbs\": {\"F32\": 5000, "
+           "\"F16\": 5000, \"Q8_0\": 5000, \"Q4_0\": 5000, \"Q4_1\": 5000}, \"op_us\": 0.01, \"sync_us\": 0.01, "
            "\"elem_gbs\": 5000, \"h2d_gbs\": 500, \"d2h_gbs\": 500, \"xfer_us\": 0.01, "
            "\"mem_bytes\": "
-        << mem << ", \"unified\": 0}}}\n";
+        << mem << ", \"llc_bytes\": 0, \"unified\": 0}}}\n";
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.threads = 2;
     mc.cacheDir = dir.c_str(); // the CPU's own calibration is measured and added

@@ -175,6 +175,7 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
         EXPECT_GT(c.mv_gbs[t], 0.1) << t;
         EXPECT_GT(c.mm_gflops[t], 0.1) << t;
         EXPECT_GT(c.mm_big_gflops[t], 0.1) << t;
+        EXPECT_GT(c.mv_llc_gbs[t], 0.1) << t;
     }
     EXPECT_GT(c.elem_gbs, 0.1);
     EXPECT_TRUE(c.unified);
@@ -210,11 +211,11 @@ TEST(Calibration, CorruptForeignOrIncompleteFilesAreRefused) {
         "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {}, "
         "\"mm_gflops\": {}, \"op_us\": 1}}}",
         "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {\"F32\": -5}, "
-        "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
-        " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"unified\": 1}}}",
+        "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
+        " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 1}}}",
         "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {\"F32\": 5}, "
-        "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
-        " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"unified\": 0}}}",
+        "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
+        " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 0}}}",
     };
     for (const char *text : cases) {
         std::ofstream(path, std::ios::trunc) << text;
@@ -224,8 +225,8 @@ TEST(Calibration, CorruptForeignOrIncompleteFilesAreRefused) {
     // a valid entry is read
     std::ofstream(path, std::ios::trunc)
         << "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {\"F32\": 5}, "
-           "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, "
-           "\"h2d_gbs\": 0, \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"unified\": 1}}}";
+           "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, "
+           "\"h2d_gbs\": 0, \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 1}}}";
     EXPECT_EQ(tai_calib_load(path.c_str(), "k", &c), TINYAI_OK) << tinyaiLastErrorMessage();
     // a corrupt file is replaced by a save
     std::ofstream(path, std::ios::trunc) << "garbage";
