@@ -204,9 +204,10 @@ static int cmd_devices(int argc, char **argv) {
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyai devices [--calibrate [--threads N]]\n\n"
+            printf("usage: tinyai devices [--calibrate] [--threads N]\n\n"
                    "Lists what the layers can run on: the CPU and every OpenCL device the\n"
-                   "ICD loader reports, with the names --device takes. --calibrate measures\n"
+                   "ICD loader reports, with the names --device takes and the figures\n"
+                   "--device auto decides with, where measured. --calibrate measures\n"
                    "each (what --device auto decides with; generate does it once by itself)\n"
                    "and saves it in the cache folder ($TINYAI_CACHE, else ~/.cache/tinyai),\n"
                    "the CPU at N threads (default: all cores).\n");
@@ -231,9 +232,19 @@ static int cmd_devices(int argc, char **argv) {
         printf("%-10s %-11s %s | %s | %s | %.1f GiB\n", d.name,
                kinds[d.kind >= 0 && d.kind < 4 ? d.kind : 3], d.model, d.vendor, d.version,
                (double)d.memoryBytes / (1 << 30));
-        if (!calibrate) continue;
         TinyAIDeviceCalibration c;
-        if (tinyaiCalibrateDevice(dir, i, (int)threads, &c) != TINYAI_OK) {
+        if (!calibrate) {
+            /* the figures auto decides with, if measured */
+            const TinyAIStatus st = tinyaiGetDeviceCalibration(dir, i, (int)threads, &c);
+            if (st == TINYAI_ERR_IO) {
+                printf("           not calibrated yet (tinyai devices --calibrate)\n");
+                continue;
+            }
+            if (st != TINYAI_OK) {
+                fprintf(stderr, "%s: warning: %s\n", prog, tinyaiLastErrorMessage());
+                continue;
+            }
+        } else if (tinyaiCalibrateDevice(dir, i, (int)threads, &c) != TINYAI_OK) {
             fprintf(stderr, "%s: %s: calibration failed: %s\n", prog, d.name,
                     tinyaiLastErrorMessage());
             continue;

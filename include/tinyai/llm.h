@@ -210,6 +210,12 @@ typedef struct {
 TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
                                    TinyAIDeviceCalibration *out);
 
+/* The calibration of device `index` saved in cacheDir/devices.json (the
+ * CPU's at `threads` threads, 0 = all cores): TINYAI_ERR_IO if it has none
+ * (or there is no file), TINYAI_ERR_FORMAT if the file is corrupt. */
+TinyAIStatus tinyaiGetDeviceCalibration(const char *cacheDir, int index, int threads,
+                                        TinyAIDeviceCalibration *out);
+
 int tinyaiDeviceCount(void);
 /* TINYAI_ERR_RANGE for an index outside 0..tinyaiDeviceCount()-1. */
 TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out);

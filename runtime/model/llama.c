@@ -600,7 +600,7 @@ static void fall_back(TinyAIModel *m, int d, const char *why) {
     for (int k = 0; k < m->n_plans; k++)
         for (int l = 0; l < m->file->n_layers; l++)
             if (m->plans[k][l] == d) m->plans[k][l] = 0;
-    snprintf(m->placement_note, sizeof m->placement_note, "%s; its layers run on the CPU now",
+    snprintf(m->placement_note, sizeof m->placement_note, "%.280s; its layers run on the CPU now",
              why);
 }
 

@@ -262,6 +262,54 @@ TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cac
     return TINYAI_OK;
 }
 
+static void to_public(const tai_calib *c, TinyAIDeviceCalibration *out) {
+    static const tai_type order[5] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0,
+                                      TAI_TYPE_Q4_1};
+    for (int i = 0; i < 5; i++) {
+        out->matvecGBs[i] = c->mv_gbs[order[i]];
+        out->matmulGFlops[i] = c->mm_gflops[order[i]];
+        out->matmulBigGFlops[i] = c->mm_big_gflops[order[i]];
+    }
+    out->opMicros = c->op_us;
+    out->syncMicros = c->sync_us;
+    out->elementwiseGBs = c->elem_gbs;
+    out->hostToDeviceGBs = c->h2d_gbs;
+    out->deviceToHostGBs = c->d2h_gbs;
+    out->transferMicros = c->xfer_us;
+    out->memoryBytes = c->mem_bytes;
+}
+
+static int all_cores(int threads) {
+    if (threads > 0) return threads;
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+TinyAIStatus tinyaiGetDeviceCalibration(const char *cacheDir, int index, int threads,
+                                        TinyAIDeviceCalibration *out) {
+    if (!cacheDir || !*cacheDir || !out)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetDeviceCalibration: NULL argument");
+    char path[4096], key[384];
+    snprintf(path, sizeof path, "%s/devices.json", cacheDir);
+    if (index == 0) {
+        tai_device *d = NULL;
+        TinyAIStatus st = tai_cpu_device_open(NULL, all_cores(threads), &d);
+        if (st != TINYAI_OK) return st;
+        tai_calib_key(d, key, sizeof key);
+        tai_device_close(d);
+    } else {
+        tai_device dev;
+        memset(&dev, 0, sizeof dev);
+        if (tai_opencl_query(index - 1, &dev.info) != 0)
+            return tai_error(TINYAI_ERR_RANGE, "no device %d", index);
+        tai_calib_key(&dev, key, sizeof key);
+    }
+    tai_calib c;
+    TinyAIStatus st = tai_calib_load(path, key, &c);
+    if (st == TINYAI_OK) to_public(&c, out);
+    return st;
+}
+
 TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
                                    TinyAIDeviceCalibration *out) {
     if (!cacheDir || !*cacheDir || !out)
@@ -271,11 +319,7 @@ TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
     tai_device *d = NULL;
     TinyAIStatus st;
     if (index == 0) {
-        if (threads == 0) {
-            const long n = sysconf(_SC_NPROCESSORS_ONLN);
-            threads = n < 1 ? 1 : n > 256 ? 256 : (int)n;
-        }
-        st = tai_cpu_device_open(NULL, threads, &d);
+        st = tai_cpu_device_open(NULL, all_cores(threads), &d);
     } else {
         st = tai_opencl_device_open(index - 1, cacheDir, &d);
     }
@@ -296,19 +340,6 @@ TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
     }
     tai_device_close(d);
     if (st != TINYAI_OK) return st;
-    static const tai_type order[5] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0,
-                                      TAI_TYPE_Q4_1};
-    for (int i = 0; i < 5; i++) {
-        out->matvecGBs[i] = c.mv_gbs[order[i]];
-        out->matmulGFlops[i] = c.mm_gflops[order[i]];
-        out->matmulBigGFlops[i] = c.mm_big_gflops[order[i]];
-    }
-    out->opMicros = c.op_us;
-    out->syncMicros = c.sync_us;
-    out->elementwiseGBs = c.elem_gbs;
-    out->hostToDeviceGBs = c.h2d_gbs;
-    out->deviceToHostGBs = c.d2h_gbs;
-    out->transferMicros = c.xfer_us;
-    out->memoryBytes = c.mem_bytes;
+    to_public(&c, out);
     return TINYAI_OK;
 }

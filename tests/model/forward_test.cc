@@ -339,6 +339,38 @@ TEST(OpenCLDevice, ANamedDeviceThatFailsIsAnError) {
     std::remove(path.c_str());
 }
 
+// With real calibrations on a machine whose only OpenCL devices run on its
+// CPU (PoCL: the portable kernels, far slower than the native ones), auto
+// places every layer on the CPU, for every batch size, and opens nothing.
+TEST(OpenCLDevice, AutoKeepsEverythingOnTheCpuWhenOpenCLIsTheCpuToo) {
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    for (int i = 1; i < tinyaiDeviceCount(); i++) {
+        TinyAIDeviceInfo d;
+        ASSERT_EQ(tinyaiGetDeviceInfo(i, &d), TINYAI_OK);
+        if (d.kind != 0) GTEST_SKIP() << d.name << " is not a CPU device: " << d.model;
+    }
+    std::string path = WriteSynth(SmallConfig("Q4_0"));
+    const std::string dir = tai_test::TempPath("-realcal");
+    mkdir(dir.c_str(), 0755);
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    mc.cacheDir = dir.c_str();
+    TinyAIModel *raw = nullptr;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &raw), TINYAI_OK) << tinyaiLastErrorMessage();
+    ModelPtr m(raw);
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m.get(), &info);
+    EXPECT_STREQ(info.devices, "cpu");
+    for (int cols : {1, 2, 7, 64, 300, 512})
+        for (int l = 0; l < info.nFileLayers; l++) {
+            TinyAILayerPlacement p;
+            ASSERT_EQ(tinyaiGetLayerPlacement(m.get(), cols, l, &p), TINYAI_OK);
+            EXPECT_STREQ(p.device, "cpu") << cols << " columns, layer " << l;
+        }
+    EXPECT_EQ(m->n_devs, 1); // the OpenCL device was measured, not kept open
+    std::remove(path.c_str());
+}
+
 // A corrupt calibration file: auto measures again, says so once in the
 // model's info, and replaces the file.
 TEST(OpenCLDevice, ACorruptCalibrationFileIsMeasuredAgain) {
