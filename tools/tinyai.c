@@ -175,6 +175,28 @@ static int device_exists(const char *name) {
     return 0;
 }
 
+/* Measures every device for auto in a child process, so that the
+ * measurement's buffers (about 1 GB on a CPU with a large last-level
+ * cache) never count in this process's peak memory, and so that this
+ * process starts no OpenCL runtime it may not use. A failure only leaves
+ * the measuring to the load. */
+static void calibrate_devices(const char *dir, int threads) {
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid < 0) return;
+    if (pid == 0) {
+        const int n = tinyaiDeviceCount();
+        for (int i = 0; i < n; i++) {
+            TinyAIDeviceCalibration c;
+            (void)tinyaiCalibrateDevice(dir, i, threads, &c);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
 /* Per layer, for the prompt's batch and for decoding: the device, the cost
  * model's prediction and the mean measured time. */
 static void print_placement(const TinyAIModel *model, int layers, int prompt_cols) {
@@ -525,9 +547,12 @@ static int cmd_generate(int argc, char **argv) {
         mc.cacheDir = cdir;
         char cal[4100];
         snprintf(cal, sizeof cal, "%s/devices.json", cdir);
-        if (!quiet && !(device && strncmp(device, "opencl", 6) == 0) && access(cal, F_OK) != 0)
-            fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; a few "
-                            "seconds)\n", prog);
+        if (!(device && strncmp(device, "opencl", 6) == 0) && access(cal, F_OK) != 0) {
+            if (!quiet)
+                fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
+                                "a few seconds)\n", prog);
+            calibrate_devices(cdir, (int)threads);
+        }
     }
     mc.device = device;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
