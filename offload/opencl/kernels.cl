@@ -150,6 +150,57 @@ __kernel void matmul_q4_1(__global const uchar *w, ulong w_off, long panel_bytes
     matmul_q4(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 1);
 }
 
+/* Matrix-vector (one column): a work-group per 16-row panel, its 16 x KS
+ * work-items splitting K into KS interleaved slices (so that a small
+ * matrix still fills a GPU: 2048 rows are 128 groups of 256 items, where
+ * one item per row would leave most of it idle), summed in local memory.
+ * Local size (16, KS); global (panels * 16, KS). Rows past the matrix's end
+ * read the panel's zero padding and store nothing. */
+#define KS 16
+__kernel void matvec(int type, __global const uchar *w, ulong w_off, long panel_bytes, int rows,
+                     int n, __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                     __local float *part) {
+    const int rr = get_local_id(0), s = get_local_id(1);
+    const int r = get_group_id(0) * 16 + rr;
+    __global const uchar *pw = w + w_off + (long)get_group_id(0) * panel_bytes;
+    __global const float *xv = x + x_off;
+    float acc = 0.0f;
+    if (type == 0) {
+        for (int k = s; k < n; k += KS) acc += ((__global const float *)pw)[(long)k * 16 + rr] * xv[k];
+    } else if (type == 1) {
+        for (int k = s; k < n; k += KS) acc += vload_half((long)k * 16 + rr, (__global const half *)pw) * xv[k];
+    } else if (type == 8) {
+        for (int b = s; b < n / 32; b += KS) {
+            __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
+            __global const uchar *codes = pair + (b & 1) * 512;
+            const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
+            __global const float *xb = xv + b * 32;
+            float t = 0.0f;
+            for (int g = 0; g < 8; g++) {
+                const uchar4 q = vload4(0, codes + g * 64 + rr * 4);
+                t += (float)((int)q.s0 - 128) * xb[4 * g] + (float)((int)q.s1 - 128) * xb[4 * g + 1] +
+                     (float)((int)q.s2 - 128) * xb[4 * g + 2] + (float)((int)q.s3 - 128) * xb[4 * g + 3];
+            }
+            acc += d * t;
+        }
+    } else {
+        const int has_min = type == 3;
+        for (int b = s; b < n / 32; b += KS) {
+            float wv[32];
+            q4_block(pw, b, rr, has_min, wv);
+            __global const float *xb = xv + b * 32;
+            for (int i = 0; i < 32; i++) acc += wv[i] * xb[i];
+        }
+    }
+    part[s * 16 + rr] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = KS / 2; h > 0; h /= 2) {
+        if (s < h) part[s * 16 + rr] += part[(s + h) * 16 + rr];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (s == 0 && r < rows) y[y_off + r] = part[rr];
+}
+
 /* Embedding: out column c, element k = row tokens[c] of the packed table,
  * dequantized exactly as the host does (d * q products in float). */
 __kernel void embed(int type, __global const uchar *w, ulong w_off, long panel_bytes, int n,

@@ -38,9 +38,12 @@ int tai_opencl_query(int index, tai_device_info *out);
  * for this device; cache_dir may be NULL: no cache). A build failure's
  * error message holds the device's build log. Freed with tai_device_close. */
 TinyAIStatus tai_opencl_device_open(int index, const char *cache_dir, tai_device **out);
-/* The same with another program source (for tests of a failing build). */
+/* The same with another program source (NULL: the real one; for tests of
+ * a failing build) and a choice of matrix-vector kernel: matvec -1 picks
+ * by device (the K-split one on GPUs and accelerators, the row one on
+ * CPUs), 0 and 1 force the row or the K-split one (tests run both). */
 TinyAIStatus tai_opencl_device_open_source(int index, const char *cache_dir, const char *source,
-                                           tai_device **out);
+                                           int matvec, tai_device **out);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
 #include "offload/opencl/kernels_cl.h"
 
 #define NCOL 8 /* columns per work-item of a product: kernels.cl's NCOL */
+#define MV_KS 16 /* K slices of the matrix-vector kernel: kernels.cl's KS */
 
 typedef struct {
     cl_platform_id platform;
@@ -37,11 +38,13 @@ typedef struct {
     cl_program prog;
     cl_kernel mm[TAI_TYPE_COUNT];
     cl_kernel embed, rmsnorm, add, swiglu, rope, scores, softmax, values;
+    cl_kernel matvec; /* one column: K split across a work-group (NULL: not usable here) */
     cl_mem ints; /* token ids / positions for the next op */
     size_t ints_cap;
     size_t norm_wg; /* work-group size of rmsnorm (a power of two) */
     int index;
     const char *source; /* the program's OpenCL C */
+    int want_matvec;    /* -1 by device kind, 0 / 1 forced */
     tai_device_info info;
     char err[4096];
 } ocl;
@@ -246,7 +249,7 @@ static void ocl_destroy(void *dev) {
     ocl *o = dev;
     if (o->q) clFinish(o->q);
     cl_kernel ks[] = {o->embed, o->rmsnorm, o->add, o->swiglu, o->rope, o->scores, o->softmax,
-                      o->values};
+                      o->values, o->matvec};
     for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     for (int t = 0; t < TAI_TYPE_COUNT; t++)
@@ -412,7 +415,11 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
         ncols > INT32_MAX || !aligned4(x) || !aligned4(y))
         return fail(o, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)", (long long)rows,
                     (long long)n, (long long)ncols, tai_type_name(type));
-    args a = {o, o->mm[type], 0, CL_SUCCESS};
+    /* the matrix-vector kernel takes the type first and local memory last;
+     * the product kernels take the column count last */
+    const bool mv = ncols == 1 && o->matvec;
+    args a = {o, mv ? o->matvec : o->mm[type], 0, CL_SUCCESS};
+    if (mv) a_i32(&a, type);
     a_mem(&a, M(w));
     a_u64(&a, w.off);
     a_i64(&a, (int64_t)pb);
@@ -420,8 +427,14 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
     a_i32(&a, (int)n);
     a_fref(&a, x);
     a_fref(&a, y);
+    const size_t panels16 = (size_t)(rows + 15) / 16 * 16;
+    if (mv) {
+        arg(&a, 16 * MV_KS * sizeof(float), NULL);
+        const size_t g[2] = {panels16, MV_KS}, l[2] = {16, MV_KS};
+        return launch(&a, 2, g, l, "matmul");
+    }
     a_i32(&a, (int)ncols);
-    const size_t g[2] = {(size_t)(rows + 15) / 16 * 16, (size_t)(ncols + NCOL - 1) / NCOL};
+    const size_t g[2] = {panels16, (size_t)(ncols + NCOL - 1) / NCOL};
     return launch(&a, 2, g, NULL, "matmul");
 }
 
@@ -643,6 +656,25 @@ static int setup(ocl *o, const char *cache_dir) {
         (rc = make_kernel(o, &o->softmax, "att_softmax")) ||
         (rc = make_kernel(o, &o->values, "att_values")))
         return rc;
+    /* the matrix-vector kernel needs work-groups of 16 x MV_KS */
+    if ((rc = make_kernel(o, &o->matvec, "matvec"))) return rc;
+    {
+        size_t dmax = 0, kmax = 0, dims[3] = {0, 0, 0};
+        clGetDeviceInfo(o->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof dmax, &dmax, NULL);
+        clGetDeviceInfo(o->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dims, dims, NULL);
+        clGetKernelWorkGroupInfo(o->matvec, o->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
+                                 &kmax, NULL);
+        /* a CPU runs the one-item-per-row kernel faster (PoCL: 2.4 against
+         * 5.7 tok/s on SmolLM2): its few cores are filled by rows alone,
+         * and the slices only add a reduction */
+        cl_device_type ty = 0;
+        clGetDeviceInfo(o->device, CL_DEVICE_TYPE, sizeof ty, &ty, NULL);
+        const bool want = o->want_matvec >= 0 ? o->want_matvec == 1 : !(ty & CL_DEVICE_TYPE_CPU);
+        if (!want || dmax < 16 * MV_KS || kmax < 16 * MV_KS || dims[0] < 16 || dims[1] < MV_KS) {
+            clReleaseKernel(o->matvec);
+            o->matvec = NULL;
+        }
+    }
     /* rmsnorm's work-group: the largest power of two up to 256 that both
      * the device and the kernel allow */
     size_t wg = 256, kwg = 0, dwg = 0;
@@ -690,16 +722,17 @@ int tai_opencl_query(int index, tai_device_info *out) {
 }
 
 TinyAIStatus tai_opencl_device_open(int index, const char *cache_dir, tai_device **out) {
-    return tai_opencl_device_open_source(index, cache_dir, tai_opencl_source, out);
+    return tai_opencl_device_open_source(index, cache_dir, NULL, -1, out);
 }
 
 TinyAIStatus tai_opencl_device_open_source(int index, const char *cache_dir, const char *source,
-                                           tai_device **out) {
+                                           int matvec, tai_device **out) {
     *out = NULL;
     ocl *o = calloc(1, sizeof *o);
     if (!o) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     o->index = index;
-    o->source = source;
+    o->source = source ? source : tai_opencl_source;
+    o->want_matvec = matvec;
     if (find(index, &o->platform, &o->device) != 0) {
         free(o);
         const int n = tai_opencl_count();

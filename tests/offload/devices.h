@@ -47,21 +47,25 @@ inline std::vector<DeviceCase> AllDevices() {
     // OpenCL: every device the ICD loader reports (PoCL on the CPU in CI),
     // the program cached in the test's temporary folder so that only the
     // first case compiles it
+    // (each with both matrix-vector kernels: the one-item-per-row and the
+    // K-split one, whichever the device would pick)
     const int n = tai_opencl_count();
     for (int i = 0; i < (n > 0 ? n : 1); i++)
-        out.push_back({"opencl_" + std::to_string(i), [i, n](std::string *why) -> tai_device * {
-                           if (n == 0) {
-                               *why = "no OpenCL device on this machine";
-                               return nullptr;
-                           }
-                           const char *tmp = std::getenv("TEST_TMPDIR");
-                           tai_device *d = nullptr;
-                           if (tai_opencl_device_open(i, tmp, &d) != TINYAI_OK) {
-                               *why = tinyaiLastErrorMessage();
-                               return nullptr;
-                           }
-                           return d;
-                       }});
+        for (int mv : {0, 1})
+            out.push_back({"opencl_" + std::to_string(i) + (mv ? "_ksplit" : "_rows"),
+                           [i, n, mv](std::string *why) -> tai_device * {
+                               if (n == 0) {
+                                   *why = "no OpenCL device on this machine";
+                                   return nullptr;
+                               }
+                               const char *tmp = std::getenv("TEST_TMPDIR");
+                               tai_device *d = nullptr;
+                               if (tai_opencl_device_open_source(i, tmp, nullptr, mv, &d) != TINYAI_OK) {
+                                   *why = tinyaiLastErrorMessage();
+                                   return nullptr;
+                               }
+                               return d;
+                           }});
     return out;
 }
 

@@ -64,16 +64,20 @@ TEST_F(OpenCL, TheProgramBinaryIsCachedAndACorruptCacheIsRebuilt) {
     }
     ASSERT_EQ(tai_opencl_device_open(0, dir.c_str(), &d), TINYAI_OK) << tinyaiLastErrorMessage();
     tai_device_close(d);
+    // replaced by a program binary again (its size may differ from the
+    // first one's: a runtime may embed build details in it)
     struct stat st2;
     ASSERT_EQ(stat(files[0].c_str(), &st2), 0);
-    EXPECT_EQ(st2.st_size, st1.st_size);
+    EXPECT_GT(st2.st_size, 1000);
     EXPECT_EQ(Files(dir).size(), 1u);
+    ASSERT_EQ(tai_opencl_device_open(0, dir.c_str(), &d), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_device_close(d);
 }
 
 TEST_F(OpenCL, ABuildFailureShowsTheBuildLog) {
     tai_device *d = nullptr;
     const char *broken = "__kernel void k(__global float *x) { x[0] = undeclared_thing; }\n";
-    EXPECT_EQ(tai_opencl_device_open_source(0, nullptr, broken, &d), TINYAI_ERR_DEVICE);
+    EXPECT_EQ(tai_opencl_device_open_source(0, nullptr, broken, -1, &d), TINYAI_ERR_DEVICE);
     EXPECT_EQ(d, nullptr);
     const std::string m = tinyaiLastErrorMessage();
     EXPECT_NE(m.find("opencl:0"), std::string::npos) << m;
