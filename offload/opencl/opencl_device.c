@@ -694,7 +694,7 @@ static void describe_ids(int index, cl_platform_id plat, cl_device_id dev, tai_d
     char dv[64] = "", pv[64] = "";
     clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof dv - 1, dv, NULL);
     clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pv - 1, pv, NULL);
-    snprintf(in->version, sizeof in->version, "%s, driver %s", pv, dv);
+    snprintf(in->version, sizeof in->version, "%.40s, driver %.40s", pv, dv);
     cl_device_type ty = 0;
     clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof ty, &ty, NULL);
     in->kind = ty & CL_DEVICE_TYPE_GPU           ? TAI_DEVICE_GPU

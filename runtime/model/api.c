@@ -339,8 +339,9 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     size_t off = 0;
     for (int b = 0; b < m->n_plans && off < sizeof out->devices; b++) {
         if (b > 0 && !memcmp(m->plans[b], m->plans[b - 1], (size_t)m->file->n_layers)) continue;
-        const bool split = m->n_plans > 1 && memcmp(m->plans[0], m->plans[m->n_plans - 1],
-                                                    (size_t)m->file->n_layers) != 0;
+        bool split = false;
+        for (int k = 1; k < m->n_plans; k++)
+            split |= memcmp(m->plans[0], m->plans[k], (size_t)m->file->n_layers) != 0;
         if (split) {
             /* the buckets this plan covers: b .. e */
             int e = b;
