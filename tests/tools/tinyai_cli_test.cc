@@ -40,6 +40,11 @@ const std::string &TestCache() {
         mkdir(d.c_str(), 0755);
         TinyAIKernelTuning t = {0, 0};
         tinyaiSaveKernelTuning((d + "/kernels-" + Signature() + ".tune").c_str(), &t);
+        // and a device list with no OpenCL device: auto places everything on
+        // the CPU (measured on first use), so that no test's output depends
+        // on how fast this machine's OpenCL is (-device opencl still works)
+        std::ofstream(d + "/devices.json")
+            << "{\"tinyai_device_calibration\": 1, \"devices\": {}, \"opencl_devices\": []}\n";
         return d;
     }();
     return dir;
