@@ -48,35 +48,14 @@ inline void matmul_float(__global const uchar *w, ulong w_off, long panel_bytes,
     for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
 }
 
-__kernel void matmul_f32(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                         __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                         int ncols) {
-    matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 0);
-}
-
-__kernel void matmul_f16(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                         __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                         int ncols) {
-    matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 1);
-}
-
-/* Block types: per block, the row's 32 codes are turned into floats once
- * and used for every column of the work-item. */
-__kernel void matmul_q8_0(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                          int ncols) {
-    const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
-    if (r >= rows) return;
-    __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
-    const int rr = r % 16, nc = min(NCOL, ncols - c0), nb = n / 32;
-    float acc[NCOL];
-    for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
-    __global const float *xc = x + x_off + (long)c0 * n;
-    for (int b = 0; b < nb; b++) {
+/* The 32 weights of row rr (within its panel at pw) in block b, for a
+ * block type: Q8_0 (8) d * (q - 128); Q4_0 (2) d * (q - 8); Q4_1 (3)
+ * d * q + m. Exactly the host's dequantization (tai_dequantize_row). */
+inline void block_weights(int type, __global const uchar *pw, int b, int rr, float *wv) {
+    if (type == 8) {
         __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
         __global const uchar *codes = pair + (b & 1) * 512;
         const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
-        float wv[32];
         for (int g = 0; g < 8; g++) {
             const uchar4 q = vload4(0, codes + g * 64 + rr * 4);
             wv[4 * g + 0] = d * (float)((int)q.s0 - 128);
@@ -84,40 +63,27 @@ __kernel void matmul_q8_0(__global const uchar *w, ulong w_off, long panel_bytes
             wv[4 * g + 2] = d * (float)((int)q.s2 - 128);
             wv[4 * g + 3] = d * (float)((int)q.s3 - 128);
         }
-        for (int j = 0; j < nc; j++) {
-            __global const float *xb = xc + (long)j * n + b * 32;
-            float s = 0.0f;
-            for (int i = 0; i < 32; i++) s += wv[i] * xb[i];
-            acc[j] += s;
-        }
+        return;
     }
-    for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
-}
-
-/* Q4_0 (has_min 0): d * (q - 8); Q4_1 (has_min 1): d * q + m. */
-inline void q4_block(__global const uchar *pw, int b, int rr, int has_min, float *wv) {
-    const int pair_bytes = has_min ? PAIR_Q4_1 : PAIR_Q4_0;
-    __global const uchar *pair = pw + (long)(b >> 1) * pair_bytes;
+    const int has_min = type == 3;
+    __global const uchar *pair = pw + (long)(b >> 1) * (has_min ? PAIR_Q4_1 : PAIR_Q4_0);
     __global const uchar *codes = pair + (b & 1) * 256;
     const float d = vload_half(rr, (__global const half *)(pair + 512 + (b & 1) * 32));
-    const float m = has_min ? vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32))
-                            : -8.0f * d;
+    const float m = has_min ? vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32)) : 0.0f;
     for (int jj = 0; jj < 4; jj++) {
         const uchar4 q = vload4(0, codes + jj * 64 + rr * 4);
-        wv[8 * jj + 0] = d * (float)(q.s0 & 15) + m;
-        wv[8 * jj + 1] = d * (float)(q.s1 & 15) + m;
-        wv[8 * jj + 2] = d * (float)(q.s2 & 15) + m;
-        wv[8 * jj + 3] = d * (float)(q.s3 & 15) + m;
-        wv[8 * jj + 4] = d * (float)(q.s0 >> 4) + m;
-        wv[8 * jj + 5] = d * (float)(q.s1 >> 4) + m;
-        wv[8 * jj + 6] = d * (float)(q.s2 >> 4) + m;
-        wv[8 * jj + 7] = d * (float)(q.s3 >> 4) + m;
+        const int c[8] = {q.s0 & 15, q.s1 & 15, q.s2 & 15, q.s3 & 15, q.s0 >> 4, q.s1 >> 4, q.s2 >> 4, q.s3 >> 4};
+        /* Q4_0 without an added 0: d * (q - 8) may be -0, as on the host */
+        for (int t = 0; t < 8; t++)
+            wv[8 * jj + t] = has_min ? d * (float)c[t] + m : d * (float)(c[t] - 8);
     }
 }
 
-inline void matmul_q4(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                      __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                      int ncols, int has_min) {
+/* Block types: per block, the row's 32 weights are decoded once and used
+ * for every column of the work-item. */
+inline void matmul_block(int type, __global const uchar *w, ulong w_off, long panel_bytes,
+                         int rows, int n, __global const float *x, ulong x_off, __global float *y,
+                         ulong y_off, int ncols) {
     const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
     if (r >= rows) return;
     __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
@@ -127,7 +93,7 @@ inline void matmul_q4(__global const uchar *w, ulong w_off, long panel_bytes, in
     __global const float *xc = x + x_off + (long)c0 * n;
     for (int b = 0; b < nb; b++) {
         float wv[32];
-        q4_block(pw, b, rr, has_min, wv);
+        block_weights(type, pw, b, rr, wv);
         for (int j = 0; j < nc; j++) {
             __global const float *xb = xc + (long)j * n + b * 32;
             float s = 0.0f;
@@ -138,16 +104,15 @@ inline void matmul_q4(__global const uchar *w, ulong w_off, long panel_bytes, in
     for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
 }
 
-__kernel void matmul_q4_0(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                          int ncols) {
-    matmul_q4(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 0);
-}
-
-__kernel void matmul_q4_1(__global const uchar *w, ulong w_off, long panel_bytes, int rows, int n,
-                          __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                          int ncols) {
-    matmul_q4(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, 1);
+/* The product of any weight type (F32 0, F16 1, Q4_0 2, Q4_1 3, Q8_0 8):
+ * global (rows rounded up to 16, column groups of NCOL). */
+__kernel void matmul(int type, __global const uchar *w, ulong w_off, long panel_bytes, int rows,
+                     int n, __global const float *x, ulong x_off, __global float *y, ulong y_off,
+                     int ncols) {
+    if (type <= 1)
+        matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, type);
+    else
+        matmul_block(type, w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols);
 }
 
 /* Matrix-vector (one column): a work-group per 16-row panel, its 16 x KS
@@ -169,25 +134,10 @@ __kernel void matvec(int type, __global const uchar *w, ulong w_off, long panel_
         for (int k = s; k < n; k += KS) acc += ((__global const float *)pw)[(long)k * 16 + rr] * xv[k];
     } else if (type == 1) {
         for (int k = s; k < n; k += KS) acc += vload_half((long)k * 16 + rr, (__global const half *)pw) * xv[k];
-    } else if (type == 8) {
-        for (int b = s; b < n / 32; b += KS) {
-            __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
-            __global const uchar *codes = pair + (b & 1) * 512;
-            const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
-            __global const float *xb = xv + b * 32;
-            float t = 0.0f;
-            for (int g = 0; g < 8; g++) {
-                const uchar4 q = vload4(0, codes + g * 64 + rr * 4);
-                t += (float)((int)q.s0 - 128) * xb[4 * g] + (float)((int)q.s1 - 128) * xb[4 * g + 1] +
-                     (float)((int)q.s2 - 128) * xb[4 * g + 2] + (float)((int)q.s3 - 128) * xb[4 * g + 3];
-            }
-            acc += d * t;
-        }
     } else {
-        const int has_min = type == 3;
         for (int b = s; b < n / 32; b += KS) {
             float wv[32];
-            q4_block(pw, b, rr, has_min, wv);
+            block_weights(type, pw, b, rr, wv);
             __global const float *xb = xv + b * 32;
             for (int i = 0; i < 32; i++) acc += wv[i] * xb[i];
         }
@@ -215,24 +165,9 @@ __kernel void embed(int type, __global const uchar *w, ulong w_off, long panel_b
     } else if (type == 1) {
         v = vload_half((long)k * 16 + rr, (__global const half *)pw);
     } else {
-        const int b = k / 32, e = k % 32;
-        if (type == 8) {
-            __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
-            const float d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
-            const uchar q = pair[(b & 1) * 512 + (e / 4) * 64 + rr * 4 + e % 4];
-            v = d * (float)((int)q - 128);
-        } else {
-            const int has_min = type == 3;
-            __global const uchar *pair = pw + (long)(b >> 1) * (has_min ? PAIR_Q4_1 : PAIR_Q4_0);
-            const float d = vload_half(rr, (__global const half *)(pair + 512 + (b & 1) * 32));
-            const int jj = e / 8, t = e % 8;
-            const uchar byte = pair[(b & 1) * 256 + jj * 64 + rr * 4 + t % 4];
-            const int q = t < 4 ? (byte & 15) : (byte >> 4);
-            if (has_min)
-                v = d * (float)q + vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32));
-            else
-                v = d * (float)(q - 8);
-        }
+        float wv[32];
+        block_weights(type, pw, k / 32, rr, wv);
+        v = wv[k % 32];
     }
     out[out_off + (long)c * n + k] = v;
 }

@@ -36,7 +36,7 @@ typedef struct {
     cl_context ctx;
     cl_command_queue q;
     cl_program prog;
-    cl_kernel mm[TAI_TYPE_COUNT];
+    cl_kernel mm;     /* products of every weight type */
     cl_kernel embed, rmsnorm, add, swiglu, rope, scores, softmax, values;
     cl_kernel matvec; /* one column: K split across a work-group (NULL: not usable here) */
     cl_mem ints; /* token ids / positions for the next op */
@@ -248,12 +248,10 @@ static int build(ocl *o, const char *cache_dir) {
 static void ocl_destroy(void *dev) {
     ocl *o = dev;
     if (o->q) clFinish(o->q);
-    cl_kernel ks[] = {o->embed, o->rmsnorm, o->add, o->swiglu, o->rope, o->scores, o->softmax,
-                      o->values, o->matvec};
+    cl_kernel ks[] = {o->mm,     o->embed,  o->rmsnorm, o->add,    o->swiglu,
+                      o->rope,   o->scores, o->softmax, o->values, o->matvec};
     for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
-    for (int t = 0; t < TAI_TYPE_COUNT; t++)
-        if (o->mm[t]) clReleaseKernel(o->mm[t]);
     if (o->ints) clReleaseMemObject(o->ints);
     if (o->prog) clReleaseProgram(o->prog);
     if (o->q) clReleaseCommandQueue(o->q);
@@ -405,8 +403,7 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
                       tai_dref y, int64_t ncols, tai_dref scratch) {
     ocl *o = dev;
     (void)scratch;
-    if (!tai_type_valid(type) || !o->mm[type])
-        return fail(o, -ENOTSUP, "no %s kernel", tai_type_name(type));
+    if (!tai_type_valid(type)) return fail(o, -ENOTSUP, "no %s kernel", tai_type_name(type));
     DEV(o, w, "weights");
     DEV(o, x, "input");
     DEV(o, y, "output");
@@ -415,11 +412,11 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
         ncols > INT32_MAX || !aligned4(x) || !aligned4(y))
         return fail(o, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)", (long long)rows,
                     (long long)n, (long long)ncols, tai_type_name(type));
-    /* the matrix-vector kernel takes the type first and local memory last;
-     * the product kernels take the column count last */
+    /* the same arguments but the last: the matrix-vector kernel's local
+     * memory, the product's column count */
     const bool mv = ncols == 1 && o->matvec;
-    args a = {o, mv ? o->matvec : o->mm[type], 0, CL_SUCCESS};
-    if (mv) a_i32(&a, type);
+    args a = {o, mv ? o->matvec : o->mm, 0, CL_SUCCESS};
+    a_i32(&a, type);
     a_mem(&a, M(w));
     a_u64(&a, w.off);
     a_i64(&a, (int64_t)pb);
@@ -640,16 +637,7 @@ static int setup(ocl *o, const char *cache_dir) {
     if (e != CL_SUCCESS) return cl_fail(o, e, "clCreateCommandQueue");
     int rc = build(o, cache_dir);
     if (rc) return rc;
-    static const struct {
-        int type;
-        const char *name;
-    } mm[] = {{TAI_TYPE_F32, "matmul_f32"},
-              {TAI_TYPE_F16, "matmul_f16"},
-              {TAI_TYPE_Q8_0, "matmul_q8_0"},
-              {TAI_TYPE_Q4_0, "matmul_q4_0"},
-              {TAI_TYPE_Q4_1, "matmul_q4_1"}};
-    for (size_t i = 0; i < sizeof mm / sizeof *mm; i++)
-        if ((rc = make_kernel(o, &o->mm[mm[i].type], mm[i].name))) return rc;
+    if ((rc = make_kernel(o, &o->mm, "matmul"))) return rc;
     if ((rc = make_kernel(o, &o->embed, "embed")) || (rc = make_kernel(o, &o->rmsnorm, "rmsnorm")) ||
         (rc = make_kernel(o, &o->add, "add")) || (rc = make_kernel(o, &o->swiglu, "swiglu")) ||
         (rc = make_kernel(o, &o->rope, "rope")) || (rc = make_kernel(o, &o->scores, "att_scores")) ||

@@ -246,9 +246,8 @@ static TinyAIStatus weights_on(TinyAIModel *m, int d, int layer, const unsigned 
 static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->base, r->off); }
 
 /* y = W x on the device of w, with that device's scratch. */
-static TinyAIStatus matmul(TinyAIModel *m, const tai_dws *ws, const wimg *w, const tai_wref *r,
-                           tai_dref x, tai_dref y, int n) {
-    (void)m;
+static TinyAIStatus matmul(const tai_dws *ws, const wimg *w, const tai_wref *r, tai_dref x,
+                           tai_dref y, int n) {
     return tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
 }
 
@@ -385,21 +384,21 @@ static TinyAIStatus run_block(const tai_batch *b, int l, const unsigned char *im
     TRY_OP(enter(b, d));
     TRY_OP(weights_on(m, d, l + 1, img, &w));
     TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(m, ws, &w, &blk->wq, ws->xb, ws->q, n));
-    TRY_OP(matmul(m, ws, &w, &blk->wk, ws->xb, ws->k, n));
-    TRY_OP(matmul(m, ws, &w, &blk->wv, ws->xb, ws->v, n));
+    TRY_OP(matmul(ws, &w, &blk->wq, ws->xb, ws->q, n));
+    TRY_OP(matmul(ws, &w, &blk->wk, ws->xb, ws->k, n));
+    TRY_OP(matmul(ws, &w, &blk->wv, ws->xb, ws->v, n));
     TRY_OP(tai_dev_rope(dev, ws->q, n, E, hp->n_head, hp->head_dim, hp->rot_dim, ws->rope_cs));
     TRY_OP(tai_dev_rope(dev, ws->k, n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, ws->rope_cs));
     if (d != 0) TRY_OP(sync_kv(b, d, l));
     TRY_OP(store_kv(b, d, l));
     TRY_OP(attend(b, d, l));
-    TRY_OP(matmul(m, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
+    TRY_OP(matmul(ws, &w, &blk->wo, ws->att_out, ws->xb, n));
     TRY_OP(tai_dev_add(dev, ws->x, ws->xb, E * n));
     TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(m, ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
-    TRY_OP(matmul(m, ws, &w, &blk->w_up, ws->xb, ws->up, n));
+    TRY_OP(matmul(ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
+    TRY_OP(matmul(ws, &w, &blk->w_up, ws->xb, ws->up, n));
     TRY_OP(tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
-    TRY_OP(matmul(m, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
+    TRY_OP(matmul(ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
     return tai_dev_add(dev, ws->x, ws->ffn_out, E * n);
 }
 
@@ -500,11 +499,11 @@ static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
                            at(&wh, &m->out_norm), E, cols, m->hp.rms_eps));
     TinyAISession *last = b->seq[b->n - 1];
     if (!b->logits_all && d == 0) { /* straight into the session */
-        TRY_OP(matmul(m, ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+        TRY_OP(matmul(ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
         last->have_logits = 1;
         return TINYAI_OK;
     }
-    TRY_OP(matmul(m, ws, &wo, &m->output, ws->xb, ws->logits, cols));
+    TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, cols));
     const size_t vb = (size_t)V * sizeof(float);
     if (!b->logits_all) {
         TRY_OP(tai_dev_download(dev, last->logits, ws->logits, vb));

@@ -173,7 +173,7 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
         cl_index[nd++] = cl;
     }
     /* the problem, per bucket */
-    const int L = m->file->n_layers, E = m->hp.n_embd;
+    const int L = m->file->n_layers;
     double *cost = malloc((size_t)L * nd * sizeof *cost);
     double *trans = malloc((size_t)L * nd * nd * sizeof *trans);
     double tail[1 + MAX_CL];
@@ -199,10 +199,14 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
                 for (int f = 0; f < nd; f++)
                     trans[((size_t)l * nd + f) * nd + d] =
                         f == d ? 0
-                               : tai_cost_transfer(&cal[f], E, n, 0) + tai_cost_transfer(&cal[d], E, n, 1);
+                               : tai_cost_transfer(&cal[f], lc.act_floats, n, 0) +
+                                     tai_cost_transfer(&cal[d], lc.act_floats, n, 1);
             }
         }
-        for (int d = 0; d < nd; d++) tail[d] = tai_cost_transfer(&cal[d], m->hp.n_vocab, 1, 0);
+        /* the head's logits come back for the last column */
+        tai_layer_cost head;
+        layer_cost(m, L - 1, &head);
+        for (int d = 0; d < nd; d++) tail[d] = tai_cost_transfer(&cal[d], head.out_floats, 1, 0);
         const tai_place_problem p = {L, nd, cost, trans, tail, mem, cap};
         double total = 0;
         if (tai_place_solve(&p, dev, &total) != 0) {
