@@ -12,14 +12,11 @@
  *   x  += Wdown (silu(Wgate xb) * Wup xb)
  * then logits = Woutput rmsnorm(x_last) * out_norm for the last token only
  * (for every column when several sequences decode together).
- * Every op runs on the model's device (offload/offload.h): the matrix
- * products, norms, RoPE, attention and SwiGLU of a whole layer are issued to
- * it in order, and the layer's ops are synchronised before its weights are
- * released to the cache.
- *
- * Weights come layer by layer from the weight cache (runtime/mapped): each
- * file layer's image is acquired while the layer runs and released after,
- * so under a memory limit only the cache's budget of weights is resident.
+ * This file is the architecture: what a layer computes. Each call issues
+ * one file layer's ops (matrix products, norms, RoPE, attention, SwiGLU) to
+ * the device the layer runs on, with the layer's weights already there;
+ * the scheduler (runtime/sched/pass.c) acquires the images from the weight
+ * cache, hands them to the device, synchronises it and releases them.
  * A batch's columns may belong to different sessions (tinyaiEvalBatch):
  * each column attends over its own session's KV cache at its own position.
  */
@@ -196,52 +193,11 @@ int tai_llama_schedule(const TinyAIModel *m, int *order) {
  * the table's checksum through it takes few reads. */
 #define EMB_BUFFER_MIN (256u << 10)
 
-/* Acquires a layer image, counting the time spent waiting for it. */
-static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img) {
-    const uint64_t t0 = tai_now_ns();
-    void *p = NULL;
-    TinyAIStatus st = tai_mapped_acquire(m->mm, layer, &p);
-    m->stall_ns += tai_now_ns() - t0;
-    *img = p;
-    return st;
-}
-
-/* A layer's weights as its device sees them: the acquired host image on
- * the CPU; on another device the image's copy in its memory, uploaded on
- * the layer's first use there and kept. */
+/* A layer's weights on the device that runs it. */
 typedef struct {
     tai_device *dev;
     tai_dref base;
 } wimg;
-
-static TinyAIStatus weights_on(TinyAIModel *m, int d, int layer, const unsigned char *img,
-                               wimg *out) {
-    out->dev = m->devs[d];
-    if (d == 0) {
-        out->base = tai_dref_host(img);
-        return TINYAI_OK;
-    }
-    tai_device *dev = m->devs[d];
-    if (!m->dev_w[layer]) {
-        const size_t bytes = tai_mapped_image_bytes(m->mm, layer);
-        tai_dbuf *buf = NULL;
-        const int rc = dev->ops->buf_alloc(dev->ctx, bytes, &buf);
-        if (rc != 0) return tai_dev_fail(dev, "buf_alloc (weights)", rc);
-        const tai_dref at = {buf, 0};
-        TinyAIStatus st = tai_dev_upload(dev, at, img, bytes);
-        /* the image may be evicted once released: the copy is made first */
-        if (st == TINYAI_OK) st = tai_dev_sync(dev);
-        if (st != TINYAI_OK) {
-            dev->ops->buf_free(dev->ctx, buf);
-            return st;
-        }
-        m->dev_w[layer] = buf;
-        m->dev_w_on[layer] = (unsigned char)d;
-    }
-    out->base.buf = m->dev_w[layer];
-    out->base.off = 0;
-    return TINYAI_OK;
-}
 
 static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->base, r->off); }
 
@@ -371,18 +327,16 @@ static TinyAIStatus enter(const tai_batch *b, int d) {
     return TINYAI_OK;
 }
 
-static TinyAIStatus run_block(const tai_batch *b, int l, const unsigned char *img) {
+static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) {
     TinyAIModel *m = b->m;
-    const int d = m->layer_dev[l + 1];
     tai_device *dev = m->devs[d];
     const tai_dws *ws = &m->dws[d];
     const tai_hparams *hp = &m->hp;
     const tai_block *blk = &m->blocks[l];
     const int n = b->n;
     const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    wimg w;
+    const wimg w = *wp;
     TRY_OP(enter(b, d));
-    TRY_OP(weights_on(m, d, l + 1, img, &w));
     TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
     TRY_OP(matmul(ws, &w, &blk->wq, ws->xb, ws->q, n));
     TRY_OP(matmul(ws, &w, &blk->wk, ws->xb, ws->k, n));
@@ -412,12 +366,12 @@ static void rope_angles(const tai_batch *b) {
 
 /* The embedding lookup runs on the CPU (layer 0's place): a few rows of
  * a large table. */
-static TinyAIStatus run_embedding(const tai_batch *b, const unsigned char *img) {
+static TinyAIStatus run_embedding(const tai_batch *b, const wimg *w) {
     TinyAIModel *m = b->m;
     const tai_wref *e = &m->tok_embd;
     rope_angles(b);
-    return tai_dev_embed(m->dev, e->type, tai_dref_host(img + e->off), e->rows, e->n, b->tokens,
-                         b->n, tai_dref_host(m->ws.x));
+    return tai_dev_embed(m->dev, e->type, at(w, e), e->rows, e->n, b->tokens, b->n,
+                         tai_dref_host(m->ws.x));
 }
 
 /* Bytes of one lookup: a packed panel of TAI_PANEL rows, or one row. */
@@ -482,19 +436,15 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
 }
 
 /* Final norm and logits: of the last column, or of every column. */
-static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
-                             const unsigned char *out_img) {
+static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const wimg *out_w) {
     TinyAIModel *m = b->m;
-    const int nl = m->hp.n_layer, d = m->layer_dev[nl + 1];
     tai_device *dev = m->devs[d];
     const tai_dws *ws = &m->dws[d];
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
     const int first = b->logits_all ? 0 : b->n - 1;
     const int cols = b->n - first;
-    wimg wh, wo;
+    const wimg wh = *head, wo = *out_w;
     TRY_OP(enter(b, d));
-    TRY_OP(weights_on(m, d, nl + 1, head, &wh));
-    TRY_OP(m->tied ? weights_on(m, d, 0, out_img, &wo) : (wo = wh, TINYAI_OK));
     TRY_OP(tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)first * E * sizeof(float)),
                            at(&wh, &m->out_norm), E, cols, m->hp.rms_eps));
     TinyAISession *last = b->seq[b->n - 1];
@@ -519,71 +469,42 @@ static TinyAIStatus run_head(const tai_batch *b, const unsigned char *head,
     return TINYAI_OK;
 }
 
-static TinyAIStatus run_layer(const tai_batch *b, int layer);
-
-TinyAIStatus tai_llama_layer(const tai_batch *b, int layer) {
-    TinyAIModel *m = b->m;
-    if (layer == 0) {
-        /* a new pass: x and the angles start on the host; the placement is
-         * the plan of this batch size's bucket */
-        m->fw_cur = 0;
-        m->fw_rope = 0;
-        int k = 0;
-        while (k + 1 < m->n_plans && tai_plan_cols[k + 1] <= b->n) k++;
-        m->cur_plan = k;
-        m->layer_dev = m->plans[k];
-    }
-    const uint64_t t_layer = tai_now_ns();
-    TinyAIStatus st_layer = run_layer(b, layer);
-    if (st_layer == TINYAI_OK && layer < m->file->n_layers) {
-        m->plan_meas[m->cur_plan][layer] += (double)(tai_now_ns() - t_layer) * 1e-9;
-        m->plan_runs[m->cur_plan][layer]++;
-    }
-    return st_layer;
+void tai_llama_begin(const tai_batch *b) {
+    b->m->fw_cur = 0;
+    b->m->fw_rope = 0;
 }
 
-static TinyAIStatus run_layer(const tai_batch *b, int layer) {
-    TinyAIModel *m = b->m;
-    const int nl = m->hp.n_layer;
-    const unsigned char *img = NULL;
-    if (layer == nl + 1 && m->tied) {
+int tai_llama_layer_images(const TinyAIModel *m, int layer, int ids[2]) {
+    if (layer == 0 && m->emb_rows) return 0;
+    if (layer == m->hp.n_layer + 1 && m->tied) {
         /* The tied head reads the embedding table as its output matrix, so
          * both are held at once. The embedding (large) is acquired first,
          * while nothing is held and the cache can evict anything to place
          * it; the head (small) then fits in what is left. The other way
          * round, the head could sit where no range is left wide enough for
          * the embedding. The schedule (tai_llama_schedule) has this order. */
-        const unsigned char *emb = NULL;
-        TinyAIStatus st = acquire(m, 0, &emb);
-        if (st != TINYAI_OK) return st;
-        st = acquire(m, layer, &img);
-        if (st == TINYAI_OK) {
-            st = run_head(b, img, emb);
-            if (st == TINYAI_OK) st = tai_dev_sync(m->devs[m->layer_dev[layer]]);
-            TinyAIStatus st3 = tai_mapped_release(m->mm, layer);
-            if (st == TINYAI_OK) st = st3;
-        }
-        TinyAIStatus st2 = tai_mapped_release(m->mm, 0);
-        return st != TINYAI_OK ? st : st2;
+        ids[0] = 0;
+        ids[1] = layer;
+        return 2;
     }
-    if (layer == 0 && m->emb_rows) {
-        const uint64_t t0 = tai_now_ns();
-        TinyAIStatus st = run_embedding_rows(b);
-        m->stall_ns += tai_now_ns() - t0;
-        return st;
+    ids[0] = layer;
+    return 1;
+}
+
+TinyAIStatus tai_llama_run(const tai_batch *b, int layer, int d, const tai_dref *w) {
+    TinyAIModel *m = b->m;
+    const int nl = m->hp.n_layer;
+    if (layer < 0 || layer > nl + 1)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "layer %d out of range (0..%d)", layer, nl + 1);
+    if (layer == 0 && m->emb_rows) return run_embedding_rows(b);
+    wimg wi[2] = {{m->devs[d], w[0]}, {m->devs[d], w[0]}};
+    if (layer == nl + 1 && m->tied) { /* w: the embedding, then the head */
+        wi[1].base = w[1];
+        return run_head(b, d, &wi[1], &wi[0]);
     }
-    TinyAIStatus st = acquire(m, layer, &img);
-    if (st != TINYAI_OK) return st;
-    if (layer == 0)
-        st = run_embedding(b, img);
-    else if (layer <= nl)
-        st = run_block(b, layer - 1, img);
-    else
-        st = run_head(b, img, img);
-    /* the layer's ops are done before its image can be evicted */
-    if (st == TINYAI_OK) st = tai_dev_sync(m->devs[m->layer_dev[layer]]);
-    TinyAIStatus st2 = tai_mapped_release(m->mm, layer);
-    return st != TINYAI_OK ? st : st2;
+    if (layer == 0) return run_embedding(b, &wi[0]);
+    if (layer <= nl) return run_block(b, layer - 1, d, &wi[0]);
+    return run_head(b, d, &wi[0], &wi[0]);
 }
 
 void tai_llama_finish(const tai_batch *b) {
@@ -591,35 +512,4 @@ void tai_llama_finish(const tai_batch *b) {
      * all its columns in one session */
     for (int t = 0; t < b->n; t++)
         if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) b->seq[t]->pos = b->pos[t] + 1;
-}
-
-/* A device chosen by auto failed running a layer: its layers move to the
- * CPU in every plan, for good, and the model's info says so once. */
-static void fall_back(TinyAIModel *m, int d, const char *why) {
-    for (int k = 0; k < m->n_plans; k++)
-        for (int l = 0; l < m->file->n_layers; l++)
-            if (m->plans[k][l] == d) m->plans[k][l] = 0;
-    snprintf(m->placement_note, sizeof m->placement_note, "%.280s; its layers run on the CPU now",
-             why);
-}
-
-TinyAIStatus tai_llama_forward(const tai_batch *b) {
-    TinyAIModel *m = b->m;
-    const int nl = m->hp.n_layer;
-    for (int l = 0; l <= nl + 1; l++) {
-        TinyAIStatus st = tai_llama_layer(b, l);
-        if (st == TINYAI_OK) continue;
-        /* With auto, a device that fails (an error of the device, not of
-         * the input or the file) hands its layers to the CPU and the pass
-         * starts again: its earlier layers recompute what they stored. */
-        const int d = m->layer_dev[l];
-        const char *msg = tinyaiLastErrorMessage();
-        if (!m->auto_placed || d == 0 || strncmp(msg, "device ", 7) != 0) return st;
-        char why[300];
-        snprintf(why, sizeof why, "%s", msg);
-        fall_back(m, d, why);
-        l = -1;
-    }
-    tai_llama_finish(b);
-    return TINYAI_OK;
 }

@@ -137,7 +137,7 @@ struct TinyAIModel {
     TinyAIModelConfig cfg;
     tai_workspace ws;
 
-    /* memory plan (plan.c) */
+    /* memory plan (runtime/sched/memplan.c) */
     int planned;
     TinyAIExecutionMode mode;
     char mode_reason[320];
@@ -188,13 +188,21 @@ typedef struct {
  * and shape. */
 TinyAIStatus tai_llama_bind(TinyAIModel *m);
 
-/* Runs file layer `layer` (0 = embedding lookup, 1..n_layer = blocks,
- * n_layer + 1 = final norm and logits) for the batch, acquiring its image
- * (and for a tied head, layer 0's) from the cache. */
-TinyAIStatus tai_llama_layer(const tai_batch *b, int layer);
-/* Every layer, then advances each column's session position. */
-TinyAIStatus tai_llama_forward(const tai_batch *b);
-/* Advances positions after the last layer (tai_llama_forward does it). */
+/* Resets a pass's state: its residual stream and angles start on the
+ * host. Called before layer 0. */
+void tai_llama_begin(const tai_batch *b);
+/* The file layers whose images layer `layer` (0 = embedding lookup,
+ * 1..n_layer = blocks, n_layer + 1 = final norm and logits) reads, in the
+ * order to acquire them: none (an embedding looked up by reading rows from
+ * the file), the layer itself, or for a tied head the embedding and then
+ * the head. Returns how many. */
+int tai_llama_layer_images(const TinyAIModel *m, int layer, int ids[2]);
+/* Issues file layer `layer`'s ops for the batch to device d, whose copies
+ * of the images tai_llama_layer_images names are w[] (in that order; NULL
+ * when there are none). The caller synchronises the device before it lets
+ * the images go. */
+TinyAIStatus tai_llama_run(const tai_batch *b, int layer, int d, const tai_dref *w);
+/* Advances each column's session position after the last layer. */
 void tai_llama_finish(const tai_batch *b);
 
 /* The order in which a forward pass acquires layers (cyclic): 0, 1 ..
@@ -208,7 +216,7 @@ int tai_llama_schedule(const TinyAIModel *m, int *order);
 size_t tai_llama_emb_buffer_bytes(const TinyAIModel *m);
 size_t tai_llama_emb_buffer_align(const TinyAIModel *m);
 
-/* ---- Memory planning (plan.c) ------------------------------------------- */
+/* ---- Memory outside the weight cache (workspace.c) ----------------------- */
 
 /* Bytes of a session of n_ctx tokens (KV cache, logits), and of the
  * workspace for n_ubatch columns, contexts up to att_ctx and batches of
@@ -218,10 +226,6 @@ size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int 
 /* (Re)allocates the model's workspace (freeing the old one). */
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
 void tai_workspace_free(tai_workspace *ws);
-/* Makes the memory plan for n_seq sessions of n_ctx tokens: chooses the mode
- * and the cache budget under cfg.memoryLimit, (re)creates the cache, sets the
- * schedule and, in NORMAL mode, loads and pins every layer. */
-TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq);
 /* Allocates (frees first) every non-CPU device's workspace for the host
  * workspace's sizes; frees them all. */
 TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m);
@@ -229,17 +233,6 @@ void tai_dev_workspaces_free(TinyAIModel *m);
 /* Allocates a session's KV caches on the non-CPU devices; frees them. */
 TinyAIStatus tai_session_dev_alloc(TinyAISession *s);
 void tai_session_dev_free(TinyAISession *s);
-/* The smallest batch of each placement bucket: powers of two, 1 to 512. */
-extern const int tai_plan_cols[TAI_PLANS];
-/* Opens the devices and decides where each layer runs (placement.c):
- * "cpu", "opencl[:N]" (the blocks and head there) or auto (the cost model,
- * per batch bucket, from the calibrations in cache_dir/devices.json,
- * measured there first if missing; without a cache_dir, the CPU). */
-TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cache_dir);
-void tai_model_place_free(TinyAIModel *m);
-/* Builds a model over an open mapped model (borrowed unless owns). */
-TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *cfg,
-                              TinyAIModel **out);
 /* Tracked bytes now: cache budget + staging + workspace + live sessions;
  * updates the peak. */
 size_t tai_model_current_bytes(const TinyAIModel *m);

@@ -2,9 +2,9 @@
  * runtime/sched: the forward scheduler of <tinyai/utils/forward_scheduler.h>.
  * The caller's layers and dependencies go to the planner (plan.h), which
  * fixes the order and the lifetimes of the declared outputs; the layers run
- * through the Llama forward pass one per tinyaiExecuteNextLayer, with the
+ * through the pass of sched.h (pass.c) one per tinyaiExecuteNextLayer, with the
  * weights coming from the mapped model's cache, sized by the memory plan of
- * runtime/model (plan.c) for the mode and limit given at creation.
+ * memplan.c for the mode and limit given at creation.
  *
  * Generation: the first passes run the prompt (in batches of the planned
  * width), each later pass one generated token; after a pass's last layer the
@@ -20,7 +20,9 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "runtime/llm/llm_internal.h"
 #include "runtime/model/model.h"
+#include "runtime/sched/sched.h"
 #include "runtime/sched/plan.h"
 
 #define SCHED_CTX 512 /* context planned for generation (tokens) */
@@ -323,7 +325,7 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
     const int layer = s->order[s->step];
     const int32_t *toks = s->prompt_done < s->n_prompt ? s->prompt + s->prompt_done : &s->tok;
     tai_batch b = {s->model, s->pass_n, toks, s->seq, s->pos, 0};
-    if (tai_llama_layer(&b, layer) != TINYAI_OK) {
+    if (tai_sched_layer(&b, layer) != TINYAI_OK) {
         s->done = 1;
         return false;
     }
@@ -441,7 +443,7 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
             if (m->mode != TINYAI_EXEC_NORMAL) cache = avail < (double)total ? avail : (double)total;
         }
         /* below the whole model an untied embedding is looked up by rows,
-         * not read with the layers (plan.c) */
+         * not read with the layers (memplan.c) */
         double io_bytes = (double)total - cache;
         if (cache < (double)total) io_bytes -= (double)rows_emb;
         if (io_bytes < 0) io_bytes = 0;

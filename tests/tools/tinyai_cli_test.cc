@@ -421,7 +421,9 @@ std::string ArgmaxText(const std::string &path, const std::string &prompt, int n
             size_t len = 0;
             const char *piece = tinyaiTokenPiece(m, best, &len);
             if (piece) text.append(piece, len);
-            if (i + 1 < n) EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
+            if (i + 1 < n) {
+                EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
+            }
         }
     }
     tinyaiFreeSession(s);

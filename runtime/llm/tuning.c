@@ -1,5 +1,5 @@
 /*
- * runtime/model/tuning.c: the public kernel-tuning API (<tinyai/llm.h>) over
+ * runtime/llm/tuning.c: the public kernel-tuning API (<tinyai/llm.h>) over
  * the CPU device's tuning (offload/cpu/cpu.h), and its file.
  *
  * The file is line-oriented text:

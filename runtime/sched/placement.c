@@ -1,5 +1,5 @@
 /*
- * runtime/model/placement.c: which device each layer of a model runs on
+ * runtime/sched/placement.c: which device each layer of a model runs on
  * (layer: runtime). The devices are opened here; the decision is the cost
  * model's (offload/cost.h).
  *
@@ -25,8 +25,15 @@
 #include "offload/cpu/cpu.h"
 #include "offload/opencl/opencl.h"
 #include "runtime/model/model.h"
+#include "runtime/sched/sched.h"
 
 const int tai_plan_cols[TAI_PLANS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+int tai_plan_bucket(const TinyAIModel *m, int n) {
+    int k = 0;
+    while (k + 1 < m->n_plans && tai_plan_cols[k + 1] <= n) k++;
+    return k;
+}
 #define NB TAI_PLANS
 #define MAX_CL 7
 #define CTX_MODEL 256 /* positions attended, on average, for the predictions */

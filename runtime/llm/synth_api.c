@@ -1,4 +1,4 @@
-/* runtime/model: the public face of synthetic model writing
+/* runtime/llm: the public face of synthetic model writing
  * (tinyaiWriteSyntheticModel), over runtime/format/synth. */
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * runtime/model: the public model, token and session API of <tinyai/llm.h>.
+ * runtime/llm: the public model, token and session API of <tinyai/llm.h>.
  * Validates arguments, owns allocation and cleanup; the math lives in
  * llama.c and the CPU device (offload/cpu).
  */
@@ -16,7 +16,9 @@
 #include "core/error.h"
 #include "offload/opencl/opencl.h"
 #include "runtime/mem/numa.h"
+#include "runtime/llm/llm_internal.h"
 #include "runtime/model/model.h"
+#include "runtime/sched/sched.h"
 
 #define MAX_THREADS 256
 #define DEFAULT_CTX 4096
@@ -164,8 +166,7 @@ TinyAIStatus tinyaiGetLayerPlacement(const TinyAIModel *m, int columns, int laye
     if (layer < 0 || layer >= m->file->n_layers || columns < 1)
         return tai_error(TINYAI_ERR_RANGE, "layer %d of %d, %d columns", layer, m->file->n_layers,
                          columns);
-    int b = 0;
-    while (b + 1 < m->n_plans && tai_plan_cols[b + 1] <= columns) b++;
+    const int b = tai_plan_bucket(m, columns);
     out->device = m->devs[m->plans[b][layer]]->info.name;
     out->bucketColumns = tai_plan_cols[b];
     out->predictedSeconds = m->plan_pred[b][layer];
@@ -573,7 +574,7 @@ TinyAIStatus tinyaiEval(TinyAISession *s, const int32_t *tokens, size_t n) {
         int chunk = (int)(n - done < (size_t)ub ? n - done : (size_t)ub);
         for (int t = 0; t < chunk; t++) pos[t] = s->pos + t;
         tai_batch b = {m, chunk, tokens + done, seq, pos, 0};
-        st = tai_llama_forward(&b);
+        st = tai_sched_forward(&b);
         if (st != TINYAI_OK) {
             s->have_logits = 0;
             break;
@@ -613,7 +614,7 @@ TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *toke
     }
     if (st == TINYAI_OK) {
         tai_batch b = {m, (int)n, tokens, sessions, pos, n > 1};
-        st = tai_llama_forward(&b);
+        st = tai_sched_forward(&b);
         if (st != TINYAI_OK)
             for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
     }
