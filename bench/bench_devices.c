@@ -2,7 +2,8 @@
  * bench/bench_devices: every device this machine has, op by op and end to
  * end, in one run.
  *
- *   bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--cache DIR]
+ *   bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--only 1|2|3]
+ *                 [--cache DIR]
  *
  * 1. Ops, per device (the CPU device at --threads, default all cores; every
  *    OpenCL device) and weight type:
@@ -18,6 +19,9 @@
  *    generation (32 tokens) tok/s of SmolLM2-135M (when present) and the
  *    synthetic 1B Q4_0 model, with --device cpu, opencl (each OpenCL
  *    device) and auto.
+ * 3. The cost model on the CPU device: calibrated afresh in this run, then
+ *    each model run on it with that calibration, its per-layer prediction
+ *    against the measured time (median over layers of the ratio).
  * --cache names the folder for OpenCL program binaries (default: none, so
  * the first open of each device compiles). Prints the CPU's name and every
  * device's; results on stdout, errors on stderr.
@@ -211,7 +215,11 @@ static void cell(double v, const char *fmt) {
 }
 
 /* Section 1 (in a child: see main); writes the OpenCL device count to fd. */
-static int ops_section(long threads, int quick, const char *cache, int fd) {
+static int ops_section(long threads, int quick, const char *cache, int fd, int run) {
+    if (!run) { /* the count alone */
+        const int n = tai_opencl_count();
+        return write(fd, &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1;
+    }
     tai_device *devs[MAX_DEVS];
     int nd = 0;
     if (tai_cpu_device_open(NULL, (int)threads, &devs[nd]) != TINYAI_OK) {
@@ -281,7 +289,7 @@ static int ops_section(long threads, int quick, const char *cache, int fd) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, e2e = 1;
+    int quick = 0, e2e = 1, only = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     const char *cache = NULL;
     for (int i = 1; i < argc; i++) {
@@ -293,16 +301,18 @@ int main(int argc, char **argv) {
             quick = 1;
         } else if (!strcmp(argv[i], "--no-e2e")) {
             e2e = 0;
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--cache") && i + 1 < argc) {
             cache = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] "
+            fprintf(stderr, "usage: bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--only 1|2|3] "
                             "[--cache DIR]\n");
             return 2;
         }
     }
-    if (reps < 1 || reps > MAX_REPS || threads < 1 || threads > 256) {
-        fprintf(stderr, "bench_devices: --reps 1..%d, --threads 1..256\n", MAX_REPS);
+    if (reps < 1 || reps > MAX_REPS || threads < 1 || threads > 256 || only < 0 || only > 3) {
+        fprintf(stderr, "bench_devices: --reps 1..%d, --threads 1..256, --only 1..3\n", MAX_REPS);
         return 2;
     }
     char tuning[512];
@@ -321,7 +331,7 @@ int main(int argc, char **argv) {
     if (pid < 0) return 1;
     if (pid == 0) {
         close(fds[0]);
-        const int rc = ops_section(threads, quick, cache, fds[1]);
+        const int rc = ops_section(threads, quick, cache, fds[1], !only || only == 1);
         fflush(stdout);
         _exit(rc);
     }
@@ -336,45 +346,100 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_devices: the ops section failed\n");
         return 1;
     }
-    if (!e2e) return 0;
-
-
+    if (!e2e || only == 1) return 0;
     char small[4096], big[4096];
     tai_e2e_default_paths(small, sizeof small, big, sizeof big);
     if (tai_e2e_ensure_1b(big) != 0) return 1;
-    printf("\n== 2. End to end (prompt 128 tokens, generation 32 after 8; %d reps; each case in "
-           "its own process); a pass's time predicted by the cost model / measured (ms; "
-           "prediction - where the device was named)\n\n%-34s %-9s %12s %10s %17s %17s  %s\n",
-           quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "prompt pass ms",
-           "decode pass ms", "layers ran on");
     const char *models[2] = {small, big};
-    char names[MAX_DEVS + 2][24];
-    int nn = 0;
-    snprintf(names[nn++], sizeof names[0], "cpu");
-    for (int i = 0; i < ncl && i < MAX_DEVS; i++) snprintf(names[nn++], sizeof names[0], "opencl:%d", i);
-    snprintf(names[nn++], sizeof names[0], "auto");
-    for (int mi = 0; mi < 2; mi++) {
-        if (access(models[mi], R_OK) != 0) {
-            printf("%-34s (not present)\n", strrchr(models[mi], '/') + 1);
-            continue;
-        }
-        for (int k = 0; k < nn; k++) {
-            tai_e2e_set_device(names[k], cache);
-            double peak = 0;
-            tai_e2e_result r = tai_e2e_fork_case(models[mi], (int)threads, quick ? 1 : 3, 1,
-                                                 128, quick ? 8 : 32, &peak);
-            printf("%-34s %-9s ", strrchr(models[mi], '/') + 1, names[k]);
-            if (!r.ok)
-                printf("failed\n");
-            else {
-                char pp[32], gp[32];
-                snprintf(pp, sizeof pp, r.prompt_pred_s > 0 ? "%.2f" : "-", r.prompt_pred_s * 1e3);
-                snprintf(gp, sizeof gp, r.gen_pred_s > 0 ? "%.3f" : "-", r.gen_pred_s * 1e3);
-                printf("%12.1f %10.2f %8s/%8.2f %8s/%8.3f  %s\n", r.prompt_tps, r.gen_tps, pp,
-                       r.prompt_meas_s * 1e3, gp, r.gen_meas_s * 1e3, r.devices);
+    if (!only || only == 2) {
+        printf("\n== 2. End to end (prompt 128 tokens, generation 32 after 8; %d reps; each case "
+               "in its own process); a pass's time predicted by the cost model / measured (ms; "
+               "prediction - where the device was named)\n\n%-34s %-9s %12s %10s %17s %17s  %s\n",
+               quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "prompt pass ms",
+               "decode pass ms", "layers ran on");
+        char names[MAX_DEVS + 2][24];
+        int nn = 0;
+        snprintf(names[nn++], sizeof names[0], "cpu");
+        for (int i = 0; i < ncl && i < MAX_DEVS; i++)
+            snprintf(names[nn++], sizeof names[0], "opencl:%d", i);
+        snprintf(names[nn++], sizeof names[0], "auto");
+        for (int mi = 0; mi < 2; mi++) {
+            if (access(models[mi], R_OK) != 0) {
+                printf("%-34s (not present)\n", strrchr(models[mi], '/') + 1);
+                continue;
             }
-            fflush(stdout);
+            for (int k = 0; k < nn; k++) {
+                tai_e2e_set_device(names[k], cache);
+                double peak = 0;
+                tai_e2e_result r = tai_e2e_fork_case(models[mi], (int)threads, quick ? 1 : 3, 1,
+                                                     128, quick ? 8 : 32, &peak);
+                printf("%-34s %-9s ", strrchr(models[mi], '/') + 1, names[k]);
+                if (!r.ok) {
+                    printf("failed\n");
+                } else {
+                    char pp[32], gp[32];
+                    snprintf(pp, sizeof pp, r.prompt_pred_s > 0 ? "%.2f" : "-",
+                             r.prompt_pred_s * 1e3);
+                    snprintf(gp, sizeof gp, r.gen_pred_s > 0 ? "%.3f" : "-", r.gen_pred_s * 1e3);
+                    printf("%12.1f %10.2f %8s/%8.2f %8s/%8.3f  %s\n", r.prompt_tps, r.gen_tps, pp,
+                           r.prompt_meas_s * 1e3, gp, r.gen_meas_s * 1e3, r.devices);
+                }
+                fflush(stdout);
+            }
         }
     }
+    if (only == 2) return 0;
+
+    /* Section 3: the CPU device calibrated now (in a child: the calibration
+     * runs the device's kernels), then each model on it with that
+     * calibration, the prediction per layer against the measurement. */
+    printf("\n== 3. The cost model on the CPU device: calibrated in this run, then each "
+           "model's layers predicted and measured (after the warm-up; median over the "
+           "computing layers of predicted / measured)\n\n");
+    fflush(stdout);
+    char caldir[] = "/tmp/tinyai-bench-cal-XXXXXX";
+    if (!mkdtemp(caldir)) {
+        perror("bench_devices: mkdtemp");
+        return 1;
+    }
+    const pid_t cp = fork();
+    if (cp == 0) {
+        TinyAIDeviceCalibration c;
+        const double t0 = tai_bench_now();
+        const TinyAIStatus cs = tinyaiCalibrateDevice(caldir, 0, (int)threads, &c);
+        if (cs != TINYAI_OK) fprintf(stderr, "calibration: %s\n", tinyaiLastErrorMessage());
+        else printf("calibration of the CPU device: %.2f s; matrix-vector Q4_0 %.1f GB/s\n",
+                    tai_bench_now() - t0, c.matvecGBs[3]);
+        fflush(stdout);
+        _exit(cs == TINYAI_OK ? 0 : 1);
+    }
+    int cst = -1;
+    while (cp > 0 && waitpid(cp, &cst, 0) < 0 && errno == EINTR) {
+    }
+    if (cp > 0 && WIFEXITED(cst) && WEXITSTATUS(cst) == 0) {
+        printf("%-34s %12s %12s %17s %17s\n", "model", "prompt ratio", "decode ratio",
+               "prompt pass ms", "decode pass ms");
+        tai_e2e_set_device("cpu", caldir);
+        for (int mi = 0; mi < 2; mi++) {
+            if (access(models[mi], R_OK) != 0) continue;
+            double peak = 0;
+            tai_e2e_result r = tai_e2e_fork_case(models[mi], (int)threads, quick ? 1 : 3, 1, 128,
+                                                 quick ? 8 : 32, &peak);
+            if (!r.ok) {
+                printf("%-34s failed\n", strrchr(models[mi], '/') + 1);
+                continue;
+            }
+            printf("%-34s %12.3f %12.3f %8.2f/%8.2f %8.3f/%8.3f\n", strrchr(models[mi], '/') + 1,
+                   r.prompt_ratio, r.gen_ratio, r.prompt_pred_s * 1e3, r.prompt_meas_s * 1e3,
+                   r.gen_pred_s * 1e3, r.gen_meas_s * 1e3);
+            fflush(stdout);
+        }
+    } else {
+        printf("calibration failed\n");
+    }
+    char calfile[sizeof caldir + 16];
+    snprintf(calfile, sizeof calfile, "%s/devices.json", caldir);
+    unlink(calfile);
+    rmdir(caldir);
     return 0;
 }

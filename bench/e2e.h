@@ -22,6 +22,9 @@ typedef struct {
      * mean measured (tinyaiGetLayerPlacement): decoding (1 column) and the
      * prompt's batch; predictions are 0 where the device was named */
     double gen_pred_s, gen_meas_s, prompt_pred_s, prompt_meas_s;
+    /* the median over layers of predicted / measured (0: no predictions),
+     * measured after the warm-up */
+    double gen_ratio, prompt_ratio;
 } tai_e2e_result;
 
 /* The device the following cases load their models on (TinyAIModelConfig

@@ -228,6 +228,33 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
         }
         put_all(&B);
     }
+    /* the fixed cost of a matrix product: 64 products of a 64 x 256
+     * matrix (a few KiB, cached) at batch 1, per product */
+    for (size_t ti = 0; st == TINYAI_OK && ti < NTYPES; ti++) {
+        const tai_type t = kTypes[ti];
+        if (!(d->info.types & (1u << t))) continue;
+        const int64_t r = 64, k = 256;
+        unsigned char *w = packed(t, r, k);
+        const size_t pb = tai_pack_bytes(t, r, k), sb = tai_dev_matmul_scratch(d, t, k, 1);
+        tai_dref wr[64], x, y, s;
+        if (!w) st = tai_error(TINYAI_ERR_NOMEM, "calibration: out of memory");
+        if (st == TINYAI_OK) st = get(&B, pb, &wr[0]);
+        if (st == TINYAI_OK) st = upload(d, wr[0], w, pb);
+        free(w);
+        for (int c = 1; c < 64; c++) wr[c] = wr[0];
+        if (st == TINYAI_OK) st = get(&B, (size_t)k * 4, &x);
+        if (st == TINYAI_OK) st = upload(d, x, host, (size_t)k * 4);
+        if (st == TINYAI_OK) st = get(&B, (size_t)r * 4, &y);
+        if (st == TINYAI_OK) st = get(&B, sb ? sb : 64, &s);
+        if (st == TINYAI_OK) {
+            job j = {d, t, wr, 64, r, k, 1, x, y, s, {0}, {0}, 0, 0, NULL, 0};
+            const double sec = timed(run_matmul, &j, 0.02);
+            if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
+            else out->mm_op_us = sec / 64 * 1e6;
+        }
+        put_all(&B);
+        break;
+    }
     /* synchronisation, small ops, elementwise bandwidth, transfers */
     tai_dref a, b;
     const int64_t big = 16 * (int64_t)MB / 4; /* 4M floats: 16 MB */
@@ -363,6 +390,9 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
          num(e, "llc_bytes", 0, 1e15, &llc) &&
          num(e, "unified", 0, 1, &uni);
     ok = ok && (uni == 1 || (out->h2d_gbs > 0 && out->d2h_gbs > 0));
+    /* a calibration from before mm_op_us was measured: the small op's cost */
+    if (ok && !cJSON_GetObjectItemCaseSensitive(e, "mm_op_us")) out->mm_op_us = out->op_us;
+    else ok = ok && num(e, "mm_op_us", 0, 1e6, &out->mm_op_us);
     cJSON_Delete(j);
     if (!ok)
         return tai_error(TINYAI_ERR_FORMAT, "%s: the calibration of %s has missing or impossible figures",
@@ -468,6 +498,7 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
                  cJSON_AddNumberToObject(mb, tai_type_name(kTypes[i]), c->mm_big_gflops[kTypes[i]]) &&
                  cJSON_AddNumberToObject(ml, tai_type_name(kTypes[i]), c->mv_llc_gbs[kTypes[i]]);
     ok = ok && cJSON_AddNumberToObject(e, "op_us", c->op_us) &&
+         cJSON_AddNumberToObject(e, "mm_op_us", c->mm_op_us) &&
          cJSON_AddNumberToObject(e, "sync_us", c->sync_us) &&
          cJSON_AddNumberToObject(e, "elem_gbs", c->elem_gbs) &&
          cJSON_AddNumberToObject(e, "h2d_gbs", c->h2d_gbs) &&
@@ -501,7 +532,7 @@ double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int 
         else if (n > 64) rate += (c->mm_big_gflops[ty] - rate) * log2((double)n / 64) / 3.0;
         const double bw = cached && c->mv_llc_gbs[ty] > 0 ? c->mv_llc_gbs[ty] : c->mv_gbs[ty];
         const double read = bytes / (bw * 1e9), comp = flops / (rate * 1e9);
-        t += (read > comp ? read : comp) + c->op_us * 1e-6;
+        t += (read > comp ? read : comp) + c->mm_op_us * 1e-6;
     }
     t += l->n_ops * c->op_us * 1e-6;
     t += (double)l->elem_floats * n * 4.0 / (c->elem_gbs * 1e9);

@@ -53,6 +53,9 @@ typedef struct {
     double mm_gflops[TAI_TYPE_COUNT]; /* 64 columns: GFLOP/s (2 per multiply-add) */
     double mm_big_gflops[TAI_TYPE_COUNT]; /* 512 columns: a prompt's batch */
     double op_us;                     /* one small op, enqueued (launch cost) */
+    double mm_op_us;                  /* the fixed cost of one matrix product (a
+                                         launch; on the CPU, the dispatch to the
+                                         thread pool and the join) */
     double sync_us;                   /* one synchronisation of an idle device */
     double elem_gbs;                  /* elementwise ops: GB/s moved */
     double h2d_gbs, d2h_gbs;          /* transfers from and to the host (0 on the CPU) */

@@ -208,16 +208,31 @@ static void print_placement(const TinyAIModel *model, int layers, int prompt_col
                         "predicted ms, measured ms\n",
                 k == 0 ? "the prompt" : "decoding", cols[k], cols[k] > 1 ? "s" : "",
                 p.bucketColumns);
-        double tp = 0, tm = 0;
+        double tp = 0, tm = 0, ratio[1100];
+        int nr = 0;
         for (int l = 0; l < layers; l++) {
             if (tinyaiGetLayerPlacement(model, cols[k], l, &p) != TINYAI_OK) return;
             fprintf(stderr, "  %3d %-9s %9.3f %9.3f%s\n", l, p.device, p.predictedSeconds * 1e3,
                     p.measuredSeconds * 1e3, p.passes ? "" : " (not run)");
             tp += p.predictedSeconds;
             tm += p.measuredSeconds;
+            if (p.passes && p.predictedSeconds > 0 && p.measuredSeconds > 0 && nr < 1100)
+                ratio[nr++] = p.predictedSeconds / p.measuredSeconds;
         }
         fprintf(stderr, "  all       %9.3f %9.3f%s\n", tp * 1e3, tm * 1e3,
-                tp > 0 ? "" : " (no prediction: the device was named, not chosen)");
+                tp > 0 ? ""
+                       : " (no prediction: the device was named and has no calibration; "
+                         "tinyai devices --calibrate makes one)");
+        if (nr > 0) {
+            for (int i = 1; i < nr; i++)
+                for (int j = i; j > 0 && ratio[j] < ratio[j - 1]; j--) {
+                    const double x = ratio[j];
+                    ratio[j] = ratio[j - 1];
+                    ratio[j - 1] = x;
+                }
+            fprintf(stderr, "  predicted / measured, median over %d layers: %.2f\n", nr,
+                    nr % 2 ? ratio[nr / 2] : (ratio[nr / 2 - 1] + ratio[nr / 2]) / 2);
+        }
     }
 }
 
@@ -278,8 +293,8 @@ static int cmd_devices(int argc, char **argv) {
                c.matmulGFlops[0], c.matmulBigGFlops[0], c.matmulGFlops[1], c.matmulBigGFlops[1],
                c.matmulGFlops[2], c.matmulBigGFlops[2], c.matmulGFlops[3], c.matmulBigGFlops[3],
                c.matmulGFlops[4], c.matmulBigGFlops[4]);
-        printf("           op %.1f us, sync %.1f us, elementwise %.1f GB/s", c.opMicros, c.syncMicros,
-               c.elementwiseGBs);
+        printf("           op %.1f us, product %.1f us, sync %.1f us, elementwise %.1f GB/s",
+               c.opMicros, c.matmulOpMicros, c.syncMicros, c.elementwiseGBs);
         if (c.hostToDeviceGBs > 0)
             printf(", to device %.1f GB/s, from it %.1f GB/s, transfer %.1f us", c.hostToDeviceGBs,
                    c.deviceToHostGBs, c.transferMicros);
@@ -543,11 +558,13 @@ static int cmd_generate(int argc, char **argv) {
      * program binaries */
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
-    if (!(device && !strcmp(device, "cpu")) && make_dirs(cdir) == 0) {
+    if (make_dirs(cdir) == 0) {
         mc.cacheDir = cdir;
         char cal[4100];
         snprintf(cal, sizeof cal, "%s/devices.json", cdir);
-        if (!(device && strncmp(device, "opencl", 6) == 0) && access(cal, F_OK) != 0) {
+        /* a named device is not measured: its calibration, where one is
+         * kept, gives --placement its predictions */
+        if (!(device && strcmp(device, "auto") != 0) && access(cal, F_OK) != 0) {
             if (!quiet)
                 fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
                                 "a few seconds)\n", prog);

@@ -66,16 +66,21 @@ typedef struct {
                                     (default 1) */
     int contextSize;             /* tokens per session planned for; 0 = the
                                     first session's */
-    /* Where the layers run: NULL or "auto" (the devices the cost model
-     * picks; today the CPU), "cpu", "opencl" (OpenCL device 0) or
-     * "opencl:N". With a device other than the CPU, every transformer block
-     * and the head run on it (the embedding lookup stays on the CPU), its
-     * weights uploaded on first use and kept in its memory. A name that is
-     * no device here is TINYAI_ERR_INVALID_ARG. Not kept after loading. */
+    /* Where the layers run: NULL or "auto" (per layer and per batch size,
+     * the device the cost model picks among the CPU and the OpenCL devices,
+     * from the calibrations kept in cacheDir, measured there the first
+     * time; without a cacheDir, the CPU), "cpu", "opencl" (OpenCL device 0)
+     * or "opencl:N". With a device other than the CPU, every transformer
+     * block and the head run on it (the embedding lookup stays on the CPU),
+     * its weights uploaded on first use and kept in its memory; a device
+     * whose memory cannot hold them (and the KV caches of maxSessions
+     * sessions of contextSize tokens) fails the load with
+     * TINYAI_ERR_NOMEM. A name that is no device here is
+     * TINYAI_ERR_INVALID_ARG. Not kept after loading. */
     const char *device;
     /* A folder for what is measured or built once per machine and kept
-     * (OpenCL program binaries); NULL: nothing kept. Not kept after
-     * loading. */
+     * (OpenCL program binaries, devices.json: the devices' calibrations);
+     * NULL: nothing kept. Not kept after loading. */
     const char *cacheDir;
 } TinyAIModelConfig;
 
@@ -196,6 +201,7 @@ typedef struct {
     double matmulGFlops[5]; /* 64 columns */
     double matmulBigGFlops[5]; /* 512 columns */
     double opMicros;        /* one op */
+    double matmulOpMicros;  /* the fixed cost of one matrix product */
     double syncMicros;      /* one synchronisation */
     double elementwiseGBs;
     double hostToDeviceGBs, deviceToHostGBs; /* 0 for the CPU */
@@ -228,9 +234,11 @@ const char *tinyaiLayerDevice(const TinyAIModel *model, int layer);
 
 /* The placement of a layer for passes of `columns` columns (the bucket
  * holding that batch size: 1, 2, 4 .. 256, 512 and up): its device, the cost
- * model's prediction (0 where the device was named, not chosen) and the
- * mean measured time of the layer in the passes of that bucket so far
- * (0 before any), seconds, weights and transfers included. */
+ * model's prediction (0 where the device was named and the model's
+ * cacheDir holds no calibration of it) and the mean measured time of the
+ * layer in the passes of that bucket since load or the last
+ * tinyaiResetLayerTimes (0 before any), seconds, weights and transfers
+ * included. */
 typedef struct {
     const char *device;
     int bucketColumns;  /* the smallest batch of the bucket */
@@ -241,6 +249,8 @@ typedef struct {
 
 TinyAIStatus tinyaiGetLayerPlacement(const TinyAIModel *model, int columns, int layer,
                                      TinyAILayerPlacement *out);
+/* Forgets the layers' measured times (after a warm-up, say). */
+void tinyaiResetLayerTimes(TinyAIModel *model);
 
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *model, TinyAIModelInfo *out);
 

@@ -175,6 +175,14 @@ TinyAIStatus tinyaiGetLayerPlacement(const TinyAIModel *m, int columns, int laye
     return TINYAI_OK;
 }
 
+void tinyaiResetLayerTimes(TinyAIModel *m) {
+    if (!m) return;
+    for (int b = 0; b < m->n_plans; b++) {
+        memset(m->plan_meas[b], 0, (size_t)m->file->n_layers * sizeof(double));
+        memset(m->plan_runs[b], 0, (size_t)m->file->n_layers * sizeof(int));
+    }
+}
+
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *config,
                               TinyAIModel **out) {
     *out = NULL;

@@ -239,6 +239,61 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
     return st;
 }
 
+/* A named device with memory of its own must hold the weights of every
+ * layer placed on it (the blocks and the head) and, where the config plans
+ * sessions (contextSize), their KV caches: checked at load, so that a
+ * model too large for it is an error naming the device, not a failure in
+ * the middle of a pass. */
+static TinyAIStatus check_fits(const TinyAIModel *m, int idx) {
+    const tai_device *d = m->devs[idx];
+    if (d->info.unified || d->info.mem_total == 0) return TINYAI_OK;
+    const tai_hparams *hp = &m->hp;
+    uint64_t need = 0;
+    for (int l = 1; l < m->file->n_layers; l++) need += tai_mapped_image_bytes(m->mm, l);
+    if (m->tied) need += tai_mapped_image_bytes(m->mm, 0);
+    const int ctx = m->cfg.contextSize > 0 ? m->cfg.contextSize : 0;
+    const int seqs = m->cfg.maxSessions > 0 ? m->cfg.maxSessions : 1;
+    need += 2ull * (uint64_t)hp->n_layer * (uint64_t)ctx * (uint64_t)seqs *
+            (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * sizeof(float);
+    if (need <= d->info.mem_total) return TINYAI_OK;
+    return tai_error(TINYAI_ERR_NOMEM,
+                     "device %s has %.2f GiB of memory; the model's layers and KV caches need "
+                     "%.2f GiB there (use --device auto, which places what fits, or cpu)",
+                     d->info.name, (double)d->info.mem_total / (1u << 30),
+                     (double)need / (1u << 30));
+}
+
+/* For a named device, the cost model's prediction of each layer where the
+ * calibrations of the model's devices are in cache_dir (never measured
+ * here: naming a device skips the cost model's start-up cost). */
+static void predict_named(TinyAIModel *m, const char *cache_dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/devices.json", cache_dir);
+    tai_calib cal[TAI_MAX_DEVICES];
+    for (int d = 0; d < m->n_devs; d++) {
+        char key[384];
+        tai_calib_key(m->devs[d], key, sizeof key);
+        if (tai_calib_load(path, key, &cal[d]) != TINYAI_OK) {
+            tinyaiClearError();
+            return;
+        }
+    }
+    const uint64_t model_bytes = tai_mapped_total_image_bytes(m->mm);
+    for (int b = 0; b < NB; b++) {
+        const int n = tai_plan_cols[b];
+        for (int l = 0; l < m->file->n_layers; l++) {
+            tai_layer_cost lc;
+            layer_cost(m, l, &lc);
+            const int d = m->plans[b][l], prev = l == 0 ? 0 : m->plans[b][l - 1];
+            double t = tai_cost_compute(&cal[d], &lc, n, CTX_MODEL, model_bytes);
+            if (prev != d)
+                t += tai_cost_transfer(&cal[prev], lc.act_floats, n, 0) +
+                     tai_cost_transfer(&cal[d], lc.act_floats, n, 1);
+            m->plan_pred[b][l] = t;
+        }
+    }
+}
+
 TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cache_dir) {
     const int nl = m->hp.n_layer, nf = m->file->n_layers;
     m->devs[0] = m->dev;
@@ -261,9 +316,11 @@ TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cac
         if (cl >= 0) {
             int idx = 0;
             st = add_opencl(m, cl, cache_dir, &idx);
+            if (st == TINYAI_OK) st = check_fits(m, idx);
             for (int b = 0; st == TINYAI_OK && b < NB; b++)
                 for (int l = 1; l < nf; l++) m->plans[b][l] = (unsigned char)idx;
         }
+        if (st == TINYAI_OK && cache_dir && *cache_dir) predict_named(m, cache_dir);
     }
     if (st != TINYAI_OK) return st;
     /* each non-CPU device some plan uses holds a KV slot per block (block
@@ -282,6 +339,7 @@ static void to_public(const tai_calib *c, TinyAIDeviceCalibration *out) {
         out->matmulBigGFlops[i] = c->mm_big_gflops[order[i]];
     }
     out->opMicros = c->op_us;
+    out->matmulOpMicros = c->mm_op_us;
     out->syncMicros = c->sync_us;
     out->elementwiseGBs = c->elem_gbs;
     out->hostToDeviceGBs = c->h2d_gbs;

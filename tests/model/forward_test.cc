@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cstdlib>
 
 #include <cmath>
@@ -339,6 +340,92 @@ TEST(OpenCLDevice, ANamedDeviceThatFailsIsAnError) {
     EXPECT_EQ(tinyaiEval(s, kTokens.data(), kTokens.size()), TINYAI_ERR_DEVICE);
     EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("device opencl:0"), std::string::npos)
         << tinyaiLastErrorMessage();
+    std::remove(path.c_str());
+}
+
+// A named device is not measured at load, but where the cache folder holds
+// its calibration the layers carry the cost model's predictions; measured
+// times accumulate per pass and are forgotten on request.
+TEST(Placement, ANamedDeviceIsPredictedFromAKeptCalibration) {
+    std::string path = WriteSynth(SmallConfig("Q8_0"));
+    const std::string dir = tai_test::TempPath("-named");
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.device = "cpu";
+    mc.threads = 2;
+    mc.cacheDir = dir.c_str();
+    TinyAIModel *m = nullptr;
+    TinyAILayerPlacement p;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    ASSERT_EQ(tinyaiGetLayerPlacement(m, 1, 1, &p), TINYAI_OK);
+    EXPECT_EQ(p.predictedSeconds, 0.0); // nothing kept yet, nothing measured at load
+    tinyaiFreeModel(m);
+    const std::string cal = dir + "/devices.json";
+    struct stat sb;
+    EXPECT_NE(stat(cal.c_str(), &sb), 0);
+    TinyAIDeviceCalibration c;
+    ASSERT_EQ(tinyaiCalibrateDevice(dir.c_str(), 0, 2, &c), TINYAI_OK) << tinyaiLastErrorMessage();
+    EXPECT_GT(c.matmulOpMicros, 0.0);
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    ModelPtr mp(m);
+    TinyAIModelInfo info;
+    ASSERT_EQ(tinyaiGetModelInfo(m, &info), TINYAI_OK);
+    for (int l = 1; l < info.nFileLayers; l++) {
+        ASSERT_EQ(tinyaiGetLayerPlacement(m, 1, l, &p), TINYAI_OK);
+        EXPECT_GT(p.predictedSeconds, 0.0) << l;
+        EXPECT_STREQ(p.device, "cpu");
+    }
+    TinyAISession *s = nullptr;
+    ASSERT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK);
+    SessionPtr sp(s);
+    ASSERT_EQ(tinyaiEval(s, kTokens.data(), 1), TINYAI_OK);
+    ASSERT_EQ(tinyaiEval(s, kTokens.data() + 1, 1), TINYAI_OK);
+    ASSERT_EQ(tinyaiGetLayerPlacement(m, 1, 1, &p), TINYAI_OK);
+    EXPECT_EQ(p.passes, 2);
+    EXPECT_GT(p.measuredSeconds, 0.0);
+    tinyaiResetLayerTimes(m);
+    ASSERT_EQ(tinyaiGetLayerPlacement(m, 1, 1, &p), TINYAI_OK);
+    EXPECT_EQ(p.passes, 0);
+    EXPECT_EQ(p.measuredSeconds, 0.0);
+    EXPECT_GT(p.predictedSeconds, 0.0);
+    tinyaiResetLayerTimes(nullptr); // accepted
+    std::remove(cal.c_str());
+    rmdir(dir.c_str());
+    std::remove(path.c_str());
+}
+
+// A named device whose memory cannot hold the model's layers and the KV
+// caches the config plans for fails the load, naming the device, instead of
+// failing in the middle of a pass.
+TEST(OpenCLDevice, ANamedDeviceTooSmallForTheModelIsAnErrorAtLoad) {
+    if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
+    TinyAIDeviceInfo di;
+    ASSERT_EQ(tinyaiGetDeviceInfo(1, &di), TINYAI_OK);
+    if (di.memoryBytes == 0) GTEST_SKIP() << di.name << " reports no memory size";
+    const TinyAISynthConfig sc = SmallConfig("F32");
+    std::string path = WriteSynth(sc);
+    // KV bytes per token of one session: K and V, every layer
+    const uint64_t per_tok = 2ull * sc.nLayer * sc.nHeadKV * (sc.nEmbd / sc.nHead) * 4;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.device = "opencl";
+    mc.cacheDir = std::getenv("TEST_TMPDIR");
+    mc.maxSessions = 1024;
+    mc.contextSize = (int)(di.memoryBytes / per_tok / 1024 + 1024);
+    TinyAIModel *m = nullptr;
+    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_ERR_NOMEM);
+    EXPECT_EQ(m, nullptr);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("device opencl:0 has"), std::string::npos)
+        << tinyaiLastErrorMessage();
+    // the same plan on the CPU (the host's memory; checked when sessions are
+    // made) and a modest one on the device load
+    mc.device = "cpu";
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    tinyaiFreeModel(m);
+    mc.device = "opencl";
+    mc.maxSessions = 1;
+    mc.contextSize = 64;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    tinyaiFreeModel(m);
     std::remove(path.c_str());
 }
 

@@ -178,6 +178,7 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
         EXPECT_GT(c.mv_llc_gbs[t], 0.1) << t;
     }
     EXPECT_GT(c.elem_gbs, 0.1);
+    EXPECT_GT(c.mm_op_us, 0.0);
     EXPECT_TRUE(c.unified);
     const std::string path = Tmp("devices.json");
     std::remove(path.c_str());
@@ -194,6 +195,7 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     ASSERT_EQ(tai_calib_load(path.c_str(), c.key, &back), TINYAI_OK) << tinyaiLastErrorMessage();
     EXPECT_NEAR(back.mv_gbs[TAI_TYPE_Q4_0], c.mv_gbs[TAI_TYPE_Q4_0], 1e-9);
     EXPECT_NEAR(back.op_us, c.op_us, 1e-9);
+    EXPECT_NEAR(back.mm_op_us, c.mm_op_us, 1e-9);
     ASSERT_EQ(tai_calib_load(path.c_str(), other.key, &back2), TINYAI_OK);
     EXPECT_EQ(back2.mem_bytes, other.mem_bytes);
     EXPECT_FALSE(back2.unified);
@@ -216,6 +218,10 @@ TEST(Calibration, CorruptForeignOrIncompleteFilesAreRefused) {
         "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {\"F32\": 5}, "
         "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
         " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 0}}}",
+        // a product's cost that is present but impossible
+        "{\"tinyai_device_calibration\": 1, \"devices\": {\"k\": {\"mv_gbs\": {\"F32\": 5}, "
+        "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"mm_op_us\": -3, \"sync_us\": 1, \"elem_gbs\": 1, \"h2d_gbs\": 0,"
+        " \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 1}}}",
     };
     for (const char *text : cases) {
         std::ofstream(path, std::ios::trunc) << text;
@@ -228,6 +234,8 @@ TEST(Calibration, CorruptForeignOrIncompleteFilesAreRefused) {
            "\"mm_gflops\": {\"F32\": 1}, \"mm_512_gflops\": {\"F32\": 2}, \"mv_llc_gbs\": {\"F32\": 9}, \"op_us\": 1, \"sync_us\": 1, \"elem_gbs\": 1, "
            "\"h2d_gbs\": 0, \"d2h_gbs\": 0, \"xfer_us\": 0, \"mem_bytes\": 0, \"llc_bytes\": 0, \"unified\": 1}}}";
     EXPECT_EQ(tai_calib_load(path.c_str(), "k", &c), TINYAI_OK) << tinyaiLastErrorMessage();
+    // written before the product's cost was measured: the small op's stands in
+    EXPECT_DOUBLE_EQ(c.mm_op_us, 1.0);
     // a corrupt file is replaced by a save
     std::ofstream(path, std::ios::trunc) << "garbage";
     c.mv_gbs[TAI_TYPE_F32] = 7;
