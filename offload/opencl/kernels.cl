@@ -18,6 +18,11 @@
  * Activations are float32, column-major (column c of an [n] x ncols tensor
  * at c * n). Offsets are in elements of the buffer's type, passed apart
  * from the buffer (a sub-buffer would need an aligned origin).
+ *
+ * Products of block-type weights multiply integers, as the CPU device
+ * does: the activations are first quantized per 32 values to 8-bit codes
+ * with a scale (quant_q8, the CPU's quantizer), so a sequence's results do
+ * not depend on which device ran a layer beyond the order of float sums.
  */
 
 /* Columns one work-item of a product computes: the weights it reads serve
@@ -79,40 +84,108 @@ inline void block_weights(int type, __global const uchar *pw, int b, int rr, flo
     }
 }
 
-/* Block types: per block, the row's 32 weights are decoded once and used
- * for every column of the work-item. */
+/* The 32 integer codes of row rr in block b, bias removed (Q8_0 q - 128,
+ * Q4_0 q - 8, Q4_1 q), and the block's scale d and minimum m (Q4_1). */
+inline void block_codes(int type, __global const uchar *pw, int b, int rr, int *wq, float *d,
+                        float *m) {
+    if (type == 8) {
+        __global const uchar *pair = pw + (long)(b >> 1) * PAIR_Q8;
+        __global const uchar *codes = pair + (b & 1) * 512;
+        *d = vload_half(rr, (__global const half *)(pair + 1024 + (b & 1) * 32));
+        *m = 0.0f;
+        for (int g = 0; g < 8; g++) {
+            const int4 q = convert_int4(vload4(0, codes + g * 64 + rr * 4)) - 128;
+            wq[4 * g + 0] = q.s0;
+            wq[4 * g + 1] = q.s1;
+            wq[4 * g + 2] = q.s2;
+            wq[4 * g + 3] = q.s3;
+        }
+        return;
+    }
+    const int has_min = type == 3;
+    __global const uchar *pair = pw + (long)(b >> 1) * (has_min ? PAIR_Q4_1 : PAIR_Q4_0);
+    __global const uchar *codes = pair + (b & 1) * 256;
+    *d = vload_half(rr, (__global const half *)(pair + 512 + (b & 1) * 32));
+    *m = has_min ? vload_half(rr, (__global const half *)(pair + 576 + (b & 1) * 32)) : 0.0f;
+    const int bias = has_min ? 0 : 8;
+    for (int jj = 0; jj < 4; jj++) {
+        const int4 q = convert_int4(vload4(0, codes + jj * 64 + rr * 4));
+        wq[8 * jj + 0] = (q.s0 & 15) - bias;
+        wq[8 * jj + 1] = (q.s1 & 15) - bias;
+        wq[8 * jj + 2] = (q.s2 & 15) - bias;
+        wq[8 * jj + 3] = (q.s3 & 15) - bias;
+        wq[8 * jj + 4] = (q.s0 >> 4) - bias;
+        wq[8 * jj + 5] = (q.s1 >> 4) - bias;
+        wq[8 * jj + 6] = (q.s2 >> 4) - bias;
+        wq[8 * jj + 7] = (q.s3 >> 4) - bias;
+    }
+}
+
+/* Activations for the block types, as the CPU device quantizes them
+ * (tai_quantize_row_q8a): per block of 32 values of a column, d = amax /
+ * 127 and q = round(x / d); qd[c * nb + b] = (d, d * sum(q)), the codes at
+ * qs[(c * nb + b) * 32]. Global (blocks per column, columns). */
+__kernel void quant_q8(__global const float *x, ulong x_off, int n, __global float2 *qd,
+                       ulong qd_off, __global char *qs, ulong qs_off) {
+    const int b = get_global_id(0), c = get_global_id(1), nb = n / 32;
+    if (b >= nb) return;
+    __global const float *xb = x + x_off + (long)c * n + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(xb[i]));
+    const float d = amax / 127.0f;
+    __global char *q = qs + qs_off + ((long)c * nb + b) * 32;
+    int sum = 0;
+    for (int i = 0; i < 32; i++) {
+        const int v = d != 0.0f ? clamp((int)round(xb[i] / d), -127, 127) : 0;
+        q[i] = (char)v;
+        sum += v;
+    }
+    qd[qd_off + (long)c * nb + b] = (float2)(d, d * (float)sum);
+}
+
+/* One block of a row against one column's quantized block: the integer
+ * sum scaled, plus the minimum against the column's sum (Q4_1). */
+inline float block_dot(const int *wq, float d, float m, __global const char *q, float2 dx) {
+    int isum = 0;
+    for (int i = 0; i < 32; i++) isum += wq[i] * (int)q[i];
+    return d * dx.x * (float)isum + m * dx.y;
+}
+
+/* Block types: per block, the row's codes are decoded once and used for
+ * every column of the work-item. */
 inline void matmul_block(int type, __global const uchar *w, ulong w_off, long panel_bytes,
-                         int rows, int n, __global const float *x, ulong x_off, __global float *y,
-                         ulong y_off, int ncols) {
+                         int rows, int n, __global const float2 *qd, __global const char *qs,
+                         __global float *y, ulong y_off, int ncols) {
     const int r = get_global_id(0), c0 = get_global_id(1) * NCOL;
     if (r >= rows) return;
     __global const uchar *pw = w + w_off + (long)(r / 16) * panel_bytes;
     const int rr = r % 16, nc = min(NCOL, ncols - c0), nb = n / 32;
     float acc[NCOL];
     for (int j = 0; j < NCOL; j++) acc[j] = 0.0f;
-    __global const float *xc = x + x_off + (long)c0 * n;
     for (int b = 0; b < nb; b++) {
-        float wv[32];
-        block_weights(type, pw, b, rr, wv);
+        int wq[32];
+        float d, m;
+        block_codes(type, pw, b, rr, wq, &d, &m);
         for (int j = 0; j < nc; j++) {
-            __global const float *xb = xc + (long)j * n + b * 32;
-            float s = 0.0f;
-            for (int i = 0; i < 32; i++) s += wv[i] * xb[i];
-            acc[j] += s;
+            const long at = (long)(c0 + j) * nb + b;
+            acc[j] += block_dot(wq, d, m, qs + at * 32, qd[at]);
         }
     }
     for (int j = 0; j < nc; j++) y[y_off + (long)(c0 + j) * rows + r] = acc[j];
 }
 
 /* The product of any weight type (F32 0, F16 1, Q4_0 2, Q4_1 3, Q8_0 8):
- * global (rows rounded up to 16, column groups of NCOL). */
+ * global (rows rounded up to 16, column groups of NCOL). The block types
+ * read the activations quant_q8 made (qd, qs), the float types x. */
 __kernel void matmul(int type, __global const uchar *w, ulong w_off, long panel_bytes, int rows,
                      int n, __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                     int ncols) {
+                     __global const float2 *qd, ulong qd_off, __global const char *qs,
+                     ulong qs_off, int ncols) {
     if (type <= 1)
         matmul_float(w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols, type);
     else
-        matmul_block(type, w, w_off, panel_bytes, rows, n, x, x_off, y, y_off, ncols);
+        matmul_block(type, w, w_off, panel_bytes, rows, n, qd + qd_off, qs + qs_off, y, y_off,
+                     ncols);
 }
 
 /* Matrix-vector (one column): a work-group per 16-row panel, its 16 x KS
@@ -124,7 +197,8 @@ __kernel void matmul(int type, __global const uchar *w, ulong w_off, long panel_
 #define KS 16
 __kernel void matvec(int type, __global const uchar *w, ulong w_off, long panel_bytes, int rows,
                      int n, __global const float *x, ulong x_off, __global float *y, ulong y_off,
-                     __local float *part) {
+                     __global const float2 *qd, ulong qd_off, __global const char *qs,
+                     ulong qs_off, __local float *part) {
     const int rr = get_local_id(0), s = get_local_id(1);
     const int r = get_group_id(0) * 16 + rr;
     __global const uchar *pw = w + w_off + (long)get_group_id(0) * panel_bytes;
@@ -136,10 +210,10 @@ __kernel void matvec(int type, __global const uchar *w, ulong w_off, long panel_
         for (int k = s; k < n; k += KS) acc += vload_half((long)k * 16 + rr, (__global const half *)pw) * xv[k];
     } else {
         for (int b = s; b < n / 32; b += KS) {
-            float wv[32];
-            block_weights(type, pw, b, rr, wv);
-            __global const float *xb = xv + b * 32;
-            for (int i = 0; i < 32; i++) acc += wv[i] * xb[i];
+            int wq[32];
+            float d, m;
+            block_codes(type, pw, b, rr, wq, &d, &m);
+            acc += block_dot(wq, d, m, qs + qs_off + (long)b * 32, qd[qd_off + b]);
         }
     }
     part[s * 16 + rr] = acc;

@@ -37,6 +37,7 @@ typedef struct {
     cl_command_queue q;
     cl_program prog;
     cl_kernel mm;     /* products of every weight type */
+    cl_kernel quant;  /* activations of the block types to 8-bit codes */
     cl_kernel embed, rmsnorm, add, swiglu, rope, scores, softmax, values;
     cl_kernel matvec; /* one column: K split across a work-group (NULL: not usable here) */
     cl_mem ints; /* token ids / positions for the next op */
@@ -213,7 +214,13 @@ static int build(ocl *o, const char *cache_dir) {
     if (cache_dir && *cache_dir)
         snprintf(path, sizeof path, "%s/opencl-%016llx.bin", cache_dir,
                  (unsigned long long)program_key(o));
-    const char *opts = "-cl-std=CL1.2";
+    /* the activations' quantizer divides as the host does, correctly
+     * rounded, where the device can (the codes then equal the CPU's) */
+    cl_device_fp_config fp = 0;
+    clGetDeviceInfo(o->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
+    const char *opts = fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT
+                           ? "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt"
+                           : "-cl-std=CL1.2";
     cl_int e;
     if (path[0]) {
         size_t len = 0;
@@ -248,8 +255,8 @@ static int build(ocl *o, const char *cache_dir) {
 static void ocl_destroy(void *dev) {
     ocl *o = dev;
     if (o->q) clFinish(o->q);
-    cl_kernel ks[] = {o->mm,     o->embed,  o->rmsnorm, o->add,    o->swiglu,
-                      o->rope,   o->scores, o->softmax, o->values, o->matvec};
+    cl_kernel ks[] = {o->mm,   o->embed,  o->rmsnorm, o->add,    o->swiglu, o->rope,
+                      o->scores, o->softmax, o->values, o->matvec, o->quant};
     for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     if (o->ints) clReleaseMemObject(o->ints);
@@ -394,15 +401,21 @@ static int aligned4(tai_dref r) { return r.off % 4 == 0; }
 
 /* ---- ops ---- */
 
+/* Block types: the quantized activations, (d, d * sum) per block then the
+ * codes; the float types need none. */
+static size_t q8_bytes(int64_t n, int64_t ncols) {
+    return (size_t)(n / 32) * (size_t)ncols * (sizeof(cl_float2) + 32);
+}
+
 static size_t ocl_matmul_scratch(void *dev, int type, int64_t n, int64_t ncols) {
-    (void)dev, (void)type, (void)n, (void)ncols;
-    return 0;
+    (void)dev;
+    if (type == TAI_TYPE_F32 || type == TAI_TYPE_F16 || n <= 0 || ncols <= 0) return 0;
+    return q8_bytes(n, ncols);
 }
 
 static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
                       tai_dref y, int64_t ncols, tai_dref scratch) {
     ocl *o = dev;
-    (void)scratch;
     if (!tai_type_valid(type)) return fail(o, -ENOTSUP, "no %s kernel", tai_type_name(type));
     DEV(o, w, "weights");
     DEV(o, x, "input");
@@ -412,6 +425,28 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
         ncols > INT32_MAX || !aligned4(x) || !aligned4(y))
         return fail(o, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)", (long long)rows,
                     (long long)n, (long long)ncols, tai_type_name(type));
+    /* block types: the activations quantized into the scratch first */
+    const bool blocks = type != TAI_TYPE_F32 && type != TAI_TYPE_F16;
+    cl_mem qm = M(x);
+    uint64_t qd_off = 0, qs_off = 0;
+    if (blocks) {
+        DEV(o, scratch, "scratch");
+        if (scratch.off % sizeof(cl_float2) != 0)
+            return fail(o, -EINVAL, "scratch offset %zu is not 8-byte aligned", scratch.off);
+        qm = M(scratch);
+        qd_off = scratch.off / sizeof(cl_float2);
+        qs_off = scratch.off + (size_t)(n / 32) * (size_t)ncols * sizeof(cl_float2);
+        args q = {o, o->quant, 0, CL_SUCCESS};
+        a_fref(&q, x);
+        a_i32(&q, (int)n);
+        a_mem(&q, qm);
+        a_u64(&q, qd_off);
+        a_mem(&q, qm);
+        a_u64(&q, qs_off);
+        const size_t g[2] = {(size_t)(n / 32), (size_t)ncols};
+        const int rc = launch(&q, 2, g, NULL, "matmul (quantizing activations)");
+        if (rc) return rc;
+    }
     /* the same arguments but the last: the matrix-vector kernel's local
      * memory, the product's column count */
     const bool mv = ncols == 1 && o->matvec;
@@ -424,6 +459,10 @@ static int ocl_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
     a_i32(&a, (int)n);
     a_fref(&a, x);
     a_fref(&a, y);
+    a_mem(&a, qm);
+    a_u64(&a, qd_off);
+    a_mem(&a, qm);
+    a_u64(&a, qs_off);
     const size_t panels16 = (size_t)(rows + 15) / 16 * 16;
     if (mv) {
         arg(&a, 16 * MV_KS * sizeof(float), NULL);
@@ -637,7 +676,8 @@ static int setup(ocl *o, const char *cache_dir) {
     if (e != CL_SUCCESS) return cl_fail(o, e, "clCreateCommandQueue");
     int rc = build(o, cache_dir);
     if (rc) return rc;
-    if ((rc = make_kernel(o, &o->mm, "matmul"))) return rc;
+    if ((rc = make_kernel(o, &o->mm, "matmul")) || (rc = make_kernel(o, &o->quant, "quant_q8")))
+        return rc;
     if ((rc = make_kernel(o, &o->embed, "embed")) || (rc = make_kernel(o, &o->rmsnorm, "rmsnorm")) ||
         (rc = make_kernel(o, &o->add, "add")) || (rc = make_kernel(o, &o->swiglu, "swiglu")) ||
         (rc = make_kernel(o, &o->rope, "rope")) || (rc = make_kernel(o, &o->scores, "att_scores")) ||
