@@ -8,6 +8,7 @@
  *   tinyai synth -o OUT.gguf [shape options]       random-weight model
  *   tinyai tune [--force]                          per-machine kernel tuning
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -103,10 +104,15 @@ static void generate_help(void) {
            "  --system TEXT        system message for --chat\n"
            "  --threads N          CPU threads, 1..256 (default: all cores)\n"
            "  --cpu ISA            kernels: auto, scalar, avx2, avx512 (default auto)\n"
-           "  --device D           where the layers run: auto (default; the CPU today),\n"
-           "                       cpu, opencl, opencl:N (see `tinyai devices`); with\n"
-           "                       OpenCL the blocks and head run there, the embedding\n"
-           "                       lookup on the CPU\n"
+           "  --device D           where the layers run: auto (default: per layer, where\n"
+           "                       the cost model predicts it runs fastest), cpu, opencl,\n"
+           "                       opencl:N, or a plugin's NAME:N (see `tinyai devices`);\n"
+           "                       on a named device the blocks and head run there, the\n"
+           "                       embedding lookup on the CPU\n"
+           "  --plugin PATH        load a device plugin (repeatable; also the files and\n"
+           "                       folders of TINYAI_PLUGIN_PATH, colon-separated); its\n"
+           "                       devices are NAME:N\n"
+           "  --plugin-options O   options for the --plugin before it (\"key=value;...\")\n"
            "  --placement          print where each layer ran, for the prompt and for\n"
            "                       decoding: device, predicted and measured time\n"
            "  --ctx N              context size in tokens (default min(model, 4096))\n"
@@ -163,6 +169,109 @@ static void cache_dir(char *buf, size_t n);
 static int make_dirs(const char *dir);
 
 /* Whether `name` is "auto", "opencl" (with one device) or a listed device. */
+/* ---- plugins ------------------------------------------------------------ */
+
+/* Plugins to load: each --plugin PATH (with the --plugin-options after
+ * it), then the files of TINYAI_PLUGIN_PATH (files, or folders whose *.so
+ * files are taken in name order). */
+#define MAX_PLUGINS 16
+static struct {
+    char *path;
+    const char *options;
+    int explicit_; /* named on the command line */
+} plugins[MAX_PLUGINS];
+static int n_plugins;
+static char plugin_skipped[MAX_PLUGINS][600];
+static int n_skipped;
+
+static int add_plugin(const char *path, int explicit_) {
+    if (n_plugins == MAX_PLUGINS) return -1;
+    plugins[n_plugins].path = strdup(path);
+    plugins[n_plugins].explicit_ = explicit_;
+    return plugins[n_plugins].path ? n_plugins++ : -1;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* TINYAI_PLUGIN_PATH: colon-separated files and folders. */
+static void plugins_from_env(void) {
+    const char *env = getenv("TINYAI_PLUGIN_PATH");
+    if (!env || !*env) return;
+    char *list = strdup(env);
+    for (char *save = NULL, *e = list ? strtok_r(list, ":", &save) : NULL; e;
+         e = strtok_r(NULL, ":", &save)) {
+        struct stat sb;
+        if (stat(e, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            add_plugin(e, 0);
+            continue;
+        }
+        DIR *dir = opendir(e);
+        char *names[64];
+        int nn = 0;
+        for (struct dirent *de; dir && (de = readdir(dir)) && nn < 64;) {
+            const size_t len = strlen(de->d_name);
+            if (len > 3 && !strcmp(de->d_name + len - 3, ".so")) {
+                char full[4096];
+                snprintf(full, sizeof full, "%s/%s", e, de->d_name);
+                names[nn] = strdup(full);
+                if (names[nn]) nn++;
+            }
+        }
+        if (dir) closedir(dir);
+        qsort(names, (size_t)nn, sizeof *names, by_name);
+        for (int i = 0; i < nn; i++) {
+            add_plugin(names[i], 0);
+            free(names[i]);
+        }
+    }
+    free(list);
+}
+
+/* Takes --plugin PATH and --plugin-options OPTS out of argv (every
+ * command accepts them). 0, or 2 after a usage error. */
+static int take_plugin_args(int *argc, char **argv) {
+    int k = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], "--plugin") || !strcmp(argv[i], "--plugin-options")) {
+            if (i + 1 >= *argc) return usage_error("%s needs a value", argv[i]);
+            if (argv[i][8] == 0) {
+                if (add_plugin(argv[i + 1], 1) < 0)
+                    return usage_error("more than 16 plugins (at %s)", argv[i + 1]);
+            } else if (n_plugins == 0) {
+                return usage_error("%s", "--plugin-options follows the --plugin it is for");
+            } else {
+                plugins[n_plugins - 1].options = argv[i + 1];
+            }
+            i++;
+            continue;
+        }
+        argv[k++] = argv[i];
+    }
+    argv[k] = NULL;
+    *argc = k;
+    /* a plugin named on the command line must be there: a typo is a usage
+     * error, not a silent fallback to the CPU */
+    for (int i = 0; i < n_plugins; i++)
+        if (access(plugins[i].path, R_OK) != 0)
+            return usage_error("--plugin: cannot read '%s'", plugins[i].path);
+    plugins_from_env();
+    return 0;
+}
+
+/* Loads them; one that fails is skipped with one line saying why (kept
+ * for an error naming it, should --device ask for it). */
+static void load_plugins(int quiet) {
+    for (int i = 0; i < n_plugins; i++) {
+        if (tinyaiLoadPlugin(plugins[i].path, plugins[i].options) == TINYAI_OK) continue;
+        if (!quiet) fprintf(stderr, "%s: plugin skipped: %s\n", prog, tinyaiLastErrorMessage());
+        if (n_skipped < MAX_PLUGINS)
+            snprintf(plugin_skipped[n_skipped++], sizeof plugin_skipped[0], "%s",
+                     tinyaiLastErrorMessage());
+    }
+}
+
 static int device_exists(const char *name) {
     if (!strcmp(name, "auto")) return 1;
     const int n = tinyaiDeviceCount();
@@ -170,6 +279,11 @@ static int device_exists(const char *name) {
         TinyAIDeviceInfo d;
         if (tinyaiGetDeviceInfo(i, &d) != TINYAI_OK) continue;
         if (!strcmp(d.name, name) || (!strcmp(name, "opencl") && !strcmp(d.name, "opencl:0")))
+            return 1;
+        /* a plugin's: NAME (device 0), NAME:N, plugin:NAME[:N] */
+        const char *q = strncmp(name, "plugin:", 7) ? name : name + 7;
+        const size_t len = strlen(q);
+        if (!strncmp(d.name, q, len) && (!strcmp(d.name + len, ":0") || d.name[len] == 0))
             return 1;
     }
     return 0;
@@ -185,6 +299,7 @@ static void calibrate_devices(const char *dir, int threads) {
     const pid_t pid = fork();
     if (pid < 0) return;
     if (pid == 0) {
+        load_plugins(1);
         const int n = tinyaiDeviceCount();
         for (int i = 0; i < n; i++) {
             TinyAIDeviceCalibration c;
@@ -241,9 +356,10 @@ static int cmd_devices(int argc, char **argv) {
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: tinyai devices [--calibrate] [--threads N]\n\n"
-                   "Lists what the layers can run on: the CPU and every OpenCL device the\n"
-                   "ICD loader reports, with the names --device takes and the figures\n"
+            printf("usage: tinyai devices [--calibrate] [--threads N] [--plugin PATH ...]\n\n"
+                   "Lists what the layers can run on: the CPU, every OpenCL device the\n"
+                   "ICD loader reports and every loaded plugin's devices (--plugin PATH,\n"
+                   "TINYAI_PLUGIN_PATH), with the names --device takes and the figures\n"
                    "--device auto decides with, where measured. --calibrate measures\n"
                    "each (what --device auto decides with; generate does it once by itself)\n"
                    "and saves it in the cache folder ($TINYAI_CACHE, else ~/.cache/tinyai),\n"
@@ -258,6 +374,7 @@ static int cmd_devices(int argc, char **argv) {
             return usage_error("devices: unknown argument %s", argv[i]);
         }
     }
+    load_plugins(0);
     static const char *const kinds[] = {"CPU", "GPU", "accelerator", "other"};
     char dir[4000];
     cache_dir(dir, sizeof dir);
@@ -266,7 +383,7 @@ static int cmd_devices(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         TinyAIDeviceInfo d;
         if (tinyaiGetDeviceInfo(i, &d) != TINYAI_OK) continue;
-        printf("%-10s %-11s %s | %s | %s | %.1f GiB\n", d.name,
+        printf("%-12s %-11s %s | %s | %s | %.1f GiB\n", d.name,
                kinds[d.kind >= 0 && d.kind < 4 ? d.kind : 3], d.model, d.vendor, d.version,
                (double)d.memoryBytes / (1 << 30));
         TinyAIDeviceCalibration c;
@@ -274,7 +391,7 @@ static int cmd_devices(int argc, char **argv) {
             /* the figures auto decides with, if measured */
             const TinyAIStatus st = tinyaiGetDeviceCalibration(dir, i, (int)threads, &c);
             if (st == TINYAI_ERR_IO) {
-                printf("           not calibrated yet (tinyai devices --calibrate)\n");
+                printf("             not calibrated yet (tinyai devices --calibrate)\n");
                 continue;
             }
             if (st != TINYAI_OK) {
@@ -286,14 +403,14 @@ static int cmd_devices(int argc, char **argv) {
                     tinyaiLastErrorMessage());
             continue;
         }
-        printf("           matrix-vector GB/s   F32 %.1f  F16 %.1f  Q8_0 %.1f  Q4_0 %.1f  Q4_1 %.1f\n",
+        printf("             matrix-vector GB/s   F32 %.1f  F16 %.1f  Q8_0 %.1f  Q4_0 %.1f  Q4_1 %.1f\n",
                c.matvecGBs[0], c.matvecGBs[1], c.matvecGBs[2], c.matvecGBs[3], c.matvecGBs[4]);
-        printf("           matrix-matrix GFLOP/s at 64 / 512 columns  F32 %.0f/%.0f  F16 %.0f/%.0f  "
+        printf("             matrix-matrix GFLOP/s at 64 / 512 columns  F32 %.0f/%.0f  F16 %.0f/%.0f  "
                "Q8_0 %.0f/%.0f  Q4_0 %.0f/%.0f  Q4_1 %.0f/%.0f\n",
                c.matmulGFlops[0], c.matmulBigGFlops[0], c.matmulGFlops[1], c.matmulBigGFlops[1],
                c.matmulGFlops[2], c.matmulBigGFlops[2], c.matmulGFlops[3], c.matmulBigGFlops[3],
                c.matmulGFlops[4], c.matmulBigGFlops[4]);
-        printf("           op %.1f us, product %.1f us, sync %.1f us, elementwise %.1f GB/s",
+        printf("             op %.1f us, product %.1f us, sync %.1f us, elementwise %.1f GB/s",
                c.opMicros, c.matmulOpMicros, c.syncMicros, c.elementwiseGBs);
         if (c.hostToDeviceGBs > 0)
             printf(", to device %.1f GB/s, from it %.1f GB/s, transfer %.1f us", c.hostToDeviceGBs,
@@ -480,10 +597,7 @@ static int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--cpu")) {
             cpu = v;
         } else if (!strcmp(a, "--device")) {
-            if (!device_exists(v))
-                return usage_error("--device: no device '%s' here (auto, cpu, or one of "
-                                   "`tinyai devices`)", v);
-            device = v;
+            device = v; /* checked once the plugins are loaded */
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!parse_long(v, 0, 1 << 20, &n_predict))
                 return usage_error("-n must be an integer in 0..1048576, got '%s'", v);
@@ -536,6 +650,32 @@ static int cmd_generate(int argc, char **argv) {
     }
     if (!model_path) return usage_error("%s", "generate needs -m MODEL");
     if (!prompt) return usage_error("%s", "generate needs -p PROMPT");
+    /* the plugins load after the first run's measuring child (which loads
+     * its own): a GPU runtime started before a fork is unusable in the
+     * child */
+    char cdir[4000];
+    cache_dir(cdir, sizeof cdir);
+    const int have_cache = make_dirs(cdir) == 0;
+    char cal[4100];
+    snprintf(cal, sizeof cal, "%s/devices.json", cdir);
+    /* a named device is not measured: its calibration, where one is kept,
+     * gives --placement its predictions */
+    if (have_cache && !(device && strcmp(device, "auto") != 0) && access(cal, F_OK) != 0) {
+        if (!quiet)
+            fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
+                            "a few seconds)\n", prog);
+        calibrate_devices(cdir, (int)threads);
+    }
+    /* a plugin that fails to load is skipped with one line, unless --device
+     * names a device that is not a built-in one: then it is the error */
+    const int builtin = !device || !strcmp(device, "auto") || !strcmp(device, "cpu") ||
+                        !strncmp(device, "opencl", 6);
+    load_plugins(quiet || !builtin);
+    if (device && strcmp(device, "auto") != 0 && !device_exists(device)) {
+        for (int i = 0; i < n_skipped; i++) fprintf(stderr, "%s: %s\n", prog, plugin_skipped[i]);
+        return usage_error("--device: no device '%s' here (auto, cpu, or one of "
+                           "`tinyai devices`)", device);
+    }
 
     int rc = 1;
     TinyAIModel *model = NULL;
@@ -556,21 +696,7 @@ static int cmd_generate(int argc, char **argv) {
     mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
     /* the cache folder keeps the devices' calibrations (auto) and OpenCL
      * program binaries */
-    char cdir[4000];
-    cache_dir(cdir, sizeof cdir);
-    if (make_dirs(cdir) == 0) {
-        mc.cacheDir = cdir;
-        char cal[4100];
-        snprintf(cal, sizeof cal, "%s/devices.json", cdir);
-        /* a named device is not measured: its calibration, where one is
-         * kept, gives --placement its predictions */
-        if (!(device && strcmp(device, "auto") != 0) && access(cal, F_OK) != 0) {
-            if (!quiet)
-                fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
-                                "a few seconds)\n", prog);
-            calibrate_devices(cdir, (int)threads);
-        }
-    }
+    if (have_cache) mc.cacheDir = cdir;
     mc.device = device;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
@@ -911,7 +1037,7 @@ static void main_help(void) {
            "  convert    convert a GGUF model to TinyAI's .tmai format\n"
            "  synth      write a synthetic random-weight Llama model\n"
            "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
-           "  devices    what the layers can run on (the CPU, OpenCL devices)\n"
+           "  devices    what the layers can run on (the CPU, OpenCL devices, plugins)\n"
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n");
 }
 
@@ -927,6 +1053,8 @@ int main(int argc, char **argv) {
         main_help();
         return 0;
     }
+    const int prc = take_plugin_args(&argc, argv);
+    if (prc) return prc;
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);

@@ -182,10 +182,27 @@ typedef struct {
 
 /* ---- Devices --------------------------------------------------------------
  *
- * What the layers can run on: the CPU (index 0, "cpu") and every OpenCL
- * device the ICD loader reports ("opencl:0", ...). Listing opens nothing. */
+ * What the layers can run on: the CPU (index 0, "cpu"), every OpenCL
+ * device the ICD loader reports ("opencl:0", ...), then the devices of the
+ * loaded plugins ("NAME:0", ...). Listing opens no OpenCL device (a
+ * plugin's is opened to be described). */
+/* Loads a device plugin (a shared object implementing <tinyai/plugin.h>)
+ * for the rest of the process, with its options ("key=value;..." or NULL,
+ * passed to it as given). Its devices follow the OpenCL ones in the device
+ * list, named "NAME:N" after the plugin's name; models load on them with
+ * TinyAIModelConfig.device "NAME:N" (or "plugin:NAME[:N]"), and auto
+ * placement considers them. Errors: TINYAI_ERR_IO (missing, unreadable,
+ * not a shared object), TINYAI_ERR_FORMAT (not a TinyAI plugin, or tables
+ * it returned that cannot be right), TINYAI_ERR_UNSUPPORTED (another ABI
+ * major version), TINYAI_ERR_INVALID_ARG (bad options, or a plugin of the
+ * same name is loaded); the message names the file. Not thread-safe. */
+TinyAIStatus tinyaiLoadPlugin(const char *path, const char *options);
+/* Unloads every plugin none of whose devices is in use by a model. */
+void tinyaiUnloadPlugins(void);
+
 typedef struct {
-    char name[64];     /* "cpu", "opencl:0": what TinyAIModelConfig.device takes */
+    char name[64];     /* "cpu", "opencl:0", "NAME:0" (a plugin's): what
+                          TinyAIModelConfig.device takes */
     char model[128];   /* the hardware as it names itself */
     char vendor[64];
     char version[96];  /* driver / platform */

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "offload/opencl/opencl.h"
+#include "offload/plugin/plugin.h"
 #include "runtime/mem/numa.h"
 #include "runtime/llm/llm_internal.h"
 #include "runtime/model/model.h"
@@ -126,7 +127,13 @@ static void bind_threads(const tai_device *cpu) {
     tinyaiClearError();
 }
 
-int tinyaiDeviceCount(void) { return 1 + tai_opencl_count(); }
+int tinyaiDeviceCount(void) { return 1 + tai_opencl_count() + tai_plugin_devices(); }
+
+TinyAIStatus tinyaiLoadPlugin(const char *path, const char *options) {
+    return tai_plugin_load(path, options, NULL);
+}
+
+void tinyaiUnloadPlugins(void) { tai_plugin_unload_all(); }
 
 TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
     if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetDeviceInfo: out is NULL");
@@ -142,6 +149,15 @@ TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
         in.kind = TAI_DEVICE_CPU;
         const long page = sysconf(_SC_PAGESIZE), all = sysconf(_SC_PHYS_PAGES);
         in.mem_total = page > 0 && all > 0 ? (uint64_t)page * (uint64_t)all : 0;
+    } else if (index > tai_opencl_count() && index < tinyaiDeviceCount()) {
+        tai_plugin *p = NULL;
+        int i = 0;
+        tai_device *d = NULL;
+        TinyAIStatus st = tai_plugin_device_at(index - 1 - tai_opencl_count(), &p, &i);
+        if (st == TINYAI_OK) st = tai_plugin_device_open(p, i, &d);
+        if (st != TINYAI_OK) return st;
+        in = d->info;
+        tai_device_close(d);
     } else if (index < 0 || tai_opencl_query(index - 1, &in) != 0) {
         return tai_error(TINYAI_ERR_RANGE, "no device %d (this machine has %d)", index,
                          tinyaiDeviceCount());

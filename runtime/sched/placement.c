@@ -12,6 +12,9 @@
  * devices a plan uses: an OpenCL platform costs tens of milliseconds to
  * start even where nothing runs on it). A calibration file that is corrupt
  * or foreign is replaced by a new calibration, which the model's info says.
+ * Loaded plugins' devices are candidates too (calibrated the same way the
+ * first time); a device gets only the layers whose ops and weight types it
+ * claims.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -24,6 +27,7 @@
 #include "offload/cost.h"
 #include "offload/cpu/cpu.h"
 #include "offload/opencl/opencl.h"
+#include "offload/plugin/plugin.h"
 #include "runtime/model/model.h"
 #include "runtime/sched/sched.h"
 
@@ -58,12 +62,30 @@ static int opencl_index(const char *name) {
     return *end || v < 0 || v > 1000 ? -2 : (int)v;
 }
 
-/* Adds an OpenCL device to the model; its index in m->devs. */
-static TinyAIStatus add_opencl(TinyAIModel *m, int cl, const char *cache_dir, int *idx) {
+/* A device that is not the CPU: OpenCL device `index`, or device `index`
+ * of a plugin. */
+typedef struct {
+    tai_plugin *pl; /* NULL: OpenCL */
+    int index;
+} dev_ref;
+
+static TinyAIStatus open_ref(dev_ref r, const char *cache_dir, tai_device **out) {
+    return r.pl ? tai_plugin_device_open(r.pl, r.index, out)
+                : tai_opencl_device_open(r.index, cache_dir, out);
+}
+
+/* The ops a block and the head run (the embedding stays on the CPU). */
+#define BLOCK_OPS                                                                      \
+    (TAI_OP_MATMUL | TAI_OP_RMSNORM | TAI_OP_ADD | TAI_OP_ROPE | TAI_OP_ATTENTION |   \
+     TAI_OP_SWIGLU | TAI_OP_COPY)
+#define HEAD_OPS (TAI_OP_MATMUL | TAI_OP_RMSNORM)
+
+/* Adds a device to the model; its index in m->devs. */
+static TinyAIStatus add_device(TinyAIModel *m, dev_ref r, const char *cache_dir, int *idx) {
     if (m->n_devs == TAI_MAX_DEVICES)
         return tai_error(TINYAI_ERR_UNSUPPORTED, "more than %d devices", TAI_MAX_DEVICES);
     tai_device *d = NULL;
-    TinyAIStatus st = tai_opencl_device_open(cl, cache_dir, &d);
+    TinyAIStatus st = open_ref(r, cache_dir, &d);
     if (st != TINYAI_OK) return st;
     *idx = m->n_devs++;
     m->devs[*idx] = d;
@@ -140,12 +162,15 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/devices.json", cache_dir);
     tai_calib cal[1 + MAX_CL];
-    int cl_index[1 + MAX_CL];
+    dev_ref cand[1 + MAX_CL];
+    uint32_t cand_ops[1 + MAX_CL];
     int nd = 1;
     m->placement_note[0] = 0;
     TinyAIStatus st = calib_of(m->dev, path, &cal[0], m->placement_note, sizeof m->placement_note);
     if (st != TINYAI_OK) return st;
-    cl_index[0] = -1;
+    cand[0].pl = NULL;
+    cand[0].index = -1;
+    cand_ops[0] = TAI_OP_ALL;
     /* the OpenCL devices: as recorded, else enumerated (and each measured) */
     char keys[MAX_CL][384];
     int nk = 0;
@@ -177,7 +202,25 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
             tinyaiClearError();
             continue;
         }
-        cl_index[nd++] = cl;
+        cand[nd].pl = NULL;
+        cand[nd].index = cl;
+        cand_ops[nd++] = TAI_OP_ALL;
+    }
+    /* every loaded plugin's devices (opened to be named and measured) */
+    for (int i = 0; i < tai_plugin_devices() && nd < 1 + MAX_CL; i++) {
+        dev_ref r;
+        tai_device *d = NULL;
+        if (tai_plugin_device_at(i, &r.pl, &r.index) != TINYAI_OK ||
+            tai_plugin_device_open(r.pl, r.index, &d) != TINYAI_OK) {
+            tinyaiClearError(); /* a device that does not open takes no layers */
+            continue;
+        }
+        if (calib_of(d, path, &cal[nd], m->placement_note, sizeof m->placement_note) == TINYAI_OK) {
+            cand[nd] = r;
+            cand_ops[nd++] = d->info.ops;
+        }
+        tai_device_close(d);
+        tinyaiClearError();
     }
     /* the problem, per bucket */
     const int L = m->file->n_layers;
@@ -198,10 +241,13 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
         for (int l = 0; l < L; l++) {
             tai_layer_cost lc;
             layer_cost(m, l, &lc);
+            const uint32_t needs = l == L - 1 ? HEAD_OPS : BLOCK_OPS;
             for (int d = 0; d < nd; d++) {
-                /* the embedding lookup stays on the CPU */
-                cost[l * nd + d] = l == 0 && d > 0 ? INFINITY
-                                                   : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL, model_bytes);
+                /* the embedding lookup stays on the CPU; a device runs only
+                 * the layers whose ops it has */
+                cost[l * nd + d] = (l == 0 && d > 0) || (cand_ops[d] & needs) != needs
+                                       ? INFINITY
+                                       : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL, model_bytes);
                 mem[l * nd + d] = d == 0 ? 0 : lc.weight_bytes;
                 for (int f = 0; f < nd; f++)
                     trans[((size_t)l * nd + f) * nd + d] =
@@ -229,7 +275,7 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
     /* open what the plans use; renumber to the model's device indices */
     int map[1 + MAX_CL] = {0};
     for (int d = 1; st == TINYAI_OK && d < nd; d++)
-        if (used[d]) st = add_opencl(m, cl_index[d], cache_dir, &map[d]);
+        if (used[d]) st = add_device(m, cand[d], cache_dir, &map[d]);
     for (int b = 0; st == TINYAI_OK && b < NB; b++)
         for (int l = 0; l < L; l++) m->plans[b][l] = (unsigned char)map[m->plans[b][l]];
     free(cost);
@@ -261,6 +307,35 @@ static TinyAIStatus check_fits(const TinyAIModel *m, int idx) {
                      "%.2f GiB there (use --device auto, which places what fits, or cpu)",
                      d->info.name, (double)d->info.mem_total / (1u << 30),
                      (double)need / (1u << 30));
+}
+
+/* A named device must run every op of the blocks and the head. */
+static TinyAIStatus check_ops(const TinyAIModel *m, int idx) {
+    const tai_device *d = m->devs[idx];
+    const uint32_t miss = BLOCK_OPS & ~d->info.ops;
+    if (!miss) {
+        const tai_block *b = &m->blocks[0];
+        const tai_wref *w[8] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up,
+                                &b->w_down, &m->output};
+        for (int i = 0; i < 8; i++)
+            if (!(d->info.types & (1u << w[i]->type)))
+                return tai_error(TINYAI_ERR_UNSUPPORTED,
+                                 "device %s has no matrix product of %s weights, which this "
+                                 "model has (--device auto runs such layers elsewhere)",
+                                 d->info.name, tai_type_name(w[i]->type));
+        return TINYAI_OK;
+    }
+    static const char *const names[] = {"matmul", "rmsnorm", "add",    "rope",
+                                        "attention", "swiglu", "embed", "copy"};
+    char list[128] = "";
+    for (int i = 0; i < 8; i++)
+        if (miss & (1u << i))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                     names[i]);
+    return tai_error(TINYAI_ERR_UNSUPPORTED,
+                     "device %s does not run %s, which a block needs (--device auto gives it "
+                     "only layers it can run)",
+                     d->info.name, list);
 }
 
 /* For a named device, the cost model's prediction of each layer where the
@@ -309,13 +384,24 @@ TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cac
         if (cache_dir && *cache_dir) st = place_auto(m, cache_dir);
         m->auto_placed = 1;
     } else {
-        const int cl = opencl_index(device);
-        if (cl == -2)
-            return tai_error(TINYAI_ERR_INVALID_ARG,
-                             "unknown device '%s' (auto, cpu, opencl, opencl:N)", device);
+        int cl = opencl_index(device);
+        dev_ref r = {NULL, cl};
+        if (cl == -2) {
+            const int pr = tai_plugin_resolve(device, &r.pl, &r.index);
+            if (pr == -2)
+                return tai_error(TINYAI_ERR_INVALID_ARG, "no device '%s': plugin %s has %d",
+                                 device, tai_plugin_name(r.pl), tai_plugin_device_count(r.pl));
+            if (pr != 0)
+                return tai_error(TINYAI_ERR_INVALID_ARG,
+                                 "unknown device '%s' (auto, cpu, opencl, opencl:N, or a loaded "
+                                 "plugin's NAME:N)",
+                                 device);
+            cl = 0; /* a device to add */
+        }
         if (cl >= 0) {
             int idx = 0;
-            st = add_opencl(m, cl, cache_dir, &idx);
+            st = add_device(m, r, cache_dir, &idx);
+            if (st == TINYAI_OK) st = check_ops(m, idx);
             if (st == TINYAI_OK) st = check_fits(m, idx);
             for (int b = 0; st == TINYAI_OK && b < NB; b++)
                 for (int l = 1; l < nf; l++) m->plans[b][l] = (unsigned char)idx;
@@ -366,12 +452,20 @@ TinyAIStatus tinyaiGetDeviceCalibration(const char *cacheDir, int index, int thr
         if (st != TINYAI_OK) return st;
         tai_calib_key(d, key, sizeof key);
         tai_device_close(d);
-    } else {
+    } else if (index <= tai_opencl_count()) {
         tai_device dev;
         memset(&dev, 0, sizeof dev);
         if (tai_opencl_query(index - 1, &dev.info) != 0)
             return tai_error(TINYAI_ERR_RANGE, "no device %d", index);
         tai_calib_key(&dev, key, sizeof key);
+    } else {
+        dev_ref r;
+        tai_device *d = NULL;
+        TinyAIStatus st = tai_plugin_device_at(index - 1 - tai_opencl_count(), &r.pl, &r.index);
+        if (st == TINYAI_OK) st = open_ref(r, cacheDir, &d);
+        if (st != TINYAI_OK) return st;
+        tai_calib_key(d, key, sizeof key);
+        tai_device_close(d);
     }
     tai_calib c;
     TinyAIStatus st = tai_calib_load(path, key, &c);
@@ -386,17 +480,22 @@ TinyAIStatus tinyaiCalibrateDevice(const char *cacheDir, int index, int threads,
     char path[4096];
     snprintf(path, sizeof path, "%s/devices.json", cacheDir);
     tai_device *d = NULL;
+    const int ncl = tai_opencl_count();
     TinyAIStatus st;
     if (index == 0) {
         st = tai_cpu_device_open(NULL, all_cores(threads), &d);
-    } else {
+    } else if (index <= ncl) {
         st = tai_opencl_device_open(index - 1, cacheDir, &d);
+    } else {
+        dev_ref r;
+        st = tai_plugin_device_at(index - 1 - ncl, &r.pl, &r.index);
+        if (st == TINYAI_OK) st = open_ref(r, cacheDir, &d);
     }
     if (st != TINYAI_OK) return st;
     tai_calib c;
     st = tai_calibrate(d, &c);
     if (st == TINYAI_OK) st = tai_calib_save(path, &c);
-    if (st == TINYAI_OK && index > 0) {
+    if (st == TINYAI_OK && index > 0 && index <= ncl) {
         /* record (or add to) the machine's OpenCL list */
         char keys[MAX_CL][384];
         int nk = 0;

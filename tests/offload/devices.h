@@ -16,6 +16,7 @@
 #include "offload/cpu/cpu.h"
 #include "offload/offload.h"
 #include "offload/opencl/opencl.h"
+#include "offload/plugin/plugin.h"
 
 namespace tai_test {
 
@@ -66,6 +67,33 @@ inline std::vector<DeviceCase> AllDevices() {
                                }
                                return d;
                            }});
+    // Plugins: the reference plugin as shipped (ABI 1.1), and built against
+    // the previous minor version's header (1.0) and a newer one (1.2); the
+    // paths come from the test's environment (Bazel runfiles)
+    for (const char *var : {"TINYAI_TEST_PLUGIN", "TINYAI_TEST_PLUGIN_1_0", "TINYAI_TEST_PLUGIN_1_2"}) {
+        const std::string label = std::string("plugin") + (var + 18);
+        out.push_back({label, [var](std::string *why) -> tai_device * {
+                           const char *path = std::getenv(var);
+                           if (!path || !*path) {
+                               *why = std::string(var) + " is not set (run through Bazel)";
+                               return nullptr;
+                           }
+                           tai_plugin *p = nullptr;
+                           for (int i = 0; i < tai_plugin_count(); i++)
+                               if (std::string(tai_plugin_path(tai_plugin_at(i))) == path)
+                                   p = tai_plugin_at(i);
+                           if (!p && tai_plugin_load(path, nullptr, &p) != TINYAI_OK) {
+                               *why = tinyaiLastErrorMessage();
+                               return nullptr;
+                           }
+                           tai_device *d = nullptr;
+                           if (tai_plugin_device_open(p, 0, &d) != TINYAI_OK) {
+                               *why = tinyaiLastErrorMessage();
+                               return nullptr;
+                           }
+                           return d;
+                       }});
+    }
     return out;
 }
 
