@@ -575,3 +575,14 @@ TinyAIStatus tai_plugin_device_open(tai_plugin *p, int index, tai_device **out) 
     }
     return tai_device_wrap(&kAdapter, d, out);
 }
+
+TinyAIStatus tai_plugin_device_raw(const tai_device *d, const TinyAIPluginDeviceOps **ops,
+                                   void **dev) {
+    if (!d || d->ops != &kAdapter)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "device %s is not a plugin's",
+                         d ? d->info.name : "(null)");
+    const pdev *p = d->ctx;
+    *ops = p->o;
+    *dev = p->dev;
+    return TINYAI_OK;
+}

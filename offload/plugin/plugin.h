@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include <tinyai/plugin.h>
 #include <tinyai/status.h>
 
 #include "offload/offload.h"
@@ -61,6 +62,11 @@ uint64_t tai_plugin_host_bytes(const tai_plugin *p);
  * claims without the slot is TINYAI_ERR_FORMAT. Ops it does not claim fail
  * with TINYAI_ERR_UNSUPPORTED. */
 TinyAIStatus tai_plugin_device_open(tai_plugin *p, int index, tai_device **out);
+
+/* A plugin device's own table and handle (for tests of the raw ABI, such
+ * as its streams); TINYAI_ERR_INVALID_ARG for a device of another kind. */
+TinyAIStatus tai_plugin_device_raw(const tai_device *d, const TinyAIPluginDeviceOps **ops,
+                                   void **dev);
 
 /* The total devices of all plugins, and the i-th of them (in load order,
  * each plugin's in index order). */

@@ -402,4 +402,48 @@ TEST(PluginModel, APartialDeviceIsRefusedByNameAndSkippedByAuto) {
     tinyaiUnloadPlugins();
 }
 
+// Under auto, a plugin device that the cost model prefers gets the layers;
+// when it fails in the middle of a pass (its own failure: fail_after), its
+// layers move to the CPU, said once, and the results are the CPU's.
+TEST(PluginModel, AutoDropsAPluginThatFails) {
+    tai_plugin_unload_all();
+    ASSERT_EQ(tinyaiLoadPlugin(Reference().c_str(), "fail_after=60"), TINYAI_OK);
+    const std::string path = Synth("Q8_0");
+    const std::string dir = tai_test::TempPath("-fast");
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    // the reference device described as far faster than the CPU
+    const std::string key = "reference:0|scalar C on the host|reference plugin, ABI 1.1";
+    std::ofstream(dir + "/devices.json")
+        << "{\"tinyai_device_calibration\": 1, \"opencl_devices\": [], \"devices\": {\"" << key
+        << "\": {\"mv_gbs\": {\"F32\": 5000, \"F16\": 5000, \"Q8_0\": 5000, \"Q4_0\": 5000, "
+           "\"Q4_1\": 5000}, \"mm_gflops\": {\"F32\": 9e5, \"F16\": 9e5, \"Q8_0\": 9e5, "
+           "\"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"mm_512_gflops\": {\"F32\": 9e5, \"F16\": 9e5, "
+           "\"Q8_0\": 9e5, \"Q4_0\": 9e5, \"Q4_1\": 9e5}, \"mv_llc_gbs\": {\"F32\": 5000, "
+           "\"F16\": 5000, \"Q8_0\": 5000, \"Q4_0\": 5000, \"Q4_1\": 5000}, \"op_us\": 0.01, "
+           "\"sync_us\": 0.01, \"elem_gbs\": 5000, \"h2d_gbs\": 500, \"d2h_gbs\": 500, "
+           "\"xfer_us\": 0.01, \"mem_bytes\": 1073741824, \"llc_bytes\": 0, \"unified\": 0}}}\n";
+    TinyAIModel *cpu = Load(path, "cpu"), *aut = Load(path, nullptr, dir.c_str());
+    ASSERT_TRUE(cpu && aut);
+    TinyAIModelInfo info;
+    ASSERT_EQ(tinyaiGetModelInfo(aut, &info), TINYAI_OK);
+    EXPECT_NE(std::string(info.devices).find("reference:0"), std::string::npos) << info.devices;
+    EXPECT_STREQ(tinyaiLayerDevice(aut, 1), "reference:0");
+    const std::vector<float> a = Logits(cpu), b = Logits(aut);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_LT(RelError(b, a), 1e-4);
+    ASSERT_EQ(tinyaiGetModelInfo(aut, &info), TINYAI_OK);
+    EXPECT_NE(std::string(info.placementNote).find("device reference:0"), std::string::npos)
+        << info.placementNote;
+    EXPECT_NE(std::string(info.placementNote).find("injected failure"), std::string::npos)
+        << info.placementNote;
+    EXPECT_NE(std::string(info.placementNote).find("run on the CPU"), std::string::npos);
+    for (int l = 0; l < info.nFileLayers; l++) EXPECT_STREQ(tinyaiLayerDevice(aut, l), "cpu");
+    tinyaiFreeModel(cpu);
+    tinyaiFreeModel(aut);
+    std::remove((dir + "/devices.json").c_str());
+    rmdir(dir.c_str());
+    std::remove(path.c_str());
+    tinyaiUnloadPlugins();
+}
+
 } // namespace
