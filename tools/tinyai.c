@@ -375,6 +375,12 @@ static int cmd_devices(int argc, char **argv) {
         }
     }
     load_plugins(0);
+    for (int i = 0; i < tinyaiPluginCount(); i++) {
+        TinyAIPluginInfo pi;
+        if (tinyaiGetPluginInfo(i, &pi) == TINYAI_OK && pi.devices == 0)
+            printf("plugin %s (%s, ABI %d.%d): no devices%s%s\n", pi.name, pi.path, pi.abiMajor,
+                   pi.abiMinor, pi.lastLog[0] ? ": " : "", pi.lastLog);
+    }
     static const char *const kinds[] = {"CPU", "GPU", "accelerator", "other"};
     char dir[4000];
     cache_dir(dir, sizeof dir);

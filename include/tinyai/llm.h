@@ -200,6 +200,19 @@ TinyAIStatus tinyaiLoadPlugin(const char *path, const char *options);
 /* Unloads every plugin none of whose devices is in use by a model. */
 void tinyaiUnloadPlugins(void);
 
+/* A loaded plugin, for listings (strings valid while it is loaded). */
+typedef struct {
+    const char *name;     /* what its devices are named after */
+    const char *path;
+    int abiMajor, abiMinor; /* the <tinyai/plugin.h> it was built against */
+    int devices;
+    const char *lastLog;  /* the last line it logged ("" if none): why it
+                             has no devices, for instance */
+} TinyAIPluginInfo;
+
+int tinyaiPluginCount(void);
+TinyAIStatus tinyaiGetPluginInfo(int index, TinyAIPluginInfo *out);
+
 typedef struct {
     char name[64];     /* "cpu", "opencl:0", "NAME:0" (a plugin's): what
                           TinyAIModelConfig.device takes */

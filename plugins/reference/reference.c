@@ -38,6 +38,7 @@
 struct TinyAIPluginBuffer {
     uint64_t bytes;
     unsigned char *data;
+    TinyAIPluginBuffer *prev, *next; /* the device's list: close frees what is left */
 };
 struct TinyAIPluginStream {
     int unused;
@@ -58,6 +59,7 @@ typedef struct {
 typedef struct {
     plugin *p;
     int index;
+    TinyAIPluginBuffer *buffers;
     uint64_t used;
     long ops_run;
     char err[512];
@@ -186,7 +188,13 @@ static float float_at(int32_t t, const unsigned char *pw, int64_t k, int r) {
 static const char *const op_names[] = {"matmul", "rmsnorm", "add",   "rope",
                                        "attention", "swiglu", "embed", "copy"};
 
-static void dev_close(void *dev) { free(dev); }
+static void buffer_free(void *dev, TinyAIPluginBuffer *b);
+
+static void dev_close(void *dev) {
+    device *d = dev;
+    while (d->buffers) buffer_free(d, d->buffers);
+    free(d);
+}
 
 static int32_t dev_info(void *dev, TinyAIPluginDeviceInfo *out) {
     device *d = dev;
@@ -232,6 +240,10 @@ static int32_t buffer_alloc(void *dev, uint64_t bytes, TinyAIPluginBuffer **out)
     }
     b->bytes = bytes;
     b->data = data;
+    b->prev = NULL;
+    b->next = d->buffers;
+    if (d->buffers) d->buffers->prev = b;
+    d->buffers = b;
     d->used += bytes;
     *out = b;
     return 0;
@@ -240,6 +252,9 @@ static int32_t buffer_alloc(void *dev, uint64_t bytes, TinyAIPluginBuffer **out)
 static void buffer_free(void *dev, TinyAIPluginBuffer *b) {
     device *d = dev;
     if (!b) return;
+    if (b->prev) b->prev->next = b->next;
+    else d->buffers = b->next;
+    if (b->next) b->next->prev = b->prev;
     d->used -= b->bytes;
     d->p->host.host_free(d->p->host.host, b->data);
     d->p->host.host_free(d->p->host.host, b);

@@ -135,6 +135,20 @@ TinyAIStatus tinyaiLoadPlugin(const char *path, const char *options) {
 
 void tinyaiUnloadPlugins(void) { tai_plugin_unload_all(); }
 
+int tinyaiPluginCount(void) { return tai_plugin_count(); }
+
+TinyAIStatus tinyaiGetPluginInfo(int index, TinyAIPluginInfo *out) {
+    if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetPluginInfo: out is NULL");
+    const tai_plugin *p = tai_plugin_at(index);
+    if (!p) return tai_error(TINYAI_ERR_RANGE, "no plugin %d (%d loaded)", index, tai_plugin_count());
+    out->name = tai_plugin_name(p);
+    out->path = tai_plugin_path(p);
+    tai_plugin_abi(p, &out->abiMajor, &out->abiMinor);
+    out->devices = tai_plugin_device_count(p);
+    out->lastLog = tai_plugin_last_log(p);
+    return TINYAI_OK;
+}
+
 TinyAIStatus tinyaiGetDeviceInfo(int index, TinyAIDeviceInfo *out) {
     if (!out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetDeviceInfo: out is NULL");
     memset(out, 0, sizeof *out);

@@ -111,7 +111,11 @@ TEST(PluginLoader, TheReferencePluginLoadsAndRuns) {
     EXPECT_EQ(tai_plugin_host_bytes(p), before);
     // a plugin with an open device is not unloaded
     EXPECT_EQ(tai_plugin_unload(p), TINYAI_ERR_INVALID_ARG);
+    // closing a device frees the buffers it still has
+    ASSERT_EQ(d->ops->buf_alloc(d->ctx, 4096, &b), 0);
+    EXPECT_GT(tai_plugin_host_bytes(p), before);
     tai_device_close(d);
+    EXPECT_EQ(tai_plugin_host_bytes(p), 0u);
     EXPECT_EQ(tai_plugin_unload(p), TINYAI_OK);
     EXPECT_EQ(tai_plugin_count(), 0);
     // and loads again (init, shutdown, reload)
