@@ -586,3 +586,7 @@ TinyAIStatus tai_plugin_device_raw(const tai_device *d, const TinyAIPluginDevice
     *dev = p->dev;
     return TINYAI_OK;
 }
+
+tai_plugin *tai_plugin_of(const tai_device *d) {
+    return d && d->ops == &kAdapter ? ((const pdev *)d->ctx)->pl : NULL;
+}

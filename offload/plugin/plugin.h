@@ -68,6 +68,9 @@ TinyAIStatus tai_plugin_device_open(tai_plugin *p, int index, tai_device **out);
 TinyAIStatus tai_plugin_device_raw(const tai_device *d, const TinyAIPluginDeviceOps **ops,
                                    void **dev);
 
+/* The plugin a device was opened from (NULL for a device of another kind). */
+tai_plugin *tai_plugin_of(const tai_device *d);
+
 /* The total devices of all plugins, and the i-th of them (in load order,
  * each plugin's in index order). */
 int tai_plugin_devices(void);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "offload/plugin/plugin.h"
 #include "runtime/model/model.h"
 
 
@@ -255,6 +256,15 @@ size_t tai_model_current_bytes(const TinyAIModel *m) {
     b = add_sat(b, m->fixed_bytes);
     b = add_sat(b, m->ws.bytes);
     b = add_sat(b, m->sessions_bytes);
+    /* host memory the plugins of its devices hold through their host table
+     * (staging, or device memory that is the host's), each plugin once; a
+     * plugin shared by several models counts in each */
+    for (int d = 1; d < m->n_devs; d++) {
+        const tai_plugin *p = tai_plugin_of(m->devs[d]);
+        int seen = 0;
+        for (int e = 1; e < d; e++) seen |= p && tai_plugin_of(m->devs[e]) == p;
+        if (p && !seen) b = add_sat(b, (size_t)tai_plugin_host_bytes(p));
+    }
     TinyAIModel *mut = (TinyAIModel *)m; /* the peak is bookkeeping */
     if (b > mut->peak_bytes) mut->peak_bytes = b;
     return b;

@@ -346,6 +346,15 @@ TEST(PluginModel, TheReferenceDeviceAgreesWithTheCpu) {
         const std::vector<float> a = Logits(cpu), b = Logits(ref);
         ASSERT_EQ(a.size(), b.size());
         EXPECT_LT(RelError(b, a), 1e-4);
+        // the plugin's copies of the weights (host memory through the host
+        // table) count in the model's memory
+        TinyAIMemoryInfo mc, mr;
+        ASSERT_EQ(tinyaiGetMemoryInfo(cpu, &mc), TINYAI_OK);
+        ASSERT_EQ(tinyaiGetMemoryInfo(ref, &mr), TINYAI_OK);
+        TinyAIModelInfo info;
+        ASSERT_EQ(tinyaiGetModelInfo(cpu, &info), TINYAI_OK);
+        EXPECT_GE(mr.currentBytes, mc.currentBytes + info.packedBytes / 2)
+            << mr.currentBytes << " " << mc.currentBytes;
         tinyaiFreeModel(cpu);
         tinyaiFreeModel(ref);
         std::remove(path.c_str());
