@@ -28,9 +28,10 @@ TEST(CudaPlugin, LoadsWithOrWithoutAGpu) {
     tai_plugin_abi(p, &major, &minor);
     EXPECT_EQ(major, TINYAI_PLUGIN_ABI_MAJOR);
     EXPECT_EQ(minor, TINYAI_PLUGIN_ABI_MINOR);
-    if (tai_plugin_device_count(p) == 0)
+    if (tai_plugin_device_count(p) == 0) {
         EXPECT_NE(std::string(tai_plugin_last_log(p)).find("no CUDA device"), std::string::npos)
             << tai_plugin_last_log(p);
+    }
     EXPECT_EQ(tai_plugin_unload(p), TINYAI_OK);
     // it takes no options: an option is refused, saying so
     EXPECT_EQ(tai_plugin_load(Cuda().c_str(), "devices=2", &p), TINYAI_ERR_INVALID_ARG);
