@@ -3,7 +3,7 @@
  * end, in one run.
  *
  *   bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--only 1|2|3]
- *                 [--cache DIR]
+ *                 [--cache DIR] [--plugin PATH ...]
  *
  * 1. Ops, per device (the CPU device at --threads, default all cores; every
  *    OpenCL device) and weight type:
@@ -19,6 +19,10 @@
  *    generation (32 tokens) tok/s of SmolLM2-135M (when present) and the
  *    synthetic 1B Q4_0 model, with --device cpu, opencl (each OpenCL
  *    device) and auto.
+ *    With --plugin, each plugin's devices are measured too (loaded in the
+ *    children that run cases, never in this process). Beside the
+ *    matrix-vector rates, each device's memory bandwidth as a copy within
+ *    it measures it, and the rates as a share of it.
  * 3. The cost model on the CPU device: calibrated afresh in this run, then
  *    each model run on it with that calibration, its per-layer prediction
  *    against the measured time (median over layers of the ratio).
@@ -40,11 +44,16 @@
 #include "offload/host.h"
 #include "offload/offload.h"
 #include "offload/opencl/opencl.h"
+#include "offload/plugin/plugin.h"
 
 #define MAX_REPS 51
 #define MAX_DEVS 8
 
 static int reps = 5;
+/* --plugin PATH: loaded by each child that runs a case, never by this
+ * process (a GPU runtime started before a fork is unusable in the child) */
+static const char *plugin_paths[8];
+static int n_plugin_paths;
 
 typedef struct {
     tai_device *d;
@@ -137,6 +146,7 @@ static const tai_type types[] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_
 typedef struct {
     char name[64], model[128];
     double mv_gbs[NT], mm_gflops[NT], norm_gbs, swiglu_gbs, att_us;
+    double copy_gbs; /* device-to-device copy: bytes read + written per second */
 } dev_figs;
 
 static void ops_of(tai_device *d, int quick, dev_figs *f) {
@@ -160,6 +170,23 @@ static void ops_of(tai_device *d, int quick, dev_figs *f) {
         if (weights(&p, types[i], S, S, 1, w) == 0) {
             const double t = time_matmul(&p, types[i], w, 1, S, S, C);
             if (t > 0) f->mm_gflops[i] = 2.0 * (double)S * S * C / t / 1e9;
+        }
+        release(&p);
+    }
+    /* the device's memory bandwidth, as a copy within it measures it */
+    f->copy_gbs = -1;
+    {
+        const size_t cb = quick ? (size_t)64 << 20 : (size_t)512 << 20;
+        tai_dref a, b;
+        if (!alloc(&p, cb, &a) && !alloc(&p, cb, &b) && !fill(d, a, cb, 9)) {
+            double v[MAX_REPS];
+            int k = 0;
+            for (int r = -1; r < reps; r++) {
+                const double t0 = tai_bench_now();
+                if (tai_dev_copy(d, b, a, cb) != TINYAI_OK || tai_dev_sync(d) != TINYAI_OK) break;
+                if (r >= 0) v[k++] = tai_bench_now() - t0;
+            }
+            if (k == reps) f->copy_gbs = 2.0 * (double)cb / tai_bench_median(v, k) / 1e9;
         }
         release(&p);
     }
@@ -214,12 +241,37 @@ static void cell(double v, const char *fmt) {
         printf(fmt, v);
 }
 
-/* Section 1 (in a child: see main); writes the OpenCL device count to fd. */
-static int ops_section(long threads, int quick, const char *cache, int fd, int run) {
-    if (!run) { /* the count alone */
-        const int n = tai_opencl_count();
-        return write(fd, &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1;
+/* Loads the --plugin files (in a child); one that fails is said and skipped. */
+static void load_plugins(void) {
+    for (int i = 0; i < n_plugin_paths; i++)
+        if (tinyaiLoadPlugin(plugin_paths[i], NULL) != TINYAI_OK)
+            fprintf(stderr, "bench_devices: plugin skipped: %s\n", tinyaiLastErrorMessage());
+}
+
+/* What section 1's child tells main: the OpenCL device count and the
+ * plugins' device names. */
+typedef struct {
+    int ncl, nplug;
+    char plug[MAX_DEVS][64];
+} dev_list;
+
+static int send_list(int fd, int ncl) {
+    dev_list l;
+    memset(&l, 0, sizeof l);
+    l.ncl = ncl;
+    for (int i = 0; i < tai_plugin_devices() && l.nplug < MAX_DEVS; i++) {
+        tai_plugin *p = NULL;
+        int idx = 0;
+        if (tai_plugin_device_at(i, &p, &idx) == TINYAI_OK)
+            snprintf(l.plug[l.nplug++], sizeof l.plug[0], "%s:%d", tai_plugin_name(p), idx);
     }
+    return write(fd, &l, sizeof l) == (ssize_t)sizeof l ? 0 : 1;
+}
+
+/* Section 1 (in a child: see main); writes the device list to fd. */
+static int ops_section(long threads, int quick, const char *cache, int fd, int run) {
+    load_plugins();
+    if (!run) return send_list(fd, tai_opencl_count());
     tai_device *devs[MAX_DEVS];
     int nd = 0;
     if (tai_cpu_device_open(NULL, (int)threads, &devs[nd]) != TINYAI_OK) {
@@ -239,17 +291,33 @@ static int ops_section(long threads, int quick, const char *cache, int fd, int r
         nd++;
     }
     if (ncl == 0) printf("opencl:   no OpenCL device on this machine\n");
+    for (int i = 0; i < tai_plugin_devices() && nd < MAX_DEVS; i++) {
+        tai_plugin *pl = NULL;
+        int idx = 0;
+        if (tai_plugin_device_at(i, &pl, &idx) != TINYAI_OK ||
+            tai_plugin_device_open(pl, idx, &devs[nd]) != TINYAI_OK) {
+            fprintf(stderr, "bench_devices: %s\n", tinyaiLastErrorMessage());
+            continue;
+        }
+        printf("%-9s %s | %s (plugin %s)\n", devs[nd]->info.name, devs[nd]->info.model,
+               devs[nd]->info.version, tai_plugin_path(pl));
+        nd++;
+    }
+    for (int i = 0; i < tai_plugin_count(); i++)
+        if (tai_plugin_device_count(tai_plugin_at(i)) == 0)
+            printf("plugin %s: no devices: %s\n", tai_plugin_name(tai_plugin_at(i)),
+                   tai_plugin_last_log(tai_plugin_at(i)));
     printf("repetitions: %d timed after one untimed (medians)%s\n\n", reps, quick ? ", --quick shapes" : "");
 
     dev_figs f[MAX_DEVS];
     for (int i = 0; i < nd; i++) ops_of(devs[i], quick, &f[i]);
     printf("== 1. Ops\n\nmatrix-vector %s: GB/s of packed weights read (x: of the CPU device's)\n",
            quick ? "2048 x 4096" : "4096 x 14336");
-    printf("%-10s", "device");
+    printf("%-12s", "device");
     for (int t = 0; t < NT; t++) printf("%9s %6s", tai_type_name(types[t]), "x");
     printf("\n");
     for (int i = 0; i < nd; i++) {
-        printf("%-10s", f[i].name);
+        printf("%-12s", f[i].name);
         for (int t = 0; t < NT; t++) {
             cell(f[i].mv_gbs[t], "%9.2f");
             if (f[i].mv_gbs[t] > 0 && f[0].mv_gbs[t] > 0)
@@ -259,12 +327,26 @@ static int ops_section(long threads, int quick, const char *cache, int fd, int r
         }
         printf("\n");
     }
-    printf("\nmatrix-matrix %s: GFLOP/s\n%-10s", quick ? "512 x 512 x 64" : "1024 x 1024 x 512",
+    printf("\nthe same as a share of the device's memory bandwidth, measured as a copy within "
+           "it (%s MiB, GB/s read + written)\n%-12s %9s", quick ? "64" : "512", "device", "copy");
+    for (int t = 0; t < NT; t++) printf("%9s", tai_type_name(types[t]));
+    printf("\n");
+    for (int i = 0; i < nd; i++) {
+        printf("%-12s", f[i].name);
+        cell(f[i].copy_gbs, " %8.1f");
+        for (int t = 0; t < NT; t++)
+            if (f[i].copy_gbs > 0 && f[i].mv_gbs[t] > 0)
+                printf(" %7.1f%%", 100.0 * f[i].mv_gbs[t] / f[i].copy_gbs);
+            else
+                printf(" %8s", "-");
+        printf("\n");
+    }
+    printf("\nmatrix-matrix %s: GFLOP/s\n%-12s", quick ? "512 x 512 x 64" : "1024 x 1024 x 512",
            "device");
     for (int t = 0; t < NT; t++) printf("%9s %6s", tai_type_name(types[t]), "x");
     printf("\n");
     for (int i = 0; i < nd; i++) {
-        printf("%-10s", f[i].name);
+        printf("%-12s", f[i].name);
         for (int t = 0; t < NT; t++) {
             cell(f[i].mm_gflops[t], "%9.1f");
             if (f[i].mm_gflops[t] > 0 && f[0].mm_gflops[t] > 0)
@@ -275,17 +357,17 @@ static int ops_section(long threads, int quick, const char *cache, int fd, int r
         printf("\n");
     }
     printf("\nother ops: RMSNorm and SwiGLU over 4096 x 512 floats (GB/s moved), attention of "
-           "32 heads (8 KV) of 128 over 1024 positions (us)\n%-10s %9s %9s %9s\n",
+           "32 heads (8 KV) of 128 over 1024 positions (us)\n%-12s %9s %9s %9s\n",
            "device", "rmsnorm", "swiglu", "attn us");
     for (int i = 0; i < nd; i++) {
-        printf("%-10s", f[i].name);
+        printf("%-12s", f[i].name);
         cell(f[i].norm_gbs, " %8.2f");
         cell(f[i].swiglu_gbs, " %8.2f");
         cell(f[i].att_us, " %8.0f");
         printf("\n");
     }
     for (int i = 0; i < nd; i++) tai_device_close(devs[i]);
-    return write(fd, &ncl, sizeof ncl) == (ssize_t)sizeof ncl ? 0 : 1;
+    return send_list(fd, ncl);
 }
 
 int main(int argc, char **argv) {
@@ -301,12 +383,23 @@ int main(int argc, char **argv) {
             quick = 1;
         } else if (!strcmp(argv[i], "--no-e2e")) {
             e2e = 0;
+        } else if (!strcmp(argv[i], "--plugin") && i + 1 < argc) {
+            if (n_plugin_paths == 8) {
+                fprintf(stderr, "bench_devices: at most 8 --plugin\n");
+                return 2;
+            }
+            plugin_paths[n_plugin_paths++] = argv[++i];
+            if (access(argv[i], R_OK) != 0) {
+                fprintf(stderr, "bench_devices: --plugin: cannot read %s\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--cache") && i + 1 < argc) {
             cache = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_devices [--reps N] [--threads N] [--quick] [--no-e2e] [--only 1|2|3] "
+                            "[--plugin PATH] "
                             "[--cache DIR]\n");
             return 2;
         }
@@ -336,8 +429,10 @@ int main(int argc, char **argv) {
         _exit(rc);
     }
     close(fds[1]);
-    int ncl = 0;
-    if (read(fds[0], &ncl, sizeof ncl) != (ssize_t)sizeof ncl) ncl = 0;
+    dev_list list;
+    memset(&list, 0, sizeof list);
+    if (read(fds[0], &list, sizeof list) != (ssize_t)sizeof list) memset(&list, 0, sizeof list);
+    const int ncl = list.ncl;
     close(fds[0]);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
@@ -350,6 +445,7 @@ int main(int argc, char **argv) {
     char small[4096], big[4096];
     tai_e2e_default_paths(small, sizeof small, big, sizeof big);
     if (tai_e2e_ensure_1b(big) != 0) return 1;
+    tai_e2e_set_plugins(plugin_paths, n_plugin_paths);
     const char *models[2] = {small, big};
     if (!only || only == 2) {
         printf("\n== 2. End to end (prompt 128 tokens, generation 32 after 8; %d reps; each case "
@@ -357,11 +453,13 @@ int main(int argc, char **argv) {
                "prediction - where the device was named)\n\n%-34s %-9s %12s %10s %17s %17s  %s\n",
                quick ? 1 : 3, "model", "--device", "prompt tok/s", "gen tok/s", "prompt pass ms",
                "decode pass ms", "layers ran on");
-        char names[MAX_DEVS + 2][24];
+        char names[2 * MAX_DEVS + 2][64];
         int nn = 0;
         snprintf(names[nn++], sizeof names[0], "cpu");
         for (int i = 0; i < ncl && i < MAX_DEVS; i++)
             snprintf(names[nn++], sizeof names[0], "opencl:%d", i);
+        for (int i = 0; i < list.nplug && nn < MAX_DEVS + 1; i++)
+            snprintf(names[nn++], sizeof names[0], "%s", list.plug[i]);
         snprintf(names[nn++], sizeof names[0], "auto");
         for (int mi = 0; mi < 2; mi++) {
             if (access(models[mi], R_OK) != 0) {

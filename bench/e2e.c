@@ -79,6 +79,14 @@ static int generate(TinyAISession *s, int n_vocab, int n) {
 
 static const char *e2e_device, *e2e_cache_dir;
 
+static const char *const *e2e_plugins;
+static int e2e_n_plugins;
+
+void tai_e2e_set_plugins(const char *const *paths, int n) {
+    e2e_plugins = paths;
+    e2e_n_plugins = n;
+}
+
 void tai_e2e_set_device(const char *device, const char *cache_dir) {
     e2e_device = device;
     e2e_cache_dir = cache_dir;
@@ -87,6 +95,10 @@ void tai_e2e_set_device(const char *device, const char *cache_dir) {
 tai_e2e_result tai_e2e_run_case(const char *path, int threads, int reps, int warmup,
                                 int n_prompt, int n_gen) {
     tai_e2e_result r = {0};
+    if (tinyaiPluginCount() == 0)
+        for (int i = 0; i < e2e_n_plugins; i++)
+            if (tinyaiLoadPlugin(e2e_plugins[i], NULL) != TINYAI_OK)
+                fprintf(stderr, "plugin skipped: %s\n", tinyaiLastErrorMessage());
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.threads = threads;
     mc.device = e2e_device;

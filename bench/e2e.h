@@ -31,6 +31,9 @@ typedef struct {
  * .device; NULL: the default) and the folder for its program binaries. */
 void tai_e2e_set_device(const char *device, const char *cache_dir);
 
+/* Plugins each case's process loads before the model (their devices can
+ * then be the case's device); the array is borrowed. */
+void tai_e2e_set_plugins(const char *const *paths, int n);
 /* Default paths: $TINYAI_CACHE (or $HOME/.cache/tinyai) holding
  * SmolLM2-135M-Instruct.Q4_1.gguf and synth-1b-q4_0.gguf. */
 void tai_e2e_default_paths(char *model, size_t model_cap, char *model_1b, size_t model_1b_cap);
