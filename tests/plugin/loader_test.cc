@@ -5,6 +5,7 @@
 // plugin device against the CPU; auto placement dropping a failing plugin.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -212,6 +213,25 @@ TEST(PluginLoader, AnImpossibleStatusIsADeviceFailure) {
               std::string::npos)
         << tinyaiLastErrorMessage();
     d->ops->buf_free(d->ctx, b);
+    tai_device_close(d);
+    tai_plugin_unload_all();
+}
+
+// A garbage scratch size is what it is: the allocation it asks for fails
+// as an error of the device, and the device goes on working.
+TEST(PluginLoader, AGarbageScratchSizeFailsItsAllocationCleanly) {
+    tai_plugin *p = Fresh(Bad("huge_scratch"));
+    ASSERT_TRUE(p);
+    tai_device *d = nullptr;
+    ASSERT_EQ(tai_plugin_device_open(p, 0, &d), TINYAI_OK) << tinyaiLastErrorMessage();
+    const size_t sb = tai_dev_matmul_scratch(d, TAI_TYPE_F32, 64, 1);
+    EXPECT_GT(sb, (size_t)1 << 50);
+    tai_dbuf *b = nullptr;
+    const int rc = d->ops->buf_alloc(d->ctx, sb, &b);
+    EXPECT_EQ(rc, -ENOMEM);
+    EXPECT_EQ(tai_dev_fail(d, "buf_alloc", rc), TINYAI_ERR_NOMEM);
+    EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("device bad:0"), std::string::npos);
+    ExpectMatvecWorks(d);
     tai_device_close(d);
     tai_plugin_unload_all();
 }

@@ -540,6 +540,30 @@ static void check_lifecycle_and_concurrency(suite *s, tai_plugin *pl, int index)
             "20 products on each of two handles at once: %d and %d failed", a.failed, b.failed);
         tai_device_close(second);
     }
+    /* two devices of one plugin, computing at once */
+    if (tai_plugin_device_count(pl) < 2) {
+        add(s->r, "lifecycle", "two devices of the plugin", "", TAI_CONF_SKIP,
+            "the plugin has one device");
+    } else {
+        tai_device *other = NULL;
+        const int oi = index == 0 ? 1 : 0;
+        const TinyAIStatus ost = tai_plugin_device_open(pl, oi, &other);
+        worker a = {s->dev, 10, 0}, b = {other, 10, 0};
+        pthread_t ta, tb;
+        const int started = ost == TINYAI_OK && pthread_create(&ta, NULL, work, &a) == 0;
+        const int started2 = started && pthread_create(&tb, NULL, work, &b) == 0;
+        if (started) pthread_join(ta, NULL);
+        if (started2) pthread_join(tb, NULL);
+        const int ok2 = started2 && a.failed == 0 && b.failed == 0;
+        if (ost != TINYAI_OK)
+            add(s->r, "lifecycle", "two devices of the plugin", "", TAI_CONF_FAIL,
+                "opening device %d: %s", oi, tinyaiLastErrorMessage());
+        else
+            add(s->r, "lifecycle", "two devices of the plugin", "", ok2 ? TAI_CONF_PASS : TAI_CONF_FAIL,
+                "devices %d and %d, 10 products each at once: %d and %d failed", index, oi,
+                a.failed, b.failed);
+        tai_device_close(other);
+    }
     /* two streams joined by an event (ABI 1.1) */
     const TinyAIPluginDeviceOps *o = NULL;
     void *dev = NULL;
