@@ -416,6 +416,19 @@ TinyAIStatus tinyaiEval(TinyAISession *session, const int32_t *tokens, size_t n)
  * Errors as tinyaiEval, checked for every session before anything runs. */
 TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *tokens, size_t n);
 
+/* One step of continuous batching: sessions[i] (pairwise distinct, one
+ * model) gets counts[i] >= 1 tokens appended, tokens[i][0 .. counts[i]-1]:
+ * a chunk of a prompt, or one generated token. Every layer is read once for
+ * the whole step. Afterwards each session has the logits of its last
+ * token, the same as if it had been evaluated alone. The step's total
+ * tokens and its sessions must be within the plan (tinyaiStepCapacity).
+ * Errors as tinyaiEvalBatch, checked for every session first. */
+TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const *tokens,
+                            const size_t *counts, size_t n);
+/* The most tokens and sessions one step may hold, as planned when the
+ * first session was made (TINYAI_ERR_INVALID_ARG before that). */
+TinyAIStatus tinyaiStepCapacity(const TinyAIModel *model, int *tokens, int *sessions);
+
 /* Logits (nVocab floats) of the last evaluated token; NULL before any eval.
  * Borrowed: valid until the next tinyaiEval or tinyaiResetSession. */
 const float *tinyaiGetLogits(const TinyAISession *session);

@@ -611,7 +611,7 @@ TinyAIStatus tinyaiEval(TinyAISession *s, const int32_t *tokens, size_t n) {
     for (size_t done = 0; done < n;) {
         int chunk = (int)(n - done < (size_t)ub ? n - done : (size_t)ub);
         for (int t = 0; t < chunk; t++) pos[t] = s->pos + t;
-        tai_batch b = {m, chunk, tokens + done, seq, pos, 0};
+        tai_batch b = {m, chunk, tokens + done, seq, pos};
         st = tai_sched_forward(&b);
         if (st != TINYAI_OK) {
             s->have_logits = 0;
@@ -651,13 +651,79 @@ TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *toke
         if (st == TINYAI_OK) pos[i] = s->pos;
     }
     if (st == TINYAI_OK) {
-        tai_batch b = {m, (int)n, tokens, sessions, pos, n > 1};
+        tai_batch b = {m, (int)n, tokens, sessions, pos};
         st = tai_sched_forward(&b);
         if (st != TINYAI_OK)
             for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
     }
     free(pos);
     return st;
+}
+
+TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const *tokens,
+                            const size_t *counts, size_t n) {
+    if (!sessions || !tokens || !counts)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalStep: NULL argument");
+    if (n == 0) return TINYAI_OK;
+    TinyAIModel *m = sessions[0] ? sessions[0]->model : NULL;
+    if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalStep: session 0 is NULL");
+    size_t total = 0;
+    TinyAIStatus st = TINYAI_OK;
+    for (size_t i = 0; i < n && st == TINYAI_OK; i++) {
+        const TinyAISession *s = sessions[i];
+        if (!s || s->model != m)
+            st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu is NULL or of another model", i);
+        else if (counts[i] == 0 || !tokens[i])
+            st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu has no tokens", i);
+        else if (counts[i] > (size_t)(s->n_ctx - s->pos))
+            st = tai_error(TINYAI_ERR_RANGE,
+                           "session %zu: %zu tokens do not fit in the context: %d of %d "
+                           "positions used",
+                           i, counts[i], s->pos, s->n_ctx);
+        else
+            st = check_tokens(s, tokens[i], counts[i]);
+        for (size_t j = 0; j < i && st == TINYAI_OK; j++)
+            if (sessions[j] == s)
+                st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu appears twice in the step", i);
+        total += counts[i];
+    }
+    if (st != TINYAI_OK) return st;
+    if (total > (size_t)m->ws.n_ubatch || (n > 1 && n > (size_t)m->ws.n_seq))
+        return tai_error(TINYAI_ERR_RANGE,
+                         "a step of %zu tokens of %zu sessions exceeds the plan (%d tokens, %d "
+                         "sessions; see tinyaiStepCapacity)",
+                         total, n, m->ws.n_ubatch, m->ws.n_seq);
+    int32_t *tok = malloc(total * sizeof *tok);
+    int *pos = malloc(total * sizeof *pos);
+    TinyAISession **seq = malloc(total * sizeof *seq);
+    if (!tok || !pos || !seq) st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
+    for (size_t i = 0, t = 0; st == TINYAI_OK && i < n; i++)
+        for (size_t k = 0; k < counts[i]; k++, t++) {
+            tok[t] = tokens[i][k];
+            pos[t] = sessions[i]->pos + (int)k;
+            seq[t] = sessions[i];
+        }
+    if (st == TINYAI_OK) {
+        tai_batch b = {m, (int)total, tok, seq, pos};
+        st = tai_sched_forward(&b);
+        if (st != TINYAI_OK)
+            for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
+    }
+    free(tok);
+    free(pos);
+    free(seq);
+    return st;
+}
+
+TinyAIStatus tinyaiStepCapacity(const TinyAIModel *m, int *tokens, int *sessions) {
+    if (!m || !tokens || !sessions)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiStepCapacity: NULL argument");
+    if (!m->planned)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "tinyaiStepCapacity: no session yet (the first one makes the plan)");
+    *tokens = m->ws.n_ubatch;
+    *sessions = m->ws.n_seq;
+    return TINYAI_OK;
 }
 
 const float *tinyaiGetLogits(const TinyAISession *s) {

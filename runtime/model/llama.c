@@ -435,37 +435,49 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
     return TINYAI_OK;
 }
 
-/* Final norm and logits: of the last column, or of every column. */
+/* Final norm and logits, for the last column of each session in the batch
+ * (the batch holds each session's columns together): a prompt's last
+ * token, every sequence of a batched decoding step, both in a mixed step. */
 static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const wimg *out_w) {
     TinyAIModel *m = b->m;
     tai_device *dev = m->devs[d];
     const tai_dws *ws = &m->dws[d];
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
-    const int first = b->logits_all ? 0 : b->n - 1;
-    const int cols = b->n - first;
+    const size_t eb = (size_t)E * sizeof(float), vb = (size_t)V * sizeof(float);
     const wimg wh = *head, wo = *out_w;
     TRY_OP(enter(b, d));
-    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)first * E * sizeof(float)),
-                           at(&wh, &m->out_norm), E, cols, m->hp.rms_eps));
     TinyAISession *last = b->seq[b->n - 1];
-    if (!b->logits_all && d == 0) { /* straight into the session */
-        TRY_OP(matmul(ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+    int ends = 0; /* columns that end a session's run */
+    for (int t = 0; t < b->n; t++) ends += t == b->n - 1 || b->seq[t] != b->seq[t + 1];
+    if (ends == 1) {
+        TRY_OP(tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)(b->n - 1) * eb),
+                               at(&wh, &m->out_norm), E, 1, m->hp.rms_eps));
+        if (d == 0) { /* straight into the session */
+            TRY_OP(matmul(ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+        } else {
+            TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, 1));
+            TRY_OP(tai_dev_download(dev, last->logits, ws->logits, vb));
+        }
         last->have_logits = 1;
         return TINYAI_OK;
     }
-    TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, cols));
-    const size_t vb = (size_t)V * sizeof(float);
-    if (!b->logits_all) {
-        TRY_OP(tai_dev_download(dev, last->logits, ws->logits, vb));
-        last->have_logits = 1;
-        return TINYAI_OK;
+    if (ends == b->n) { /* one column per session: all at once */
+        TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&wh, &m->out_norm), E, b->n, m->hp.rms_eps));
+    } else {
+        for (int t = 0, k = 0; t < b->n; t++)
+            if (t == b->n - 1 || b->seq[t] != b->seq[t + 1])
+                TRY_OP(tai_dev_rmsnorm(dev, tai_dref_at(ws->xb, (size_t)k++ * eb),
+                                       tai_dref_at(ws->x, (size_t)t * eb), at(&wh, &m->out_norm),
+                                       E, 1, m->hp.rms_eps));
     }
+    TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, ends));
     if (d != 0)
-        TRY_OP(tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)cols * vb));
-    for (int t = 0; t < b->n; t++) {
-        memcpy(b->seq[t]->logits, m->ws.batch_logits + (int64_t)t * V, vb);
-        b->seq[t]->have_logits = 1;
-    }
+        TRY_OP(tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)ends * vb));
+    for (int t = 0, k = 0; t < b->n; t++)
+        if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) {
+            memcpy(b->seq[t]->logits, m->ws.batch_logits + (int64_t)k++ * V, vb);
+            b->seq[t]->have_logits = 1;
+        }
     return TINYAI_OK;
 }
 

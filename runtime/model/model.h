@@ -172,15 +172,16 @@ struct TinyAISession {
 };
 
 /* A forward batch: n columns, column t is token tokens[t] of session seq[t]
- * at position pos[t]. logits_all: every column's logits go to its session
- * (tinyaiEvalBatch); otherwise only the last column's, to seq[n - 1]. */
+ * at position pos[t]; a session's columns are consecutive, at consecutive
+ * positions. The logits of each session's last column go to that session
+ * (a prompt: its last token; batched decoding: every sequence; a mixed
+ * step: both). */
 typedef struct {
     TinyAIModel *m;
     int n;
     const int32_t *tokens;
     TinyAISession *const *seq;
     const int *pos;
-    int logits_all;
 } tai_batch;
 
 /* Binds hyperparameters and tensors (as image references) of the mapped

@@ -324,7 +324,7 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
     }
     const int layer = s->order[s->step];
     const int32_t *toks = s->prompt_done < s->n_prompt ? s->prompt + s->prompt_done : &s->tok;
-    tai_batch b = {s->model, s->pass_n, toks, s->seq, s->pos, 0};
+    tai_batch b = {s->model, s->pass_n, toks, s->seq, s->pos};
     if (tai_sched_layer(&b, layer) != TINYAI_OK) {
         s->done = 1;
         return false;

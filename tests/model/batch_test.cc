@@ -237,6 +237,109 @@ TEST(EvalBatch, EachLayerIsReadOncePerStepForTheWholeBatch) {
     }
 }
 
+// The largest difference between two logit vectors, relative to 1 + |x|.
+double MaxRel(const std::vector<float> &a, const std::vector<float> &b) {
+    double w = a.size() == b.size() ? 0 : INFINITY;
+    for (size_t j = 0; j < a.size() && j < b.size(); j++)
+        w = std::max(w, (double)std::fabs(a[j] - b[j]) / (1.0 + std::fabs(a[j])));
+    return w;
+}
+
+// Continuous batching (tinyaiEvalStep): one session decodes a token per
+// step while others prefill their prompts in chunks in the same steps;
+// each gets the logits it gets alone. Float weights, so that the only
+// difference is the order of float sums between batch shapes (quantized
+// weights are bit-exact between decoding batches of any size, but a
+// prompt chunk beside them changes the products' column grouping, and a
+// last-bit difference can move an 8-bit activation code).
+TEST(EvalStep, PromptChunksAndDecodingMixedEqualEachAlone) {
+    for (const char *type : {"F32", "F16"}) {
+        SCOPED_TRACE(type);
+        TempFile f(tai_test::WriteSynthModel(Synth(type, false)));
+        TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+        c.maxSessions = 3;
+        c.contextSize = 64;
+        ModelPtr m = tai_test::LoadModel(f.path, c);
+        ASSERT_TRUE(m);
+        const int nv = tai_test::VocabSize(m.get());
+        SessionPtr a = NewSession(m.get(), 64), b = NewSession(m.get(), 64), d = NewSession(m.get(), 64);
+        ASSERT_TRUE(a && b && d);
+        int cap_tokens = 0, cap_sessions = 0;
+        ASSERT_EQ(tinyaiStepCapacity(m.get(), &cap_tokens, &cap_sessions), TINYAI_OK);
+        EXPECT_EQ(cap_sessions, 3);
+        EXPECT_GE(cap_tokens, 16);
+        const std::vector<int32_t> pa = {1, 270, 271, 272, 273, 274, 275, 276}, pb = {1, 300},
+                                   pd = {1, 310, 311, 312, 313};
+        ASSERT_EQ(tinyaiEval(b.get(), pb.data(), pb.size()), TINYAI_OK);
+        // step 1: b decodes, a's first 3 prompt tokens, d's whole prompt;
+        // step 2: a's next 3, b decodes; step 3: b and d decode, a's last 2
+        std::vector<int32_t> fb, fd;
+        std::vector<std::vector<float>> lb, ld;
+        auto step = [&](std::vector<TinyAISession *> ss, std::vector<std::vector<int32_t>> toks) {
+            std::vector<const int32_t *> tp;
+            std::vector<size_t> cn;
+            for (auto &t : toks) {
+                tp.push_back(t.data());
+                cn.push_back(t.size());
+            }
+            ASSERT_EQ(tinyaiEvalStep(ss.data(), tp.data(), cn.data(), ss.size()), TINYAI_OK)
+                << tinyaiLastErrorMessage();
+        };
+        auto next = [&](TinyAISession *s) { return tai_test::ArgMax(tinyaiGetLogits(s), nv); };
+        fb.push_back(next(b.get()));
+        step({b.get(), a.get(), d.get()}, {{fb[0]}, {pa[0], pa[1], pa[2]}, pd});
+        lb.push_back(Logits(b.get(), nv));
+        ld.push_back(Logits(d.get(), nv));
+        fb.push_back(next(b.get()));
+        step({a.get(), b.get()}, {{pa[3], pa[4], pa[5]}, {fb[1]}});
+        lb.push_back(Logits(b.get(), nv));
+        fb.push_back(next(b.get()));
+        fd.push_back(next(d.get()));
+        step({b.get(), d.get(), a.get()}, {{fb[2]}, {fd[0]}, {pa[6], pa[7]}});
+        lb.push_back(Logits(b.get(), nv));
+        ld.push_back(Logits(d.get(), nv));
+        const std::vector<float> la = Logits(a.get(), nv);
+        EXPECT_EQ(tinyaiSessionPosition(a.get()), 8);
+        EXPECT_EQ(tinyaiSessionPosition(b.get()), 5);
+        EXPECT_EQ(tinyaiSessionPosition(d.get()), 6);
+        // each alone
+        const double tol = 1e-4;
+        SessionPtr x = NewSession(m.get(), 64);
+        ASSERT_EQ(tinyaiEval(x.get(), pa.data(), pa.size()), TINYAI_OK);
+        EXPECT_LE(MaxRel(Logits(x.get(), nv), la), tol);
+        tinyaiResetSession(x.get());
+        ASSERT_EQ(tinyaiEval(x.get(), pb.data(), pb.size()), TINYAI_OK);
+        for (size_t i = 0; i < fb.size(); i++) {
+            ASSERT_EQ(tinyaiEval(x.get(), &fb[i], 1), TINYAI_OK);
+            EXPECT_LE(MaxRel(Logits(x.get(), nv), lb[i]), tol) << "b, step " << i;
+        }
+        tinyaiResetSession(x.get());
+        ASSERT_EQ(tinyaiEval(x.get(), pd.data(), pd.size()), TINYAI_OK);
+        EXPECT_LE(MaxRel(Logits(x.get(), nv), ld[0]), tol);
+        ASSERT_EQ(tinyaiEval(x.get(), &fd[0], 1), TINYAI_OK);
+        EXPECT_LE(MaxRel(Logits(x.get(), nv), ld[1]), tol);
+        // refused before anything runs: over the step's token capacity, a
+        // session twice, no tokens, past the context
+        const int before = tinyaiSessionPosition(a.get());
+        std::vector<int32_t> many(cap_tokens + 1, 5);
+        const int32_t *tp[2] = {many.data(), many.data()};
+        size_t cn[2] = {many.size(), 1};
+        TinyAISession *two[2] = {a.get(), b.get()};
+        EXPECT_EQ(tinyaiEvalStep(two, tp, cn, 2), TINYAI_ERR_RANGE);
+        TinyAISession *twice[2] = {a.get(), a.get()};
+        cn[0] = 1;
+        EXPECT_EQ(tinyaiEvalStep(twice, tp, cn, 2), TINYAI_ERR_INVALID_ARG);
+        cn[0] = 0;
+        EXPECT_EQ(tinyaiEvalStep(two, tp, cn, 2), TINYAI_ERR_INVALID_ARG);
+        std::vector<int32_t> past(64, 5);
+        const int32_t *pp[1] = {past.data()};
+        size_t pc[1] = {past.size()};
+        EXPECT_EQ(tinyaiEvalStep(two, pp, pc, 1), TINYAI_ERR_RANGE);
+        EXPECT_EQ(tinyaiSessionPosition(a.get()), before);
+        EXPECT_EQ(tinyaiEvalStep(nullptr, tp, cn, 1), TINYAI_ERR_INVALID_ARG);
+    }
+}
+
 TEST(EvalBatch, BadBatchesAreRefusedBeforeAnythingRuns) {
     TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
     TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
