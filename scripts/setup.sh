@@ -8,9 +8,10 @@
 set -euo pipefail
 
 PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-dev
-      libxxhash-dev libcjson-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd python3 python3-pip
+      libxxhash-dev libcjson-dev libmicrohttpd-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd
+      python3 python3-pip
       python3-numpy
-      unzip ca-certificates)
+      unzip ca-certificates curl)
 
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
 apt_ensure setup "${PKGS[@]}"

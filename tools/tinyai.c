@@ -24,16 +24,18 @@
 
 #include <tinyai/llm.h>
 
+#include "tools/cli.h"
+
 #define MAX_PROMPT_TOKENS (1 << 20)
 
-static const char *prog = "tinyai";
+const char *prog = "tinyai";
 
-static int fail(const char *what) {
+int fail(const char *what) {
     fprintf(stderr, "%s: %s: %s\n", prog, what, tinyaiLastErrorMessage());
     return 1;
 }
 
-static int usage_error(const char *fmt, const char *arg) {
+int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "%s: ", prog);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (try --help)\n");
@@ -46,14 +48,14 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static double peak_rss_mib(void) {
+double peak_rss_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
 /* Strict integer parsing: the whole string, within [lo, hi]. */
-static int parse_long(const char *s, long lo, long hi, long *out) {
+int parse_long(const char *s, long lo, long hi, long *out) {
     if (!s || !*s) return 0;
     char *end;
     errno = 0;
@@ -84,7 +86,7 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 }
 
 /* Takes the value of option argv[*i] (the next argument). */
-static const char *take(int argc, char **argv, int *i) {
+const char *take(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) return NULL;
     return argv[++*i];
 }
@@ -140,7 +142,7 @@ static void generate_help(void) {
 }
 
 /* A byte count: digits, optionally followed by K, M or G (powers of 1024). */
-static int parse_bytes(const char *s, size_t *out) {
+int parse_bytes(const char *s, size_t *out) {
     if (!s || !*s || *s == '-') return 0;
     char *end;
     errno = 0;
@@ -157,7 +159,7 @@ static int parse_bytes(const char *s, size_t *out) {
     return *out > 0;
 }
 
-static int parse_choice(const char *v, const char *const *names, int n) {
+int parse_choice(const char *v, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
         if (names[i] && !strcmp(v, names[i])) return i;
     return -1;
@@ -165,8 +167,8 @@ static int parse_choice(const char *v, const char *const *names, int n) {
 
 /* ---- devices ------------------------------------------------------------ */
 
-static void cache_dir(char *buf, size_t n);
-static int make_dirs(const char *dir);
+void cache_dir(char *buf, size_t n);
+int make_dirs(const char *dir);
 
 /* Whether `name` is "auto", "opencl" (with one device) or a listed device. */
 /* ---- plugins ------------------------------------------------------------ */
@@ -262,7 +264,7 @@ static int take_plugin_args(int *argc, char **argv) {
 
 /* Loads them; one that fails is skipped with one line saying why (kept
  * for an error naming it, should --device ask for it). */
-static void load_plugins(int quiet) {
+void load_plugins(int quiet) {
     for (int i = 0; i < n_plugins; i++) {
         if (tinyaiLoadPlugin(plugins[i].path, plugins[i].options) == TINYAI_OK) continue;
         if (!quiet) fprintf(stderr, "%s: plugin skipped: %s\n", prog, tinyaiLastErrorMessage());
@@ -430,7 +432,7 @@ static int cmd_devices(int argc, char **argv) {
 /* ---- kernel tuning ------------------------------------------------------ */
 
 /* The cache folder: $TINYAI_CACHE, else ~/.cache/tinyai. */
-static void cache_dir(char *buf, size_t n) {
+void cache_dir(char *buf, size_t n) {
     const char *c = getenv("TINYAI_CACHE"), *home = getenv("HOME");
     if (c && *c)
         snprintf(buf, n, "%s", c);
@@ -439,7 +441,7 @@ static void cache_dir(char *buf, size_t n) {
 }
 
 /* mkdir -p for the cache folder (0 or -1). */
-static int make_dirs(const char *dir) {
+int make_dirs(const char *dir) {
     char p[4096];
     snprintf(p, sizeof p, "%s", dir);
     for (char *s = p + 1; *s; s++) {
@@ -518,7 +520,7 @@ static int measure_tuning(const char *path, int say) {
 /* Applies this machine's saved tuning; without one (or with one for another
  * CPU), measures it first unless `measure` is 0. Never fails the command: a
  * problem leaves the CPU's defaults and is said on stderr. */
-static void apply_tuning(int measure) {
+void apply_tuning(int measure) {
     char path[4096];
     tuning_path(path, sizeof path);
     TinyAIKernelTuning t;
@@ -562,18 +564,44 @@ static int cmd_tune(int argc, char **argv) {
     return measure_tuning(path, 1);
 }
 
+int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
+    static const char *const modes[] = {"normal", "memory-opt", "streaming", "adaptive"};
+    static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
+    static const char *const policies[] = {"belady", "lru"};
+    static const char *const numas[] = {"local", "interleave", "replicate"};
+    int k;
+    if (!strcmp(a, "--mem-limit")) {
+        if (!parse_bytes(v, &mc->memoryLimit))
+            return usage_error("--mem-limit must be a positive byte count (K, M, G suffixes), got '%s'", v);
+    } else if (!strcmp(a, "--mode")) {
+        if ((k = parse_choice(v, modes, 4)) < 0)
+            return usage_error("--mode must be adaptive, normal, memory-opt or streaming, got '%s'", v);
+        mc->mode = (TinyAIExecutionMode)k;
+    } else if (!strcmp(a, "--io")) {
+        if ((k = parse_choice(v, ios, 4)) < 0 && strcmp(v, "io_uring") != 0)
+            return usage_error("--io must be uring, pread or mmap, got '%s'", v);
+        mc->ioEngine = (TinyAIIOEngine)(k < 0 ? TINYAI_IO_URING : k);
+    } else if (!strcmp(a, "--cache-policy")) {
+        if ((k = parse_choice(v, policies, 2)) < 0)
+            return usage_error("--cache-policy must be belady or lru, got '%s'", v);
+        mc->cachePolicy = (TinyAICachePolicy)k;
+    } else if (!strcmp(a, "--numa")) {
+        if ((k = parse_choice(v, numas, 3)) < 0)
+            return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
+        mc->numaPolicy = (TinyAINumaPolicy)k;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL,
                *device = NULL;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
     int chat = 0, quiet = 0, verify = 0, tune = 1, placement = 0;
-    size_t mem_limit = 0;
-    int mode = TINYAI_EXEC_ADAPTIVE, io = TINYAI_IO_AUTO, policy = TINYAI_CACHE_BELADY,
-        numa = TINYAI_NUMA_LOCAL;
-    static const char *const modes[] = {"normal", "memory-opt", "streaming", "adaptive"};
-    static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
-    static const char *const policies[] = {"belady", "lru"};
-    static const char *const numas[] = {"local", "interleave", "replicate"};
+    TinyAIModelConfig mem = tinyaiCreateDefaultModelConfig(); /* the memory options */
+    int mo = 0;
     TinyAISamplerConfig sc = tinyaiCreateDefaultSamplerConfig();
     sc.seed = 42;
     for (int i = 1; i < argc; i++) {
@@ -631,22 +659,8 @@ static int cmd_generate(int argc, char **argv) {
             sc.repeatLastN = (int)lv;
         } else if (!strcmp(a, "--seed")) {
             if (!parse_u64(v, &sc.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
-        } else if (!strcmp(a, "--mem-limit")) {
-            if (!parse_bytes(v, &mem_limit))
-                return usage_error("--mem-limit must be a positive byte count (K, M, G suffixes), got '%s'", v);
-        } else if (!strcmp(a, "--mode")) {
-            if ((mode = parse_choice(v, modes, 4)) < 0)
-                return usage_error("--mode must be adaptive, normal, memory-opt or streaming, got '%s'", v);
-        } else if (!strcmp(a, "--io")) {
-            if ((io = parse_choice(v, ios, 4)) < 0 && strcmp(v, "io_uring") != 0)
-                return usage_error("--io must be uring, pread or mmap, got '%s'", v);
-            if (io < 0) io = TINYAI_IO_URING;
-        } else if (!strcmp(a, "--cache-policy")) {
-            if ((policy = parse_choice(v, policies, 2)) < 0)
-                return usage_error("--cache-policy must be belady or lru, got '%s'", v);
-        } else if (!strcmp(a, "--numa")) {
-            if ((numa = parse_choice(v, numas, 3)) < 0)
-                return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
+        } else if ((mo = memory_option(a, v, &mem)) != 0) {
+            if (mo == 2) return 2;
         } else if (!strcmp(a, "--prefetch")) {
             if (!parse_long(v, 0, 64, &prefetch))
                 return usage_error("--prefetch must be an integer in 0..64, got '%s'", v);
@@ -694,11 +708,11 @@ static int cmd_generate(int argc, char **argv) {
     mc.threads = (int)threads;
     mc.cpu = cpu;
     mc.verifyChecksums = verify;
-    mc.memoryLimit = mem_limit;
-    mc.mode = (TinyAIExecutionMode)mode;
-    mc.ioEngine = (TinyAIIOEngine)io;
-    mc.cachePolicy = (TinyAICachePolicy)policy;
-    mc.numaPolicy = (TinyAINumaPolicy)numa;
+    mc.memoryLimit = mem.memoryLimit;
+    mc.mode = mem.mode;
+    mc.ioEngine = mem.ioEngine;
+    mc.cachePolicy = mem.cachePolicy;
+    mc.numaPolicy = mem.numaPolicy;
     mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
     /* the cache folder keeps the devices' calibrations (auto) and OpenCL
      * program binaries */
@@ -749,7 +763,7 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     /* under a limit the KV cache is part of it: no larger than needed */
-    if (ctx == 0 && mem_limit > 0) {
+    if (ctx == 0 && mem.memoryLimit > 0) {
         size_t want = n_ids + (size_t)n_predict + 1;
         ctx = want < (size_t)info.nCtxTrain ? (long)want : info.nCtxTrain;
     }
@@ -819,7 +833,7 @@ static int cmd_generate(int argc, char **argv) {
                 n_ids, t_prompt > 0 ? (double)n_ids / t_prompt : 0.0, n_gen,
                 t_gen > 0 ? (double)n_gen / t_gen : 0.0, peak_rss_mib(), info.isa, info.threads,
                 info.devices);
-    if (!quiet && mem_limit > 0) {
+    if (!quiet && mem.memoryLimit > 0) {
         TinyAIMemoryInfo mi;
         tinyaiGetMemoryInfo(model, &mi);
         const double acq = (double)(mi.hits + mi.misses);
@@ -1044,7 +1058,8 @@ static void main_help(void) {
            "  synth      write a synthetic random-weight Llama model\n"
            "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
            "  devices    what the layers can run on (the CPU, OpenCL devices, plugins)\n"
-           "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n");
+           "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n"
+           "  serve      an OpenAI-compatible HTTP server with continuous batching\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -1068,6 +1083,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "cpu")) return cmd_cpu();
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

@@ -1,0 +1,98 @@
+/*
+ * server/engine: continuous batching (layer: server). One thread owns the
+ * model and its sessions (the slots). Each step it samples the next token
+ * of every generating slot, then evaluates, in one pass (tinyaiEvalStep),
+ * one token for each of them and a chunk of the prompt of each slot still
+ * prefilling, so that every layer is read once per step for all of them
+ * and a new request's prompt does not stall the streams already running.
+ * Requests beyond the slots wait in a bounded queue; a finished or
+ * cancelled request leaves its slot at once.
+ *
+ * A request (tai_req) is shared by the engine and the connection that made
+ * it: the engine appends text and sets the outcome under its lock and
+ * signals; the connection reads, or cancels. Each side drops its reference
+ * with tai_req_release; the last one frees it.
+ */
+#ifndef TAI_SERVER_ENGINE_H
+#define TAI_SERVER_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyai/llm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TAI_MAX_STOPS 4
+
+typedef enum { TAI_FINISH_NONE = 0, TAI_FINISH_STOP, TAI_FINISH_LENGTH, TAI_FINISH_ERROR } tai_finish;
+
+typedef struct tai_req {
+    /* ---- set before submitting; the engine owns them after ---- */
+    int32_t *prompt;  /* malloc'ed token ids */
+    size_t n_prompt;
+    int max_tokens;
+    TinyAISamplerConfig sampling;
+    char *stops[TAI_MAX_STOPS]; /* malloc'ed, NUL-terminated */
+    int n_stops;
+
+    /* ---- the outcome, under mu ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *text; /* generated text that is final (complete UTF-8, no stop
+                   string prefix held back), NUL-terminated */
+    size_t len, cap;
+    int n_generated;
+    tai_finish finish;
+    char error[256];
+    int cancelled; /* set by the connection: the engine drops the request */
+    int refs;
+    double t_submit, t_first; /* seconds: when queued, when the first token came */
+} tai_req;
+
+/* A request with the given prompt (taken over, freed with the request). */
+tai_req *tai_req_new(int32_t *prompt, size_t n_prompt);
+void tai_req_release(tai_req *r);
+/* Waits until the text is longer than `have` bytes or the request ended;
+ * returns the text length then (under the lock: copy what you need with
+ * tai_req_copy). Wakes at least every `timeout_s` seconds. */
+size_t tai_req_wait(tai_req *r, size_t have, double timeout_s);
+/* Copies text[from, to) into buf (NUL-terminated); returns the bytes. */
+size_t tai_req_copy(tai_req *r, size_t from, size_t to, char *buf, size_t cap);
+void tai_req_cancel(tai_req *r);
+
+typedef struct {
+    int slots;        /* sequences decoded together */
+    int ctx;          /* tokens per slot */
+    int max_queue;    /* requests waiting for a slot */
+} tai_engine_config;
+
+typedef struct tai_engine tai_engine;
+
+/* Creates the slots' sessions on the model (borrowed; it must be loaded
+ * with maxSessions >= slots) and starts the engine's thread. */
+TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, tai_engine **out);
+/* Queues a request (the engine takes a reference): 0; -EAGAIN when the
+ * queue is full; -ESHUTDOWN once stopping; -E2BIG when its prompt plus
+ * max_tokens exceed a slot's context. */
+int tai_engine_submit(tai_engine *e, tai_req *r);
+/* Refuses new requests, finishes or cuts the running ones (those still
+ * running after `grace_s` seconds end with finish "length"), and frees
+ * everything. */
+void tai_engine_stop(tai_engine *e, double grace_s);
+
+typedef struct {
+    int slots, busy, queued;
+    uint64_t prompt_tokens, generated_tokens, steps, requests_done;
+} tai_engine_stats;
+void tai_engine_stats_get(tai_engine *e, tai_engine_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,707 @@
+/*
+ * server/http.c: the HTTP side of the server (see server.h): routing,
+ * request validation into tai_req, responses and server-sent events.
+ */
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_PROMPT_BYTES (1u << 20)
+
+struct tai_server {
+    tai_server_config c;
+    struct MHD_Daemon *d;
+    int port;
+    _Atomic(TinyAIModel *) model;
+    _Atomic(tai_engine *) engine;
+    int ctx;
+    atomic_int quiesced;
+    atomic_ulong next_id;
+    /* requests by endpoint and status class, for /metrics */
+    pthread_mutex_t mu;
+    unsigned long count[4][6]; /* [endpoint][2xx,4xx(400),401,404/405,413,5xx] */
+};
+
+/* ---- responses ------------------------------------------------------------------ */
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    int endpoint; /* for /metrics: 0 other, 1 completions, 2 chat, 3 models */
+} conn;
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
+                                 const char *body, const char *retry_after) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+    const enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void count(tai_server *s, int endpoint, unsigned status) {
+    const int k = status < 300 ? 0 : status == 401 ? 2 : status == 404 || status == 405 ? 3
+                : status == 413 ? 4 : status >= 500 ? 5 : 1;
+    pthread_mutex_lock(&s->mu);
+    s->count[endpoint & 3][k]++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* An OpenAI-shaped error. */
+static enum MHD_Result send_error(tai_server *s, struct MHD_Connection *c, int endpoint,
+                                  unsigned status, const char *type, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNullToObject(e, "param");
+    char code[16];
+    snprintf(code, sizeof code, "%u", status);
+    cJSON_AddStringToObject(e, "code", code);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    count(s, endpoint, status);
+    const enum MHD_Result r =
+        send_text(c, status, "application/json", text ? text : "{}",
+                  status == 503 || status == 429 ? "1" : NULL);
+    free(text);
+    return r;
+}
+
+static enum MHD_Result send_json(tai_server *s, struct MHD_Connection *c, int endpoint,
+                                 cJSON *root) {
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text) return send_error(s, c, endpoint, 500, "server_error", "out of memory");
+    count(s, endpoint, 200);
+    const enum MHD_Result r = send_text(c, 200, "application/json", text, NULL);
+    free(text);
+    return r;
+}
+
+/* ---- request fields ------------------------------------------------------------------ */
+
+typedef struct {
+    char why[300];
+} bad;
+
+/* A number field in [lo, hi] (absent: dflt). false with why set if not. */
+static bool num_field(const cJSON *o, const char *name, double lo, double hi, double dflt,
+                      double *out, bad *b) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    *out = dflt;
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
+        snprintf(b->why, sizeof b->why, "'%s' must be a number between %g and %g", name, lo, hi);
+        return false;
+    }
+    *out = v->valuedouble;
+    return true;
+}
+
+/* Builds the request for a completion body: its prompt (text, tokenized)
+ * and parameters. NULL with b->why set when invalid. */
+static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool *stream,
+                              bool *usage_in_stream, bad *b) {
+    TinyAIModel *m = atomic_load(&s->model);
+    *stream = false;
+    *usage_in_stream = false;
+    if (!cJSON_IsObject(root)) {
+        snprintf(b->why, sizeof b->why, "the body must be a JSON object");
+        return NULL;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model)) {
+        snprintf(b->why, sizeof b->why, "'model' must be a string");
+        return NULL;
+    }
+    /* the prompt text */
+    char *text = NULL;
+    bool special = false;
+    if (chat) {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+        const int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
+        if (n <= 0 || n > 4096) {
+            snprintf(b->why, sizeof b->why, "'messages' must be a non-empty array (at most 4096)");
+            return NULL;
+        }
+        TinyAIChatMessage *tm = calloc((size_t)n, sizeof *tm);
+        if (!tm) {
+            snprintf(b->why, sizeof b->why, "out of memory");
+            return NULL;
+        }
+        int k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, msgs) {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"),
+                        *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+            if (!cJSON_IsString(role) || !cJSON_IsString(content) ||
+                (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
+                 strcmp(role->valuestring, "assistant"))) {
+                snprintf(b->why, sizeof b->why,
+                         "message %d needs a 'role' (system, user, assistant) and a string "
+                         "'content'",
+                         k);
+                free(tm);
+                return NULL;
+            }
+            tm[k].role = role->valuestring;
+            tm[k].content = content->valuestring;
+            k++;
+        }
+        if (tinyaiApplyChatTemplate(m, tm, (size_t)n, true, &text) != TINYAI_OK) {
+            snprintf(b->why, sizeof b->why, "%s", tinyaiLastErrorMessage());
+            free(tm);
+            return NULL;
+        }
+        free(tm);
+        special = true;
+    } else {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
+        if (!cJSON_IsString(p)) {
+            snprintf(b->why, sizeof b->why, "'prompt' must be a string (or a list of one)");
+            return NULL;
+        }
+        if (strlen(p->valuestring) > MAX_PROMPT_BYTES) {
+            snprintf(b->why, sizeof b->why, "'prompt' is longer than %u bytes", MAX_PROMPT_BYTES);
+            return NULL;
+        }
+        text = strdup(p->valuestring);
+    }
+    if (!text) {
+        snprintf(b->why, sizeof b->why, "out of memory");
+        return NULL;
+    }
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m, &info);
+    size_t n_ids = 0;
+    TinyAIStatus st = tinyaiTokenize(m, text, info.addBosToken, special, NULL, 0, &n_ids);
+    int32_t *ids = NULL;
+    if ((st == TINYAI_OK || st == TINYAI_ERR_RANGE) && n_ids > 0 && n_ids <= (size_t)s->ctx) {
+        ids = malloc(n_ids * sizeof *ids);
+        st = ids ? tinyaiTokenize(m, text, info.addBosToken, special, ids, n_ids, &n_ids)
+                 : TINYAI_ERR_NOMEM;
+    }
+    if (chat) tinyaiFree(text);
+    else free(text);
+    if (n_ids == 0 || n_ids > (size_t)s->ctx - 1 || !ids || st != TINYAI_OK) {
+        free(ids);
+        if (n_ids == 0) snprintf(b->why, sizeof b->why, "the prompt is empty");
+        else snprintf(b->why, sizeof b->why,
+                      "the prompt is %zu tokens; the context holds %d (with one to generate)",
+                      n_ids, s->ctx);
+        return NULL;
+    }
+    tai_req *r = tai_req_new(ids, n_ids);
+    if (!r) {
+        free(ids);
+        snprintf(b->why, sizeof b->why, "out of memory");
+        return NULL;
+    }
+    /* parameters */
+    double v = 0;
+    const double room = (double)s->ctx - (double)n_ids;
+    double mt = 0;
+    if (!num_field(root, "max_tokens", 1, 1e9, 0, &mt, b) ||
+        !num_field(root, "max_completion_tokens", 1, 1e9, mt, &mt, b))
+        goto fail;
+    if (mt == 0) mt = s->c.default_max_tokens < room ? s->c.default_max_tokens : room;
+    if (mt > room) {
+        snprintf(b->why, sizeof b->why,
+                 "max_tokens %.0f does not fit: the prompt takes %zu of the %d tokens of context",
+                 mt, n_ids, s->ctx);
+        goto fail;
+    }
+    r->max_tokens = (int)mt;
+    if (!num_field(root, "temperature", 0, 2, 1.0, &v, b)) goto fail;
+    r->sampling.temperature = (float)v;
+    if (!num_field(root, "top_p", 1e-9, 1, 1.0, &v, b)) goto fail;
+    r->sampling.topP = (float)v;
+    if (!num_field(root, "top_k", 0, 1e6, 0, &v, b)) goto fail;
+    r->sampling.topK = (int)v;
+    if (!num_field(root, "repeat_penalty", 0.01, 100, 1.0, &v, b)) goto fail;
+    r->sampling.repeatPenalty = (float)v;
+    if (!num_field(root, "seed", 0, 9007199254740991.0, 0, &v, b)) goto fail;
+    r->sampling.seed = cJSON_GetObjectItemCaseSensitive(root, "seed") ? (uint64_t)v
+                                                                       : (uint64_t)atomic_load(&s->next_id);
+    for (const char *const *f = (const char *const[]){"presence_penalty", "frequency_penalty", NULL};
+         *f; f++) {
+        if (!num_field(root, *f, -2, 2, 0, &v, b)) goto fail;
+        if (v != 0) {
+            snprintf(b->why, sizeof b->why, "'%s' is not supported (only 0)", *f);
+            goto fail;
+        }
+    }
+    if (!num_field(root, "n", 1, 1, 1, &v, b)) {
+        snprintf(b->why, sizeof b->why, "'n' must be 1: one choice per request");
+        goto fail;
+    }
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp)) {
+        snprintf(b->why, sizeof b->why, "'logprobs' is not supported yet");
+        goto fail;
+    }
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop");
+    if (cJSON_IsString(stop)) {
+        if (*stop->valuestring && !(r->stops[r->n_stops++] = strdup(stop->valuestring))) goto oom;
+    } else if (cJSON_IsArray(stop)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, stop) {
+            if (!cJSON_IsString(it) || r->n_stops == TAI_MAX_STOPS) {
+                snprintf(b->why, sizeof b->why, "'stop' must be a string or up to %d strings",
+                         TAI_MAX_STOPS);
+                goto fail;
+            }
+            if (*it->valuestring && !(r->stops[r->n_stops++] = strdup(it->valuestring))) goto oom;
+        }
+    } else if (stop && !cJSON_IsNull(stop)) {
+        snprintf(b->why, sizeof b->why, "'stop' must be a string or a list of strings");
+        goto fail;
+    }
+    const cJSON *st_ = cJSON_GetObjectItemCaseSensitive(root, "stream");
+    if (st_ && !cJSON_IsBool(st_) && !cJSON_IsNull(st_)) {
+        snprintf(b->why, sizeof b->why, "'stream' must be true or false");
+        goto fail;
+    }
+    *stream = cJSON_IsTrue(st_);
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    *usage_in_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    return r;
+oom:
+    snprintf(b->why, sizeof b->why, "out of memory");
+fail:
+    tai_req_release(r);
+    return NULL;
+}
+
+static const char *finish_name(tai_finish f) {
+    return f == TAI_FINISH_STOP ? "stop" : f == TAI_FINISH_LENGTH ? "length" : "error";
+}
+
+static cJSON *usage_json(const tai_req *r) {
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", r->n_generated);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)r->n_prompt + r->n_generated);
+    return u;
+}
+
+/* The frame of a response or a chunk: id, object, created, model. */
+static cJSON *frame(tai_server *s, unsigned long id, bool chat, bool chunk) {
+    cJSON *o = cJSON_CreateObject();
+    char sid[48];
+    snprintf(sid, sizeof sid, "%s-%lu", chat ? "chatcmpl" : "cmpl", id);
+    cJSON_AddStringToObject(o, "id", sid);
+    cJSON_AddStringToObject(o, "object", chat ? (chunk ? "chat.completion.chunk" : "chat.completion")
+                                              : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)time(NULL));
+    cJSON_AddStringToObject(o, "model", s->c.model_name);
+    return o;
+}
+
+/* A choice with `text` (the whole answer, or a chunk's delta). */
+static void add_choice(cJSON *o, bool chat, bool chunk, const char *text, const char *finish) {
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    if (chat) {
+        cJSON *msg = cJSON_AddObjectToObject(ch, chunk ? "delta" : "message");
+        if (!chunk || text) {
+            if (!chunk || (text && *text)) cJSON_AddStringToObject(msg, "role", "assistant");
+            if (text) cJSON_AddStringToObject(msg, "content", text);
+        }
+    } else {
+        cJSON_AddStringToObject(ch, "text", text ? text : "");
+    }
+    if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddNullToObject(ch, "logprobs");
+    cJSON_AddItemToArray(choices, ch);
+}
+
+/* ---- streaming --------------------------------------------------------------------- */
+
+typedef struct {
+    tai_server *s;
+    tai_req *r;
+    unsigned long id;
+    bool chat, usage;
+    size_t sent;     /* text bytes sent */
+    int phase;       /* 0 role, 1 text, 2 usage, 3 done marker, 4 end */
+    char *out;       /* an SSE frame being sent */
+    size_t olen, opos;
+} sse;
+
+static int sse_frame(sse *st, cJSON *o) {
+    char *j = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    free(st->out);
+    st->out = NULL;
+    st->olen = st->opos = 0;
+    const char *body = j ? j : "[DONE]";
+    const size_t n = strlen(body) + 8;
+    st->out = malloc(n + 1);
+    if (!st->out) {
+        free(j);
+        return -1;
+    }
+    st->olen = (size_t)snprintf(st->out, n + 1, "data: %s\n\n", body);
+    free(j);
+    return 0;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    sse *st = cls;
+    (void)pos;
+    while (st->opos == st->olen) {
+        if (st->phase == 4) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (st->phase == 0) { /* the role first, as OpenAI's streams do */
+            cJSON *o = frame(st->s, st->id, st->chat, true);
+            add_choice(o, st->chat, true, st->chat ? "" : "", NULL);
+            if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            st->phase = 1;
+            continue;
+        }
+        if (st->phase == 1) {
+            const size_t len = tai_req_wait(st->r, st->sent, 1.0);
+            pthread_mutex_lock(&st->r->mu);
+            const tai_finish f = st->r->finish;
+            pthread_mutex_unlock(&st->r->mu);
+            if (len > st->sent) {
+                char *piece = malloc(len - st->sent + 1);
+                if (!piece) return MHD_CONTENT_READER_END_WITH_ERROR;
+                st->sent += tai_req_copy(st->r, st->sent, len, piece, len - st->sent + 1);
+                cJSON *o = frame(st->s, st->id, st->chat, true);
+                add_choice(o, st->chat, true, piece, NULL);
+                free(piece);
+                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+                continue;
+            }
+            if (f == TAI_FINISH_NONE) continue;
+            if (f == TAI_FINISH_ERROR) {
+                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+                pthread_mutex_lock(&st->r->mu);
+                cJSON_AddStringToObject(e, "message", st->r->error);
+                pthread_mutex_unlock(&st->r->mu);
+                cJSON_AddStringToObject(e, "type", "server_error");
+                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+                st->phase = 3;
+                continue;
+            }
+            cJSON *o = frame(st->s, st->id, st->chat, true);
+            add_choice(o, st->chat, true, NULL, finish_name(f));
+            if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            st->phase = st->usage ? 2 : 3;
+            continue;
+        }
+        if (st->phase == 2) {
+            cJSON *o = frame(st->s, st->id, st->chat, true);
+            cJSON_AddArrayToObject(o, "choices");
+            cJSON_AddItemToObject(o, "usage", usage_json(st->r));
+            if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            st->phase = 3;
+            continue;
+        }
+        if (sse_frame(st, NULL)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        st->phase = 4;
+    }
+    const size_t n = st->olen - st->opos < max ? st->olen - st->opos : max;
+    memcpy(buf, st->out + st->opos, n);
+    st->opos += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls) {
+    sse *st = cls;
+    tai_req_cancel(st->r); /* a client gone mid-stream frees its slot */
+    tai_req_release(st->r);
+    free(st->out);
+    free(st);
+}
+
+/* ---- endpoints --------------------------------------------------------------------- */
+
+static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn *cn, bool chat) {
+    const int ep = chat ? 2 : 1;
+    cJSON *root = cJSON_ParseWithLength(cn->body ? cn->body : "", cn->len);
+    if (!root)
+        return send_error(s, c, ep, 400, "invalid_request_error",
+                          "the body is not valid JSON (or nests deeper than %d)", CJSON_NESTING_LIMIT);
+    bool stream = false, usage = false;
+    bad b = {""};
+    tai_req *r = parse_request(s, root, chat, &stream, &usage, &b);
+    cJSON_Delete(root);
+    if (!r) return send_error(s, c, ep, 400, "invalid_request_error", "%s", b.why);
+    const int rc = tai_engine_submit(atomic_load(&s->engine), r);
+    if (rc != 0) {
+        tai_req_release(r);
+        if (rc == -EAGAIN)
+            return send_error(s, c, ep, 429, "rate_limit_error", "the queue is full; try again");
+        if (rc == -E2BIG)
+            return send_error(s, c, ep, 400, "invalid_request_error",
+                              "the prompt and max_tokens do not fit in the context");
+        return send_error(s, c, ep, 503, "server_error", "the server is stopping");
+    }
+    const unsigned long id = atomic_fetch_add(&s->next_id, 1);
+    if (stream) {
+        sse *st = calloc(1, sizeof *st);
+        if (!st) {
+            tai_req_cancel(r);
+            tai_req_release(r);
+            return send_error(s, c, ep, 500, "server_error", "out of memory");
+        }
+        st->s = s;
+        st->r = r;
+        st->id = id;
+        st->chat = chat;
+        st->usage = usage;
+        struct MHD_Response *resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
+        if (!resp) {
+            sse_free(st);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        count(s, ep, 200);
+        const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    /* not streaming: wait for the end */
+    for (;;) {
+        tai_req_wait(r, (size_t)-1, 1.0);
+        pthread_mutex_lock(&r->mu);
+        const tai_finish f = r->finish;
+        pthread_mutex_unlock(&r->mu);
+        if (f != TAI_FINISH_NONE) break;
+    }
+    if (r->finish == TAI_FINISH_ERROR) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", r->error);
+        tai_req_release(r);
+        return send_error(s, c, ep, 500, "server_error", "%s", msg);
+    }
+    cJSON *o = frame(s, id, chat, false);
+    add_choice(o, chat, false, r->text, finish_name(r->finish));
+    cJSON_AddItemToObject(o, "usage", usage_json(r));
+    tai_req_release(r);
+    return send_json(s, c, ep, o);
+}
+
+static enum MHD_Result models(tai_server *s, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(o, "data"), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", s->c.model_name);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)time(NULL));
+    cJSON_AddStringToObject(m, "owned_by", "tinyai");
+    cJSON_AddItemToArray(data, m);
+    return send_json(s, c, 3, o);
+}
+
+static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
+    char *buf = malloc(8192);
+    if (!buf) return MHD_NO;
+    size_t n = 0;
+#define OUT(...) n += (size_t)snprintf(buf + n, 8192 - n, __VA_ARGS__)
+    static const char *const eps[4] = {"other", "completions", "chat_completions", "models"};
+    static const char *const codes[6] = {"2xx", "400", "401", "404", "413", "5xx"};
+    OUT("# HELP tinyai_requests_total HTTP requests by endpoint and status.\n"
+        "# TYPE tinyai_requests_total counter\n");
+    pthread_mutex_lock(&s->mu);
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < 6; k++)
+            if (s->count[e][k])
+                OUT("tinyai_requests_total{endpoint=\"%s\",status=\"%s\"} %lu\n", eps[e], codes[k],
+                    s->count[e][k]);
+    pthread_mutex_unlock(&s->mu);
+    tai_engine *e = atomic_load(&s->engine);
+    if (e) {
+        tai_engine_stats st;
+        tai_engine_stats_get(e, &st);
+        OUT("# TYPE tinyai_prompt_tokens_total counter\ntinyai_prompt_tokens_total %llu\n",
+            (unsigned long long)st.prompt_tokens);
+        OUT("# TYPE tinyai_generated_tokens_total counter\ntinyai_generated_tokens_total %llu\n",
+            (unsigned long long)st.generated_tokens);
+        OUT("# TYPE tinyai_steps_total counter\ntinyai_steps_total %llu\n",
+            (unsigned long long)st.steps);
+        OUT("# TYPE tinyai_slots gauge\ntinyai_slots %d\n", st.slots);
+        OUT("# TYPE tinyai_slots_busy gauge\ntinyai_slots_busy %d\n", st.busy);
+        OUT("# TYPE tinyai_queue_depth gauge\ntinyai_queue_depth %d\n", st.queued);
+        TinyAIMemoryInfo mi;
+        if (tinyaiGetMemoryInfo(atomic_load(&s->model), &mi) == TINYAI_OK) {
+            OUT("# TYPE tinyai_memory_bytes gauge\ntinyai_memory_bytes %llu\n",
+                (unsigned long long)mi.currentBytes);
+            OUT("# TYPE tinyai_memory_limit_bytes gauge\ntinyai_memory_limit_bytes %llu\n",
+                (unsigned long long)mi.memoryLimit);
+        }
+    }
+#undef OUT
+    const enum MHD_Result r = send_text(c, 200, "text/plain; version=0.0.4", buf, NULL);
+    free(buf);
+    return r;
+}
+
+/* Constant-time comparison of the Bearer key. */
+static bool key_ok(tai_server *s, struct MHD_Connection *c) {
+    if (!s->c.api_key) return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
+    const char *k = h + 7, *want = s->c.api_key;
+    const size_t kn = strlen(k), wn = strlen(want);
+    unsigned char diff = kn != wn;
+    for (size_t i = 0; i < wn; i++) diff |= (unsigned char)(want[i] ^ (i < kn ? k[i] : 0));
+    return diff == 0;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls) {
+    tai_server *s = cls;
+    (void)version;
+    conn *cn = *con_cls;
+    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    const int ep = !strcmp(url, "/v1/completions") ? 1 : !strcmp(url, "/v1/chat/completions") ? 2
+                 : !strcmp(url, "/v1/models") ? 3 : 0;
+    if (!cn) { /* the headers: check what can be checked before the body */
+        cn = calloc(1, sizeof *cn);
+        if (!cn) return MHD_NO;
+        cn->endpoint = ep;
+        *con_cls = cn;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->c.max_body) cn->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* body bytes */
+        if (!cn->too_big && cn->len + *upload_size > s->c.max_body) cn->too_big = 1;
+        if (!cn->too_big) {
+            if (cn->len + *upload_size + 1 > cn->cap) {
+                size_t cap = cn->cap ? cn->cap : 4096;
+                while (cap < cn->len + *upload_size + 1) cap *= 2;
+                char *b = realloc(cn->body, cap);
+                if (!b) return MHD_NO;
+                cn->body = b;
+                cn->cap = cap;
+            }
+            memcpy(cn->body + cn->len, upload, *upload_size);
+            cn->len += *upload_size;
+            cn->body[cn->len] = 0;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* the whole request is in */
+    if (!strcmp(url, "/health")) {
+        if (!get) return send_error(s, c, 0, 405, "invalid_request_error", "use GET");
+        if (!atomic_load(&s->engine))
+            return send_error(s, c, 0, 503, "server_error", "the model is loading");
+        count(s, 0, 200);
+        return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", NULL);
+    }
+    if (cn->too_big)
+        return send_error(s, c, ep, 413, "invalid_request_error", "the body is larger than %zu bytes",
+                          s->c.max_body);
+    if (!key_ok(s, c))
+        return send_error(s, c, ep, 401, "authentication_error", "a valid API key is needed");
+    if (!strcmp(url, "/metrics")) {
+        if (!get) return send_error(s, c, 0, 405, "invalid_request_error", "use GET");
+        return metrics(s, c);
+    }
+    if (ep == 0) return send_error(s, c, 0, 404, "invalid_request_error", "no such path: %.200s", url);
+    if (ep == 3 ? !get : !post)
+        return send_error(s, c, ep, 405, "invalid_request_error", "use %s", ep == 3 ? "GET" : "POST");
+    if (!atomic_load(&s->engine))
+        return send_error(s, c, ep, 503, "server_error", "the model is loading");
+    if (atomic_load(&s->quiesced))
+        return send_error(s, c, ep, 503, "server_error", "the server is stopping");
+    if (ep == 3) return models(s, c);
+    return completion(s, c, cn, ep == 2);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)c, (void)toe;
+    conn *cn = *con_cls;
+    if (!cn) return;
+    free(cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
+    *out = NULL;
+    if (!c || c->port < 0 || c->port > 65535 || !c->model_name) return TINYAI_ERR_INVALID_ARG;
+    tai_server *s = calloc(1, sizeof *s);
+    if (!s) return TINYAI_ERR_NOMEM;
+    s->c = *c;
+    if (!s->c.host) s->c.host = "127.0.0.1";
+    if (!s->c.max_body) s->c.max_body = 1u << 20;
+    if (!s->c.max_connections) s->c.max_connections = 256;
+    if (!s->c.timeout_s) s->c.timeout_s = 30;
+    if (!s->c.default_max_tokens) s->c.default_max_tokens = 256;
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_store(&s->next_id, 1);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)c->port);
+    if (inet_pton(AF_INET, s->c.host, &addr.sin_addr) != 1) {
+        free(s);
+        return TINYAI_ERR_INVALID_ARG;
+    }
+    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_ITC,
+                            (uint16_t)c->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->c.max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->c.timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    if (!s->d) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return TINYAI_ERR_IO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : c->port;
+    *out = s;
+    return TINYAI_OK;
+}
+
+int tai_server_port(const tai_server *s) { return s->port; }
+
+void tai_server_attach(tai_server *s, TinyAIModel *model, tai_engine *engine, int ctx) {
+    s->ctx = ctx;
+    atomic_store(&s->model, model);
+    atomic_store(&s->engine, engine);
+}
+
+void tai_server_quiesce(tai_server *s) { atomic_store(&s->quiesced, 1); }
+
+void tai_server_stop(tai_server *s) {
+    if (!s) return;
+    MHD_stop_daemon(s->d);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,344 @@
+// tests/server/server_test.cc: the OpenAI-compatible server on the real
+// model, spoken to over HTTP by curl: the endpoints and their shapes,
+// greedy answers equal to evaluating the prompt directly, streaming,
+// stop strings, concurrent requests, and bad requests (each a clear
+// OpenAI-shaped error, the server still healthy after it).
+#include <gtest/gtest.h>
+
+#include <cjson/cJSON.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <tinyai/llm.h>
+
+#include "server/server.h"
+#include "tests/common/test_paths.h"
+
+namespace {
+
+struct Http {
+    int status = 0;
+    std::string body;
+};
+
+// curl, with the body from a file (large bodies do not fit a command line).
+Http Curl(int port, const std::string &method, const std::string &path, const std::string &body = "",
+          const std::string &extra = "") {
+    const std::string in = tai_test::TempPath(".body"), out = tai_test::TempPath(".out");
+    std::ofstream(in, std::ios::binary) << body;
+    const std::string cmd = "curl -s -m 60 -o " + out + " -w '%{http_code}' -X " + method + " " +
+                            extra + (body.empty() ? "" : " --data-binary @" + in) +
+                            " http://127.0.0.1:" + std::to_string(port) + path;
+    Http h;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) return h;
+    char code[16] = "";
+    if (!fgets(code, sizeof code, p)) code[0] = 0;
+    pclose(p);
+    h.status = std::atoi(code);
+    std::ifstream f(out, std::ios::binary);
+    h.body.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+    return h;
+}
+
+std::string Str(const cJSON *o, const char *path1, const char *path2 = nullptr) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path1);
+    if (path2) v = cJSON_GetObjectItemCaseSensitive(v, path2);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+class Server : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        path_ = tai_test::DefaultModelPath();
+        if (path_.empty()) return;
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.threads = 2;
+        mc.maxSessions = 4;
+        ASSERT_EQ(tinyaiLoadModel(path_.c_str(), &mc, &model_), TINYAI_OK) << tinyaiLastErrorMessage();
+        tai_engine_config ec = {4, 512, 32};
+        ASSERT_EQ(tai_engine_start(model_, &ec, &engine_), TINYAI_OK) << tinyaiLastErrorMessage();
+        tai_server_config sc = {};
+        sc.port = 0;
+        sc.model_name = "smollm2";
+        sc.max_body = 256 << 10;
+        ASSERT_EQ(tai_server_start(&sc, &server_), TINYAI_OK);
+        tai_server_attach(server_, model_, engine_, 512);
+        port_ = tai_server_port(server_);
+    }
+    static void TearDownTestSuite() {
+        tai_server_quiesce(server_);
+        tai_engine_stop(engine_, 5);
+        tai_server_stop(server_);
+        tinyaiFreeModel(model_);
+    }
+    void SetUp() override {
+        if (path_.empty()) GTEST_FAIL() << "default model missing: run the README's first command";
+    }
+    // The greedy continuation of `prompt` (tokenized as the server does),
+    // evaluated directly on a model of our own.
+    static std::string Greedy(const std::string &prompt, int n, bool special) {
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.threads = 2;
+        TinyAIModel *m = nullptr;
+        EXPECT_EQ(tinyaiLoadModel(path_.c_str(), &mc, &m), TINYAI_OK);
+        TinyAIModelInfo info;
+        tinyaiGetModelInfo(m, &info);
+        std::vector<int32_t> ids(1024);
+        size_t nid = 0;
+        EXPECT_EQ(tinyaiTokenize(m, prompt.c_str(), info.addBosToken, special, ids.data(), ids.size(), &nid),
+                  TINYAI_OK);
+        TinyAISession *s = nullptr;
+        EXPECT_EQ(tinyaiCreateSession(m, 512, &s), TINYAI_OK);
+        EXPECT_EQ(tinyaiEval(s, ids.data(), nid), TINYAI_OK);
+        std::string text;
+        for (int i = 0; i < n; i++) {
+            const float *l = tinyaiGetLogits(s);
+            int32_t best = 0;
+            for (int k = 1; k < info.nVocab; k++)
+                if (l[k] > l[best]) best = k;
+            if (tinyaiTokenIsEndOfGeneration(m, best)) break;
+            size_t len = 0;
+            const char *piece = tinyaiTokenPiece(m, best, &len);
+            text.append(piece, len);
+            if (i + 1 < n) {
+                EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
+            }
+        }
+        tinyaiFreeSession(s);
+        tinyaiFreeModel(m);
+        return text;
+    }
+    void ExpectHealthy() {
+        Http h = Curl(port_, "GET", "/health");
+        EXPECT_EQ(h.status, 200) << h.body;
+        EXPECT_EQ(h.body, "{\"status\":\"ok\"}");
+    }
+    static std::string path_;
+    static TinyAIModel *model_;
+    static tai_engine *engine_;
+    static tai_server *server_;
+    static int port_;
+};
+std::string Server::path_;
+TinyAIModel *Server::model_ = nullptr;
+tai_engine *Server::engine_ = nullptr;
+tai_server *Server::server_ = nullptr;
+int Server::port_ = 0;
+
+TEST_F(Server, HealthAndModels) {
+    ExpectHealthy();
+    Http h = Curl(port_, "GET", "/v1/models");
+    ASSERT_EQ(h.status, 200);
+    cJSON *o = cJSON_Parse(h.body.c_str());
+    ASSERT_TRUE(o) << h.body;
+    EXPECT_EQ(Str(o, "object"), "list");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    ASSERT_EQ(cJSON_GetArraySize(data), 1);
+    EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "id"), "smollm2");
+    EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "object"), "model");
+    cJSON_Delete(o);
+}
+
+TEST_F(Server, GreedyCompletionEqualsDirectEvaluation) {
+    Http h = Curl(port_, "POST", "/v1/completions",
+                  R"({"model":"smollm2","prompt":"The capital of France is","temperature":0,"max_tokens":12})");
+    ASSERT_EQ(h.status, 200) << h.body;
+    cJSON *o = cJSON_Parse(h.body.c_str());
+    ASSERT_TRUE(o);
+    EXPECT_EQ(Str(o, "object"), "text_completion");
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    EXPECT_EQ(Str(ch, "text"), Greedy("The capital of France is", 12, false));
+    EXPECT_EQ(Str(ch, "finish_reason"), "length");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+    EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")->valueint, 12);
+    EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(u, "total_tokens")->valueint,
+              cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")->valueint + 12);
+    cJSON_Delete(o);
+}
+
+TEST_F(Server, ChatStreamingEqualsNonStreaming) {
+    const std::string req =
+        R"({"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Name a color."}],"temperature":0,"max_tokens":16)";
+    Http whole = Curl(port_, "POST", "/v1/chat/completions", req + "}");
+    ASSERT_EQ(whole.status, 200) << whole.body;
+    cJSON *o = cJSON_Parse(whole.body.c_str());
+    ASSERT_TRUE(o);
+    EXPECT_EQ(Str(o, "object"), "chat.completion");
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    const std::string text = Str(ch, "message", "content");
+    EXPECT_EQ(Str(ch, "message", "role"), "assistant");
+    EXPECT_FALSE(text.empty());
+    cJSON_Delete(o);
+    Http sse = Curl(port_, "POST", "/v1/chat/completions",
+                    req + R"(,"stream":true,"stream_options":{"include_usage":true}})", "-N");
+    ASSERT_EQ(sse.status, 200);
+    std::string joined, finish;
+    int usage_total = -1;
+    bool done = false;
+    size_t at = 0;
+    while ((at = sse.body.find("data: ", at)) != std::string::npos) {
+        const size_t end = sse.body.find("\n\n", at);
+        ASSERT_NE(end, std::string::npos) << "an SSE event without its blank line";
+        const std::string data = sse.body.substr(at + 6, end - at - 6);
+        at = end + 2;
+        if (data == "[DONE]") {
+            done = true;
+            continue;
+        }
+        EXPECT_FALSE(done) << "an event after [DONE]";
+        cJSON *c = cJSON_Parse(data.c_str());
+        ASSERT_TRUE(c) << data;
+        EXPECT_EQ(Str(c, "object"), "chat.completion.chunk");
+        const cJSON *cc = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "choices"), 0);
+        if (cc) {
+            joined += Str(cc, "delta", "content");
+            if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cc, "finish_reason")))
+                finish = Str(cc, "finish_reason");
+        }
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(c, "usage");
+        if (u) usage_total = cJSON_GetObjectItemCaseSensitive(u, "total_tokens")->valueint;
+        cJSON_Delete(c);
+    }
+    EXPECT_TRUE(done);
+    EXPECT_EQ(joined, text);
+    EXPECT_FALSE(finish.empty());
+    EXPECT_GT(usage_total, 0);
+}
+
+TEST_F(Server, StopStringsEndTheAnswerBeforeThem) {
+    const std::string full = Greedy("The capital of France is", 12, false);
+    const size_t dot = full.find('.');
+    ASSERT_NE(dot, std::string::npos) << full;
+    Http h = Curl(port_, "POST", "/v1/completions",
+                  R"({"prompt":"The capital of France is","temperature":0,"max_tokens":12,"stop":["zzz","."]})");
+    ASSERT_EQ(h.status, 200) << h.body;
+    cJSON *o = cJSON_Parse(h.body.c_str());
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    EXPECT_EQ(Str(ch, "text"), full.substr(0, dot));
+    EXPECT_EQ(Str(ch, "finish_reason"), "stop");
+    cJSON_Delete(o);
+}
+
+// More requests than slots at once: all complete, each with its usage.
+TEST_F(Server, SixteenConcurrentRequestsComplete) {
+    std::vector<Http> out(16);
+    std::vector<std::thread> th;
+    for (int i = 0; i < 16; i++)
+        th.emplace_back([&, i] {
+            out[i] = Curl(port_, "POST", "/v1/completions",
+                          "{\"prompt\":\"Story number " + std::to_string(i) +
+                              ":\",\"max_tokens\":10,\"seed\":" + std::to_string(i) + "}");
+        });
+    for (auto &t : th) t.join();
+    for (int i = 0; i < 16; i++) {
+        ASSERT_EQ(out[i].status, 200) << out[i].body;
+        cJSON *o = cJSON_Parse(out[i].body.c_str());
+        ASSERT_TRUE(o);
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        const int done = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")->valueint;
+        const std::string fin = Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0),
+                                    "finish_reason");
+        EXPECT_TRUE((done == 10 && fin == "length") || (done <= 10 && fin == "stop")) << out[i].body;
+        cJSON_Delete(o);
+    }
+    ExpectHealthy();
+}
+
+struct BadCase {
+    const char *method, *path, *body;
+    int status;
+    const char *needle;
+};
+
+// Each bad request gets an OpenAI-shaped error with the right status, and
+// the server answers /health and a normal request after it.
+TEST_F(Server, BadRequestsAreClearErrors) {
+    const std::string deep = std::string(60000, '[') + std::string(60000, ']');
+    const std::string huge = "{\"prompt\":\"" + std::string(300 << 10, 'a') + "\"}";
+    const std::string long_prompt = "{\"prompt\":\"" + std::string(4000, 'x') + " " +
+                                    [] {
+                                        std::string s;
+                                        for (int i = 0; i < 700; i++) s += "word ";
+                                        return s;
+                                    }() +
+                                    "\"}";
+    const BadCase cases[] = {
+        {"POST", "/v1/completions", "{bad json", 400, "not valid JSON"},
+        {"POST", "/v1/completions", "[1,2]", 400, "JSON object"},
+        {"POST", "/v1/completions", "{}", 400, "'prompt'"},
+        {"POST", "/v1/completions", R"({"prompt":42})", 400, "'prompt'"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","temperature":999999})", 400, "temperature"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","top_p":-1})", 400, "top_p"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","n":2})", 400, "'n' must be 1"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","max_tokens":1000000})", 400, "max_tokens"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":0.5})", 400, "not supported"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","stop":[1,2]})", 400, "'stop'"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","stream":"yes"})", 400, "'stream'"},
+        {"POST", "/v1/chat/completions", R"({"messages":[]})", 400, "'messages'"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"wizard","content":"x"}]})", 400, "role"},
+        {"POST", "/v1/completions", deep.c_str(), 400, "not valid JSON"},
+        {"POST", "/v1/completions", huge.c_str(), 413, "larger than"},
+        {"POST", "/v1/completions", long_prompt.c_str(), 400, "context"},
+        {"GET", "/v1/completions", "", 405, "POST"},
+        {"POST", "/v1/models", "{}", 405, "GET"},
+        {"GET", "/v2/unknown", "", 404, "no such path"},
+    };
+    for (const BadCase &c : cases) {
+        SCOPED_TRACE(std::string(c.path) + " " + std::string(c.body).substr(0, 60));
+        Http h = Curl(port_, c.method, c.path, c.body);
+        EXPECT_EQ(h.status, c.status) << h.body.substr(0, 300);
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        ASSERT_TRUE(o) << h.body.substr(0, 300);
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+        EXPECT_NE(Str(e, "message").find(c.needle), std::string::npos) << Str(e, "message");
+        EXPECT_FALSE(Str(e, "type").empty());
+        EXPECT_EQ(Str(e, "code"), std::to_string(c.status));
+        cJSON_Delete(o);
+        ExpectHealthy();
+    }
+    Http ok = Curl(port_, "POST", "/v1/completions", R"({"prompt":"Hello","max_tokens":2})");
+    EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+// A server with an API key: 401 without it or with a wrong one (health
+// needs none), 200 with it.
+TEST(ServerKey, ABearerKeyIsRequired) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    TinyAIModel *m = nullptr;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK);
+    tai_engine *e = nullptr;
+    tai_engine_config ec = {1, 128, 4};
+    ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK);
+    tai_server_config sc = {};
+    sc.model_name = "m";
+    sc.api_key = "sesame-123";
+    tai_server *s = nullptr;
+    ASSERT_EQ(tai_server_start(&sc, &s), TINYAI_OK);
+    tai_server_attach(s, m, e, 128);
+    const int port = tai_server_port(s);
+    const std::string body = R"({"prompt":"Hi","max_tokens":2})";
+    EXPECT_EQ(Curl(port, "GET", "/health").status, 200);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", body).status, 401);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-12'").status, 401);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-1234'").status, 401);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-123'").status, 200);
+    EXPECT_EQ(Curl(port, "GET", "/v1/models", "", "-H 'Authorization: Bearer sesame-123'").status, 200);
+    tai_server_quiesce(s);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-123'").status, 503);
+    tai_engine_stop(e, 5);
+    tai_server_stop(s);
+    tinyaiFreeModel(m);
+}
+
+}  // namespace

@@ -1,0 +1,158 @@
+/*
+ * tools/serve.c: `tinyai serve`, the OpenAI-compatible server (server/).
+ * Listens first (/health answers 503 while the model loads), loads the
+ * model planned for the slots, starts the continuous-batching engine, and
+ * serves until SIGINT or SIGTERM: then new requests get 503, running ones
+ * finish (or are cut after a few seconds), and everything is freed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tinyai/llm.h>
+
+#include "server/server.h"
+#include "tools/cli.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void serve_help(void) {
+    printf("usage: tinyai serve -m MODEL [options]\n"
+           "\n"
+           "An OpenAI-compatible HTTP server: POST /v1/chat/completions and\n"
+           "/v1/completions (with \"stream\": true, server-sent events), GET /v1/models,\n"
+           "/health and /metrics. Concurrent requests are decoded together, each\n"
+           "layer read once per step for all of them.\n"
+           "\n"
+           "  -m, --model PATH     model file (.gguf or .tmai)\n"
+           "  --host ADDR          IPv4 address to bind (default 127.0.0.1: this machine only)\n"
+           "  --port N             default 8080; 0 picks a free port\n"
+           "  --slots N            sequences decoded together (default 4)\n"
+           "  --ctx N              tokens per sequence, prompt and answer (default 2048,\n"
+           "                       at most the model's)\n"
+           "  --max-queue N        requests waiting for a slot before 429 (default 64)\n"
+           "  --max-tokens N       answer length when a request sets none (default 256)\n"
+           "  --api-key KEY        require \"Authorization: Bearer KEY\" (also --api-key-file F)\n"
+           "  --mem-limit BYTES    memory for weights, KV caches and activations\n"
+           "  --threads N, --device D, --mode M, --io E, --cache-policy P, --numa P,\n"
+           "  --plugin PATH        as for generate\n");
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *device = NULL;
+    long port = 8080, slots = 4, ctx = 2048, max_queue = 64, max_tokens = 256, threads = 0;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    int mo = 0;
+    char key_buf[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            serve_help();
+            return 0;
+        } else if (!(v = take(argc, argv, &i))) {
+            return usage_error("option %s needs a value or is unknown", a);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            model_path = v;
+        } else if (!strcmp(a, "--host")) {
+            host = v;
+        } else if (!strcmp(a, "--port")) {
+            if (!parse_long(v, 0, 65535, &port)) return usage_error("--port must be in 0..65535, got '%s'", v);
+        } else if (!strcmp(a, "--slots")) {
+            if (!parse_long(v, 1, 256, &slots)) return usage_error("--slots must be in 1..256, got '%s'", v);
+        } else if (!strcmp(a, "--ctx")) {
+            if (!parse_long(v, 16, 1 << 20, &ctx)) return usage_error("--ctx must be in 16..1048576, got '%s'", v);
+        } else if (!strcmp(a, "--max-queue")) {
+            if (!parse_long(v, 1, 100000, &max_queue))
+                return usage_error("--max-queue must be in 1..100000, got '%s'", v);
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!parse_long(v, 1, 1 << 20, &max_tokens))
+                return usage_error("--max-tokens must be in 1..1048576, got '%s'", v);
+        } else if (!strcmp(a, "--api-key")) {
+            api_key = v;
+        } else if (!strcmp(a, "--api-key-file")) {
+            FILE *f = fopen(v, "r");
+            if (!f) return usage_error("--api-key-file: cannot read '%s'", v);
+            const size_t n = fread(key_buf, 1, sizeof key_buf - 1, f);
+            fclose(f);
+            key_buf[n] = 0;
+            key_buf[strcspn(key_buf, "\r\n")] = 0;
+            if (!key_buf[0]) return usage_error("--api-key-file: '%s' holds no key", v);
+            api_key = key_buf;
+        } else if (!strcmp(a, "--threads")) {
+            if (!parse_long(v, 1, 256, &threads)) return usage_error("--threads must be in 1..256, got '%s'", v);
+        } else if (!strcmp(a, "--device")) {
+            device = v;
+        } else if ((mo = memory_option(a, v, &mc)) != 0) {
+            if (mo == 2) return 2;
+        } else {
+            return usage_error("unknown option %s", a);
+        }
+    }
+    if (!model_path) return usage_error("%s", "serve needs -m MODEL");
+    if (access(model_path, R_OK) != 0) return usage_error("cannot read the model '%s'", model_path);
+
+    /* listen first: clients polling /health see 503 while the model loads */
+    const char *base = strrchr(model_path, '/');
+    tai_server_config sc = {0};
+    sc.host = host;
+    sc.port = (int)port;
+    sc.api_key = api_key;
+    sc.model_name = base ? base + 1 : model_path;
+    sc.default_max_tokens = (int)max_tokens;
+    tai_server *srv = NULL;
+    TinyAIStatus st = tai_server_start(&sc, &srv);
+    if (st != TINYAI_OK) {
+        fprintf(stderr, "%s: cannot listen on %s:%ld (%s)\n", prog, host, port,
+                st == TINYAI_ERR_INVALID_ARG ? "not an IPv4 address" : "in use, or not allowed");
+        return 1;
+    }
+    fprintf(stderr, "%s: listening on http://%s:%d\n", prog, host, tai_server_port(srv));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    apply_tuning(1);
+    load_plugins(0);
+    mc.threads = (int)threads;
+    mc.maxSessions = (int)slots;
+    mc.device = device;
+    char cdir[4000];
+    cache_dir(cdir, sizeof cdir);
+    if (make_dirs(cdir) == 0) mc.cacheDir = cdir;
+    TinyAIModel *model = NULL;
+    tai_engine *engine = NULL;
+    int rc = 0;
+    if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
+        rc = fail("cannot load the model");
+        goto out;
+    }
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(model, &info);
+    if (ctx > info.nCtxTrain && info.nCtxTrain > 0) ctx = info.nCtxTrain;
+    tai_engine_config ec = {(int)slots, (int)ctx, (int)max_queue};
+    if ((st = tai_engine_start(model, &ec, &engine)) != TINYAI_OK) {
+        rc = fail("cannot plan the slots (a smaller --slots or --ctx, or a larger --mem-limit)");
+        goto out;
+    }
+    tai_server_attach(srv, model, engine, (int)ctx);
+    fprintf(stderr, "%s: ready: %s, %ld slots of %ld tokens, devices: %s\n", prog, sc.model_name,
+            slots, ctx, info.devices);
+    while (!stop_requested) pause();
+    fprintf(stderr, "%s: stopping\n", prog);
+out:
+    tai_server_quiesce(srv);
+    tai_engine_stop(engine, 5.0);
+    tai_server_stop(srv);
+    tinyaiFreeModel(model);
+    return rc;
+}
