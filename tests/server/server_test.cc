@@ -309,6 +309,27 @@ TEST_F(Server, BadRequestsAreClearErrors) {
     EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
+// The real OpenAI Python client (PyPI openai, in the venv setup.sh makes):
+// models, chat and completions, streaming, stop, seeds, errors.
+TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
+    const char *cache = std::getenv("TINYAI_CACHE");
+    const char *home = std::getenv("HOME");
+    const std::string py = (cache && *cache ? std::string(cache) : std::string(home ? home : "") +
+                                                                      "/.cache/tinyai") +
+                           "/pyenv/bin/python";
+    if (std::system((py + " -c 'import openai' > /dev/null 2>&1").c_str()) != 0)
+        GTEST_FAIL() << "no openai package at " << py << ": run scripts/setup.sh";
+    const std::string out = tai_test::TempPath(".log");
+    const std::string cmd = py + " tests/server/openai_client.py http://127.0.0.1:" +
+                            std::to_string(port_) + "/v1 smollm2 > " + out + " 2>&1";
+    const int st = std::system(cmd.c_str());
+    std::ifstream f(out);
+    const std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << log;
+    EXPECT_NE(log.find("errors ok"), std::string::npos) << log;
+    std::remove(out.c_str());
+}
+
 // A server with an API key: 401 without it or with a wrong one (health
 // needs none), 200 with it.
 TEST(ServerKey, ABearerKeyIsRequired) {
