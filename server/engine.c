@@ -233,10 +233,31 @@ struct tai_engine {
     tai_engine_stats st;
 };
 
+const double tai_hist_bounds[TAI_HIST_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                      1,     2.5,  5,     10,   30,  60};
+
+static void observe(tai_hist *h, double v) {
+    int k = 0;
+    while (k < TAI_HIST_BUCKETS - 1 && v > tai_hist_bounds[k]) k++;
+    h->counts[k]++;
+    h->sum += v;
+    h->n++;
+}
+
 /* Ends the slot's request and frees the slot. */
 static void finish_slot(tai_engine *e, slot *sl, tai_finish f, const char *error) {
     if (f != TAI_FINISH_ERROR) release_text(sl, 1);
     sl->plen = 0;
+    const double t = now_s();
+    pthread_mutex_lock(&sl->r->mu);
+    const double t0 = sl->r->t_submit, t1 = sl->r->t_first;
+    const int gen = sl->r->n_generated;
+    pthread_mutex_unlock(&sl->r->mu);
+    pthread_mutex_lock(&e->mu);
+    observe(&e->st.duration, t - t0);
+    if (gen > 0) observe(&e->st.ttft, t1 - t0);
+    if (gen > 1) observe(&e->st.tpot, (t - t1) / (gen - 1));
+    pthread_mutex_unlock(&e->mu);
     publish(sl->r, NULL, 0, f, error);
     tai_req_release(sl->r);
     sl->r = NULL;
@@ -385,9 +406,16 @@ static void *run(void *arg) {
                 if (sl->prefilled == sl->r->n_prompt) sl->has_logits = 1;
             }
         }
+        TinyAIMemoryInfo mi;
+        const int have_mi = tinyaiGetMemoryInfo(e->m, &mi) == TINYAI_OK;
+        uint64_t kv = 0;
+        for (int i = 0; i < e->c.slots; i++)
+            if (e->slots[i].r) kv += (uint64_t)tinyaiSessionPosition(e->slots[i].s);
         pthread_mutex_lock(&e->mu);
         e->st.steps++;
         e->st.prompt_tokens += prefill;
+        e->st.kv_tokens = kv;
+        if (have_mi) e->st.mem = mi;
         pthread_mutex_unlock(&e->mu);
     }
     free(ss);
@@ -420,6 +448,8 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
     if (st == TINYAI_OK) {
         e->nv = info.nVocab;
         e->st.slots = c->slots;
+        e->st.kv_capacity = (uint64_t)c->slots * (uint64_t)c->ctx;
+        tinyaiGetMemoryInfo(model, &e->st.mem);
         if (pthread_create(&e->th, NULL, run, e) != 0) st = TINYAI_ERR_NOMEM;
         else e->started = 1;
     }

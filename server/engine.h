@@ -85,9 +85,23 @@ int tai_engine_submit(tai_engine *e, tai_req *r);
  * everything. */
 void tai_engine_stop(tai_engine *e, double grace_s);
 
+/* Histogram buckets (seconds, upper bounds; the last is +Inf). */
+#define TAI_HIST_BUCKETS 14
+extern const double tai_hist_bounds[TAI_HIST_BUCKETS - 1];
+typedef struct {
+    uint64_t counts[TAI_HIST_BUCKETS]; /* per bucket (not cumulative) */
+    double sum;
+    uint64_t n;
+} tai_hist;
+
 typedef struct {
     int slots, busy, queued;
     uint64_t prompt_tokens, generated_tokens, steps, requests_done;
+    uint64_t kv_tokens, kv_capacity; /* positions in use in the busy slots, and all */
+    tai_hist ttft;     /* time to first token */
+    tai_hist tpot;     /* time per output token after the first */
+    tai_hist duration; /* from queued to done */
+    TinyAIMemoryInfo mem; /* the model's, after the last step */
 } tai_engine_stats;
 void tai_engine_stats_get(tai_engine *e, tai_engine_stats *out);
 

@@ -522,11 +522,30 @@ static enum MHD_Result models(tai_server *s, struct MHD_Connection *c) {
     return send_json(s, c, 3, o);
 }
 
+#define METRICS_BYTES 65536
+
+static size_t hist_out(char *buf, size_t n, const char *name, const char *help, const tai_hist *h) {
+    size_t k = (size_t)snprintf(buf + n, METRICS_BYTES - n, "# HELP %s %s\n# TYPE %s histogram\n",
+                                name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < TAI_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        char le[32];
+        if (i < TAI_HIST_BUCKETS - 1) snprintf(le, sizeof le, "%g", tai_hist_bounds[i]);
+        else snprintf(le, sizeof le, "+Inf");
+        k += (size_t)snprintf(buf + n + k, METRICS_BYTES - n - k, "%s_bucket{le=\"%s\"} %llu\n", name,
+                              le, (unsigned long long)cum);
+    }
+    k += (size_t)snprintf(buf + n + k, METRICS_BYTES - n - k, "%s_sum %g\n%s_count %llu\n", name,
+                          h->sum, name, (unsigned long long)h->n);
+    return k;
+}
+
 static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
-    char *buf = malloc(8192);
+    char *buf = malloc(METRICS_BYTES);
     if (!buf) return MHD_NO;
     size_t n = 0;
-#define OUT(...) n += (size_t)snprintf(buf + n, 8192 - n, __VA_ARGS__)
+#define OUT(...) n += (size_t)snprintf(buf + n, METRICS_BYTES - n, __VA_ARGS__)
     static const char *const eps[4] = {"other", "completions", "chat_completions", "models"};
     static const char *const codes[6] = {"2xx", "400", "401", "404", "413", "5xx"};
     OUT("# HELP tinyai_requests_total HTTP requests by endpoint and status.\n"
@@ -551,12 +570,38 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
         OUT("# TYPE tinyai_slots gauge\ntinyai_slots %d\n", st.slots);
         OUT("# TYPE tinyai_slots_busy gauge\ntinyai_slots_busy %d\n", st.busy);
         OUT("# TYPE tinyai_queue_depth gauge\ntinyai_queue_depth %d\n", st.queued);
-        TinyAIMemoryInfo mi;
-        if (tinyaiGetMemoryInfo(atomic_load(&s->model), &mi) == TINYAI_OK) {
-            OUT("# TYPE tinyai_memory_bytes gauge\ntinyai_memory_bytes %llu\n",
-                (unsigned long long)mi.currentBytes);
-            OUT("# TYPE tinyai_memory_limit_bytes gauge\ntinyai_memory_limit_bytes %llu\n",
-                (unsigned long long)mi.memoryLimit);
+        OUT("# TYPE tinyai_kv_tokens gauge\ntinyai_kv_tokens %llu\n", (unsigned long long)st.kv_tokens);
+        OUT("# TYPE tinyai_kv_capacity_tokens gauge\ntinyai_kv_capacity_tokens %llu\n",
+            (unsigned long long)st.kv_capacity);
+        n += hist_out(buf, n, "tinyai_time_to_first_token_seconds",
+                      "From the request queued to its first token.", &st.ttft);
+        n += hist_out(buf, n, "tinyai_time_per_output_token_seconds",
+                      "Per generated token after the first.", &st.tpot);
+        n += hist_out(buf, n, "tinyai_request_duration_seconds", "From queued to done.",
+                      &st.duration);
+        const TinyAIMemoryInfo *mi = &st.mem; /* the engine's snapshot after its last step */
+        OUT("# HELP tinyai_memory_bytes Memory in use by kind, and the limit (0: none).\n"
+            "# TYPE tinyai_memory_bytes gauge\n");
+        OUT("tinyai_memory_bytes{kind=\"total\"} %llu\n", (unsigned long long)mi->currentBytes);
+        OUT("tinyai_memory_bytes{kind=\"weight_cache\"} %llu\n", (unsigned long long)mi->cacheBytes);
+        OUT("tinyai_memory_bytes{kind=\"sessions\"} %llu\n", (unsigned long long)mi->sessionBytes);
+        OUT("tinyai_memory_bytes{kind=\"staging\"} %llu\n", (unsigned long long)mi->stagingBytes);
+        OUT("tinyai_memory_bytes{kind=\"fixed\"} %llu\n", (unsigned long long)mi->fixedBytes);
+        OUT("tinyai_memory_bytes{kind=\"limit\"} %llu\n", (unsigned long long)mi->memoryLimit);
+        const double hm = (double)mi->hits + (double)mi->misses;
+        OUT("# TYPE tinyai_weight_cache_hit_ratio gauge\ntinyai_weight_cache_hit_ratio %g\n",
+            hm > 0 ? (double)mi->hits / hm : 1.0);
+        OUT("# TYPE tinyai_storage_read_bytes_total counter\ntinyai_storage_read_bytes_total %llu\n",
+            (unsigned long long)mi->bytesRead);
+        OUT("# TYPE tinyai_io_stall_seconds_total counter\ntinyai_io_stall_seconds_total %g\n",
+            mi->stallSeconds);
+        TinyAIModelInfo info;
+        TinyAIModel *m = atomic_load(&s->model);
+        if (tinyaiGetModelInfo(m, &info) == TINYAI_OK) {
+            OUT("# HELP tinyai_layer_device The device each layer runs on at batch 1.\n"
+                "# TYPE tinyai_layer_device gauge\n");
+            for (int l = 0; l < info.nFileLayers && n < METRICS_BYTES - 256; l++)
+                OUT("tinyai_layer_device{layer=\"%d\",device=\"%s\"} 1\n", l, tinyaiLayerDevice(m, l));
         }
     }
 #undef OUT

@@ -309,6 +309,36 @@ TEST_F(Server, BadRequestsAreClearErrors) {
     EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
+// /metrics, in Prometheus text: requests, tokens, latency histograms,
+// slots and KV use, memory by kind, the cache and storage, layer devices.
+TEST_F(Server, MetricsInPrometheusText) {
+    ASSERT_EQ(Curl(port_, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":3})").status, 200);
+    Http h = Curl(port_, "GET", "/metrics");
+    ASSERT_EQ(h.status, 200);
+    for (const char *want :
+         {"tinyai_requests_total{endpoint=\"completions\",status=\"2xx\"}", "tinyai_prompt_tokens_total",
+          "tinyai_generated_tokens_total", "tinyai_slots_busy", "tinyai_queue_depth",
+          "tinyai_kv_capacity_tokens 2048", "tinyai_time_to_first_token_seconds_bucket{le=\"+Inf\"}",
+          "tinyai_time_per_output_token_seconds_count", "tinyai_request_duration_seconds_sum",
+          "tinyai_memory_bytes{kind=\"total\"}", "tinyai_weight_cache_hit_ratio",
+          "tinyai_storage_read_bytes_total", "tinyai_io_stall_seconds_total",
+          "tinyai_layer_device{layer=\"1\",device=\"cpu\"} 1"})
+        EXPECT_NE(h.body.find(want), std::string::npos) << want;
+    // every sample line is "name{labels} value"
+    size_t at = 0;
+    while (at < h.body.size()) {
+        const size_t end = h.body.find('\n', at);
+        const std::string line = h.body.substr(at, end - at);
+        at = end == std::string::npos ? h.body.size() : end + 1;
+        if (line.empty() || line[0] == '#') continue;
+        const size_t sp = line.rfind(' ');
+        ASSERT_NE(sp, std::string::npos) << line;
+        char *stop = nullptr;
+        std::strtod(line.c_str() + sp + 1, &stop);
+        EXPECT_EQ(*stop, 0) << line;
+    }
+}
+
 // The real OpenAI Python client (PyPI openai, in the venv setup.sh makes):
 // models, chat and completions, streaming, stop, seeds, errors.
 TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
