@@ -14,8 +14,16 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <tinyai/llm.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 
 #include "server/server.h"
 #include "tests/common/test_paths.h"
@@ -339,6 +347,139 @@ TEST_F(Server, MetricsInPrometheusText) {
     }
 }
 
+int Connect(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int BusySlots(int port) {
+    Http h = Curl(port, "GET", "/metrics");
+    const size_t at = h.body.find("\ntinyai_slots_busy ");
+    return at == std::string::npos ? -1 : std::atoi(h.body.c_str() + at + 19);
+}
+
+// A client that goes away in the middle of a stream frees its slot at
+// once; the server goes on.
+TEST_F(Server, AClientGoneMidStreamFreesItsSlot) {
+    const int fd = Connect(port_);
+    ASSERT_GE(fd, 0);
+    const std::string body = R"({"prompt":"Tell me a long story.","max_tokens":400,"stream":true})";
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
+    char buf[2048];
+    std::string got;
+    while (got.find("data: ") == std::string::npos) { // the first event
+        const ssize_t n = read(fd, buf, sizeof buf);
+        ASSERT_GT(n, 0);
+        got.append(buf, (size_t)n);
+    }
+    close(fd);
+    // the slot is free again (its request cancelled, or done): waited for
+    // with a generous deadline, not a fixed sleep
+    int busy = -1;
+    for (int i = 0; i < 600 && busy != 0; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        busy = BusySlots(port_);
+    }
+    EXPECT_EQ(busy, 0) << "the slot of a client gone is still busy";
+    ExpectHealthy();
+    EXPECT_EQ(Curl(port_, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":2})").status, 200);
+}
+
+// A client that sends its headers a byte at a time holds one connection,
+// not the server: health and requests are answered meanwhile.
+TEST_F(Server, ASlowClientDoesNotHoldTheServer) {
+    std::atomic<bool> stop{false};
+    std::thread slow([&] {
+        const int fd = Connect(port_);
+        if (fd < 0) return;
+        const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: slow\r\nX-Padding: ";
+        for (size_t i = 0; !stop && i < 10000; i++) {
+            const char ch = i < head.size() ? head[i] : 'a';
+            if (write(fd, &ch, 1) != 1) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        close(fd);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (int i = 0; i < 3; i++) {
+        ExpectHealthy();
+        EXPECT_EQ(Curl(port_, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":2})").status, 200);
+    }
+    stop = true;
+    slow.join();
+}
+
+// A server of one slot on the default model, with a config of the test's.
+struct OneSlotServer {
+    TinyAIModel *m = nullptr;
+    tai_engine *e = nullptr;
+    tai_server *s = nullptr;
+    int port = 0;
+    explicit OneSlotServer(tai_server_config sc) {
+        const std::string path = tai_test::DefaultModelPath();
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.threads = 2;
+        if (path.empty() || tinyaiLoadModel(path.c_str(), &mc, &m) != TINYAI_OK) return;
+        tai_engine_config ec = {1, 128, 4};
+        if (tai_engine_start(m, &ec, &e) != TINYAI_OK) return;
+        sc.model_name = "m";
+        if (tai_server_start(&sc, &s) != TINYAI_OK) return;
+        tai_server_attach(s, m, e, 128);
+        port = tai_server_port(s);
+    }
+    ~OneSlotServer() {
+        if (s) tai_server_quiesce(s);
+        tai_engine_stop(e, 5);
+        tai_server_stop(s);
+        tinyaiFreeModel(m);
+    }
+};
+
+// Many connections opened and left idle: within the connection limit they
+// cost a thread each and are closed after the idle timeout; the server
+// answers meanwhile and after.
+TEST(ServerIdle, IdleConnectionsAreClosedAndDoNotStopTheServer) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    tai_server_config sc = {};
+    sc.timeout_s = 2;
+    sc.max_connections = 256;
+    OneSlotServer srv(sc);
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    const int port = srv.port;
+    std::vector<int> fds;
+    for (int i = 0; i < 200; i++) {
+        const int fd = Connect(port);
+        if (fd >= 0) fds.push_back(fd);
+    }
+    EXPECT_EQ(fds.size(), 200u);
+    EXPECT_EQ(Curl(port, "GET", "/health").status, 200); // the 201st
+    // the server closes the idle ones (after 2 s idle): each read sees the
+    // end, waited for up to a generous deadline
+    int closed = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int fd : fds) {
+        pollfd p = {fd, POLLIN, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        char b;
+        if (poll(&p, 1, left.count() > 0 ? (int)left.count() : 0) == 1) closed += read(fd, &b, 1) == 0;
+        close(fd);
+    }
+    EXPECT_EQ(closed, 200);
+    EXPECT_EQ(Curl(port, "GET", "/health").status, 200);
+    EXPECT_EQ(Curl(port, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":2})").status, 200);
+}
+
 // The real OpenAI Python client (PyPI openai, in the venv setup.sh makes):
 // models, chat and completions, streaming, stop, seeds, errors.
 TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
@@ -364,20 +505,11 @@ TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
 // needs none), 200 with it.
 TEST(ServerKey, ABearerKeyIsRequired) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.threads = 2;
-    TinyAIModel *m = nullptr;
-    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK);
-    tai_engine *e = nullptr;
-    tai_engine_config ec = {1, 128, 4};
-    ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK);
     tai_server_config sc = {};
-    sc.model_name = "m";
     sc.api_key = "sesame-123";
-    tai_server *s = nullptr;
-    ASSERT_EQ(tai_server_start(&sc, &s), TINYAI_OK);
-    tai_server_attach(s, m, e, 128);
-    const int port = tai_server_port(s);
+    OneSlotServer srv(sc);
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    const int port = srv.port;
     const std::string body = R"({"prompt":"Hi","max_tokens":2})";
     EXPECT_EQ(Curl(port, "GET", "/health").status, 200);
     EXPECT_EQ(Curl(port, "POST", "/v1/completions", body).status, 401);
@@ -385,11 +517,8 @@ TEST(ServerKey, ABearerKeyIsRequired) {
     EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-1234'").status, 401);
     EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-123'").status, 200);
     EXPECT_EQ(Curl(port, "GET", "/v1/models", "", "-H 'Authorization: Bearer sesame-123'").status, 200);
-    tai_server_quiesce(s);
+    tai_server_quiesce(srv.s);
     EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-123'").status, 503);
-    tai_engine_stop(e, 5);
-    tai_server_stop(s);
-    tinyaiFreeModel(m);
 }
 
 }  // namespace
