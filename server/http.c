@@ -102,6 +102,33 @@ static enum MHD_Result send_json(tai_server *s, struct MHD_Connection *c, int en
 
 /* ---- request fields ------------------------------------------------------------------ */
 
+/* Whether s is valid UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF). */
+static bool valid_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned c = *p;
+        int len;
+        unsigned min, cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
+        else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
+        else return false;
+        cp = c & (0x7fu >> len);
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        p += len;
+    }
+    return true;
+}
+
 typedef struct {
     char why[300];
 } bad;
@@ -166,6 +193,11 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
                 free(tm);
                 return NULL;
             }
+            if (!valid_utf8(content->valuestring)) {
+                snprintf(b->why, sizeof b->why, "message %d is not valid UTF-8", k);
+                free(tm);
+                return NULL;
+            }
             tm[k].role = role->valuestring;
             tm[k].content = content->valuestring;
             k++;
@@ -182,6 +214,10 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
         if (!cJSON_IsString(p)) {
             snprintf(b->why, sizeof b->why, "'prompt' must be a string (or a list of one)");
+            return NULL;
+        }
+        if (!valid_utf8(p->valuestring)) {
+            snprintf(b->why, sizeof b->why, "'prompt' is not valid UTF-8");
             return NULL;
         }
         if (strlen(p->valuestring) > MAX_PROMPT_BYTES) {
@@ -448,6 +484,15 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
     if (!root)
         return send_error(s, c, ep, 400, "invalid_request_error",
                           "the body is not valid JSON (or nests deeper than %d)", CJSON_NESTING_LIMIT);
+    const cJSON *mname = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (cJSON_IsString(mname) && *mname->valuestring && strcmp(mname->valuestring, s->c.model_name)) {
+        char want[200];
+        snprintf(want, sizeof want, "%.190s", mname->valuestring);
+        cJSON_Delete(root);
+        return send_error(s, c, ep, 404, "invalid_request_error",
+                          "model '%s' does not exist here (this server has '%s')", want,
+                          s->c.model_name);
+    }
     bool stream = false, usage = false;
     bad b = {""};
     tai_req *r = parse_request(s, root, chat, &stream, &usage, &b);

@@ -299,6 +299,11 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"GET", "/v1/completions", "", 405, "POST"},
         {"POST", "/v1/models", "{}", 405, "GET"},
         {"GET", "/v2/unknown", "", 404, "no such path"},
+        {"POST", "/v1/completions", R"({"model":"gpt-4","prompt":"hi"})", 404, "does not exist"},
+        {"POST", "/v1/completions", "{\"prompt\":\"bad \xff\xfe bytes\"}", 400, "UTF-8"},
+        {"POST", "/v1/completions", "{\"prompt\":\"\xed\xa0\x80 surrogate\"}", 400, "UTF-8"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xc0\xaf\"}]}", 400,
+         "UTF-8"},
     };
     for (const BadCase &c : cases) {
         SCOPED_TRACE(std::string(c.path) + " " + std::string(c.body).substr(0, 60));
@@ -315,6 +320,11 @@ TEST_F(Server, BadRequestsAreClearErrors) {
     }
     Http ok = Curl(port_, "POST", "/v1/completions", R"({"prompt":"Hello","max_tokens":2})");
     EXPECT_EQ(ok.status, 200) << ok.body;
+    // unknown fields are ignored, as OpenAI's clients send some
+    Http extra = Curl(port_, "POST", "/v1/chat/completions",
+                      R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"user":"u1",)"
+                      R"("metadata":{"a":1},"parallel_tool_calls":false,"model":"smollm2"})");
+    EXPECT_EQ(extra.status, 200) << extra.body;
 }
 
 // /metrics, in Prometheus text: requests, tokens, latency histograms,
