@@ -34,7 +34,8 @@ static void serve_help(void) {
            "  -m, --model PATH     model file (.gguf or .tmai)\n"
            "  --host ADDR          IPv4 address to bind (default 127.0.0.1: this machine only)\n"
            "  --port N             default 8080; 0 picks a free port\n"
-           "  --slots N            sequences decoded together (default 4)\n"
+           "  --slots N|auto       sequences decoded together (default 4); auto: the most,\n"
+           "                       up to 64, that --mem-limit leaves room for (8 without one)\n"
            "  --ctx N              tokens per sequence, prompt and answer (default 2048,\n"
            "                       at most the model's)\n"
            "  --max-queue N        requests waiting for a slot before 429 (default 64)\n"
@@ -65,7 +66,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--port")) {
             if (!parse_long(v, 0, 65535, &port)) return usage_error("--port must be in 0..65535, got '%s'", v);
         } else if (!strcmp(a, "--slots")) {
-            if (!parse_long(v, 1, 256, &slots)) return usage_error("--slots must be in 1..256, got '%s'", v);
+            if (!strcmp(v, "auto")) slots = 0;
+            else if (!parse_long(v, 1, 256, &slots))
+                return usage_error("--slots must be auto or in 1..256, got '%s'", v);
         } else if (!strcmp(a, "--ctx")) {
             if (!parse_long(v, 16, 1 << 20, &ctx)) return usage_error("--ctx must be in 16..1048576, got '%s'", v);
         } else if (!strcmp(a, "--max-queue")) {
@@ -124,7 +127,6 @@ int cmd_serve(int argc, char **argv) {
     apply_tuning(1);
     load_plugins(0);
     mc.threads = (int)threads;
-    mc.maxSessions = (int)slots;
     mc.device = device;
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
@@ -132,15 +134,29 @@ int cmd_serve(int argc, char **argv) {
     TinyAIModel *model = NULL;
     tai_engine *engine = NULL;
     int rc = 0;
-    if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
-        rc = fail("cannot load the model");
-        goto out;
-    }
     TinyAIModelInfo info;
-    tinyaiGetModelInfo(model, &info);
-    if (ctx > info.nCtxTrain && info.nCtxTrain > 0) ctx = info.nCtxTrain;
-    tai_engine_config ec = {(int)slots, (int)ctx, (int)max_queue};
-    if ((st = tai_engine_start(model, &ec, &engine)) != TINYAI_OK) {
+    /* --slots auto: the most (from 64, halving) whose sessions and
+     * activations the memory plan fits under the limit; without a limit, 8 */
+    const int want = slots > 0 ? (int)slots : mc.memoryLimit > 0 ? 64 : 8;
+    for (int n = want; n >= 1; n = slots > 0 ? 0 : n / 2) {
+        mc.maxSessions = n;
+        mc.contextSize = (int)ctx;
+        if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
+            rc = fail("cannot load the model");
+            goto out;
+        }
+        tinyaiGetModelInfo(model, &info);
+        if (ctx > info.nCtxTrain && info.nCtxTrain > 0) ctx = info.nCtxTrain;
+        tai_engine_config ec = {n, (int)ctx, (int)max_queue};
+        if ((st = tai_engine_start(model, &ec, &engine)) == TINYAI_OK) {
+            slots = n;
+            break;
+        }
+        tinyaiFreeModel(model);
+        model = NULL;
+        if (slots > 0 || n == 1 || st != TINYAI_ERR_RANGE) break;
+    }
+    if (!engine) {
         rc = fail("cannot plan the slots (a smaller --slots or --ctx, or a larger --mem-limit)");
         goto out;
     }
