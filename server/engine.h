@@ -6,7 +6,11 @@
  * prefilling, so that every layer is read once per step for all of them
  * and a new request's prompt does not stall the streams already running.
  * Requests beyond the slots wait in a bounded queue; a finished or
- * cancelled request leaves its slot at once.
+ * cancelled request leaves its slot at once. A slot keeps the tokens its
+ * session holds after its request ends: a new request goes to the free
+ * slot whose tokens share the longest prefix with its prompt, and only the
+ * rest of the prompt is evaluated (a system prompt, a conversation resent
+ * whole).
  *
  * A request (tai_req) is shared by the engine and the connection that made
  * it: the engine appends text and sets the outcome under its lock and
@@ -47,6 +51,7 @@ typedef struct tai_req {
                    string prefix held back), NUL-terminated */
     size_t len, cap;
     int n_generated;
+    size_t n_cached; /* prompt tokens whose KV cache a slot already held */
     tai_finish finish;
     char error[256];
     int cancelled; /* set by the connection: the engine drops the request */
@@ -97,6 +102,7 @@ typedef struct {
 typedef struct {
     int slots, busy, queued;
     uint64_t prompt_tokens, generated_tokens, steps, requests_done;
+    uint64_t prefix_tokens_reused; /* prompt tokens not evaluated: a slot held them */
     uint64_t kv_tokens, kv_capacity; /* positions in use in the busy slots, and all */
     tai_hist ttft;     /* time to first token */
     tai_hist tpot;     /* time per output token after the first */

@@ -341,6 +341,9 @@ static cJSON *usage_json(const tai_req *r) {
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", r->n_generated);
     cJSON_AddNumberToObject(u, "total_tokens", (double)r->n_prompt + r->n_generated);
+    /* the prompt tokens a slot already held (prefix reuse) */
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", (double)r->n_cached);
     return u;
 }
 
@@ -612,6 +615,9 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
             (unsigned long long)st.generated_tokens);
         OUT("# TYPE tinyai_steps_total counter\ntinyai_steps_total %llu\n",
             (unsigned long long)st.steps);
+        OUT("# HELP tinyai_prefix_tokens_reused_total Prompt tokens whose KV cache a slot held.\n"
+            "# TYPE tinyai_prefix_tokens_reused_total counter\ntinyai_prefix_tokens_reused_total %llu\n",
+            (unsigned long long)st.prefix_tokens_reused);
         OUT("# TYPE tinyai_slots gauge\ntinyai_slots %d\n", st.slots);
         OUT("# TYPE tinyai_slots_busy gauge\ntinyai_slots_busy %d\n", st.busy);
         OUT("# TYPE tinyai_queue_depth gauge\ntinyai_queue_depth %d\n", st.queued);

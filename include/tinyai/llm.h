@@ -439,6 +439,11 @@ int tinyaiSessionContextSize(const TinyAISession *session);
 uint64_t tinyaiSessionMemoryBytes(const TinyAISession *session);
 /* Forgets all tokens (position 0). */
 void tinyaiResetSession(TinyAISession *session);
+/* Forgets the tokens from `position` on (0 <= position <= the current
+ * position), keeping the KV cache of those before it: a prompt that shares
+ * a prefix with what the session holds continues from there. The logits
+ * are gone until the next evaluation. */
+TinyAIStatus tinyaiSessionRewind(TinyAISession *session, int position);
 
 /* ---- Sampling ------------------------------------------------------------- */
 

@@ -740,6 +740,18 @@ void tinyaiResetSession(TinyAISession *s) {
     s->have_logits = 0;
 }
 
+TinyAIStatus tinyaiSessionRewind(TinyAISession *s, int position) {
+    if (!s) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSessionRewind: NULL session");
+    if (position < 0 || position > s->pos)
+        return tai_error(TINYAI_ERR_RANGE, "tinyaiSessionRewind: position %d outside 0..%d",
+                         position, s->pos);
+    /* the KV caches keep positions [0, position): every device's copy is
+     * overwritten from there as the next tokens are stored (store_kv) */
+    s->pos = position;
+    s->have_logits = 0;
+    return TINYAI_OK;
+}
+
 /* ---- Layer table, conversion, synthetic models ------------------------- */
 
 const char *tinyaiCpuVariants(void) { return tai_cpu_variants(); }

@@ -340,6 +340,32 @@ TEST(EvalStep, PromptChunksAndDecodingMixedEqualEachAlone) {
     }
 }
 
+// Rewinding a session keeps the KV cache before the position: continuing
+// from there equals evaluating the shortened sequence from scratch.
+TEST(SessionRewind, ContinuesFromTheKeptPrefix) {
+    TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
+    ModelPtr m = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_NORMAL));
+    ASSERT_TRUE(m);
+    const int nv = tai_test::VocabSize(m.get());
+    const std::vector<int32_t> a = {1, 270, 271, 272, 273, 274, 275}, b = {300, 301, 302};
+    SessionPtr s = NewSession(m.get(), 64);
+    ASSERT_EQ(tinyaiEval(s.get(), a.data(), a.size()), TINYAI_OK);
+    ASSERT_EQ(tinyaiSessionRewind(s.get(), 4), TINYAI_OK);
+    EXPECT_EQ(tinyaiSessionPosition(s.get()), 4);
+    EXPECT_EQ(tinyaiGetLogits(s.get()), nullptr); // until the next evaluation
+    ASSERT_EQ(tinyaiEval(s.get(), b.data(), b.size()), TINYAI_OK);
+    SessionPtr fresh = NewSession(m.get(), 64);
+    std::vector<int32_t> ab(a.begin(), a.begin() + 4);
+    ab.insert(ab.end(), b.begin(), b.end());
+    ASSERT_EQ(tinyaiEval(fresh.get(), ab.data(), ab.size()), TINYAI_OK);
+    EXPECT_EQ(Logits(s.get(), nv), Logits(fresh.get(), nv));
+    EXPECT_EQ(tinyaiSessionRewind(s.get(), 8), TINYAI_ERR_RANGE); // past its position
+    EXPECT_EQ(tinyaiSessionRewind(s.get(), -1), TINYAI_ERR_RANGE);
+    EXPECT_EQ(tinyaiSessionRewind(nullptr, 0), TINYAI_ERR_INVALID_ARG);
+    ASSERT_EQ(tinyaiSessionRewind(s.get(), 0), TINYAI_OK);
+    EXPECT_EQ(tinyaiSessionPosition(s.get()), 0);
+}
+
 TEST(EvalBatch, BadBatchesAreRefusedBeforeAnythingRuns) {
     TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
     TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);

@@ -327,6 +327,40 @@ TEST_F(Server, BadRequestsAreClearErrors) {
     EXPECT_EQ(extra.status, 200) << extra.body;
 }
 
+// Requests sharing a prefix (a long system prompt) reuse the KV cache a
+// slot holds: usage says how many prompt tokens were cached, the answer is
+// the one computed without reuse, and /metrics counts them.
+TEST_F(Server, APromptSharingAPrefixReusesTheSlotsCache) {
+    std::string system = "You are a careful assistant. ";
+    for (int i = 0; i < 12; i++) system += "Answer briefly and precisely, in plain words. ";
+    auto ask = [&](const std::string &q, int *cached) {
+        Http h = Curl(port_, "POST", "/v1/chat/completions",
+                      R"({"temperature":0,"max_tokens":8,"messages":[{"role":"system","content":")" +
+                          system + R"("},{"role":"user","content":")" + q + R"("}]})");
+        EXPECT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        *cached = cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens")
+                      ->valueint;
+        const std::string text =
+            Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "message", "content");
+        cJSON_Delete(o);
+        return text;
+    };
+    int c1 = 0, c2 = 0, c3 = 0;
+    const std::string t1 = ask("Name a fruit.", &c1);
+    const std::string t2 = ask("Name a fruit.", &c2);
+    const std::string t3 = ask("Name a river.", &c3);
+    EXPECT_GT(c2, 100) << "the same conversation again: all but its last token";
+    EXPECT_GT(c3, 100) << "the same system prompt";
+    EXPECT_EQ(t1, t2);
+    Http m = Curl(port_, "GET", "/metrics");
+    const size_t at = m.body.find("\ntinyai_prefix_tokens_reused_total ");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GE(std::atoll(m.body.c_str() + at + 35), (long long)c2 + c3);
+}
+
 // /metrics, in Prometheus text: requests, tokens, latency histograms,
 // slots and KV use, memory by kind, the cache and storage, layer devices.
 TEST_F(Server, MetricsInPrometheusText) {
