@@ -135,9 +135,33 @@ int cmd_serve(int argc, char **argv) {
     tai_engine *engine = NULL;
     int rc = 0;
     TinyAIModelInfo info;
-    /* --slots auto: the most (from 64, halving) whose sessions and
-     * activations the memory plan fits under the limit; without a limit, 8 */
-    const int want = slots > 0 ? (int)slots : mc.memoryLimit > 0 ? 64 : 8;
+    /* --slots auto: without a limit, 8; under one, the most (a power of two
+     * up to 64) whose KV caches fit beside what one slot needs, from a
+     * probe of one slot's plan (loading the model once more, not once per
+     * candidate: every load's pages count in the peak) */
+    int want = slots > 0 ? (int)slots : mc.memoryLimit > 0 ? 64 : 8;
+    if (slots == 0 && mc.memoryLimit > 0) {
+        TinyAIModelConfig pc = mc;
+        pc.maxSessions = 1;
+        pc.contextSize = (int)ctx;
+        TinyAIModel *probe = NULL;
+        TinyAISession *one = NULL;
+        TinyAIMemoryInfo mi;
+        if (tinyaiLoadModel(model_path, &pc, &probe) == TINYAI_OK &&
+            tinyaiCreateSession(probe, (int)ctx, &one) == TINYAI_OK &&
+            tinyaiGetMemoryInfo(probe, &mi) == TINYAI_OK) {
+            const double per = (double)tinyaiSessionMemoryBytes(one) * 1.1;
+            const double room = (double)mc.memoryLimit - (double)mi.minimumBytes;
+            int n = 1;
+            while (n < 64 && room >= per * (double)(2 * n - 1)) n *= 2;
+            want = n;
+        } else {
+            want = 1; /* one slot's plan already fails: say so below */
+        }
+        tinyaiFreeSession(one);
+        tinyaiFreeModel(probe);
+        tinyaiClearError();
+    }
     for (int n = want; n >= 1; n = slots > 0 ? 0 : n / 2) {
         mc.maxSessions = n;
         mc.contextSize = (int)ctx;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +77,22 @@ TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
     EXPECT_EQ(CurlStatus(port, "/health"), 200);
     EXPECT_EQ(CurlStatus(port, "/v1/completions", "-X POST --data '{\"prompt\":\"Hi\",\"max_tokens\":3}'"),
               200);
+    // every slot busy at once: the process's peak resident memory stays
+    // within the limit plus the margin generate has (5%: code, libraries)
+    std::vector<std::thread> th;
+    for (int i = 0; i < slots + 1; i++)
+        th.emplace_back([port, i] {
+            EXPECT_EQ(CurlStatus(port, "/v1/completions",
+                                 "-X POST --data '{\"prompt\":\"Topic " + std::to_string(i) +
+                                     " in detail:\",\"max_tokens\":8}'"),
+                      200);
+        });
+    for (auto &t : th) t.join();
+    const std::string status = Slurp("/proc/" + std::to_string(pid) + "/status");
+    const size_t hwm = status.find("VmHWM:");
+    ASSERT_NE(hwm, std::string::npos);
+    const double peak_kib = std::atof(status.c_str() + hwm + 6);
+    EXPECT_LE(peak_kib * 1024, 200.0 * 1024 * 1024 * 1.05) << "peak RSS " << peak_kib / 1024 << " MiB";
     ASSERT_EQ(kill(pid, SIGTERM), 0);
     int st = 0;
     ASSERT_EQ(waitpid(pid, &st, 0), pid);
