@@ -32,10 +32,10 @@ fi
 # the OpenAI Python client, which the server's tests speak through (a venv
 # of its own: Debian's Python is externally managed)
 venv="$cache/pyenv"
-if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-  echo "setup: installing the openai Python package (PyPI) for the server's tests"
+if ! "$venv/bin/python" -c "import openai, httpx" 2>/dev/null; then
+  echo "setup: installing the openai and httpx Python packages (PyPI) for the server's tests"
   mkdir -p "$cache"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check openai
+  "$venv/bin/pip" install -q --disable-pip-version-check openai httpx
 fi
 echo "setup: ready; default model at $model"
