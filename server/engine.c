@@ -407,7 +407,9 @@ static void *run(void *arg) {
             pthread_mutex_unlock(&sl->r->mu);
             if (gone || cut) finish_slot(e, sl, TAI_FINISH_LENGTH, gone ? "cancelled" : NULL);
         }
+        const double ts0 = now_s();
         sample_all(e);
+        const double ts1 = now_s();
         /* the step: one token of each generating slot, then prompt chunks */
         int n = 0, budget = e->cap_tokens;
         for (int i = 0; i < e->c.slots && budget > 0; i++) {
@@ -433,7 +435,9 @@ static void *run(void *arg) {
             prefill += chunk;
         }
         if (n == 0) continue;
+        const double te0 = now_s();
         const TinyAIStatus st = tinyaiEvalStep(ss, tp, cn, (size_t)n);
+        const double te1 = now_s();
         for (int k = 0; k < n; k++) {
             slot *sl = &e->slots[who[k]];
             if (st != TINYAI_OK) {
@@ -459,6 +463,8 @@ static void *run(void *arg) {
         pthread_mutex_lock(&e->mu);
         e->st.steps++;
         e->st.prompt_tokens += prefill;
+        e->st.eval_seconds += te1 - te0;
+        e->st.sample_seconds += ts1 - ts0;
         e->st.kv_tokens = kv;
         if (have_mi) e->st.mem = mi;
         pthread_mutex_unlock(&e->mu);

@@ -103,6 +103,8 @@ typedef struct {
     int slots, busy, queued;
     uint64_t prompt_tokens, generated_tokens, steps, requests_done;
     uint64_t prefix_tokens_reused; /* prompt tokens not evaluated: a slot held them */
+    double eval_seconds;   /* in tinyaiEvalStep */
+    double sample_seconds; /* sampling and releasing text */
     uint64_t kv_tokens, kv_capacity; /* positions in use in the busy slots, and all */
     tai_hist ttft;     /* time to first token */
     tai_hist tpot;     /* time per output token after the first */

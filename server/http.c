@@ -615,6 +615,12 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
             (unsigned long long)st.generated_tokens);
         OUT("# TYPE tinyai_steps_total counter\ntinyai_steps_total %llu\n",
             (unsigned long long)st.steps);
+        OUT("# HELP tinyai_eval_seconds_total Time the engine spent evaluating steps.\n"
+            "# TYPE tinyai_eval_seconds_total counter\ntinyai_eval_seconds_total %g\n",
+            st.eval_seconds);
+        OUT("# HELP tinyai_sample_seconds_total Time the engine spent sampling and releasing text.\n"
+            "# TYPE tinyai_sample_seconds_total counter\ntinyai_sample_seconds_total %g\n",
+            st.sample_seconds);
         OUT("# HELP tinyai_prefix_tokens_reused_total Prompt tokens whose KV cache a slot held.\n"
             "# TYPE tinyai_prefix_tokens_reused_total counter\ntinyai_prefix_tokens_reused_total %llu\n",
             (unsigned long long)st.prefix_tokens_reused);
