@@ -388,6 +388,7 @@ typedef struct {
     bool chat, usage;
     size_t sent;     /* text bytes sent */
     int phase;       /* 0 role, 1 text, 2 usage, 3 done marker, 4 end */
+    int quiet;       /* seconds waited without anything to send */
     char *out;       /* an SSE frame being sent */
     size_t olen, opos;
 } sse;
@@ -431,13 +432,27 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 char *piece = malloc(len - st->sent + 1);
                 if (!piece) return MHD_CONTENT_READER_END_WITH_ERROR;
                 st->sent += tai_req_copy(st->r, st->sent, len, piece, len - st->sent + 1);
+                st->quiet = 0;
                 cJSON *o = frame(st->s, st->id, st->chat, true);
                 add_choice(o, st->chat, true, piece, NULL);
                 free(piece);
                 if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
                 continue;
             }
-            if (f == TAI_FINISH_NONE) continue;
+            if (f == TAI_FINISH_NONE) {
+                /* a comment line every few seconds of waiting (a long queue,
+                 * a slow step): the connection is not idle, and proxies and
+                 * the idle timeout leave it open */
+                if (++st->quiet >= 5) {
+                    st->quiet = 0;
+                    free(st->out);
+                    st->out = strdup(": keep-alive\n\n");
+                    if (!st->out) return MHD_CONTENT_READER_END_WITH_ERROR;
+                    st->olen = strlen(st->out);
+                    st->opos = 0;
+                }
+                continue;
+            }
             if (f == TAI_FINISH_ERROR) {
                 cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
                 pthread_mutex_lock(&st->r->mu);
