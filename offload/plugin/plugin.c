@@ -24,6 +24,23 @@
 
 #include "core/error.h"
 
+/* The adapter passes op bits, weight types and device kinds through: the
+ * public ABI's numbering is the device layer's. */
+_Static_assert((int)TINYAI_PLUGIN_OP_MATMUL == (int)TAI_OP_MATMUL && (int)TINYAI_PLUGIN_OP_RMSNORM == (int)TAI_OP_RMSNORM &&
+                   (int)TINYAI_PLUGIN_OP_ADD == (int)TAI_OP_ADD && (int)TINYAI_PLUGIN_OP_ROPE == (int)TAI_OP_ROPE &&
+                   (int)TINYAI_PLUGIN_OP_ATTENTION == (int)TAI_OP_ATTENTION &&
+                   (int)TINYAI_PLUGIN_OP_SWIGLU == (int)TAI_OP_SWIGLU && (int)TINYAI_PLUGIN_OP_EMBED == (int)TAI_OP_EMBED &&
+                   (int)TINYAI_PLUGIN_OP_COPY == (int)TAI_OP_COPY,
+               "op bits");
+_Static_assert((int)TINYAI_PLUGIN_F32 == (int)TAI_TYPE_F32 && (int)TINYAI_PLUGIN_F16 == (int)TAI_TYPE_F16 &&
+                   (int)TINYAI_PLUGIN_Q4_0 == (int)TAI_TYPE_Q4_0 && (int)TINYAI_PLUGIN_Q4_1 == (int)TAI_TYPE_Q4_1 &&
+                   (int)TINYAI_PLUGIN_Q8_0 == (int)TAI_TYPE_Q8_0,
+               "weight types");
+_Static_assert((int)TINYAI_PLUGIN_DEVICE_CPU == (int)TAI_DEVICE_CPU && (int)TINYAI_PLUGIN_DEVICE_GPU == (int)TAI_DEVICE_GPU &&
+                   (int)TINYAI_PLUGIN_DEVICE_ACCELERATOR == (int)TAI_DEVICE_ACCELERATOR &&
+                   (int)TINYAI_PLUGIN_DEVICE_OTHER == (int)TAI_DEVICE_OTHER,
+               "device kinds");
+
 /* The smallest tables ABI 1.0 allows: up to the last slot of minor 0. */
 #define MIN_PLUGIN_SIZE (offsetof(TinyAIPlugin, shutdown) + sizeof(void *))
 #define MIN_OPS_SIZE (offsetof(TinyAIPluginDeviceOps, copy) + sizeof(void *))

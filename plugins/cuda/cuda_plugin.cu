@@ -34,8 +34,8 @@
 
 #include <tinyai/plugin.h>
 
-#define PANEL 16
-#define QK 32
+#include "plugins/common/panels.h"
+
 #define NCOL 8   /* columns per thread of matmul */
 #define KS 16    /* K-slices of matvec */
 #define ATT_WARPS 4
@@ -130,29 +130,6 @@ static char *at(Device *d, TinyAIPluginRef r, uint64_t bytes, const char *what, 
     if (!var) return rc
 
 /* ---- the packed layout --------------------------------------------------- */
-
-static bool block_type(int32_t t) {
-    return t == TINYAI_PLUGIN_Q8_0 || t == TINYAI_PLUGIN_Q4_0 || t == TINYAI_PLUGIN_Q4_1;
-}
-
-__host__ __device__ static inline int code_bytes(int t) { return t == TINYAI_PLUGIN_Q8_0 ? 512 : 256; }
-__host__ __device__ static inline int pair_bytes(int t) {
-    return 2 * code_bytes(t) + (t == TINYAI_PLUGIN_Q4_1 ? 128 : 64);
-}
-
-static uint64_t panel_bytes(int32_t t, int64_t n) {
-    if (n <= 0 || n > (1ll << 40)) return 0;
-    uint64_t raw;
-    if (t == TINYAI_PLUGIN_F32) raw = (uint64_t)n * PANEL * 4;
-    else if (t == TINYAI_PLUGIN_F16) raw = (uint64_t)n * PANEL * 2;
-    else if (block_type(t) && n % QK == 0) raw = (uint64_t)(n / QK + 1) / 2 * pair_bytes(t);
-    else return 0;
-    return (raw + 63) / 64 * 64;
-}
-
-static uint64_t matrix_bytes(int32_t t, int64_t rows, int64_t n) {
-    return (uint64_t)((rows + PANEL - 1) / PANEL) * panel_bytes(t, n);
-}
 
 __device__ static inline float half_at(const unsigned char *p) {
     return __half2float(__ushort_as_half(*(const unsigned short *)p));

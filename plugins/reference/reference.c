@@ -28,12 +28,12 @@
 
 #include <tinyai/plugin.h>
 
+#include "plugins/common/panels.h"
+
 #define MAX_DEVICES 8
 #ifndef REFERENCE_NAME /* the tests build it under other names too */
 #define REFERENCE_NAME "reference"
 #endif
-#define PANEL 16
-#define QK 32
 
 struct TinyAIPluginBuffer {
     uint64_t bytes;
@@ -122,30 +122,6 @@ static float half_to_float(uint16_t h) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
-}
-
-static bool block_type(int32_t t) {
-    return t == TINYAI_PLUGIN_Q8_0 || t == TINYAI_PLUGIN_Q4_0 || t == TINYAI_PLUGIN_Q4_1;
-}
-
-static uint64_t code_bytes(int32_t t) { return t == TINYAI_PLUGIN_Q8_0 ? 512 : 256; }
-static uint64_t pair_bytes(int32_t t) {
-    return 2 * code_bytes(t) + (t == TINYAI_PLUGIN_Q4_1 ? 128 : 64);
-}
-
-/* Bytes of one 16-row panel of n elements per row; 0 for a bad type or n. */
-static uint64_t panel_bytes(int32_t t, int64_t n) {
-    if (n <= 0 || n > (1ll << 40)) return 0;
-    uint64_t raw;
-    if (t == TINYAI_PLUGIN_F32) raw = (uint64_t)n * PANEL * 4;
-    else if (t == TINYAI_PLUGIN_F16) raw = (uint64_t)n * PANEL * 2;
-    else if (block_type(t) && n % QK == 0) raw = (uint64_t)(n / QK + 1) / 2 * pair_bytes(t);
-    else return 0;
-    return (raw + 63) / 64 * 64;
-}
-
-static uint64_t matrix_bytes(int32_t t, int64_t rows, int64_t n) {
-    return (uint64_t)((rows + PANEL - 1) / PANEL) * panel_bytes(t, n);
 }
 
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
