@@ -55,6 +55,13 @@
  *
  * Rows of a panel beyond `rows` are never written: a partial last panel is
  * loaded and stored with vmaskmovps (slow on some cores, so only there).
+ *
+ * Batch invariance: every output is one chain of float operations over K in
+ * order, the same in the streaming and the blocked loops (the blocked loop
+ * stores and reloads its partial sums between slices of K, which is exact),
+ * so a column's result does not depend on how many columns share the call
+ * or where it falls among them. Latency is hidden by reading several
+ * panels at once, never by splitting a sum into partial chains.
  */
 #include "kernels/kernels_internal.h"
 
@@ -119,69 +126,60 @@ INLINE __m256 ldw(const void *w, int64_t k, int h, int f16) {
     return _mm256_load_ps((const float *)w + k * 16 + 8 * h);
 }
 
-/* Streaming: one panel times W (1..7) columns laid out x[k * W + j].
- * Narrow groups keep U independent partial sums per column (k split by
- * residue) so that at least 8 FMA chains hide the latency. */
-INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m256 lo[7],
-                     __m256 hi[7], size_t pf1, size_t pf2) {
-    enum { UMAX = 4 };
-    const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
-    __m256 a0[UMAX][7], a1[UMAX][7];
+/* Streaming: NS panels side by side (pb bytes apart) times W (1..7)
+ * columns laid out x[k * W + j]. Every output is one chain of FMAs over k
+ * in order, as in the blocked loop, so a column's result does not depend on
+ * how many columns share the product (batch invariance); narrow groups read
+ * several panels at once instead, whose independent chains hide the FMA
+ * latency. */
+INLINE void f_stream(const char *w, size_t pb, const float *x, int64_t n, int W, int NS,
+                     int f16, __m256 lo[4][7], __m256 hi[4][7], size_t pf1, size_t pf2) {
     UNROLL
-    for (int u = 0; u < UMAX; u++)
+    for (int s = 0; s < NS; s++)
         UNROLL
-        for (int j = 0; j < 7; j++) a0[u][j] = a1[u][j] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + U <= n; k += U)
+        for (int j = 0; j < W; j++) lo[s][j] = hi[s][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n; k++) {
         UNROLL
-        for (int u = 0; u < U; u++) {
+        for (int s = 0; s < NS; s++) {
+            const char *ws = w + (size_t)s * pb;
             /* one 64-byte line holds 16 F32 or 32 F16 weights */
-            if (((k + u) & (f16 ? 1 : 0)) == 0) {
-                const char *line = (const char *)w + (k + u) * (f16 ? 32 : 64);
+            if ((k & (f16 ? 1 : 0)) == 0) {
+                const char *line = ws + k * (f16 ? 32 : 64);
                 if (pf1) _mm_prefetch(line + pf1, _MM_HINT_T0);
                 if (pf2) _mm_prefetch(line + pf2, _MM_HINT_T1);
             }
-            __m256 w0 = ldw(w, k + u, 0, f16), w1 = ldw(w, k + u, 1, f16);
+            __m256 w0 = ldw(ws, k, 0, f16), w1 = ldw(ws, k, 1, f16);
             UNROLL
             for (int j = 0; j < W; j++) {
-                __m256 b = _mm256_broadcast_ss(x + (k + u) * W + j);
-                a0[u][j] = _mm256_fmadd_ps(w0, b, a0[u][j]);
-                a1[u][j] = _mm256_fmadd_ps(w1, b, a1[u][j]);
+                __m256 bc = _mm256_broadcast_ss(x + k * W + j);
+                lo[s][j] = _mm256_fmadd_ps(w0, bc, lo[s][j]);
+                hi[s][j] = _mm256_fmadd_ps(w1, bc, hi[s][j]);
             }
         }
-    for (; k < n; k++) {
-        __m256 w0 = ldw(w, k, 0, f16), w1 = ldw(w, k, 1, f16);
-        UNROLL
-        for (int j = 0; j < W; j++) {
-            __m256 b = _mm256_broadcast_ss(x + k * W + j);
-            a0[0][j] = _mm256_fmadd_ps(w0, b, a0[0][j]);
-            a1[0][j] = _mm256_fmadd_ps(w1, b, a1[0][j]);
-        }
     }
+}
+
+/* S panels from p through f_stream, stored. */
+INLINE void f_stream_panels(const char *wp, size_t pb, const float *x, float *y, int64_t ys,
+                            int64_t n, int64_t rows, int64_t p, int W, int S, int f16,
+                            size_t pf1, size_t pf2) {
+    __m256 lo[4][7], hi[4][7];
+    f_stream(wp + (size_t)p * pb, pb, x, n, W, S, f16, lo, hi, pf1, pf2);
     UNROLL
-    for (int j = 0; j < W; j++) {
-        __m256 s0 = a0[0][j], s1 = a1[0][j];
+    for (int s = 0; s < S; s++)
         UNROLL
-        for (int u = 1; u < U; u++) {
-            s0 = _mm256_add_ps(s0, a0[u][j]);
-            s1 = _mm256_add_ps(s1, a1[u][j]);
-        }
-        lo[j] = s0;
-        hi[j] = s1;
-    }
+        for (int j = 0; j < W; j++)
+            store16(y + j * ys + (p + s) * TAI_PANEL, panel_rows(rows, p + s), lo[s][j], hi[s][j]);
 }
 
 INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y, int64_t ys,
                            int64_t n, int64_t rows, int64_t p0, int64_t p1, int W, int f16) {
     const tai_kernel_tuning tu = tai_k_tuning();
-    for (int64_t p = p0; p < p1; p++) {
-        __m256 lo[7], hi[7];
-        f_stream(wp + (size_t)p * pb, x, n, W, f16, lo, hi, (size_t)tu.prefetch_l1,
-                 (size_t)tu.prefetch_l2);
-        const int64_t nr = panel_rows(rows, p);
-        UNROLL
-        for (int j = 0; j < W; j++) store16(y + j * ys + p * TAI_PANEL, nr, lo[j], hi[j]);
-    }
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    /* a single column reads two panels at once: four chains (two per row half) */
+    int64_t p = p0;
+    for (; W == 1 && p + 2 <= p1; p += 2) f_stream_panels(wp, pb, x, y, ys, n, rows, p, W, 2, f16, pf1, pf2);
+    for (; p < p1; p++) f_stream_panels(wp, pb, x, y, ys, n, rows, p, W, 1, f16, pf1, pf2);
 }
 
 /* Blocked: one panel slice (floats w[k * 16 + r]) times 4 columns of a group

@@ -28,6 +28,13 @@
  * activation's n8 / n128, which cancels the code bias exactly; it is then
  * converted to float and scaled by d_x (a broadcast) and d_w (a vector of
  * the 16 rows' scales): y += d_w * (d_x * isum) [+ m_w * s_x for Q4_1].
+ *
+ * Batch invariance: every output is one chain of float operations over K in
+ * order, the same in the streaming and the blocked loops (the blocked loop
+ * stores and reloads its partial sums between slices of K, which is exact),
+ * so a column's result does not depend on how many columns share the call
+ * or where it falls among them. Latency is hidden by reading several
+ * panels at once, never by splitting a sum into partial chains.
  */
 #include "kernels/kernels_internal.h"
 
@@ -52,60 +59,60 @@ INLINE __m512 ldw(const void *w, int64_t k, int f16) {
     return _mm512_load_ps((const float *)w + k * 16);
 }
 
-/* Streaming: one panel times W (1..7) columns laid out x[k * W + j].
- * Narrow groups keep U independent partial sums per column (k split by
- * residue) so the FMA latency is hidden. */
-INLINE void f_stream(const void *w, const float *x, int64_t n, int W, int f16, __m512 out[8],
-                     size_t pf1, size_t pf2) {
-    enum { UMAX = 4 };
-    const int U = W >= 4 ? 1 : (W >= 2 ? 2 : 4);
-    __m512 acc[UMAX][7];
-    #pragma GCC unroll 8
-    for (int u = 0; u < UMAX; u++)
+/* Streaming: NS panels side by side (pb bytes apart) times W (1..7)
+ * columns laid out x[k * W + j]. Every output is one chain of FMAs over k
+ * in order, as in the blocked loop, so a column's result does not depend on
+ * how many columns share the product (batch invariance); narrow groups read
+ * several panels at once instead, whose independent chains hide the FMA
+ * latency. */
+INLINE void f_stream(const char *w, size_t pb, const float *x, int64_t n, int W, int NS,
+                     int f16, __m512 out[4][7], size_t pf1, size_t pf2) {
+    #pragma GCC unroll 4
+    for (int s = 0; s < NS; s++)
         #pragma GCC unroll 8
-        for (int j = 0; j < 7; j++) acc[u][j] = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + U <= n; k += U)
-        #pragma GCC unroll 8
-        for (int u = 0; u < U; u++) {
+        for (int j = 0; j < W; j++) out[s][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k++) {
+        #pragma GCC unroll 4
+        for (int s = 0; s < NS; s++) {
+            const char *ws = w + (size_t)s * pb;
             /* one 64-byte line holds 16 F32 or 32 F16 weights */
-            if (((k + u) & (f16 ? 1 : 0)) == 0) {
-                const char *line = (const char *)w + (k + u) * (f16 ? 32 : 64);
+            if ((k & (f16 ? 1 : 0)) == 0) {
+                const char *line = ws + k * (f16 ? 32 : 64);
                 if (pf1) _mm_prefetch(line + pf1, _MM_HINT_T0);
                 if (pf2) _mm_prefetch(line + pf2, _MM_HINT_T1);
             }
-            __m512 wv = ldw(w, k + u, f16);
+            __m512 wv = ldw(ws, k, f16);
             #pragma GCC unroll 8
             for (int j = 0; j < W; j++)
-                acc[u][j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[(k + u) * W + j]), acc[u][j]);
+                out[s][j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[k * W + j]), out[s][j]);
         }
-    for (; k < n; k++) {
-        __m512 wv = ldw(w, k, f16);
+    }
+}
+
+/* S panels from p through f_stream, stored. */
+INLINE void f_stream_panels(const char *wp, size_t pb, const float *x, float *y, int64_t ys,
+                            int64_t n, int64_t rows, int64_t p, int W, int S, int f16,
+                            size_t pf1, size_t pf2) {
+    __m512 o[4][7];
+    f_stream(wp + (size_t)p * pb, pb, x, n, W, S, f16, o, pf1, pf2);
+    #pragma GCC unroll 4
+    for (int s = 0; s < S; s++)
         #pragma GCC unroll 8
         for (int j = 0; j < W; j++)
-            acc[0][j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[k * W + j]), acc[0][j]);
-    }
-    #pragma GCC unroll 8
-    for (int j = 0; j < W; j++) {
-        __m512 s = acc[0][j];
-        #pragma GCC unroll 8
-        for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[u][j]);
-        out[j] = s;
-    }
+            _mm512_mask_storeu_ps(y + j * ys + (p + s) * TAI_PANEL, row_mask(rows, p + s), o[s][j]);
 }
 
 INLINE void f_stream_group(const char *wp, size_t pb, const float *x, float *y,
                            int64_t ys, int64_t n, int64_t rows, int64_t p0, int64_t p1,
                            int W, int f16) {
     const tai_kernel_tuning tu = tai_k_tuning();
-    for (int64_t p = p0; p < p1; p++) {
-        __m512 o[8];
-        f_stream(wp + (size_t)p * pb, x, n, W, f16, o, (size_t)tu.prefetch_l1,
-                 (size_t)tu.prefetch_l2);
-        __mmask16 m = row_mask(rows, p);
-        #pragma GCC unroll 8
-        for (int j = 0; j < W; j++) _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, m, o[j]);
-    }
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    /* at least four independent chains where the group allows */
+    const int NS = W == 1 ? 4 : (W < 4 ? 2 : 1);
+    int64_t p = p0;
+    for (; NS == 4 && p + 4 <= p1; p += 4) f_stream_panels(wp, pb, x, y, ys, n, rows, p, W, 4, f16, pf1, pf2);
+    for (; NS >= 2 && p + 2 <= p1; p += 2) f_stream_panels(wp, pb, x, y, ys, n, rows, p, W, 2, f16, pf1, pf2);
+    for (; p < p1; p++) f_stream_panels(wp, pb, x, y, ys, n, rows, p, W, 1, f16, pf1, pf2);
 }
 
 /* Blocked: the 8 columns of x (layout x[k * 8 + j]) times NP (1..3)
@@ -278,8 +285,8 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
         /* two panels side by side: two streams, twice the independent work */
         for (; p + 2 <= p1; p += 2) {
             const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb, *qb2 = qa + pb;
-            __m512 acc[2][2];
-            acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = _mm512_setzero_ps();
+            __m512 acc[2];
+            acc[0] = acc[1] = _mm512_setzero_ps();
             for (int64_t b = 0; b < nb; b += 2) {
 #pragma GCC unroll 2
                 for (int s = 0; s < 2; s++) {
@@ -292,21 +299,20 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                         __m512i wv[8];
                         __m512 dw, mw;
                         q_block(q, pair, b, h, T, wv, &dw, &mw);
-                        acc[s][h] = q_col(wv, &x[b + h], dw, mw, acc[s][h], T);
+                        acc[s] = q_col(wv, &x[b + h], dw, mw, acc[s], T);
                     }
                 }
             }
 #pragma GCC unroll 2
             for (int s = 0; s < 2; s++)
-                _mm512_mask_storeu_ps(y + (p + s) * TAI_PANEL, row_mask(rows, p + s),
-                                      _mm512_add_ps(acc[s][0], acc[s][1]));
+                _mm512_mask_storeu_ps(y + (p + s) * TAI_PANEL, row_mask(rows, p + s), acc[s]);
         }
     }
     for (; p < p1; p++) {
         const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
-        __m512 acc[2][7];
+        __m512 acc[7];
 #pragma GCC unroll 8
-        for (int j = 0; j < W; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+        for (int j = 0; j < W; j++) acc[j] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b += 2) {
             const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
             q_prefetch(pair, pf1, pf2, pair_bytes);
@@ -318,13 +324,13 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                 q_block(q, pair, b, h, T, wv, &dw, &mw);
 #pragma GCC unroll 8
                 for (int j = 0; j < W; j++)
-                    acc[h][j] = q_col(wv, &x[(b + h) * W + j], dw, mw, acc[h][j], T);
+                    acc[j] = q_col(wv, &x[(b + h) * W + j], dw, mw, acc[j], T);
             }
         }
         __mmask16 mk = row_mask(rows, p);
 #pragma GCC unroll 8
         for (int j = 0; j < W; j++)
-            _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, _mm512_add_ps(acc[0][j], acc[1][j]));
+            _mm512_mask_storeu_ps(y + j * ys + p * TAI_PANEL, mk, acc[j]);
     }
 }
 

@@ -208,6 +208,58 @@ INSTANTIATE_TEST_SUITE_P(All, MatmulThreads,
                                     std::to_string(std::get<2>(info.param));
                          });
 
+// ---- Batch invariance ---------------------------------------------------
+
+// A column's product is the same, bit for bit, whatever other columns share
+// the call: alone, in a streaming group of 2..7, in a blocked group of 8, or
+// in a blocked group beside a streaming tail, on any thread count. A server
+// batching sequences relies on it (a request's text at temperature 0 does
+// not depend on what else is running). K spans several of the blocked
+// loop's slices so that its store-and-reload between slices is covered, and
+// the row counts leave partial panels and panel groups of every size.
+class MatmulBatchInvariance : public ::testing::TestWithParam<std::tuple<tai_type, tai_isa>> {};
+
+TEST_P(MatmulBatchInvariance, EachColumnEqualsItsProductAlone) {
+    auto [t, isa] = GetParam();
+    if (!tai_isa_supported(isa)) GTEST_SKIP() << tai_isa_name(isa) << " not supported here";
+    const tai_kernels *k = tai_kernels_get(isa);
+    tai_pool *pool = nullptr;
+    ASSERT_EQ(tai_pool_create(2, &pool), 0);
+    for (int64_t rows : {5, 67, 200}) {
+        const int64_t n = 1216, max_cols = 21;
+        const size_t rb = tai_type_row_bytes(t, n);
+        std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, rb, 3 + (uint32_t)rows);
+        std::vector<float> x = tai_test::RandomFloats(n * max_cols, 17);
+        tai_test::AlignedBuf wp(tai_pack_bytes(t, rows, n));
+        tai_pack_matrix(nullptr, t, w.data(), rows, n, wp.data());
+        tai_test::AlignedBuf scratch(tai_matmul_scratch_bytes(t, n, max_cols));
+        // every column alone, single-threaded
+        std::vector<float> alone(rows * max_cols);
+        for (int64_t c = 0; c < max_cols; c++)
+            tai_matmul(k, nullptr, t, wp.data(), rows, n, x.data() + c * n,
+                       alone.data() + c * rows, 1, scratch.data());
+        for (int64_t ncols : {2, 3, 4, 7, 8, 9, 15, 16, 21}) {
+            for (tai_pool *pl : {(tai_pool *)nullptr, pool}) {
+                std::vector<float> y(rows * ncols, -3.0f);
+                tai_matmul(k, pl, t, wp.data(), rows, n, x.data(), y.data(), ncols,
+                           scratch.data());
+                ASSERT_EQ(std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)), 0)
+                    << "rows " << rows << ", " << ncols << " columns, "
+                    << (pl ? "2 threads" : "1 thread");
+            }
+        }
+    }
+    tai_pool_destroy(pool);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, MatmulBatchInvariance,
+                         ::testing::Combine(::testing::ValuesIn(kTypes),
+                                            ::testing::ValuesIn(kIsas)),
+                         [](const auto &info) {
+                             return tai_test::TypeName(std::get<0>(info.param)) + "_" +
+                                    tai_isa_name(std::get<1>(info.param));
+                         });
+
 // Against the unquantized float product: the driver's total error (weight
 // and activation quantization included) is of the expected size per type.
 TEST(Matmul, CloseToFloatProduct) {
