@@ -5,6 +5,7 @@
 #include "server/engine.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ tai_req *tai_req_new(int32_t *prompt, size_t n_prompt) {
     r->n_prompt = n_prompt;
     r->refs = 1;
     r->max_tokens = 16;
+    r->logprobs = -1;
     r->sampling = tinyaiCreateDefaultSamplerConfig();
     r->text = calloc(1, 64);
     r->cap = r->text ? 64 : 0;
@@ -46,6 +48,7 @@ void tai_req_release(tai_req *r) {
     free(r->prompt);
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->text);
+    free(r->lp);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -334,6 +337,54 @@ static void admit(tai_engine *e) {
     }
 }
 
+/* The log-probability of `tok` under softmax(l) and the n_top most likely
+ * tokens (ties: the lower id first). Sums in double; -inf where the
+ * probability underflows. */
+static void logprob_of(const float *l, int nv, int32_t tok, int n_top, tai_logprob *out) {
+    float mx = -INFINITY;
+    for (int i = 0; i < nv; i++)
+        if (l[i] > mx) mx = l[i];
+    double sum = 0;
+    for (int i = 0; i < nv; i++) sum += exp((double)l[i] - mx);
+    const double lse = (double)mx + log(sum);
+    out->token = tok;
+    out->logprob = (float)((double)l[tok] - lse);
+    out->n_top = 0;
+    for (int i = 0; i < nv && n_top > 0; i++) {
+        int k = out->n_top;
+        if (k == n_top && !(l[i] > l[out->top[k - 1]])) continue;
+        if (k < n_top) out->n_top++;
+        else k--;
+        while (k > 0 && l[i] > l[out->top[k - 1]]) {
+            out->top[k] = out->top[k - 1];
+            k--;
+        }
+        out->top[k] = i;
+    }
+    for (int k = 0; k < out->n_top; k++) out->top_logprob[k] = (float)((double)l[out->top[k]] - lse);
+}
+
+/* Appends the token's entry to the request (under its lock): 0, or -1 out
+ * of memory. */
+static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
+    tai_logprob e;
+    logprob_of(l, nv, tok, r->logprobs, &e);
+    pthread_mutex_lock(&r->mu);
+    if (r->n_lp == r->lp_cap) {
+        const size_t cap = r->lp_cap ? 2 * r->lp_cap : 16;
+        tai_logprob *p = realloc(r->lp, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&r->mu);
+            return -1;
+        }
+        r->lp = p;
+        r->lp_cap = cap;
+    }
+    r->lp[r->n_lp++] = e;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
 /* The sampling half of a step: the next token of every slot with new
  * logits, its text released; ends those that are done. */
 static void sample_all(tai_engine *e) {
@@ -341,7 +392,8 @@ static void sample_all(tai_engine *e) {
         slot *sl = &e->slots[i];
         if (!sl->r || !sl->has_logits) continue;
         sl->has_logits = 0;
-        const int32_t tok = tinyaiSample(sl->smp, tinyaiGetLogits(sl->s), e->nv);
+        const float *logits = tinyaiGetLogits(sl->s);
+        const int32_t tok = tinyaiSample(sl->smp, logits, e->nv);
         if (tok < 0) {
             finish_slot(e, sl, TAI_FINISH_ERROR, tinyaiLastErrorMessage());
             continue;
@@ -356,6 +408,10 @@ static void sample_all(tai_engine *e) {
         pthread_mutex_unlock(&e->mu);
         if (tinyaiTokenIsEndOfGeneration(e->m, tok)) {
             finish_slot(e, sl, TAI_FINISH_STOP, NULL);
+            continue;
+        }
+        if (sl->r->logprobs >= 0 && add_logprob(sl->r, logits, e->nv, tok) != 0) {
+            finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
             continue;
         }
         size_t n = 0;

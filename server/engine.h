@@ -35,6 +35,20 @@ extern "C" {
 
 typedef enum { TAI_FINISH_NONE = 0, TAI_FINISH_STOP, TAI_FINISH_LENGTH, TAI_FINISH_ERROR } tai_finish;
 
+/* Alternatives reported per token at most (OpenAI's top_logprobs limit). */
+#define TAI_MAX_TOP_LOGPROBS 20
+
+/* One generated token's log-probability under the model's distribution
+ * (the log-softmax of its logits, before temperature, penalties and
+ * truncation), with the most likely alternatives, most likely first. */
+typedef struct {
+    int32_t token;
+    float logprob;
+    int n_top;
+    int32_t top[TAI_MAX_TOP_LOGPROBS];
+    float top_logprob[TAI_MAX_TOP_LOGPROBS];
+} tai_logprob;
+
 typedef struct tai_req {
     /* ---- set before submitting; the engine owns them after ---- */
     int32_t *prompt;  /* malloc'ed token ids */
@@ -43,6 +57,8 @@ typedef struct tai_req {
     TinyAISamplerConfig sampling;
     char *stops[TAI_MAX_STOPS]; /* malloc'ed, NUL-terminated */
     int n_stops;
+    int logprobs; /* -1: none; 0..TAI_MAX_TOP_LOGPROBS: each token's
+                     log-probability and that many alternatives */
 
     /* ---- the outcome, under mu ---- */
     pthread_mutex_t mu;
@@ -51,6 +67,8 @@ typedef struct tai_req {
                    string prefix held back), NUL-terminated */
     size_t len, cap;
     int n_generated;
+    tai_logprob *lp; /* one per generated token that is not end-of-generation */
+    size_t n_lp, lp_cap;
     size_t n_cached; /* prompt tokens whose KV cache a slot already held */
     tai_finish finish;
     char error[256];

@@ -294,10 +294,23 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
         snprintf(b->why, sizeof b->why, "'n' must be 1: one choice per request");
         goto fail;
     }
+    /* log-probabilities: chat {"logprobs": true, "top_logprobs": N};
+     * completions {"logprobs": N} */
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
-    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp)) {
-        snprintf(b->why, sizeof b->why, "'logprobs' is not supported yet");
-        goto fail;
+    if (chat) {
+        if (lp && !cJSON_IsBool(lp) && !cJSON_IsNull(lp)) {
+            snprintf(b->why, sizeof b->why, "'logprobs' must be true or false");
+            goto fail;
+        }
+        if (!num_field(root, "top_logprobs", 0, TAI_MAX_TOP_LOGPROBS, 0, &v, b)) goto fail;
+        if (cJSON_IsTrue(lp)) r->logprobs = (int)v;
+        else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(root, "top_logprobs"))) {
+            snprintf(b->why, sizeof b->why, "'top_logprobs' needs 'logprobs': true");
+            goto fail;
+        }
+    } else if (lp && !cJSON_IsNull(lp)) {
+        if (!num_field(root, "logprobs", 0, TAI_MAX_TOP_LOGPROBS, 0, &v, b)) goto fail;
+        r->logprobs = (int)v;
     }
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop");
     if (cJSON_IsString(stop)) {
@@ -360,8 +373,107 @@ static cJSON *frame(tai_server *s, unsigned long id, bool chat, bool chunk) {
     return o;
 }
 
-/* A choice with `text` (the whole answer, or a chunk's delta). */
-static void add_choice(cJSON *o, bool chat, bool chunk, const char *text, const char *finish) {
+/* A token's text as a JSON string: its bytes where they are valid UTF-8,
+ * U+FFFD for each byte that is not (a token may hold part of a character);
+ * NULL out of memory. */
+static char *token_text(const char *p, size_t n) {
+    char *t = malloc(3 * n + 1);
+    if (!t) return NULL;
+    size_t o = 0;
+    for (size_t k = 0; k < n;) {
+        const unsigned char c = (unsigned char)p[k];
+        int len = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3
+                             : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+        char tmp[5] = {0};
+        if (len && (size_t)len <= n - k) {
+            memcpy(tmp, p + k, (size_t)len);
+            if (!valid_utf8(tmp)) len = 0;
+        } else {
+            len = 0;
+        }
+        if (len) {
+            memcpy(t + o, p + k, (size_t)len);
+            o += (size_t)len;
+            k += (size_t)len;
+        } else {
+            memcpy(t + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            k++;
+        }
+    }
+    t[o] = 0;
+    return t;
+}
+
+/* {"token", "logprob", "bytes"} of one token, or for completions the token
+ * string alone (into `tokens`). */
+static cJSON *token_json(TinyAIModel *m, int32_t tok, float lp, bool with_bytes) {
+    size_t n = 0;
+    const char *piece = tinyaiTokenPiece(m, tok, &n);
+    if (!piece) n = 0;
+    char *t = token_text(piece ? piece : "", n);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "token", t ? t : "");
+    free(t);
+    /* JSON has no -inf: a probability that underflows reads as -9999 */
+    cJSON_AddNumberToObject(o, "logprob", isfinite(lp) ? lp : -9999.0);
+    if (with_bytes) {
+        cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+        for (size_t i = 0; i < n; i++)
+            cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+    }
+    return o;
+}
+
+/* The logprobs object of entries [from, to) of r (under r->mu): chat
+ * {"content": [...]}, completions {"tokens", "token_logprobs",
+ * "top_logprobs", "text_offset"} with offsets from *off (advanced). */
+static cJSON *logprobs_json(tai_server *s, const tai_req *r, size_t from, size_t to, bool chat,
+                            size_t *off) {
+    TinyAIModel *m = atomic_load(&s->model);
+    cJSON *o = cJSON_CreateObject();
+    if (chat) {
+        cJSON *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t i = from; i < to; i++) {
+            const tai_logprob *e = &r->lp[i];
+            cJSON *t = token_json(m, e->token, e->logprob, true);
+            cJSON *top = cJSON_AddArrayToObject(t, "top_logprobs");
+            for (int k = 0; k < e->n_top; k++)
+                cJSON_AddItemToArray(top, token_json(m, e->top[k], e->top_logprob[k], true));
+            cJSON_AddItemToArray(content, t);
+        }
+        return o;
+    }
+    cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
+    cJSON *lps = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
+    cJSON *offs = cJSON_AddArrayToObject(o, "text_offset");
+    for (size_t i = from; i < to; i++) {
+        const tai_logprob *e = &r->lp[i];
+        cJSON *t = token_json(m, e->token, e->logprob, false);
+        cJSON_AddItemToArray(tokens, cJSON_DetachItemFromObject(t, "token"));
+        cJSON_AddItemToArray(lps, cJSON_DetachItemFromObject(t, "logprob"));
+        cJSON_Delete(t);
+        cJSON *top = cJSON_CreateObject();
+        for (int k = 0; k < e->n_top; k++) {
+            cJSON *a = token_json(m, e->top[k], e->top_logprob[k], false);
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "token");
+            if (!cJSON_GetObjectItemCaseSensitive(top, name->valuestring))
+                cJSON_AddItemToObject(top, name->valuestring, cJSON_DetachItemFromObject(a, "logprob"));
+            cJSON_Delete(a);
+        }
+        cJSON_AddItemToArray(tops, top);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)*off));
+        size_t n = 0;
+        if (tinyaiTokenPiece(m, e->token, &n)) *off += n;
+    }
+    return o;
+}
+
+/* A choice with `text` (the whole answer, or a chunk's delta) and the
+ * logprobs object `lp` (taken; NULL: null). */
+static void add_choice(cJSON *o, bool chat, bool chunk, const char *text, const char *finish,
+                       cJSON *lp) {
     cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
     if (chat) {
@@ -375,8 +487,21 @@ static void add_choice(cJSON *o, bool chat, bool chunk, const char *text, const 
     }
     if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
     else cJSON_AddNullToObject(ch, "finish_reason");
-    cJSON_AddNullToObject(ch, "logprobs");
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     cJSON_AddItemToArray(choices, ch);
+}
+
+/* The entries of r not sent yet (from *sent), as a logprobs object; NULL
+ * when the request did not ask for them. */
+static cJSON *pending_logprobs(tai_server *s, tai_req *r, bool chat, size_t *sent, size_t *off) {
+    if (r->logprobs < 0) return NULL;
+    pthread_mutex_lock(&r->mu);
+    const size_t to = r->n_lp;
+    cJSON *o = logprobs_json(s, r, *sent, to, chat, off);
+    pthread_mutex_unlock(&r->mu);
+    *sent = to;
+    return o;
 }
 
 /* ---- streaming --------------------------------------------------------------------- */
@@ -387,6 +512,8 @@ typedef struct {
     unsigned long id;
     bool chat, usage;
     size_t sent;     /* text bytes sent */
+    size_t lp_sent;  /* logprob entries sent */
+    size_t lp_off;   /* completions: the text offset of the next entry */
     int phase;       /* 0 role, 1 text, 2 usage, 3 done marker, 4 end */
     int quiet;       /* seconds waited without anything to send */
     char *out;       /* an SSE frame being sent */
@@ -418,7 +545,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (st->phase == 4) return MHD_CONTENT_READER_END_OF_STREAM;
         if (st->phase == 0) { /* the role first, as OpenAI's streams do */
             cJSON *o = frame(st->s, st->id, st->chat, true);
-            add_choice(o, st->chat, true, st->chat ? "" : "", NULL);
+            add_choice(o, st->chat, true, st->chat ? "" : "", NULL, NULL);
             if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
             st->phase = 1;
             continue;
@@ -434,7 +561,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 st->sent += tai_req_copy(st->r, st->sent, len, piece, len - st->sent + 1);
                 st->quiet = 0;
                 cJSON *o = frame(st->s, st->id, st->chat, true);
-                add_choice(o, st->chat, true, piece, NULL);
+                add_choice(o, st->chat, true, piece, NULL,
+                           pending_logprobs(st->s, st->r, st->chat, &st->lp_sent, &st->lp_off));
                 free(piece);
                 if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
                 continue;
@@ -464,7 +592,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 continue;
             }
             cJSON *o = frame(st->s, st->id, st->chat, true);
-            add_choice(o, st->chat, true, NULL, finish_name(f));
+            add_choice(o, st->chat, true, NULL, finish_name(f),
+                       pending_logprobs(st->s, st->r, st->chat, &st->lp_sent, &st->lp_off));
             if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
             st->phase = st->usage ? 2 : 3;
             continue;
@@ -567,7 +696,9 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
         return send_error(s, c, ep, 500, "server_error", "%s", msg);
     }
     cJSON *o = frame(s, id, chat, false);
-    add_choice(o, chat, false, r->text, finish_name(r->finish));
+    size_t lp_sent = 0, lp_off = 0;
+    add_choice(o, chat, false, r->text, finish_name(r->finish),
+               pending_logprobs(s, r, chat, &lp_sent, &lp_off));
     cJSON_AddItemToObject(o, "usage", usage_json(r));
     tai_req_release(r);
     return send_json(s, c, ep, o);

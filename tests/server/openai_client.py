@@ -78,6 +78,43 @@ def main():
     assert a == b, (a, b)
     print("seed ok")
 
+    # logprobs, chat: one entry per token, the tokens join to the text, the
+    # chosen token is the most likely at temperature 0, alternatives sorted
+    r = client.chat.completions.create(
+        model=model, temperature=0, max_tokens=8, logprobs=True, top_logprobs=3,
+        messages=[{"role": "user", "content": "What is the capital of France?"}])
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens or (
+        r.choices[0].finish_reason == "stop" and len(content) == r.usage.completion_tokens - 1), r
+    assert "".join(e.token for e in content) == r.choices[0].message.content, r
+    for e in content:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3, e
+        assert e.top_logprobs[0].token == e.token and abs(e.top_logprobs[0].logprob - e.logprob) < 1e-6, e
+        lps = [t.logprob for t in e.top_logprobs]
+        assert lps == sorted(lps, reverse=True), lps
+        assert bytes(e.bytes).decode("utf-8", "replace") == e.token, e
+    # streamed: the same entries, spread over the chunks
+    stream = client.chat.completions.create(
+        model=model, temperature=0, max_tokens=8, logprobs=True, top_logprobs=3, stream=True,
+        messages=[{"role": "user", "content": "What is the capital of France?"}])
+    streamed = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].logprobs:
+            streamed += chunk.choices[0].logprobs.content
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in content]
+    print("chat logprobs ok:", [(e.token, round(e.logprob, 3)) for e in content[:3]])
+
+    # logprobs, completions: tokens, token_logprobs, top_logprobs, text_offset
+    c = client.completions.create(model=model, prompt="The capital of France is",
+                                  temperature=0, max_tokens=6, logprobs=2)
+    lp = c.choices[0].logprobs
+    assert "".join(lp.tokens) == c.choices[0].text, (lp.tokens, c.choices[0].text)
+    assert len(lp.token_logprobs) == len(lp.tokens) == len(lp.top_logprobs) == len(lp.text_offset)
+    assert lp.text_offset[0] == 0
+    for tok, l, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        assert l <= 0 and len(top) == 2 and max(top.values()) == l and top[tok] == l, (tok, l, top)
+    print("completion logprobs ok")
+
     # errors come back as the client's exceptions with the right status
     try:
         client.completions.create(model=model, prompt="x", temperature=999999)
@@ -89,6 +126,17 @@ def main():
         raise AssertionError("n=2 was accepted")
     except openai.BadRequestError as e:
         assert "'n' must be 1" in str(e), str(e)
+    try:
+        client.chat.completions.create(model=model, top_logprobs=3,
+                                       messages=[{"role": "user", "content": "x"}])
+        raise AssertionError("top_logprobs without logprobs was accepted")
+    except openai.BadRequestError as e:
+        assert "needs 'logprobs'" in str(e), str(e)
+    try:
+        client.completions.create(model=model, prompt="x", logprobs=21)
+        raise AssertionError("logprobs 21 was accepted")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400
     print("errors ok")
 
 

@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -63,6 +65,56 @@ std::string Str(const cJSON *o, const char *path1, const char *path2 = nullptr) 
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+// The model loaded on its own, one session, to evaluate prompts directly
+// (tokenized as the server does) beside what the server answers.
+struct Direct {
+    TinyAIModel *m = nullptr;
+    TinyAISession *s = nullptr;
+    TinyAIModelInfo info{};
+    explicit Direct(const std::string &path) {
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.threads = 2;
+        EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK);
+        if (!m) return;
+        tinyaiGetModelInfo(m, &info);
+        EXPECT_EQ(tinyaiCreateSession(m, 512, &s), TINYAI_OK);
+    }
+    ~Direct() {
+        tinyaiFreeSession(s);
+        tinyaiFreeModel(m);
+    }
+    // Evaluates `prompt` from an empty session: its logits, or NULL.
+    const float *Prompt(const std::string &prompt, bool special) {
+        if (!s) return nullptr;
+        std::vector<int32_t> ids(1024);
+        size_t nid = 0;
+        tinyaiResetSession(s);
+        if (tinyaiTokenize(m, prompt.c_str(), info.addBosToken, special, ids.data(), ids.size(), &nid) !=
+                TINYAI_OK ||
+            tinyaiEval(s, ids.data(), nid) != TINYAI_OK)
+            return nullptr;
+        return tinyaiGetLogits(s);
+    }
+    // The greedy continuation of `prompt`: n tokens or to the end of
+    // generation.
+    std::string Greedy(const std::string &prompt, int n, bool special) {
+        std::string text;
+        if (!Prompt(prompt, special)) return "(evaluation failed)";
+        for (int i = 0; i < n; i++) {
+            const float *l = tinyaiGetLogits(s);
+            int32_t best = 0;
+            for (int k = 1; k < info.nVocab; k++)
+                if (l[k] > l[best]) best = k;
+            if (tinyaiTokenIsEndOfGeneration(m, best)) break;
+            size_t len = 0;
+            const char *piece = tinyaiTokenPiece(m, best, &len);
+            text.append(piece, len);
+            if (i + 1 < n && tinyaiEval(s, &best, 1) != TINYAI_OK) return "(evaluation failed)";
+        }
+        return text;
+    }
+};
+
 class Server : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
@@ -91,39 +143,8 @@ class Server : public ::testing::Test {
     void SetUp() override {
         if (path_.empty()) GTEST_FAIL() << "default model missing: run the README's first command";
     }
-    // The greedy continuation of `prompt` (tokenized as the server does),
-    // evaluated directly on a model of our own.
     static std::string Greedy(const std::string &prompt, int n, bool special) {
-        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-        mc.threads = 2;
-        TinyAIModel *m = nullptr;
-        EXPECT_EQ(tinyaiLoadModel(path_.c_str(), &mc, &m), TINYAI_OK);
-        TinyAIModelInfo info;
-        tinyaiGetModelInfo(m, &info);
-        std::vector<int32_t> ids(1024);
-        size_t nid = 0;
-        EXPECT_EQ(tinyaiTokenize(m, prompt.c_str(), info.addBosToken, special, ids.data(), ids.size(), &nid),
-                  TINYAI_OK);
-        TinyAISession *s = nullptr;
-        EXPECT_EQ(tinyaiCreateSession(m, 512, &s), TINYAI_OK);
-        EXPECT_EQ(tinyaiEval(s, ids.data(), nid), TINYAI_OK);
-        std::string text;
-        for (int i = 0; i < n; i++) {
-            const float *l = tinyaiGetLogits(s);
-            int32_t best = 0;
-            for (int k = 1; k < info.nVocab; k++)
-                if (l[k] > l[best]) best = k;
-            if (tinyaiTokenIsEndOfGeneration(m, best)) break;
-            size_t len = 0;
-            const char *piece = tinyaiTokenPiece(m, best, &len);
-            text.append(piece, len);
-            if (i + 1 < n) {
-                EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK);
-            }
-        }
-        tinyaiFreeSession(s);
-        tinyaiFreeModel(m);
-        return text;
+        return Direct(path_).Greedy(prompt, n, special);
     }
     void ExpectHealthy() {
         Http h = Curl(port_, "GET", "/health");
@@ -237,6 +258,49 @@ TEST_F(Server, StopStringsEndTheAnswerBeforeThem) {
 }
 
 // More requests than slots at once: all complete, each with its usage.
+// Log-probabilities are those of the model's distribution: the first
+// token's equals the log-softmax of the logits of the prompt evaluated
+// directly, and its alternatives are the most likely tokens in order.
+TEST_F(Server, LogprobsAreTheModelsLogSoftmax) {
+    const std::string prompt = "The capital of France is";
+    Http h = Curl(port_, "POST", "/v1/completions",
+                  R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":3,"logprobs":4})");
+    ASSERT_EQ(h.status, 200) << h.body;
+    cJSON *o = cJSON_Parse(h.body.c_str());
+    ASSERT_TRUE(o);
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "logprobs");
+    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(lp, "tokens");
+    const cJSON *lps = cJSON_GetObjectItemCaseSensitive(lp, "token_logprobs");
+    const cJSON *tops = cJSON_GetObjectItemCaseSensitive(lp, "top_logprobs");
+    ASSERT_EQ(cJSON_GetArraySize(toks), 3) << h.body;
+    ASSERT_EQ(cJSON_GetArraySize(tops), 3) << h.body;
+    const double got = cJSON_GetArrayItem(lps, 0)->valuedouble;
+
+    Direct d(path_);
+    const float *l = d.Prompt(prompt, false);
+    ASSERT_NE(l, nullptr);
+    const TinyAIModelInfo &info = d.info;
+    std::vector<int> order(info.nVocab);
+    for (int i = 0; i < info.nVocab; i++) order[i] = i;
+    std::partial_sort(order.begin(), order.begin() + 4, order.end(),
+                      [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+    double sum = 0;
+    for (int i = 0; i < info.nVocab; i++) sum += std::exp((double)l[i] - l[order[0]]);
+    const double lse = l[order[0]] + std::log(sum);
+    EXPECT_NEAR(got, l[order[0]] - lse, 1e-5);
+    const cJSON *top0 = cJSON_GetArrayItem(tops, 0);
+    ASSERT_EQ(cJSON_GetArraySize(top0), 4) << h.body;
+    for (int k = 0; k < 4; k++) {
+        size_t n = 0;
+        const char *piece = tinyaiTokenPiece(d.m, order[k], &n);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(top0, std::string(piece, n).c_str());
+        ASSERT_TRUE(cJSON_IsNumber(v)) << "alternative " << k << " '" << std::string(piece, n) << "': " << h.body;
+        EXPECT_NEAR(v->valuedouble, l[order[k]] - lse, 1e-5);
+    }
+    cJSON_Delete(o);
+}
+
 TEST_F(Server, SixteenConcurrentRequestsComplete) {
     std::vector<Http> out(16);
     std::vector<std::thread> th;
@@ -291,6 +355,10 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":0.5})", 400, "not supported"},
         {"POST", "/v1/completions", R"({"prompt":"hi","stop":[1,2]})", 400, "'stop'"},
         {"POST", "/v1/completions", R"({"prompt":"hi","stream":"yes"})", 400, "'stream'"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logprobs":-1})", 400, "logprobs"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logprobs":1e300})", 400, "logprobs"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"logprobs":"yes"})", 400, "'logprobs'"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":99})", 400, "top_logprobs"},
         {"POST", "/v1/chat/completions", R"({"messages":[]})", 400, "'messages'"},
         {"POST", "/v1/chat/completions", R"({"messages":[{"role":"wizard","content":"x"}]})", 400, "role"},
         {"POST", "/v1/completions", deep.c_str(), 400, "not valid JSON"},
@@ -469,16 +537,18 @@ struct OneSlotServer {
     tai_engine *e = nullptr;
     tai_server *s = nullptr;
     int port = 0;
-    explicit OneSlotServer(tai_server_config sc) {
+    explicit OneSlotServer(tai_server_config sc, int slots = 1, int ctx = 128) {
         const std::string path = tai_test::DefaultModelPath();
         TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
         mc.threads = 2;
+        mc.maxSessions = slots;
+        mc.contextSize = ctx;
         if (path.empty() || tinyaiLoadModel(path.c_str(), &mc, &m) != TINYAI_OK) return;
-        tai_engine_config ec = {1, 128, 4};
+        tai_engine_config ec = {slots, ctx, 4 * slots};
         if (tai_engine_start(m, &ec, &e) != TINYAI_OK) return;
         sc.model_name = "m";
         if (tai_server_start(&sc, &s) != TINYAI_OK) return;
-        tai_server_attach(s, m, e, 128);
+        tai_server_attach(s, m, e, ctx);
         port = tai_server_port(s);
     }
     ~OneSlotServer() {
@@ -543,6 +613,54 @@ TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << log;
     EXPECT_NE(log.find("errors ok"), std::string::npos) << log;
     std::remove(out.c_str());
+}
+
+// Batch invariance: at temperature 0 a request's text is the same alone or
+// among 15 others (their prompts prefilled in chunks beside its decoding,
+// batches of every size as requests start and finish), equal to the greedy
+// continuation evaluated directly, one sequence at a time.
+TEST(ServerBatch, GreedyTextIsTheSameAloneOrAmongFifteenOthers) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const int n = 16, gen = 16;
+    std::vector<std::string> prompts;
+    const char *topics[] = {"the sea", "a red fox", "bread", "the moon", "winter", "a train",
+                            "music", "a garden"};
+    for (int i = 0; i < n; i++)
+        prompts.push_back(std::string(i % 2 ? "A short story about " : "Facts about ") +
+                          topics[i % 8] + (i >= 8 ? ", told simply:" : ":"));
+    // direct, one sequence at a time
+    std::vector<std::string> alone;
+    {
+        Direct d(path);
+        for (const std::string &p : prompts) alone.push_back(d.Greedy(p, gen, false));
+    }
+    // together: 16 slots, all requests at once
+    tai_server_config sc = {};
+    OneSlotServer srv(sc, n, 128);
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    std::vector<Http> out(n);
+    std::vector<std::thread> th;
+    for (int i = 0; i < n; i++)
+        th.emplace_back([&, i] {
+            cJSON *req = cJSON_CreateObject();
+            cJSON_AddStringToObject(req, "prompt", prompts[i].c_str());
+            cJSON_AddNumberToObject(req, "temperature", 0);
+            cJSON_AddNumberToObject(req, "max_tokens", gen);
+            char *body = cJSON_PrintUnformatted(req);
+            out[i] = Curl(srv.port, "POST", "/v1/completions", body);
+            cJSON_free(body);
+            cJSON_Delete(req);
+        });
+    for (auto &t : th) t.join();
+    for (int i = 0; i < n; i++) {
+        ASSERT_EQ(out[i].status, 200) << out[i].body;
+        cJSON *o = cJSON_Parse(out[i].body.c_str());
+        ASSERT_TRUE(o);
+        EXPECT_EQ(Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "text"),
+                  alone[i])
+            << "prompt " << i << ": " << prompts[i];
+        cJSON_Delete(o);
+    }
 }
 
 // A server with an API key: 401 without it or with a wrong one (health
