@@ -481,11 +481,36 @@ INLINE __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
+/* The sums of 16 vectors: r[i] = the sum of v[i]'s 16 lanes. A tree of
+ * 128-bit-lane and in-lane shuffles (46 instructions where 16 separate
+ * horizontal sums take about 160); its order of additions is fixed. */
+INLINE __m512 hsum16x16(const __m512 v[16]) {
+    __m512 s[8], t[4], w[2];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        s[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0xee));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0x88),
+                             _mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0xdd));
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++)
+        w[j] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * j], t[2 * j + 1], 0x44),
+                             _mm512_shuffle_ps(t[2 * j], t[2 * j + 1], 0xee));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),
+                                   _mm512_shuffle_ps(w[0], w[1], 0xdd));
+    /* lane 4L + m holds the sum of v[4m + L] */
+    return _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
 /* As tai_attention: per query head, scores q.k / sqrt(d) over the cache,
- * softmax, weighted sum of v. Scores are dot products along the head
- * dimension (16 lanes at a time, masked tail); the softmax runs 16 scores
- * at a time; the weighted sum accumulates into the head's output vectors,
- * normalized once at the end. */
+ * softmax, weighted sum of v. Scores are computed 16 positions at a time:
+ * 16 dot products along the head dimension (16 lanes at a time, masked
+ * tail), summed across lanes together by one shuffle tree; the softmax
+ * runs 16 scores at a time; the weighted sum accumulates into the head's
+ * output vectors, normalized once at the end. */
 static void attention_avx512(float *out, const float *q, const float *k_cache,
                              const float *v_cache, int64_t n_pos, int64_t kv_stride,
                              int n_head, int n_kv_head, int head_dim, float *att) {
@@ -501,25 +526,32 @@ static void attention_avx512(float *out, const float *q, const float *k_cache,
             for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
             continue;
         }
-        __m512 qv[8]; /* head_dim up to 128 in registers; wider heads loop */
-        const int nq = nv < 8 ? nv : 8;
-        for (int i = 0; i < nq; i++)
-            qv[i] = _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), qh + 16 * i);
         __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (int64_t p = 0; p < n_pos; p++) {
-            const float *kp = k_cache + p * kv_stride + kv_off;
-            __m512 acc = _mm512_setzero_ps();
+        for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
+            const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
+            const float *kb = k_cache + p0 * kv_stride + kv_off;
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
             for (int i = 0; i < nv; i++) {
-                __m512 kq = _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), kp + 16 * i);
-                __m512 qq = i < 8 ? qv[i]
-                                  : _mm512_maskz_loadu_ps(tail_mask(head_dim - 16 * i), qh + 16 * i);
-                acc = _mm512_fmadd_ps(qq, kq, acc);
+                const __mmask16 m = tail_mask(head_dim - 16 * i);
+                const __m512 qq = _mm512_maskz_loadu_ps(m, qh + 16 * i);
+                if (np == 16) {
+#pragma GCC unroll 16
+                    for (int j = 0; j < 16; j++)
+                        acc[j] = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, kb + j * kv_stride + 16 * i),
+                                                 acc[j]);
+                } else {
+                    for (int j = 0; j < np; j++)
+                        acc[j] = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, kb + j * kv_stride + 16 * i),
+                                                 acc[j]);
+                }
             }
-            att[p] = _mm512_reduce_add_ps(acc) * scale;
+            const __mmask16 pm = tail_mask(np);
+            const __m512 sc = _mm512_mul_ps(hsum16x16(acc), _mm512_set1_ps(scale));
+            _mm512_mask_storeu_ps(att + p0, pm, sc);
+            vmax = _mm512_mask_max_ps(vmax, pm, vmax, sc);
         }
-        for (int64_t p = 0; p < n_pos; p += 16)
-            vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax,
-                                      _mm512_maskz_loadu_ps(tail_mask(n_pos - p), att + p));
         const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
         __m512 vsum = _mm512_setzero_ps();
         for (int64_t p = 0; p < n_pos; p += 16) {
