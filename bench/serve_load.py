@@ -66,7 +66,7 @@ async def round_of(url, model, n, prompts, max_tokens):
     limits = httpx.Limits(max_connections=n + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         t0 = time.perf_counter()
-        res = await asyncio.gather(*[one(client, url, model, prompts[i % len(prompts)], max_tokens)
+        res = await asyncio.gather(*[one(client, url, model, prompts(n, i), max_tokens)
                                      for i in range(n)])
         wall = time.perf_counter() - t0
     tokens = sum(r[0] for r in res)
@@ -85,10 +85,11 @@ def main():
     words = ("river mountain city garden music history science ocean forest winter "
              "summer bridge market engine planet story").split()
     prefix = " ".join(words[i % len(words)] for i in range(a.shared_prefix))
-    prompts = []
-    for k in range(64):
+    def prompts(n, k):
+        # unique to its round: a later round reuses no earlier prompt's cache
+        # (only the shared prefix, when asked for)
         own = " ".join(words[(k * 7 + i) % len(words)] for i in range(a.prompt_words))
-        prompts.append((prefix + "\n" if prefix else "") + f"Request {k}: " + own)
+        return (prefix + "\n" if prefix else "") + f"Request {k} of {n}: " + own
     print(f"model {model}; prompt ~{a.prompt_words} words"
           f"{f' after a shared {a.shared_prefix}-word prefix' if prefix else ''}, "
           f"{a.max_tokens} generated, streaming, temperature 0")

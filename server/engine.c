@@ -298,7 +298,8 @@ static void finish_slot(tai_engine *e, slot *sl, tai_finish f, const char *error
 }
 
 /* Takes queued requests into free slots (under e->mu): each to the free
- * slot whose session shares the longest prefix with its prompt. */
+ * slot whose session shares the longest prefix with its prompt; when
+ * another slot holds a longer one, its cache of it is copied over. */
 static void admit(tai_engine *e) {
     while (e->qlen > 0) {
         tai_req *r = e->queue[e->qhead];
@@ -311,14 +312,29 @@ static void admit(tai_engine *e) {
             if (!sl || k > best) sl = c, best = k;
         }
         if (!sl) break; /* no free slot */
+        /* a longer prefix held by another slot, busy or not (what a busy
+         * slot has evaluated does not change while it runs): copied */
+        slot *src = NULL;
+        size_t longest = best;
+        for (int i = 0; i < e->c.slots; i++) {
+            slot *c = &e->slots[i];
+            if (c == sl || c->hist_lost) continue;
+            const size_t k = common_prefix(c, r);
+            if (k > longest) src = c, longest = k;
+        }
         e->qhead = (e->qhead + 1) % e->c.max_queue;
         e->qlen--;
         sl->r = r;
         sl->next = -1;
         sl->has_logits = 0;
         sl->plen = 0;
-        /* keep the KV cache of the shared prefix */
-        if (sl->hist_lost || tinyaiSessionRewind(sl->s, (int)best) != TINYAI_OK) {
+        if (src && tinyaiSessionCopyPrefix(sl->s, src->s, (int)longest) == TINYAI_OK) {
+            sl->hlen = 0;
+            sl->hist_lost = hist_push(sl, src->hist, longest) != 0;
+            best = sl->hist_lost ? 0 : longest;
+            if (sl->hist_lost) tinyaiResetSession(sl->s);
+        } else if (sl->hist_lost || tinyaiSessionRewind(sl->s, (int)best) != TINYAI_OK) {
+            /* keep the KV cache of the shared prefix, or nothing */
             best = 0;
             tinyaiResetSession(sl->s);
             sl->hist_lost = 0;

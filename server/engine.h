@@ -10,7 +10,9 @@
  * session holds after its request ends: a new request goes to the free
  * slot whose tokens share the longest prefix with its prompt, and only the
  * rest of the prompt is evaluated (a system prompt, a conversation resent
- * whole).
+ * whole); when another slot, busy or not, holds a longer prefix of it, that
+ * slot's cache of the prefix is copied (tinyaiSessionCopyPrefix), so
+ * concurrent requests with one system prompt compute it once.
  *
  * A request (tai_req) is shared by the engine and the connection that made
  * it: the engine appends text and sets the outcome under its lock and

@@ -444,6 +444,13 @@ void tinyaiResetSession(TinyAISession *session);
  * a prefix with what the session holds continues from there. The logits
  * are gone until the next evaluation. */
 TinyAIStatus tinyaiSessionRewind(TinyAISession *session, int position);
+/* Makes `dst` hold the first n tokens `src` holds (0 <= n <= src's
+ * position, n <= dst's context): their KV cache is copied and dst
+ * continues from position n, as if it had evaluated them itself. Both
+ * sessions must belong to the same model. A server gives a request the
+ * cache of a prefix (a system prompt) another sequence computed. The
+ * logits of dst are gone until its next evaluation. */
+TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *src, int n);
 
 /* ---- Sampling ------------------------------------------------------------- */
 

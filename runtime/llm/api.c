@@ -752,6 +752,36 @@ TinyAIStatus tinyaiSessionRewind(TinyAISession *s, int position) {
     return TINYAI_OK;
 }
 
+TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *src, int n) {
+    if (!dst || !src) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSessionCopyPrefix: NULL session");
+    if (dst->model != src->model)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "tinyaiSessionCopyPrefix: the sessions belong to different models");
+    if (n < 0 || n > src->pos || n > dst->n_ctx)
+        return tai_error(TINYAI_ERR_RANGE,
+                         "tinyaiSessionCopyPrefix: %d tokens outside 0..%d (held by the source) "
+                         "or past the destination's context of %d",
+                         n, src->pos, dst->n_ctx);
+    const TinyAIModel *m = dst->model;
+    const size_t kvd = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim;
+    if (dst != src && n > 0)
+        for (int l = 0; l < m->hp.n_layer; l++) {
+            memcpy(dst->k_cache + (size_t)l * (size_t)dst->n_ctx * kvd,
+                   src->k_cache + (size_t)l * (size_t)src->n_ctx * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(dst->v_cache + (size_t)l * (size_t)dst->n_ctx * kvd,
+                   src->v_cache + (size_t)l * (size_t)src->n_ctx * kvd, (size_t)n * kvd * sizeof(float));
+        }
+    /* the host's copy is whole; other devices' copies are made again from
+     * it when a layer placed there needs them */
+    if (dst != src)
+        for (int d = 1; d < TAI_MAX_DEVICES; d++)
+            if (dst->dev_valid[d])
+                for (int l = 0; l < m->hp.n_layer; l++) dst->dev_valid[d][l] = 0;
+    dst->pos = n;
+    dst->have_logits = 0;
+    return TINYAI_OK;
+}
+
 /* ---- Layer table, conversion, synthetic models ------------------------- */
 
 const char *tinyaiCpuVariants(void) { return tai_cpu_variants(); }

@@ -362,6 +362,58 @@ TEST(SessionRewind, ContinuesFromTheKeptPrefix) {
     EXPECT_EQ(tinyaiSessionPosition(s.get()), 0);
 }
 
+// A session given another's prefix (tinyaiSessionCopyPrefix) continues as
+// if it had evaluated that prefix itself: bit for bit, on the CPU and with
+// every layer on the OpenCL device (whose copy of the cache is made again
+// from the host's); bad arguments are refused and change nothing.
+TEST(SessionCopyPrefix, ContinuesAsIfItHadEvaluatedThePrefix) {
+    TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
+    for (const char *device : {"cpu", "opencl"}) {
+        SCOPED_TRACE(device);
+        TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+        c.maxSessions = 3;
+        c.device = device;
+        ModelPtr m = tai_test::LoadModel(f.path, c);
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+        const int nv = tai_test::VocabSize(m.get());
+        const std::vector<int32_t> a = {1, 270, 271, 272, 273, 274, 275}, b = {300, 301, 302};
+        SessionPtr src = NewSession(m.get(), 64), dst = NewSession(m.get(), 32);
+        ASSERT_TRUE(src && dst);
+        ASSERT_EQ(tinyaiEval(dst.get(), b.data(), b.size()), TINYAI_OK); // something to replace
+        ASSERT_EQ(tinyaiEval(src.get(), a.data(), a.size()), TINYAI_OK);
+        ASSERT_EQ(tinyaiSessionCopyPrefix(dst.get(), src.get(), 5), TINYAI_OK);
+        EXPECT_EQ(tinyaiSessionPosition(dst.get()), 5);
+        EXPECT_EQ(tinyaiSessionPosition(src.get()), 7); // the source is unchanged
+        EXPECT_EQ(tinyaiGetLogits(dst.get()), nullptr);
+        ASSERT_EQ(tinyaiEval(dst.get(), b.data(), b.size()), TINYAI_OK);
+        std::vector<int32_t> ab(a.begin(), a.begin() + 5);
+        ab.insert(ab.end(), b.begin(), b.end());
+        {
+            SessionPtr fresh = NewSession(m.get(), 64);
+            ASSERT_EQ(tinyaiEval(fresh.get(), ab.data(), ab.size()), TINYAI_OK);
+            EXPECT_EQ(Logits(dst.get(), nv), Logits(fresh.get(), nv));
+        }
+        // the source goes on as before
+        ASSERT_EQ(tinyaiEval(src.get(), b.data(), 1), TINYAI_OK);
+        EXPECT_EQ(tinyaiSessionPosition(src.get()), 8);
+        // refused: past what the source holds, past the destination's
+        // context, negative, NULL, another model's session
+        EXPECT_EQ(tinyaiSessionCopyPrefix(dst.get(), src.get(), 9), TINYAI_ERR_RANGE);
+        EXPECT_EQ(tinyaiSessionCopyPrefix(dst.get(), src.get(), -1), TINYAI_ERR_RANGE);
+        EXPECT_EQ(tinyaiSessionCopyPrefix(nullptr, src.get(), 1), TINYAI_ERR_INVALID_ARG);
+        EXPECT_EQ(tinyaiSessionCopyPrefix(dst.get(), nullptr, 1), TINYAI_ERR_INVALID_ARG);
+        std::vector<int32_t> longer(40, 280);
+        SessionPtr big = NewSession(m.get(), 64);
+        ASSERT_EQ(tinyaiEval(big.get(), longer.data(), longer.size()), TINYAI_OK);
+        EXPECT_EQ(tinyaiSessionCopyPrefix(dst.get(), big.get(), 40), TINYAI_ERR_RANGE);
+        ModelPtr other = tai_test::LoadModel(f.path, MemConfig(0, TINYAI_EXEC_NORMAL));
+        ASSERT_TRUE(other);
+        SessionPtr foreign = NewSession(other.get(), 64);
+        EXPECT_EQ(tinyaiSessionCopyPrefix(dst.get(), foreign.get(), 0), TINYAI_ERR_INVALID_ARG);
+        EXPECT_EQ(tinyaiSessionPosition(dst.get()), 8); // nothing changed
+    }
+}
+
 TEST(EvalBatch, BadBatchesAreRefusedBeforeAnythingRuns) {
     TempFile f(tai_test::WriteSynthModel(Synth("Q8_0", false)));
     TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);

@@ -429,6 +429,44 @@ TEST_F(Server, APromptSharingAPrefixReusesTheSlotsCache) {
     EXPECT_GE(std::atoll(m.body.c_str() + at + 35), (long long)c2 + c3);
 }
 
+// Concurrent requests sharing a system prompt: each goes to its own slot,
+// and each is given the cache of the prefix another slot holds (copied),
+// with the same answer as when asked alone.
+TEST_F(Server, ConcurrentRequestsSharingAPrefixEachReuseIt) {
+    std::string system = "You are a patient teacher. ";
+    for (int i = 0; i < 12; i++) system += "Explain each idea in one short sentence. ";
+    auto body = [&](const std::string &q) {
+        return R"({"temperature":0,"max_tokens":6,"messages":[{"role":"system","content":")" + system +
+               R"("},{"role":"user","content":")" + q + R"("}]})";
+    };
+    auto cached_and_text = [](const Http &h, int *cached) {
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens");
+        *cached = cJSON_IsNumber(c) ? c->valueint : -1;
+        const std::string text =
+            Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "message", "content");
+        cJSON_Delete(o);
+        return text;
+    };
+    ASSERT_EQ(Curl(port_, "POST", "/v1/chat/completions", body("What is rain?")).status, 200);
+    const std::vector<std::string> qs = {"What is snow?", "What is wind?", "What is fog?", "What is hail?"};
+    std::vector<Http> out(qs.size());
+    std::vector<std::thread> th;
+    for (size_t i = 0; i < qs.size(); i++)
+        th.emplace_back([&, i] { out[i] = Curl(port_, "POST", "/v1/chat/completions", body(qs[i])); });
+    for (auto &t : th) t.join();
+    for (size_t i = 0; i < qs.size(); i++) {
+        ASSERT_EQ(out[i].status, 200) << out[i].body;
+        int cached = 0, again = 0;
+        const std::string text = cached_and_text(out[i], &cached);
+        EXPECT_GT(cached, 100) << qs[i] << ": " << out[i].body;
+        const std::string alone = cached_and_text(Curl(port_, "POST", "/v1/chat/completions", body(qs[i])), &again);
+        EXPECT_EQ(text, alone) << qs[i];
+    }
+}
+
 // /metrics, in Prometheus text: requests, tokens, latency histograms,
 // slots and KV use, memory by kind, the cache and storage, layer devices.
 TEST_F(Server, MetricsInPrometheusText) {
