@@ -90,6 +90,9 @@ static void detect(void) {
     add_feature(avx512vl && os_zmm, "avx512vl");
     add_feature(avx512dq && os_zmm, "avx512dq");
     add_feature(vnni && os_zmm, "avx512vnni");
+    /* AMX-INT8 as the CPU reports it (the tile state is granted on first
+     * use: tai_amx_active says whether the kernels run on it) */
+    add_feature(((d >> 24) & 1) && ((d >> 25) & 1) && os_zmm, "amx-int8");
     have[TAI_ISA_AVX2] = os_ymm && avx2 && fma && f16c;
     have[TAI_ISA_AVX512] = have[TAI_ISA_AVX2] && os_zmm && avx512f && avx512bw &&
                            avx512vl && avx512dq && vnni;

@@ -127,6 +127,12 @@ int tai_isa_parse(const char *name);
 int tai_isa_supported(tai_isa isa);
 /* The best supported ISA not above `cap`. */
 tai_isa tai_isa_best(tai_isa cap);
+/* AMX: whether the AVX-512 kernels run the block types' blocked loop on
+ * AMX tiles (the CPU has AMX-INT8 and Linux granted the tile state; asked
+ * once), and switching that off or on again (it is on where available).
+ * Either way every output is the same bits. */
+int tai_amx_active(void);
+void tai_amx_set_enabled(int enabled);
 /* The CPU's name from CPUID ("" where there is none) and the features the
  * kernels look at that it has and the OS enables ("avx2 fma ..."); static. */
 const char *tai_cpu_brand(void);

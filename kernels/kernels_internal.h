@@ -95,6 +95,22 @@ void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n);
 /* Activation quantization (contract of tai_quantize_row_q8a, bit for bit). */
 void tai_k_quantize_q8a_avx2(const float *src, tai_block_q8a *dst, int64_t n);
 void tai_k_quantize_q8a_avx512(const float *src, tai_block_q8a *dst, int64_t n);
+
+/* AMX (matmul_amx.c): the block types' blocked loop on tiles, for the
+ * AVX-512 kernels. tai_k_amx_ready: the CPU has AMX-INT8 and the process
+ * was granted its tile state (asked once), and it is not switched off;
+ * tai_k_amx_set_disabled switches it off or on again (benchmarks and tests
+ * compare the two). A thread brackets its tile work with begin / end. */
+int tai_k_amx_ready(void);
+void tai_k_amx_set_disabled(int disabled);
+void tai_k_amx_begin(void);
+void tai_k_amx_end(void);
+#if defined(__AVX512F__)
+#include <immintrin.h>
+void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf,
+                      const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
+                      __mmask16 mk, int first, int T);
+#endif
 #endif
 
 #ifdef __cplusplus

@@ -42,6 +42,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/q_float.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 /* Rows of panel p that exist, as a store mask. */
@@ -236,10 +238,7 @@ INLINE __m512 q_col(const __m512i wv[8], const tai_block_q8a *a, __m512 dw, __m5
     __m512i hi = _mm512_add_epi32(s[2], s[3]);
     if (T != T_Q8_0) hi = _mm512_srai_epi32(hi, 4);
     __m512i si = _mm512_add_epi32(_mm512_add_epi32(s[0], s[1]), hi);
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(si), _mm512_set1_ps(a->d));
-    acc = _mm512_fmadd_ps(f, dw, acc);
-    if (T == T_Q4_1) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(a->s), acc);
-    return acc;
+    return tai_q_scale16(si, a, dw, mw, acc, T);
 }
 
 INLINE __m512 ld_scales(const uint16_t *s) {
@@ -343,9 +342,7 @@ INLINE void q_tile(const uint8_t *codes, const float *dwf, const float *mwf,
                    const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
                    __mmask16 mk, int first, int T) {
     __m512 acc[8];
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++)
-        acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, y + j * ys + row0);
+    tai_q_acc_load(acc, y, ys, row0, mk, first);
     for (int64_t b = 0; b < bl; b++) {
         __m512i wv[8];
 #pragma GCC unroll 8
@@ -355,8 +352,7 @@ INLINE void q_tile(const uint8_t *codes, const float *dwf, const float *mwf,
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) acc[j] = q_col(wv, &x[b * 8 + j], dw, mw, acc[j], T);
     }
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(y + j * ys + row0, mk, acc[j]);
+    tai_q_acc_store(acc, y, ys, row0, mk);
 }
 
 INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
@@ -370,6 +366,9 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
      * and used by every column group */
     _Alignas(64) uint8_t codes[Q_KB * 512];
     _Alignas(64) float dwf[Q_KB * TAI_PANEL], mwf[Q_KB * TAI_PANEL];
+    /* AMX tiles where there are (the same sums, the same float steps) */
+    const int amx = full > 0 && tai_k_amx_ready();
+    if (amx) tai_k_amx_begin();
     for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
         const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
         for (int64_t p = p0; p < p1; p++) {
@@ -377,6 +376,9 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
             for (int64_t b = 0; b < bl; b++) {
                 __m512i wv[8];
                 q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
+                if (amx && T != T_Q8_0) /* tiles take the high nibbles as 0..15 */
+#pragma GCC unroll 4
+                    for (int g = 1; g < 8; g += 2) wv[g] = _mm512_srli_epi16(wv[g], 4);
 #pragma GCC unroll 8
                 for (int g = 0; g < 8; g++) _mm512_store_si512(codes + b * 512 + 64 * g, wv[g]);
                 _mm512_store_ps(dwf + b * TAI_PANEL,
@@ -386,11 +388,17 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
                                     ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b0 + b))));
             }
             __mmask16 mk = row_mask(rows, p);
-            for (int64_t g = 0; g < full; g++)
-                q_tile(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
-                       y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
+            for (int64_t g = 0; g < full; g++) {
+                if (amx)
+                    tai_k_q_tile_amx(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
+                                     y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
+                else
+                    q_tile(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
+                           y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
+            }
         }
     }
+    if (amx) tai_k_amx_end();
     if (tail > 0) {
         const tai_block_q8a *xt = x + full * TAI_NR * nb;
         float *yt = y + full * TAI_NR * ys;

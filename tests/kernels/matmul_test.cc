@@ -216,7 +216,8 @@ INSTANTIATE_TEST_SUITE_P(All, MatmulThreads,
 // batching sequences relies on it (a request's text at temperature 0 does
 // not depend on what else is running). K spans several of the blocked
 // loop's slices so that its store-and-reload between slices is covered, and
-// the row counts leave partial panels and panel groups of every size.
+// the row counts leave partial panels and panel groups of every size. On a
+// CPU with AMX the blocked loop runs on tiles, and also with them off.
 class MatmulBatchInvariance : public ::testing::TestWithParam<std::tuple<tai_type, tai_isa>> {};
 
 TEST_P(MatmulBatchInvariance, EachColumnEqualsItsProductAlone) {
@@ -238,16 +239,21 @@ TEST_P(MatmulBatchInvariance, EachColumnEqualsItsProductAlone) {
         for (int64_t c = 0; c < max_cols; c++)
             tai_matmul(k, nullptr, t, wp.data(), rows, n, x.data() + c * n,
                        alone.data() + c * rows, 1, scratch.data());
-        for (int64_t ncols : {2, 3, 4, 7, 8, 9, 15, 16, 21}) {
-            for (tai_pool *pl : {(tai_pool *)nullptr, pool}) {
-                std::vector<float> y(rows * ncols, -3.0f);
-                tai_matmul(k, pl, t, wp.data(), rows, n, x.data(), y.data(), ncols,
-                           scratch.data());
-                ASSERT_EQ(std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)), 0)
-                    << "rows " << rows << ", " << ncols << " columns, "
-                    << (pl ? "2 threads" : "1 thread");
+        // AMX tiles (where the CPU has them) and the VNNI loop alike
+        for (int amx : {1, 0}) {
+            tai_amx_set_enabled(amx);
+            for (int64_t ncols : {2, 3, 4, 7, 8, 9, 15, 16, 21}) {
+                for (tai_pool *pl : {(tai_pool *)nullptr, pool}) {
+                    std::vector<float> y(rows * ncols, -3.0f);
+                    tai_matmul(k, pl, t, wp.data(), rows, n, x.data(), y.data(), ncols,
+                               scratch.data());
+                    ASSERT_EQ(std::memcmp(y.data(), alone.data(), y.size() * sizeof(float)), 0)
+                        << "rows " << rows << ", " << ncols << " columns, "
+                        << (pl ? "2 threads" : "1 thread") << (tai_amx_active() ? ", AMX" : "");
+                }
             }
         }
+        tai_amx_set_enabled(1);
     }
     tai_pool_destroy(pool);
 }

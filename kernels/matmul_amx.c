@@ -1,0 +1,143 @@
+/*
+ * kernels/matmul_amx.c: the blocked loop of the block-type products on
+ * AMX tiles (layer: kernels). Compiled alone with the AMX flags (see BUILD);
+ * used by the AVX-512 kernels for their full column groups where the CPU
+ * has AMX-INT8 and Linux grants the process its tile data
+ * (tai_k_amx_ready).
+ *
+ * Per block of 32 weights of a 16-row panel and a group of 8 columns, one
+ * TDPBSUD multiplies the 8 columns' signed q8a activations (A: 8 rows of 32
+ * bytes, read in place from the prepared blocks, 48 bytes apart) by the
+ * panel's unsigned codes (B: 8 rows of 64 bytes, the packed layout's 8
+ * vectors of one block, Q4 nibbles split to 0..15): 4096 products at once
+ * into 8 x 16 exact 32-bit sums. The float epilogue is the VNNI loop's
+ * (q_float.h: sum + n8 / n128, to float, times d_x, FMA with d_w into the
+ * column's accumulator, Q4_1's minimum term), so a
+ * column's result is the same bits whichever loop computed it (batch
+ * invariance: a step of 16 columns and one of 3 give each column the same
+ * logits).
+ */
+#include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include "kernels/q_float.h"
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_ok;
+static int amx_disabled;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return; /* AMX-TILE, AMX-INT8 */
+    /* Linux (5.16+) hands out the 8 KiB of tile state only on request */
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
+    amx_ok = 1;
+}
+
+int tai_k_amx_ready(void) {
+    pthread_once(&amx_once, amx_probe);
+    return amx_ok && !amx_disabled;
+}
+
+void tai_k_amx_set_disabled(int disabled) { amx_disabled = disabled != 0; }
+
+int tai_amx_active(void) { return tai_k_amx_ready(); }
+void tai_amx_set_enabled(int enabled) { tai_k_amx_set_disabled(!enabled); }
+
+/* Palette 1: tiles 0-3 the sums of four blocks (8 columns x 16 rows,
+ * 32-bit), tiles 4-5 activations (8 x 32 bytes), tiles 6-7 codes (8 x 64
+ * bytes): four blocks in flight, so the tile unit's latency overlaps the
+ * epilogues. */
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tilecfg;
+
+void tai_k_amx_begin(void) {
+    tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 4; t++) c.rows[t] = 8, c.colsb[t] = 64;
+    for (int t = 4; t < 6; t++) c.rows[t] = 8, c.colsb[t] = 32;
+    for (int t = 6; t < 8; t++) c.rows[t] = 8, c.colsb[t] = 64;
+    _tile_loadconfig(&c);
+}
+
+void tai_k_amx_end(void) { _tile_release(); }
+
+/* The products of block b into tile C (A and B tiles by parity). */
+#define TILE_BLOCK(C, AT, BT, b)                                                       \
+    do {                                                                               \
+        _tile_zero(C);                                                                 \
+        _tile_loadd(AT, x[(b) * 8].qs, (long)sizeof(tai_block_q8a));                   \
+        _tile_loadd(BT, codes + (size_t)(b) * 512, 64);                                \
+        _tile_dpbsud(C, AT, BT);                                                       \
+    } while (0)
+
+/* The epilogue of block b from its sums. */
+static inline __attribute__((always_inline)) void epilogue(const int32_t *sums, const float *dwf,
+                                                           const float *mwf, const tai_block_q8a *x,
+                                                           int64_t b, __m512 acc[8], int T) {
+    const tai_block_q8a *xb = x + b * 8;
+    const __m512 dw = _mm512_load_ps(dwf + b * TAI_PANEL);
+    const __m512 mw = T == 2 ? _mm512_load_ps(mwf + b * TAI_PANEL) : dw;
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        const tai_block_q8a *a = &xb[j];
+        __m512i si = _mm512_load_si512(sums + 16 * j);
+        if (T == 0) si = _mm512_add_epi32(si, _mm512_set1_epi32(a->n128));
+        else if (T == 1) si = _mm512_add_epi32(si, _mm512_set1_epi32(a->n8));
+        acc[j] = tai_q_scale16(si, a, dw, mw, acc[j], T);
+    }
+}
+
+/* As the VNNI loop's q_tile: blocks [0, bl) of a decoded panel slice
+ * (codes 512 bytes per block, 0..15 for Q4; scales dwf, minimums mwf, 16
+ * floats per block) times the 8 columns of a group (x blocks [b][8]),
+ * added to (or, when `first`, stored into) y. T: 0 Q8_0, 1 Q4_0, 2 Q4_1.
+ * The epilogues run in block order, so the sums are the VNNI loop's. */
+void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf,
+                      const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
+                      __mmask16 mk, int first, int T) {
+    __m512 acc[8];
+    tai_q_acc_load(acc, y, ys, row0, mk, first);
+    _Alignas(64) int32_t sums[4][8 * 16];
+    int64_t b = 0;
+    for (; b + 4 <= bl; b += 4) {
+        TILE_BLOCK(0, 4, 6, b);
+        TILE_BLOCK(1, 5, 7, b + 1);
+        TILE_BLOCK(2, 4, 6, b + 2);
+        TILE_BLOCK(3, 5, 7, b + 3);
+        _tile_stored(0, sums[0], 64);
+        _tile_stored(1, sums[1], 64);
+        _tile_stored(2, sums[2], 64);
+        _tile_stored(3, sums[3], 64);
+        for (int u = 0; u < 4; u++) epilogue(sums[u], dwf, mwf, x, b + u, acc, T);
+    }
+    for (; b < bl; b++) {
+        TILE_BLOCK(0, 4, 6, b);
+        _tile_stored(0, sums[0], 64);
+        epilogue(sums[0], dwf, mwf, x, b, acc, T);
+    }
+    tai_q_acc_store(acc, y, ys, row0, mk);
+}
+
+#else
+int tai_amx_active(void) { return 0; }
+void tai_amx_set_enabled(int enabled) { (void)enabled; }
+#endif /* __x86_64__ */
