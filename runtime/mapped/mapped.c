@@ -27,6 +27,13 @@
 #define MAX_LOADERS 16
 #define MAX_WINDOW 64
 
+/* A thread's copy of the descriptors (see TinyAIMappedModel.views). */
+struct desc_view {
+    pthread_t owner;
+    TinyAILayerDescriptor *desc; /* n_layers */
+    struct desc_view *next;
+};
+
 struct TinyAIMappedModel {
     tai_model_file *file;
     TinyAIMmapConfig cfg;
@@ -34,7 +41,11 @@ struct TinyAIMappedModel {
     size_t granule;
 
     int n_layers;
-    TinyAILayerDescriptor *desc;
+    TinyAILayerDescriptor *desc; /* the current state (under mu) */
+    /* what tinyaiGetLayerDescriptor hands out: one copy of desc per calling
+     * thread, refreshed by that thread's calls only, so no thread writes
+     * what another reads (under mu; freed at close) */
+    struct desc_view *views;
     size_t *image_bytes;   /* per layer */
     size_t *tensor_off;    /* per tensor (file tensor index): offset in its image */
     unsigned char *direct; /* per layer: the file's bytes are the image */
@@ -582,6 +593,11 @@ void tai_mapped_close(TinyAIMappedModel *mm) {
     tai_numa_close(mm->numa);
     tai_model_file_close(mm->file);
     free(mm->desc);
+    for (struct desc_view *v = mm->views, *next; v; v = next) {
+        next = v->next;
+        free(v->desc);
+        free(v);
+    }
     free(mm->image_bytes);
     free(mm->tensor_off);
     free(mm->direct);
@@ -683,15 +699,43 @@ static void describe(TinyAILayerDescriptor *d, const tai_cache_entry_info *info)
     d->accessCount = info->access_count;
 }
 
-/* Brings every descriptor up to date, from one snapshot of the cache. All of
- * them, not only the layer of the call: loading one layer may evict others,
- * and a caller holding another layer's descriptor must see it go (its
- * cachedWeights would otherwise point into memory reused by the newcomer).
- * Called with mu held. */
+/* The calling thread's copy of the descriptors (under mu), made on its
+ * first call; NULL out of memory. A thread that has exited leaves its copy
+ * to the next thread given its id. */
+static struct desc_view *my_view(TinyAIMappedModel *mm) {
+    const pthread_t self = pthread_self();
+    for (struct desc_view *v = mm->views; v; v = v->next)
+        if (pthread_equal(v->owner, self)) return v;
+    struct desc_view *v = calloc(1, sizeof *v);
+    if (v) v->desc = malloc((size_t)mm->n_layers * sizeof *v->desc);
+    if (!v || !v->desc) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v->desc, mm->desc, (size_t)mm->n_layers * sizeof *v->desc);
+    v->owner = self;
+    v->next = mm->views;
+    mm->views = v;
+    return v;
+}
+
+/* Brings every descriptor up to date, from one snapshot of the cache, and
+ * the calling thread's copy of them. All of them, not only the layer of
+ * the call: loading one layer may evict others, and a caller holding
+ * another layer's descriptor must see it go (its cachedWeights would
+ * otherwise point into memory reused by the newcomer). Called with mu
+ * held. */
 static void refresh_all(TinyAIMappedModel *mm) {
-    if (!mm->cache) return;
-    tai_cache_snapshot(mm->cache, mm->snap, NULL);
-    for (int l = 0; l < mm->n_layers; l++) describe(&mm->desc[l], &mm->snap[l]);
+    if (mm->cache) {
+        tai_cache_snapshot(mm->cache, mm->snap, NULL);
+        for (int l = 0; l < mm->n_layers; l++) describe(&mm->desc[l], &mm->snap[l]);
+    }
+    const pthread_t self = pthread_self();
+    for (struct desc_view *v = mm->views; v; v = v->next)
+        if (pthread_equal(v->owner, self)) {
+            memcpy(v->desc, mm->desc, (size_t)mm->n_layers * sizeof *v->desc);
+            break;
+        }
 }
 
 static void refresh_locked(TinyAIMappedModel *mm) {
@@ -919,8 +963,15 @@ const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *m
                                                       int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiGetLayerDescriptor")) return NULL;
     TinyAIMappedModel *mm = (TinyAIMappedModel *)model; /* descriptors are refreshed */
-    refresh_locked(mm);
-    return &mm->desc[layerIndex];
+    pthread_mutex_lock(&mm->mu);
+    struct desc_view *v = my_view(mm);
+    if (v) refresh_all(mm);
+    pthread_mutex_unlock(&mm->mu);
+    if (!v) {
+        tai_error(TINYAI_ERR_NOMEM, "tinyaiGetLayerDescriptor: out of memory");
+        return NULL;
+    }
+    return &v->desc[layerIndex];
 }
 
 void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex) {

@@ -44,10 +44,15 @@ extern "C" {
 
 /* typedef struct TinyAIMappedModel TinyAIMappedModel; (layer_priority.h) */
 
-/* A layer of a mapped model. Borrowed from the model and kept current by it:
- * cachedWeights, isActive, priority, lastAccessed and accessCount change as
- * the layer is loaded, used and evicted (read them from the thread that
- * drives the model, or accept a momentarily stale value). */
+/* A layer of a mapped model, as tinyaiGetLayerDescriptor returns it: the
+ * calling thread's own copy, kept by the model until it is closed and
+ * brought up to date by every call of that thread on the model (loading,
+ * releasing, prefetching, running, describing); no other thread writes it,
+ * so reading it races with nothing. cachedWeights, isActive, priority,
+ * lastAccessed and accessCount change as the layer is loaded, used and
+ * evicted: where other threads drive the same model, a layer may be
+ * evicted after this thread's last call, so cachedWeights is safe to read
+ * through only while the layer is held (tinyaiGetLayerWeights). */
 typedef struct {
     size_t offset;         /* offset of the layer's bytes in the file */
     size_t size;           /* bytes of the layer in the file */
@@ -117,8 +122,10 @@ void tinyaiCloseMappedModel(TinyAIMappedModel *model);
 /* Number of layers (blocks + 2), or -1 for NULL. */
 int tinyaiGetMappedLayerCount(const TinyAIMappedModel *model);
 
-/* The layer's descriptor, borrowed until tinyaiCloseMappedModel; NULL for
- * an index out of range. */
+/* The layer's descriptor, up to date now: the calling thread's copy (see
+ * TinyAILayerDescriptor), valid until tinyaiCloseMappedModel. NULL for an
+ * index out of range (or out of memory on a thread's first call). Safe to
+ * call from any number of threads at once. */
 const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *model,
                                                       int layerIndex);
 
