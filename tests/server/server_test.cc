@@ -655,8 +655,9 @@ TEST_F(Server, TheOpenAIPythonClientWorksUnchanged) {
 
 // Batch invariance: at temperature 0 a request's text is the same alone or
 // among 15 others (their prompts prefilled in chunks beside its decoding,
-// batches of every size as requests start and finish), equal to the greedy
-// continuation evaluated directly, one sequence at a time.
+// batches of every size as requests start and finish), streamed or not,
+// equal to the greedy continuation evaluated directly, one sequence at a
+// time (as `tinyai generate --temp 0` does).
 TEST(ServerBatch, GreedyTextIsTheSameAloneOrAmongFifteenOthers) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
     const int n = 16, gen = 16;
@@ -684,6 +685,7 @@ TEST(ServerBatch, GreedyTextIsTheSameAloneOrAmongFifteenOthers) {
             cJSON_AddStringToObject(req, "prompt", prompts[i].c_str());
             cJSON_AddNumberToObject(req, "temperature", 0);
             cJSON_AddNumberToObject(req, "max_tokens", gen);
+            if (i % 2) cJSON_AddTrueToObject(req, "stream"); // half of them streaming
             char *body = cJSON_PrintUnformatted(req);
             out[i] = Curl(srv.port, "POST", "/v1/completions", body);
             cJSON_free(body);
@@ -692,12 +694,31 @@ TEST(ServerBatch, GreedyTextIsTheSameAloneOrAmongFifteenOthers) {
     for (auto &t : th) t.join();
     for (int i = 0; i < n; i++) {
         ASSERT_EQ(out[i].status, 200) << out[i].body;
-        cJSON *o = cJSON_Parse(out[i].body.c_str());
-        ASSERT_TRUE(o);
-        EXPECT_EQ(Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "text"),
-                  alone[i])
-            << "prompt " << i << ": " << prompts[i];
-        cJSON_Delete(o);
+        std::string text;
+        if (i % 2) { // the chunks' texts joined, up to [DONE]
+            size_t at = 0;
+            bool done = false;
+            while ((at = out[i].body.find("data: ", at)) != std::string::npos) {
+                const size_t end = out[i].body.find("\n\n", at);
+                const std::string data = out[i].body.substr(at + 6, end - at - 6);
+                at = end;
+                if (data == "[DONE]") {
+                    done = true;
+                    break;
+                }
+                cJSON *c = cJSON_Parse(data.c_str());
+                ASSERT_TRUE(c) << data;
+                text += Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "choices"), 0), "text");
+                cJSON_Delete(c);
+            }
+            EXPECT_TRUE(done) << out[i].body;
+        } else {
+            cJSON *o = cJSON_Parse(out[i].body.c_str());
+            ASSERT_TRUE(o);
+            text = Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "text");
+            cJSON_Delete(o);
+        }
+        EXPECT_EQ(text, alone[i]) << "prompt " << i << (i % 2 ? " (streamed): " : ": ") << prompts[i];
     }
 }
 
