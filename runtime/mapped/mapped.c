@@ -46,6 +46,14 @@ struct TinyAIMappedModel {
      * thread, refreshed by that thread's calls only, so no thread writes
      * what another reads (under mu; freed at close) */
     struct desc_view *views;
+    /* per layer, holds through tinyaiGetLayerWeights (under mu): how many,
+     * the thread that made them (-1 in multi: more than one thread), when
+     * (a counter), and holds reclaimed for room that a later release then
+     * finds gone */
+    int *api_holds, *api_reclaimed;
+    pthread_t *api_owner;
+    unsigned char *api_multi;
+    uint64_t *api_when, api_clock;
     size_t *image_bytes;   /* per layer */
     size_t *tensor_off;    /* per tensor (file tensor index): offset in its image */
     unsigned char *direct; /* per layer: the file's bytes are the image */
@@ -433,13 +441,19 @@ static TinyAIStatus layout_images(TinyAIMappedModel *mm) {
     const tai_model_file *mf = mm->file;
     mm->n_layers = mf->n_layers;
     mm->desc = calloc((size_t)mf->n_layers, sizeof *mm->desc);
+    mm->api_holds = calloc((size_t)mf->n_layers, sizeof *mm->api_holds);
+    mm->api_reclaimed = calloc((size_t)mf->n_layers, sizeof *mm->api_reclaimed);
+    mm->api_owner = calloc((size_t)mf->n_layers, sizeof *mm->api_owner);
+    mm->api_multi = calloc((size_t)mf->n_layers, sizeof *mm->api_multi);
+    mm->api_when = calloc((size_t)mf->n_layers, sizeof *mm->api_when);
     mm->image_bytes = calloc((size_t)mf->n_layers, sizeof *mm->image_bytes);
     mm->direct = calloc((size_t)mf->n_layers, 1);
     mm->verified = calloc((size_t)mf->n_layers, 1);
     mm->tensor_off = calloc((size_t)(mf->n_tensors ? mf->n_tensors : 1), sizeof *mm->tensor_off);
     mm->snap = calloc((size_t)mf->n_layers, sizeof *mm->snap);
     if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->tensor_off ||
-        !mm->snap)
+        !mm->snap || !mm->api_holds || !mm->api_reclaimed || !mm->api_owner || !mm->api_multi ||
+        !mm->api_when)
         return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     tai_image_tensor *it = NULL;
     for (int l = 0; l < mf->n_layers; l++) {
@@ -593,6 +607,11 @@ void tai_mapped_close(TinyAIMappedModel *mm) {
     tai_numa_close(mm->numa);
     tai_model_file_close(mm->file);
     free(mm->desc);
+    free(mm->api_holds);
+    free(mm->api_reclaimed);
+    free(mm->api_owner);
+    free(mm->api_multi);
+    free(mm->api_when);
     for (struct desc_view *v = mm->views, *next; v; v = next) {
         next = v->next;
         free(v->desc);
@@ -974,11 +993,53 @@ const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *m
     return &v->desc[layerIndex];
 }
 
+/* Gives up the calling thread's oldest hold (through tinyaiGetLayerWeights)
+ * of a layer that no other thread holds, other than `except`, so that the
+ * cache may evict it: true if there was one. Under mu. */
+static bool reclaim_one(TinyAIMappedModel *mm, int except) {
+    const pthread_t self = pthread_self();
+    int oldest = -1;
+    for (int l = 0; l < mm->n_layers; l++)
+        if (l != except && mm->api_holds[l] > 0 && !mm->api_multi[l] &&
+            pthread_equal(mm->api_owner[l], self) &&
+            (oldest < 0 || mm->api_when[l] < mm->api_when[oldest]))
+            oldest = l;
+    if (oldest < 0) return false;
+    while (mm->api_holds[oldest] > 0) {
+        (void)tai_mapped_release(mm, oldest);
+        mm->api_holds[oldest]--;
+        mm->api_reclaimed[oldest]++;
+    }
+    return true;
+}
+
 void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiGetLayerWeights")) return NULL;
     void *p = NULL;
     TinyAIStatus st = tai_mapped_acquire(model, layerIndex, &p);
-    if (st == TINYAI_ERR_NOMEM) {
+    /* no room next to the layers held: this thread's oldest unreleased
+     * layers give theirs, one at a time (a loop that releases only some
+     * layers still runs through a model of any size) */
+    while (st == TINYAI_ERR_NOMEM) {
+        pthread_mutex_lock(&model->mu);
+        const bool freed = reclaim_one(model, layerIndex);
+        pthread_mutex_unlock(&model->mu);
+        if (!freed) break;
+        st = tai_mapped_acquire(model, layerIndex, &p);
+    }
+    if (st == TINYAI_OK) {
+        pthread_mutex_lock(&model->mu);
+        const pthread_t self = pthread_self();
+        if (model->api_holds[layerIndex] == 0) {
+            model->api_owner[layerIndex] = self;
+            model->api_multi[layerIndex] = 0;
+        } else if (!pthread_equal(model->api_owner[layerIndex], self)) {
+            model->api_multi[layerIndex] = 1;
+        }
+        model->api_holds[layerIndex]++;
+        model->api_when[layerIndex] = ++model->api_clock;
+        pthread_mutex_unlock(&model->mu);
+    } else if (st == TINYAI_ERR_NOMEM) {
         char nm[32];
         tai_error_prefix("tinyaiGetLayerWeights: layer %d (%s) does not fit next to the layers "
                          "held now",
@@ -1001,7 +1062,19 @@ bool tinyaiPrefetchLayerWeights(TinyAIMappedModel *model, int layerIndex) {
 
 void tinyaiReleaseLayerWeights(TinyAIMappedModel *model, int layerIndex) {
     if (bad_layer(model, layerIndex, "tinyaiReleaseLayerWeights")) return;
-    if (tai_mapped_release(model, layerIndex) == TINYAI_ERR_INVALID_ARG && model->cache)
+    pthread_mutex_lock(&model->mu);
+    bool held = model->api_holds[layerIndex] > 0, reclaimed = false;
+    if (held) model->api_holds[layerIndex]--;
+    else if (model->api_reclaimed[layerIndex] > 0) {
+        model->api_reclaimed[layerIndex]--; /* given up for room already */
+        reclaimed = true;
+    }
+    pthread_mutex_unlock(&model->mu);
+    if (reclaimed) {
+        refresh_locked(model);
+        return;
+    }
+    if ((!held || tai_mapped_release(model, layerIndex) == TINYAI_ERR_INVALID_ARG) && model->cache)
         tai_error(TINYAI_ERR_INVALID_ARG,
                   "tinyaiReleaseLayerWeights: layer %d is not held (released more often than "
                   "tinyaiGetLayerWeights got it); nothing was changed",

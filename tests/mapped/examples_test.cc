@@ -6,6 +6,8 @@
 // schedule on a 32-layer model).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -90,6 +92,42 @@ TEST_F(Examples, MmapLoaderUsage) {
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("Model has 32 layers\n"), std::string::npos) << r.output;
     for (int i = 0; i < 32; i++)
+        EXPECT_NE(r.output.find("Layer " + std::to_string(i) + " loaded successfully\n"),
+                  std::string::npos)
+            << i << "\n" << r.output;
+    const double mb = std::atof(After(r.output, "Memory usage: ").c_str());
+    EXPECT_GT(mb, 0.0) << r.output;
+    EXPECT_LE(mb, 100.0) << r.output;
+}
+
+// The same example on a model four times its 100 MB cache: it releases only
+// the even layers, and every layer still loads (the odd ones it keeps are
+// given up, oldest first, when the cache needs their room); what is in use
+// at the end stays within the cache.
+TEST(ExamplesLarge, MmapLoaderUsageOnAModelFourTimesTheCache) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    c.nVocab = 2000;
+    c.nEmbd = 1024;
+    c.nFF = 2816;
+    c.nHead = 16;
+    c.nHeadKV = 4;
+    c.nLayer = 36;
+    c.nCtx = 64;
+    c.weightType = "Q8_0";
+    c.embeddingType = "Q8_0";
+    c.seed = 3;
+    const std::string gguf = tai_test::TempPath(".gguf"), tmai = tai_test::TempPath(".tmai");
+    ASSERT_EQ(tinyaiWriteSyntheticModel(&c, gguf.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
+    ASSERT_EQ(tinyaiConvertModel(gguf.c_str(), tmai.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
+    std::remove(gguf.c_str());
+    struct stat st;
+    ASSERT_EQ(stat(tmai.c_str(), &st), 0);
+    EXPECT_GT(st.st_size, 4 * 100 * 1024 * 1024) << "the model must be four times the cache";
+    Result r = RunExample("mmap_loader_usage", tmai);
+    std::remove(tmai.c_str());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Model has 38 layers\n"), std::string::npos) << r.output;
+    for (int i = 0; i < 38; i++)
         EXPECT_NE(r.output.find("Layer " + std::to_string(i) + " loaded successfully\n"),
                   std::string::npos)
             << i << "\n" << r.output;

@@ -129,10 +129,18 @@ int tinyaiGetMappedLayerCount(const TinyAIMappedModel *model);
 const TinyAILayerDescriptor *tinyaiGetLayerDescriptor(const TinyAIMappedModel *model,
                                                       int layerIndex);
 
-/* Loads the layer if needed (waiting for it) and returns its image. The layer
- * stays in memory, never evicted, until tinyaiReleaseLayerWeights; calls
- * nest (each needs one release). NULL on a bad index, a read or checksum
- * error, or when the cache cannot hold it next to the layers held now. */
+/* Loads the layer if needed (waiting for it) and returns its image, which
+ * stays valid until the layer is released (tinyaiReleaseLayerWeights; calls
+ * nest, each needs one release) or given up for room: when the cache cannot
+ * hold the layer next to those held now, the calling thread's own
+ * unreleased layers are given up, oldest first, one at a time, until it
+ * fits (their images become invalid; a later release of one does nothing).
+ * So a loop that releases only some layers (the specification's usage
+ * example) still runs through a model of any size, and a pointer is safe
+ * to use until this thread's next tinyaiGetLayerWeights if it is not
+ * released before. A layer another thread also holds is never given up.
+ * NULL on a bad index, a read or checksum error, or when no room can be
+ * made that way (the message says why). */
 void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex);
 
 /* Starts loading the layer in the background (true), or does nothing if it
@@ -142,8 +150,9 @@ void *tinyaiGetLayerWeights(TinyAIMappedModel *model, int layerIndex);
 bool tinyaiPrefetchLayerWeights(TinyAIMappedModel *model, int layerIndex);
 
 /* Ends one tinyaiGetLayerWeights hold: the layer may now be evicted (it stays
- * cached until room is needed). Releasing a layer not held is an error
- * (message set, nothing else happens). */
+ * cached until room is needed). Releasing a hold that was given up for room
+ * does nothing; releasing a layer not held is an error (message set,
+ * nothing else happens). */
 void tinyaiReleaseLayerWeights(TinyAIMappedModel *model, int layerIndex);
 
 /* Bytes of cache memory in use by cached and loading layers. */
