@@ -43,7 +43,7 @@
 extern "C" {
 #endif
 
-typedef struct {
+typedef struct tai_calib_s {
     char key[384];                    /* which device these are of */
     double mv_gbs[TAI_TYPE_COUNT];    /* batch 1: GB/s of packed weights (0: no kernel),
                                          weights streamed from memory */

@@ -126,6 +126,14 @@ struct TinyAIModel {
     char placement_note[320]; /* what happened to a bad calibration file or a
                                  device that failed */
     int auto_placed;        /* the cost model chose the devices */
+    /* the calibration of each device (devs[d]) the placement used or, for
+     * a named device, found kept; have_cal: all of them are known */
+    struct tai_calib_s *dev_cal;
+    int have_cal;
+    /* measured once, on the first tinyaiCalculateOptimalBatchSize that
+     * needs them (no calibration, no loads yet): matrix-product rates at 1
+     * and 64 columns, storage read bandwidth */
+    double probe_r1, probe_r64, probe_sbw;
     tai_dbuf **dev_w;       /* [file layers]: a layer's image on a non-CPU
                                device, uploaded on first use and kept */
     unsigned char *dev_w_on;/* [file layers]: that device (a tied head's

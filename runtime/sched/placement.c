@@ -43,6 +43,9 @@ int tai_plan_bucket(const TinyAIModel *m, int n) {
 #define CTX_MODEL 256 /* positions attended, on average, for the predictions */
 
 void tai_model_place_free(TinyAIModel *m) {
+    free(m->dev_cal);
+    m->dev_cal = NULL;
+    m->have_cal = 0;
     for (int b = 0; b < NB; b++) {
         free(m->plans[b]);
         free(m->plan_pred[b]);
@@ -278,6 +281,12 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
         if (used[d]) st = add_device(m, cand[d], cache_dir, &map[d]);
     for (int b = 0; st == TINYAI_OK && b < NB; b++)
         for (int l = 0; l < L; l++) m->plans[b][l] = (unsigned char)map[m->plans[b][l]];
+    /* the figures of the devices the model uses, for later predictions */
+    if (st == TINYAI_OK && (m->dev_cal = calloc(TAI_MAX_DEVICES, sizeof *m->dev_cal)) != NULL) {
+        for (int d = 0; d < nd; d++)
+            if (used[d]) m->dev_cal[map[d]] = cal[d];
+        m->have_cal = 1;
+    }
     free(cost);
     free(trans);
     free(mem);
@@ -353,6 +362,10 @@ static void predict_named(TinyAIModel *m, const char *cache_dir) {
             return;
         }
     }
+    if ((m->dev_cal = calloc(TAI_MAX_DEVICES, sizeof *m->dev_cal)) != NULL) {
+        memcpy(m->dev_cal, cal, (size_t)m->n_devs * sizeof *cal);
+        m->have_cal = 1;
+    }
     const uint64_t model_bytes = tai_mapped_total_image_bytes(m->mm);
     for (int b = 0; b < NB; b++) {
         const int n = tai_plan_cols[b];
@@ -414,6 +427,23 @@ TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cac
     for (int l = 0; l < nl; l++) m->kv_slot[l] = l;
     for (int d = 1; d < m->n_devs; d++) m->kv_slots[d] = nl;
     return TINYAI_OK;
+}
+
+double tai_sched_predict_pass(const TinyAIModel *m, int n, int ctx) {
+    if (!m->have_cal || !m->dev_cal || n < 1) return -1;
+    const int b = tai_plan_bucket(m, n), L = m->file->n_layers;
+    const uint64_t model_bytes = tai_mapped_total_image_bytes(m->mm);
+    double t = 0;
+    for (int l = 0; l < L; l++) {
+        tai_layer_cost lc;
+        layer_cost(m, l, &lc);
+        const int d = m->plans[b][l], prev = l == 0 ? 0 : m->plans[b][l - 1];
+        t += tai_cost_compute(&m->dev_cal[d], &lc, n, ctx, model_bytes);
+        if (prev != d)
+            t += tai_cost_transfer(&m->dev_cal[prev], lc.act_floats, n, 0) +
+                 tai_cost_transfer(&m->dev_cal[d], lc.act_floats, n, 1);
+    }
+    return t;
 }
 
 static void to_public(const tai_calib *c, TinyAIDeviceCalibration *out) {

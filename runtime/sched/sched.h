@@ -32,6 +32,11 @@ int tai_plan_bucket(const TinyAIModel *m, int n);
  * there first if missing; without a cache_dir, the CPU). */
 TinyAIStatus tai_model_place(TinyAIModel *m, const char *device, const char *cache_dir);
 void tai_model_place_free(TinyAIModel *m);
+/* Seconds the cost model predicts for one pass of n columns attending over
+ * ctx positions, each layer on the device the plan for n gives it, from
+ * the devices' kept calibrations; -1 when the model has none (no cache
+ * folder, or a named device never calibrated). */
+double tai_sched_predict_pass(const TinyAIModel *m, int n, int ctx);
 
 /* Runs file layer `layer` of the pass for the batch on its device (layer
  * 0 starts a pass and chooses its placement by the batch's width); the

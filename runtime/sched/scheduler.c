@@ -11,6 +11,7 @@
  * next token is chosen and its text appended to the output.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "offload/cost.h"
 #include "runtime/llm/llm_internal.h"
 #include "runtime/model/model.h"
 #include "runtime/sched/sched.h"
@@ -401,6 +403,32 @@ static double gemm_rate(TinyAIModel *m, int cols) {
     return rate;
 }
 
+/* The CPU device's calibration (the cost model's figures), measured once
+ * per process and calibration key (the key holds the thread count), so a
+ * scheduler without a cache folder of calibrations measures nothing per
+ * call. */
+static pthread_mutex_t cal_mu = PTHREAD_MUTEX_INITIALIZER;
+static tai_calib cal_kept[8];
+static int n_cal_kept;
+
+static TinyAIStatus cpu_calibration(tai_device *d, tai_calib *out) {
+    char key[384];
+    tai_calib_key(d, key, sizeof key);
+    pthread_mutex_lock(&cal_mu);
+    TinyAIStatus st = TINYAI_OK;
+    int i = 0;
+    while (i < n_cal_kept && strcmp(cal_kept[i].key, key)) i++;
+    if (i < n_cal_kept) {
+        *out = cal_kept[i];
+    } else {
+        st = tai_calibrate(d, out);
+        if (st == TINYAI_OK && n_cal_kept < (int)(sizeof cal_kept / sizeof cal_kept[0]))
+            cal_kept[n_cal_kept++] = *out;
+    }
+    pthread_mutex_unlock(&cal_mu);
+    return st;
+}
+
 int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize, size_t outputSize,
                                     int maxBatchSize) {
     if (!s || maxBatchSize < 1) {
@@ -414,17 +442,37 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
         m->tied || m->cfg.verifyChecksums ? 0 : tai_mapped_layer_room(m->mm, 0);
     TinyAIMemoryInfo mi;
     tinyaiGetMemoryInfo(m, &mi);
-    /* storage: what the cache's loads measured, else a probe read */
+    /* storage: what the cache's loads measured, else a probe read (once
+     * per model) */
     double sbw = mi.loadSeconds > 0 && mi.bytesRead > (32u << 20)
                      ? (double)mi.bytesRead / mi.loadSeconds
                      : 0;
-    if (sbw <= 0) sbw = tai_mapped_probe_bandwidth(m->mm, 32u << 20);
+    if (sbw <= 0 && (s->limit > 0 || total > (size_t)mi.cacheBytes)) {
+        if (m->probe_sbw <= 0) m->probe_sbw = tai_mapped_probe_bandwidth(m->mm, 32u << 20);
+        sbw = m->probe_sbw;
+    }
     uint64_t params = 0;
     for (int64_t i = 0; i < m->file->n_tensors; i++) {
         const tai_tensor *t = &m->file->tensors[i];
         if (t->n_dims == 2 && t->layer > 0) params += (uint64_t)(t->ne[0] * t->ne[1]);
     }
-    const double r1 = gemm_rate(m, 1), r64 = gemm_rate(m, 64);
+    /* compute: the cost model's prediction from the devices' calibration;
+     * without one, two products measured once per model */
+    bool calibrated = tai_sched_predict_pass(m, 1, 1) > 0;
+    if (!calibrated && m->n_devs == 1) {
+        /* every layer on the CPU: its calibration, measured once */
+        if (!m->dev_cal) m->dev_cal = calloc(TAI_MAX_DEVICES, sizeof *m->dev_cal);
+        if (m->dev_cal && cpu_calibration(m->dev, &m->dev_cal[0]) == TINYAI_OK) {
+            m->have_cal = 1;
+            calibrated = tai_sched_predict_pass(m, 1, 1) > 0;
+        }
+        tinyaiClearError();
+    }
+    if (!calibrated && m->probe_r1 <= 0) {
+        m->probe_r1 = gemm_rate(m, 1);
+        m->probe_r64 = gemm_rate(m, 64);
+    }
+    const double r1 = m->probe_r1, r64 = m->probe_r64;
     /* a sequence's context: its prompt and output as token ids */
     const size_t io = inputSize > SIZE_MAX - outputSize ? SIZE_MAX : inputSize + outputSize;
     const size_t toks = io / sizeof(int32_t);
@@ -448,11 +496,16 @@ int tinyaiCalculateOptimalBatchSize(TinyAIForwardScheduler *s, size_t inputSize,
         if (cache < (double)total) io_bytes -= (double)rows_emb;
         if (io_bytes < 0) io_bytes = 0;
         double t_io = sbw > 0 ? io_bytes / sbw : 0;
-        /* compute: one column streams the weights (matrix-vector speed),
-         * more columns approach the matrix-matrix rate */
-        double rate = b == 1 ? r1 : r64;
-        double t_c = rate > 0 ? (double)params * b / rate : 0;
-        if (b > 1 && r1 > 0 && t_c < (double)params / r1) t_c = (double)params / r1;
+        double t_c;
+        if (calibrated) {
+            t_c = tai_sched_predict_pass(m, b, ctx);
+        } else {
+            /* one column streams the weights (matrix-vector speed), more
+             * columns approach the matrix-matrix rate */
+            const double rate = b == 1 ? r1 : r64;
+            t_c = rate > 0 ? (double)params * b / rate : 0;
+            if (b > 1 && r1 > 0 && t_c < (double)params / r1) t_c = (double)params / r1;
+        }
         double t = t_io > t_c ? t_io : t_c;
         double tps = t > 0 ? b / t : (double)b;
         /* a larger batch must gain at least 2% to be worth its memory */

@@ -395,6 +395,9 @@ TEST(Scheduler, OptimalBatchSize) {
             int b = tinyaiCalculateOptimalBatchSize(s.get(), kEmbdBytes, kEmbdBytes, max);
             EXPECT_GE(b, 1) << tinyaiLastErrorMessage();
             EXPECT_LE(b, max);
+            // from figures measured once (the CPU's calibration, the cost
+            // model's predictions), not on every call: the same pick again
+            EXPECT_EQ(tinyaiCalculateOptimalBatchSize(s.get(), kEmbdBytes, kEmbdBytes, max), b);
             printf("[ limit %zu ] best batch up to %d: %d\n", limit, max, b);
         }
         EXPECT_EQ(tinyaiCalculateOptimalBatchSize(s.get(), 0, 0, 0), 0);

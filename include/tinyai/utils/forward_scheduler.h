@@ -98,10 +98,13 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *scheduler, const void *input
                             int *layerIndex);
 
 /* The batch size (1..maxBatchSize) with the best expected throughput that
- * fits in the memory limit, from the kernels' measured compute speed at 1
- * and 64 columns, the measured storage bandwidth and the bytes each step
- * reads (the model less what the cache keeps of it beside the batch's
- * sessions). A batch element is one sequence: inputSize and outputSize are
+ * fits in the memory limit, from the cost model's prediction of a step of
+ * that many sequences (the CPU device's calibration: measured once per
+ * process, about a second, on the first call that needs it, then kept),
+ * the storage bandwidth the cache's loads measured (or one probe read,
+ * kept) and the bytes each step reads (the model less what the cache keeps
+ * of it beside the batch's sessions). Nothing is measured on later calls,
+ * so the same arguments give the same pick. A batch element is one sequence: inputSize and outputSize are
  * the bytes of its prompt and of its generated tokens as token ids
  * (int32_t), so its context is (inputSize + outputSize) / 4 tokens and its
  * KV cache is sized for that; both 0: the scheduler's planned context (512
