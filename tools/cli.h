@@ -37,7 +37,10 @@ void apply_tuning(int measure);
 /* --mem-limit, --mode, --io, --cache-policy, --numa into *mc: 1 taken, 0
  * not one of them, 2 after a usage error. */
 int memory_option(const char *a, const char *v, TinyAIModelConfig *mc);
+/* The same, and --threads and --device. */
+int model_option(const char *a, const char *v, TinyAIModelConfig *mc);
 
 int cmd_serve(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 #endif

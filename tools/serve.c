@@ -47,8 +47,8 @@ static void serve_help(void) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *device = NULL;
-    long port = 8080, slots = 4, ctx = 2048, max_queue = 64, max_tokens = 256, threads = 0;
+    const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL;
+    long port = 8080, slots = 4, ctx = 2048, max_queue = 64, max_tokens = 256;
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     int mo = 0;
     char key_buf[512];
@@ -88,11 +88,7 @@ int cmd_serve(int argc, char **argv) {
             key_buf[strcspn(key_buf, "\r\n")] = 0;
             if (!key_buf[0]) return usage_error("--api-key-file: '%s' holds no key", v);
             api_key = key_buf;
-        } else if (!strcmp(a, "--threads")) {
-            if (!parse_long(v, 1, 256, &threads)) return usage_error("--threads must be in 1..256, got '%s'", v);
-        } else if (!strcmp(a, "--device")) {
-            device = v;
-        } else if ((mo = memory_option(a, v, &mc)) != 0) {
+        } else if ((mo = model_option(a, v, &mc)) != 0) {
             if (mo == 2) return 2;
         } else {
             return usage_error("unknown option %s", a);
@@ -126,8 +122,6 @@ int cmd_serve(int argc, char **argv) {
 
     apply_tuning(1);
     load_plugins(0);
-    mc.threads = (int)threads;
-    mc.device = device;
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
     if (make_dirs(cdir) == 0) mc.cacheDir = cdir;

@@ -564,6 +564,20 @@ static int cmd_tune(int argc, char **argv) {
     return measure_tuning(path, 1);
 }
 
+int model_option(const char *a, const char *v, TinyAIModelConfig *mc) {
+    long threads = 0;
+    if (!strcmp(a, "--threads")) {
+        if (!parse_long(v, 1, 256, &threads)) return usage_error("--threads must be in 1..256, got '%s'", v);
+        mc->threads = (int)threads;
+        return 1;
+    }
+    if (!strcmp(a, "--device")) {
+        mc->device = v;
+        return 1;
+    }
+    return memory_option(a, v, mc);
+}
+
 int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
     static const char *const modes[] = {"normal", "memory-opt", "streaming", "adaptive"};
     static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
@@ -1059,7 +1073,8 @@ static void main_help(void) {
            "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
            "  devices    what the layers can run on (the CPU, OpenCL devices, plugins)\n"
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n"
-           "  serve      an OpenAI-compatible HTTP server with continuous batching\n");
+           "  serve      an OpenAI-compatible HTTP server with continuous batching\n"
+           "  perplexity the perplexity of a text file under the model\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -1084,6 +1099,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

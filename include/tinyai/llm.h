@@ -437,6 +437,43 @@ int tinyaiSessionPosition(const TinyAISession *session);
 int tinyaiSessionContextSize(const TinyAISession *session);
 /* Bytes held by the session (KV cache + activations). */
 uint64_t tinyaiSessionMemoryBytes(const TinyAISession *session);
+/* ---- Perplexity --------------------------------------------------------- */
+
+/* Perplexity of a token sequence, computed as llama.cpp's perplexity tool
+ * does: the sequence is cut into whole chunks of contextSize tokens (a
+ * shorter rest is not scored), each evaluated from an empty context with
+ * its first token replaced by BOS (when addBos), and each scored on its
+ * second half: the log-probability (log-softmax of the logits, in double)
+ * of every token after position contextSize / 2 given all before it in
+ * its chunk. perplexity = exp(mean negative log-likelihood); stdError its
+ * standard error (from the per-token spread, as llama.cpp reports it). */
+typedef struct {
+    int contextSize; /* tokens per chunk, 4..the model's training context
+                        (default 512, or that context if smaller) */
+    int batch;       /* chunks evaluated together, 1..the model's
+                        maxSessions (default 1) */
+    int addBos;      /* -1: as the model says (default); 0 no; 1 yes */
+    /* called after each batch of chunks with the chunks done so far and
+     * the running figures (may be NULL) */
+    void (*progress)(void *ctx, int chunk, int nChunks, double perplexity, double stdError);
+    void *progressCtx;
+} TinyAIPerplexityConfig;
+
+typedef struct {
+    double perplexity, stdError;
+    double nll;           /* summed negative log-likelihood */
+    int64_t tokensScored;
+    int chunks;
+    double seconds;       /* evaluation time */
+} TinyAIPerplexityResult;
+
+TinyAIPerplexityConfig tinyaiCreateDefaultPerplexityConfig(void);
+/* TINYAI_ERR_RANGE when the tokens do not fill one chunk or the batch
+ * exceeds the model's sessions; TINYAI_ERR_INVALID_ARG for a bad config or
+ * token id; evaluation errors as tinyaiEval. */
+TinyAIStatus tinyaiPerplexity(TinyAIModel *model, const int32_t *tokens, size_t n,
+                              const TinyAIPerplexityConfig *config, TinyAIPerplexityResult *out);
+
 /* Forgets all tokens (position 0). */
 void tinyaiResetSession(TinyAISession *session);
 /* Forgets the tokens from `position` on (0 <= position <= the current

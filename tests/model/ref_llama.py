@@ -6,6 +6,8 @@ TinyAI code), runs the forward pass in float64 NumPy for a token sequence and
 prints the logits of the last token, one per line.
 
     ref_llama.py MODEL.gguf TOKEN [TOKEN ...]
+    ref_llama.py MODEL.gguf --ppl CTX BOS TOKEN ...   (perplexity as llama.cpp's tool
+                                                     computes it; BOS -1: none)
 
 RoPE follows GGUF's llama layout: adjacent pairs (2i, 2i+1) of each head are
 rotated (the converter permuted q/k weights for it).
@@ -119,7 +121,7 @@ def rope(x, n_heads, head_dim, rot_dim, pos, base):
     return x.reshape(-1)
 
 
-def forward(kv, t, tokens):
+def forward(kv, t, tokens, every=False):
     L = kv["llama.block_count"]
     E = kv["llama.embedding_length"]
     H = kv["llama.attention.head_count"]
@@ -133,6 +135,7 @@ def forward(kv, t, tokens):
     kc = [[] for _ in range(L)]
     vc = [[] for _ in range(L)]
     x = None
+    logits = []
     for pos, tok in enumerate(tokens):
         x = emb[tok].copy()
         for l in range(L):
@@ -158,14 +161,41 @@ def forward(kv, t, tokens):
             g = t[p + "ffn_gate.weight"] @ xb
             u = t[p + "ffn_up.weight"] @ xb
             x = x + t[p + "ffn_down.weight"] @ (g / (1.0 + np.exp(-g)) * u)
+        if every:
+            logits.append(out_w @ rmsnorm(x, t["output_norm.weight"], eps))
+    if every:
+        return logits
     x = rmsnorm(x, t["output_norm.weight"], eps)
     return out_w @ x
+
+
+def perplexity(kv, t, tokens, ctx, bos):
+    """llama.cpp's perplexity: whole chunks of ctx tokens, BOS in place of
+    each chunk's first token (bos >= 0), the second half of each scored."""
+    nll, count = 0.0, 0
+    first = ctx // 2
+    for c in range(len(tokens) // ctx):
+        toks = list(tokens[c * ctx:(c + 1) * ctx])
+        if bos >= 0:
+            toks[0] = bos
+        logits = forward(kv, t, toks, every=True)
+        for j in range(first, ctx - 1):
+            l = logits[j]
+            m = l.max()
+            nll += m + np.log(np.exp(l - m).sum()) - l[toks[j + 1]]
+            count += 1
+    return np.exp(nll / count), nll, count
 
 
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     kv, tensors = read_gguf(sys.argv[1])
+    if sys.argv[2] == "--ppl":  # --ppl CTX BOS TOKEN...: perplexity, nll, count
+        ctx, bos = int(sys.argv[3]), int(sys.argv[4])
+        ppl, nll, count = perplexity(kv, tensors, [int(a) for a in sys.argv[5:]], ctx, bos)
+        print(repr(float(ppl)), repr(float(nll)), count)
+        return
     tokens = [int(a) for a in sys.argv[2:]]
     for v in forward(kv, tensors, tokens):
         print(repr(float(v)))

@@ -97,7 +97,7 @@ void WriteFile(const std::string &p, const std::string &data) {
 }
 
 TEST(Cli, HelpForEverySubcommand) {
-    for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth ", "devices "}) {
+    for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth ", "devices ", "perplexity "}) {
         Result r = Tinyai(std::string(sub) + "--help");
         EXPECT_EQ(r.status, 0) << sub;
         EXPECT_NE(r.output.find("usage: tinyai"), std::string::npos) << sub;
@@ -250,6 +250,49 @@ TEST(Cli, CorruptFilesAreOneLineErrors) {
     std::remove(m.c_str());
     std::remove(bad.c_str());
     std::remove(t.c_str());
+}
+
+// `perplexity` on the real model and the shipped public-domain text: a
+// sane figure for English, the running estimate per chunk, and the same
+// figure whatever the batch of chunks (batch invariance).
+TEST(Cli, RealModelPerplexityOfEnglishText) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const std::string text = "tests/data/public_domain_en.txt";
+    Result one = Tinyai("perplexity -m " + path + " -f " + text + " --ctx 128 --threads 2");
+    ASSERT_EQ(one.status, 0) << one.output;
+    EXPECT_NE(one.output.find("[5/5] "), std::string::npos) << one.output;
+    const size_t at = one.output.find("PPL = ");
+    ASSERT_NE(at, std::string::npos) << one.output;
+    const double ppl = std::atof(one.output.c_str() + at + 6);
+    EXPECT_GT(ppl, 2.0) << one.output;  // English under a small model: single
+    EXPECT_LT(ppl, 40.0) << one.output; // digits to tens, not thousands
+    Result two = Tinyai("perplexity -m " + path + " -f " + text + " --ctx 128 --batch 2 --threads 2",
+                        "stdout only");
+    ASSERT_EQ(two.status, 0) << two.output;
+    const std::string line = one.output.substr(at, one.output.find('\n', at) - at);
+    EXPECT_NE(two.output.find(line), std::string::npos) << line << "\n" << two.output;
+}
+
+TEST(Cli, PerplexityBadInputIsOneLineErrors) {
+    std::string m = Synth("");
+    const std::string text = "tests/data/public_domain_en.txt";
+    ExpectCleanError(Tinyai("perplexity -m " + m), "needs -m MODEL and -f TEXT");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f /nonexistent/t.txt"), "cannot read the text");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f " + text + " --ctx 2"), "--ctx must be");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f " + text + " --batch 0"), "--batch must be");
+    const std::string small = tai_test::TempPath(".txt"), bin = tai_test::TempPath(".bin"),
+                      empty = tai_test::TempPath(".txt");
+    WriteFile(small, "Too short.");
+    WriteFile(bin, std::string("ab\0cd", 5));
+    WriteFile(empty, "");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f " + small + " --ctx 64"),
+                     "fewer than one chunk of 64");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f " + bin), "NUL bytes");
+    ExpectCleanError(Tinyai("perplexity -m " + m + " -f " + empty), "holds no text");
+    std::remove(small.c_str());
+    std::remove(bin.c_str());
+    std::remove(empty.c_str());
+    std::remove(m.c_str());
 }
 
 TEST(Cli, RealModelGreedyNamesParis) {
