@@ -1,0 +1,29 @@
+/*
+ * <tinyai/tinyai.h>: the whole public API of TinyAI in one include.
+ *
+ *   <tinyai/status.h>                    status codes and the last error
+ *   <tinyai/llm.h>                       models, sessions, evaluation, sampling,
+ *                                        devices, perplexity
+ *   <tinyai/utils/mmap_loader.h>         the memory-mapped model loader
+ *   <tinyai/utils/forward_scheduler.h>   the layer-by-layer forward scheduler
+ *   <tinyai/utils/progressive_loader.h>  the progressive loader
+ *   <tinyai/utils/layer_priority.h>      layer cache priorities
+ *   <tinyai/utils/memory_stats.h>        memory statistics
+ *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
+ *                                        plugin implements)
+ *
+ * Each header also stands alone; C11 and C++.
+ */
+#ifndef TINYAI_TINYAI_H
+#define TINYAI_TINYAI_H
+
+#include <tinyai/status.h>
+#include <tinyai/llm.h>
+#include <tinyai/plugin.h>
+#include <tinyai/utils/forward_scheduler.h>
+#include <tinyai/utils/layer_priority.h>
+#include <tinyai/utils/memory_stats.h>
+#include <tinyai/utils/mmap_loader.h>
+#include <tinyai/utils/progressive_loader.h>
+
+#endif
