@@ -515,7 +515,7 @@ typedef struct {
     size_t lp_sent;  /* logprob entries sent */
     size_t lp_off;   /* completions: the text offset of the next entry */
     int phase;       /* 0 role, 1 text, 2 usage, 3 done marker, 4 end */
-    int quiet;       /* seconds waited without anything to send */
+    double quiet_since; /* when the stream last sent something */
     char *out;       /* an SSE frame being sent */
     size_t olen, opos;
 } sse;
@@ -538,6 +538,12 @@ static int sse_frame(sse *st, cJSON *o) {
     return 0;
 }
 
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     sse *st = cls;
     (void)pos;
@@ -551,7 +557,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             continue;
         }
         if (st->phase == 1) {
-            const size_t len = tai_req_wait(st->r, st->sent, 1.0);
+            const double ka = st->s->c.keepalive_s;
+            const size_t len = tai_req_wait(st->r, st->sent, ka < 1.0 ? ka : 1.0);
             pthread_mutex_lock(&st->r->mu);
             const tai_finish f = st->r->finish;
             pthread_mutex_unlock(&st->r->mu);
@@ -559,7 +566,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 char *piece = malloc(len - st->sent + 1);
                 if (!piece) return MHD_CONTENT_READER_END_WITH_ERROR;
                 st->sent += tai_req_copy(st->r, st->sent, len, piece, len - st->sent + 1);
-                st->quiet = 0;
+                st->quiet_since = mono_s();
                 cJSON *o = frame(st->s, st->id, st->chat, true);
                 add_choice(o, st->chat, true, piece, NULL,
                            pending_logprobs(st->s, st->r, st->chat, &st->lp_sent, &st->lp_off));
@@ -568,11 +575,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 continue;
             }
             if (f == TAI_FINISH_NONE) {
-                /* a comment line every few seconds of waiting (a long queue,
-                 * a slow step): the connection is not idle, and proxies and
-                 * the idle timeout leave it open */
-                if (++st->quiet >= 5) {
-                    st->quiet = 0;
+                /* a comment line after keepalive_s of waiting (a long
+                 * queue, a slow step): the connection is not idle, and
+                 * proxies and the idle timeout leave it open */
+                if (mono_s() - st->quiet_since >= ka) {
+                    st->quiet_since = mono_s();
                     free(st->out);
                     st->out = strdup(": keep-alive\n\n");
                     if (!st->out) return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -668,6 +675,7 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
         st->id = id;
         st->chat = chat;
         st->usage = usage;
+        st->quiet_since = mono_s();
         struct MHD_Response *resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
         if (!resp) {
@@ -910,6 +918,7 @@ TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
     if (!s->c.max_connections) s->c.max_connections = 256;
     if (!s->c.timeout_s) s->c.timeout_s = 30;
     if (!s->c.default_max_tokens) s->c.default_max_tokens = 256;
+    if (!(s->c.keepalive_s > 0)) s->c.keepalive_s = 5;
     pthread_mutex_init(&s->mu, NULL);
     atomic_store(&s->next_id, 1);
     struct sockaddr_in addr;

@@ -31,6 +31,10 @@ typedef struct {
     int timeout_s;           /* an idle connection is closed after it; default 30 */
     const char *model_name;  /* the id /v1/models lists and responses carry */
     int default_max_tokens;  /* when a request gives none; default 256 */
+    double keepalive_s;      /* a stream with nothing to send for this long
+                                sends an SSE comment line (": keep-alive"),
+                                so proxies and the idle timeout leave it
+                                open; default 5 */
 } tai_server_config;
 
 typedef struct tai_server tai_server;

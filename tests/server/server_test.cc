@@ -722,6 +722,43 @@ TEST(ServerBatch, GreedyTextIsTheSameAloneOrAmongFifteenOthers) {
     }
 }
 
+// A stream waiting for its first token (queued behind a long answer on the
+// only slot) sends SSE comment lines (": keep-alive") every keepalive_s, so
+// proxies and the idle timeout leave it open, and then its answer as usual.
+TEST(ServerKeepAlive, AWaitingStreamSendsCommentLines) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    tai_server_config sc = {};
+    sc.keepalive_s = 0.1;
+    OneSlotServer srv(sc, 1, 1024);
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    double a_seconds = 0;
+    Http a;
+    std::thread first([&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        a = Curl(srv.port, "POST", "/v1/completions",
+                 R"({"prompt":"1, 2, 3, 4, 5, 6, 7,","temperature":0,"max_tokens":500})");
+        a_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+    // the long answer holds the slot before the stream asks
+    for (int i = 0; i < 200; i++) {
+        Http m = Curl(srv.port, "GET", "/metrics");
+        if (m.body.find("\ntinyai_slots_busy 1") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    Http b = Curl(srv.port, "POST", "/v1/completions",
+                  R"({"prompt":"Hello","max_tokens":2,"stream":true})");
+    const double b_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    first.join();
+    ASSERT_EQ(a.status, 200) << a.body;
+    ASSERT_EQ(b.status, 200) << b.body;
+    EXPECT_NE(b.body.find("data: [DONE]"), std::string::npos) << b.body;
+    if (b_seconds < 0.5)
+        GTEST_SKIP() << "the long answer took only " << a_seconds << " s: the stream never waited";
+    EXPECT_NE(b.body.find(": keep-alive\n\n"), std::string::npos)
+        << "waited " << b_seconds << " s without a comment line:\n" << b.body;
+}
+
 // A server with an API key: 401 without it or with a wrong one (health
 // needs none), 200 with it.
 TEST(ServerKey, ABearerKeyIsRequired) {
