@@ -570,20 +570,42 @@ static void attention_avx512(float *out, const float *q, const float *k_cache,
             vsum = _mm512_add_ps(vsum, e);
         }
         const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
-        for (int i = 0; i < nv; i++) {
-            const __mmask16 m = tail_mask(head_dim - 16 * i);
-            __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
+        /* the weighted sum, up to 8 vectors of the head at a time: each
+         * position's row read front to back (one stream the prefetcher
+         * follows), even and odd positions in two sums per vector */
+        for (int i0 = 0; i0 < nv; i0 += 8) {
+            const int ni = nv - i0 < 8 ? nv - i0 : 8;
+            __m512 o0[8], o1[8];
+            __mmask16 m[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                o0[i] = o1[i] = _mm512_setzero_ps();
+                m[i] = i < ni ? tail_mask(head_dim - 16 * (i0 + i)) : 0;
+            }
+            const float *vb = v_cache + kv_off + 16 * i0;
             int64_t p = 0;
             for (; p + 2 <= n_pos; p += 2) {
-                const float *v0 = v_cache + p * kv_stride + kv_off + 16 * i;
-                o0 = _mm512_fmadd_ps(_mm512_set1_ps(att[p]), _mm512_maskz_loadu_ps(m, v0), o0);
-                o1 = _mm512_fmadd_ps(_mm512_set1_ps(att[p + 1]),
-                                     _mm512_maskz_loadu_ps(m, v0 + kv_stride), o1);
+                const float *v0 = vb + p * kv_stride, *v1 = v0 + kv_stride;
+                const __m512 a0 = _mm512_set1_ps(att[p]), a1 = _mm512_set1_ps(att[p + 1]);
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++)
+                    if (i < ni) {
+                        o0[i] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(m[i], v0 + 16 * i), o0[i]);
+                        o1[i] = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(m[i], v1 + 16 * i), o1[i]);
+                    }
             }
-            if (p < n_pos)
-                o0 = _mm512_fmadd_ps(_mm512_set1_ps(att[p]),
-                                     _mm512_maskz_loadu_ps(m, v_cache + p * kv_stride + kv_off + 16 * i), o0);
-            _mm512_mask_storeu_ps(oh + 16 * i, m, _mm512_mul_ps(_mm512_add_ps(o0, o1), _mm512_set1_ps(inv)));
+            if (p < n_pos) {
+                const float *v0 = vb + p * kv_stride;
+                const __m512 a0 = _mm512_set1_ps(att[p]);
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++)
+                    if (i < ni) o0[i] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(m[i], v0 + 16 * i), o0[i]);
+            }
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                if (i < ni)
+                    _mm512_mask_storeu_ps(oh + 16 * (i0 + i), m[i],
+                                          _mm512_mul_ps(_mm512_add_ps(o0[i], o1[i]), _mm512_set1_ps(inv)));
         }
     }
 }
