@@ -5,7 +5,6 @@
 #include "server/engine.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +118,7 @@ static void publish(tai_req *r, const char *s, size_t n, tai_finish finish, cons
 
 /* Length of the valid UTF-8 sequence at p (n bytes available): 1-4; 0 if
  * it is incomplete (more bytes may complete it); -1 if invalid. */
-static int utf8_seq(const unsigned char *p, size_t n) {
+int tai_utf8_seq(const unsigned char *p, size_t n) {
     const unsigned c = p[0];
     int len;
     unsigned min;
@@ -208,7 +207,7 @@ static int release_text(slot *sl, int final) {
     char out[1024];
     size_t o = 0, k = 0;
     while (k < keep) {
-        const int n = utf8_seq((const unsigned char *)sl->pend + k, keep - k);
+        const int n = tai_utf8_seq((const unsigned char *)sl->pend + k, keep - k);
         if (n == 0 && !(final || stopped)) break; /* wait for the rest of it */
         if (o + 4 > sizeof out) {
             publish(r, out, o, TAI_FINISH_NONE, NULL);
@@ -330,9 +329,12 @@ static void admit(tai_engine *e) {
         sl->plen = 0;
         if (src && tinyaiSessionCopyPrefix(sl->s, src->s, (int)longest) == TINYAI_OK) {
             sl->hlen = 0;
-            sl->hist_lost = hist_push(sl, src->hist, longest) != 0;
-            best = sl->hist_lost ? 0 : longest;
-            if (sl->hist_lost) tinyaiResetSession(sl->s);
+            best = longest;
+            if (hist_push(sl, src->hist, longest) != 0) { /* out of memory: start empty */
+                best = 0;
+                tinyaiResetSession(sl->s);
+            }
+            sl->hist_lost = 0;
         } else if (sl->hist_lost || tinyaiSessionRewind(sl->s, (int)best) != TINYAI_OK) {
             /* keep the KV cache of the shared prefix, or nothing */
             best = 0;
@@ -357,12 +359,7 @@ static void admit(tai_engine *e) {
  * tokens (ties: the lower id first). Sums in double; -inf where the
  * probability underflows. */
 static void logprob_of(const float *l, int nv, int32_t tok, int n_top, tai_logprob *out) {
-    float mx = -INFINITY;
-    for (int i = 0; i < nv; i++)
-        if (l[i] > mx) mx = l[i];
-    double sum = 0;
-    for (int i = 0; i < nv; i++) sum += exp((double)l[i] - mx);
-    const double lse = (double)mx + log(sum);
+    const double lse = tinyaiLogSumExp(l, nv);
     out->token = tok;
     out->logprob = (float)((double)l[tok] - lse);
     out->n_top = 0;

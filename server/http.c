@@ -381,21 +381,12 @@ static char *token_text(const char *p, size_t n) {
     if (!t) return NULL;
     size_t o = 0;
     for (size_t k = 0; k < n;) {
-        const unsigned char c = (unsigned char)p[k];
-        int len = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3
-                             : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
-        char tmp[5] = {0};
-        if (len && (size_t)len <= n - k) {
-            memcpy(tmp, p + k, (size_t)len);
-            if (!valid_utf8(tmp)) len = 0;
-        } else {
-            len = 0;
-        }
-        if (len) {
+        const int len = tai_utf8_seq((const unsigned char *)p + k, n - k);
+        if (len > 0) {
             memcpy(t + o, p + k, (size_t)len);
             o += (size_t)len;
             k += (size_t)len;
-        } else {
+        } else { /* invalid, or a character the token holds only part of */
             memcpy(t + o, "\xef\xbf\xbd", 3);
             o += 3;
             k++;

@@ -512,6 +512,10 @@ void tinyaiFreeSampler(TinyAISampler *sampler); /* accepts NULL */
 /* Picks a token from nVocab logits (not modified) and records it in the
  * sampler's history. Returns -1 (with an error message) on bad arguments. */
 int32_t tinyaiSample(TinyAISampler *sampler, const float *logits, int nVocab);
+/* log(sum(exp(logits[i]))) over n logits, summed in double from their
+ * maximum: token t's log-probability is logits[t] minus it (the server's
+ * logprobs, tinyaiPerplexity). -inf for n < 1. */
+double tinyaiLogSumExp(const float *logits, int n);
 
 /* Records tokens (a prompt) in the history the repetition penalty sees. */
 void tinyaiSamplerAccept(TinyAISampler *sampler, const int32_t *ids, size_t n);

@@ -23,16 +23,6 @@ TinyAIPerplexityConfig tinyaiCreateDefaultPerplexityConfig(void) {
     return c;
 }
 
-/* -log softmax(l)[tok], in double. */
-static double nll_of(const float *l, int nv, int32_t tok) {
-    float mx = l[0];
-    for (int i = 1; i < nv; i++)
-        if (l[i] > mx) mx = l[i];
-    double sum = 0;
-    for (int i = 0; i < nv; i++) sum += exp((double)l[i] - mx);
-    return (double)mx + log(sum) - (double)l[tok];
-}
-
 static void figures(double nll, double nll2, int64_t count, double *ppl, double *err) {
     const double mean = count > 0 ? nll / (double)count : 0;
     *ppl = exp(mean);
@@ -103,7 +93,8 @@ TinyAIStatus tinyaiPerplexity(TinyAIModel *model, const int32_t *tokens, size_t 
         for (int j = first; st == TINYAI_OK && j < ctx - 1; j++) {
             for (int i = 0; i < nb; i++) {
                 const int32_t *b = buf + (size_t)i * ctx;
-                const double v = nll_of(tinyaiGetLogits(s[i]), info.nVocab, b[j + 1]);
+                const float *l = tinyaiGetLogits(s[i]);
+                const double v = tinyaiLogSumExp(l, info.nVocab) - (double)l[b[j + 1]];
                 part[2 * i] += v;
                 part[2 * i + 1] += v * v;
                 tok[i] = b[j + 1];

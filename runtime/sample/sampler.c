@@ -128,6 +128,16 @@ static int ensure(TinyAISampler *s, int n) {
     return 1;
 }
 
+double tinyaiLogSumExp(const float *logits, int n) {
+    if (!logits || n < 1) return -INFINITY;
+    float mx = logits[0];
+    for (int i = 1; i < n; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    return (double)mx + log(sum);
+}
+
 int32_t tinyaiSample(TinyAISampler *s, const float *logits, int nVocab) {
     if (!s || !logits || nVocab < 1) {
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSample: bad argument");

@@ -144,3 +144,17 @@ TEST(Sampler, BadConfigAndArgumentsAreErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+// log(sum(exp)) from the maximum, in double: exact for equal logits, no
+// overflow for large ones, -inf for nothing.
+TEST(LogSumExp, StableAndExact) {
+    const float two[2] = {0.0f, 0.0f}, big[3] = {1000.0f, 1000.0f, -1000.0f};
+    EXPECT_DOUBLE_EQ(tinyaiLogSumExp(two, 2), std::log(2.0));
+    EXPECT_NEAR(tinyaiLogSumExp(big, 3), 1000.0 + std::log(2.0), 1e-9);
+    EXPECT_TRUE(std::isinf(tinyaiLogSumExp(two, 0)));
+    EXPECT_TRUE(std::isinf(tinyaiLogSumExp(nullptr, 2)));
+}
+
+}  // namespace
