@@ -306,3 +306,55 @@ size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n) {
     if (panels > SIZE_MAX / pb) return 0;
     return (size_t)panels * pb;
 }
+
+void tai_unpack_block(tai_type t, const void *panel_, int rr, int64_t i, void *dst) {
+    const uint8_t *panel = panel_;
+    const uint8_t *q = panel + tai_qcodes_at(t, i);
+    if (t == TAI_TYPE_Q8_0) {
+        tai_block_q8_0 b;
+        memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+        for (int g = 0; g < 8; g++)
+            for (int k = 0; k < 4; k++)
+                b.qs[4 * g + k] = (int8_t)(q[(g * TAI_PANEL + rr) * 4 + k] - 128);
+        memcpy(dst, &b, sizeof b);
+        return;
+    }
+    uint8_t code[TAI_QK]; /* element j's code, 0..15 */
+    for (int j = 0; j < 4; j++)
+        for (int k = 0; k < 4; k++) {
+            const uint8_t c = q[(j * TAI_PANEL + rr) * 4 + k];
+            code[8 * j + k] = c & 0x0f;
+            code[8 * j + 4 + k] = c >> 4;
+        }
+    uint8_t qs[TAI_QK / 2];
+    for (int j = 0; j < TAI_QK / 2; j++) qs[j] = (uint8_t)(code[j] | code[j + TAI_QK / 2] << 4);
+    if (t == TAI_TYPE_Q4_0) {
+        tai_block_q4_0 b;
+        memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+        memcpy(b.qs, qs, sizeof qs);
+        memcpy(dst, &b, sizeof b);
+    } else {
+        tai_block_q4_1 b;
+        memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
+        memcpy(&b.m, panel + tai_qmins_at(t, i) + 2 * rr, 2);
+        memcpy(b.qs, qs, sizeof qs);
+        memcpy(dst, &b, sizeof b);
+    }
+}
+
+void tai_unpack_row(tai_type t, const void *packed, int64_t rows, int64_t n, int64_t r,
+                    void *dst) {
+    const size_t pb = tai_pack_panel_bytes(t, n);
+    if (pb == 0 || packed == NULL || dst == NULL || r < 0 || r >= rows) return;
+    const uint8_t *panel = (const uint8_t *)packed + (size_t)(r / TAI_PANEL) * pb;
+    const int rr = (int)(r % TAI_PANEL);
+    uint8_t *out = dst;
+    if (t == TAI_TYPE_F32 || t == TAI_TYPE_F16) {
+        const size_t es = t == TAI_TYPE_F32 ? 4 : 2;
+        for (int64_t k = 0; k < n; k++)
+            memcpy(out + (size_t)k * es, panel + ((size_t)k * TAI_PANEL + (size_t)rr) * es, es);
+        return;
+    }
+    const size_t bb = tai_type_block_bytes(t);
+    for (int64_t i = 0; i < n / TAI_QK; i++) tai_unpack_block(t, panel, rr, i, out + (size_t)i * bb);
+}

@@ -113,6 +113,17 @@ size_t tai_pack_bytes(tai_type t, int64_t rows, int64_t n);
 /* Packed block-type panels (see "Packed weights" above): blocks go in pairs,
  * each pair [codes of b][codes of b + 1][d of b, b + 1][m of b, b + 1 (Q4_1)],
  * so a panel is one front-to-back stream. Byte offsets inside a panel: */
+/* Row r (0 <= r < rows) of a packed rows x n matrix of type t, written to
+ * dst in GGUF's row-major layout of the same type (tai_type_row_bytes(t, n)
+ * bytes): the exact inverse of packing, so a packed file's tensor can be
+ * written out row-major without rounding anything. Does nothing on invalid
+ * arguments. */
+void tai_unpack_row(tai_type t, const void *packed, int64_t rows, int64_t n, int64_t r,
+                    void *dst);
+/* Block i of row rr (0..15) of one packed panel of a block type, as its
+ * GGUF block (tai_type_block_bytes bytes) into dst. */
+void tai_unpack_block(tai_type t, const void *panel, int rr, int64_t i, void *dst);
+
 static inline size_t tai_qcode_bytes(tai_type t) { /* codes of one block */
     return t == TAI_TYPE_Q8_0 ? 512 : 256;
 }

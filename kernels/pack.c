@@ -157,42 +157,16 @@ void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
         }
         break;
     case TAI_TYPE_Q8_0:
-        for (int64_t i = 0; i < nb; i++) {
-            const uint8_t *q = panel + tai_qcodes_at(t, i);
-            tai_block_q8_0 b;
-            memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
-            for (int g = 0; g < 8; g++)
-                for (int k = 0; k < 4; k++)
-                    b.qs[4 * g + k] = (int8_t)(q[(g * TAI_PANEL + rr) * 4 + k] - 128);
-            tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
-        }
-        break;
     case TAI_TYPE_Q4_0:
     case TAI_TYPE_Q4_1:
         for (int64_t i = 0; i < nb; i++) {
-            const uint8_t *q = panel + tai_qcodes_at(t, i);
-            uint8_t code[TAI_QK]; /* element j's code, 0..15 */
-            for (int j = 0; j < 4; j++)
-                for (int k = 0; k < 4; k++) {
-                    const uint8_t c = q[(j * TAI_PANEL + rr) * 4 + k];
-                    code[8 * j + k] = c & 0x0f;
-                    code[8 * j + 4 + k] = c >> 4;
-                }
-            uint8_t qs[TAI_QK / 2];
-            for (int j = 0; j < TAI_QK / 2; j++)
-                qs[j] = (uint8_t)(code[j] | code[j + TAI_QK / 2] << 4);
-            if (t == TAI_TYPE_Q4_0) {
-                tai_block_q4_0 b;
-                memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
-                memcpy(b.qs, qs, sizeof qs);
-                tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
-            } else {
-                tai_block_q4_1 b;
-                memcpy(&b.d, panel + tai_qscales_at(t, i) + 2 * rr, 2);
-                memcpy(&b.m, panel + tai_qmins_at(t, i) + 2 * rr, 2);
-                memcpy(b.qs, qs, sizeof qs);
-                tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
-            }
+            union {
+                tai_block_q8_0 q8;
+                tai_block_q4_0 q40;
+                tai_block_q4_1 q41;
+            } b;
+            tai_unpack_block(t, panel, rr, i, &b);
+            tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
         }
         break;
     default: break;

@@ -7,6 +7,7 @@
  *   tinyai convert IN.gguf OUT.tmai                native format
  *   tinyai synth -o OUT.gguf [shape options]       random-weight model
  *   tinyai tune [--force]                          per-machine kernel tuning
+ *   tinyai quantize IN OUT [--ffn int4 ...]         mixed precision
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1074,7 +1075,8 @@ static void main_help(void) {
            "  devices    what the layers can run on (the CPU, OpenCL devices, plugins)\n"
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n"
            "  serve      an OpenAI-compatible HTTP server with continuous batching\n"
-           "  perplexity the perplexity of a text file under the model\n");
+           "  perplexity the perplexity of a text file under the model\n"
+           "  quantize   convert a model to other weight types, per group of matrices\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -1100,6 +1102,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

@@ -9,6 +9,7 @@
  *   <tinyai/utils/progressive_loader.h>  the progressive loader
  *   <tinyai/utils/layer_priority.h>      layer cache priorities
  *   <tinyai/utils/memory_stats.h>        memory statistics
+ *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
  *                                        plugin implements)
  *
@@ -25,5 +26,6 @@
 #include <tinyai/utils/memory_stats.h>
 #include <tinyai/utils/mmap_loader.h>
 #include <tinyai/utils/progressive_loader.h>
+#include <tinyai/utils/quantize_mixed.h>
 
 #endif

@@ -405,6 +405,17 @@ void tai_model_file_release_header(const tai_model_file *mf) {
     if (len > 0) (void)madvise((void *)mf->map, len, MADV_DONTNEED);
 }
 
+void tai_model_file_release(const tai_model_file *mf, const void *p, uint64_t n) {
+    const long page = sysconf(_SC_PAGESIZE);
+    if (!mf || !mf->map || !p || page <= 0) return;
+    const uintptr_t lo = (uintptr_t)mf->map, hi = lo + (uintptr_t)mf->file_size;
+    uintptr_t a = (uintptr_t)p, b = a + (uintptr_t)n;
+    if (a < lo || b > hi || b <= a) return;
+    a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    b = b / (uintptr_t)page * (uintptr_t)page;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer) {
     if (!mf) return tai_error(TINYAI_ERR_INVALID_ARG, "verify_layer: NULL model file");
     if (layer < 0 || layer >= mf->n_layers)
@@ -413,6 +424,7 @@ TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer) {
     if (mf->kind != TAI_FILE_TMAI) return TINYAI_OK;
     const tai_layer_entry *e = &mf->layers[layer];
     uint64_t h = XXH64(mf->map + e->offset, (size_t)e->size, 0);
+    tai_model_file_release(mf, mf->map + e->offset, e->size);
     if (h != e->checksum)
         return tai_error(TINYAI_ERR_CHECKSUM, "%s: checksum mismatch in layer %d (bytes "
                          "%llu..%llu): stored %016llx, computed %016llx", mf->path, layer,

@@ -137,8 +137,15 @@ size_t tai_model_file_memory_bytes(const tai_model_file *mf);
  * are read back in if touched again. */
 void tai_model_file_release_header(const tai_model_file *mf);
 
+/* Drops the pages of [p, p + n) (inside the mapping; whole pages only)
+ * from the process's resident set after a pass over them: a tool reading a
+ * file larger than memory front to back keeps only what it is working on.
+ * They stay in the page cache. Does nothing for ranges outside the map. */
+void tai_model_file_release(const tai_model_file *mf, const void *p, uint64_t n);
+
 /* Verifies one .tmai layer's checksum (TINYAI_ERR_CHECKSUM on mismatch).
- * For GGUF files (no checksums) returns TINYAI_OK. */
+ * For GGUF files (no checksums) returns TINYAI_OK. The layer's pages are
+ * released afterwards (tai_model_file_release). */
 TinyAIStatus tai_model_file_verify_layer(const tai_model_file *mf, int layer);
 
 /* Lookups. find returns NULL if absent. The typed getters return

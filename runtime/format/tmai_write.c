@@ -309,6 +309,7 @@ TinyAIStatus tai_tmai_write_with(const tai_model_file *mf, const char *path,
             else /* as stored: raw vectors, packed matrices, version 1 */
                 st = put(&o, t->data, t->size, pl->offset);
             pos = pl->offset + pl->size;
+            tai_model_file_release(mf, t->data, t->size);
         }
         put_u64_at(meta.data + lt_off + (uint64_t)l * TMAI_LAYER_ENTRY_SIZE + TMAI_L_CHECKSUM,
                    XXH64_digest(xs));

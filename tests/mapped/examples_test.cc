@@ -18,6 +18,7 @@
 
 #include <tinyai/llm.h>
 
+#include "runtime/llm/llm_internal.h"
 #include "tests/common/test_paths.h"
 
 namespace {
@@ -277,6 +278,46 @@ TEST_F(Examples, ProgressiveLoaderWithModel) {
     EXPECT_GT(held, 0);
     EXPECT_GT(peak, held); // layers 0 and 1 were held together
     EXPECT_GE(std::stoll(m[3]), 2);
+}
+
+// The memory guide's mixed-precision example. On the default model as
+// published (Q4_1 blocks, a Q8_0 embedding that is also the head) its FP16
+// head would raise the head's precision: refused, saying so. On the same
+// model expanded to F32 (the unquantized base no PyPI package publishes)
+// it applies: the weights shrink about 3.5 times and the greedy answer is
+// still Paris.
+TEST_F(Examples, MixedPrecision) {
+    Result refused = RunExample("mixed_precision", *tmai_);
+    EXPECT_EQ(refused.status, 2) << refused.output;
+    EXPECT_NE(refused.output.find("Not applied: token_embd.weight is Q8_0: output precision F16 "
+                                  "would raise it"),
+              std::string::npos)
+        << refused.output;
+
+    const std::string f32 = tai_test::TempPath(".gguf");
+    {
+        TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+        mc.memoryLimit = 1;
+        TinyAIModel *m = nullptr;
+        ASSERT_EQ(tinyaiLoadModel(tmai_->c_str(), &mc, &m), TINYAI_OK);
+        TinyAIMixedPrecisionConfig c;
+        tinyaiInitMixedPrecisionConfig(&c);
+        c.embeddingPrecision = c.attentionPrecision = c.ffnPrecision = c.outputPrecision =
+            TINYAI_PREC_FP32;
+        ASSERT_EQ(tai_quantize_file(m->file, f32.c_str(), &c, true, nullptr, nullptr), TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        tinyaiFreeModel(m);
+    }
+    Result r = RunExample("mixed_precision", f32);
+    std::remove(f32.c_str());
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m,
+                                  std::regex("Weights: ([0-9.]+) MiB -> ([0-9.]+) MiB\n")))
+        << r.output;
+    const double a = std::stod(m[1]), b = std::stod(m[2]);
+    EXPECT_GT(a / b, 3.0) << r.output;
+    EXPECT_NE(After(r.output, "Continuation: ").find("Paris"), std::string::npos) << r.output;
 }
 
 } // namespace
