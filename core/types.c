@@ -358,3 +358,55 @@ void tai_unpack_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
     const size_t bb = tai_type_block_bytes(t);
     for (int64_t i = 0; i < n / TAI_QK; i++) tai_unpack_block(t, panel, rr, i, out + (size_t)i * bb);
 }
+
+size_t tai_sparse_panel_bytes(tai_type t, int64_t n, int64_t keep) {
+    if (!tai_type_valid((int)t) || n <= 0 || n % TAI_QK != 0 || keep < 1 || keep > n / TAI_QK)
+        return 0;
+    const size_t pb = tai_pack_panel_bytes(t, keep * TAI_QK);
+    return pb ? tai_sparse_index_bytes(keep) + pb : 0;
+}
+
+size_t tai_sparse_bytes(tai_type t, int64_t rows, int64_t n, int64_t keep) {
+    const size_t pb = tai_sparse_panel_bytes(t, n, keep);
+    if (pb == 0 || rows <= 0) return 0;
+    const uint64_t panels = ((uint64_t)rows + TAI_PANEL - 1) / TAI_PANEL;
+    if (panels > SIZE_MAX / pb) return 0;
+    return (size_t)panels * pb;
+}
+
+int64_t tai_sparse_keep(tai_type t, const void *w, int64_t rows, int64_t n, uint64_t size) {
+    if (!w || size < 2) return 0;
+    uint16_t k;
+    memcpy(&k, w, 2);
+    return k >= 1 && tai_sparse_bytes(t, rows, n, k) == size ? (int64_t)k : 0;
+}
+
+int tai_sparse_check(tai_type t, const void *w, int64_t rows, int64_t n, int64_t keep,
+                     int64_t *bad_panel) {
+    const size_t pb = tai_sparse_panel_bytes(t, n, keep);
+    if (pb == 0 || rows <= 0 || !w) {
+        if (bad_panel) *bad_panel = 0;
+        return 0;
+    }
+    const int64_t panels = (rows + TAI_PANEL - 1) / TAI_PANEL, nb = n / TAI_QK;
+    for (int64_t p = 0; p < panels; p++) {
+        const uint8_t *ix = (const uint8_t *)w + (size_t)p * pb;
+        uint16_t k;
+        memcpy(&k, ix, 2);
+        if ((int64_t)k != keep) {
+            if (bad_panel) *bad_panel = p;
+            return 0;
+        }
+        int64_t prev = -1;
+        for (int64_t j = 0; j < keep; j++) {
+            uint16_t v;
+            memcpy(&v, ix + 2 + 2 * j, 2);
+            if ((int64_t)v <= prev || (int64_t)v >= nb) {
+                if (bad_panel) *bad_panel = p;
+                return 0;
+            }
+            prev = v;
+        }
+    }
+    return 1;
+}

@@ -140,6 +140,44 @@ static inline size_t tai_qmins_at(tai_type t, int64_t b) { /* 16 fp16 m, Q4_1 */
     return tai_qscales_at(t, b) + 64;
 }
 
+/* ---- Block-sparse packed weights ------------------------------------------
+ *
+ * A pruned matrix (runtime/llm/prune.c) keeps, in every 16-row panel, the
+ * same number `keep` (1..n/32) of its n/32 column blocks of 32 elements
+ * (a tile of 16 rows x 32 columns is the unit pruned: the kernels skip
+ * whole tiles). Panel p is stored as
+ *
+ *   uint16 keep        the same in every panel
+ *   uint16 idx[keep]   the kept blocks' column-block indices, strictly
+ *                      increasing; the header zero-padded to a multiple of
+ *                      64 bytes
+ *   packed panel       the kept blocks as one packed panel ("Packed weights"
+ *                      above) of 32 * keep elements per row, kept block j
+ *                      standing for column block idx[j]
+ *
+ * so a product is the dense product of that small panel with the matching
+ * blocks of the activations, and every panel takes the same bytes. The
+ * stored values are the source's bit for bit. Any type, the quantized ones
+ * included.
+ */
+/* Bytes of one block-sparse panel (0 if n or keep is invalid). */
+size_t tai_sparse_panel_bytes(tai_type t, int64_t n, int64_t keep);
+/* Bytes of a panel's header (keep and the index): 2 * (keep + 1) rounded up
+ * to 64. The indices start 2 bytes in. */
+static inline size_t tai_sparse_index_bytes(int64_t keep) {
+    return ((size_t)(keep + 1) * 2 + 63) & ~(size_t)63;
+}
+/* Bytes of a rows x n block-sparse matrix; 0 on invalid arguments. */
+size_t tai_sparse_bytes(tai_type t, int64_t rows, int64_t n, int64_t keep);
+/* The keep a block-sparse matrix says it has (its first panel's), or 0 if
+ * that is not one a rows x n matrix of type t stored in `size` bytes can
+ * have. */
+int64_t tai_sparse_keep(tai_type t, const void *w, int64_t rows, int64_t n, uint64_t size);
+/* Whether every panel says `keep` and its index is strictly increasing and
+ * below n / 32: 1, or 0 and *bad_panel gets the first bad one. */
+int tai_sparse_check(tai_type t, const void *w, int64_t rows, int64_t n, int64_t keep,
+                     int64_t *bad_panel);
+
 #ifdef __cplusplus
 }
 #endif

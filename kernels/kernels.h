@@ -83,6 +83,15 @@ void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n);
 void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *dst,
                      int64_t p0, int64_t p1);
 
+/* One block-sparse panel (core/types.h "Block-sparse packed weights") from
+ * `nrows` (1..16) row-major rows of W (rows tai_type_row_bytes(t, n)
+ * apart) keeping the `keep` column blocks idx[0..keep) (strictly
+ * increasing, < n / 32): tai_sparse_panel_bytes(t, n, keep) bytes into dst
+ * (64-byte aligned). tmp: scratch of 16 * tai_type_row_bytes(t, 32 * keep)
+ * bytes. Copies the kept blocks' bytes: no value changes. */
+void tai_pack_sparse_panel(tai_type t, const void *w, int64_t nrows, int64_t n, int64_t keep,
+                           const uint16_t *idx, void *dst, void *tmp);
+
 /* Row r (0 <= r < rows) of a packed rows x n matrix of type t, dequantized
  * to n floats in out: the inverse view of tai_pack_matrix for one row, equal
  * bit for bit to tai_dequantize_row of the row-major row. For looking up a
@@ -250,6 +259,16 @@ size_t tai_matmul_scratch_bytes(tai_type t, int64_t n, int64_t ncols);
 void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
                 int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
                 void *scratch);
+/* The same product with W stored block-sparse (core/types.h "Block-sparse
+ * packed weights", `keep` blocks per panel; kernels/sparse.c): equal bit
+ * for bit to tai_matmul of W with its pruned blocks zero. scratch: 64-byte
+ * aligned, tai_matmul_sparse_scratch_bytes(t, n, keep, ncols, threads)
+ * bytes, where threads is at least the pool's size. */
+size_t tai_matmul_sparse_scratch_bytes(tai_type t, int64_t n, int64_t keep, int64_t ncols,
+                                       int threads);
+void tai_matmul_sparse(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
+                       int64_t rows, int64_t n, int64_t keep, const float *x, float *y,
+                       int64_t ncols, void *scratch);
 /* Packs the whole of row-major W into dst (tai_pack_bytes bytes, 64-byte
  * aligned), panels split across the pool (NULL: the calling thread). */
 void tai_pack_matrix(tai_pool *pool, tai_type t, const void *w, int64_t rows, int64_t n,

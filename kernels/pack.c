@@ -133,6 +133,24 @@ void tai_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, void *d
     for (int64_t p = p0; p < p1; p++) pack_panel(t, w, rows, n, (uint8_t *)dst + (size_t)p * pb, p);
 }
 
+void tai_pack_sparse_panel(tai_type t, const void *w, int64_t nrows, int64_t n, int64_t keep,
+                           const uint16_t *idx, void *dst, void *tmp) {
+    const size_t pb = tai_sparse_panel_bytes(t, n, keep);
+    if (pb == 0 || nrows < 1 || nrows > TAI_PANEL || !w || !idx || !dst || !tmp) return;
+    const size_t row = tai_type_row_bytes(t, n), krow = tai_type_row_bytes(t, keep * TAI_QK);
+    const size_t bb = krow / (size_t)keep; /* bytes of 32 elements of a row */
+    for (int64_t r = 0; r < nrows; r++)
+        for (int64_t k = 0; k < keep; k++)
+            memcpy((uint8_t *)tmp + (size_t)r * krow + (size_t)k * bb,
+                   (const uint8_t *)w + (size_t)r * row + (size_t)idx[k] * bb, bb);
+    const size_t head = tai_sparse_index_bytes(keep);
+    memset(dst, 0, head);
+    const uint16_t k16 = (uint16_t)keep;
+    memcpy(dst, &k16, 2);
+    memcpy((uint8_t *)dst + 2, idx, (size_t)keep * 2);
+    tai_pack_panels(t, tmp, nrows, keep * TAI_QK, (uint8_t *)dst + head, 0, 1);
+}
+
 /* ---- One row back out of a packed matrix ------------------------------------ */
 
 /* Each block is rebuilt exactly as GGUF stores it and dequantized by

@@ -8,6 +8,11 @@ void tai_host_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, vo
     tai_pack_panels(t, w, rows, n, dst, p0, p1);
 }
 
+void tai_host_pack_sparse_panel(tai_type t, const void *w, int64_t nrows, int64_t n,
+                                int64_t keep, const uint16_t *idx, void *dst, void *tmp) {
+    tai_pack_sparse_panel(t, w, nrows, n, keep, idx, dst, tmp);
+}
+
 void tai_host_pack_matrix(tai_pool *pool, tai_type t, const void *w, int64_t rows, int64_t n,
                           void *dst) {
     tai_pack_matrix(pool, t, w, rows, n, dst);

@@ -31,6 +31,11 @@ void tai_host_pack_panels(tai_type t, const void *w, int64_t rows, int64_t n, vo
 void tai_host_pack_matrix(tai_pool *pool, tai_type t, const void *w, int64_t rows, int64_t n,
                           void *dst);
 
+/* One block-sparse panel from up to 16 row-major rows (kernels.h
+ * tai_pack_sparse_panel). */
+void tai_host_pack_sparse_panel(tai_type t, const void *w, int64_t nrows, int64_t n,
+                                int64_t keep, const uint16_t *idx, void *dst, void *tmp);
+
 /* Row r (0 <= r < rows) of a packed rows x n matrix, dequantized to n
  * floats (bit for bit tai_dequantize_row of the row-major row). */
 void tai_host_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int64_t r,
