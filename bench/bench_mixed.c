@@ -36,22 +36,6 @@ static int fail(const char *what) {
     return 1;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 typedef struct {
     const char *name;
     TinyAIPrecision emb, att, ffn, out;
@@ -108,7 +92,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    char *txt = read_text(text);
+    char *txt = tai_e2e_read_text(text);
     if (!txt) {
         fprintf(stderr, "bench_mixed: cannot read %s\n", text);
         return 1;

@@ -65,6 +65,9 @@ void tai_e2e_apply_tuning(int force, char *desc, size_t cap);
  * error printed on stderr). */
 int tai_e2e_ensure_1b(const char *path);
 
+/* A whole text file, NUL-terminated (the caller frees it), or NULL. */
+char *tai_e2e_read_text(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

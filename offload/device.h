@@ -141,6 +141,15 @@ typedef struct tai_device_ops {
                  const int32_t *tokens, int64_t ncols, tai_dref out);
     /* bytes from src to dst, both on this device. */
     int (*copy)(void *dev, tai_dref dst, tai_dref src, size_t bytes);
+
+    /* ---- optional (NULL, or past the table's size: the device has none) ---- */
+
+    /* The matmul above with W block-sparse (core/types.h "Block-sparse
+     * packed weights", `keep` blocks per panel); a layer holding such a
+     * matrix runs only on a device that has these. */
+    size_t (*matmul_sparse_scratch)(void *dev, int type, int64_t n, int64_t keep, int64_t ncols);
+    int (*matmul_sparse)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, int64_t keep,
+                         tai_dref x, tai_dref y, int64_t ncols, tai_dref scratch);
 } tai_device_ops;
 
 #ifdef __cplusplus

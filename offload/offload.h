@@ -13,6 +13,9 @@
 #ifndef TAI_OFFLOAD_OFFLOAD_H
 #define TAI_OFFLOAD_OFFLOAD_H
 
+#include <errno.h>
+#include <stddef.h>
+
 #include <tinyai/status.h>
 
 #include "core/types.h"
@@ -73,6 +76,26 @@ static inline TinyAIStatus tai_dev_matmul(tai_device *d, tai_type t, tai_dref w,
                                           int64_t n, tai_dref x, tai_dref y, int64_t ncols,
                                           tai_dref scratch) {
     TAI_DEV_CALL_(d, matmul, (int)t, w, rows, n, x, y, ncols, scratch);
+}
+/* Whether the device multiplies block-sparse matrices (device.h's optional
+ * slots). */
+static inline int tai_dev_has_sparse(const tai_device *d) {
+    return d->ops->size >= offsetof(tai_device_ops, matmul_sparse) + sizeof d->ops->matmul_sparse &&
+           d->ops->matmul_sparse && d->ops->matmul_sparse_scratch;
+}
+/* Scratch for a product of `w`'s kind (dense or block-sparse) on d; 0 if
+ * d cannot run it. */
+static inline size_t tai_dev_matmul_sparse_scratch(tai_device *d, tai_type t, int64_t n,
+                                                   int64_t keep, int64_t ncols) {
+    return tai_dev_has_sparse(d) ? d->ops->matmul_sparse_scratch(d->ctx, (int)t, n, keep, ncols)
+                                 : 0;
+}
+static inline TinyAIStatus tai_dev_matmul_sparse(tai_device *d, tai_type t, tai_dref w,
+                                                 int64_t rows, int64_t n, int64_t keep,
+                                                 tai_dref x, tai_dref y, int64_t ncols,
+                                                 tai_dref scratch) {
+    if (!tai_dev_has_sparse(d)) return tai_dev_fail(d, "matmul_sparse", -ENOTSUP);
+    TAI_DEV_CALL_(d, matmul_sparse, (int)t, w, rows, n, keep, x, y, ncols, scratch);
 }
 static inline TinyAIStatus tai_dev_rmsnorm(tai_device *d, tai_dref out, tai_dref x, tai_dref w,
                                            int64_t n, int64_t ncols, float eps) {

@@ -43,5 +43,6 @@ int model_option(const char *a, const char *v, TinyAIModelConfig *mc);
 int cmd_serve(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

@@ -1,12 +1,15 @@
 /*
  * tools/quantize.c: `tinyai quantize`, mixed-precision conversion of a model
  * file (tinyaiQuantizeModelFile): a weight type per group of matrices,
- * streamed layer by layer with a progress line.
+ * streamed layer by layer with a progress line; and `tinyai prune`, block
+ * pruning into a block-sparse .tmai (tinyaiPruneModelFile).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <tinyai/utils/prune.h>
 #include <tinyai/utils/quantize_mixed.h>
 
 #include "tools/cli.h"
@@ -40,10 +43,10 @@ static void on_progress(void *user, uint64_t done, uint64_t total) {
     if (pct == *last) return;
     *last = pct;
     if (isatty(STDERR_FILENO))
-        fprintf(stderr, "\rquantize: %3d%% (%.1f of %.1f MiB)", pct, done / 1048576.0,
+        fprintf(stderr, "\r%3d%% (%.1f of %.1f MiB)", pct, done / 1048576.0,
                 total / 1048576.0);
-    else if (pct % 10 == 0)
-        fprintf(stderr, "quantize: %3d%% (%.1f of %.1f MiB)\n", pct, done / 1048576.0,
+    else if (pct / 10 != (pct - 1) / 10 || pct == 100)
+        fprintf(stderr, "%3d%% (%.1f of %.1f MiB)\n", pct, done / 1048576.0,
                 total / 1048576.0);
 }
 
@@ -104,5 +107,94 @@ int cmd_quantize(int argc, char **argv) {
     printf("wrote %s: %.1f MiB of weights (was %.1f MiB, x%.2f)\n", out,
            b.weightBytes / 1048576.0, a.weightBytes / 1048576.0,
            a.weightBytes ? (double)b.weightBytes / (double)a.weightBytes : 0.0);
+    return 0;
+}
+
+/* ---- prune ------------------------------------------------------------- */
+
+static void prune_help(void) {
+    printf("usage: %s prune IN OUT.tmai [--sparsity S] [--method magnitude|l2]\n"
+           "                   [--block-size N] [--layer-sparsity B=S[,B=S...]]\n"
+           "  (--method magnitude|l2|norm-weighted)\n"
+           "\n"
+           "Removes the least important 16 x N tiles of every block's weight matrices\n"
+           "(attention and feed-forward; not the embedding, the head or the norms) and\n"
+           "writes the rest block-sparse to OUT (a .tmai): the file, the weight cache\n"
+           "and each decoding step then hold and read only the kept tiles.\n"
+           "\n"
+           "  --sparsity S       share of each matrix's tiles removed, 0 to 0.97 (default 0.5)\n"
+           "  --method M         tile score: magnitude (sum of |w|, default), l2, or\n"
+           "                     norm-weighted (|w| times the RMSNorm weight of its input)\n"
+           "  --block-size N     tile width in columns, rounded up to a multiple of 32\n"
+           "                     (default 32)\n"
+           "  --layer-sparsity B=S,...  sparsity S for transformer block B (from 0)\n",
+           prog);
+}
+
+int cmd_prune(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    static TinyAIPruneConfig c;
+    tinyaiInitPruneConfig(&c);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            prune_help();
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (!in) in = a;
+            else if (!out) out = a;
+            else return usage_error("prune takes two paths, got also '%s'", a);
+            continue;
+        }
+        if (!(v = take(argc, argv, &i))) return usage_error("option %s needs a value or is unknown", a);
+        char *end = NULL;
+        if (!strcmp(a, "--sparsity")) {
+            c.sparsity = strtof(v, &end);
+            if (end == v || *end || !(c.sparsity >= 0.0f && c.sparsity <= 0.97f))
+                return usage_error("--sparsity '%s': a number from 0 to 0.97", v);
+        } else if (!strcmp(a, "--method")) {
+            static const char *const m[] = {"magnitude", "l2", "norm-weighted"};
+            int k = parse_choice(v, m, 3);
+            if (k < 0) return usage_error("--method '%s': magnitude, l2 or norm-weighted", v);
+            c.method = (TinyAIPruneMethod)k;
+        } else if (!strcmp(a, "--block-size")) {
+            long b;
+            if (!parse_long(v, 1, 65536, &b)) return usage_error("--block-size '%s': 1 to 65536", v);
+            c.blockSize = (int)b;
+        } else if (!strcmp(a, "--layer-sparsity")) {
+            for (const char *p = v; *p;) {
+                char *eq = NULL;
+                long b = strtol(p, &eq, 10);
+                if (eq == p || *eq != '=' || b < 0 || b >= TINYAI_PRUNE_MAX_LAYERS)
+                    return usage_error("--layer-sparsity '%s': B=S pairs, B a block index", v);
+                float s = strtof(eq + 1, &end);
+                if (end == eq + 1 || (*end && *end != ',') || !(s >= 0.0f && s <= 0.97f))
+                    return usage_error("--layer-sparsity '%s': each S from 0 to 0.97", v);
+                c.layerSparsity[b] = s;
+                p = *end ? end + 1 : end;
+            }
+        } else {
+            return usage_error("unknown option %s", a);
+        }
+    }
+    if (!in || !out) return usage_error("%s", "prune needs IN and OUT paths");
+    int last = -1;
+    TinyAIStatus st = tinyaiPruneModelFile(in, out, &c, on_progress, &last);
+    if (last >= 0 && isatty(STDERR_FILENO)) fputc('\n', stderr);
+    if (st != TINYAI_OK) return fail("prune");
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.memoryLimit = 1;
+    TinyAIModel *m = NULL;
+    TinyAIModelInfo a, b;
+    if (tinyaiLoadModel(in, &mc, &m) != TINYAI_OK) return fail("prune: reading the input back");
+    tinyaiGetModelInfo(m, &a);
+    tinyaiFreeModel(m);
+    if (tinyaiLoadModel(out, &mc, &m) != TINYAI_OK) return fail("prune: reading the output back");
+    tinyaiGetModelInfo(m, &b);
+    const size_t saved = tinyaiCalculatePruningSavings(m);
+    tinyaiFreeModel(m);
+    printf("wrote %s: %.1f MiB of weights (was %.1f MiB); pruning saves %.1f MiB\n", out,
+           b.weightBytes / 1048576.0, a.weightBytes / 1048576.0, saved / 1048576.0);
     return 0;
 }

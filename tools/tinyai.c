@@ -1076,7 +1076,8 @@ static void main_help(void) {
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n"
            "  serve      an OpenAI-compatible HTTP server with continuous batching\n"
            "  perplexity the perplexity of a text file under the model\n"
-           "  quantize   convert a model to other weight types, per group of matrices\n");
+           "  quantize   convert a model to other weight types, per group of matrices\n"
+           "  prune      remove the least important weight tiles, stored sparsely\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -1103,6 +1104,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "prune")) return cmd_prune(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

@@ -10,6 +10,7 @@
  *   <tinyai/utils/layer_priority.h>      layer cache priorities
  *   <tinyai/utils/memory_stats.h>        memory statistics
  *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
+ *   <tinyai/utils/prune.h>               block pruning, stored and run sparsely
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
  *                                        plugin implements)
  *
@@ -26,6 +27,7 @@
 #include <tinyai/utils/memory_stats.h>
 #include <tinyai/utils/mmap_loader.h>
 #include <tinyai/utils/progressive_loader.h>
+#include <tinyai/utils/prune.h>
 #include <tinyai/utils/quantize_mixed.h>
 
 #endif

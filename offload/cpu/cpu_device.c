@@ -150,6 +150,32 @@ static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
     return 0;
 }
 
+static size_t cpu_matmul_sparse_scratch(void *dev, int type, int64_t n, int64_t keep,
+                                        int64_t ncols) {
+    cpu_dev *c = dev;
+    return tai_type_valid(type) ? tai_matmul_sparse_scratch_bytes((tai_type)type, n, keep, ncols,
+                                                                  tai_pool_size(c->pool))
+                                : 0;
+}
+
+static int cpu_matmul_sparse(void *dev, int type, tai_dref w, int64_t rows, int64_t n,
+                             int64_t keep, tai_dref x, tai_dref y, int64_t ncols,
+                             tai_dref scratch) {
+    cpu_dev *c = dev;
+    if (!tai_type_valid(type) || !c->k->gemm[type])
+        return fail(c, -ENOTSUP, "no %s kernel", tai_type_name(type));
+    HOST(c, w, "weights");
+    HOST(c, x, "input");
+    HOST(c, y, "output");
+    if (rows <= 0 || ncols <= 0 || tai_sparse_bytes((tai_type)type, rows, n, keep) == 0)
+        return fail(c, -EINVAL, "bad block-sparse shape %lld x %lld, %lld blocks kept, %lld "
+                    "columns (%s)", (long long)rows, (long long)n, (long long)keep,
+                    (long long)ncols, tai_type_name(type));
+    tai_matmul_sparse(c->k, c->pool, (tai_type)type, H(w), rows, n, keep, H(x), H(y), ncols,
+                      H(scratch));
+    return 0;
+}
+
 /* ---- per-column and elementwise steps ---- */
 
 typedef struct {
@@ -342,6 +368,8 @@ static const tai_device_ops cpu_ops = {
     .attention_scratch = cpu_attention_scratch,
     .embed = cpu_embed,
     .copy = cpu_copy,
+    .matmul_sparse_scratch = cpu_matmul_sparse_scratch,
+    .matmul_sparse = cpu_matmul_sparse,
 };
 
 /* ---- the runtime's side ---- */

@@ -17,7 +17,10 @@
  * false if its packed size overflows. */
 static bool place(const tai_tensor *t, uint64_t pos, tai_image_tensor *out) {
     out->offset = tai_align_up(pos, TAI_IMAGE_ALIGN);
-    if (t->n_dims == 2) {
+    if (t->layout == TAI_LAYOUT_SPARSE) { /* its image is as stored */
+        out->layout = TAI_LAYOUT_SPARSE;
+        out->size = t->size;
+    } else if (t->n_dims == 2) {
         out->layout = TAI_LAYOUT_PACKED;
         out->size = tai_pack_bytes(t->type, t->ne[1], t->ne[0]);
         if (out->size == 0) return false;

@@ -66,6 +66,10 @@ enum {
     TAI_LAYOUT_PACKED = 1, /* 2-D only: core/types.h "Packed weights" (16-row
                               panels) of its type, ne[1] rows of ne[0];
                               size tai_pack_bytes(type, ne[1], ne[0]) */
+    TAI_LAYOUT_SPARSE = 2, /* 2-D only, .tmai version 2: a pruned matrix,
+                              core/types.h "Block-sparse packed weights";
+                              size tai_sparse_bytes(type, ne[1], ne[0], keep)
+                              with keep read from its first panel */
 };
 
 typedef struct {
@@ -77,6 +81,10 @@ typedef struct {
     uint64_t offset;          /* absolute byte offset in the file */
     uint64_t size;            /* bytes, as stored (packed size if packed) */
     int layer;                /* index into the layer table */
+    int64_t keep;             /* TAI_LAYOUT_SPARSE: column blocks kept per
+                                 panel (checked against the size at open;
+                                 each panel's index when its layer loads);
+                                 0 otherwise */
     int layout;               /* TAI_LAYOUT_ROWS or TAI_LAYOUT_PACKED (.tmai
                                  version 2 only; a packed tensor's offset is a
                                  multiple of 64, so the kernels can read it in
@@ -175,6 +183,12 @@ typedef struct {
     uint32_t version;
     /* Pool to pack matrices on; NULL packs on the calling thread. */
     tai_pool *pool;
+    /* Tensors whose `data` is NULL are made when their turn comes: produce
+     * fills dst with the tensor's t->size bytes as they are to be stored
+     * (its layout, e.g. block-sparse from a pruner), one tensor in memory at
+     * a time; a non-OK status aborts the write. NULL: no such tensors. */
+    TinyAIStatus (*produce)(void *ctx, int64_t tensor, void *dst, uint64_t size);
+    void *produce_ctx;
 } tai_tmai_write_options;
 
 /* {version 2, no pool}. */

@@ -70,16 +70,21 @@ static TinyAIStatus read_tensor_entry(tai_cur *c, uint32_t version, tai_tensor *
     if (version == 1 && layout != 0)
         return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has nonzero reserved bytes",
                          c->path, t->name);
-    if (layout != TAI_LAYOUT_ROWS && layout != TAI_LAYOUT_PACKED)
+    if (layout != TAI_LAYOUT_ROWS && layout != TAI_LAYOUT_PACKED && layout != TAI_LAYOUT_SPARSE)
         return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has unknown layout %u",
                          c->path, t->name, layout);
-    if (layout == TAI_LAYOUT_PACKED && t->n_dims != 2)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' is stored packed but has %d "
+    if (layout != TAI_LAYOUT_ROWS && t->n_dims != 2)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' is stored %s but has %d "
                          "dimensions (only 2-D tensors are packed)", c->path, t->name,
-                         t->n_dims);
+                         layout == TAI_LAYOUT_SPARSE ? "block-sparse" : "packed", t->n_dims);
     t->layout = (int)layout;
     st = tai_fmt_tensor_size(c->path, t->name, t->type, t->n_dims, t->ne, &t->size);
     if (st) return st;
+    if (layout == TAI_LAYOUT_SPARSE) {
+        /* its keep is in its data: checked against the size once mapped */
+        t->size = size;
+        return TINYAI_OK;
+    }
     if (layout == TAI_LAYOUT_PACKED) {
         t->size = tai_pack_bytes(t->type, t->ne[1], t->ne[0]);
         if (t->size == 0)
@@ -320,12 +325,20 @@ TinyAIStatus tai_tmai_parse(tai_mf_impl *m, bool verify_checksums) {
         }
         /* The product kernels read packed tensors in place, 64-byte aligned
          * (the mapping is page-aligned), whatever tensor_alignment says. */
-        if (t->layout == TAI_LAYOUT_PACKED && t->offset % 64 != 0) {
+        if (t->layout != TAI_LAYOUT_ROWS && t->offset % 64 != 0) {
             st = tai_error(TINYAI_ERR_FORMAT, "%s: packed tensor '%s' at byte %llu is not "
                            "64-byte aligned", path, t->name, (unsigned long long)t->offset);
             goto done;
         }
         t->data = mf->map + t->offset;
+        if (t->layout == TAI_LAYOUT_SPARSE &&
+            (t->keep = tai_sparse_keep(t->type, t->data, t->ne[1], t->ne[0], t->size)) == 0) {
+            st = tai_error(TINYAI_ERR_FORMAT, "%s: block-sparse tensor '%s' (%s, %lld x %lld): "
+                           "%llu bytes is not the size its kept-block count gives", path,
+                           t->name, tai_type_name(t->type), (long long)t->ne[1],
+                           (long long)t->ne[0], (unsigned long long)t->size);
+            goto done;
+        }
     }
     if (c.pos != c.end) {
         st = tai_error(TINYAI_ERR_FORMAT, "%s: %llu stray bytes at the end of the tensor "

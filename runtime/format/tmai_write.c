@@ -110,6 +110,25 @@ static TinyAIStatus put_packed(out_file *o, const tai_tensor *t, tai_pool *pool,
     return TINYAI_OK;
 }
 
+/* Writes a tensor the caller makes (options.produce) at `at`. */
+static TinyAIStatus put_produced(out_file *o, int64_t ti, const tai_tensor *t,
+                                 const tai_tmai_write_options *opts, uint64_t at, void **buf,
+                                 size_t *cap) {
+    if (!opts->produce)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: tensor '%s' has no data", o->tmp, t->name);
+    if (*cap < t->size) {
+        free(*buf);
+        *cap = 0;
+        if (posix_memalign(buf, 64, (size_t)t->size) != 0) {
+            *buf = NULL;
+            return tai_error(TINYAI_ERR_NOMEM, "%s: out of memory for '%s'", o->tmp, t->name);
+        }
+        *cap = (size_t)t->size;
+    }
+    TinyAIStatus st = opts->produce(opts->produce_ctx, ti, *buf, t->size);
+    return st ? st : put(o, *buf, t->size, at);
+}
+
 /* fsyncs the directory holding `path` so the rename is durable. */
 static void sync_dir(const char *path) {
     char *copy = strdup(path);
@@ -123,7 +142,7 @@ static void sync_dir(const char *path) {
 }
 
 tai_tmai_write_options tai_tmai_default_write_options(void) {
-    tai_tmai_write_options o = {TMAI_VERSION, NULL};
+    tai_tmai_write_options o = {TMAI_VERSION, NULL, NULL, NULL};
     return o;
 }
 
@@ -304,7 +323,9 @@ TinyAIStatus tai_tmai_write_with(const tai_model_file *mf, const char *path,
             const tai_image_tensor *pl = &place[ti];
             st = put_zeros(&o, pl->offset - pos, pos);
             if (st) break;
-            if (pl->layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS)
+            if (!t->data) {
+                st = put_produced(&o, ti, t, opts, pl->offset, &pack_buf, &pack_cap);
+            } else if (pl->layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS)
                 st = put_packed(&o, t, opts->pool, pl->offset, &pack_buf, &pack_cap);
             else /* as stored: raw vectors, packed matrices, version 1 */
                 st = put(&o, t->data, t->size, pl->offset);

@@ -28,6 +28,23 @@ TinyAIStatus tai_quantize_file(const tai_model_file *mf, const char *out,
                                const TinyAIMixedPrecisionConfig *config, bool allow_raise,
                                TinyAIQuantizeProgress progress, void *user);
 
+/* The model file `in` opened to be converted to `out`: refused if `out` is
+ * `in`; loaded as a model (only the tables: no layer cached) and every
+ * .tmai layer's checksum verified, so that problems are reported against
+ * the input. The caller frees *m. */
+TinyAIStatus tai_model_open_source(const char *in, const char *out, TinyAIModel **m);
+
+/* Rewrites the model's weights: write(m->file, path, ctx) makes a new
+ * model file at a temporary path in temp_dir (NULL: beside the model's
+ * file), the model reloads from it with its own config (the file unlinked
+ * once open) and takes the new weights; on failure it is unchanged.
+ * Refuses a model with live sessions or on a caller's mapped model (`what`
+ * names the caller in messages). */
+TinyAIStatus tai_model_rewrite(TinyAIModel *m, const char *temp_dir, const char *what,
+                               TinyAIStatus (*write)(const tai_model_file *mf, const char *path,
+                                                     const void *ctx),
+                               const void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,6 +127,11 @@ static TinyAIStatus make_plan(const tai_model_file *mf, const TinyAIMixedPrecisi
         qtensor *q = &p->t[p->n++];
         q->src = t;
         q->name = t->name;
+        if (t->layout == TAI_LAYOUT_SPARSE) {
+            st = tai_error(TINYAI_ERR_UNSUPPORTED, "%s is pruned (block-sparse): apply mixed "
+                           "precision before pruning, to the unpruned model", t->name);
+            break;
+        }
         st = plan_tensor(t, tensor_group(t->name), prec, c->int4Format, allow_raise, &q->to);
         if (t == emb) emb_to = q->to;
         p->total += t->size;
@@ -370,6 +375,28 @@ static TinyAIStatus check_config(const TinyAIMixedPrecisionConfig *c) {
     return TINYAI_OK;
 }
 
+TinyAIStatus tai_model_open_source(const char *in, const char *out, TinyAIModel **m) {
+    *m = NULL;
+    struct stat si, so;
+    if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev &&
+        si.st_ino == so.st_ino)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: the output is the input file", out);
+    /* Loaded as a model first, so that only files TinyAI can run are
+     * converted and problems are reported against the input; a limit defers
+     * the memory plan (no layer is read into a cache). */
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 1;
+    mc.memoryLimit = 1;
+    TinyAIStatus st = tinyaiLoadModel(in, &mc, m);
+    for (int l = 0; st == TINYAI_OK && l < (*m)->file->n_layers; l++)
+        st = tai_model_file_verify_layer((*m)->file, l);
+    if (st != TINYAI_OK) {
+        tinyaiFreeModel(*m);
+        *m = NULL;
+    }
+    return st;
+}
+
 TinyAIStatus tinyaiQuantizeModelFile(const char *in, const char *out,
                                      const TinyAIMixedPrecisionConfig *config,
                                      TinyAIQuantizeProgress progress, void *user) {
@@ -377,60 +404,40 @@ TinyAIStatus tinyaiQuantizeModelFile(const char *in, const char *out,
         return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiQuantizeModelFile: missing argument");
     TinyAIStatus st = check_config(config);
     if (st) return st;
-    struct stat si, so;
-    if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev &&
-        si.st_ino == so.st_ino)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: the output is the input file", out);
-    /* Load it as a model first, so that only files TinyAI can run are
-     * converted and problems are reported against the input; a limit defers
-     * the memory plan (no layer is read into a cache). */
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.threads = 1;
-    mc.memoryLimit = 1;
     TinyAIModel *m = NULL;
-    st = tinyaiLoadModel(in, &mc, &m);
-    if (st) return st;
-    for (int l = 0; st == TINYAI_OK && l < m->file->n_layers; l++)
-        st = tai_model_file_verify_layer(m->file, l);
+    st = tai_model_open_source(in, out, &m);
     if (st == TINYAI_OK) st = tai_quantize_file(m->file, out, config, false, progress, user);
     tinyaiFreeModel(m);
     return st;
 }
 
-TinyAIStatus tinyaiApplyMixedPrecision(TinyAIModel *m, const TinyAIMixedPrecisionConfig *c) {
-    if (!m || !c)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiApplyMixedPrecision: NULL argument");
-    TinyAIStatus st = check_config(c);
-    if (st) return st;
+TinyAIStatus tai_model_rewrite(TinyAIModel *m, const char *temp_dir, const char *what,
+                               TinyAIStatus (*write)(const tai_model_file *mf, const char *path,
+                                                     const void *ctx),
+                               const void *ctx) {
     if (m->n_sessions > 0)
-        return tai_error(TINYAI_ERR_INVALID_ARG,
-                         "tinyaiApplyMixedPrecision: the model has %d live session(s); free "
-                         "them first", m->n_sessions);
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: the model has %d live session(s); free "
+                         "them first", what, m->n_sessions);
     if (!m->owns_mm)
         return tai_error(TINYAI_ERR_INVALID_ARG,
-                         "tinyaiApplyMixedPrecision: the model runs on a TinyAIMappedModel the "
-                         "caller owns; convert its file with tinyaiQuantizeModelFile instead");
-    /* check the whole plan before writing anything */
-    qplan p;
-    st = make_plan(m->file, c, false, &p);
-    if (st) return st;
-    free(p.t);
+                         "%s: the model runs on a TinyAIMappedModel the caller owns; convert "
+                         "its file instead", what);
     char dir[PATH_MAX], path[PATH_MAX];
-    if (c->tempDir) {
-        snprintf(dir, sizeof dir, "%s", c->tempDir);
+    if (temp_dir) {
+        snprintf(dir, sizeof dir, "%s", temp_dir);
     } else {
         char copy[PATH_MAX];
         snprintf(copy, sizeof copy, "%s", m->file->path);
         snprintf(dir, sizeof dir, "%s", dirname(copy));
     }
-    if (snprintf(path, sizeof path, "%s/.tinyai-mixed-XXXXXX", dir) >= (int)sizeof path)
+    if (snprintf(path, sizeof path, "%s/.tinyai-rewrite-XXXXXX", dir) >= (int)sizeof path)
         return tai_error(TINYAI_ERR_INVALID_ARG, "%s: path too long", dir);
     int fd = mkstemp(path);
     if (fd < 0)
-        return tai_error(TINYAI_ERR_IO, "%s: cannot create the converted weights' file: %s",
-                         dir, strerror(errno));
+        return tai_error(TINYAI_ERR_IO, "%s: cannot create the converted weights' file in %s: %s",
+                         what, dir, strerror(errno));
     close(fd);
-    st = tai_quantize_file(m->file, path, c, false, NULL, NULL);
+    TinyAIStatus st = write(m->file, path, ctx);
     TinyAIModel *nm = NULL;
     if (st == TINYAI_OK) {
         TinyAIModelConfig mc = m->cfg;
@@ -445,4 +452,20 @@ TinyAIStatus tinyaiApplyMixedPrecision(TinyAIModel *m, const TinyAIMixedPrecisio
     *nm = tmp;
     tinyaiFreeModel(nm);
     return TINYAI_OK;
+}
+
+static TinyAIStatus write_mixed(const tai_model_file *mf, const char *path, const void *ctx) {
+    return tai_quantize_file(mf, path, ctx, false, NULL, NULL);
+}
+
+TinyAIStatus tinyaiApplyMixedPrecision(TinyAIModel *m, const TinyAIMixedPrecisionConfig *c) {
+    if (!m || !c)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiApplyMixedPrecision: NULL argument");
+    TinyAIStatus st = check_config(c);
+    if (st) return st;
+    /* the whole plan is checked before anything is written */
+    qplan p;
+    if (m->n_sessions == 0 && (st = make_plan(m->file, c, false, &p)) != TINYAI_OK) return st;
+    if (m->n_sessions == 0) free(p.t);
+    return tai_model_rewrite(m, c->tempDir, "tinyaiApplyMixedPrecision", write_mixed, c);
 }

@@ -298,6 +298,26 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
     return st;
 }
 
+/* The index of every block-sparse tensor of a loaded image: a kept block
+ * beyond the row or out of order would send a product to read past its
+ * activations, so a file that says so is refused when the layer loads. */
+static TinyAIStatus check_sparse(const TinyAIMappedModel *mm, int layer, const void *image) {
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    for (int j = 0; j < e->n_tensors; j++) {
+        const int ti = mm->file->layer_tensors[e->first_tensor + j];
+        const tai_tensor *t = &mm->file->tensors[ti];
+        int64_t bad = 0;
+        if (t->layout == TAI_LAYOUT_SPARSE &&
+            !tai_sparse_check(t->type, (const uint8_t *)image + mm->tensor_off[ti], t->ne[1],
+                              t->ne[0], t->keep, &bad))
+            return tai_error(TINYAI_ERR_FORMAT, "%s: block-sparse tensor '%s': panel %lld has "
+                             "a bad kept-block index (count other than %lld, out of range or "
+                             "not increasing)", mm->file->path, t->name, (long long)bad,
+                             (long long)t->keep);
+    }
+    return TINYAI_OK;
+}
+
 /* The cache's load function: fills dst with layer `layer`'s image. */
 static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
     TinyAIMappedModel *mm = ctx;
@@ -333,6 +353,7 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         st = read_and_build(mm, slot, layer, a0, a1, mm->staging[slot], dst);
     }
     io_give(mm, slot);
+    if (st == TINYAI_OK) st = check_sparse(mm, layer, dst);
     return st;
 }
 

@@ -73,6 +73,7 @@ static TinyAIStatus bind_ref(const tai_model_file *mf, const TinyAIMappedModel *
     out->type = t->type;
     out->rows = rows;
     out->n = n;
+    out->keep = t->layout == TAI_LAYOUT_SPARSE ? t->keep : 0;
     return TINYAI_OK;
 }
 
@@ -139,10 +140,16 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
         return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
                          mf->path, mf->n_layers, hp->n_layer);
     TRY(bind_ref(mf, mm, "token_embd.weight", hp->n_vocab, E, 0, &m->tok_embd));
+    if (m->tok_embd.keep)
+        return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: token_embd.weight is block-sparse (only the "
+                         "blocks' matrices may be pruned)", mf->path);
     m->emb_tensor = tai_model_file_find_tensor(mf, "token_embd.weight");
     TRY(bind_ref(mf, mm, "output_norm.weight", 1, E, 1, &m->out_norm));
     if (tai_model_file_find_tensor(mf, "output.weight")) {
         TRY(bind_ref(mf, mm, "output.weight", hp->n_vocab, E, 0, &m->output));
+        if (m->output.keep)
+            return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: output.weight is block-sparse (only "
+                             "the blocks' matrices may be pruned)", mf->path);
         m->tied = 0;
     } else {
         m->output = m->tok_embd;
@@ -204,6 +211,9 @@ static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->bas
 /* y = W x on the device of w, with that device's scratch. */
 static TinyAIStatus matmul(const tai_dws *ws, const wimg *w, const tai_wref *r, tai_dref x,
                            tai_dref y, int n) {
+    if (r->keep)
+        return tai_dev_matmul_sparse(w->dev, r->type, at(w, r), r->rows, r->n, r->keep, x, y, n,
+                                     ws->mm_scratch);
     return tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
 }
 

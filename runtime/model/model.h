@@ -34,6 +34,8 @@ typedef struct {
     size_t off;
     tai_type type;
     int64_t rows, n;
+    int64_t keep; /* > 0: block-sparse (a pruned matrix), that many column
+                     blocks kept per panel; 0: dense */
 } tai_wref;
 
 /* A matrix resolved against an acquired layer image. */

@@ -27,17 +27,28 @@ size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
     return add_sat(add_sat(kv, kv), fbytes((size_t)hp->n_vocab, 1));
 }
 
-static size_t scratch_bytes(const TinyAIModel *m, int nub) {
-    size_t best = tai_dev_matmul_scratch(m->dev, m->output.type, m->hp.n_embd, nub);
+/* Scratch a product with `w` (dense or block-sparse) needs on d. */
+static size_t mat_scratch(tai_device *d, const tai_wref *w, int nub) {
+    return w->keep ? tai_dev_matmul_sparse_scratch(d, w->type, w->n, w->keep, nub)
+                   : tai_dev_matmul_scratch(d, w->type, w->n, nub);
+}
+
+/* The most any product of the model needs on d. */
+static size_t dev_scratch_bytes(const TinyAIModel *m, tai_device *d, int nub) {
+    size_t best = mat_scratch(d, &m->output, nub);
     for (int l = 0; l < m->hp.n_layer; l++) {
         const tai_block *b = &m->blocks[l];
         const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
-            size_t need = tai_dev_matmul_scratch(m->dev, mats[i]->type, mats[i]->n, nub);
+            size_t need = mat_scratch(d, mats[i], nub);
             if (need > best) best = need;
         }
     }
-    return (best + 63) & ~(size_t)63;
+    return best;
+}
+
+static size_t scratch_bytes(const TinyAIModel *m, int nub) {
+    return (dev_scratch_bytes(m, m->dev, nub) + 63) & ~(size_t)63;
 }
 
 size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
@@ -149,19 +160,6 @@ static TinyAIStatus dws_buf(tai_dws *w, size_t bytes, tai_dref *out) {
     out->buf = b;
     out->off = 0;
     return TINYAI_OK;
-}
-
-static size_t dev_scratch_bytes(const TinyAIModel *m, tai_device *d, int nub) {
-    size_t best = tai_dev_matmul_scratch(d, m->output.type, m->hp.n_embd, nub);
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        const tai_block *b = &m->blocks[l];
-        const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
-            size_t need = tai_dev_matmul_scratch(d, mats[i]->type, mats[i]->n, nub);
-            if (need > best) best = need;
-        }
-    }
-    return best;
 }
 
 TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m) {

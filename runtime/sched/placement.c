@@ -33,6 +33,16 @@
 
 const int tai_plan_cols[TAI_PLANS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
+/* Whether file layer l holds a block-sparse (pruned) matrix: such layers
+ * run on the CPU, the one device with that product (device.h's optional
+ * slots; no OpenCL kernel or plugin has it yet). */
+static bool layer_sparse(const TinyAIModel *m, int l) {
+    if (l < 1 || l > m->hp.n_layer) return false;
+    const tai_block *b = &m->blocks[l - 1];
+    return b->wq.keep || b->wk.keep || b->wv.keep || b->wo.keep || b->w_gate.keep ||
+           b->w_up.keep || b->w_down.keep;
+}
+
 int tai_plan_bucket(const TinyAIModel *m, int n) {
     int k = 0;
     while (k + 1 < m->n_plans && tai_plan_cols[k + 1] <= n) k++;
@@ -248,7 +258,8 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
             for (int d = 0; d < nd; d++) {
                 /* the embedding lookup stays on the CPU; a device runs only
                  * the layers whose ops it has */
-                cost[l * nd + d] = (l == 0 && d > 0) || (cand_ops[d] & needs) != needs
+                cost[l * nd + d] = (l == 0 && d > 0) || (cand_ops[d] & needs) != needs ||
+                                           (d > 0 && layer_sparse(m, l))
                                        ? INFINITY
                                        : tai_cost_compute(&cal[d], &lc, n, CTX_MODEL, model_bytes);
                 mem[l * nd + d] = d == 0 ? 0 : lc.weight_bytes;
@@ -322,6 +333,11 @@ static TinyAIStatus check_fits(const TinyAIModel *m, int idx) {
 static TinyAIStatus check_ops(const TinyAIModel *m, int idx) {
     const tai_device *d = m->devs[idx];
     const uint32_t miss = BLOCK_OPS & ~d->info.ops;
+    for (int l = 1; !miss && l <= m->hp.n_layer; l++)
+        if (layer_sparse(m, l) && !tai_dev_has_sparse(m->devs[idx]))
+            return tai_error(TINYAI_ERR_UNSUPPORTED,
+                             "device %s has no product of block-sparse (pruned) matrices, which "
+                             "this model has (--device cpu or auto runs it)", d->info.name);
     if (!miss) {
         const tai_block *b = &m->blocks[0];
         const tai_wref *w[8] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up,
