@@ -11,7 +11,7 @@ if [ "${1:-}" = "--asan" ]; then
 fi
 # TSan first: the normal run last leaves bazel-testlogs pointing at it.
 tsan_rc=0
-bazel test --config=tsan //tests/cache/... //tests/io/... //tests/mapped:descriptor_threads_test || tsan_rc=$?
+bazel test --config=tsan //tests/cache/... //tests/io/... //tests/mapped:descriptor_threads_test //tests/mem:memory_test || tsan_rc=$?
 rc=0
 bazel test //... || rc=$?
 [ "$rc" -ne 0 ] && exit "$rc"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <tinyai/llm.h>
+#include <tinyai/utils/memory.h>
 
 #include "tools/cli.h"
 
@@ -126,6 +127,8 @@ static void generate_help(void) {
            "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
            "  --seed S             random seed (default 42)\n"
            "  --verify             verify .tmai layer checksums on every load\n"
+           "  --memory-report FILE after generating, write TinyAI's memory by kind beside\n"
+           "                       the process's resident memory to FILE (tracking on)\n"
            "  --mem-limit BYTES    memory for weights, KV cache and activations: a byte\n"
            "                       count or with a K, M or G suffix (default: no limit)\n"
            "  --mode MODE          adaptive (default), normal, memory-opt, streaming\n"
@@ -612,7 +615,7 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
 
 static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL,
-               *device = NULL;
+               *device = NULL, *report = NULL;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
     int chat = 0, quiet = 0, verify = 0, tune = 1, placement = 0;
     TinyAIModelConfig mem = tinyaiCreateDefaultModelConfig(); /* the memory options */
@@ -643,6 +646,19 @@ static int cmd_generate(int argc, char **argv) {
             prompt = v;
         } else if (!strcmp(a, "--system")) {
             system_msg = v;
+        } else if (!strcmp(a, "--memory-report")) {
+            /* a report that cannot be written is refused before any work */
+            const int existed = access(v, F_OK) == 0;
+            FILE *f = fopen(v, "a");
+            if (!f) {
+                fprintf(stderr, "%s: --memory-report %s: cannot write it: %s\n", prog, v,
+                        strerror(errno));
+                return 1;
+            }
+            fclose(f);
+            if (!existed) remove(v);
+            report = v;
+            tinyai_enable_memory_tracking(true);
         } else if (!strcmp(a, "--cpu")) {
             cpu = v;
         } else if (!strcmp(a, "--device")) {
@@ -875,6 +891,10 @@ static int cmd_generate(int argc, char **argv) {
     }
     if (placement) print_placement(model, info.nFileLayers, (int)n_ids);
     (void)mi0;
+    if (report && tinyai_generate_memory_report(report) != TINYAI_OK) {
+        rc = fail("memory report");
+        goto done;
+    }
     rc = 0;
 done:
     free(ids);

@@ -9,6 +9,8 @@
  *   <tinyai/utils/progressive_loader.h>  the progressive loader
  *   <tinyai/utils/layer_priority.h>      layer cache priorities
  *   <tinyai/utils/memory_stats.h>        memory statistics
+ *   <tinyai/utils/memory.h>              allocation strategies, pools, memory
+ *                                        tracking and reports
  *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
  *   <tinyai/utils/prune.h>               block pruning, stored and run sparsely
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
@@ -24,6 +26,7 @@
 #include <tinyai/plugin.h>
 #include <tinyai/utils/forward_scheduler.h>
 #include <tinyai/utils/layer_priority.h>
+#include <tinyai/utils/memory.h>
 #include <tinyai/utils/memory_stats.h>
 #include <tinyai/utils/mmap_loader.h>
 #include <tinyai/utils/progressive_loader.h>

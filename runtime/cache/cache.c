@@ -29,6 +29,7 @@
  * stats count bytes, each entry as its size rounded up to the granule (the
  * room it takes in the arena).
  */
+#include "runtime/mem/memory.h"
 #include "runtime/cache/cache.h"
 
 #include <errno.h>
@@ -555,6 +556,8 @@ static TinyAIStatus arena_alloc(tai_cache *c) {
                              c->raw_size, strerror(errno));
         c->raw = p;
     }
+    /* TinyAI's weights memory (runtime/mem/memory.h) */
+    tai_mem_track(TAI_MEM_WEIGHTS, c->raw, c->raw_size);
     uintptr_t b = ((uintptr_t)c->raw + c->granule - 1) & ~(uintptr_t)(c->granule - 1);
     c->base = (unsigned char *)b;
 #ifdef MADV_HUGEPAGE
@@ -568,6 +571,7 @@ static TinyAIStatus arena_alloc(tai_cache *c) {
 /* Frees everything of a cache whose loader threads are not running. */
 static void cache_free(tai_cache *c) {
     if (c->raw) {
+        tai_mem_untrack(TAI_MEM_WEIGHTS, c->raw, c->raw_size);
         if (c->cfg.allocator.alloc)
             c->cfg.allocator.free(c->cfg.allocator.ctx, c->raw, c->raw_size);
         else

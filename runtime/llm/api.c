@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "offload/opencl/opencl.h"
 #include "offload/plugin/plugin.h"
+#include "runtime/mem/memory.h"
 #include "runtime/mem/numa.h"
 #include "runtime/llm/llm_internal.h"
 #include "runtime/model/model.h"
@@ -60,6 +61,7 @@ void tinyaiFreeModel(TinyAIModel *m) {
     tai_workspace_free(&m->ws);
     tai_tokenizer_free(m->tok);
     free(m->blocks);
+    tai_mem_note(TAI_MEM_TABLES, -(int64_t)m->fixed_bytes);
     free(m);
 }
 
@@ -255,6 +257,7 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
      * the header's pages they were copied from leave the resident set. */
     m->fixed_bytes = sizeof *m + tai_tokenizer_memory_bytes(m->tok) +
                      tai_model_file_memory_bytes(m->file);
+    tai_mem_note(TAI_MEM_TABLES, (int64_t)m->fixed_bytes);
     tai_model_file_release_header(m->file);
     *out = m;
     return TINYAI_OK;
@@ -514,9 +517,9 @@ void tinyaiFreeSession(TinyAISession *s) {
         s->model->sessions_bytes -= s->bytes;
         tai_session_dev_free(s);
     }
-    free(s->k_cache);
-    free(s->v_cache);
-    free(s->logits);
+    tai_mem_free(s->k_cache);
+    tai_mem_free(s->v_cache);
+    tai_mem_free(s->logits);
     free(s);
 }
 
@@ -557,15 +560,16 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t kv = (size_t)hp->n_layer * (size_t)nCtx * kvd;
     s->n_ctx = nCtx;
-    s->k_cache = calloc(kv ? kv : 1, sizeof(float));
-    s->v_cache = calloc(kv ? kv : 1, sizeof(float));
-    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
+    /* a session's memory is TinyAI's KV memory (runtime/mem/memory.h) */
+    s->k_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * sizeof(float), 64, true);
+    s->v_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * sizeof(float), 64, true);
+    s->logits = tai_mem_alloc(TAI_MEM_KV, (size_t)hp->n_vocab * sizeof(float), 64, true);
     s->bytes = tai_session_bytes(m, nCtx);
     if (!s->k_cache || !s->v_cache || !s->logits) {
-        uint64_t bytes = s->bytes;
+        /* the allocator's message says why (a full static arena, ...) */
         tinyaiFreeSession(s);
-        return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %llu bytes for a %d-token session",
-                         (unsigned long long)bytes, nCtx);
+        tai_error_prefix("a %d-token session", nCtx);
+        return TINYAI_ERR_NOMEM;
     }
     s->model = m;
     m->n_sessions++;

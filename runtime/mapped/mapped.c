@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "runtime/cache/cache.h"
 #include "runtime/format/image.h"
+#include "runtime/mem/memory.h"
 #include "runtime/mem/numa.h"
 
 #define DEFAULT_CACHE (256u << 20)
@@ -549,7 +550,7 @@ static TinyAIStatus open_engines(TinyAIMappedModel *mm) {
         const size_t unit = stage >= 8 * huge ? huge : 4096;
         mm->staging_bytes = round_up(stage + 2 * mm->align, unit);
         for (int i = 0; i < mm->n_io; i++) {
-            mm->staging[i] = aligned_alloc(unit, mm->staging_bytes);
+            mm->staging[i] = tai_mem_alloc(TAI_MEM_IO, mm->staging_bytes, unit, false);
 #ifdef MADV_HUGEPAGE
             if (mm->staging[i]) (void)madvise(mm->staging[i], mm->staging_bytes, MADV_HUGEPAGE);
 #endif
@@ -623,7 +624,7 @@ void tai_mapped_close(TinyAIMappedModel *mm) {
     tai_cache_destroy(mm->cache); /* waits for loads, which use the engines */
     for (int i = 0; i < mm->n_io; i++) {
         tai_io_destroy(mm->io[i]); /* closes its files */
-        free(mm->staging[i]);
+        tai_mem_free(mm->staging[i]);
     }
     tai_numa_close(mm->numa);
     tai_model_file_close(mm->file);

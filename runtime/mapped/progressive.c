@@ -33,6 +33,7 @@ struct TinyAIProgressiveLoader {
     int window;
     uint64_t hits, misses;
     double stall_seconds;
+    bool no_unload; /* tinyai_create_progressive_loader with enable_unload off */
 };
 
 TinyAIProgressiveLoader *tinyaiCreateProgressiveLoader(const TinyAIProgressiveLoaderConfig *config) {
@@ -127,6 +128,12 @@ bool tinyaiLoadLayer(TinyAIProgressiveLoader *pl, int l) {
                   l, bytes, pl->budget);
         return false;
     }
+    if (pl->no_unload && pl->held_bytes + bytes > pl->budget) {
+        tai_error(TINYAI_ERR_NOMEM, "layer %d needs %zu bytes; %zu of the %zu allowed are held "
+                  "and enable_unload is off (unload a layer first)", l, bytes, pl->held_bytes,
+                  pl->budget);
+        return false;
+    }
     while (pl->held_bytes + bytes > pl->budget) {
         int v = victim(pl, l);
         if (v < 0) break;
@@ -141,7 +148,7 @@ bool tinyaiLoadLayer(TinyAIProgressiveLoader *pl, int l) {
         /* The cache may be smaller than max_memory_usage (or fragmented by
          * the held layers): make room the same way, lowest priority first,
          * rather than fail while under the limit. */
-        const int v = st == TINYAI_ERR_NOMEM ? victim(pl, l) : -1;
+        const int v = st == TINYAI_ERR_NOMEM && !pl->no_unload ? victim(pl, l) : -1;
         if (v < 0) {
             tai_error_prefix("tinyaiLoadLayer: layer %d", l);
             return false;
@@ -221,4 +228,30 @@ TinyAIMemoryStats tinyaiGetProgressiveLoaderStats(const TinyAIProgressiveLoader 
 
 int tinyaiGetProgressiveLoaderWindow(const TinyAIProgressiveLoader *pl) {
     return pl ? pl->window : 0;
+}
+
+/* ---- the memory guide's snake_case forms ---- */
+
+TinyAIProgressiveLoader *tinyai_create_progressive_loader(const TinyAIProgressiveConfig *config) {
+    if (!config) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "tinyai_create_progressive_loader: config is NULL");
+        return NULL;
+    }
+    const TinyAIProgressiveLoaderConfig c = {config->enable_prefetch, config->prefetch_window,
+                                             false, config->memory_threshold, config->model};
+    TinyAIProgressiveLoader *pl = tinyaiCreateProgressiveLoader(&c);
+    if (pl) pl->no_unload = !config->enable_unload;
+    return pl;
+}
+
+bool tinyai_load_layer(TinyAIProgressiveLoader *loader, int layer_index) {
+    return tinyaiLoadLayer(loader, layer_index);
+}
+
+bool tinyai_unload_layer(TinyAIProgressiveLoader *loader, int layer_index) {
+    return tinyaiUnloadLayer(loader, layer_index);
+}
+
+void tinyai_free_progressive_loader(TinyAIProgressiveLoader *loader) {
+    tinyaiFreeProgressiveLoader(loader);
 }

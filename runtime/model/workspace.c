@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "offload/plugin/plugin.h"
+#include "runtime/mem/memory.h"
 #include "runtime/model/model.h"
 
 
@@ -69,30 +70,25 @@ size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int 
 }
 
 void tai_workspace_free(tai_workspace *ws) {
-    free(ws->x);
-    free(ws->xb);
-    free(ws->q);
-    free(ws->k);
-    free(ws->v);
-    free(ws->att_out);
-    free(ws->gate);
-    free(ws->up);
-    free(ws->ffn_out);
-    free(ws->att_scratch);
-    free(ws->att_k);
-    free(ws->att_v);
-    free(ws->att_pos);
-    free(ws->rope_cs);
-    free(ws->batch_logits);
-    free(ws->mm_scratch);
-    free(ws->emb_read);
+    void *const bufs[] = {ws->x,         ws->xb,          ws->q,          ws->k,
+                          ws->v,         ws->att_out,     ws->gate,       ws->up,
+                          ws->ffn_out,   ws->att_scratch, ws->att_k,      ws->att_v,
+                          ws->att_pos,   ws->rope_cs,     ws->batch_logits, ws->mm_scratch,
+                          ws->emb_read};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) tai_mem_free(bufs[i]);
     memset(ws, 0, sizeof *ws);
+}
+
+/* The workspace's buffers are TinyAI's activations memory
+ * (runtime/mem/memory.h): zeroed, 64-byte aligned. */
+static void *act(size_t bytes, size_t align) {
+    return tai_mem_alloc(TAI_MEM_ACT, bytes ? bytes : 1, align, true);
 }
 
 static float *falloc(size_t a, size_t b) {
     size_t n = fbytes(a, b);
     if (n == SIZE_MAX) return NULL;
-    return calloc(n ? n / sizeof(float) : 1, sizeof(float));
+    return act(n ? n : sizeof(float), 64);
 }
 
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
@@ -115,16 +111,16 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     ws->up = falloc(U, F);
     ws->ffn_out = falloc(U, E);
     ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head);
-    ws->att_scratch = aligned_alloc(64, (ws->att_scratch_bytes + 63) / 64 * 64 + 64);
-    ws->att_k = calloc(cols, sizeof *ws->att_k);
-    ws->att_v = calloc(cols, sizeof *ws->att_v);
-    ws->att_pos = calloc(cols, sizeof *ws->att_pos);
+    ws->att_scratch = act((ws->att_scratch_bytes + 63) / 64 * 64 + 64, 64);
+    ws->att_k = act(cols * sizeof *ws->att_k, 64);
+    ws->att_v = act(cols * sizeof *ws->att_v, 64);
+    ws->att_pos = act(cols * sizeof *ws->att_pos, 64);
     ws->rope_cs = falloc(U, (size_t)hp->rot_dim);
     if (n_seq > 1) ws->batch_logits = falloc((size_t)n_seq, (size_t)hp->n_vocab);
     const size_t scratch = scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq);
-    ws->mm_scratch = aligned_alloc(64, scratch ? scratch : 64);
+    ws->mm_scratch = act(scratch ? scratch : 64, 64);
     const size_t er = tai_llama_emb_buffer_bytes(m);
-    if (er > 0) ws->emb_read = aligned_alloc(tai_llama_emb_buffer_align(m), er);
+    if (er > 0) ws->emb_read = act(er, tai_llama_emb_buffer_align(m));
     ws->bytes = tai_workspace_bytes(m, n_ubatch, att_ctx, n_seq);
     if ((er > 0 && !ws->emb_read) || !ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
         !ws->ffn_out || !ws->att_scratch || !ws->att_k || !ws->att_v || !ws->att_pos ||
@@ -132,7 +128,9 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
         (n_seq > 1 && !ws->batch_logits)) {
         size_t bytes = ws->bytes;
         tai_workspace_free(ws);
-        return tai_error(TINYAI_ERR_NOMEM, "cannot allocate %zu bytes of activations", bytes);
+        /* the allocator's message says why (a full static arena, ...) */
+        tai_error_prefix("cannot allocate %zu bytes of activations", bytes);
+        return TINYAI_ERR_NOMEM;
     }
     return tai_dev_workspaces_alloc(m);
 }

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <regex>
 #include <string>
 
@@ -336,6 +337,32 @@ TEST_F(Examples, Pruning) {
     EXPECT_GT(saved, 0.4 * a) << r.output;
     EXPECT_NEAR(a - b, saved, 1.0) << r.output;
     EXPECT_NE(r.output.find("Ran one token: logits[0] = "), std::string::npos) << r.output;
+}
+
+// The memory guide's strategies, pools, tracking and snake_case progressive
+// loader: a 1 MB static arena cannot hold a model's buffers and says so;
+// the others run; the pools hand out and take back every block; the
+// loader walks every layer holding at most three; the report is written
+// (into the test's working directory, as the guide's relative path says).
+TEST_F(Examples, MemoryGuide) {
+    Result r = RunExample("memory_guide", *tmai_);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("static 1 MB: cannot allocate"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("static memory arena (1048576 bytes) has no room"), std::string::npos)
+        << r.output;
+    for (const char *ok : {"pooled: ran\n", "hybrid: ran\n", "dynamic: ran\n",
+                           "pool: block allocated, 0 of 256 blocks in use\n",
+                           "pattern: 0 blocks in use after 1000 objects\n",
+                           "progressive: 32 of 32 layers processed"})
+        EXPECT_NE(r.output.find(ok), std::string::npos) << ok << "\n" << r.output;
+    const double cur = std::atof(After(r.output, "Current usage: ").c_str());
+    const double peak = std::atof(After(r.output, "Peak usage: ").c_str());
+    EXPECT_GT(peak, 100e6) << r.output;  // the model and its session at their most
+    EXPECT_LT(cur, peak);                // all freed by then
+    std::ifstream report("memory_report.txt");
+    const std::string text((std::istreambuf_iterator<char>(report)), {});
+    EXPECT_NE(text.find("strategy: dynamic"), std::string::npos) << text;
+    std::remove("memory_report.txt");
 }
 
 } // namespace

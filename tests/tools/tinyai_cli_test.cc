@@ -426,6 +426,30 @@ TEST(Cli, RealModelPrunedRuns) {
     std::remove(out.c_str());
 }
 
+// --memory-report writes TinyAI's memory by kind beside the process's
+// resident memory; a report that cannot be written is a one-line error.
+TEST(Cli, GenerateWritesAMemoryReport) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const std::string report = tai_test::TempPath(".txt");
+    Result r = Tinyai("generate -m " + path + " -p hello -n 8 --temp 0 --threads 2 --memory-report " +
+                      report);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::string text = ReadFile(report);
+    for (const char *needle : {"TinyAI memory report", "weights (cache arenas)",
+                               "KV caches and logits", "activations (workspaces)", "I/O staging",
+                               "tables (tokenizer, file)", "process resident now (VmRSS)",
+                               "TinyAI's share of VmRSS", "largest live buffers"})
+        EXPECT_NE(text.find(needle), std::string::npos) << needle << "\n" << text;
+    // the weights are all resident: at least the model's 92 MiB
+    const size_t at = text.find("weights (cache arenas)");
+    double held = 0, peak = 0, resident = 0;
+    ASSERT_EQ(sscanf(text.c_str() + at + 22, "%lf %lf %lf", &held, &peak, &resident), 3) << text;
+    EXPECT_GT(resident, 90.0) << text;
+    std::remove(report.c_str());
+    ExpectCleanError(Tinyai("generate -m " + path + " -p hello -n 1 --memory-report /nonexistent/r.txt"),
+                     "/nonexistent/r.txt");
+}
+
 TEST(Cli, RealModelGreedyNamesParis) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
     Result r = Tinyai("generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 --threads 2");

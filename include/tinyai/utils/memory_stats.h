@@ -12,6 +12,9 @@
 extern "C" {
 #endif
 
+/* Kinds of TinyAI's memory (<tinyai/utils/memory.h> names them). */
+#define TINYAI_MEMORY_KIND_COUNT 6
+
 typedef struct {
     size_t current_usage;  /* bytes held now */
     size_t peak_usage;     /* most bytes held at once since creation */
@@ -22,6 +25,15 @@ typedef struct {
     uint64_t evictions;    /* buffers dropped to make room */
     uint64_t bytes_read;   /* bytes read from storage */
     double stall_seconds;  /* time callers waited for storage */
+    /* tinyai_get_memory_stats only (0 elsewhere): */
+    size_t total_allocated;      /* bytes allocated since tracking began */
+    uint64_t allocation_count;   /* allocations since tracking began */
+    double fragmentation_ratio;  /* see <tinyai/utils/memory.h> */
+    size_t kind_usage[TINYAI_MEMORY_KIND_COUNT]; /* bytes held now, per kind */
+    size_t kind_peak[TINYAI_MEMORY_KIND_COUNT];  /* most held at once, per kind */
+    size_t kind_resident[TINYAI_MEMORY_KIND_COUNT]; /* of kind_usage, the bytes
+                                                       in memory now */
+    size_t resident_usage;       /* their sum: TinyAI's part of the RSS */
 } TinyAIMemoryStats;
 
 #ifdef __cplusplus

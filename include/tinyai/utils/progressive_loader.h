@@ -71,6 +71,25 @@ TinyAIMemoryStats tinyaiGetProgressiveLoaderStats(const TinyAIProgressiveLoader 
 /* TinyAI extension: the prefetch window now (adaptive). */
 int tinyaiGetProgressiveLoaderWindow(const TinyAIProgressiveLoader *loader);
 
+/* ---- The memory guide's forms (snake_case) -------------------------------
+ * The same loader. enable_unload: a load past memory_threshold unloads held
+ * layers (lowest priority, then oldest) as above; off, such a load fails
+ * (TINYAI_ERR_NOMEM, false) and the caller unloads, as the guide's loop
+ * does under memory pressure. memory_threshold is max_memory_usage; there
+ * is no adaptive window. */
+typedef struct {
+    bool enable_prefetch;
+    int prefetch_window;
+    bool enable_unload;
+    size_t memory_threshold;
+    TinyAIMappedModel *model; /* TinyAI extension, as above */
+} TinyAIProgressiveConfig;
+
+TinyAIProgressiveLoader *tinyai_create_progressive_loader(const TinyAIProgressiveConfig *config);
+bool tinyai_load_layer(TinyAIProgressiveLoader *loader, int layer_index);
+bool tinyai_unload_layer(TinyAIProgressiveLoader *loader, int layer_index);
+void tinyai_free_progressive_loader(TinyAIProgressiveLoader *loader); /* accepts NULL */
+
 #ifdef __cplusplus
 }
 #endif
