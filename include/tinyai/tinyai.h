@@ -11,6 +11,8 @@
  *   <tinyai/utils/memory_stats.h>        memory statistics
  *   <tinyai/utils/memory.h>              allocation strategies, pools, memory
  *                                        tracking and reports
+ *   <tinyai/utils/memory_optimizer.h>    activation planning, tensor reuse,
+ *                                        fitting a model into a budget
  *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
  *   <tinyai/utils/prune.h>               block pruning, stored and run sparsely
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
@@ -27,6 +29,7 @@
 #include <tinyai/utils/forward_scheduler.h>
 #include <tinyai/utils/layer_priority.h>
 #include <tinyai/utils/memory.h>
+#include <tinyai/utils/memory_optimizer.h>
 #include <tinyai/utils/memory_stats.h>
 #include <tinyai/utils/mmap_loader.h>
 #include <tinyai/utils/progressive_loader.h>

@@ -697,7 +697,8 @@ TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *pla
         pthread_mutex_lock(&mm->mu);
         for (int l = 0; l < mm->n_layers && mm->cache; l++) {
             tai_cache_entry_info info;
-            if (tai_cache_entry(mm->cache, l, &info) == TINYAI_OK && (info.in_use || info.pinned))
+            /* (pins are a resident plan's own: they go with the cache) */
+            if (tai_cache_entry(mm->cache, l, &info) == TINYAI_OK && info.in_use)
                 st = tai_error(TINYAI_ERR_INVALID_ARG,
                                "layer %d is held; release every layer before re-planning the cache",
                                l);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/ranges.h"
 
 static const char *const kind_names[TINYAI_MEMORY_KIND_COUNT] = {
     "weights (cache arenas)", "KV caches and logits", "activations (workspaces)",
@@ -50,10 +51,6 @@ typedef struct {
 } rec;
 
 typedef struct {
-    size_t off, len;
-} range;
-
-typedef struct {
     void *p;
     size_t size, align;
     unsigned char from;
@@ -68,8 +65,7 @@ static struct {
     /* the static arena */
     uint8_t *arena;
     size_t arena_size;
-    range *free_r;
-    size_t n_free, cap_free;
+    tai_ranges ranges;
     /* the pooled strategy's kept buffers */
     kept *keep;
     size_t n_keep, cap_keep, kept_bytes;
@@ -150,65 +146,19 @@ static rec *tab_find(const void *p) {
     return NULL;
 }
 
-/* ---- the static arena ---- */
+/* ---- the static arena (core/ranges.h) ---- */
 
 static size_t round_to(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 static void *arena_take(size_t size, size_t align) {
-    const size_t unit = g.cfg.block_size;
-    size = round_to(size ? size : 1, unit);
-    for (size_t i = 0; i < g.n_free; i++) {
-        range *r = &g.free_r[i];
-        const size_t start = round_to((size_t)(uintptr_t)(g.arena + r->off), align) -
-                             (size_t)(uintptr_t)g.arena;
-        if (start + size > r->off + r->len) continue;
-        /* split: [off, start) stays free, [start + size, end) stays free */
-        const size_t end = r->off + r->len, head = start - r->off;
-        if (head == 0) {
-            r->off += size;
-            r->len -= size;
-            if (r->len == 0) {
-                memmove(r, r + 1, (g.n_free - i - 1) * sizeof *r);
-                g.n_free--;
-            }
-        } else {
-            r->len = head;
-            if (start + size < end) {
-                if (g.n_free == g.cap_free) return NULL; /* no room to split: try elsewhere */
-                memmove(r + 2, r + 1, (g.n_free - i - 1) * sizeof *r);
-                g.free_r[i + 1] = (range){start + size, end - start - size};
-                g.n_free++;
-            }
-        }
-        return g.arena + start;
-    }
-    return NULL;
+    const size_t off = tai_ranges_take(&g.ranges, (uintptr_t)g.arena, size, align);
+    return off == SIZE_MAX ? NULL : g.arena + off;
 }
 
 static void arena_give(void *p, size_t size) {
-    const size_t off = (size_t)((uint8_t *)p - g.arena);
-    size = round_to(size ? size : 1, g.cfg.block_size);
-    size_t i = 0;
-    while (i < g.n_free && g.free_r[i].off < off) i++;
-    const bool join_prev = i > 0 && g.free_r[i - 1].off + g.free_r[i - 1].len == off;
-    const bool join_next = i < g.n_free && off + size == g.free_r[i].off;
-    if (join_prev && join_next) {
-        g.free_r[i - 1].len += size + g.free_r[i].len;
-        memmove(&g.free_r[i], &g.free_r[i + 1], (g.n_free - i - 1) * sizeof *g.free_r);
-        g.n_free--;
-    } else if (join_prev) {
-        g.free_r[i - 1].len += size;
-    } else if (join_next) {
-        g.free_r[i].off = off;
-        g.free_r[i].len += size;
-    } else {
-        /* cap_free bounds the ranges: at most one per two units, so always room */
-        memmove(&g.free_r[i + 1], &g.free_r[i], (g.n_free - i) * sizeof *g.free_r);
-        g.free_r[i] = (range){off, size};
-        g.n_free++;
-    }
+    tai_ranges_give(&g.ranges, (size_t)((uint8_t *)p - g.arena), size);
     /* its pages go back to the system until used again */
-    (void)madvise(p, size, MADV_DONTNEED);
+    (void)madvise(p, round_to(size, g.cfg.block_size), MADV_DONTNEED);
 }
 
 /* ---- allocation ---- */
@@ -259,10 +209,7 @@ void *tai_mem_alloc(tai_mem_kind k, size_t size, size_t align, bool zero) {
         p = NULL;
     }
     if (p) g.live_bytes += size;
-    size_t largest = 0;
-    if (!p && g.arena)
-        for (size_t i = 0; i < g.n_free; i++)
-            if (g.free_r[i].len > largest) largest = g.free_r[i].len;
+    const size_t largest = !p && g.arena ? tai_ranges_largest(&g.ranges) : 0;
     pthread_mutex_unlock(&g.mu);
     if (!p) {
         if (g.cfg.strategy == TINYAI_MEMORY_STRATEGY_STATIC)
@@ -382,15 +329,13 @@ TinyAIStatus tinyai_configure_memory(const TinyAIMemoryConfig *c) {
                          "buffers are in use (free the models and sessions first)", live);
     }
     uint8_t *a = NULL;
-    range *fr = NULL;
-    size_t asize = 0, cap_free = 0;
+    tai_ranges nr = {0};
+    size_t asize = 0;
     if (arena) {
         asize = round_to(n.initial_pool_size, n.block_size);
         void *m = mmap(NULL, asize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                        -1, 0);
-        cap_free = asize / n.block_size / 2 + 2;
-        fr = m == MAP_FAILED ? NULL : malloc(cap_free * sizeof *fr);
-        if (!fr) {
+        if (m == MAP_FAILED || tai_ranges_init(&nr, asize, n.block_size) != 0) {
             if (m != MAP_FAILED) munmap(m, asize);
             pthread_mutex_unlock(&g.mu);
             return tai_error(TINYAI_ERR_NOMEM, "cannot reserve a memory arena of %zu bytes", asize);
@@ -398,14 +343,11 @@ TinyAIStatus tinyai_configure_memory(const TinyAIMemoryConfig *c) {
         a = m;
     }
     if (g.arena) munmap(g.arena, g.arena_size);
-    free(g.free_r);
+    tai_ranges_free(&g.ranges);
     drop_kept();
     g.arena = a;
     g.arena_size = asize;
-    g.free_r = fr;
-    g.cap_free = cap_free;
-    g.n_free = a ? 1 : 0;
-    if (a) g.free_r[0] = (range){0, asize};
+    g.ranges = nr;
     g.cfg = n;
     pthread_mutex_unlock(&g.mu);
     if (n.track_allocations) tinyai_enable_memory_tracking(true);
@@ -449,11 +391,7 @@ TinyAIMemoryStats tinyai_get_memory_stats(void) {
     for (int k = 0; k < TINYAI_MEMORY_KIND_COUNT; k++) s.resident_usage += s.kind_resident[k];
     pthread_mutex_lock(&g.mu);
     if (g.arena) {
-        size_t free_b = 0, largest = 0;
-        for (size_t i = 0; i < g.n_free; i++) {
-            free_b += g.free_r[i].len;
-            if (g.free_r[i].len > largest) largest = g.free_r[i].len;
-        }
+        const size_t free_b = tai_ranges_free_bytes(&g.ranges), largest = tai_ranges_largest(&g.ranges);
         s.budget = g.arena_size;
         s.fragmentation_ratio = free_b ? 1.0 - (double)largest / (double)free_b : 0.0;
     } else if (g.cfg.strategy == TINYAI_MEMORY_STRATEGY_POOLED && g.kept_bytes + g.live_bytes) {

@@ -10,6 +10,8 @@
 
 #include <tinyai/llm.h>
 
+#include "core/liveplan.h"
+
 #include "offload/cpu/cpu.h"
 #include "offload/host.h"
 #include "offload/offload.h"
@@ -75,7 +77,9 @@ typedef struct {
     void *mm_scratch;   /* prepared activations for tai_matmul */
     void *emb_read;     /* embedding panels (or rows) read past the cache
                            (untied models; NULL otherwise) */
-    size_t bytes;
+    size_t bytes;       /* the arena holding all of the above */
+    size_t unplanned_bytes; /* what one buffer each would take */
+    void *arena;
 } tai_workspace;
 
 /* The devices a model runs on: [0] is always the CPU (the embedding lookup
@@ -146,6 +150,8 @@ struct TinyAIModel {
     unsigned fw_rope;       /* forward pass: devices given this batch's angles */
     TinyAIModelConfig cfg;
     tai_workspace ws;
+    int act_separate;       /* the workspace's buffers one each, not placed
+                               by lifetime (memory optimizer's reuse off) */
 
     /* memory plan (runtime/sched/memplan.c) */
     int planned;
@@ -234,6 +240,13 @@ size_t tai_llama_emb_buffer_align(const TinyAIModel *m);
  * n_seq sessions. */
 size_t tai_session_bytes(const TinyAIModel *m, int n_ctx);
 size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
+/* The workspace's buffers as placed (core/liveplan.h: sizes, lifetimes in
+ * the forward pass's steps, offsets) into out[0..cap): their count, or -1.
+ * For tests (the overlap check). */
+int tai_workspace_plan(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
+                       tai_live_buf *out, int cap);
+/* The same with one buffer each (no sharing by lifetime). */
+size_t tai_workspace_unplanned_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
 /* (Re)allocates the model's workspace (freeing the old one). */
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
 void tai_workspace_free(tai_workspace *ws);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/liveplan.h"
 #include "offload/plugin/plugin.h"
 #include "runtime/mem/memory.h"
 #include "runtime/model/model.h"
@@ -52,86 +53,138 @@ static size_t scratch_bytes(const TinyAIModel *m, int nub) {
     return (dev_scratch_bytes(m, m->dev, nub) + 63) & ~(size_t)63;
 }
 
-size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
+/* ---- The workspace's buffers, placed by their lifetimes -----------------
+ *
+ * The forward pass (llama.c) uses its buffers at these steps:
+ *   0 embed: x, emb_read          9 x += xb
+ *   1 rmsnorm x -> xb            10 rmsnorm x -> xb
+ *   2-4 xb -> q, k, v            11-12 xb -> gate, up
+ *   5-6 rope q, k (rope_cs)      13 swiglu gate, up
+ *   7 attention q, k, v ->       14 gate -> ffn_out (down)
+ *     att_out (att_scratch,      15 x += ffn_out
+ *     att_k, att_v, att_pos)     16 head: x -> xb -> logits (batch_logits)
+ *   8 att_out -> xb (wo)
+ * and every step again for each block, so a buffer's lifetime within one
+ * block is what counts (x, xb, rope_cs and the products' scratch live
+ * throughout). Placed with core/liveplan.h, the attention buffers (q, k, v,
+ * att_out) share their bytes with the feed-forward ones (gate, up, ffn_out)
+ * and the embedding and logits buffers with both: the activations take
+ * about a third less than one buffer each (m->act_separate: one each, for
+ * comparison and for the memory optimizer's off switch). */
+enum {
+    B_X, B_XB, B_Q, B_K, B_V, B_ATT_OUT, B_GATE, B_UP, B_FFN_OUT, B_ATT_SCRATCH, B_ATT_K,
+    B_ATT_V, B_ATT_POS, B_ROPE, B_LOGITS, B_MM, B_EMB, B_COUNT
+};
+
+static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
+                   tai_live_buf b[B_COUNT]) {
     const tai_hparams *hp = &m->hp;
     const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t cols = U > (size_t)n_seq ? U : (size_t)n_seq;
-    size_t b = 0;
-    b = add_sat(b, fbytes(U, 6 * E));      /* x, xb, q, att_out, ffn_out + slack for xb */
-    b = add_sat(b, fbytes(U, 2 * kvd));    /* k, v */
-    b = add_sat(b, fbytes(U, 2 * F));      /* gate, up */
-    b = add_sat(b, tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head));
-    b = add_sat(b, cols * (2 * sizeof(tai_dref) + sizeof(int32_t))); /* attention's columns */
-    b = add_sat(b, fbytes(U, (size_t)hp->rot_dim));
-    if (n_seq > 1) b = add_sat(b, fbytes((size_t)n_seq, (size_t)hp->n_vocab));
-    b = add_sat(b, tai_llama_emb_buffer_bytes(m));
-    return add_sat(b, scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq));
+    const size_t er = tai_llama_emb_buffer_bytes(m);
+#define BUF(i, sz, al, f, l) b[i] = (tai_live_buf){(sz), (al), (f), (l), 0}
+    BUF(B_X, fbytes(U, E), 64, 0, 16);
+    BUF(B_XB, fbytes(U, E), 64, 1, 16);
+    BUF(B_Q, fbytes(U, E), 64, 2, 7);
+    BUF(B_K, fbytes(U, kvd), 64, 3, 7);
+    BUF(B_V, fbytes(U, kvd), 64, 4, 7);
+    BUF(B_ATT_OUT, fbytes(U, E), 64, 7, 8);
+    BUF(B_GATE, fbytes(U, F), 64, 11, 14);
+    BUF(B_UP, fbytes(U, F), 64, 12, 13);
+    BUF(B_FFN_OUT, fbytes(U, E), 64, 14, 15);
+    BUF(B_ATT_SCRATCH,
+        (tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head) + 63) / 64 * 64 + 64, 64, 7, 7);
+    BUF(B_ATT_K, cols * sizeof(tai_dref), 64, 7, 7);
+    BUF(B_ATT_V, cols * sizeof(tai_dref), 64, 7, 7);
+    BUF(B_ATT_POS, cols * sizeof(int32_t), 64, 7, 7);
+    BUF(B_ROPE, fbytes(U, (size_t)hp->rot_dim), 64, 0, 16);
+    BUF(B_LOGITS, n_seq > 1 ? fbytes((size_t)n_seq, (size_t)hp->n_vocab) : 0, 64, 16, 16);
+    BUF(B_MM, scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq), 64, 1, 16);
+    BUF(B_EMB, er, er ? tai_llama_emb_buffer_align(m) : 64, 0, 0);
+#undef BUF
+    for (int i = 0; i < B_COUNT; i++)
+        if (b[i].size == SIZE_MAX) b[i].size = SIZE_MAX / 4; /* refused by the plan below */
+}
+
+/* Places the buffers (one after the other if separate) and returns the
+ * arena's bytes, SIZE_MAX on overflow. */
+static size_t place_buffers(tai_live_buf b[B_COUNT], int separate) {
+    if (separate) { /* lifetimes all overlapping: nothing shared */
+        for (int i = 0; i < B_COUNT; i++) {
+            b[i].first = 0;
+            b[i].last = 16;
+        }
+    }
+    int tmp[2 * B_COUNT];
+    size_t arena = 0;
+    return tai_live_place(b, B_COUNT, 4096, &arena, tmp) == 0 ? arena : SIZE_MAX;
+}
+
+size_t tai_workspace_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
+    tai_live_buf b[B_COUNT];
+    layout(m, n_ubatch, att_ctx, n_seq, b);
+    return place_buffers(b, m->act_separate);
+}
+
+int tai_workspace_plan(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
+                       tai_live_buf *out, int cap) {
+    if (cap < B_COUNT) return -1;
+    layout(m, n_ubatch, att_ctx, n_seq, out);
+    return place_buffers(out, m->act_separate) == SIZE_MAX ? -1 : B_COUNT;
+}
+
+size_t tai_workspace_unplanned_bytes(const TinyAIModel *m, int n_ubatch, int att_ctx,
+                                     int n_seq) {
+    tai_live_buf b[B_COUNT];
+    layout(m, n_ubatch, att_ctx, n_seq, b);
+    return place_buffers(b, 1);
 }
 
 void tai_workspace_free(tai_workspace *ws) {
-    void *const bufs[] = {ws->x,         ws->xb,          ws->q,          ws->k,
-                          ws->v,         ws->att_out,     ws->gate,       ws->up,
-                          ws->ffn_out,   ws->att_scratch, ws->att_k,      ws->att_v,
-                          ws->att_pos,   ws->rope_cs,     ws->batch_logits, ws->mm_scratch,
-                          ws->emb_read};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) tai_mem_free(bufs[i]);
+    tai_mem_free(ws->arena);
     memset(ws, 0, sizeof *ws);
-}
-
-/* The workspace's buffers are TinyAI's activations memory
- * (runtime/mem/memory.h): zeroed, 64-byte aligned. */
-static void *act(size_t bytes, size_t align) {
-    return tai_mem_alloc(TAI_MEM_ACT, bytes ? bytes : 1, align, true);
-}
-
-static float *falloc(size_t a, size_t b) {
-    size_t n = fbytes(a, b);
-    if (n == SIZE_MAX) return NULL;
-    return act(n ? n : sizeof(float), 64);
 }
 
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq) {
     tai_workspace *ws = &m->ws;
     tai_workspace_free(ws);
-    const tai_hparams *hp = &m->hp;
-    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, U = (size_t)n_ubatch;
-    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t cols = U > (size_t)n_seq ? U : (size_t)n_seq;
-    ws->n_ubatch = n_ubatch;
-    ws->att_ctx = att_ctx;
-    ws->n_seq = n_seq;
-    ws->x = falloc(U, E);
-    ws->xb = falloc(U, E);
-    ws->q = falloc(U, E);
-    ws->k = falloc(U, kvd);
-    ws->v = falloc(U, kvd);
-    ws->att_out = falloc(U, E);
-    ws->gate = falloc(U, F);
-    ws->up = falloc(U, F);
-    ws->ffn_out = falloc(U, E);
-    ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head);
-    ws->att_scratch = act((ws->att_scratch_bytes + 63) / 64 * 64 + 64, 64);
-    ws->att_k = act(cols * sizeof *ws->att_k, 64);
-    ws->att_v = act(cols * sizeof *ws->att_v, 64);
-    ws->att_pos = act(cols * sizeof *ws->att_pos, 64);
-    ws->rope_cs = falloc(U, (size_t)hp->rot_dim);
-    if (n_seq > 1) ws->batch_logits = falloc((size_t)n_seq, (size_t)hp->n_vocab);
-    const size_t scratch = scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq);
-    ws->mm_scratch = act(scratch ? scratch : 64, 64);
-    const size_t er = tai_llama_emb_buffer_bytes(m);
-    if (er > 0) ws->emb_read = act(er, tai_llama_emb_buffer_align(m));
-    ws->bytes = tai_workspace_bytes(m, n_ubatch, att_ctx, n_seq);
-    if ((er > 0 && !ws->emb_read) || !ws->x || !ws->xb || !ws->q || !ws->k || !ws->v || !ws->att_out || !ws->gate || !ws->up ||
-        !ws->ffn_out || !ws->att_scratch || !ws->att_k || !ws->att_v || !ws->att_pos ||
-        !ws->rope_cs || !ws->mm_scratch ||
-        (n_seq > 1 && !ws->batch_logits)) {
-        size_t bytes = ws->bytes;
-        tai_workspace_free(ws);
-        /* the allocator's message says why (a full static arena, ...) */
+    tai_live_buf b[B_COUNT];
+    layout(m, n_ubatch, att_ctx, n_seq, b);
+    const size_t bytes = place_buffers(b, m->act_separate);
+    if (bytes == SIZE_MAX)
+        return tai_error(TINYAI_ERR_NOMEM, "activations for %d columns do not fit in memory",
+                         n_ubatch);
+    /* TinyAI's activations memory (runtime/mem/memory.h), zeroed */
+    uint8_t *a = tai_mem_alloc(TAI_MEM_ACT, bytes, 4096, true);
+    if (!a) {
         tai_error_prefix("cannot allocate %zu bytes of activations", bytes);
         return TINYAI_ERR_NOMEM;
     }
+    ws->arena = a;
+    ws->n_ubatch = n_ubatch;
+    ws->att_ctx = att_ctx;
+    ws->n_seq = n_seq;
+    ws->x = (float *)(a + b[B_X].offset);
+    ws->xb = (float *)(a + b[B_XB].offset);
+    ws->q = (float *)(a + b[B_Q].offset);
+    ws->k = (float *)(a + b[B_K].offset);
+    ws->v = (float *)(a + b[B_V].offset);
+    ws->att_out = (float *)(a + b[B_ATT_OUT].offset);
+    ws->gate = (float *)(a + b[B_GATE].offset);
+    ws->up = (float *)(a + b[B_UP].offset);
+    ws->ffn_out = (float *)(a + b[B_FFN_OUT].offset);
+    ws->att_scratch = (float *)(a + b[B_ATT_SCRATCH].offset);
+    ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, m->hp.n_head);
+    ws->att_k = (tai_dref *)(a + b[B_ATT_K].offset);
+    ws->att_v = (tai_dref *)(a + b[B_ATT_V].offset);
+    ws->att_pos = (int32_t *)(a + b[B_ATT_POS].offset);
+    ws->rope_cs = (float *)(a + b[B_ROPE].offset);
+    ws->batch_logits = n_seq > 1 ? (float *)(a + b[B_LOGITS].offset) : NULL;
+    ws->mm_scratch = a + b[B_MM].offset;
+    ws->emb_read = b[B_EMB].size ? a + b[B_EMB].offset : NULL;
+    ws->bytes = bytes;
+    ws->unplanned_bytes = tai_workspace_unplanned_bytes(m, n_ubatch, att_ctx, n_seq);
     return tai_dev_workspaces_alloc(m);
 }
 

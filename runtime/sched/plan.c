@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/liveplan.h"
 
 typedef struct {
     int layer;
@@ -290,66 +291,18 @@ static TinyAIStatus report_cycle(const tai_plan *p, const int *dep_slot, const s
     return tai_error(TINYAI_ERR_INVALID_ARG, "%s", msg);
 }
 
-typedef struct {
-    size_t size;
-    int step;
-    int slot;
-} by_size;
-
-static int cmp_by_size(const void *a, const void *b) {
-    const by_size *x = a, *y = b;
-    if (x->size != y->size) return x->size > y->size ? -1 : 1;
-    return (x->step > y->step) - (x->step < y->step);
-}
-
-static bool align_up(size_t v, size_t *out) {
-    if (v > SIZE_MAX - (TAI_PLAN_ALIGN - 1)) return false;
-    *out = (v + (TAI_PLAN_ALIGN - 1)) & ~(size_t)(TAI_PLAN_ALIGN - 1);
-    return true;
-}
-
 static bool lifetimes_overlap(const node *a, const node *b) {
     return a->step <= b->last && b->step <= a->last;
 }
 
-/* Step 5 of plan.h: greedy placement, largest first. */
-static TinyAIStatus place(tai_plan *p, by_size *items, int *placed) {
-    int n = p->n;
-    for (int s = 0; s < n; s++)
-        items[s] = (by_size){.size = p->nodes[s].size, .step = p->nodes[s].step, .slot = s};
-    qsort(items, (size_t)n, sizeof *items, cmp_by_size);
-    int n_placed = 0; /* placed[]: slots of nonempty outputs by offset */
-    size_t top = 0;
-    for (int k = 0; k < n; k++) {
-        node *nd = &p->nodes[items[k].slot];
-        if (nd->size == 0) {
-            nd->offset = 0; /* occupies no bytes, so conflicts with nothing */
-            continue;
-        }
-        size_t cand = 0;
-        for (int j = 0; j < n_placed; j++) {
-            const node *o = &p->nodes[placed[j]];
-            if (!lifetimes_overlap(nd, o)) continue;
-            if (cand <= o->offset && nd->size <= o->offset - cand) break; /* fits below o */
-            size_t end;
-            if (!align_up(o->offset + o->size, &end))
-                return tai_error(TINYAI_ERR_RANGE, "schedule: arena offsets overflow");
-            if (end > cand) cand = end;
-        }
-        if (nd->size > SIZE_MAX - cand)
-            return tai_error(TINYAI_ERR_RANGE, "schedule: arena offsets overflow");
-        nd->offset = cand;
-        if (cand + nd->size > top) top = cand + nd->size;
-        int j = n_placed;
-        while (j > 0 && p->nodes[placed[j - 1]].offset > cand) {
-            placed[j] = placed[j - 1];
-            j--;
-        }
-        placed[j] = items[k].slot;
-        n_placed++;
-    }
-    if (!align_up(top, &p->arena))
-        return tai_error(TINYAI_ERR_RANGE, "schedule: arena size overflows");
+/* Step 5 of plan.h: greedy placement, largest first (core/liveplan.h). */
+static TinyAIStatus place(tai_plan *p, tai_live_buf *items, int *tmp) {
+    for (int s = 0; s < p->n; s++)
+        items[s] = (tai_live_buf){.size = p->nodes[s].size, .align = TAI_PLAN_ALIGN,
+                                  .first = p->nodes[s].step, .last = p->nodes[s].last};
+    if (tai_live_place(items, p->n, TAI_PLAN_ALIGN, &p->arena, tmp) != 0)
+        return tai_error(TINYAI_ERR_RANGE, "schedule: arena offsets overflow");
+    for (int s = 0; s < p->n; s++) p->nodes[s].offset = items[s].offset;
     return TINYAI_OK;
 }
 
@@ -392,8 +345,8 @@ TinyAIStatus tai_plan_prepare(tai_plan *plan, int n_layers_limit) {
     int *heap = calloc(nn, sizeof *heap);
     bool *done = calloc(nn, sizeof *done);
     size_t *end_sum = calloc(nn, sizeof *end_sum);
-    by_size *items = calloc(nn, sizeof *items);
-    int *placed = calloc(nn, sizeof *placed);
+    tai_live_buf *items = calloc(nn, sizeof *items);
+    int *placed = calloc(2 * nn, sizeof *placed);
     int *order = calloc(nn, sizeof *order);
     size_t *step_bytes = calloc(nn, sizeof *step_bytes);
     if (!dep_off || !dep_slot || !rev_off || !rev || !indeg || !heap || !done || !end_sum ||

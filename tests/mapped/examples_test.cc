@@ -365,4 +365,26 @@ TEST_F(Examples, MemoryGuide) {
     std::remove("memory_report.txt");
 }
 
+// The Optimization API's memory optimizer example on the default model:
+// 512 MB holds it resident (tradeoff 0.5: speed first), the activations
+// planned smaller than one buffer each, the caller's tensors reused (five
+// taken, 5 MiB requested, 2 MiB at most), and the model runs in the budget.
+TEST_F(Examples, MemoryOptimizer) {
+    Result r = RunExample("memory_optimizer", *tmai_);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Plan: normal, "), std::string::npos) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m,
+                                  std::regex("activations ([0-9.]+) MiB \\(([0-9.]+) MiB unplanned\\)")))
+        << r.output;
+    EXPECT_LT(std::stod(m[1]), std::stod(m[2]) * 0.8) << r.output;
+    EXPECT_NE(r.output.find("Tensors: ran, 5 taken, 5.0 MiB requested, peak 2.0 MiB"),
+              std::string::npos)
+        << r.output;
+    ASSERT_TRUE(std::regex_search(r.output, m,
+                                  std::regex("Ran 8 tokens: yes; peak ([0-9.]+) MiB of the ([0-9.]+) MiB")))
+        << r.output;
+    EXPECT_LE(std::stod(m[1]), std::stod(m[2]));
+}
+
 } // namespace
