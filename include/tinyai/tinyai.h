@@ -13,6 +13,8 @@
  *                                        tracking and reports
  *   <tinyai/utils/memory_optimizer.h>    activation planning, tensor reuse,
  *                                        fitting a model into a budget
+ *   <tinyai/utils/layer_scheduler.h>     layer-major execution in chunks,
+ *                                        checkpoints and recomputation
  *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
  *   <tinyai/utils/prune.h>               block pruning, stored and run sparsely
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
@@ -28,6 +30,7 @@
 #include <tinyai/plugin.h>
 #include <tinyai/utils/forward_scheduler.h>
 #include <tinyai/utils/layer_priority.h>
+#include <tinyai/utils/layer_scheduler.h>
 #include <tinyai/utils/memory.h>
 #include <tinyai/utils/memory_optimizer.h>
 #include <tinyai/utils/memory_stats.h>

@@ -491,6 +491,8 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
     return TINYAI_OK;
 }
 
+void tai_llama_angles(const tai_batch *b) { rope_angles(b); }
+
 void tai_llama_begin(const tai_batch *b) {
     b->m->fw_cur = 0;
     b->m->fw_rope = 0;

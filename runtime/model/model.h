@@ -208,6 +208,9 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m);
 /* Resets a pass's state: its residual stream and angles start on the
  * host. Called before layer 0. */
 void tai_llama_begin(const tai_batch *b);
+/* The rotary angles of the batch's positions (the embedding step computes
+ * them; a pass that starts at a block, the layer scheduler's, asks here). */
+void tai_llama_angles(const tai_batch *b);
 /* The file layers whose images layer `layer` (0 = embedding lookup,
  * 1..n_layer = blocks, n_layer + 1 = final norm and logits) reads, in the
  * order to acquire them: none (an embedding looked up by reading rows from

@@ -56,9 +56,8 @@ static TinyAIStatus weights_on(TinyAIModel *m, int d, int layer, const unsigned 
     return TINYAI_OK;
 }
 
-static TinyAIStatus run_layer(const tai_batch *b, int layer) {
+static TinyAIStatus run_layer(const tai_batch *b, int layer, int d) {
     TinyAIModel *m = b->m;
-    const int d = m->layer_dev[layer];
     tai_device *dev = m->devs[d];
     int ids[2];
     const int n = tai_llama_layer_images(m, layer, ids);
@@ -103,12 +102,21 @@ TinyAIStatus tai_sched_layer(const tai_batch *b, int layer) {
         tai_llama_begin(b);
     }
     const uint64_t t0 = tai_now_ns();
-    const TinyAIStatus st = run_layer(b, layer);
+    const TinyAIStatus st = run_layer(b, layer, m->layer_dev[layer]);
     if (st == TINYAI_OK) {
         m->plan_meas[m->cur_plan][layer] += (double)(tai_now_ns() - t0) * 1e-9;
         m->plan_runs[m->cur_plan][layer]++;
     }
     return st;
+}
+
+TinyAIStatus tai_sched_layer_cpu(const tai_batch *b, int layer) {
+    TinyAIModel *m = b->m;
+    if (layer < 0 || layer >= m->file->n_layers)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "layer %d out of range (0..%d)", layer,
+                         m->file->n_layers - 1);
+    tai_llama_begin(b); /* the activations start and stay on the host */
+    return run_layer(b, layer, 0);
 }
 
 /* A device chosen by auto failed running a layer: its layers move to the

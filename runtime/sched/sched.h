@@ -42,6 +42,10 @@ double tai_sched_predict_pass(const TinyAIModel *m, int n, int ctx);
  * 0 starts a pass and chooses its placement by the batch's width); the
  * time it takes is added to the layer's measured time. */
 TinyAIStatus tai_sched_layer(const tai_batch *b, int layer);
+/* One layer of a pass on the CPU, whatever the placement, with the
+ * activations (ws.x) on the host before and after: the layer scheduler's
+ * step (its passes start at any layer). */
+TinyAIStatus tai_sched_layer_cpu(const tai_batch *b, int layer);
 /* Every layer, then advances each column's session position. With auto
  * placement, a device that fails hands its layers to the CPU (for good,
  * said once in the model's placement note) and the pass runs again. */

@@ -387,4 +387,22 @@ TEST_F(Examples, MemoryOptimizer) {
     EXPECT_LE(std::stod(m[1]), std::stod(m[2]));
 }
 
+// The Optimization API's layer scheduling example on the default model:
+// every layer runs (the prompt in one chunk under 128 MB of activations),
+// the estimate is within 10% of the measured peak, and the next token after
+// "The capital of France is" is " Paris", as generate says.
+TEST_F(Examples, LayerScheduler) {
+    Result r = RunExample("layer_scheduler", *tmai_);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Plan: 32 layers, chunks of "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Ran: 32 of 32 layers"), std::string::npos) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m,
+                                  std::regex("Estimate: ([0-9.]+) MiB, measured peak ([0-9.]+) MiB")))
+        << r.output;
+    const double est = std::stod(m[1]), peak = std::stod(m[2]);
+    EXPECT_NEAR(est / peak, 1.0, 0.1) << r.output;
+    EXPECT_NE(r.output.find("Next token: ' Paris'"), std::string::npos) << r.output;
+}
+
 } // namespace
