@@ -5,14 +5,16 @@
  *
  * On a Llama model the four calls mean: the embedding (0), block 0 (1),
  * block 1 (2), which reads the residual stream that starts at the
- * embedding, and layer 3 after both. The scheduler runs a Llama model's
- * layers in their own order, each once, so the example is a complete
- * schedule for a model of two blocks (layers 0..3: embedding, two blocks,
- * output head), and for a larger model it is the start of one: with
- * --complete-schedule the program adds the remaining layers after it, each
- * after the one before, and runs the whole model. Without, on a larger
- * model tinyaiPrepareForwardPass refuses the four-layer schedule, and the
- * program prints why and exits with status 2.
+ * embedding, and layer 3 after both. The scheduler runs a model file's
+ * layers as the model defines them: all of them, in their own order, each
+ * once per pass, whatever subset the schedule declares (the declared
+ * outputs count in the memory limit while a later layer reads them). On a
+ * model of two blocks the four layers are the whole model; on a larger one
+ * the rest run after them. With --complete-schedule the program also
+ * declares the remaining layers, each after the one before. A schedule the
+ * model cannot run (a dependency on a later layer) makes
+ * tinyaiPrepareForwardPass fail: the program then prints why and exits
+ * with status 2.
  *
  * The five calls are the guide's, verbatim; sizes are the hidden state
  * (576 floats per token, SmolLM2-135M's). Everything else is glue: open the

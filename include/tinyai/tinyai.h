@@ -15,6 +15,7 @@
  *                                        fitting a model into a budget
  *   <tinyai/utils/layer_scheduler.h>     layer-major execution in chunks,
  *                                        checkpoints and recomputation
+ *   <tinyai/utils/checkpoint.h>          checkpoint strategies (both schedulers)
  *   <tinyai/utils/quantize_mixed.h>      mixed-precision quantization
  *   <tinyai/utils/prune.h>               block pruning, stored and run sparsely
  *   <tinyai/plugin.h>                    the device plugin ABI (what a vendor's
@@ -27,6 +28,7 @@
 
 #include <tinyai/status.h>
 #include <tinyai/llm.h>
+#include <tinyai/utils/checkpoint.h>
 #include <tinyai/plugin.h>
 #include <tinyai/utils/forward_scheduler.h>
 #include <tinyai/utils/layer_priority.h>

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "offload/cost.h"
 #include "runtime/llm/llm_internal.h"
+#include "runtime/mem/memory.h"
 #include "runtime/model/model.h"
 #include "runtime/sched/sched.h"
 #include "runtime/sched/plan.h"
@@ -55,6 +56,19 @@ struct TinyAIForwardScheduler {
     size_t out_len;
     int generated, passes;
     size_t cur_bytes, peak_bytes;
+
+    /* the declared outputs held at each step of the model's pass */
+    size_t *step_held;
+    /* a graph of the caller's own (every declared layer has a function) */
+    TinyAILayerFunction *fn;
+    void **fn_user;
+    TinyAICheckpointStrategy *ckpt;
+    int custom;
+    int n_steps;
+    int *last_use;    /* per layer: the last step that reads its output */
+    void **held;      /* per layer: its output while held */
+    size_t held_now, held_peak, est_peak;
+    int recomputed;
 };
 
 const char *tinyaiExecutionModeName(TinyAIExecutionMode mode) {
@@ -79,8 +93,10 @@ TinyAISchedulerGeneration tinyaiCreateDefaultSchedulerGeneration(void) {
 
 static void track(TinyAIForwardScheduler *s) {
     size_t b = tai_model_current_bytes(s->model);
-    if (s->plan && tai_plan_is_prepared(s->plan) && s->started && s->step > 0)
-        b += tai_plan_step_bytes(s->plan, s->step - 1);
+    if (s->custom)
+        b += s->held_now;
+    else if (s->step_held && s->started && s->step > 0)
+        b += s->step_held[s->step - 1];
     s->cur_bytes = b;
     if (b > s->peak_bytes) s->peak_bytes = b;
 }
@@ -117,8 +133,17 @@ TinyAIForwardScheduler *tinyaiCreateForwardScheduler(TinyAIMappedModel *model,
     }
     if (st == TINYAI_OK) {
         s->n_order = s->model->hp.n_layer + 2;
-        s->order = malloc((size_t)s->n_order * sizeof *s->order);
-        if (!s->order) st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
+        const size_t nl = (size_t)s->n_order;
+        s->order = malloc(nl * sizeof *s->order);
+        s->fn = calloc(nl, sizeof *s->fn);
+        s->fn_user = calloc(nl, sizeof *s->fn_user);
+        s->ckpt = calloc(nl, sizeof *s->ckpt);
+        s->last_use = calloc(nl, sizeof *s->last_use);
+        s->held = calloc(nl, sizeof *s->held);
+        s->step_held = calloc(nl, sizeof *s->step_held);
+        if (!s->order || !s->fn || !s->fn_user || !s->ckpt || !s->last_use || !s->held ||
+            !s->step_held)
+            st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
     }
     if (st != TINYAI_OK) {
         tinyaiDestroyForwardScheduler(s);
@@ -133,6 +158,13 @@ void tinyaiDestroyForwardScheduler(TinyAIForwardScheduler *s) {
     tinyaiFreeSampler(s->sampler);
     tinyaiFreeSession(s->sess);
     tinyaiFreeModel(s->model); /* the mapped model is the caller's */
+    for (int l = 0; s->held && l < s->n_order; l++) tai_mem_free(s->held[l]);
+    free(s->held);
+    free(s->fn);
+    free(s->fn_user);
+    free(s->ckpt);
+    free(s->last_use);
+    free(s->step_held);
     tai_plan_destroy(s->plan);
     free(s->order);
     free(s->prompt);
@@ -154,6 +186,179 @@ bool tinyaiAddLayerToSchedule(TinyAIForwardScheduler *s, int layerIndex, int dep
     return tai_plan_add(s->plan, layerIndex, dependsOn, (int)depType, outputSize) == TINYAI_OK;
 }
 
+/* ---- A graph of the caller's own --------------------------------------
+ *
+ * Layer l's output is made when a step needs it: its inputs first (made
+ * again if they were dropped), then its function into a new buffer. After
+ * each step the outputs no later step reads go (the pass's outputs, read by
+ * no layer, stay to the end), and so do the RECOMPUTE ones the step read:
+ * a later reader makes them again. `dry` walks the same steps counting
+ * bytes only: the estimate of the peak. */
+typedef struct {
+    int dry;
+    unsigned char *have;
+    size_t now, peak;
+    int recomputed;
+    const void *pass_input;
+} graph_run;
+
+static size_t out_size(const TinyAIForwardScheduler *s, int l) {
+    return tai_plan_output_size(s->plan, l);
+}
+
+static bool has(const TinyAIForwardScheduler *s, const graph_run *r, int l) {
+    return r->dry ? r->have[l] != 0 : s->held[l] != NULL;
+}
+
+static void let_go(TinyAIForwardScheduler *s, graph_run *r, int l) {
+    if (!has(s, r, l)) return;
+    if (r->dry) {
+        r->have[l] = 0;
+    } else {
+        tai_mem_free(s->held[l]);
+        s->held[l] = NULL;
+    }
+    r->now -= out_size(s, l);
+}
+
+static bool make(TinyAIForwardScheduler *s, graph_run *r, int l, int again) {
+    const int nd = tai_plan_dep_count(s->plan, l);
+    for (int k = 0; k < nd; k++) {
+        const int d = tai_plan_dep(s->plan, l, k, NULL);
+        if (d >= 0 && !has(s, r, d) && !make(s, r, d, 1)) return false;
+    }
+    const size_t size = out_size(s, l);
+    r->now += size;
+    if (r->now > r->peak) r->peak = r->now;
+    if (again) r->recomputed++;
+    if (r->dry) {
+        r->have[l] = 1;
+        return true;
+    }
+    void *buf = tai_mem_alloc(TAI_MEM_ACT, size ? size : 1, 64, true);
+    const void *in[64];
+    size_t in_size[64];
+    int in_layer[64];
+    if (!buf || nd > 64) {
+        tai_mem_free(buf);
+        r->now -= size;
+        if (buf) tai_error(TINYAI_ERR_INVALID_ARG, "layer %d reads %d outputs (at most 64)", l, nd);
+        return false;
+    }
+    int n = 0;
+    for (int k = 0; k < nd; k++) {
+        const int d = tai_plan_dep(s->plan, l, k, NULL);
+        if (d < 0) continue;
+        in[n] = s->held[d];
+        in_size[n] = out_size(s, d);
+        in_layer[n++] = d;
+    }
+    const TinyAILayerCall call = {l, in, in_size, in_layer, n, buf, size, r->pass_input};
+    if (!s->fn[l](&call, s->fn_user[l])) {
+        tai_mem_free(buf);
+        r->now -= size;
+        if (!tinyaiLastErrorMessage()[0])
+            tai_error(TINYAI_ERR_INVALID_ARG, "layer %d's function failed", l);
+        return false;
+    }
+    s->held[l] = buf;
+    return true;
+}
+
+static void after_step(TinyAIForwardScheduler *s, graph_run *r, int step) {
+    const int l = tai_plan_step_layer(s->plan, step);
+    for (int k = 0; k < tai_plan_dep_count(s->plan, l); k++) {
+        const int d = tai_plan_dep(s->plan, l, k, NULL);
+        if (d >= 0 && s->ckpt[d] == TINYAI_CHECKPOINT_RECOMPUTE) let_go(s, r, d);
+    }
+    for (int x = 0; x < s->n_order; x++)
+        if (s->last_use[x] <= step && s->last_use[x] < s->n_steps - 1) let_go(s, r, x);
+}
+
+static size_t simulate_peak(TinyAIForwardScheduler *s) {
+    graph_run r = {1, calloc((size_t)s->n_order, 1), 0, 0, 0, NULL};
+    if (!r.have) return 0;
+    for (int i = 0; i < s->n_steps; i++) {
+        const int l = tai_plan_step_layer(s->plan, i);
+        if (!has(s, &r, l)) make(s, &r, l, 0);
+        after_step(s, &r, i);
+    }
+    free(r.have);
+    return r.peak;
+}
+
+bool tinyaiSetLayerFunction(TinyAIForwardScheduler *s, int layerIndex, TinyAILayerFunction fn,
+                            void *user) {
+    if (!s || layerIndex < 0 || layerIndex >= s->n_order) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSetLayerFunction: layer %d (the model has %d)",
+                  layerIndex, s ? s->n_order : 0);
+        return false;
+    }
+    if (s->started) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "functions cannot change once execution has started");
+        return false;
+    }
+    s->fn[layerIndex] = fn;
+    s->fn_user[layerIndex] = user;
+    s->ready = 0;
+    return true;
+}
+
+bool tinyaiSetScheduleCheckpointing(TinyAIForwardScheduler *s, int layerIndex,
+                                    TinyAICheckpointStrategy strategy) {
+    if (!s || layerIndex < 0 || layerIndex >= s->n_order ||
+        (unsigned)strategy > TINYAI_CHECKPOINT_RECOMPUTE) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSetScheduleCheckpointing: layer %d, strategy %d",
+                  layerIndex, (int)strategy);
+        return false;
+    }
+    if (s->started) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "checkpoints cannot change once execution has started");
+        return false;
+    }
+    s->ckpt[layerIndex] = strategy;
+    s->ready = 0;
+    return true;
+}
+
+size_t tinyaiEstimateScheduleMemory(const TinyAIForwardScheduler *s) {
+    return s && s->ready ? s->est_peak : 0;
+}
+
+int tinyaiGetScheduleRecomputations(const TinyAIForwardScheduler *s) {
+    return s ? s->recomputed : 0;
+}
+
+size_t tinyaiGetScheduleOutputsPeak(const TinyAIForwardScheduler *s) {
+    return s ? s->held_peak : 0;
+}
+
+static bool execute_graph(TinyAIForwardScheduler *s, const void *input, void *output,
+                          int *layerIndex) {
+    if (s->step >= s->n_steps) {
+        s->done = 1;
+        tinyaiClearError();
+        return false;
+    }
+    s->started = 1;
+    graph_run r = {0, NULL, s->held_now, s->held_peak, s->recomputed, input};
+    const int l = tai_plan_step_layer(s->plan, s->step);
+    bool ok = has(s, &r, l) || make(s, &r, l, 0);
+    if (ok) {
+        if (out_size(s, l)) memcpy(output, s->held[l], out_size(s, l));
+        after_step(s, &r, s->step);
+        if (layerIndex) *layerIndex = l;
+        s->step++;
+    } else {
+        s->done = 1;
+    }
+    s->held_now = r.now;
+    s->held_peak = r.peak;
+    s->recomputed = r.recomputed;
+    track(s);
+    return ok;
+}
+
 bool tinyaiPrepareForwardPass(TinyAIForwardScheduler *s) {
     if (!s) {
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiPrepareForwardPass: scheduler is NULL");
@@ -166,26 +371,75 @@ bool tinyaiPrepareForwardPass(TinyAIForwardScheduler *s) {
     s->ready = 0;
     const int nl = s->n_order;
     if (tai_plan_prepare(s->plan, nl) != TINYAI_OK) return false;
-    /* a Llama pass runs its layers in their own order, each once */
     const int steps = tai_plan_step_count(s->plan);
-    bool ok = steps == nl;
-    for (int i = 0; ok && i < steps; i++) ok = tai_plan_step_layer(s->plan, i) == i;
-    if (!ok) {
-        char got[256];
-        size_t off = 0;
-        for (int i = 0; i < steps && off + 16 < sizeof got; i++)
-            off += (size_t)snprintf(got + off, sizeof got - off, "%s%d", i ? " " : "",
-                                    tai_plan_step_layer(s->plan, i));
-        tai_error(TINYAI_ERR_INVALID_ARG,
-                  "this model's forward pass runs its %d layers in order 0..%d, each once; the "
-                  "schedule gives %d step(s): %s",
-                  nl, nl - 1, steps, steps ? got : "(none)");
+    if (steps == 0) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "the schedule is empty: add the layers to run "
+                  "(tinyaiAddLayerToSchedule)");
         return false;
     }
+    int with_fn = 0;
+    for (int i = 0; i < steps; i++) with_fn += s->fn[tai_plan_step_layer(s->plan, i)] != NULL;
+    if (with_fn > 0 && with_fn < steps) {
+        tai_error(TINYAI_ERR_INVALID_ARG, "%d of the schedule's %d layers have a function: a "
+                  "graph of your own needs one for every layer (or none, to run the model's)",
+                  with_fn, steps);
+        return false;
+    }
+    s->custom = with_fn > 0;
+    s->n_steps = s->custom ? steps : nl;
+    /* Steps and lifetimes. A model file's layers run in the model's own
+     * order, 0 .. n + 1, each once, whatever subset the schedule declares:
+     * a declared dependency must point back in that order. A graph of the
+     * caller's runs in the planner's order. An output is held from its
+     * step to the last step that reads it (to the end if none does). */
+    int *step_of = malloc((size_t)nl * sizeof *step_of);
+    if (!step_of) return tai_error(TINYAI_ERR_NOMEM, "out of memory") == TINYAI_OK;
+    for (int l = 0; l < nl; l++) step_of[l] = -1;
+    for (int i = 0; i < steps; i++) {
+        const int l = tai_plan_step_layer(s->plan, i);
+        step_of[l] = s->custom ? i : l;
+    }
+    bool ok = true;
+    for (int i = 0; i < steps && ok; i++) {
+        const int l = tai_plan_step_layer(s->plan, i);
+        s->last_use[l] = -1;
+        for (int k = 0; k < tai_plan_dep_count(s->plan, l); k++) {
+            const int d = tai_plan_dep(s->plan, l, k, NULL);
+            if (d < 0) continue;
+            if (!s->custom && d >= l) {
+                tai_error(TINYAI_ERR_INVALID_ARG, "layer %d depends on layer %d, which runs after it "
+                          "in this model's pass (its layers run in order 0..%d)", l, d, nl - 1);
+                ok = false;
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < steps && ok; i++) {
+        const int l = tai_plan_step_layer(s->plan, i);
+        for (int k = 0; k < tai_plan_dep_count(s->plan, l); k++) {
+            const int d = tai_plan_dep(s->plan, l, k, NULL);
+            if (d >= 0 && step_of[l] > s->last_use[d]) s->last_use[d] = step_of[l];
+        }
+    }
+    if (ok) {
+        memset(s->step_held, 0, (size_t)nl * sizeof *s->step_held);
+        for (int i = 0; i < steps; i++) {
+            const int l = tai_plan_step_layer(s->plan, i);
+            if (s->last_use[l] < 0) s->last_use[l] = s->n_steps - 1; /* a pass output */
+            for (int t = step_of[l]; t <= s->last_use[l]; t++)
+                s->step_held[t] += tai_plan_output_size(s->plan, l);
+        }
+    }
+    free(step_of);
+    if (!ok) return false;
+    size_t outputs = 0;
+    for (int t = 0; t < s->n_steps; t++)
+        if (s->step_held[t] > outputs) outputs = s->step_held[t];
+    s->est_peak = s->custom ? simulate_peak(s) : outputs;
     /* The declared outputs live beside the weights and the runtime's
      * buffers (see track), so under a limit the model is planned in what
      * they leave of it. */
-    const size_t outputs = tai_plan_peak_bytes(s->plan);
+    if (s->custom) outputs = s->est_peak;
     if (s->limit > 0 && outputs != s->reserved) {
         TinyAIModel *m = s->model;
         if (outputs >= s->limit) {
@@ -316,6 +570,7 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
         tinyaiClearError();
         return false;
     }
+    if (s->custom) return execute_graph(s, input, output, layerIndex);
     char *out = output;
     if (!s->started) {
         if (!start(s, input, out)) {

@@ -304,12 +304,12 @@ TEST(Scheduler, MalformedSchedulesAreRefusedAtPrepare) {
         ASSERT_TRUE(tinyaiAddLayerToSchedule(s.get(), 1, 2, TINYAI_DEP_SEQUENTIAL, kEmbdBytes));
         for (int i = 3; i < n; i++)
             ASSERT_TRUE(tinyaiAddLayerToSchedule(s.get(), i, i - 1, TINYAI_DEP_SEQUENTIAL, kEmbdBytes));
-        refused(s.get(), "in order");
+        refused(s.get(), "layer 1 depends on layer 2, which runs after it");
     }
-    {   // a pass missing its head
+    {   // a pass missing its head: the model's layers still all run
         SchedPtr s = fresh();
         AddSequential(s.get(), n - 1);
-        refused(s.get(), "in order");
+        EXPECT_TRUE(tinyaiPrepareForwardPass(s.get())) << tinyaiLastErrorMessage();
     }
     {   // an empty schedule
         SchedPtr s = fresh();

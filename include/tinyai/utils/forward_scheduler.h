@@ -17,8 +17,23 @@
  * its text appended to the output. tinyaiExecuteNextLayer returns false once
  * generation has ended (maxNewTokens generated, an end-of-generation token,
  * the context full) or on an error (tinyaiLastErrorMessage() says which; an
- * end of generation leaves the message empty). For a Llama model the
- * declared order must be the model's own, 0 .. n + 1.
+ * end of generation leaves the message empty).
+ *
+ * Schedules. Any acyclic schedule is accepted. For a model file the layers
+ * run as the model defines them: all of its layers, in its order 0 .. n + 1,
+ * whatever subset the schedule declares; the declared dependencies must
+ * point back in that order (a residual: layer 2 reading layer 0's output),
+ * and the declared outputs count in the memory limit for as long as a later
+ * layer reads them. A graph of the caller's own: give every declared layer
+ * a function (tinyaiSetLayerFunction); the layers then run in the schedule's
+ * order (dependencies first, then the order of addition), each function
+ * reading its dependencies' outputs and writing its own (outputSize bytes,
+ * held by the scheduler), one pass; `input` goes to every function, and
+ * each call's `output` receives the layer's output. An output is held until
+ * the last layer that reads it has run; with TINYAI_CHECKPOINT_RECOMPUTE
+ * (tinyaiSetScheduleCheckpointing) it is dropped after each reader and
+ * recomputed, with whatever it reads, when a later one needs it: memory for
+ * compute. tinyaiEstimateScheduleMemory predicts the held outputs' peak.
  *
  * Memory: the limit covers the weight cache, the activations, the KV cache
  * and scratch. Creating the scheduler plans it: a limit below what the
@@ -48,6 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <tinyai/utils/checkpoint.h>
 #include <tinyai/utils/mmap_loader.h>
 
 #ifdef __cplusplus
@@ -151,6 +167,41 @@ typedef struct {
 } TinyAISchedulerInfo;
 
 bool tinyaiGetSchedulerInfo(const TinyAIForwardScheduler *scheduler, TinyAISchedulerInfo *out);
+
+/* ---- Graphs of the caller's own (TinyAI extension) ------------------- */
+
+/* One call of a layer's function: the outputs of the layers it depends on
+ * (in the order they were added), its output buffer (outputSize bytes,
+ * zeroed, held by the scheduler), and the input given to
+ * tinyaiExecuteNextLayer. */
+typedef struct {
+    int layerIndex;
+    const void *const *inputs;
+    const size_t *inputSizes;
+    const int *inputLayers;
+    int nInputs;
+    void *output;
+    size_t outputSize;
+    const void *passInput;
+} TinyAILayerCall;
+/* false fails the step (tinyaiExecuteNextLayer returns false; set a message
+ * with nothing, and it says the function failed). */
+typedef bool (*TinyAILayerFunction)(const TinyAILayerCall *call, void *user);
+
+/* Before tinyaiPrepareForwardPass; false for a layer outside the model or
+ * once execution started. */
+bool tinyaiSetLayerFunction(TinyAIForwardScheduler *scheduler, int layerIndex,
+                            TinyAILayerFunction fn, void *user);
+/* TINYAI_CHECKPOINT_RECOMPUTE drops the layer's output after each reader;
+ * STORE and NONE keep it until its last reader (the default). */
+bool tinyaiSetScheduleCheckpointing(TinyAIForwardScheduler *scheduler, int layerIndex,
+                                    TinyAICheckpointStrategy strategy);
+/* After a successful prepare: the predicted peak bytes of the outputs held
+ * at once (0 before). */
+size_t tinyaiEstimateScheduleMemory(const TinyAIForwardScheduler *scheduler);
+/* Measured: the held outputs' peak, and the layers recomputed. */
+size_t tinyaiGetScheduleOutputsPeak(const TinyAIForwardScheduler *scheduler);
+int tinyaiGetScheduleRecomputations(const TinyAIForwardScheduler *scheduler);
 
 /* "normal", "memory-opt", "streaming", "adaptive"; NULL for a bad mode. */
 const char *tinyaiExecutionModeName(TinyAIExecutionMode mode);

@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include <tinyai/llm.h>
+#include <tinyai/utils/checkpoint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,11 +70,7 @@ typedef struct {
     size_t max_activation_memory; /* bound on the workspace (0: none) */
 } TinyAILayerSchedulerConfig;
 
-typedef enum {
-    TINYAI_CHECKPOINT_NONE = 0,
-    TINYAI_CHECKPOINT_STORE = 1,
-    TINYAI_CHECKPOINT_RECOMPUTE = 2,
-} TinyAICheckpointStrategy;
+/* TinyAICheckpointStrategy: <tinyai/utils/checkpoint.h> */
 
 typedef enum {
     TINYAI_TENSOR_F32 = 0,
