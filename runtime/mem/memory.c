@@ -485,7 +485,7 @@ TinyAIStatus tinyai_generate_memory_report(const char *path) {
         for (size_t i = 0; live && i < g.cap; i++)
             if (g.tab[i].p && g.tab[i].p != (void *)1) live[n++] = g.tab[i];
         pthread_mutex_unlock(&g.mu);
-        qsort(live, n, sizeof *live, by_size_desc);
+        if (n > 1) qsort(live, n, sizeof *live, by_size_desc);
         fprintf(f, "\nlargest live buffers (%zu in all):\n", n);
         for (size_t i = 0; i < n && i < 16; i++)
             fprintf(f, "  %12.2f MiB  %s%s\n", live[i].size / M, kind_names[live[i].kind],

@@ -166,7 +166,9 @@ TEST_F(Memory, StaticArenaCapsTheRuntimesBuffers) {
     EXPECT_EQ(s.budget, 8u << 20);
     // free every other session: the arena has holes...
     for (size_t i = 0; i < ss.size(); i += 2) tinyaiFreeSession(ss[i]);
-    if (ss.size() >= 4) EXPECT_GT(tinyai_get_memory_stats().fragmentation_ratio, 0.0);
+    if (ss.size() >= 4) {
+        EXPECT_GT(tinyai_get_memory_stats().fragmentation_ratio, 0.0);
+    }
     for (size_t i = 1; i < ss.size(); i += 2) tinyaiFreeSession(ss[i]);
     tinyaiFreeModel(m);
     // ...which close when everything is back

@@ -65,7 +65,9 @@ TEST(LayerScheduler, LayerMajorChunksGiveTheSameLogitsAsEval) {
         TinyAIExecutionPlan *p = tinyaiCreateExecutionPlan(ls);
         ASSERT_NE(p, nullptr) << tinyaiLastErrorMessage();
         EXPECT_EQ(p->nLayers, 5);
-        if (bound) EXPECT_LE(p->activationBytes, bound);
+        if (bound) {
+            EXPECT_LE(p->activationBytes, bound);
+        }
         EXPECT_LE(p->chunkTokens, last_chunk);
         last_chunk = p->chunkTokens;
         const std::vector<float> got = LayerMajor(ls, p->nLayers, toks);

@@ -50,7 +50,9 @@ TEST(LivePlan, RandomLifetimesNeverShareBytesWhileLive) {
             busiest = std::max(busiest, live);
         }
         for (auto &x : b) {
-            if (x.size) EXPECT_EQ(x.offset % x.align, 0u);
+            if (x.size) {
+                EXPECT_EQ(x.offset % x.align, 0u);
+            }
             EXPECT_LE(x.offset + x.size, arena);
         }
         EXPECT_GE(arena, busiest);

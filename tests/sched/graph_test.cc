@@ -110,7 +110,9 @@ size_t PeakWith(bool recompute, int *recomputed, size_t *estimate, float *result
     for (int l = 1; l <= 5; l++) ops[l] = {1};
     ops[6] = {3};
     for (int l = 0; l <= 6; l++) EXPECT_TRUE(tinyaiSetLayerFunction(g.s, l, ApplyOp, &ops[l]));
-    if (recompute) EXPECT_TRUE(tinyaiSetScheduleCheckpointing(g.s, 1, TINYAI_CHECKPOINT_RECOMPUTE));
+    if (recompute) {
+        EXPECT_TRUE(tinyaiSetScheduleCheckpointing(g.s, 1, TINYAI_CHECKPOINT_RECOMPUTE));
+    }
     EXPECT_TRUE(tinyaiPrepareForwardPass(g.s)) << tinyaiLastErrorMessage();
     *estimate = tinyaiEstimateScheduleMemory(g.s);
     const float in[4] = {1, 2, 3, 4};
