@@ -218,7 +218,8 @@ bool tinyaiOptimizeMemoryUsage(TinyAIMemoryOptimizer *o, TinyAIModel *m, size_t 
     }
     const float t = o->cfg.memory_speed_tradeoff;
     const TinyAIModelConfig saved = m->cfg;
-    const int saved_sep = m->act_separate;
+    const int saved_sep = m->act_separate, was_planned = m->planned;
+    const int saved_ctx = m->plan_ctx, saved_seqs = m->plan_seqs;
     m->act_separate = !o->cfg.enable_tensor_reuse;
     /* modes in the order the tradeoff prefers them */
     TinyAIExecutionMode modes[3];
@@ -259,6 +260,11 @@ bool tinyaiOptimizeMemoryUsage(TinyAIMemoryOptimizer *o, TinyAIModel *m, size_t 
     if (st != TINYAI_OK) {
         m->cfg = saved;
         m->act_separate = saved_sep;
+        /* the tries re-planned it: back to the plan it had */
+        char why[320];
+        snprintf(why, sizeof why, "%s", first_err);
+        if (was_planned) (void)tai_model_plan(m, saved_ctx, saved_seqs);
+        snprintf(first_err, sizeof first_err, "%s", why);
         tai_error(TINYAI_ERR_RANGE, "tinyaiOptimizeMemoryUsage: nothing fits in %zu bytes, even "
                   "streaming one session of 256 tokens (%s)", budget, first_err);
         return false;

@@ -149,8 +149,17 @@ TEST(MemoryOptimizer, FitsABudgetAsTheTradeoffPrefers) {
     }
     {
         ModelPtr m = tai_test::LoadModel(src);
+        const std::vector<float> before = tai_test::LogitsAfter(m.get(), 10);
+        TinyAIMemoryInfo a, b;
+        tinyaiGetMemoryInfo(m.get(), &a);
         EXPECT_FALSE(tinyaiOptimizeMemoryUsage(o, m.get(), 64 * 1024));  // nothing fits
         EXPECT_NE(strstr(tinyaiLastErrorMessage(), "nothing fits"), nullptr);
+        // the model keeps the plan it had, and runs as before
+        tinyaiGetMemoryInfo(m.get(), &b);
+        EXPECT_EQ(b.mode, a.mode);
+        EXPECT_EQ(b.memoryLimit, a.memoryLimit);
+        EXPECT_EQ(b.cacheBytes, a.cacheBytes);
+        EXPECT_EQ(tai_test::LogitsAfter(m.get(), 10), before);
         EXPECT_FALSE(tinyaiOptimizeMemoryUsage(o, m.get(), 0));  // no budget at all
         EXPECT_FALSE(tinyaiOptimizeMemoryUsage(o, nullptr, 1u << 20));
         EXPECT_FALSE(tinyaiOptimizeMemoryUsage(nullptr, m.get(), 1u << 20));
