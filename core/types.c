@@ -410,3 +410,27 @@ int tai_sparse_check(tai_type t, const void *w, int64_t rows, int64_t n, int64_t
     }
     return 1;
 }
+
+void tai_sparse_unpack_row(tai_type t, const void *w, int64_t rows, int64_t n, int64_t keep,
+                           int64_t r, void *dst) {
+    const size_t pb = tai_sparse_panel_bytes(t, n, keep);
+    if (pb == 0 || !w || !dst || r < 0 || r >= rows) return;
+    const uint8_t *panel = (const uint8_t *)w + (size_t)(r / TAI_PANEL) * pb;
+    uint8_t *out = dst;
+    const size_t rb = tai_type_row_bytes(t, n), bb = rb / (size_t)(n / TAI_QK);
+    /* the kept blocks, packed together at the row's start... */
+    tai_unpack_row(t, panel + tai_sparse_index_bytes(keep), TAI_PANEL, keep * TAI_QK,
+                   r % TAI_PANEL, out);
+    /* ...moved out to their columns from the last (idx[j] >= j, so nothing
+     * is overwritten before it moves), the gaps zeroed */
+    size_t end = rb;
+    for (int64_t j = keep; j-- > 0;) {
+        uint16_t b;
+        memcpy(&b, panel + 2 + 2 * j, 2);
+        const size_t at = (size_t)b * bb;
+        memset(out + at + bb, 0, end - at - bb);
+        memmove(out + at, out + (size_t)j * bb, bb);
+        end = at;
+    }
+    memset(out, 0, end);
+}

@@ -173,6 +173,12 @@ size_t tai_sparse_bytes(tai_type t, int64_t rows, int64_t n, int64_t keep);
  * that is not one a rows x n matrix of type t stored in `size` bytes can
  * have. */
 int64_t tai_sparse_keep(tai_type t, const void *w, int64_t rows, int64_t n, uint64_t size);
+/* Row r of a block-sparse rows x n matrix of type t (`keep` blocks a panel)
+ * in GGUF's row-major layout (tai_type_row_bytes(t, n) bytes into dst), the
+ * pruned blocks zero: the kept values bit for bit. Does nothing on invalid
+ * arguments. The index is trusted (tai_sparse_check it first). */
+void tai_sparse_unpack_row(tai_type t, const void *w, int64_t rows, int64_t n, int64_t keep,
+                           int64_t r, void *dst);
 /* Whether every panel says `keep` and its index is strictly increasing and
  * below n / 32: 1, or 0 and *bad_panel gets the first bad one. */
 int tai_sparse_check(tai_type t, const void *w, int64_t rows, int64_t n, int64_t keep,

@@ -85,24 +85,7 @@ static void source_row(const tai_tensor *t, int64_t r, uint8_t *dst) {
     } else if (t->layout == TAI_LAYOUT_PACKED) {
         tai_unpack_row(t->type, t->data, rows, n, r, dst);
     } else { /* block-sparse: the kept blocks, zeros elsewhere */
-        memset(dst, 0, rb);
-        const size_t pb = tai_sparse_panel_bytes(t->type, n, t->keep);
-        const uint8_t *panel = (const uint8_t *)t->data + (size_t)(r / TAI_PANEL) * pb;
-        const uint8_t *dense = panel + tai_sparse_index_bytes(t->keep);
-        const size_t bb = rb / (size_t)(n / TAI_QK);
-        const int rr = (int)(r % TAI_PANEL);
-        for (int64_t j = 0; j < t->keep; j++) {
-            uint16_t b;
-            memcpy(&b, panel + 2 + 2 * j, 2);
-            if (t->type == TAI_TYPE_F32 || t->type == TAI_TYPE_F16) {
-                const size_t es = t->type == TAI_TYPE_F32 ? 4 : 2;
-                for (int e = 0; e < TAI_QK; e++)
-                    memcpy(dst + (size_t)b * bb + (size_t)e * es,
-                           dense + ((size_t)(j * TAI_QK + e) * TAI_PANEL + (size_t)rr) * es, es);
-            } else {
-                tai_unpack_block(t->type, dense, rr, j, dst + (size_t)b * bb);
-            }
-        }
+        tai_sparse_unpack_row(t->type, t->data, rows, n, t->keep, r, dst);
     }
 }
 
@@ -210,6 +193,13 @@ static TinyAIStatus prune_file(const tai_model_file *mf, const char *out,
     for (int64_t i = 0; i < mf->n_tensors; i++) {
         const tai_tensor *t = &mf->tensors[i];
         j.out[i] = *t;
+        int64_t bad = 0;
+        if (t->layout == TAI_LAYOUT_SPARSE &&
+            !tai_sparse_check(t->type, t->data, t->ne[1], t->ne[0], t->keep, &bad)) {
+            st = tai_error(TINYAI_ERR_FORMAT, "%s: block-sparse tensor '%s': panel %lld has a bad "
+                           "kept-block index", mf->path, t->name, (long long)bad);
+            break;
+        }
         const int blk = pruned_block(t->name);
         if (blk < 0 || t->n_dims != 2 || t->ne[0] % TAI_QK != 0) continue;
         const float s = blk < TINYAI_PRUNE_MAX_LAYERS && c->layerSparsity[blk] >= 0.0f

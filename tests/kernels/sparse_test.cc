@@ -113,6 +113,25 @@ TEST(SparseMatmul, AColumnIsTheSameAloneOrInABatch) {
     }
 }
 
+// A row back out in GGUF's layout: the kept blocks bit for bit, zeros
+// between.
+TEST(SparseLayout, RowsUnpackToTheDenseRowsWithZeros) {
+    for (tai_type t : kTypes) {
+        const int64_t rows = 37, n = 320;
+        for (int64_t keep : {1, 4, 10}) {
+            std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, tai_type_row_bytes(t, n), 21);
+            Sparse s = Build(t, w, rows, n, keep, 22);
+            const size_t rb = tai_type_row_bytes(t, n);
+            std::vector<uint8_t> row(rb, 0xee);
+            for (int64_t r = 0; r < rows; r++) {
+                tai_sparse_unpack_row(t, s.sparse.data(), rows, n, keep, r, row.data());
+                ASSERT_EQ(memcmp(row.data(), &s.dense_zeroed[r * rb], rb), 0)
+                    << tai_type_name(t) << " keep " << keep << " row " << r;
+            }
+        }
+    }
+}
+
 TEST(SparseLayout, SizesKeepAndChecks) {
     for (tai_type t : kTypes) {
         const int64_t rows = 40, n = 256;

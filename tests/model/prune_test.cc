@@ -241,6 +241,34 @@ TEST(Prune, SavingsAreWhatTheFileAndTheCacheHold) {
     EXPECT_LT(read[1] * 2, read[0]) << read[1] << " vs " << read[0];
 }
 
+// A pruned model pruned again keeps a subset of its tiles (the pruned
+// ones are zero and score nothing): the second file's dense form is the
+// first's with more tiles zero.
+TEST(Prune, PruningAPrunedModelKeepsASubset) {
+    const std::string src = Synth("Q8_0", 256, 768);
+    const std::string a = tai_test::TempPath(".tmai"), b = tai_test::TempPath(".tmai");
+    TinyAIPruneConfig c = Config(0.5f);
+    ASSERT_EQ(tinyaiPruneModelFile(src.c_str(), a.c_str(), &c, nullptr, nullptr), TINYAI_OK);
+    c.sparsity = 0.75f;
+    ASSERT_EQ(tinyaiPruneModelFile(a.c_str(), b.c_str(), &c, nullptr, nullptr), TINYAI_OK)
+        << tinyaiLastErrorMessage();
+    FilePtr fa = Open(a), fb = Open(b);
+    const tai_tensor *ta = tai_model_file_find_tensor(fa.get(), "blk.0.ffn_up.weight");
+    const tai_tensor *tb = tai_model_file_find_tensor(fb.get(), "blk.0.ffn_up.weight");
+    ASSERT_TRUE(ta && tb);
+    EXPECT_LT(tb->keep, ta->keep);
+    for (int64_t r = 0; r < ta->ne[1]; r++) {
+        const std::vector<uint8_t> ra = DenseRow(ta, r), rb = DenseRow(tb, r);
+        const size_t bb = ra.size() / (ta->ne[0] / 32);
+        for (size_t k = 0; k < ra.size(); k += bb) {
+            const bool kept_b = std::any_of(rb.begin() + k, rb.begin() + k + bb, [](uint8_t x) { return x; });
+            if (kept_b) {
+                ASSERT_EQ(memcmp(&ra[k], &rb[k], bb), 0) << "row " << r << " byte " << k;
+            }
+        }
+    }
+}
+
 TEST(Prune, BadArgumentsAndCorruptFilesAreRefused) {
     const std::string src = Synth("Q4_0");
     ModelPtr m = Load(src);

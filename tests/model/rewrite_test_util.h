@@ -1,5 +1,7 @@
-// Test support for the tests of model rewrites (mixed precision, pruning):
-// synthetic models, loading, opening model files, logits.
+// Test support for the tests of model rewrites and the optimisation APIs
+// (mixed precision, pruning, memory optimizer, layer scheduler), on top of
+// memory_test_util.h: synthetic models by shape, loading with a 64-token
+// context, model files, logits.
 #ifndef TAI_TESTS_MODEL_REWRITE_TEST_UTIL_H
 #define TAI_TESTS_MODEL_REWRITE_TEST_UTIL_H
 
@@ -12,21 +14,17 @@
 #include <tinyai/llm.h>
 
 #include "runtime/format/model_file.h"
-#include "tests/common/test_paths.h"
+#include "tests/model/memory_test_util.h"
 
 namespace tai_test {
 
-struct ModelDeleter {
-    void operator()(TinyAIModel *m) const { tinyaiFreeModel(m); }
-};
 struct FileDeleter {
     void operator()(tai_model_file *f) const { tai_model_file_close(f); }
 };
-using ModelPtr = std::unique_ptr<TinyAIModel, ModelDeleter>;
 using FilePtr = std::unique_ptr<tai_model_file, FileDeleter>;
 
-// A synthetic model of `type` (matrices and embedding) written to a fresh
-// temporary GGUF.
+// A synthetic model of `type` (matrices and embedding) in a fresh temporary
+// GGUF.
 inline std::string SynthModel(const char *type, bool tied, int embd, int ff, int layers, int vocab,
                               uint64_t seed) {
     TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
@@ -38,20 +36,18 @@ inline std::string SynthModel(const char *type, bool tied, int embd, int ff, int
     c.nLayer = layers;
     c.nVocab = vocab;
     c.seed = seed;
-    std::string p = TempPath(".gguf");
-    EXPECT_EQ(tinyaiWriteSyntheticModel(&c, p.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
-    return p;
+    return WriteSynthModel(c);
 }
 
-// Loaded with 2 threads, a 64-token context and the given limit.
+// Loaded with 2 threads, a 64-token context and the given limit; a failure
+// fails the test.
 inline ModelPtr LoadModel(const std::string &path, size_t limit = 0) {
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.threads = 2;
-    mc.memoryLimit = limit;
+    TinyAIModelConfig mc = MemConfig(limit, TINYAI_EXEC_ADAPTIVE);
     mc.contextSize = 64;
-    TinyAIModel *m = nullptr;
-    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
-    return ModelPtr(m);
+    TinyAIStatus st = TINYAI_OK;
+    ModelPtr m = LoadModel(path, mc, &st);
+    EXPECT_EQ(st, TINYAI_OK) << tinyaiLastErrorMessage();
+    return m;
 }
 
 inline FilePtr OpenFile(const std::string &path) {
@@ -65,18 +61,13 @@ inline FilePtr OpenFile(const std::string &path) {
 inline std::vector<float> LogitsAfter(TinyAIModel *m, int n) {
     std::vector<int32_t> toks;
     for (int i = 0; i < n; i++) toks.push_back((i * 37 + 11) % 500 + 1);
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m, 64, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+    SessionPtr s = NewSession(m, 64);
     if (!s) return {};
-    EXPECT_EQ(tinyaiEval(s, toks.data(), (size_t)n - 2), TINYAI_OK) << tinyaiLastErrorMessage();
-    EXPECT_EQ(tinyaiEval(s, &toks[n - 2], 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    EXPECT_EQ(tinyaiEval(s, &toks[n - 1], 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    const float *l = tinyaiGetLogits(s);
-    std::vector<float> v(l, l + info.nVocab);
-    tinyaiFreeSession(s);
-    return v;
+    EXPECT_EQ(tinyaiEval(s.get(), toks.data(), (size_t)n - 2), TINYAI_OK) << tinyaiLastErrorMessage();
+    EXPECT_EQ(tinyaiEval(s.get(), &toks[n - 2], 1), TINYAI_OK) << tinyaiLastErrorMessage();
+    EXPECT_EQ(tinyaiEval(s.get(), &toks[n - 1], 1), TINYAI_OK) << tinyaiLastErrorMessage();
+    const float *l = tinyaiGetLogits(s.get());
+    return std::vector<float>(l, l + VocabSize(m));
 }
 
 }  // namespace tai_test
