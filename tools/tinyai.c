@@ -8,6 +8,7 @@
  *   tinyai synth -o OUT.gguf [shape options]       random-weight model
  *   tinyai tune [--force]                          per-machine kernel tuning
  *   tinyai quantize IN OUT [--ffn int4 ...]         mixed precision
+ *   tinyai bench [-m MODEL] [-p N] [-n N] ...       benchmark (tools/bench.c)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1097,7 +1098,9 @@ static void main_help(void) {
            "  serve      an OpenAI-compatible HTTP server with continuous batching\n"
            "  perplexity the perplexity of a text file under the model\n"
            "  quantize   convert a model to other weight types, per group of matrices\n"
-           "  prune      remove the least important weight tiles, stored sparsely\n");
+           "  prune      remove the least important weight tiles, stored sparsely\n"
+           "  bench      prompt and generation speed per model and setting, beside\n"
+           "             this machine's own limits (llama-bench's options and formats)\n");
 }
 
 static int cmd_cpu(void) { return print_cpu(); }
@@ -1125,6 +1128,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "prune")) return cmd_prune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, cmd);
     return 2;
 }

@@ -178,6 +178,9 @@ typedef struct {
                                cpu; 16+ columns: opencl:0 ...") */
     char placementNote[320];/* "" or what happened to a bad calibration file
                                (it was measured again) */
+    char weightType[8];     /* the type most of the blocks' weight bytes
+                               have ("Q4_0", "F16", ...): the model's
+                               quantization as a listing names it */
 } TinyAIModelInfo;
 
 /* ---- Devices --------------------------------------------------------------

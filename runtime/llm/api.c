@@ -359,11 +359,20 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     out->ropeFreqBase = hp->rope_base;
     out->rmsEps = hp->rms_eps;
     out->tiedOutput = m->tied != 0;
+    uint64_t by_type[TAI_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < m->file->n_tensors; i++) {
         const tai_tensor *t = &m->file->tensors[i];
         out->weightBytes += t->size;
         out->nParams += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        const bool block = t->layer >= 1 && t->layer <= hp->n_layer;
+        if (block && t->n_dims >= 2 && (int)t->type >= 0 && (int)t->type < TAI_TYPE_COUNT)
+            by_type[t->type] += t->size;
     }
+    int main_type = -1;
+    for (int k = 0; k < TAI_TYPE_COUNT; k++)
+        if (by_type[k] && (main_type < 0 || by_type[k] > by_type[main_type])) main_type = k;
+    snprintf(out->weightType, sizeof out->weightType, "%s",
+             main_type >= 0 ? tai_type_name((tai_type)main_type) : "?");
     out->isa = tai_cpu_device_variant(m->dev);
     out->threads = tai_cpu_device_threads(m->dev);
     out->packedBytes = tai_mapped_total_image_bytes(m->mm);

@@ -1,5 +1,9 @@
 #include "tests/common/test_paths.h"
 
+#include <sys/wait.h>
+
+#include <cstdio>
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -23,6 +27,18 @@ std::string TempPath(const std::string &suffix) {
     const char *dir = std::getenv("TEST_TMPDIR");
     std::string base = dir && *dir ? dir : "/tmp";
     return base + "/tai_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + suffix;
+}
+
+CommandResult RunCommand(const std::string &cmd) {
+    CommandResult r;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+    const int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 }  // namespace tai_test

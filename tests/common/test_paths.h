@@ -15,6 +15,16 @@ std::string DefaultModelPath();
 // else /tmp) ending in `suffix`. The file is not created.
 std::string TempPath(const std::string &suffix);
 
+// A shell command's exit status (-1 if a signal ended it) and its output.
+struct CommandResult {
+    int status = -1;
+    std::string output;
+};
+
+// Runs `cmd` with sh -c and collects what it writes on stdout (redirect
+// stderr in cmd to have it too).
+CommandResult RunCommand(const std::string &cmd);
+
 }  // namespace tai_test
 
 // Fails the current test (not skips: CI must run it) when the default model is

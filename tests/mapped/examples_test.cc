@@ -24,25 +24,14 @@
 
 namespace {
 
-struct Result {
-    int status = -1; // exit status, -1 if killed by a signal
-    std::string output;
-};
+using Result = tai_test::CommandResult;
 
 // Runs examples/<name> with TINYAI_EXAMPLE_MODEL=model (the runfiles tree is
 // the working directory of a test). `timeout` turns a hang into a failure.
 Result RunExample(const std::string &name, const std::string &model, const std::string &args = "") {
     std::string cmd = "TINYAI_EXAMPLE_MODEL='" + model + "' timeout 600 examples/" + name + " " +
                       args + " 2>&1";
-    Result r;
-    FILE *p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+    return tai_test::RunCommand(cmd);
 }
 
 // The text after "<label>" up to the end of the output's last line that

@@ -20,89 +20,14 @@
 #include <tinyai/llm.h>
 
 #include "tests/common/test_paths.h"
+#include "tests/tools/cli_test_util.h"
 
 namespace {
-
-std::string Signature() {
-    TinyAICpuInfo ci;
-    EXPECT_EQ(tinyaiGetCpuInfo(&ci), TINYAI_OK);
-    return ci.signature;
-}
-
-struct Result {
-    int status = -1;      // exit status, or -1 if killed by a signal
-    std::string output;   // stdout + stderr
-};
-
-// The cache folder the command sees: a folder of this test's own, holding a
-// kernel tuning for this machine, so that no test depends on whether an
-// earlier run measured one (the first `generate` on a CPU would otherwise
-// measure it and say so on stderr).
-const std::string &TestCache() {
-    static const std::string dir = [] {
-        std::string d = tai_test::TempPath("-cache");
-        mkdir(d.c_str(), 0755);
-        TinyAIKernelTuning t = {0, 0};
-        tinyaiSaveKernelTuning((d + "/kernels-" + Signature() + ".tune").c_str(), &t);
-        // and a device list with no OpenCL device: auto places everything on
-        // the CPU (measured on first use), so that no test's output depends
-        // on how fast this machine's OpenCL is (-device opencl still works)
-        std::ofstream(d + "/devices.json")
-            << "{\"tinyai_device_calibration\": 1, \"devices\": {}, \"opencl_devices\": []}\n";
-        return d;
-    }();
-    return dir;
-}
-
-Result RunWith(const std::string &env, const std::string &args, const char *stdout_only) {
-    // `timeout` turns a hang into a failure instead of a stuck suite.
-    std::string cmd = env + " timeout 120 tools/tinyai " + args +
-                      (stdout_only ? " 2>/dev/null" : " 2>&1");
-    Result r;
-    FILE *p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-    int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
-
-Result Tinyai(const std::string &args, const char *stdout_only = nullptr) {
-    return RunWith("TINYAI_CACHE='" + TestCache() + "'", args, stdout_only);
-}
-
-std::string Synth(const std::string &extra) {
-    std::string path = tai_test::TempPath(".gguf");
-    Result r = Tinyai("synth -o " + path + " --preset tiny " + extra);
-    EXPECT_EQ(r.status, 0) << r.output;
-    return path;
-}
-
-// An error is exactly one line naming the problem, and a non-zero status
-// that is not a crash (124 = timeout, 128+ = signal).
-void ExpectCleanError(const Result &r, const std::string &needle) {
-    EXPECT_NE(r.status, 0) << r.output;
-    EXPECT_GT(r.status, 0) << "crashed: " << r.output;
-    EXPECT_LT(r.status, 124) << r.output;
-    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-}
-
-std::string ReadFile(const std::string &p) {
-    std::ifstream f(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void WriteFile(const std::string &p, const std::string &data) {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    f.write(data.data(), (std::streamsize)data.size());
-}
+using namespace tai_cli;
 
 TEST(Cli, HelpForEverySubcommand) {
     for (const char *sub : {"", "generate ", "inspect ", "convert ", "synth ", "devices ", "perplexity ",
-                            "quantize ", "prune "}) {
+                            "quantize ", "prune ", "bench "}) {
         Result r = Tinyai(std::string(sub) + "--help");
         EXPECT_EQ(r.status, 0) << sub;
         EXPECT_NE(r.output.find("usage: tinyai"), std::string::npos) << sub;
@@ -460,6 +385,7 @@ TEST(Cli, RealModelGreedyNamesParis) {
 }  // namespace
 
 namespace {
+using namespace tai_cli;
 
 TEST(Cli, RealModelTmaiGeneratesTheSameTokens) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
@@ -481,6 +407,7 @@ TEST(Cli, RealModelTmaiGeneratesTheSameTokens) {
 // ---- generate under a memory limit ------------------------------------------
 
 namespace {
+using namespace tai_cli;
 
 // The number after `key` in `text` (e.g. "peak " -> 60.0); -1 if absent.
 double NumberAfter(const std::string &text, const std::string &key) {
@@ -588,6 +515,7 @@ TEST(Cli, LimitBelowTheMinimumNamesIt) {
 // ---- greedy -------------------------------------------------------------------
 
 namespace {
+using namespace tai_cli;
 
 // Greedy decoding through the API with no sampler at all: each token is the
 // argmax of the logits (lowest id on ties). Returns the text the CLI would
@@ -657,6 +585,7 @@ TEST(Cli, TempZeroIsTheArgmaxOfTheLogits) {
 // ---- kernel tuning ------------------------------------------------------------
 
 namespace {
+using namespace tai_cli;
 
 std::string ReadAll(const std::string &p) {
     std::ifstream f(p);
