@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 #include <tinyai/llm.h>
+#include <tinyai/profile.h>
 
 #include "bench/membw.h"
 #include "bench/peak.h"
@@ -59,6 +60,7 @@ typedef struct {
 typedef struct {
     int model, threads, limit, device, io, policy, batch;
     int n_prompt, n_gen;
+    int index; /* its place among the rows */
 } row_spec;
 
 /* What a row's child measured. */
@@ -76,6 +78,8 @@ typedef struct {
     double steps;             /* one repetition's passes over the weights */
     double tokens;            /* one repetition's tokens */
     size_t limit_bytes;       /* the limit applied */
+    int n_layers;             /* with --profile: seconds per pass of each */
+    double layer_s[1026];
     /* the model */
     char type_desc[64], weight_type[8], isa[16], devices[320], io[16], policy[16];
     double model_bytes, n_params;
@@ -94,7 +98,10 @@ static struct {
     int format; /* 0 md, 1 csv, 2 json, 3 jsonl */
     bool progress;
     const char *plot;
+    const char *trace;
+    bool profile;
     bool no_warmup;
+    int n_rows;
     char cache[4096];
     bool root;
 } O;
@@ -127,7 +134,13 @@ static void bench_help(void) {
         "  --cache-policy LIST      belady, lru\n"
         "  --batch LIST             sequences processed together (default 1)\n"
         "  --plot FILE.svg|.png     draw tok/s against memory limit (with the\n"
-        "                           storage bound) and against batch (gnuplot)\n\n"
+        "                           storage bound), against batch and, with\n"
+        "                           --profile, time per layer (gnuplot)\n"
+        "  --profile                each row's time, GB/s, GFLOP/s and CPU counters per\n"
+        "                           layer and per op, on stderr (docs/PROFILING.md);\n"
+        "                           the row's figures are then those of a profiled run\n"
+        "  --trace FILE.json        a Chrome/Perfetto trace of each row's timed runs\n"
+        "                           (FILE-N.json for row N when there are several)\n\n"
         "Every row also reports peak resident memory, bytes read from storage\n"
         "per token, the weight cache's hit rate, the share of time the forward\n"
         "pass waited on storage, and the fraction of the ceiling that bounds it:\n"
@@ -283,6 +296,22 @@ static TinyAIStatus run_prompts(TinyAIModel *m, TinyAISession **s, int batch, co
     return TINYAI_OK;
 }
 
+static void test_name(const row_spec *s, char *out, size_t cap);
+static const char *base_name(const char *p);
+
+/* --trace FILE: the file itself for one row, else FILE-N.json for row N
+ * (counted from 1). */
+static void trace_path(const row_spec *r, char *out, size_t cap) {
+    if (O.n_rows <= 1) {
+        snprintf(out, cap, "%s", O.trace);
+        return;
+    }
+    const size_t len = strlen(O.trace);
+    const int ext = len > 5 && !strcmp(O.trace + len - 5, ".json");
+    snprintf(out, cap, "%.*s-%d%s", (int)(ext ? len - 5 : len), O.trace, r->index + 1,
+             ext ? ".json" : "");
+}
+
 /* The row, in this (child) process. */
 static void run_row(const row_spec *r, row_result *out) {
     memset(out, 0, sizeof *out);
@@ -340,6 +369,9 @@ static void run_row(const row_spec *r, row_result *out) {
                 nanosleep(&(struct timespec){0, 10000000}, NULL);
             }
             tinyaiResetMemoryStats(m);
+            if (O.profile || O.trace)
+                st = tinyaiStartProfile(m, (O.profile ? TINYAI_PROFILE_COUNTERS : 0) |
+                                               (O.trace ? TINYAI_PROFILE_TRACE : 0));
         }
         for (int i = 0; i < batch; i++) tinyaiResetSession(s[i]);
         /* random tokens, as llama-bench uses: the work does not depend on them */
@@ -360,6 +392,27 @@ static void run_row(const row_spec *r, row_result *out) {
         if (rep >= 0 && st == TINYAI_OK) out->samples_ns[out->reps++] = (t1 - t0) * 1e9;
         if (O.progress && rep >= 0)
             fprintf(stderr, "  repetition %d/%ld: %.3f s\n", rep + 1, O.reps, t1 - t0);
+    }
+    tinyaiStopProfile(m);
+    if (st == TINYAI_OK && O.profile) {
+        char title[200];
+        char test[48];
+        test_name(r, test, sizeof test);
+        snprintf(title, sizeof title, "%s, %s, %ld threads%s%s", base_name(O.models.v[r->model]),
+                 test, O.threads.v[r->threads], r->limit >= 0 ? ", mem limit " : "",
+                 r->limit >= 0 ? O.limits[r->limit].text : "");
+        print_profile(stderr, m, title);
+        for (int l = 0; l < in.nFileLayers && l < 1026; l++) {
+            TinyAILayerProfile lp;
+            if (tinyaiGetLayerProfile(m, l, &lp) == TINYAI_OK && lp.passes)
+                out->layer_s[l] = lp.seconds / (double)lp.passes;
+            out->n_layers = l + 1;
+        }
+    }
+    if (st == TINYAI_OK && O.trace) {
+        char path[4200];
+        trace_path(r, path, sizeof path);
+        st = tinyaiWriteTrace(m, path);
     }
     if (st == TINYAI_OK) {
         TinyAIMemoryInfo mi;
@@ -820,6 +873,9 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--no-warmup")) {
             O.no_warmup = true;
             continue;
+        } else if (!strcmp(a, "--profile")) {
+            O.profile = true;
+            continue;
         }
         const char *v = take(argc, argv, &i);
         if (!v) {
@@ -830,7 +886,7 @@ int cmd_bench(int argc, char **argv) {
                 !strcmp(a, "-r") || !strcmp(a, "--repetitions") || !strcmp(a, "-o") ||
                 !strcmp(a, "--output") || !strcmp(a, "--mem-limit") || !strcmp(a, "--device") ||
                 !strcmp(a, "--io") || !strcmp(a, "--cache-policy") || !strcmp(a, "--batch") ||
-                !strcmp(a, "--plot"))
+                !strcmp(a, "--plot") || !strcmp(a, "--trace"))
                 return usage_error("%s needs a value", a);
             return usage_error("bench: unknown option %s", a);
         }
@@ -859,6 +915,9 @@ int cmd_bench(int argc, char **argv) {
             for (int k = 0; !rc && k < O.policies.n; k++)
                 if (parse_choice(O.policies.v[k], policy_names, 2) < 0)
                     rc = usage_error("--cache-policy takes belady or lru, got '%s'", O.policies.v[k]);
+        } else if (!strcmp(a, "--trace")) {
+            if (!writable(v)) return 1;
+            O.trace = v;
         } else if (!strcmp(a, "--plot")) {
             const size_t len = strlen(v);
             if (len < 5 || (strcmp(v + len - 4, ".svg") && strcmp(v + len - 4, ".png")))
@@ -920,11 +979,12 @@ int cmd_bench(int argc, char **argv) {
                                 for (int k = 0; k < n_tests; k++) {
                                     row_spec *s = &rows[n].spec;
                                     *s = (row_spec){mi, ti, O.n_limits ? li : -1, di, ii, pi, bi,
-                                                    tp[k], tg[k]};
+                                                    tp[k], tg[k], n};
                                     test_name(s, rows[n].test, sizeof rows[n].test);
                                     n++;
                                 }
 
+    O.n_rows = n;
     int failed = 0;
     bool said_root = false;
     for (int i = 0; i < n; i++) {
@@ -1016,14 +1076,28 @@ int cmd_bench(int argc, char **argv) {
                                    ? storage_bandwidth(O.models.v[w->spec.model]) / w->read_per_token
                                    : 0;
         }
+        /* time per layer: each profiled row */
+        plot_layers *pl = calloc((size_t)n, sizeof *pl);
+        int npl = 0;
+        for (int i = 0; pl && i < n; i++) {
+            const row *w = &rows[i];
+            if (!w->res.ok || !w->res.n_layers) continue;
+            snprintf(pl[npl].label, sizeof pl[npl].label, "%s %s, %ld thr, limit %s, batch %ld",
+                     base_name(O.models.v[w->spec.model]), w->test, O.threads.v[w->spec.threads],
+                     limit_text(w), O.batches.v[w->spec.batch]);
+            pl[npl].n = w->res.n_layers;
+            pl[npl].seconds = w->res.layer_s;
+            npl++;
+        }
         char err[300];
-        if (!pts || plot_write(O.plot, pts, np_, NULL, 0, err, sizeof err) != 0) {
+        if (!pts || plot_write(O.plot, pts, np_, pl, npl, err, sizeof err) != 0) {
             fprintf(stderr, "%s: bench: --plot %s: %s\n", prog, O.plot, pts ? err : "out of memory");
             failed++;
         } else if (O.progress) {
             fprintf(stderr, "tinyai bench: wrote %s\n", O.plot);
         }
         free(pts);
+        free(pl);
     }
     free(rows);
     return failed ? 1 : 0;

@@ -25,6 +25,9 @@ int parse_bytes(const char *s, size_t *out);
 int parse_choice(const char *v, const char *const *names, int n);
 /* The value after argv[*i] (advancing *i), or NULL. */
 const char *take(int argc, char **argv, int *i);
+/* Whether path can be written (a file there is kept as it was); says why
+ * on stderr if not. */
+int writable(const char *path);
 /* $TINYAI_CACHE, else ~/.cache/tinyai; creating it: 0 or -1. */
 void cache_dir(char *buf, size_t n);
 int make_dirs(const char *dir);
@@ -45,5 +48,10 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+
+/* The model's profile (<tinyai/profile.h>) as tables: per layer and per
+ * op (profile_table.c). */
+#include <stdio.h>
+void print_profile(FILE *f, const TinyAIModel *m, const char *title);
 
 #endif

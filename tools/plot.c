@@ -79,7 +79,7 @@ int plot_write(const char *path, const plot_point *pts, int n, const plot_layers
     }
     if (png) fprintf(f, "set terminal pngcairo size 1100,%d noenhanced font 'sans,10'\n", 420 * panels);
     else fprintf(f, "set terminal svg size 1100,%d noenhanced font 'sans,11' background '#ffffff'\n", 420 * panels);
-    fprintf(f, "set output '%s'\nset grid\nset key outside right top\n", path);
+    fprintf(f, "set output '%s'\nset grid\nset key outside below\n", path);
     /* the data first: one block per series */
     for (int s = 0; s < nsl; s++) {
         fprintf(f, "$L%d << EOD\n", s);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <tinyai/llm.h>
+#include <tinyai/profile.h>
 #include <tinyai/utils/memory.h>
 
 #include "tools/cli.h"
@@ -128,6 +129,11 @@ static void generate_help(void) {
            "  --repeat-last-n N    tokens the penalty looks back (default 64)\n"
            "  --seed S             random seed (default 42)\n"
            "  --verify             verify .tmai layer checksums on every load\n"
+           "  --profile            after generating, print per layer and per op: time,\n"
+           "                       GB/s, GFLOP/s and the CPU's performance counters\n"
+           "                       (docs/PROFILING.md)\n"
+           "  --trace FILE         write a Chrome/Perfetto trace of the run to FILE\n"
+           "                       (layers, ops, storage reads, waits, prefetches)\n"
            "  --memory-report FILE after generating, write TinyAI's memory by kind beside\n"
            "                       the process's resident memory to FILE (tracking on)\n"
            "  --mem-limit BYTES    memory for weights, KV cache and activations: a byte\n"
@@ -614,9 +620,24 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
     return 1;
 }
 
+/* Whether `path` can be written (a file there is left as it was): said on
+ * stderr if not, so that nothing runs for an output that cannot be kept. */
+int writable(const char *path) {
+    const int existed = access(path, F_OK) == 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "%s: %s: cannot write it: %s\n", prog, path, strerror(errno));
+        return 0;
+    }
+    fclose(f);
+    if (!existed) remove(path);
+    return 1;
+}
+
 static int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *system_msg = NULL, *cpu = NULL,
-               *device = NULL, *report = NULL;
+               *device = NULL, *report = NULL, *trace = NULL;
+    int profile = 0;
     long n_predict = 128, threads = 0, ctx = 0, prefetch = 1;
     int chat = 0, quiet = 0, verify = 0, tune = 1, placement = 0;
     TinyAIModelConfig mem = tinyaiCreateDefaultModelConfig(); /* the memory options */
@@ -631,6 +652,8 @@ static int cmd_generate(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--chat")) {
             chat = 1;
+        } else if (!strcmp(a, "--profile")) {
+            profile = 1;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (!strcmp(a, "--verify")) {
@@ -647,17 +670,12 @@ static int cmd_generate(int argc, char **argv) {
             prompt = v;
         } else if (!strcmp(a, "--system")) {
             system_msg = v;
+        } else if (!strcmp(a, "--trace")) {
+            if (!writable(v)) return 1;
+            trace = v;
         } else if (!strcmp(a, "--memory-report")) {
             /* a report that cannot be written is refused before any work */
-            const int existed = access(v, F_OK) == 0;
-            FILE *f = fopen(v, "a");
-            if (!f) {
-                fprintf(stderr, "%s: --memory-report %s: cannot write it: %s\n", prog, v,
-                        strerror(errno));
-                return 1;
-            }
-            fclose(f);
-            if (!existed) remove(v);
+            if (!writable(v)) return 1;
             report = v;
             tinyai_enable_memory_tracking(true);
         } else if (!strcmp(a, "--cpu")) {
@@ -752,6 +770,12 @@ static int cmd_generate(int argc, char **argv) {
     mc.device = device;
     if (tinyaiLoadModel(model_path, &mc, &model) != TINYAI_OK) {
         rc = fail("cannot load model");
+        goto done;
+    }
+    if ((profile || trace) &&
+        tinyaiStartProfile(model, (profile ? TINYAI_PROFILE_COUNTERS : 0) |
+                                      (trace ? TINYAI_PROFILE_TRACE : 0)) != TINYAI_OK) {
+        rc = fail("profile");
         goto done;
     }
     TinyAIModelInfo info;
@@ -892,6 +916,12 @@ static int cmd_generate(int argc, char **argv) {
     }
     if (placement) print_placement(model, info.nFileLayers, (int)n_ids);
     (void)mi0;
+    if (profile || trace) tinyaiStopProfile(model);
+    if (profile) print_profile(stderr, model, NULL);
+    if (trace && tinyaiWriteTrace(model, trace) != TINYAI_OK) {
+        rc = fail("trace");
+        goto done;
+    }
     if (report && tinyai_generate_memory_report(report) != TINYAI_OK) {
         rc = fail("memory report");
         goto done;

@@ -30,6 +30,7 @@
 #include <tinyai/llm.h>
 #include <tinyai/utils/checkpoint.h>
 #include <tinyai/plugin.h>
+#include <tinyai/profile.h>
 #include <tinyai/utils/forward_scheduler.h>
 #include <tinyai/utils/layer_priority.h>
 #include <tinyai/utils/layer_scheduler.h>

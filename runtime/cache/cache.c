@@ -40,8 +40,11 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include <stdatomic.h>
+
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "runtime/cache/policy.h"
 
 /* Which job queue an entry waits in. Demand jobs are taken first. */
@@ -74,6 +77,8 @@ typedef struct {
 } entry;
 
 struct tai_cache {
+    /* where loads, prefetches and evictions are recorded (NULL: nowhere) */
+    _Atomic(tai_trace *) trace;
     /* Fixed at creation. */
     tai_cache_config cfg;
     int n;
@@ -197,6 +202,12 @@ static void evict_locked(tai_cache *c, int i) {
     c->st.used -= e->gran * c->granule;
     e->state = TAI_ENTRY_ABSENT;
     c->st.evictions++;
+    tai_trace_instant(atomic_load_explicit(&c->trace, memory_order_relaxed), "evict", "cache", i,
+                      tai_now_ns(), e->size);
+}
+
+void tai_cache_set_trace(tai_cache *c, tai_trace *t) {
+    if (c) atomic_store(&c->trace, t);
 }
 
 static void start_load(tai_cache *c, int i, size_t off, int q) {
@@ -421,6 +432,8 @@ static bool try_prefetch(tai_cache *c, int x, int64_t df) {
     if (!make_room(c, c->e[x].gran, &r, &off)) return false;
     start_load(c, x, off, Q_PREFETCH);
     c->st.prefetches++;
+    tai_trace_instant(atomic_load_explicit(&c->trace, memory_order_relaxed), "prefetch", "cache", x,
+                      tai_now_ns(), c->e[x].size);
     return true;
 }
 
@@ -482,9 +495,12 @@ static void *loader_main(void *arg) {
          * buffer is this thread's alone until finish_load. */
         pthread_mutex_unlock(&c->mu);
         tinyaiClearError();
-        double t0 = tai_now_s();
+        const uint64_t t0 = tai_now_ns();
         TinyAIStatus st = c->cfg.load(c->cfg.load_ctx, i, dst, size);
-        double secs = tai_now_s() - t0;
+        const uint64_t t1 = tai_now_ns();
+        const double secs = (double)(t1 - t0) * 1e-9;
+        tai_trace_span(atomic_load_explicit(&c->trace, memory_order_relaxed), "read", "io", i, t0,
+                       t1, size);
         /* Messages are thread-local: copy it for the acquiring thread. */
         char *msg = st == TINYAI_OK ? NULL : strdup(tinyaiLastErrorMessage());
         pthread_mutex_lock(&c->mu);

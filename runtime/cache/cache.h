@@ -134,6 +134,11 @@ TinyAIStatus tai_cache_create(const tai_cache_config *cfg, int n, const size_t *
  * bug: their pointers dangle afterwards. Accepts NULL. */
 void tai_cache_destroy(tai_cache *c);
 
+/* Records every load (a span on its loader thread), prefetch and eviction
+ * in t from now on (NULL: stops). The trace must outlive its use. */
+struct tai_trace;
+void tai_cache_set_trace(tai_cache *c, struct tai_trace *t);
+
 /* The order in which entries will be acquired (each 0..n-1, repeats
  * allowed); cyclic: after the last comes the first again. Resets the cursor
  * to before position 0. Without a schedule, Belady degrades to LRU. */

@@ -45,6 +45,7 @@ void tinyaiFreeModel(TinyAIModel *m) {
     /* the cache's loaders finish before the devices and workspace go (the
      * file's tables go with the mapped model: its layer count first) */
     const int nf = m->file ? m->file->n_layers : 0;
+    tai_profile_free(m); /* stops tracing before the cache goes */
     if (m->owns_mm) tai_mapped_close(m->mm);
     for (int l = 0; m->dev_w && l < nf; l++)
         if (m->dev_w[l]) {

@@ -85,6 +85,7 @@ struct TinyAIMappedModel {
     char engine_name[16];
     char fallback[160];
 
+    struct tai_trace *trace; /* handed to each cache it makes */
     /* resident arenas: base pages first, huge pages after the load */
     bool resident;
     atomic_bool collapse_done;
@@ -410,6 +411,14 @@ static void *collapse_main(void *arg) {
     return NULL;
 }
 
+void tai_mapped_set_trace(TinyAIMappedModel *mm, struct tai_trace *t) {
+    if (!mm) return;
+    pthread_mutex_lock(&mm->mu);
+    mm->trace = t;
+    if (mm->cache) tai_cache_set_trace(mm->cache, t);
+    pthread_mutex_unlock(&mm->mu);
+}
+
 bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm) {
     return mm && mm->collapsing && !atomic_load(&((TinyAIMappedModel *)mm)->collapse_done);
 }
@@ -718,6 +727,7 @@ TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *pla
             mm->resident = plan->resident;
             st = tai_cache_create(&cc, mm->n_layers, sizes, &mm->cache);
             if (st == TINYAI_OK) {
+                tai_cache_set_trace(mm->cache, mm->trace);
                 mm->cache_budget = plan->budget;
                 mm->policy = (tai_cache_policy)plan->policy;
             }

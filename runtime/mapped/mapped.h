@@ -94,6 +94,10 @@ TinyAIStatus tai_mapped_set_schedule(TinyAIMappedModel *mm, const int *order, in
  * back (12% on that machine). */
 /* Whether that collapse is still running. */
 bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm);
+/* Records the cache's loads, prefetches and evictions in t (core/trace.h;
+ * NULL: stops), in this cache and any later one. */
+struct tai_trace;
+void tai_mapped_set_trace(TinyAIMappedModel *mm, struct tai_trace *t);
 TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
 
 /* Holds layer l and gives its image / ends the hold. */

@@ -21,6 +21,7 @@
  * each column attends over its own session's KV cache at its own position.
  */
 #include "runtime/model/model.h"
+#include "runtime/model/profile.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -208,14 +209,33 @@ typedef struct {
 
 static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->base, r->off); }
 
-/* y = W x on the device of w, with that device's scratch. */
-static TinyAIStatus matmul(const tai_dws *ws, const wimg *w, const tai_wref *r, tai_dref x,
-                           tai_dref y, int n) {
-    if (r->keep)
-        return tai_dev_matmul_sparse(w->dev, r->type, at(w, r), r->rows, r->n, r->keep, x, y, n,
-                                     ws->mm_scratch);
-    return tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
+/* y = W x on the device of w, with that device's scratch; recorded as op
+ * `op` in the model's profile when one runs. */
+static TinyAIStatus matmul(const TinyAIModel *m, int op, const tai_dws *ws, const wimg *w,
+                           const tai_wref *r, tai_dref x, tai_dref y, int n) {
+    const uint64_t t0 = m->prof ? tai_now_ns() : 0;
+    TinyAIStatus st =
+        r->keep ? tai_dev_matmul_sparse(w->dev, r->type, at(w, r), r->rows, r->n, r->keep, x, y, n,
+                                        ws->mm_scratch)
+                : tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
+    if (st == TINYAI_OK && m->prof) {
+        const int64_t k = r->keep ? r->keep * TAI_QK : r->n; /* elements read per row */
+        st = tai_prof_op(m->prof, w->dev, op, t0, (double)tai_type_row_bytes(r->type, k) * (double)r->rows,
+                         2.0 * (double)r->rows * (double)k * n);
+    }
+    return st;
 }
+
+/* An op of the pass (m and dev in scope): run, and recorded in the
+ * model's profile when one runs. */
+#define OP(id, bytes, flops, expr)                                                           \
+    do {                                                                                     \
+        const uint64_t t0_ = m->prof ? tai_now_ns() : 0;                                     \
+        TinyAIStatus st_ = (expr);                                                           \
+        if (st_ == TINYAI_OK && m->prof)                                                     \
+            st_ = tai_prof_op(m->prof, dev, (id), t0_, (double)(bytes), (double)(flops));    \
+        if (st_ != TINYAI_OK) return st_;                                                    \
+    } while (0)
 
 /* A block's K or V cache of a session on device d, at position pos. */
 static tai_dref kv_at(const TinyAIModel *m, int d, const TinyAISession *s, int layer, int is_v,
@@ -337,6 +357,18 @@ static TinyAIStatus enter(const tai_batch *b, int d) {
     return TINYAI_OK;
 }
 
+/* q and k of the batch's columns rotated by their positions. */
+static TinyAIStatus rope_qk(const tai_batch *b, int d) {
+    const TinyAIModel *m = b->m;
+    const tai_dws *ws = &m->dws[d];
+    const tai_hparams *hp = &m->hp;
+    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    TRY_OP(tai_dev_rope(m->devs[d], ws->q, b->n, hp->n_embd, hp->n_head, hp->head_dim, hp->rot_dim,
+                        ws->rope_cs));
+    return tai_dev_rope(m->devs[d], ws->k, b->n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim,
+                        ws->rope_cs);
+}
+
 static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) {
     TinyAIModel *m = b->m;
     tai_device *dev = m->devs[d];
@@ -346,24 +378,33 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     const int n = b->n;
     const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     const wimg w = *wp;
-    TRY_OP(enter(b, d));
-    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(ws, &w, &blk->wq, ws->xb, ws->q, n));
-    TRY_OP(matmul(ws, &w, &blk->wk, ws->xb, ws->k, n));
-    TRY_OP(matmul(ws, &w, &blk->wv, ws->xb, ws->v, n));
-    TRY_OP(tai_dev_rope(dev, ws->q, n, E, hp->n_head, hp->head_dim, hp->rot_dim, ws->rope_cs));
-    TRY_OP(tai_dev_rope(dev, ws->k, n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, ws->rope_cs));
-    if (d != 0) TRY_OP(sync_kv(b, d, l));
-    TRY_OP(store_kv(b, d, l));
-    TRY_OP(attend(b, d, l));
-    TRY_OP(matmul(ws, &w, &blk->wo, ws->att_out, ws->xb, n));
-    TRY_OP(tai_dev_add(dev, ws->x, ws->xb, E * n));
-    TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
-    TRY_OP(matmul(ws, &w, &blk->w_up, ws->xb, ws->up, n));
-    TRY_OP(tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
-    TRY_OP(matmul(ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
-    return tai_dev_add(dev, ws->x, ws->ffn_out, E * n);
+    /* what the ops other than the products move and compute, for the
+     * profile: floats read and written, and the positions attended */
+    const double en = (double)E * n * 4, fn = (double)F * n * 4;
+    double ctx = 0;
+    for (int t = 0; m->prof && t < n; t++) ctx += b->pos[t] + 1;
+    OP(TAI_PROF_TRANSFER, 0, 0, enter(b, d));
+    OP(TAI_PROF_ATTN_NORM, 2 * en, 3 * en / 4,
+       tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
+    TRY_OP(matmul(m, TAI_PROF_Q, ws, &w, &blk->wq, ws->xb, ws->q, n));
+    TRY_OP(matmul(m, TAI_PROF_K, ws, &w, &blk->wk, ws->xb, ws->k, n));
+    TRY_OP(matmul(m, TAI_PROF_V, ws, &w, &blk->wv, ws->xb, ws->v, n));
+    OP(TAI_PROF_ROPE, 2 * (en + (double)kvd * n * 4), 1.5 * (en + (double)kvd * n * 4) / 4,
+       rope_qk(b, d));
+    if (d != 0) OP(TAI_PROF_TRANSFER, 0, 0, sync_kv(b, d, l));
+    OP(TAI_PROF_KV_STORE, 4.0 * kvd * n * 4, 0, store_kv(b, d, l));
+    OP(TAI_PROF_ATTENTION, 2.0 * kvd * 4 * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
+       attend(b, d, l));
+    TRY_OP(matmul(m, TAI_PROF_O, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
+    OP(TAI_PROF_RESIDUAL, 3 * en, en / 4, tai_dev_add(dev, ws->x, ws->xb, E * n));
+    OP(TAI_PROF_FFN_NORM, 2 * en, 3 * en / 4,
+       tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
+    TRY_OP(matmul(m, TAI_PROF_GATE, ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
+    TRY_OP(matmul(m, TAI_PROF_UP, ws, &w, &blk->w_up, ws->xb, ws->up, n));
+    OP(TAI_PROF_SWIGLU, 3 * fn, 5 * fn / 4, tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
+    TRY_OP(matmul(m, TAI_PROF_DOWN, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
+    OP(TAI_PROF_RESIDUAL, 3 * en, en / 4, tai_dev_add(dev, ws->x, ws->ffn_out, E * n));
+    return TINYAI_OK;
 }
 
 /* The rotation angles of each column's position, shared by every layer. */
@@ -378,10 +419,13 @@ static void rope_angles(const tai_batch *b) {
  * a large table. */
 static TinyAIStatus run_embedding(const tai_batch *b, const wimg *w) {
     TinyAIModel *m = b->m;
+    tai_device *dev = m->dev;
     const tai_wref *e = &m->tok_embd;
     rope_angles(b);
-    return tai_dev_embed(m->dev, e->type, at(w, e), e->rows, e->n, b->tokens, b->n,
-                         tai_dref_host(m->ws.x));
+    OP(TAI_PROF_EMBEDDING, (double)tai_type_row_bytes(e->type, e->n) * b->n, 0,
+       tai_dev_embed(dev, e->type, at(w, e), e->rows, e->n, b->tokens, b->n,
+                     tai_dref_host(m->ws.x)));
+    return TINYAI_OK;
 }
 
 /* Bytes of one lookup: a packed panel of TAI_PANEL rows, or one row. */
@@ -455,34 +499,38 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
     const size_t eb = (size_t)E * sizeof(float), vb = (size_t)V * sizeof(float);
     const wimg wh = *head, wo = *out_w;
-    TRY_OP(enter(b, d));
+    OP(TAI_PROF_TRANSFER, 0, 0, enter(b, d));
     TinyAISession *last = b->seq[b->n - 1];
     int ends = 0; /* columns that end a session's run */
     for (int t = 0; t < b->n; t++) ends += t == b->n - 1 || b->seq[t] != b->seq[t + 1];
     if (ends == 1) {
-        TRY_OP(tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)(b->n - 1) * eb),
-                               at(&wh, &m->out_norm), E, 1, m->hp.rms_eps));
+        OP(TAI_PROF_OUT_NORM, 2.0 * eb, 3.0 * E,
+           tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)(b->n - 1) * eb),
+                           at(&wh, &m->out_norm), E, 1, m->hp.rms_eps));
         if (d == 0) { /* straight into the session */
-            TRY_OP(matmul(ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
         } else {
-            TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, 1));
-            TRY_OP(tai_dev_download(dev, last->logits, ws->logits, vb));
+            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, 1));
+            OP(TAI_PROF_TRANSFER, vb, 0, tai_dev_download(dev, last->logits, ws->logits, vb));
         }
         last->have_logits = 1;
         return TINYAI_OK;
     }
     if (ends == b->n) { /* one column per session: all at once */
-        TRY_OP(tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&wh, &m->out_norm), E, b->n, m->hp.rms_eps));
+        OP(TAI_PROF_OUT_NORM, 2.0 * eb * b->n, 3.0 * E * b->n,
+           tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&wh, &m->out_norm), E, b->n, m->hp.rms_eps));
     } else {
         for (int t = 0, k = 0; t < b->n; t++)
             if (t == b->n - 1 || b->seq[t] != b->seq[t + 1])
-                TRY_OP(tai_dev_rmsnorm(dev, tai_dref_at(ws->xb, (size_t)k++ * eb),
-                                       tai_dref_at(ws->x, (size_t)t * eb), at(&wh, &m->out_norm),
-                                       E, 1, m->hp.rms_eps));
+                OP(TAI_PROF_OUT_NORM, 2.0 * eb, 3.0 * E,
+                   tai_dev_rmsnorm(dev, tai_dref_at(ws->xb, (size_t)k++ * eb),
+                                   tai_dref_at(ws->x, (size_t)t * eb), at(&wh, &m->out_norm), E, 1,
+                                   m->hp.rms_eps));
     }
-    TRY_OP(matmul(ws, &wo, &m->output, ws->xb, ws->logits, ends));
+    TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, ends));
     if (d != 0)
-        TRY_OP(tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)ends * vb));
+        OP(TAI_PROF_TRANSFER, (double)ends * vb, 0,
+           tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)ends * vb));
     for (int t = 0, k = 0; t < b->n; t++)
         if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) {
             memcpy(b->seq[t]->logits, m->ws.batch_logits + (int64_t)k++ * V, vb);

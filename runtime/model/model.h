@@ -101,6 +101,10 @@ typedef struct {
 
 struct TinyAIModel {
     TinyAIMappedModel *mm;  /* layers come from its cache */
+    /* the profile being recorded (NULL: none, the passes skip every
+     * measurement) and the last one's data (profile.h) */
+    struct tai_profile *prof;
+    struct tai_profile *prof_data;
     int owns_mm;
     const tai_model_file *file;
     tai_tokenizer *tok;
@@ -253,6 +257,9 @@ size_t tai_workspace_unplanned_bytes(const TinyAIModel *m, int n_ubatch, int att
 /* (Re)allocates the model's workspace (freeing the old one). */
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
 void tai_workspace_free(tai_workspace *ws);
+
+/* The profile's end with the model's (profile.c). */
+void tai_profile_free(TinyAIModel *m);
 /* Allocates (frees first) every non-CPU device's workspace for the host
  * workspace's sizes; frees them all. */
 TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m);

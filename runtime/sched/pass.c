@@ -13,6 +13,8 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/trace.h"
+#include "runtime/model/profile.h"
 #include "runtime/sched/sched.h"
 
 /* Acquires a layer image, counting the time spent waiting for it. */
@@ -20,7 +22,11 @@ static TinyAIStatus acquire(TinyAIModel *m, int layer, const unsigned char **img
     const uint64_t t0 = tai_now_ns();
     void *p = NULL;
     TinyAIStatus st = tai_mapped_acquire(m->mm, layer, &p);
-    m->stall_ns += tai_now_ns() - t0;
+    const uint64_t t1 = tai_now_ns();
+    m->stall_ns += t1 - t0;
+    /* a wait worth drawing: the layer was not there yet */
+    if (m->prof && m->prof->trace && t1 - t0 > 20000)
+        tai_trace_span(m->prof->trace, "wait", "stall", layer, t0, t1, 0);
     *img = p;
     return st;
 }
@@ -41,9 +47,11 @@ static TinyAIStatus weights_on(TinyAIModel *m, int d, int layer, const unsigned 
         const int rc = dev->ops->buf_alloc(dev->ctx, bytes, &buf);
         if (rc != 0) return tai_dev_fail(dev, "buf_alloc (weights)", rc);
         const tai_dref at = {buf, 0};
+        const uint64_t t0 = tai_now_ns();
         TinyAIStatus st = tai_dev_upload(dev, at, img, bytes);
         /* the image may be evicted once released: the copy is made first */
         if (st == TINYAI_OK) st = tai_dev_sync(dev);
+        if (m->prof) tai_trace_span(m->prof->trace, "upload", "transfer", layer, t0, tai_now_ns(), bytes);
         if (st != TINYAI_OK) {
             dev->ops->buf_free(dev->ctx, buf);
             return st;
@@ -101,11 +109,17 @@ TinyAIStatus tai_sched_layer(const tai_batch *b, int layer) {
         m->layer_dev = m->plans[m->cur_plan];
         tai_llama_begin(b);
     }
+    tai_profile *prof = m->prof;
+    const uint64_t stall0 = m->stall_ns;
+    if (prof) tai_prof_layer_begin(prof);
     const uint64_t t0 = tai_now_ns();
     const TinyAIStatus st = run_layer(b, layer, m->layer_dev[layer]);
     if (st == TINYAI_OK) {
-        m->plan_meas[m->cur_plan][layer] += (double)(tai_now_ns() - t0) * 1e-9;
+        const uint64_t t1 = tai_now_ns();
+        m->plan_meas[m->cur_plan][layer] += (double)(t1 - t0) * 1e-9;
         m->plan_runs[m->cur_plan][layer]++;
+        if (prof)
+            tai_prof_layer_end(prof, layer, m->layer_dev[layer], t0, t1, m->stall_ns - stall0);
     }
     return st;
 }

@@ -227,3 +227,29 @@ TEST(Bench, BadArgumentsAreOneLineErrors) {
 }
 
 }  // namespace
+
+namespace {
+using namespace tai_cli;
+
+// --profile: each row's table on stderr, per layer and per op; --trace: a
+// trace per row; --plot then also draws the time per layer.
+TEST(Bench, ProfileTraceAndLayerPlot) {
+    const std::string m = SmallModel();
+    const std::string trace = tai_test::TempPath(".json"), png = tai_test::TempPath(".png");
+    Result r = Tinyai("bench -m " + m + " -p 8 -n 2 -r 1 -t 1 --profile --trace " + trace +
+                      " --plot " + png);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("profile of "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("block 0"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("attention"), std::string::npos) << r.output;
+    const std::string base = trace.substr(0, trace.size() - 5);
+    for (const char *k : {"-1.json", "-2.json"}) {
+        const std::string t = ReadFile(base + k);
+        EXPECT_NE(t.find("\"traceEvents\""), std::string::npos) << base + k;
+        EXPECT_NE(t.find("\"layer 1\""), std::string::npos) << base + k;
+    }
+    EXPECT_EQ(ReadFile(png).substr(1, 3), "PNG");
+    ExpectCleanError(Tinyai("bench -m " + m + " --trace /nonexistent-dir/t.json"), "cannot write it");
+}
+
+}  // namespace

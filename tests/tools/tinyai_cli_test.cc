@@ -643,3 +643,28 @@ TEST(Cli, BadTuningFileIsAWarning) {
 }
 
 }  // namespace
+
+namespace {
+using namespace tai_cli;
+
+// --profile prints where the time went, per layer and per op, with the
+// CPU's counters or why they are missing; --trace writes a trace; a trace
+// that cannot be written stops the command before it loads anything.
+TEST(Cli, GenerateProfileAndTrace) {
+    std::string m = Synth("--type Q8_0");
+    const std::string trace = tai_test::TempPath(".json");
+    Result r = Tinyai("generate -m " + m + " -p hello -n 4 --temp 0 --profile --trace " + trace);
+    ASSERT_EQ(r.status, 0) << r.output;
+    for (const char *want : {"layer", "ms/pass", "GFLOP/s", "embedding", "block 0", "head", "attention", "down"})
+        EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+    EXPECT_TRUE(r.output.find("hardware counters are not exposed") != std::string::npos ||
+                r.output.find("IPC") != std::string::npos)
+        << r.output;
+    const std::string t = ReadFile(trace);
+    EXPECT_EQ(t.rfind("{\"displayTimeUnit\"", 0), 0u) << t.substr(0, 200);
+    EXPECT_NE(t.find("\"cat\": \"compute\""), std::string::npos);
+    ExpectCleanError(Tinyai("generate -m " + m + " -p hello --trace /nonexistent-dir/t.json"),
+                     "cannot write it");
+}
+
+}  // namespace
