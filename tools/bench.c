@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <tinyai/llm.h>
 #include <tinyai/profile.h>
+#include <tinyai/utils/simd.h>
 
 #include "bench/membw.h"
 #include "bench/peak.h"
@@ -58,7 +59,7 @@ typedef struct {
 
 /* One row: a model and a point on every axis, and the test. */
 typedef struct {
-    int model, threads, limit, device, io, policy, batch;
+    int model, threads, limit, device, io, policy, batch, simd;
     int n_prompt, n_gen;
     int index; /* its place among the rows */
 } row_spec;
@@ -88,7 +89,7 @@ typedef struct {
 
 static struct {
     str_list models;
-    int_list prompts, gens, threads, batches;
+    int_list prompts, gens, threads, batches, simd;
     int pg_n;
     long pg_p[MAX_LIST], pg_g[MAX_LIST];
     mem_limit limits[MAX_LIST];
@@ -133,6 +134,8 @@ static void bench_help(void) {
         "  --io LIST                auto, uring, pread, mmap\n"
         "  --cache-policy LIST      belady, lru\n"
         "  --batch LIST             sequences processed together (default 1)\n"
+        "  --simd-level LIST        the CPU kernels' instruction set: 0 portable C,\n"
+        "                           1 AVX2, 2 AVX-512 (default: the best this CPU has)\n"
         "  --plot FILE.svg|.png     draw tok/s against memory limit (with the\n"
         "                           storage bound), against batch and, with\n"
         "                           --profile, time per layer (gnuplot)\n"
@@ -343,6 +346,11 @@ static void run_row(const row_spec *r, row_result *out) {
     out->n_params = (double)in.nParams;
     out->n_vocab = in.nVocab;
     out->step_bytes = step_bytes(m, &in);
+    if (O.simd.n) {
+        tinyaiSetSIMDOptimizationLevel(m, (int)O.simd.v[r->simd]);
+        tinyaiGetModelInfo(m, &in);
+        snprintf(out->isa, sizeof out->isa, "%s", in.isa);
+    }
     const int batch = (int)O.batches.v[r->batch];
     TinyAISession *s[512] = {0};
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)batch * (size_t)(r->n_prompt + 1));
@@ -522,7 +530,7 @@ static void probe_need(const row_spec *r, row_result *out) {
 /* ---- the machine's ceilings, measured once each -------------------------- */
 
 static double membw_at[257];      /* bytes/s, per thread count */
-static double peak_at[2][257];    /* ops/s: [0] fp32 FMA, [1] int8 */
+static double peak_at[2][2][257]; /* ops/s: [256-bit, 512-bit][fp32 FMA, int8] */
 static struct {
     const char *path;
     double bps;
@@ -549,12 +557,18 @@ static void *peak_thread(void *p) {
 }
 
 /* The arithmetic peak on `threads` threads at once: FP32 multiply-adds
- * (int8 = 0) or int8 dot products (int8 = 1), with the widest vectors the
- * kernels use (AVX-512 where the CPU has it). */
-static double arithmetic_peak(int threads, int int8) {
-    if (peak_at[int8][threads] > 0) return peak_at[int8][threads];
-    tai_peak_loop l = int8 ? TAI_PEAK_DOT_VNNI : TAI_PEAK_FMA_ZMM;
-    if (!tai_peak_supported(l)) l = int8 ? TAI_PEAK_DOT_AVX2 : TAI_PEAK_FMA_YMM;
+ * (int8 = 0) or int8 dot products (int8 = 1), with the vectors of the
+ * kernels the row ran: AVX-512 (zmm, VNNI) where they are AVX-512 and the
+ * CPU has it, else AVX2 (ymm; the portable kernels' ceiling too). */
+static double arithmetic_peak(int threads, int int8, const char *isa) {
+    int wide = !strcmp(isa, "avx512");
+    tai_peak_loop l = wide ? (int8 ? TAI_PEAK_DOT_VNNI : TAI_PEAK_FMA_ZMM)
+                           : (int8 ? TAI_PEAK_DOT_AVX2 : TAI_PEAK_FMA_YMM);
+    if (!tai_peak_supported(l)) {
+        wide = 0;
+        l = int8 ? TAI_PEAK_DOT_AVX2 : TAI_PEAK_FMA_YMM;
+    }
+    if (peak_at[wide][int8][threads] > 0) return peak_at[wide][int8][threads];
     if (!tai_peak_supported(l)) return 0;
     if (O.progress)
         fprintf(stderr, "tinyai bench: measuring the %s peak, %d threads\n", tai_peak_name(l), threads);
@@ -582,7 +596,7 @@ static double arithmetic_peak(int threads, int int8) {
         const double rate = ops / (now_s() - t0);
         if (started == threads && rate > best) best = rate;
     }
-    return peak_at[int8][threads] = best;
+    return peak_at[wide][int8][threads] = best;
 }
 
 /* The best of a plain O_DIRECT read loop of the model file into huge-page
@@ -652,7 +666,7 @@ static void figures(row *w) {
     double best = 0;
     if (r->flops > 0 && device_cpu) {
         const int int8 = strcmp(r->weight_type, "F32") && strcmp(r->weight_type, "F16");
-        const double peak = arithmetic_peak(threads, int8);
+        const double peak = arithmetic_peak(threads, int8, r->isa);
         if (peak > 0 && r->flops * n / peak > best) {
             best = r->flops * n / peak;
             w->ceiling = int8 ? "int8" : "fp32";
@@ -813,6 +827,7 @@ static cJSON *row_json(const row *w, const char *cpu, const char *time_text) {
     cJSON_AddStringToObject(o, "io_engine", w->res.io);
     cJSON_AddStringToObject(o, "cache_policy", w->res.policy);
     cJSON_AddNumberToObject(o, "n_batch_sequences", (double)O.batches.v[w->spec.batch]);
+    cJSON_AddStringToObject(o, "cpu_kernels", w->res.isa);
     cJSON_AddNumberToObject(o, "peak_rss_bytes", w->res.peak_rss);
     cJSON_AddNumberToObject(o, "read_bytes_per_token", w->read_per_token);
     cJSON_AddNumberToObject(o, "cache_hit_rate", w->hit_rate);
@@ -886,6 +901,7 @@ int cmd_bench(int argc, char **argv) {
                 !strcmp(a, "-r") || !strcmp(a, "--repetitions") || !strcmp(a, "-o") ||
                 !strcmp(a, "--output") || !strcmp(a, "--mem-limit") || !strcmp(a, "--device") ||
                 !strcmp(a, "--io") || !strcmp(a, "--cache-policy") || !strcmp(a, "--batch") ||
+                !strcmp(a, "--simd-level") ||
                 !strcmp(a, "--plot") || !strcmp(a, "--trace"))
                 return usage_error("%s needs a value", a);
             return usage_error("bench: unknown option %s", a);
@@ -896,6 +912,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-pg")) rc = add_pairs(v);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = add_ints(&O.threads, v, 1, 256, a);
         else if (!strcmp(a, "--batch")) rc = add_ints(&O.batches, v, 1, 512, a);
+        else if (!strcmp(a, "--simd-level")) rc = add_ints(&O.simd, v, 0, 2, a);
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!parse_long(v, 1, MAX_REPS, &O.reps))
                 return usage_error("-r takes a count in 1..1000, got '%s'", v);
@@ -963,8 +980,10 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < O.pg_n; i++) tp[n_tests] = (int)O.pg_p[i], tg[n_tests++] = (int)O.pg_g[i];
     if (!n_tests) return usage_error("%s", "nothing to measure: every -p and -n is 0");
     const int nl = O.n_limits ? O.n_limits : 1, nd = O.devices.n ? O.devices.n : 1,
-              ni = O.ios.n ? O.ios.n : 1, np = O.policies.n ? O.policies.n : 1;
-    const long total = (long)O.models.n * O.threads.n * nl * nd * ni * np * O.batches.n * n_tests;
+              ni = O.ios.n ? O.ios.n : 1, np = O.policies.n ? O.policies.n : 1,
+              ns = O.simd.n ? O.simd.n : 1;
+    const long total =
+        (long)O.models.n * O.threads.n * nl * nd * ni * np * O.batches.n * ns * n_tests;
     if (total > 100000) return usage_error("%s", "more than 100000 combinations");
     row *rows = calloc((size_t)total, sizeof *rows);
     if (!rows) return fail("bench: out of memory");
@@ -976,13 +995,14 @@ int cmd_bench(int argc, char **argv) {
                     for (int ii = 0; ii < ni; ii++)
                         for (int pi = 0; pi < np; pi++)
                             for (int bi = 0; bi < O.batches.n; bi++)
-                                for (int k = 0; k < n_tests; k++) {
-                                    row_spec *s = &rows[n].spec;
-                                    *s = (row_spec){mi, ti, O.n_limits ? li : -1, di, ii, pi, bi,
-                                                    tp[k], tg[k], n};
-                                    test_name(s, rows[n].test, sizeof rows[n].test);
-                                    n++;
-                                }
+                                for (int si = 0; si < ns; si++)
+                                    for (int k = 0; k < n_tests; k++) {
+                                        row_spec *s = &rows[n].spec;
+                                        *s = (row_spec){mi, ti, O.n_limits ? li : -1, di, ii, pi,
+                                                        bi, si, tp[k], tg[k], n};
+                                        test_name(s, rows[n].test, sizeof rows[n].test);
+                                        n++;
+                                    }
 
     O.n_rows = n;
     int failed = 0;
@@ -1036,8 +1056,13 @@ int cmd_bench(int argc, char **argv) {
         int any = 0;
         for (int t = 1; t <= 256; t++) {
             if (membw_at[t] > 0) printf("%s memory %.1f GB/s (%d thr)", any++ ? ";" : "", membw_at[t] / 1e9, t);
-            if (peak_at[1][t] > 0) printf("%s int8 %.0f GOPS (%d thr)", any++ ? ";" : "", peak_at[1][t] / 1e9, t);
-            if (peak_at[0][t] > 0) printf("%s fp32 %.0f GFLOPS (%d thr)", any++ ? ";" : "", peak_at[0][t] / 1e9, t);
+            for (int wide = 1; wide >= 0; wide--) {
+                const char *v = wide ? "zmm" : "ymm";
+                if (peak_at[wide][1][t] > 0)
+                    printf("%s int8 %s %.0f GOPS (%d thr)", any++ ? ";" : "", v, peak_at[wide][1][t] / 1e9, t);
+                if (peak_at[wide][0][t] > 0)
+                    printf("%s fp32 %s %.0f GFLOPS (%d thr)", any++ ? ";" : "", v, peak_at[wide][0][t] / 1e9, t);
+            }
         }
         for (int k = 0; k < MAX_LIST && storage_at[k].path; k++)
             printf("%s storage %.2f GB/s (%s)", any++ ? ";" : "", storage_at[k].bps / 1e9,

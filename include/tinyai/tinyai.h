@@ -41,5 +41,6 @@
 #include <tinyai/utils/progressive_loader.h>
 #include <tinyai/utils/prune.h>
 #include <tinyai/utils/quantize_mixed.h>
+#include <tinyai/utils/simd.h>
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef TAI_OFFLOAD_CPU_CPU_H
 #define TAI_OFFLOAD_CPU_CPU_H
 
+#include <stdbool.h>
+
 #include <tinyai/status.h>
 
 #include "offload/host.h"
@@ -29,6 +31,19 @@ TinyAIStatus tai_cpu_device_open(const char *variant, int threads, tai_device **
 const char *tai_cpu_device_variant(const tai_device *d);
 int tai_cpu_device_threads(const tai_device *d);
 tai_pool *tai_cpu_device_pool(const tai_device *d);
+/* The op families whose kernels can be chosen (<tinyai/utils/simd.h>):
+ * the products with their activations' quantization, SwiGLU, attention.
+ * A family runs the best kernel variant the CPU has up to the device's
+ * level (initially the variant it was opened with), or the portable one
+ * when disabled. Takes effect on the next op; not while ops run. */
+enum { TAI_CPU_MATMUL = 0, TAI_CPU_ACTIVATION = 1, TAI_CPU_ATTENTION = 2, TAI_CPU_FAMILIES = 3 };
+TinyAIStatus tai_cpu_device_set_family(tai_device *d, int family, bool enabled);
+/* 0 scalar, 1 AVX2, 2 AVX-512 (above: the best); negative: an error. */
+TinyAIStatus tai_cpu_device_set_level(tai_device *d, int level);
+int tai_cpu_device_level(const tai_device *d);
+const char *tai_cpu_device_family_variant(const tai_device *d, int family);
+bool tai_cpu_device_family_enabled(const tai_device *d, int family);
+
 /* Runs fn(ctx, i, n) on each of the device's n threads (i = 0 on the
  * caller's) and returns when all are done. */
 void tai_cpu_device_each_thread(const tai_device *d, void (*fn)(void *ctx, int i, int n),

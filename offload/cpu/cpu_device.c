@@ -26,7 +26,11 @@
 _Static_assert(TAI_CPU_MAX_PREFETCH == TAI_TUNE_MAX_PREFETCH, "one limit");
 
 typedef struct {
-    const tai_kernels *k;
+    const tai_kernels *k; /* &mix */
+    /* the kernels in use: each family's from the table of its ISA */
+    tai_kernels mix;
+    tai_isa level;                      /* the cap */
+    bool enabled[TAI_CPU_FAMILIES];     /* false: the portable kernel */
     tai_pool *pool;
     int threads;
     char err[256];
@@ -385,6 +389,20 @@ static int variant_of(const char *name, tai_isa *out) {
     return tai_isa_supported((tai_isa)isa) ? 1 : 0;
 }
 
+/* The ISA family f runs: the best the CPU has under the cap, or the
+ * portable kernels where the family is disabled. */
+static tai_isa family_isa(const cpu_dev *c, int f) {
+    return c->enabled[f] ? tai_isa_best(c->level) : TAI_ISA_SCALAR;
+}
+
+static void compose(cpu_dev *c) {
+    const tai_kernels *mm = tai_kernels_get(family_isa(c, TAI_CPU_MATMUL));
+    c->mix = *mm; /* the products and their activations' quantizer */
+    c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
+    c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
+    c->k = &c->mix;
+}
+
 TinyAIStatus tai_cpu_device_open(const char *variant, int threads, tai_device **out) {
     *out = NULL;
     tai_isa isa = TAI_ISA_SCALAR;
@@ -399,7 +417,9 @@ TinyAIStatus tai_cpu_device_open(const char *variant, int threads, tai_device **
         return tai_error(TINYAI_ERR_INVALID_ARG, "CPU threads must be 1..256, got %d", threads);
     cpu_dev *c = calloc(1, sizeof *c);
     if (!c) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    c->k = tai_kernels_get(isa);
+    c->level = isa;
+    for (int f = 0; f < TAI_CPU_FAMILIES; f++) c->enabled[f] = true;
+    compose(c);
     c->threads = threads;
     const int rc = tai_pool_create(threads, &c->pool);
     if (rc != 0) {
@@ -417,6 +437,47 @@ static const cpu_dev *as_cpu(const tai_device *d) {
 const char *tai_cpu_device_variant(const tai_device *d) {
     const cpu_dev *c = as_cpu(d);
     return c ? tai_isa_name(c->k->isa) : NULL;
+}
+
+static cpu_dev *as_cpu_mut(tai_device *d) {
+    return d && d->ops == &cpu_ops ? (cpu_dev *)d->ctx : NULL;
+}
+
+TinyAIStatus tai_cpu_device_set_family(tai_device *d, int family, bool enabled) {
+    cpu_dev *c = as_cpu_mut(d);
+    if (!c) return tai_error(TINYAI_ERR_INVALID_ARG, "not a CPU device");
+    if (family < 0 || family >= TAI_CPU_FAMILIES)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "unknown CPU op family %d", family);
+    c->enabled[family] = enabled;
+    compose(c);
+    return TINYAI_OK;
+}
+
+TinyAIStatus tai_cpu_device_set_level(tai_device *d, int level) {
+    cpu_dev *c = as_cpu_mut(d);
+    if (!c) return tai_error(TINYAI_ERR_INVALID_ARG, "not a CPU device");
+    if (level < 0)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "SIMD level %d: 0 (portable), 1 (AVX2) or 2 (AVX-512)",
+                         level);
+    c->level = tai_isa_best(level >= TAI_ISA_COUNT ? (tai_isa)(TAI_ISA_COUNT - 1) : (tai_isa)level);
+    compose(c);
+    return TINYAI_OK;
+}
+
+int tai_cpu_device_level(const tai_device *d) {
+    const cpu_dev *c = as_cpu(d);
+    return c ? (int)c->level : -1;
+}
+
+const char *tai_cpu_device_family_variant(const tai_device *d, int family) {
+    const cpu_dev *c = as_cpu(d);
+    if (!c || family < 0 || family >= TAI_CPU_FAMILIES) return NULL;
+    return tai_isa_name(family_isa(c, family));
+}
+
+bool tai_cpu_device_family_enabled(const tai_device *d, int family) {
+    const cpu_dev *c = as_cpu(d);
+    return c && family >= 0 && family < TAI_CPU_FAMILIES && c->enabled[family];
 }
 
 int tai_cpu_device_threads(const tai_device *d) {

@@ -253,3 +253,20 @@ TEST(Bench, ProfileTraceAndLayerPlot) {
 }
 
 }  // namespace
+
+namespace {
+using namespace tai_cli;
+
+// --simd-level: one row per level, each run with that level's kernels.
+TEST(Bench, SimdLevelAxis) {
+    const std::string m = SmallModel();
+    Rows rows("-m " + m + " -p 0 -n 2 -r 1 -t 1 --simd-level 0,2");
+    ASSERT_EQ(rows.size(), 2) << rows.output;
+    EXPECT_EQ(Str(rows[0], "cpu_kernels"), "scalar");
+    TinyAICpuInfo ci;
+    ASSERT_EQ(tinyaiGetCpuInfo(&ci), TINYAI_OK);
+    EXPECT_EQ(Str(rows[1], "cpu_kernels"), ci.chosen);
+    ExpectCleanError(Tinyai("bench -m " + m + " --simd-level 3"), "--simd-level takes integers");
+}
+
+}  // namespace
