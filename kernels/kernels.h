@@ -179,6 +179,9 @@ typedef struct {
     tai_attention_fn attention;
     tai_silu_mul_fn silu_mul;
     tai_quantize_q8a_fn quantize_q8a;
+    /* the products' tuning (see "Per-machine tuning"); NULL: the
+     * process-wide one. A copy of a table may point it at its own. */
+    const struct tai_kernel_tuning_s *tuning;
 } tai_kernels;
 
 /* The table for `isa` (must be supported; falls back to scalar otherwise).
@@ -199,20 +202,35 @@ void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, 
  * machine; read by the kernels once per call, so they may be changed at any
  * time. They never change a result, only its speed.
  */
-typedef struct {
+typedef struct tai_kernel_tuning_s {
     /* Streaming (matrix-vector) products: bytes ahead of the read position
      * prefetched into L1 and into L2, each 0 (none) or a multiple of 64 up
      * to TAI_TUNE_MAX_PREFETCH. */
     int prefetch_l1;
     int prefetch_l2;
+    /* Blocked (matrix-matrix) products: K elements per slice of the panel
+     * and activations kept in the caches at once; 0 = each kernel's
+     * default (256 for float weights, 512 for block types), else a
+     * multiple of 32 up to TAI_TUNE_MAX_K_SLICE. Partial sums are stored
+     * and reloaded between slices exactly, so it never changes a result. */
+    int k_slice;
 } tai_kernel_tuning;
 
 #define TAI_TUNE_MAX_PREFETCH 65536
+#define TAI_TUNE_MAX_K_SLICE 1024
 
 /* What the kernels use now (initially the CPU's default below). */
 tai_kernel_tuning tai_kernels_tuning(void);
 /* Sets it; returns 0, or -1 (nothing changed) if a value is out of range. */
 int tai_kernels_set_tuning(const tai_kernel_tuning *t);
+/* Whether every value of t is in range. */
+int tai_kernels_tuning_valid(const tai_kernel_tuning *t);
+/* A tuning of the calling thread's own that tai_kernels_tuning returns
+ * instead of the process-wide one until it is reset (NULL): the matrix
+ * driver sets a kernel table's tuning (tai_kernels.tuning) on each thread
+ * for the duration of one product, so that one model's settings do not
+ * change another's. t must stay valid while set. */
+void tai_kernels_tuning_scope(const tai_kernel_tuning *t);
 /* The default for this CPU without a tuning run: no software prefetch (the
  * hardware prefetcher alone, as measured best on older cores). */
 tai_kernel_tuning tai_kernel_tuning_default(void);

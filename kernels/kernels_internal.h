@@ -31,6 +31,12 @@ extern "C" {
 /* The current tuning (tai_kernels_set_tuning), read by the kernels once
  * per call. */
 static inline tai_kernel_tuning tai_k_tuning(void) { return tai_kernels_tuning(); }
+/* K elements per slice of a blocked product: the tuning's, or the
+ * kernel's default. */
+static inline int64_t tai_k_slice(int64_t dflt) {
+    const int k = tai_kernels_tuning().k_slice;
+    return k > 0 ? k : dflt;
+}
 
 /* Packs the nb blocks of one whole panel (16 rows, `row_bytes` apart from
  * `w`, the panel's first row) of a block type into dst, exactly as pack.c's

@@ -32,6 +32,7 @@ typedef struct {
     float *y;
     int64_t rows, n, ncols, panels, groups;
     int64_t chunk; /* > 0: panels dealt in chunks of this many */
+    const tai_kernel_tuning *tuning; /* the table's own, or NULL */
 } job;
 
 /* even split of [0, total) into nth parts: part i */
@@ -47,8 +48,16 @@ static void run_prep(void *ctx, int i, int nth) {
     if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize);
 }
 
+static void run_gemm_part(const job *j, int i, int nth);
+
 static void run_gemm(void *ctx, int i, int nth) {
     const job *j = ctx;
+    if (j->tuning) tai_kernels_tuning_scope(j->tuning);
+    run_gemm_part(j, i, nth);
+    if (j->tuning) tai_kernels_tuning_scope(NULL);
+}
+
+static void run_gemm_part(const job *j, int i, int nth) {
     if (j->chunk > 0) {
         /* chunks dealt round-robin: the threads stream neighbouring memory */
         for (int64_t c0 = (int64_t)i * j->chunk; c0 < j->panels; c0 += (int64_t)nth * j->chunk) {
@@ -73,6 +82,7 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
         .fn = k->gemm[t],
         .quantize = k->quantize_q8a ? k->quantize_q8a : tai_quantize_row_q8a,
         .prep = tai_prep_for(t),
+        .tuning = k->tuning,
         .wp = wp,
         .panel_bytes = pb,
         .x = x,

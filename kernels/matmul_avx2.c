@@ -220,9 +220,10 @@ INLINE void f_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
     const size_t esz = f16 ? 2 : 4;
     /* an F16 panel slice widened once, then used by every group */
-    _Alignas(64) float wide[F_KC * 16];
-    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += F_KC) {
-        const int64_t kl = n - k0 < F_KC ? n - k0 : F_KC;
+    _Alignas(64) float wide[TAI_TUNE_MAX_K_SLICE * 16];
+    const int64_t kc = tai_k_slice(F_KC);
+    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += kc) {
+        const int64_t kl = n - k0 < kc ? n - k0 : kc;
         for (int64_t p = p0; p < p1; p++) {
             const void *ws = w + (size_t)p * pb + (size_t)k0 * 16 * esz;
             const float *wf = ws;
@@ -445,10 +446,12 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
     /* one panel slice decoded (nibbles split, Q8_0 signs recovered, scales
      * widened) once, then used by every group */
-    _Alignas(64) uint8_t u[Q_KB * UBYTES(T_Q8_0)];
-    _Alignas(64) float dw[Q_KB * TAI_PANEL], mw[Q_KB * TAI_PANEL];
-    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
-        const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
+    _Alignas(64) uint8_t u[TAI_TUNE_MAX_K_SLICE / TAI_QK * UBYTES(T_Q8_0)];
+    _Alignas(64) float dw[TAI_TUNE_MAX_K_SLICE / TAI_QK * TAI_PANEL],
+        mw[TAI_TUNE_MAX_K_SLICE / TAI_QK * TAI_PANEL];
+    const int64_t kb = tai_k_slice(Q_KB * TAI_QK) / TAI_QK;
+    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += kb) {
+        const int64_t bl = nb - b0 < kb ? nb - b0 : kb;
         for (int64_t p = p0; p < p1; p++) {
             const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
             for (int64_t b = 0; b < bl; b++) {

@@ -161,8 +161,9 @@ INLINE void f_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     const float *x = xp;
     const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
     const size_t esz = f16 ? 2 : 4;
-    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += F_KC) {
-        const int64_t kl = n - k0 < F_KC ? n - k0 : F_KC;
+    const int64_t kc = tai_k_slice(F_KC);
+    for (int64_t k0 = 0; full > 0 && k0 < n; k0 += kc) {
+        const int64_t kl = n - k0 < kc ? n - k0 : kc;
         for (int64_t p = p0; p < p1; p += F_NP) {
             const int NP = p1 - p < F_NP ? (int)(p1 - p) : F_NP;
             const char *w0 = w + (size_t)p * pb + (size_t)k0 * 16 * esz;
@@ -364,13 +365,15 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
     const int64_t full = ncols / TAI_NR, tail = ncols % TAI_NR;
     /* one slice of a panel decoded once (Q4 nibbles split, scales widened)
      * and used by every column group */
-    _Alignas(64) uint8_t codes[Q_KB * 512];
-    _Alignas(64) float dwf[Q_KB * TAI_PANEL], mwf[Q_KB * TAI_PANEL];
+    _Alignas(64) uint8_t codes[TAI_TUNE_MAX_K_SLICE / TAI_QK * 512];
+    _Alignas(64) float dwf[TAI_TUNE_MAX_K_SLICE / TAI_QK * TAI_PANEL],
+        mwf[TAI_TUNE_MAX_K_SLICE / TAI_QK * TAI_PANEL];
     /* AMX tiles where there are (the same sums, the same float steps) */
     const int amx = full > 0 && tai_k_amx_ready();
     if (amx) tai_k_amx_begin();
-    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += Q_KB) {
-        const int64_t bl = nb - b0 < Q_KB ? nb - b0 : Q_KB;
+    const int64_t kb = tai_k_slice(Q_KB * TAI_QK) / TAI_QK;
+    for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += kb) {
+        const int64_t bl = nb - b0 < kb ? nb - b0 : kb;
         for (int64_t p = p0; p < p1; p++) {
             const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
             for (int64_t b = 0; b < bl; b++) {

@@ -14,25 +14,37 @@
 /* The tuning, as two relaxed atomics: a kernel reading one while another
  * thread sets both may see one old value, which is harmless (each value is
  * valid on its own, and results never depend on them). */
-static atomic_int tune_l1 = 0, tune_l2 = 0;
+static atomic_int tune_l1 = 0, tune_l2 = 0, tune_kslice = 0;
+/* a product's own tuning on the thread running it (tai_kernels_tuning_scope) */
+static _Thread_local const tai_kernel_tuning *scoped;
 
 tai_kernel_tuning tai_kernels_tuning(void) {
+    if (scoped) return *scoped;
     tai_kernel_tuning t = {atomic_load_explicit(&tune_l1, memory_order_relaxed),
-                           atomic_load_explicit(&tune_l2, memory_order_relaxed)};
+                           atomic_load_explicit(&tune_l2, memory_order_relaxed),
+                           atomic_load_explicit(&tune_kslice, memory_order_relaxed)};
     return t;
 }
 
+void tai_kernels_tuning_scope(const tai_kernel_tuning *t) { scoped = t; }
+
 static int prefetch_ok(int b) { return b >= 0 && b <= TAI_TUNE_MAX_PREFETCH && b % 64 == 0; }
 
+int tai_kernels_tuning_valid(const tai_kernel_tuning *t) {
+    return t != NULL && prefetch_ok(t->prefetch_l1) && prefetch_ok(t->prefetch_l2) &&
+           t->k_slice >= 0 && t->k_slice <= TAI_TUNE_MAX_K_SLICE && t->k_slice % 32 == 0;
+}
+
 int tai_kernels_set_tuning(const tai_kernel_tuning *t) {
-    if (t == NULL || !prefetch_ok(t->prefetch_l1) || !prefetch_ok(t->prefetch_l2)) return -1;
+    if (!tai_kernels_tuning_valid(t)) return -1;
     atomic_store_explicit(&tune_l1, t->prefetch_l1, memory_order_relaxed);
     atomic_store_explicit(&tune_l2, t->prefetch_l2, memory_order_relaxed);
+    atomic_store_explicit(&tune_kslice, t->k_slice, memory_order_relaxed);
     return 0;
 }
 
 tai_kernel_tuning tai_kernel_tuning_default(void) {
-    tai_kernel_tuning t = {0, 0};
+    tai_kernel_tuning t = {0, 0, 0};
     return t;
 }
 

@@ -17,10 +17,11 @@
 
 #include "kernels/kernels_internal.h"
 
+/* prefetch into L1, into L2 (the K slice stays the kernels' default) */
 static const tai_kernel_tuning CANDIDATES[] = {
-    {0, 0},       /* hardware prefetch alone: the reference */
-    {1024, 0},    {0, 4096},    {512, 2048}, {512, 4096},
-    {1024, 4096}, {1024, 8192}, {2048, 8192},
+    {0, 0, 0},       /* hardware prefetch alone: the reference */
+    {1024, 0, 0},    {0, 4096, 0},    {512, 2048, 0}, {512, 4096, 0},
+    {1024, 4096, 0}, {1024, 8192, 0}, {2048, 8192, 0},
 };
 #define N_CAND ((int)(sizeof CANDIDATES / sizeof CANDIDATES[0]))
 #define MAX_ROUNDS 15

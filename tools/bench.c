@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <tinyai/llm.h>
 #include <tinyai/profile.h>
+#include <tinyai/utils/cache_optimization.h>
 #include <tinyai/utils/simd.h>
 
 #include "bench/membw.h"
@@ -59,7 +60,7 @@ typedef struct {
 
 /* One row: a model and a point on every axis, and the test. */
 typedef struct {
-    int model, threads, limit, device, io, policy, batch, simd;
+    int model, threads, limit, device, io, policy, batch, simd, kslice, prefetch;
     int n_prompt, n_gen;
     int index; /* its place among the rows */
 } row_spec;
@@ -79,6 +80,7 @@ typedef struct {
     double steps;             /* one repetition's passes over the weights */
     double tokens;            /* one repetition's tokens */
     size_t limit_bytes;       /* the limit applied */
+    int block_size, prefetch_distance; /* the cache settings the row ran with */
     int n_layers;             /* with --profile: seconds per pass of each */
     double layer_s[1026];
     /* the model */
@@ -89,7 +91,7 @@ typedef struct {
 
 static struct {
     str_list models;
-    int_list prompts, gens, threads, batches, simd;
+    int_list prompts, gens, threads, batches, simd, kslices, prefetches;
     int pg_n;
     long pg_p[MAX_LIST], pg_g[MAX_LIST];
     mem_limit limits[MAX_LIST];
@@ -136,6 +138,11 @@ static void bench_help(void) {
         "  --batch LIST             sequences processed together (default 1)\n"
         "  --simd-level LIST        the CPU kernels' instruction set: 0 portable C,\n"
         "                           1 AVX2, 2 AVX-512 (default: the best this CPU has)\n"
+        "  --block-size LIST        K elements per slice of the matrix-matrix products\n"
+        "                           (0: the kernels' defaults; multiples of 32 to 1024)\n"
+        "  --prefetch-distance LIST cache lines the matrix-vector products prefetch\n"
+        "                           ahead into L1 (4x into L2); 0: none (default: the\n"
+        "                           machine's tuning)\n"
         "  --plot FILE.svg|.png     draw tok/s against memory limit (with the\n"
         "                           storage bound), against batch and, with\n"
         "                           --profile, time per layer (gnuplot)\n"
@@ -346,10 +353,29 @@ static void run_row(const row_spec *r, row_result *out) {
     out->n_params = (double)in.nParams;
     out->n_vocab = in.nVocab;
     out->step_bytes = step_bytes(m, &in);
+    if (O.kslices.n || O.prefetches.n) {
+        /* the model's cache settings: the machine's, but for the axes */
+        TinyAICacheConfig cc = tinyaiGetCacheConfig(m);
+        if (O.kslices.n) cc.block_size = (int)O.kslices.v[r->kslice];
+        if (O.prefetches.n) {
+            cc.prefetch_distance = (int)O.prefetches.v[r->prefetch];
+            cc.enable_prefetch = cc.prefetch_distance > 0;
+        }
+        if (!tinyaiConfigureCacheOptimization(m, &cc)) {
+            snprintf(out->error, sizeof out->error, "%s", tinyaiLastErrorMessage());
+            tinyaiFreeModel(m);
+            return;
+        }
+    }
     if (O.simd.n) {
         tinyaiSetSIMDOptimizationLevel(m, (int)O.simd.v[r->simd]);
         tinyaiGetModelInfo(m, &in);
         snprintf(out->isa, sizeof out->isa, "%s", in.isa);
+    }
+    {
+        const TinyAICacheConfig cc = tinyaiGetCacheConfig(m);
+        out->block_size = cc.block_size;
+        out->prefetch_distance = cc.enable_prefetch ? cc.prefetch_distance : 0;
     }
     const int batch = (int)O.batches.v[r->batch];
     TinyAISession *s[512] = {0};
@@ -828,6 +854,8 @@ static cJSON *row_json(const row *w, const char *cpu, const char *time_text) {
     cJSON_AddStringToObject(o, "cache_policy", w->res.policy);
     cJSON_AddNumberToObject(o, "n_batch_sequences", (double)O.batches.v[w->spec.batch]);
     cJSON_AddStringToObject(o, "cpu_kernels", w->res.isa);
+    cJSON_AddNumberToObject(o, "block_size", w->res.block_size);
+    cJSON_AddNumberToObject(o, "prefetch_distance", w->res.prefetch_distance);
     cJSON_AddNumberToObject(o, "peak_rss_bytes", w->res.peak_rss);
     cJSON_AddNumberToObject(o, "read_bytes_per_token", w->read_per_token);
     cJSON_AddNumberToObject(o, "cache_hit_rate", w->hit_rate);
@@ -901,7 +929,8 @@ int cmd_bench(int argc, char **argv) {
                 !strcmp(a, "-r") || !strcmp(a, "--repetitions") || !strcmp(a, "-o") ||
                 !strcmp(a, "--output") || !strcmp(a, "--mem-limit") || !strcmp(a, "--device") ||
                 !strcmp(a, "--io") || !strcmp(a, "--cache-policy") || !strcmp(a, "--batch") ||
-                !strcmp(a, "--simd-level") ||
+                !strcmp(a, "--simd-level") || !strcmp(a, "--block-size") ||
+                !strcmp(a, "--prefetch-distance") ||
                 !strcmp(a, "--plot") || !strcmp(a, "--trace"))
                 return usage_error("%s needs a value", a);
             return usage_error("bench: unknown option %s", a);
@@ -913,6 +942,12 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = add_ints(&O.threads, v, 1, 256, a);
         else if (!strcmp(a, "--batch")) rc = add_ints(&O.batches, v, 1, 512, a);
         else if (!strcmp(a, "--simd-level")) rc = add_ints(&O.simd, v, 0, 2, a);
+        else if (!strcmp(a, "--block-size")) {
+            rc = add_ints(&O.kslices, v, 0, 1024, a);
+            for (int k = 0; !rc && k < O.kslices.n; k++)
+                if (O.kslices.v[k] % 32)
+                    rc = usage_error("--block-size takes 0 or multiples of 32 up to 1024, got '%s'", v);
+        } else if (!strcmp(a, "--prefetch-distance")) rc = add_ints(&O.prefetches, v, 0, 256, a);
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!parse_long(v, 1, MAX_REPS, &O.reps))
                 return usage_error("-r takes a count in 1..1000, got '%s'", v);
@@ -981,28 +1016,32 @@ int cmd_bench(int argc, char **argv) {
     if (!n_tests) return usage_error("%s", "nothing to measure: every -p and -n is 0");
     const int nl = O.n_limits ? O.n_limits : 1, nd = O.devices.n ? O.devices.n : 1,
               ni = O.ios.n ? O.ios.n : 1, np = O.policies.n ? O.policies.n : 1,
-              ns = O.simd.n ? O.simd.n : 1;
-    const long total =
-        (long)O.models.n * O.threads.n * nl * nd * ni * np * O.batches.n * ns * n_tests;
+              ns = O.simd.n ? O.simd.n : 1, nk = O.kslices.n ? O.kslices.n : 1,
+              nf = O.prefetches.n ? O.prefetches.n : 1;
+    const long total = (long)O.models.n * O.threads.n * nl * nd * ni * np * O.batches.n * ns * nk *
+                       nf * n_tests;
     if (total > 100000) return usage_error("%s", "more than 100000 combinations");
     row *rows = calloc((size_t)total, sizeof *rows);
     if (!rows) return fail("bench: out of memory");
+    /* each row's place on every axis: a mixed-radix count, the model the
+     * most significant digit and the test the least */
     int n = 0;
-    for (int mi = 0; mi < O.models.n; mi++)
-        for (int ti = 0; ti < O.threads.n; ti++)
-            for (int li = 0; li < nl; li++)
-                for (int di = 0; di < nd; di++)
-                    for (int ii = 0; ii < ni; ii++)
-                        for (int pi = 0; pi < np; pi++)
-                            for (int bi = 0; bi < O.batches.n; bi++)
-                                for (int si = 0; si < ns; si++)
-                                    for (int k = 0; k < n_tests; k++) {
-                                        row_spec *s = &rows[n].spec;
-                                        *s = (row_spec){mi, ti, O.n_limits ? li : -1, di, ii, pi,
-                                                        bi, si, tp[k], tg[k], n};
-                                        test_name(s, rows[n].test, sizeof rows[n].test);
-                                        n++;
-                                    }
+    for (long idx = 0; idx < total; idx++, n++) {
+        long q = idx;
+        int d[11];
+        const int radix[11] = {O.models.n, O.threads.n, nl, nd, ni, np, O.batches.n, ns, nk, nf,
+                               n_tests};
+        for (int a = 10; a >= 0; a--) {
+            d[a] = (int)(q % radix[a]);
+            q /= radix[a];
+        }
+        row_spec *s = &rows[n].spec;
+        *s = (row_spec){.model = d[0], .threads = d[1], .limit = O.n_limits ? d[2] : -1,
+                        .device = d[3], .io = d[4], .policy = d[5], .batch = d[6], .simd = d[7],
+                        .kslice = d[8], .prefetch = d[9], .n_prompt = tp[d[10]],
+                        .n_gen = tg[d[10]], .index = n};
+        test_name(s, rows[n].test, sizeof rows[n].test);
+    }
 
     O.n_rows = n;
     int failed = 0;

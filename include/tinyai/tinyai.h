@@ -28,6 +28,7 @@
 
 #include <tinyai/status.h>
 #include <tinyai/llm.h>
+#include <tinyai/utils/cache_optimization.h>
 #include <tinyai/utils/checkpoint.h>
 #include <tinyai/plugin.h>
 #include <tinyai/profile.h>

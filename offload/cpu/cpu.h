@@ -41,6 +41,15 @@ TinyAIStatus tai_cpu_device_set_family(tai_device *d, int family, bool enabled);
 /* 0 scalar, 1 AVX2, 2 AVX-512 (above: the best); negative: an error. */
 TinyAIStatus tai_cpu_device_set_level(tai_device *d, int level);
 int tai_cpu_device_level(const tai_device *d);
+/* The device's own kernel tuning for its matrix products (kernels.h
+ * tai_kernel_tuning: prefetch bytes into L1 and L2, K elements per slice of
+ * the blocked products, 0 = the kernels' default), or with own false the
+ * process-wide one again. Out-of-range values: TINYAI_ERR_INVALID_ARG,
+ * nothing changed. The getter gives what the products use. */
+TinyAIStatus tai_cpu_device_set_tuning(tai_device *d, bool own, int prefetch_l1, int prefetch_l2,
+                                       int k_slice);
+void tai_cpu_device_tuning(const tai_device *d, bool *own, int *prefetch_l1, int *prefetch_l2,
+                           int *k_slice);
 const char *tai_cpu_device_family_variant(const tai_device *d, int family);
 bool tai_cpu_device_family_enabled(const tai_device *d, int family);
 

@@ -30,6 +30,8 @@ typedef struct {
     /* the kernels in use: each family's from the table of its ISA */
     tai_kernels mix;
     tai_isa level;                      /* the cap */
+    tai_kernel_tuning tune;             /* the products' own tuning, */
+    bool own_tune;                      /* if set (else the process's) */
     bool enabled[TAI_CPU_FAMILIES];     /* false: the portable kernel */
     tai_pool *pool;
     int threads;
@@ -400,6 +402,7 @@ static void compose(cpu_dev *c) {
     c->mix = *mm; /* the products and their activations' quantizer */
     c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
     c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
+    c->mix.tuning = c->own_tune ? &c->tune : NULL;
     c->k = &c->mix;
 }
 
@@ -462,6 +465,33 @@ TinyAIStatus tai_cpu_device_set_level(tai_device *d, int level) {
     c->level = tai_isa_best(level >= TAI_ISA_COUNT ? (tai_isa)(TAI_ISA_COUNT - 1) : (tai_isa)level);
     compose(c);
     return TINYAI_OK;
+}
+
+TinyAIStatus tai_cpu_device_set_tuning(tai_device *d, bool own, int prefetch_l1, int prefetch_l2,
+                                       int k_slice) {
+    cpu_dev *c = as_cpu_mut(d);
+    if (!c) return tai_error(TINYAI_ERR_INVALID_ARG, "not a CPU device");
+    const tai_kernel_tuning t = {prefetch_l1, prefetch_l2, k_slice};
+    if (own && !tai_kernels_tuning_valid(&t))
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "kernel tuning out of range: prefetch %d/%d bytes (multiples of 64 up "
+                         "to %d), K slice %d (a multiple of 32 up to %d)",
+                         prefetch_l1, prefetch_l2, TAI_TUNE_MAX_PREFETCH, k_slice,
+                         TAI_TUNE_MAX_K_SLICE);
+    c->own_tune = own;
+    if (own) c->tune = t;
+    compose(c);
+    return TINYAI_OK;
+}
+
+void tai_cpu_device_tuning(const tai_device *d, bool *own, int *prefetch_l1, int *prefetch_l2,
+                           int *k_slice) {
+    const cpu_dev *c = as_cpu(d);
+    const tai_kernel_tuning t = c && c->own_tune ? c->tune : tai_kernels_tuning();
+    if (own) *own = c && c->own_tune;
+    *prefetch_l1 = t.prefetch_l1;
+    *prefetch_l2 = t.prefetch_l2;
+    *k_slice = t.k_slice;
 }
 
 int tai_cpu_device_level(const tai_device *d) {
@@ -530,7 +560,9 @@ void tai_cpu_tuning(int *prefetch_l1, int *prefetch_l2) {
 }
 
 int tai_cpu_set_tuning(int prefetch_l1, int prefetch_l2) {
-    const tai_kernel_tuning t = {prefetch_l1, prefetch_l2};
+    tai_kernel_tuning t = tai_kernels_tuning();
+    t.prefetch_l1 = prefetch_l1;
+    t.prefetch_l2 = prefetch_l2;
     return tai_kernels_set_tuning(&t);
 }
 

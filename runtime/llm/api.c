@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "offload/opencl/opencl.h"
 #include "offload/plugin/plugin.h"
@@ -46,6 +47,7 @@ void tinyaiFreeModel(TinyAIModel *m) {
      * file's tables go with the mapped model: its layer count first) */
     const int nf = m->file ? m->file->n_layers : 0;
     tai_profile_free(m); /* stops tracing before the cache goes */
+    tai_cache_stats_free(m);
     if (m->owns_mm) tai_mapped_close(m->mm);
     for (int l = 0; m->dev_w && l < nf; l++)
         if (m->dev_w[l]) {
@@ -339,6 +341,7 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
             return st;
         }
     }
+    m->loaded_ns = tai_now_ns();
     *out = m;
     return TINYAI_OK;
 }

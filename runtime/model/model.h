@@ -105,6 +105,8 @@ struct TinyAIModel {
      * measurement) and the last one's data (profile.h) */
     struct tai_profile *prof;
     struct tai_profile *prof_data;
+    /* tinyaiGetCacheStats: counters and figures at the previous call */
+    struct tai_cache_stats_state *cstats;
     int owns_mm;
     const tai_model_file *file;
     tai_tokenizer *tok;
@@ -169,6 +171,7 @@ struct TinyAIModel {
     size_t peak_bytes;
     size_t fixed_bytes;     /* tokenizer and file tables */
     double load_seconds;
+    uint64_t loaded_ns;     /* tai_now_ns when tinyaiLoadModel returned */
     uint64_t stall_ns;      /* forward passes waiting on acquires */
     char name[128];
 };
@@ -258,8 +261,10 @@ size_t tai_workspace_unplanned_bytes(const TinyAIModel *m, int n_ubatch, int att
 TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq);
 void tai_workspace_free(tai_workspace *ws);
 
-/* The profile's end with the model's (profile.c). */
+/* The profile's end with the model's (profile.c), and the cache
+ * statistics' (runtime/llm/cache_opt.c). */
 void tai_profile_free(TinyAIModel *m);
+void tai_cache_stats_free(TinyAIModel *m);
 /* Allocates (frees first) every non-CPU device's workspace for the host
  * workspace's sizes; frees them all. */
 TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m);

@@ -26,30 +26,41 @@ int tinyaiOpProfileCount(void) { return TAI_PROF_COUNT; }
 
 /* ---- counters on every pool thread ------------------------------------------ */
 
-typedef struct {
-    tai_profile *p;
-} open_job;
-
 static void open_on_thread(void *ctx, int i, int n) {
     (void)n;
-    open_job *j = ctx;
+    tai_thread_counters *c = ctx;
     if (i >= TAI_PROF_MAX_THREADS) return;
     /* only thread 0 says why: every thread meets the same machine */
-    tai_perfctr_open(&j->p->thr[i], i == 0 ? j->p->note : NULL, sizeof j->p->note);
+    tai_perfctr_open(&c->thr[i], i == 0 ? c->note : NULL, sizeof c->note);
 }
 
-void tai_prof_counters_now(const tai_profile *p, uint64_t out[TAI_PERFCTR_COUNT]) {
+void tai_thread_counters_open(tai_thread_counters *c, tai_device *cpu) {
+    memset(c, 0, sizeof *c);
+    const int n = tai_cpu_device_threads(cpu);
+    c->n_thr = n < TAI_PROF_MAX_THREADS ? n : TAI_PROF_MAX_THREADS;
+    for (int t = 0; t < TAI_PROF_MAX_THREADS; t++) c->thr[t].leader = -1;
+    tai_cpu_device_each_thread(cpu, open_on_thread, c);
+    for (int t = 0; t < c->n_thr; t++)
+        for (int k = 0; k < TAI_PERFCTR_COUNT; k++) c->opened |= (c->thr[t].fd[k] >= 0) << k;
+}
+
+void tai_thread_counters_read(const tai_thread_counters *c, uint64_t out[TAI_PERFCTR_COUNT]) {
     memset(out, 0, sizeof(uint64_t) * TAI_PERFCTR_COUNT);
-    for (int t = 0; t < p->n_thr; t++) {
+    for (int t = 0; t < c->n_thr; t++) {
         uint64_t v[TAI_PERFCTR_COUNT];
-        tai_perfctr_read(&p->thr[t], v);
+        tai_perfctr_read(&c->thr[t], v);
         for (int k = 0; k < TAI_PERFCTR_COUNT; k++) out[k] += v[k];
     }
 }
 
+void tai_thread_counters_close(tai_thread_counters *c) {
+    for (int t = 0; t < c->n_thr; t++) tai_perfctr_close(&c->thr[t]);
+    c->n_thr = 0;
+}
+
 static void profile_free(tai_profile *p) {
     if (!p) return;
-    for (int t = 0; t < p->n_thr; t++) tai_perfctr_close(&p->thr[t]);
+    tai_thread_counters_close(&p->ctr);
     tai_trace_destroy(p->trace);
     free(p->layers);
     free(p);
@@ -70,7 +81,7 @@ static bool reads_weights(int op) {
 void tai_prof_layer_begin(tai_profile *p) {
     p->layer_flops = 0;
     p->layer_bytes = 0;
-    if (p->n_thr) tai_prof_counters_now(p, p->ctr_at);
+    if (p->ctr.n_thr) tai_thread_counters_read(&p->ctr, p->ctr_at);
 }
 
 void tai_prof_layer_end(tai_profile *p, int layer, int device, uint64_t t0, uint64_t t1,
@@ -84,9 +95,9 @@ void tai_prof_layer_end(tai_profile *p, int layer, int device, uint64_t t0, uint
     l->bytes += bytes;
     l->flops += p->layer_flops;
     l->device = device;
-    if (p->n_thr) {
+    if (p->ctr.n_thr) {
         uint64_t now[TAI_PERFCTR_COUNT];
-        tai_prof_counters_now(p, now);
+        tai_thread_counters_read(&p->ctr, now);
         for (int k = 0; k < TAI_PERFCTR_COUNT; k++) l->ctr[k] += now[k] - p->ctr_at[k];
     }
     tai_trace_span(p->trace, "layer", "compute", layer, t0, t1, (uint64_t)bytes);
@@ -129,14 +140,7 @@ TinyAIStatus tinyaiStartProfile(TinyAIModel *m, unsigned flags) {
             return TINYAI_ERR_NOMEM;
         }
     }
-    if (flags & TINYAI_PROFILE_COUNTERS) {
-        const int n = tai_cpu_device_threads(m->dev);
-        p->n_thr = n < TAI_PROF_MAX_THREADS ? n : TAI_PROF_MAX_THREADS;
-        open_job j = {p};
-        tai_cpu_device_each_thread(m->dev, open_on_thread, &j);
-        for (int t = 0; t < p->n_thr; t++)
-            for (int k = 0; k < TAI_PERFCTR_COUNT; k++) p->opened |= (p->thr[t].fd[k] >= 0) << k;
-    }
+    if (flags & TINYAI_PROFILE_COUNTERS) tai_thread_counters_open(&p->ctr, m->dev);
     tinyaiStopProfile(m);
     profile_free(m->prof_data);
     m->prof_data = p;
@@ -175,11 +179,11 @@ TinyAIStatus tinyaiGetProfileCounters(const TinyAIModel *m, TinyAIProfileCounter
     out->n = TAI_PERFCTR_COUNT;
     for (int k = 0; k < TAI_PERFCTR_COUNT; k++) {
         out->names[k] = tai_perfctr_name(k);
-        out->available[k] = (p->opened >> k) & 1;
+        out->available[k] = (p->ctr.opened >> k) & 1;
         out->hardware[k] = tai_perfctr_is_hardware(k);
     }
-    out->threads = p->n_thr;
-    memcpy(out->note, p->note, sizeof out->note);
+    out->threads = p->ctr.n_thr;
+    memcpy(out->note, p->ctr.note, sizeof out->note);
     return TINYAI_OK;
 }
 

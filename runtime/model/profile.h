@@ -54,23 +54,31 @@ typedef struct {
     double bytes, flops;
 } tai_op_prof;
 
+/* Counters on every thread of a CPU device's pool: one set per thread. */
+typedef struct {
+    int n_thr;
+    tai_perfctr thr[TAI_PROF_MAX_THREADS];
+    int opened;     /* bit k: counter k opened on some thread */
+    char note[200]; /* "" or why the hardware counters are missing */
+} tai_thread_counters;
+
+/* Opens them on each of cpu's threads (from those threads). */
+void tai_thread_counters_open(tai_thread_counters *c, tai_device *cpu);
+/* Sums over the threads now. */
+void tai_thread_counters_read(const tai_thread_counters *c, uint64_t out[TAI_PERFCTR_COUNT]);
+void tai_thread_counters_close(tai_thread_counters *c);
+
 typedef struct tai_profile {
     unsigned flags;
     int n_layers;
     tai_layer_prof *layers;
     tai_op_prof ops[TAI_PROF_COUNT];
-    /* counters: one set per pool thread */
-    int n_thr;
-    tai_perfctr thr[TAI_PROF_MAX_THREADS];
-    int opened;
-    char note[200];
+    tai_thread_counters ctr; /* n_thr 0: no counters */
     uint64_t ctr_at[TAI_PERFCTR_COUNT]; /* summed, at the layer's start */
     double layer_flops, layer_bytes;    /* the layer under way */
     tai_trace *trace;                   /* NULL without TINYAI_PROFILE_TRACE */
 } tai_profile;
 
-/* Counter sums over the pool's threads now. */
-void tai_prof_counters_now(const tai_profile *p, uint64_t out[TAI_PERFCTR_COUNT]);
 /* Around one file layer of a pass. */
 void tai_prof_layer_begin(tai_profile *p);
 void tai_prof_layer_end(tai_profile *p, int layer, int device, uint64_t t0, uint64_t t1,

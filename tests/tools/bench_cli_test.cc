@@ -269,4 +269,18 @@ TEST(Bench, SimdLevelAxis) {
     ExpectCleanError(Tinyai("bench -m " + m + " --simd-level 3"), "--simd-level takes integers");
 }
 
+// --block-size and --prefetch-distance: the model's cache settings per row.
+TEST(Bench, CacheSettingAxes) {
+    const std::string m = SmallModel();
+    Rows rows("-m " + m + " -p 16 -n 0 -r 1 -t 1 --block-size 0,64 --prefetch-distance 0,8");
+    ASSERT_EQ(rows.size(), 4) << rows.output;
+    const double want[4][2] = {{0, 0}, {0, 8}, {64, 0}, {64, 8}};
+    for (int i = 0; i < 4; i++) {
+        EXPECT_EQ(Num(rows[i], "block_size"), want[i][0]) << i;
+        EXPECT_EQ(Num(rows[i], "prefetch_distance"), want[i][1]) << i;
+    }
+    ExpectCleanError(Tinyai("bench -m " + m + " --block-size 48"), "--block-size takes 0 or multiples of 32");
+    ExpectCleanError(Tinyai("bench -m " + m + " --prefetch-distance 999"), "--prefetch-distance takes integers");
+}
+
 }  // namespace
