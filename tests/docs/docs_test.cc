@@ -20,7 +20,8 @@ std::string Read(const std::string &path) {
 }
 
 const char *const kPages[] = {"docs/api/mmap_loader.md", "docs/api/forward_scheduler.md",
-                              "docs/api/optimization.md", "docs/guides/memory_optimization.md"};
+                              "docs/api/optimization.md", "docs/guides/memory_optimization.md",
+                              "docs/PROFILING.md"};
 
 TEST(Docs, EveryExampleBlockIsInItsCompiledProgram) {
     int blocks = 0;
@@ -47,7 +48,9 @@ TEST(Docs, EveryFunctionOfTheDocumentedHeadersIsNamed) {
         "include/tinyai/utils/mmap_loader.h", "include/tinyai/utils/forward_scheduler.h",
         "include/tinyai/utils/progressive_loader.h", "include/tinyai/utils/quantize_mixed.h",
         "include/tinyai/utils/prune.h", "include/tinyai/utils/memory.h",
-        "include/tinyai/utils/memory_optimizer.h", "include/tinyai/utils/layer_scheduler.h"};
+        "include/tinyai/utils/memory_optimizer.h", "include/tinyai/utils/layer_scheduler.h",
+        "include/tinyai/utils/simd.h", "include/tinyai/utils/cache_optimization.h",
+        "include/tinyai/profile.h"};
     const std::regex decl("\n[A-Za-z][A-Za-z0-9_ *]*?\\b(tinyai[A-Za-z0-9_]*)\\(");
     int n = 0;
     for (const char *h : headers) {
