@@ -90,7 +90,14 @@ static void read_scalar(const uint8_t *p, size_t n, uint64_t *sink) {
 #define ZERO _mm512_setzero_si512
 #define ADD _mm512_add_epi64
 #define LOAD _mm512_load_si512
-#define REDUCE(a) (uint64_t) _mm512_reduce_add_epi64(a)
+/* the lanes summed as unsigned: the sums wrap by design (signed overflow
+ * would be undefined, and UBSan says so) */
+__attribute__((target("avx512f"))) static inline uint64_t reduce_zmm(__m512i a) {
+    uint64_t l[8];
+    _mm512_storeu_si512(l, a);
+    return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+#define REDUCE(a) reduce_zmm(a)
 RD_LOOP(read_zmm1, "avx512f", 1)
 RD_LOOP(read_zmm2, "avx512f", 2)
 RD_LOOP(read_zmm4, "avx512f", 4)
@@ -102,8 +109,8 @@ RD_LOOP(read_zmm8, "avx512f", 8)
 #undef REDUCE
 
 __attribute__((target("avx2"))) static inline uint64_t reduce_ymm(__m256i a) {
-    return (uint64_t)(_mm256_extract_epi64(a, 0) + _mm256_extract_epi64(a, 1) +
-                      _mm256_extract_epi64(a, 2) + _mm256_extract_epi64(a, 3));
+    return (uint64_t)_mm256_extract_epi64(a, 0) + (uint64_t)_mm256_extract_epi64(a, 1) +
+           (uint64_t)_mm256_extract_epi64(a, 2) + (uint64_t)_mm256_extract_epi64(a, 3);
 }
 #define VEC __m256i
 #define ZERO _mm256_setzero_si256

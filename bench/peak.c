@@ -14,7 +14,8 @@
 #endif
 
 volatile float tai_peak_sink_f;
-volatile int tai_peak_sink_i;
+/* unsigned, and lanes combined by XOR: the sums overflow int by design */
+volatile unsigned tai_peak_sink_i;
 
 #define ACC_OPS(c)                                                                        \
     [a0] "+" c(a0), [a1] "+" c(a1), [a2] "+" c(a2), [a3] "+" c(a3), [a4] "+" c(a4),       \
@@ -75,7 +76,9 @@ __attribute__((target("avx512f,avx512vnni"))) static double dot_vnni(uint64_t it
     __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                  _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
     s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
-    tai_peak_sink_i += _mm512_reduce_add_epi32(s);
+    unsigned lanes[16];
+    _mm512_storeu_si512(lanes, s);
+    for (int i = 0; i < 16; i++) tai_peak_sink_i ^= lanes[i];
     /* 16 lanes x 4 byte products each */
     return (double)iters * 12 * 64 * 2;
 }
@@ -106,7 +109,7 @@ __attribute__((target("avx2"))) static double dot_avx2(uint64_t iters) {
     (void)t0, (void)t1, (void)t2, (void)t3, (void)t4, (void)t5;
     __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
                                  _mm256_add_epi32(a4, a5));
-    tai_peak_sink_i += _mm256_extract_epi32(s, 0);
+    tai_peak_sink_i ^= (unsigned)_mm256_extract_epi32(s, 0);
     /* 32 byte products per chain */
     return (double)iters * 6 * 32 * 2;
 }

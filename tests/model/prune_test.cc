@@ -74,9 +74,11 @@ std::string Densify(const std::string &pruned) {
     std::string out = tai_test::TempPath(".gguf");
     tai_gguf_writer *w = nullptr;
     EXPECT_EQ(tai_gguf_writer_open(out.c_str(), 32, &w), TINYAI_OK);
-    for (int64_t i = 0; i < f->n_kvs; i++)
-        if (strcmp(f->kvs[i].key, "general.alignment"))
+    for (int64_t i = 0; i < f->n_kvs; i++) {
+        if (strcmp(f->kvs[i].key, "general.alignment")) {
             EXPECT_EQ(tai_gguf_writer_add_kv(w, &f->kvs[i]), TINYAI_OK);
+        }
+    }
     for (int64_t i = 0; i < f->n_tensors; i++)
         EXPECT_EQ(tai_gguf_writer_add_tensor(w, f->tensors[i].name, f->tensors[i].type,
                                              f->tensors[i].n_dims, f->tensors[i].ne),

@@ -47,7 +47,7 @@ TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-        freopen(log.c_str(), "w", stderr);
+        if (!freopen(log.c_str(), "w", stderr)) _exit(126);
         execl(Tinyai().c_str(), "tinyai", "serve", "-m", model.c_str(), "--port", "0", "--slots",
               "auto", "--ctx", "1024", "--mem-limit", "200M", "--threads", "2", (char *)nullptr);
         _exit(127);
