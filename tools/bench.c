@@ -1006,6 +1006,13 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!O.batches.n) O.batches.v[O.batches.n++] = 1;
     O.root = geteuid() == 0;
+    /* the devices' calibrations for auto, measured in a child before any
+     * row: the measuring never counts in a row's peak memory */
+    bool auto_dev = !O.devices.n;
+    for (int i = 0; i < O.devices.n; i++) auto_dev |= !strcmp(O.devices.v[i], "auto");
+    if (auto_dev && make_dirs(O.cache) == 0)
+        for (int i = 0; i < O.threads.n; i++)
+            measure_devices_once(O.cache, NULL, (int)O.threads.v[i], !O.progress);
     load_plugins(1);
     apply_tuning(1);
 

@@ -31,6 +31,12 @@ int writable(const char *path);
 /* $TINYAI_CACHE, else ~/.cache/tinyai; creating it: 0 or -1. */
 void cache_dir(char *buf, size_t n);
 int make_dirs(const char *dir);
+/* Where dir holds no devices.json and device is auto (or NULL): measures
+ * every device for the cost model in a child process, so the measuring
+ * never counts in this process's memory; says so unless quiet. Call it
+ * before load_plugins (a GPU runtime does not survive a fork). 1 if it
+ * measured. */
+int measure_devices_once(const char *dir, const char *device, int threads, int quiet);
 /* Loads the --plugin files and TINYAI_PLUGIN_PATH (see tinyai.c). */
 void load_plugins(int quiet);
 /* Applies this CPU's saved kernel tuning, measuring it first if measure

@@ -103,12 +103,15 @@ int cmd_perplexity(int argc, char **argv) {
     }
 
     apply_tuning(1);
-    load_plugins(1);
     mc.maxSessions = (int)batch;
     mc.contextSize = (int)ctx;
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
-    if (make_dirs(cdir) == 0) mc.cacheDir = cdir;
+    if (make_dirs(cdir) == 0) {
+        measure_devices_once(cdir, mc.device, mc.threads, 1);
+        mc.cacheDir = cdir;
+    }
+    load_plugins(1);
     TinyAIModel *m = NULL;
     if (tinyaiLoadModel(model_path, &mc, &m) != TINYAI_OK) {
         free(text);

@@ -121,10 +121,15 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     apply_tuning(1);
-    load_plugins(0);
+    /* the first run measures the devices in a child: its buffers and an
+     * OpenCL compiler never count against --mem-limit here */
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
-    if (make_dirs(cdir) == 0) mc.cacheDir = cdir;
+    if (make_dirs(cdir) == 0) {
+        measure_devices_once(cdir, mc.device, mc.threads, 0);
+        mc.cacheDir = cdir;
+    }
+    load_plugins(0);
     TinyAIModel *model = NULL;
     tai_engine *engine = NULL;
     int rc = 0;

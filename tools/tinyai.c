@@ -304,16 +304,17 @@ static int device_exists(const char *name) {
 
 /* Measures every device for auto in a child process, so that the
  * measurement's buffers (about 1 GB on a CPU with a large last-level
- * cache) never count in this process's peak memory, and so that this
- * process starts no OpenCL runtime it may not use. A failure only leaves
- * the measuring to the load. */
-static void calibrate_devices(const char *dir, int threads) {
+ * cache) and an OpenCL compiler's memory never count in this process's
+ * peak memory (a --mem-limit holds from the first run on), and so that
+ * this process starts no OpenCL runtime it may not use. A failure only
+ * leaves the measuring to the load. */
+static void calibrate_devices(const char *dir, int threads, int cpu_only) {
     fflush(NULL);
     const pid_t pid = fork();
     if (pid < 0) return;
     if (pid == 0) {
         load_plugins(1);
-        const int n = tinyaiDeviceCount();
+        const int n = cpu_only ? 1 : tinyaiDeviceCount();
         for (int i = 0; i < n; i++) {
             TinyAIDeviceCalibration c;
             (void)tinyaiCalibrateDevice(dir, i, threads, &c);
@@ -323,6 +324,25 @@ static void calibrate_devices(const char *dir, int threads) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+}
+
+int measure_devices_once(const char *dir, const char *device, int threads, int quiet) {
+    /* a named device is not measured: its calibration, where one is kept,
+     * gives --placement its predictions */
+    if (device && strcmp(device, "auto") != 0) return 0;
+    char cal[4100];
+    snprintf(cal, sizeof cal, "%s/devices.json", dir);
+    const int have_file = access(cal, F_OK) == 0;
+    /* the CPU's calibration is per thread count: a file made with other
+     * threads lacks it (the other devices' are there) */
+    TinyAIDeviceCalibration c;
+    if (have_file && tinyaiGetDeviceCalibration(dir, 0, threads, &c) == TINYAI_OK) return 0;
+    tinyaiClearError();
+    if (!quiet)
+        fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
+                        "a few seconds)\n", prog);
+    calibrate_devices(dir, threads, have_file);
+    return 1;
 }
 
 /* Per layer, for the prompt's batch and for decoding: the device, the cost
@@ -726,16 +746,7 @@ static int cmd_generate(int argc, char **argv) {
     char cdir[4000];
     cache_dir(cdir, sizeof cdir);
     const int have_cache = make_dirs(cdir) == 0;
-    char cal[4100];
-    snprintf(cal, sizeof cal, "%s/devices.json", cdir);
-    /* a named device is not measured: its calibration, where one is kept,
-     * gives --placement its predictions */
-    if (have_cache && !(device && strcmp(device, "auto") != 0) && access(cal, F_OK) != 0) {
-        if (!quiet)
-            fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
-                            "a few seconds)\n", prog);
-        calibrate_devices(cdir, (int)threads);
-    }
+    if (have_cache) measure_devices_once(cdir, device, (int)threads, quiet);
     /* a plugin that fails to load is skipped with one line, unless --device
      * names a device that is not a built-in one: then it is the error */
     const int builtin = !device || !strcmp(device, "auto") || !strcmp(device, "cpu") ||
