@@ -21,8 +21,8 @@ static_assert(TAI_QK == 32, "block math below assumes 32 elements");
 /* ---- Type information --------------------------------------------------- */
 
 int tai_type_valid(int t) {
-    return t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_Q4_0 ||
-           t == TAI_TYPE_Q4_1 || t == TAI_TYPE_Q8_0;
+    return t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_BF16 || tai_type_is_q32((tai_type)t) ||
+           (t >= 0 && t < TAI_TYPE_COUNT && tai_type_is_unit((tai_type)t));
 }
 
 const char *tai_type_name(int t) {
@@ -32,6 +32,16 @@ const char *tai_type_name(int t) {
     case TAI_TYPE_Q4_0: return "Q4_0";
     case TAI_TYPE_Q4_1: return "Q4_1";
     case TAI_TYPE_Q8_0: return "Q8_0";
+    case TAI_TYPE_Q5_0: return "Q5_0";
+    case TAI_TYPE_Q5_1: return "Q5_1";
+    case TAI_TYPE_Q2_K: return "Q2_K";
+    case TAI_TYPE_Q3_K: return "Q3_K";
+    case TAI_TYPE_Q4_K: return "Q4_K";
+    case TAI_TYPE_Q5_K: return "Q5_K";
+    case TAI_TYPE_Q6_K: return "Q6_K";
+    case TAI_TYPE_Q8_K: return "Q8_K";
+    case TAI_TYPE_IQ4_NL: return "IQ4_NL";
+    case TAI_TYPE_BF16: return "BF16";
     default: return "?";
     }
 }
@@ -39,10 +49,20 @@ const char *tai_type_name(int t) {
 int64_t tai_type_block_elems(tai_type t) {
     switch (t) {
     case TAI_TYPE_F32:
-    case TAI_TYPE_F16: return 1;
+    case TAI_TYPE_F16:
+    case TAI_TYPE_BF16: return 1;
     case TAI_TYPE_Q4_0:
     case TAI_TYPE_Q4_1:
+    case TAI_TYPE_Q5_0:
+    case TAI_TYPE_Q5_1:
+    case TAI_TYPE_IQ4_NL:
     case TAI_TYPE_Q8_0: return TAI_QK;
+    case TAI_TYPE_Q2_K:
+    case TAI_TYPE_Q3_K:
+    case TAI_TYPE_Q4_K:
+    case TAI_TYPE_Q5_K:
+    case TAI_TYPE_Q6_K:
+    case TAI_TYPE_Q8_K: return TAI_QK_K;
     default: return 0;
     }
 }
@@ -50,7 +70,17 @@ int64_t tai_type_block_elems(tai_type t) {
 size_t tai_type_block_bytes(tai_type t) {
     switch (t) {
     case TAI_TYPE_F32: return sizeof(float);
-    case TAI_TYPE_F16: return sizeof(uint16_t);
+    case TAI_TYPE_F16:
+    case TAI_TYPE_BF16: return sizeof(uint16_t);
+    case TAI_TYPE_Q5_0: return sizeof(tai_block_q5_0);
+    case TAI_TYPE_Q5_1: return sizeof(tai_block_q5_1);
+    case TAI_TYPE_IQ4_NL: return sizeof(tai_block_iq4_nl);
+    case TAI_TYPE_Q2_K: return sizeof(tai_block_q2_k);
+    case TAI_TYPE_Q3_K: return sizeof(tai_block_q3_k);
+    case TAI_TYPE_Q4_K: return sizeof(tai_block_q4_k);
+    case TAI_TYPE_Q5_K: return sizeof(tai_block_q5_k);
+    case TAI_TYPE_Q6_K: return sizeof(tai_block_q6_k);
+    case TAI_TYPE_Q8_K: return sizeof(tai_block_q8_k);
     case TAI_TYPE_Q4_0: return sizeof(tai_block_q4_0);
     case TAI_TYPE_Q4_1: return sizeof(tai_block_q4_1);
     case TAI_TYPE_Q8_0: return sizeof(tai_block_q8_0);
@@ -60,7 +90,8 @@ size_t tai_type_block_bytes(tai_type t) {
 
 int tai_type_bits(tai_type t) {
     if (!tai_type_valid((int)t)) return 0;
-    /* bytes * 8 / elements, rounded down: Q4_0 4.5 -> 4, Q4_1 5, Q8_0 8.5 -> 8 */
+    /* bytes * 8 / elements, rounded down: Q4_0 4.5 -> 4, Q4_1 5, Q8_0 8.5 -> 8,
+     * Q4_K 4.5 -> 4, Q6_K 6.56 -> 6 */
     return (int)(tai_type_block_bytes(t) * 8 / (size_t)tai_type_block_elems(t));
 }
 
@@ -132,6 +163,14 @@ uint16_t tai_fp32_to_fp16(float f) {
     uint32_t half = 1u << (shift - 1);
     if (rem > half || (rem == half && (h & 1u))) h++; /* may reach 0x400: min normal */
     return (uint16_t)(sign | h);
+}
+
+/* bf16: the top half of the float, rounded to nearest even; NaN kept quiet
+ * (ggml's conversion). */
+uint16_t tai_fp32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
 /* ---- Reference quantization (ggml's *_ref math) ------------------------- */
@@ -210,10 +249,23 @@ static void quantize_q8_0(const float *x, tai_block_q8_0 *y, int64_t nb) {
     }
 }
 
+/* core/types_unit.c */
+int tai_unit_quantize_row(tai_type t, const float *src, void *dst, int64_t n);
+void tai_unit_dequantize_row(tai_type t, const void *src, float *dst, int64_t n);
+
 void tai_quantize_row(tai_type t, const float *src, void *dst, int64_t n) {
     int64_t be = tai_type_block_elems(t);
     if (be == 0 || n <= 0 || n % be != 0) return;
+    if (tai_type_is_unit(t)) {
+        tai_unit_quantize_row(t, src, dst, n);
+        return;
+    }
     switch (t) {
+    case TAI_TYPE_BF16: {
+        uint16_t *h = dst;
+        for (int64_t i = 0; i < n; i++) h[i] = tai_fp32_to_bf16(src[i]);
+        break;
+    }
     case TAI_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
     case TAI_TYPE_F16: {
         uint16_t *h = dst;
@@ -230,7 +282,16 @@ void tai_quantize_row(tai_type t, const float *src, void *dst, int64_t n) {
 void tai_dequantize_row(tai_type t, const void *src, float *dst, int64_t n) {
     int64_t be = tai_type_block_elems(t);
     if (be == 0 || n <= 0 || n % be != 0) return;
+    if (tai_type_is_unit(t)) {
+        tai_unit_dequantize_row(t, src, dst, n);
+        return;
+    }
     switch (t) {
+    case TAI_TYPE_BF16: {
+        const uint16_t *h = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = tai_bf16_to_fp32(h[i]);
+        break;
+    }
     case TAI_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
     case TAI_TYPE_F16: {
         const uint16_t *h = src;
@@ -285,11 +346,16 @@ static size_t panel_bytes_raw(tai_type t, int64_t n) {
     const size_t pairs = (size_t)(n / TAI_QK + 1) / 2;
     switch (t) {
     case TAI_TYPE_F32: return (size_t)n * P * 4;
-    case TAI_TYPE_F16: return (size_t)n * P * 2;
+    case TAI_TYPE_F16:
+    case TAI_TYPE_BF16: return (size_t)n * P * 2;
     case TAI_TYPE_Q8_0:
     case TAI_TYPE_Q4_0:
     case TAI_TYPE_Q4_1: return pairs * tai_qpair_bytes(t);
-    default: return 0;
+    default: {
+        const tai_unit_layout *L = tai_unit_layout_of(t);
+        if (!L) return 0;
+        return (size_t)((n + L->elems - 1) / L->elems) * L->bytes;
+    }
     }
 }
 
@@ -349,7 +415,19 @@ void tai_unpack_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
     const uint8_t *panel = (const uint8_t *)packed + (size_t)(r / TAI_PANEL) * pb;
     const int rr = (int)(r % TAI_PANEL);
     uint8_t *out = dst;
-    if (t == TAI_TYPE_F32 || t == TAI_TYPE_F16) {
+    if (tai_type_is_unit(t)) {
+        const tai_unit_layout *L = tai_unit_layout_of(t);
+        const size_t bb = tai_type_block_bytes(t);
+        const int64_t nb = n / tai_type_block_elems(t), per = L->elems / tai_type_block_elems(t);
+        tai_unit_row row;
+        for (int64_t u = 0; u * per < nb; u++) {
+            const int k = nb - u * per < per ? (int)(nb - u * per) : (int)per;
+            tai_unit_get(t, panel + (size_t)u * L->bytes, rr, &row);
+            tai_unit_to_gguf(t, &row, k, out + (size_t)(u * per) * bb);
+        }
+        return;
+    }
+    if (t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_BF16) {
         const size_t es = t == TAI_TYPE_F32 ? 4 : 2;
         for (int64_t k = 0; k < n; k++)
             memcpy(out + (size_t)k * es, panel + ((size_t)k * TAI_PANEL + (size_t)rr) * es, es);
@@ -360,7 +438,9 @@ void tai_unpack_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
 }
 
 size_t tai_sparse_panel_bytes(tai_type t, int64_t n, int64_t keep) {
-    if (!tai_type_valid((int)t) || n <= 0 || n % TAI_QK != 0 || keep < 1 || keep > n / TAI_QK)
+    /* the 32-column tiles of a pruned matrix: the types with 32-element
+     * blocks of one scale, and the float types */
+    if (!(tai_type_is_q32(t) || t == TAI_TYPE_F32 || t == TAI_TYPE_F16) || n <= 0 || n % TAI_QK != 0 || keep < 1 || keep > n / TAI_QK)
         return 0;
     const size_t pb = tai_pack_panel_bytes(t, keep * TAI_QK);
     return pb ? tai_sparse_index_bytes(keep) + pb : 0;

@@ -53,6 +53,17 @@ TAI_ROWS_DECL(tai_k_rows_f16_ref);
 TAI_ROWS_DECL(tai_k_rows_q4_0_ref);
 TAI_ROWS_DECL(tai_k_rows_q4_1_ref);
 TAI_ROWS_DECL(tai_k_rows_q8_0_ref);
+/* the unit-packed types and BF16 (matmul_unit.c) */
+TAI_ROWS_DECL(tai_k_rows_q5_0_ref);
+TAI_ROWS_DECL(tai_k_rows_q5_1_ref);
+TAI_ROWS_DECL(tai_k_rows_iq4_nl_ref);
+TAI_ROWS_DECL(tai_k_rows_q2_k_ref);
+TAI_ROWS_DECL(tai_k_rows_q3_k_ref);
+TAI_ROWS_DECL(tai_k_rows_q4_k_ref);
+TAI_ROWS_DECL(tai_k_rows_q5_k_ref);
+TAI_ROWS_DECL(tai_k_rows_q6_k_ref);
+TAI_ROWS_DECL(tai_k_rows_q8_k_ref);
+TAI_ROWS_DECL(tai_k_rows_bf16_ref);
 
 /* A packed kernel defined as a call of an ISA file's generic product
  * `impl` with a trailing type selector. */
@@ -81,9 +92,19 @@ TAI_ROWS_DECL(tai_k_rows_q8_0_ref);
     TAI_GEMM_DECL(tai_k_gemm_f16_##isa);    \
     TAI_GEMM_DECL(tai_k_gemm_q4_0_##isa);   \
     TAI_GEMM_DECL(tai_k_gemm_q4_1_##isa);   \
-    TAI_GEMM_DECL(tai_k_gemm_q8_0_##isa)
+    TAI_GEMM_DECL(tai_k_gemm_q8_0_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q5_0_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q5_1_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_iq4_nl_##isa); \
+    TAI_GEMM_DECL(tai_k_gemm_q2_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q3_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q4_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q5_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q6_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_q8_k_##isa);   \
+    TAI_GEMM_DECL(tai_k_gemm_bf16_##isa)
 
-TAI_GEMM_DECL_ALL(scalar); /* portable C (matmul_scalar.c) */
+TAI_GEMM_DECL_ALL(scalar); /* portable C (matmul_scalar.c, matmul_unit.c) */
 #if defined(__x86_64__)
 TAI_GEMM_DECL_ALL(avx2);   /* AVX2 + FMA + F16C (matmul_avx2.c) */
 TAI_GEMM_DECL_ALL(avx512); /* AVX-512 F/BW/VL/DQ + VNNI (matmul_avx512.c) */

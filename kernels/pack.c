@@ -21,6 +21,26 @@ static inline uint32_t load32(const uint8_t *p) {
 
 static inline void store32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* The units of one panel (core/types.h "Unit-packed weights"): each row's
+ * blocks decoded into their plain form and put in place. The missing rows
+ * and the padding are zero. */
+static void pack_units(tai_type t, const uint8_t *const *src, int nr, int64_t n, uint8_t *dst,
+                       size_t pb) {
+    const tai_unit_layout *L = tai_unit_layout_of(t);
+    const size_t bb = tai_type_block_bytes(t);
+    const int64_t nb = n / tai_type_block_elems(t), per = L->elems / tai_type_block_elems(t);
+    memset(dst, 0, pb);
+    for (int64_t u = 0; u * per < nb; u++) {
+        const int k = nb - u * per < per ? (int)(nb - u * per) : (int)per;
+        uint8_t *unit = dst + (size_t)u * L->bytes;
+        for (int r = 0; r < nr; r++) {
+            tai_unit_row R;
+            tai_unit_from_gguf(t, src[r] + (size_t)(u * per) * bb, k, &R);
+            tai_unit_put(t, &R, r, unit);
+        }
+    }
+}
+
 /*
  * One panel. Written a 32-bit word at a time, CHUNK blocks of a row at a
  * time, so that the loop body is a handful of integer
@@ -73,7 +93,8 @@ static void pack_panel(tai_type t, const void *w, int64_t rows, int64_t n, uint8
         if (nr == TAI_PANEL) memset(dst + (size_t)n * TAI_PANEL * 4, 0, pb - (size_t)n * TAI_PANEL * 4);
         break;
     }
-    case TAI_TYPE_F16: {
+    case TAI_TYPE_F16:
+    case TAI_TYPE_BF16: {
         uint16_t *o = (uint16_t *)dst;
         for (int64_t k = 0; k < n; k++)
             for (int r = 0; r < nr; r++) memcpy(&o[k * TAI_PANEL + r], src[r] + 2 * k, 2);
@@ -119,7 +140,9 @@ static void pack_panel(tai_type t, const void *w, int64_t rows, int64_t n, uint8
         }
         break;
     }
-    default: break;
+    default:
+        if (tai_type_is_unit(t)) pack_units(t, src, nr, n, dst, pb);
+        break;
     }
 }
 
@@ -168,10 +191,11 @@ void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
         for (int64_t k = 0; k < n; k++) memcpy(&out[k], panel + (k * TAI_PANEL + rr) * 4, 4);
         break;
     case TAI_TYPE_F16:
+    case TAI_TYPE_BF16:
         for (int64_t k = 0; k < n; k++) {
             uint16_t h;
             memcpy(&h, panel + (k * TAI_PANEL + rr) * 2, 2);
-            out[k] = tai_fp16_to_fp32(h);
+            out[k] = t == TAI_TYPE_F16 ? tai_fp16_to_fp32(h) : tai_bf16_to_fp32(h);
         }
         break;
     case TAI_TYPE_Q8_0:
@@ -187,7 +211,21 @@ void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
             tai_dequantize_row(t, &b, out + i * TAI_QK, TAI_QK);
         }
         break;
-    default: break;
+    default:
+        if (tai_type_is_unit(t)) {
+            /* each unit's GGUF blocks back, then dequantized as they are */
+            const tai_unit_layout *L = tai_unit_layout_of(t);
+            const int64_t be = tai_type_block_elems(t), per = L->elems / be, nbk = n / be;
+            uint8_t buf[2 * sizeof(tai_block_q8_k)];
+            for (int64_t u = 0; u * per < nbk; u++) {
+                const int k = nbk - u * per < per ? (int)(nbk - u * per) : (int)per;
+                tai_unit_row R;
+                tai_unit_get(t, panel + (size_t)u * L->bytes, rr, &R);
+                tai_unit_to_gguf(t, &R, k, buf);
+                tai_dequantize_row(t, buf, out + u * L->elems, k * be);
+            }
+        }
+        break;
     }
 }
 

@@ -55,6 +55,16 @@ tai_kernel_tuning tai_kernel_tuning_default(void) {
         [TAI_TYPE_Q4_0] = tai_k_gemm_q4_0_##isa,    \
         [TAI_TYPE_Q4_1] = tai_k_gemm_q4_1_##isa,    \
         [TAI_TYPE_Q8_0] = tai_k_gemm_q8_0_##isa,    \
+        [TAI_TYPE_Q5_0] = tai_k_gemm_q5_0_##isa,    \
+        [TAI_TYPE_Q5_1] = tai_k_gemm_q5_1_##isa,    \
+        [TAI_TYPE_IQ4_NL] = tai_k_gemm_iq4_nl_##isa,\
+        [TAI_TYPE_Q2_K] = tai_k_gemm_q2_k_##isa,    \
+        [TAI_TYPE_Q3_K] = tai_k_gemm_q3_k_##isa,    \
+        [TAI_TYPE_Q4_K] = tai_k_gemm_q4_k_##isa,    \
+        [TAI_TYPE_Q5_K] = tai_k_gemm_q5_k_##isa,    \
+        [TAI_TYPE_Q6_K] = tai_k_gemm_q6_k_##isa,    \
+        [TAI_TYPE_Q8_K] = tai_k_gemm_q8_k_##isa,    \
+        [TAI_TYPE_BF16] = tai_k_gemm_bf16_##isa,    \
     }
 
 static const tai_kernels k_scalar = {
@@ -105,12 +115,22 @@ tai_rows_fn tai_rows_ref(tai_type t) {
     case TAI_TYPE_Q4_0: return tai_k_rows_q4_0_ref;
     case TAI_TYPE_Q4_1: return tai_k_rows_q4_1_ref;
     case TAI_TYPE_Q8_0: return tai_k_rows_q8_0_ref;
+    case TAI_TYPE_Q5_0: return tai_k_rows_q5_0_ref;
+    case TAI_TYPE_Q5_1: return tai_k_rows_q5_1_ref;
+    case TAI_TYPE_IQ4_NL: return tai_k_rows_iq4_nl_ref;
+    case TAI_TYPE_Q2_K: return tai_k_rows_q2_k_ref;
+    case TAI_TYPE_Q3_K: return tai_k_rows_q3_k_ref;
+    case TAI_TYPE_Q4_K: return tai_k_rows_q4_k_ref;
+    case TAI_TYPE_Q5_K: return tai_k_rows_q5_k_ref;
+    case TAI_TYPE_Q6_K: return tai_k_rows_q6_k_ref;
+    case TAI_TYPE_Q8_K: return tai_k_rows_q8_k_ref;
+    case TAI_TYPE_BF16: return tai_k_rows_bf16_ref;
     default: return NULL;
     }
 }
 
 tai_prep tai_prep_for(tai_type t) {
-    return (t == TAI_TYPE_F32 || t == TAI_TYPE_F16) ? TAI_PREP_F32 : TAI_PREP_Q8A;
+    return (t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_BF16) ? TAI_PREP_F32 : TAI_PREP_Q8A;
 }
 
 /* 0 when n is not a valid length (negative, or not whole blocks for q8a). */

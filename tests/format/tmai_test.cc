@@ -454,8 +454,8 @@ TEST_F(TmaiCorrupt, ResealedInconsistencies) {
         void (*apply)(std::string *, uint64_t fixed, uint64_t lt);
     };
     const Edit edits[] = {
-        {"tensor type", TINYAI_ERR_UNSUPPORTED, "unsupported type id 12",
-         [](std::string *b, uint64_t f, uint64_t) { Wr32(b, f, 12); }},
+        {"tensor type", TINYAI_ERR_UNSUPPORTED, "unsupported type id 23",
+         [](std::string *b, uint64_t f, uint64_t) { Wr32(b, f, 23); }},
         {"tensor size", TINYAI_ERR_FORMAT, "its shape needs",
          [](std::string *b, uint64_t f, uint64_t) { Wr64(b, f + 48, Rd64(*b, f + 48) + 1); }},
         {"tensor layer", TINYAI_ERR_FORMAT, "but its name puts it in layer 0",

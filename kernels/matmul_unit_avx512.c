@@ -1,0 +1,404 @@
+/*
+ * kernels/matmul_unit_avx512.c: AVX-512 (VNNI) products of the unit-packed
+ * types (Q5_0, Q5_1, IQ4_NL, the K-quants; core/types.h "Unit-packed
+ * weights") and of BF16 (layer: kernels). Compiled alone with the AVX-512
+ * flags; the arithmetic is matmul_unit.c's, step for step.
+ *
+ * A sub-block's codes become eight vectors of unsigned bytes (vector g:
+ * elements 4g..4g+3 of the 16 rows) with a few shifts and masks per plane
+ * (IQ4_NL's through a byte shuffle of its table); vpdpbusd multiplies them
+ * by the column's q8a bytes, four per 32-bit lane, in two chains per half
+ * of 16 elements. The halves' integer scales multiply the sums (vpmulld),
+ * the code bias is taken off with the activations' half sums (computed
+ * once per column and K slice, not per panel), and the float steps follow.
+ *
+ * The loop: K in slices whose activations stay in L2 (every column's half
+ * sums on the stack), panels one after the other (two side by side for a
+ * single column: two streams), columns four at a time, each panel's units
+ * front to back with the tuned software prefetch. A column's result is one
+ * chain of float operations over K in order whatever the number of
+ * columns (the slices store and reload partial sums exactly).
+ */
+#include "kernels/kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __mmask16 row_mask(int64_t rows, int64_t p) {
+    int64_t v = rows - p * TAI_PANEL;
+    return v >= TAI_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << v) - 1u);
+}
+
+/* What the type's units hold, as constants once T is known. */
+INLINE int u_codes(int T) {
+    return T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_TWO
+           : T == TAI_TYPE_Q8_K                     ? TAI_UNIT_BYTE
+                                                    : TAI_UNIT_NIB;
+}
+INLINE int u_high(int T) {
+    return T == TAI_TYPE_Q6_K ? 2
+           : T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q5_K || T == TAI_TYPE_Q3_K
+               ? 1
+               : 0;
+}
+INLINE int u_scales(int T) {
+    return T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K ? TAI_UNIT_SC_K4
+           : T == TAI_TYPE_Q2_K                     ? TAI_UNIT_SC_U8
+           : T == TAI_TYPE_Q6_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_SC_I8
+                                                      : TAI_UNIT_SC_NONE;
+}
+INLINE int u_bias(int T) {
+    return T == TAI_TYPE_Q5_0 ? 16
+           : T == TAI_TYPE_Q3_K ? 4
+           : T == TAI_TYPE_Q6_K ? 32
+           : T == TAI_TYPE_Q8_K || T == TAI_TYPE_IQ4_NL ? 128
+                                                        : 0;
+}
+INLINE int u_min(int T) {
+    return T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K;
+}
+INLINE int u_k(int T) { return !(T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_IQ4_NL); }
+
+/* Bit `from` of every byte of v moved to bit `to` (the rest of the byte
+ * cleared). 16-bit shifts are exact here: no bit crosses into the
+ * neighbouring byte's kept bit. */
+INLINE __m512i bit_to(__m512i v, int from, int to) {
+    const __m512i s = from < to ? _mm512_slli_epi16(v, (unsigned)(to - from))
+                    : from > to ? _mm512_srli_epi16(v, (unsigned)(from - to))
+                                : v;
+    return _mm512_and_si512(s, _mm512_set1_epi8((char)(1 << to)));
+}
+
+/* The eight code vectors of sub-block s of unit u. */
+INLINE void sub_codes(const uint8_t *u, const tai_unit_layout *L, int s, int T, __m512i wv[8]) {
+    const int C = u_codes(T), H = u_high(T);
+    if (C == TAI_UNIT_BYTE) {
+        const uint8_t *c = u + (size_t)s * 512;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) wv[g] = _mm512_load_si512(c + 64 * g);
+        return;
+    }
+    __m512i h0 = _mm512_setzero_si512(), h1 = h0;
+    if (H >= 1) h0 = _mm512_load_si512(u + L->high_at + (size_t)(s * H) * 64);
+    if (H == 2) h1 = _mm512_load_si512(u + L->high_at + (size_t)(s * H + 1) * 64);
+    if (C == TAI_UNIT_TWO) {
+        const uint8_t *c = u + (size_t)s * 128;
+        const __m512i a = _mm512_load_si512(c), b = _mm512_load_si512(c + 64);
+        const __m512i m3 = _mm512_set1_epi8(3);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            wv[2 * j] = _mm512_and_si512(_mm512_srli_epi16(a, (unsigned)(2 * j)), m3);
+            wv[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(b, (unsigned)(2 * j)), m3);
+            if (H) {
+                wv[2 * j] = _mm512_or_si512(wv[2 * j], bit_to(h0, 2 * j, 2));
+                wv[2 * j + 1] = _mm512_or_si512(wv[2 * j + 1], bit_to(h0, 2 * j + 1, 2));
+            }
+        }
+        return;
+    }
+    const uint8_t *c = u + (size_t)s * 256;
+    const __m512i m15 = _mm512_set1_epi8(15);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i v = _mm512_load_si512(c + 64 * j);
+        __m512i lo = _mm512_and_si512(v, m15), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+        if (H >= 1) {
+            lo = _mm512_or_si512(lo, bit_to(h0, 2 * j, 4));
+            hi = _mm512_or_si512(hi, bit_to(h0, 2 * j + 1, 4));
+        }
+        if (H == 2) {
+            lo = _mm512_or_si512(lo, bit_to(h1, 2 * j, 5));
+            hi = _mm512_or_si512(hi, bit_to(h1, 2 * j + 1, 5));
+        }
+        if (T == TAI_TYPE_IQ4_NL) {
+            /* the table's values + 128 as unsigned bytes, in every lane */
+            const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(
+                1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166,
+                (char)181, (char)197, (char)217, (char)241));
+            lo = _mm512_shuffle_epi8(lut, lo);
+            hi = _mm512_shuffle_epi8(lut, hi);
+        }
+        wv[2 * j] = lo;
+        wv[2 * j + 1] = hi;
+    }
+}
+
+/* The integer scales (and minimums) of the halves of sub-block s. */
+typedef struct {
+    __m512i s0, s1, m0, m1;
+} sub_scales;
+
+INLINE sub_scales sub_sc(const uint8_t *u, const tai_unit_layout *L, int s, int T,
+                         const __m512i k4[3]) {
+    sub_scales r;
+    const int S = u_scales(T);
+    const uint8_t *sc = u + L->scales_at;
+    if (S == TAI_UNIT_SC_K4) {
+        const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15),
+                      m3 = _mm512_set1_epi32(3);
+        if (s < 4) {
+            r.s0 = _mm512_and_si512(_mm512_srli_epi32(k4[0], (unsigned)(8 * s)), m63);
+            r.m0 = _mm512_and_si512(_mm512_srli_epi32(k4[1], (unsigned)(8 * s)), m63);
+        } else {
+            const unsigned i = (unsigned)(s - 4);
+            r.s0 = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32(k4[2], 8 * i), m15),
+                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(k4[0], 8 * i + 6), m3), 4));
+            r.m0 = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32(k4[2], 8 * i + 4), m15),
+                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(k4[1], 8 * i + 6), m3), 4));
+        }
+        r.s1 = r.s0;
+        r.m1 = r.m0;
+    } else if (S == TAI_UNIT_SC_U8) {
+        const __m512i v0 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s)));
+        const __m512i v1 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s + 16)));
+        const __m512i m15 = _mm512_set1_epi32(15);
+        r.s0 = _mm512_and_si512(v0, m15);
+        r.s1 = _mm512_and_si512(v1, m15);
+        r.m0 = _mm512_srli_epi32(v0, 4);
+        r.m1 = _mm512_srli_epi32(v1, 4);
+    } else if (S == TAI_UNIT_SC_I8) {
+        r.s0 = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s)));
+        r.s1 = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s + 16)));
+        r.m0 = r.m1 = _mm512_setzero_si512();
+    } else {
+        r.s0 = r.s1 = _mm512_set1_epi32(1);
+        r.m0 = r.m1 = _mm512_setzero_si512();
+    }
+    return r;
+}
+
+/* T = S_0 * (isum_0 - B * xs_0) + S_1 * (isum_1 - B * xs_1) for one column. */
+INLINE __m512i sub_T(const __m512i wv[8], const tai_block_q8a *a, const int16_t *xs,
+                     const sub_scales *sc, int T) {
+    const int32_t *aq = (const int32_t *)a->qs;
+    __m512i c[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) c[k] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) c[g / 2] = _mm512_dpbusd_epi32(c[g / 2], wv[g], _mm512_set1_epi32(aq[g]));
+    __m512i i0 = _mm512_add_epi32(c[0], c[1]), i1 = _mm512_add_epi32(c[2], c[3]);
+    const int B = u_bias(T), S = u_scales(T);
+    if (S == TAI_UNIT_SC_K4 || S == TAI_UNIT_SC_NONE) {
+        __m512i t = _mm512_add_epi32(i0, i1);
+        if (B) t = _mm512_sub_epi32(t, _mm512_set1_epi32(B * (xs[0] + xs[1])));
+        return S == TAI_UNIT_SC_K4 ? _mm512_mullo_epi32(t, sc->s0) : t;
+    }
+    if (B) {
+        i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(B * xs[0]));
+        i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(B * xs[1]));
+    }
+    return _mm512_add_epi32(_mm512_mullo_epi32(i0, sc->s0), _mm512_mullo_epi32(i1, sc->s1));
+}
+
+INLINE __m512 ld_h16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)p)); }
+
+/* Units [u0, u1) of NP panels (at q[0..NP)) times W columns (activation
+ * blocks x[b * gw + j], half sums xs[(j * kb + b - b0) * 2]), into acc. */
+INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t u0, int64_t u1,
+                     int64_t nb, const tai_block_q8a *x, int64_t gw, const int16_t *xs, int64_t kb,
+                     int64_t b0, __m512 acc[][4], int NP, int W, int T, size_t pf1, size_t pf2) {
+    const int subs = u_k(T) ? 8 : 2;
+    const size_t ub = L->bytes;
+    for (int64_t u = u0; u < u1; u++) {
+        const int nsub = (int)(nb - u * subs < subs ? nb - u * subs : subs);
+#pragma GCC unroll 2
+        for (int pi = 0; pi < NP; pi++) {
+            const uint8_t *un = q[pi] + (size_t)u * ub;
+            if (pf1)
+                for (size_t l = 0; l < ub; l += 64) _mm_prefetch((const char *)un + pf1 + l, _MM_HINT_T0);
+            if (pf2)
+                for (size_t l = 0; l < ub; l += 64) _mm_prefetch((const char *)un + pf2 + l, _MM_HINT_T1);
+            __m512i k4[3];
+            if (u_scales(T) == TAI_UNIT_SC_K4)
+#pragma GCC unroll 3
+                for (int w = 0; w < 3; w++) k4[w] = _mm512_load_si512(un + L->scales_at + 64 * w);
+            __m512 tD[4], tM[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < W; j++) tD[j] = tM[j] = _mm512_setzero_ps();
+            for (int s = 0; s < nsub; s++) {
+                __m512i wv[8];
+                sub_codes(un, L, s, T, wv);
+                const sub_scales sc = sub_sc(un, L, s, T, k4);
+                const int64_t b = u * subs + s;
+#pragma GCC unroll 4
+                for (int j = 0; j < W; j++) {
+                    const tai_block_q8a *a = &x[b * gw + j];
+                    const int16_t *h = xs + (j * kb + (b - b0)) * 2;
+                    const __m512 f = _mm512_cvtepi32_ps(sub_T(wv, a, h, &sc, T));
+                    const __m512 dx = _mm512_set1_ps(a->d);
+                    if (u_k(T)) {
+                        tD[j] = _mm512_fmadd_ps(f, dx, tD[j]);
+                        if (u_min(T)) {
+                            const __m512i mi = _mm512_add_epi32(
+                                _mm512_mullo_epi32(sc.m0, _mm512_set1_epi32(h[0])),
+                                _mm512_mullo_epi32(sc.m1, _mm512_set1_epi32(h[1])));
+                            tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), dx, tM[j]);
+                        }
+                    } else {
+                        const __m512 D = ld_h16(un + L->d_at + (size_t)s * 32);
+                        acc[pi][j] = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), D, acc[pi][j]);
+                        if (u_min(T))
+                            acc[pi][j] = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)s * 32),
+                                                         _mm512_set1_ps(a->s), acc[pi][j]);
+                    }
+                }
+            }
+            if (u_k(T)) {
+                const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un + L->d_at))
+                                                     : ld_h16(un + L->d_at);
+#pragma GCC unroll 4
+                for (int j = 0; j < W; j++) {
+                    acc[pi][j] = _mm512_fmadd_ps(D, tD[j], acc[pi][j]);
+                    if (u_min(T)) acc[pi][j] = _mm512_fnmadd_ps(ld_h16(un + L->m_at), tM[j], acc[pi][j]);
+                }
+            }
+        }
+    }
+}
+
+/* The half sums of each column's activation blocks [b0, b0 + kb). */
+static void half_sums(const tai_block_q8a *x, int64_t gw, int64_t j, int64_t b0, int64_t kb,
+                      int16_t *out) {
+    for (int64_t b = b0; b < b0 + kb; b++) {
+        const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b * gw + j].qs),
+                                           _mm256_set1_epi8((char)0x80));
+        const __m256i s = _mm256_sad_epu8(q, _mm256_setzero_si256()); /* four sums of 8 */
+        const int64_t s0 = _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) - 2048;
+        const int64_t s1 = _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3) - 2048;
+        out[(b - b0) * 2] = (int16_t)s0;
+        out[(b - b0) * 2 + 1] = (int16_t)s1;
+    }
+}
+
+#define XS_CAP 16384 /* half-sum pairs on the stack: 64 KiB */
+
+INLINE void unit_gemm_cols(const void *restrict wp, size_t pb, const void *restrict xp,
+                           float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                           int64_t p1, int64_t ncols, int T) {
+    const tai_unit_layout *L = tai_unit_layout_of((tai_type)T);
+    const int subs = u_k(T) ? 8 : 2;
+    const int64_t nb = n / TAI_QK, nu = (nb + subs - 1) / subs;
+    const tai_kernel_tuning tu = tai_k_tuning();
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    const tai_block_q8a *x = xp;
+    /* K slice: whole units, every column's half sums on the stack */
+    int64_t ku = XS_CAP / ncols / subs;
+    if (ku < 1) ku = 1;
+    if (ncols >= TAI_NR) {
+        const int64_t kslice = tai_k_slice(1024) / subs / TAI_QK;
+        if (ku > kslice && kslice > 0) ku = kslice;
+    }
+    static _Thread_local int16_t xs[2 * XS_CAP + 2 * 64];
+    for (int64_t us = 0; us < nu; us += ku) {
+        const int64_t ue = us + ku < nu ? us + ku : nu;
+        const int64_t b0 = us * subs, b1 = ue * subs < nb ? ue * subs : nb, kb = b1 - b0;
+        for (int64_t c = 0; c < ncols; c++) {
+            const int64_t g0 = c / TAI_NR * TAI_NR;
+            const int64_t gw = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
+            half_sums(x + g0 * nb, gw, c - g0, b0, kb, xs + c * kb * 2);
+        }
+        const int first = us == 0;
+        int64_t p = p0;
+        if (ncols == 1) {
+            for (; p + 2 <= p1; p += 2) {
+                const uint8_t *q[2] = {(const uint8_t *)wp + (size_t)p * pb,
+                                       (const uint8_t *)wp + (size_t)(p + 1) * pb};
+                __m512 acc[2][4];
+                for (int pi = 0; pi < 2; pi++)
+                    acc[pi][0] = first ? _mm512_setzero_ps()
+                                       : _mm512_maskz_loadu_ps(row_mask(rows, p + pi), y + (p + pi) * TAI_PANEL);
+                unit_run(q, L, us, ue, nb, x, 1, xs, kb, b0, acc, 2, 1, T, pf1, pf2);
+                for (int pi = 0; pi < 2; pi++)
+                    _mm512_mask_storeu_ps(y + (p + pi) * TAI_PANEL, row_mask(rows, p + pi), acc[pi][0]);
+            }
+        }
+        for (; p < p1; p++) {
+            const uint8_t *q[1] = {(const uint8_t *)wp + (size_t)p * pb};
+            const __mmask16 mk = row_mask(rows, p);
+            for (int64_t c0 = 0; c0 < ncols; c0 += 4) {
+                const int64_t g0 = c0 / TAI_NR * TAI_NR;
+                const int64_t gw = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
+                const int64_t w = ncols - c0 < 4 ? ncols - c0 : 4;
+                const tai_block_q8a *xg = x + g0 * nb + (c0 - g0);
+                __m512 acc[1][4];
+                for (int j = 0; j < w; j++)
+                    acc[0][j] = first ? _mm512_setzero_ps()
+                                      : _mm512_maskz_loadu_ps(mk, y + (c0 + j) * ys + p * TAI_PANEL);
+                const int16_t *xc = xs + c0 * kb * 2;
+#define RUN(W) unit_run(q, L, us, ue, nb, xg, gw, xc, kb, b0, acc, 1, W, T, pf1, pf2)
+                switch (w) {
+                case 1: RUN(1); break;
+                case 2: RUN(2); break;
+                case 3: RUN(3); break;
+                default: RUN(4); break;
+                }
+#undef RUN
+                for (int j = 0; j < w; j++) _mm512_mask_storeu_ps(y + (c0 + j) * ys + p * TAI_PANEL, mk, acc[0][j]);
+            }
+        }
+    }
+}
+
+#define COLS_MAX 1024 /* columns per pass: at least one unit's half sums each */
+
+/* Columns in passes of at most COLS_MAX (whole groups of 8: each pass's
+ * activations and outputs are contiguous). */
+INLINE void unit_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                      float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                      int64_t p1, int64_t ncols, int T) {
+    const int64_t nb = n / TAI_QK;
+    for (int64_t c0 = 0; c0 < ncols; c0 += COLS_MAX)
+        unit_gemm_cols(wp, pb, (const tai_block_q8a *)xp + c0 * nb, y + c0 * ys, ys, n, rows, p0, p1,
+                       ncols - c0 < COLS_MAX ? ncols - c0 : COLS_MAX, T);
+}
+
+TAI_GEMM_ENTRY(tai_k_gemm_q5_0_avx512, unit_gemm, TAI_TYPE_Q5_0)
+TAI_GEMM_ENTRY(tai_k_gemm_q5_1_avx512, unit_gemm, TAI_TYPE_Q5_1)
+TAI_GEMM_ENTRY(tai_k_gemm_iq4_nl_avx512, unit_gemm, TAI_TYPE_IQ4_NL)
+TAI_GEMM_ENTRY(tai_k_gemm_q2_k_avx512, unit_gemm, TAI_TYPE_Q2_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q3_k_avx512, unit_gemm, TAI_TYPE_Q3_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q4_k_avx512, unit_gemm, TAI_TYPE_Q4_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q5_k_avx512, unit_gemm, TAI_TYPE_Q5_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q6_k_avx512, unit_gemm, TAI_TYPE_Q6_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q8_k_avx512, unit_gemm, TAI_TYPE_Q8_K)
+
+/* ======================= BF16 ============================================= */
+
+/* 16 rows' weights at step k widened to floats (bf16: the top half). */
+INLINE __m512 ld_bf16(const uint16_t *w, int64_t k) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)(w + k * 16))), 16));
+}
+
+static void bf16_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
+                      float *restrict y, int64_t ys, int64_t n, int64_t rows, int64_t p0,
+                      int64_t p1, int64_t ncols, int unused) {
+    (void)unused;
+    const float *x = xp;
+    for (int64_t p = p0; p < p1; p++) {
+        const uint16_t *w = (const uint16_t *)((const uint8_t *)wp + (size_t)p * pb);
+        const __mmask16 mk = row_mask(rows, p);
+        for (int64_t c0 = 0; c0 < ncols; c0 += 4) {
+            const int64_t g0 = c0 / TAI_NR * TAI_NR;
+            const int64_t gw = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
+            const int64_t nc = ncols - c0 < 4 ? ncols - c0 : 4;
+            const float *xg = x + g0 * n + (c0 - g0);
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                             _mm512_setzero_ps()};
+            for (int64_t k = 0; k < n; k++) {
+                const __m512 wk = ld_bf16(w, k);
+                for (int j = 0; j < nc; j++)
+                    acc[j] = _mm512_fmadd_ps(wk, _mm512_set1_ps(xg[k * gw + j]), acc[j]);
+            }
+            for (int j = 0; j < nc; j++) _mm512_mask_storeu_ps(y + (c0 + j) * ys + p * TAI_PANEL, mk, acc[j]);
+        }
+    }
+}
+
+TAI_GEMM_ENTRY(tai_k_gemm_bf16_avx512, bf16_gemm, 0)
+
+#endif
