@@ -17,8 +17,10 @@
 
 #define MB ((size_t)1 << 20)
 
+/* the types measured; the others a device claims take a measured one's
+ * rates (stand_in) */
 static const tai_type kTypes[] = {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0,
-                                  TAI_TYPE_Q4_1};
+                                  TAI_TYPE_Q4_1, TAI_TYPE_Q4_K, TAI_TYPE_Q6_K};
 #define NTYPES (sizeof kTypes / sizeof *kTypes)
 
 void tai_calib_key(const tai_device *d, char *buf, size_t cap) {
@@ -164,6 +166,7 @@ static size_t weight_total(const tai_device *d) {
 TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     memset(out, 0, sizeof *out);
     tai_calib_key(d, out->key, sizeof out->key);
+    out->types = d->info.ops & TAI_OP_MATMUL ? d->info.types : 0;
     out->unified = d->info.unified;
     out->mem_bytes = d->info.unified ? 0 : d->info.mem_total;
     const long l3 = d->info.unified ? sysconf(_SC_LEVEL3_CACHE_SIZE) : 0;
@@ -399,7 +402,16 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
             have++;
         }
     }
-    double mem = 0, uni = 0, llc = 0;
+    double mem = 0, uni = 0, llc = 0, types = 0;
+    /* a calibration from before the type list: the types measured */
+    if (ok && !cJSON_GetObjectItemCaseSensitive(e, "types")) {
+        for (size_t i = 0; i < NTYPES; i++)
+            if (out->mv_gbs[kTypes[i]] > 0) out->types |= 1u << kTypes[i];
+    } else if (ok && num(e, "types", 0, 4294967295.0, &types)) {
+        out->types = (uint32_t)types;
+    } else {
+        ok = false;
+    }
     ok = ok && have > 0 && num(e, "op_us", 0, 1e6, &out->op_us) &&
          num(e, "sync_us", 0, 1e7, &out->sync_us) && num(e, "elem_gbs", 1e-6, 1e6, &out->elem_gbs) &&
          num(e, "h2d_gbs", 0, 1e6, &out->h2d_gbs) && num(e, "d2h_gbs", 0, 1e6, &out->d2h_gbs) &&
@@ -523,13 +535,29 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
          cJSON_AddNumberToObject(e, "xfer_us", c->xfer_us) &&
          cJSON_AddNumberToObject(e, "mem_bytes", (double)c->mem_bytes) &&
          cJSON_AddNumberToObject(e, "llc_bytes", (double)c->llc_bytes) &&
-         cJSON_AddNumberToObject(e, "unified", c->unified ? 1 : 0);
+         cJSON_AddNumberToObject(e, "unified", c->unified ? 1 : 0) &&
+         cJSON_AddNumberToObject(e, "types", (double)c->types);
     st = ok ? write_json(path, j) : tai_error(TINYAI_ERR_NOMEM, "out of memory");
     cJSON_Delete(j);
     return st;
 }
 
 /* ---- the model ---- */
+
+/* The measured type whose rates stand for t's on this device: t itself
+ * where measured, else the nearest kind (the unit-packed types: a
+ * K-quant's, else a block type's; BF16: F16's), or -1. */
+static int stand_in(const tai_calib *c, tai_type t) {
+    if (c->mv_gbs[t] > 0) return (int)t;
+    static const tai_type unit[] = {TAI_TYPE_Q4_K, TAI_TYPE_Q6_K, TAI_TYPE_Q4_0, TAI_TYPE_Q8_0,
+                                    TAI_TYPE_Q4_1};
+    static const tai_type half[] = {TAI_TYPE_F16, TAI_TYPE_F32};
+    const tai_type *list = tai_type_is_unit(t) ? unit : t == TAI_TYPE_BF16 ? half : NULL;
+    const int n = tai_type_is_unit(t) ? 5 : 2;
+    for (int i = 0; list && i < n; i++)
+        if (c->mv_gbs[list[i]] > 0) return (int)list[i];
+    return -1;
+}
 
 double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int ctx,
                         uint64_t working_set) {
@@ -538,9 +566,11 @@ double tai_cost_compute(const tai_calib *c, const tai_layer_cost *l, int n, int 
      * half of it (the activations and the rest of the process share it) */
     const bool cached = c->llc_bytes > 0 && working_set <= c->llc_bytes / 2;
     for (int i = 0; i < l->n_mats; i++) {
-        const tai_type ty = l->type[i];
-        if (c->mv_gbs[ty] <= 0) return INFINITY;
-        const double bytes = (double)tai_pack_bytes(ty, l->rows[i], l->n[i]);
+        if (!(c->types & (1u << l->type[i]))) return INFINITY;
+        const int sty = stand_in(c, l->type[i]);
+        if (sty < 0) return INFINITY;
+        const tai_type ty = (tai_type)sty;
+        const double bytes = (double)tai_pack_bytes(l->type[i], l->rows[i], l->n[i]);
         const double flops = 2.0 * (double)l->rows[i] * (double)l->n[i] * n;
         /* the rate for n columns: 64's below 64, 512's above 512, between
          * them in log n */

@@ -62,6 +62,9 @@ typedef struct tai_calib_s {
     double xfer_us;                   /* latency of a small transfer */
     uint64_t mem_bytes;               /* memory for weights (0: the host's, unbounded here) */
     int unified;
+    uint32_t types;                   /* bit t: the device multiplies weights of type t
+                                         (those measured, and the others it claims,
+                                         whose rates are a measured type's) */
 } tai_calib;
 
 /* The key of a device's entry: "name|model|version". */

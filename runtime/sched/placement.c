@@ -144,6 +144,9 @@ static TinyAIStatus calib_of(tai_device *d, const char *path, tai_calib *c, char
     char key[384];
     tai_calib_key(d, key, sizeof key);
     TinyAIStatus st = tai_calib_load(path, key, c);
+    /* an older calibration lists only the types it measured: the device,
+     * open here, says which it multiplies */
+    if (st == TINYAI_OK && (d->info.ops & TAI_OP_MATMUL)) c->types |= d->info.types;
     if (st == TINYAI_OK) return st;
     if (st == TINYAI_ERR_FORMAT && !note[0])
         snprintf(note, note_cap, "%s; measured again", tinyaiLastErrorMessage());
@@ -377,6 +380,7 @@ static void predict_named(TinyAIModel *m, const char *cache_dir) {
             tinyaiClearError();
             return;
         }
+        if (m->devs[d]->info.ops & TAI_OP_MATMUL) cal[d].types |= m->devs[d]->info.types;
     }
     if ((m->dev_cal = calloc(TAI_MAX_DEVICES, sizeof *m->dev_cal)) != NULL) {
         memcpy(m->dev_cal, cal, (size_t)m->n_devs * sizeof *cal);

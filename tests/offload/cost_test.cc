@@ -171,7 +171,8 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     ASSERT_EQ(tai_cpu_device_open(nullptr, 2, &d), TINYAI_OK);
     tai_calib c;
     ASSERT_EQ(tai_calibrate(d, &c), TINYAI_OK) << tinyaiLastErrorMessage();
-    for (int t : {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0, TAI_TYPE_Q4_1}) {
+    for (int t : {TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q8_0, TAI_TYPE_Q4_0, TAI_TYPE_Q4_1,
+                  TAI_TYPE_Q4_K, TAI_TYPE_Q6_K}) {
         EXPECT_GT(c.mv_gbs[t], 0.1) << t;
         EXPECT_GT(c.mm_gflops[t], 0.1) << t;
         EXPECT_GT(c.mm_big_gflops[t], 0.1) << t;
@@ -200,7 +201,39 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     EXPECT_EQ(back2.mem_bytes, other.mem_bytes);
     EXPECT_FALSE(back2.unified);
     EXPECT_EQ(tai_calib_load(path.c_str(), "cpu|nothing|here", &back), TINYAI_ERR_IO);
+    EXPECT_EQ(back2.types, c.types);
+    EXPECT_TRUE(c.types & (1u << TAI_TYPE_Q5_K));
     tai_device_close(d);
+}
+
+// A type the device claims but the calibration did not measure costs what
+// its nearest measured kind would (a K-quant's; BF16: F16's); a type the
+// device does not claim cannot run there at all.
+TEST(Calibration, UnmeasuredTypesTakeAMeasuredOnesRates) {
+    tai_calib c{};
+    c.mv_gbs[TAI_TYPE_Q4_K] = c.mv_llc_gbs[TAI_TYPE_Q4_K] = 10;
+    c.mm_gflops[TAI_TYPE_Q4_K] = c.mm_big_gflops[TAI_TYPE_Q4_K] = 100;
+    c.mv_gbs[TAI_TYPE_F16] = c.mv_llc_gbs[TAI_TYPE_F16] = 20;
+    c.mm_gflops[TAI_TYPE_F16] = c.mm_big_gflops[TAI_TYPE_F16] = 200;
+    c.elem_gbs = 10;
+    c.unified = 1;
+    c.types = (1u << TAI_TYPE_Q4_K) | (1u << TAI_TYPE_Q5_K) | (1u << TAI_TYPE_F16) | (1u << TAI_TYPE_BF16);
+    tai_layer_cost l{};
+    l.n_mats = 1;
+    l.rows[0] = 4096;
+    l.n[0] = 4096;
+    l.type[0] = TAI_TYPE_Q5_K;
+    const double q5 = tai_cost_compute(&c, &l, 1, 1, 0);
+    ASSERT_TRUE(std::isfinite(q5));
+    // the Q5_K bytes at Q4_K's rate
+    EXPECT_NEAR(q5, (double)tai_pack_bytes(TAI_TYPE_Q5_K, 4096, 4096) / 10e9, 1e-6);
+    l.type[0] = TAI_TYPE_BF16;
+    EXPECT_NEAR(tai_cost_compute(&c, &l, 1, 1, 0), (double)tai_pack_bytes(TAI_TYPE_BF16, 4096, 4096) / 20e9,
+                1e-6);
+    l.type[0] = TAI_TYPE_Q6_K;  // not claimed
+    EXPECT_TRUE(std::isinf(tai_cost_compute(&c, &l, 1, 1, 0)));
+    l.type[0] = TAI_TYPE_Q4_0;  // not claimed either
+    EXPECT_TRUE(std::isinf(tai_cost_compute(&c, &l, 1, 1, 0)));
 }
 
 TEST(Calibration, CorruptForeignOrIncompleteFilesAreRefused) {
