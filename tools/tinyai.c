@@ -1066,7 +1066,9 @@ static void synth_help(void) {
            "  --preset NAME      tiny, small, 1b (~1.1B parameters); without one:\n"
            "                     vocabulary 512, width 128, 2 layers\n"
            "  --vocab N --embd N --ff N --heads N --kv-heads N --layers N --ctx N\n"
-           "  --type T           matrix type: F32, F16, Q8_0, Q4_0, Q4_1 (default Q4_1)\n"
+           "  --type T           matrix type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,\n"
+           "                     Q5_1, IQ4_NL, Q2_K..Q6_K, Q8_K (default Q4_1; the\n"
+           "                     K-quants need widths that are multiples of 256)\n"
            "  --embd-type T      token embedding type (default: same as --type)\n"
            "  --untied           write a separate output.weight\n"
            "  --seed S           random seed (default 1)\n");

@@ -60,6 +60,14 @@ TinyAIStatus tai_synth_validate(const tai_synth_config *c) {
         BAD("matrix_type %d is not a supported type", (int)c->matrix_type);
     if (!tai_type_valid((int)c->embd_type))
         BAD("embd_type %d is not a supported type", (int)c->embd_type);
+    /* every row a whole number of blocks (the K-quants': 256 elements) */
+    const int64_t bm = tai_type_block_elems(c->matrix_type), be = tai_type_block_elems(c->embd_type);
+    if (c->n_embd % bm || c->n_ff % bm)
+        BAD("matrix_type %s needs n_embd %d and n_ff %d to be multiples of %lld",
+            tai_type_name(c->matrix_type), c->n_embd, c->n_ff, (long long)bm);
+    if (c->n_embd % be)
+        BAD("embd_type %s needs n_embd %d to be a multiple of %lld", tai_type_name(c->embd_type),
+            c->n_embd, (long long)be);
 #undef BAD
     return TINYAI_OK;
 }

@@ -83,8 +83,18 @@ std::vector<float> RunC(TinyAIModel *m, const std::vector<int32_t> &toks, size_t
     return l ? std::vector<float>(l, l + info.nVocab) : std::vector<float>();
 }
 
-std::vector<double> RunReference(const std::string &model, const std::vector<int32_t> &toks) {
-    std::string cmd = "/usr/bin/python3 tests/model/ref_llama.py " + model;
+// The test venv's Python (scripts/setup.sh: numpy and the gguf package,
+// whose dequantizers the reference uses for the newer weight types).
+std::string VenvPython() {
+    const char *cache = std::getenv("TINYAI_CACHE");
+    const char *home = std::getenv("HOME");
+    return (cache && *cache ? std::string(cache) : std::string(home ? home : "") + "/.cache/tinyai") +
+           "/pyenv/bin/python";
+}
+
+std::vector<double> RunReference(const std::string &model, const std::vector<int32_t> &toks,
+                                 const std::string &python = "/usr/bin/python3") {
+    std::string cmd = python + " tests/model/ref_llama.py " + model;
     for (int32_t t : toks) cmd += " " + std::to_string(t);
     std::vector<double> out;
     FILE *p = popen(cmd.c_str(), "r");
@@ -143,6 +153,39 @@ TEST_P(ForwardByType, MatchesNumpyReference) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, ForwardByType,
                          ::testing::Values("F32", "F16", "Q8_0", "Q4_0", "Q4_1"));
+
+// The newer types (K-quants: widths of 256), every CPU variant, against the
+// reference dequantized by the gguf package. BF16 is a float type: within
+// 1e-4; the block types quantize activations to 8 bits.
+class ForwardByNewType : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(ForwardByNewType, MatchesNumpyReference) {
+    const char *type = GetParam();
+    TinyAISynthConfig c = SmallConfig(type);
+    c.nEmbd = 256;
+    c.nFF = 512;
+    c.nHead = 8;
+    c.nHeadKV = 4;
+    std::string path = WriteSynth(c);
+    std::vector<double> ref = RunReference(path, kTokens, VenvPython());
+    ASSERT_EQ(ref.size(), 320u) << "run scripts/setup.sh (the gguf package)";
+    for (const char *cpu : {"scalar", "avx2", "avx512"}) {
+        if (std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos) continue;
+        SCOPED_TRACE(cpu);
+        ModelPtr m = Load(path, cpu, 2);
+        ASSERT_TRUE(m);
+        std::vector<float> got = RunC(m.get(), kTokens, kTokens.size());
+        ASSERT_EQ(got.size(), ref.size());
+        const double err = RelError(got, ref);
+        EXPECT_LT(err, std::string(type) == "BF16" ? 1e-4 : 0.1) << type;
+        EXPECT_EQ(ArgMax(got), ArgMax(ref)) << type;
+    }
+    std::remove(path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(NewTypes, ForwardByNewType,
+                         ::testing::Values("BF16", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K",
+                                           "Q5_K", "Q6_K"));
 
 TEST(Forward, TiedOutputMatchesReference) {
     TinyAISynthConfig c = SmallConfig("F32");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent reference for TinyAI's forward pass (test-time tool).
 
-Reads a Llama GGUF (F32, F16, Q8_0, Q4_0, Q4_1 tensors, dequantized) using its own small GGUF parser (no
+Reads a Llama GGUF (F32, F16, Q8_0, Q4_0, Q4_1 tensors dequantized here, the other types by the
+gguf package's dequantizers where it is installed) using its own small GGUF parser (no
 TinyAI code), runs the forward pass in float64 NumPy for a token sequence and
 prints the logits of the last token, one per line.
 
@@ -100,7 +101,18 @@ def read_gguf(path):
             raw = np.frombuffer(data, dtype=np.uint8, count=nb * block_bytes, offset=start + toff)
             arr = fn(raw.reshape(nb, block_bytes)).reshape(-1)
         else:
-            raise SystemExit(f"{name}: tensor type {ttype} not supported by the reference")
+            # the other types through the gguf package's own dequantizers (an
+            # implementation independent of TinyAI's; in the test venv)
+            try:
+                from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+                from gguf.quants import dequantize
+            except ImportError:
+                raise SystemExit(f"{name}: tensor type {ttype} needs the gguf package")
+            qt = GGMLQuantizationType(ttype)
+            block, block_bytes = GGML_QUANT_SIZES[qt]
+            raw = np.frombuffer(data, dtype=np.uint8, count=count // block * block_bytes,
+                                offset=start + toff)
+            arr = dequantize(raw.reshape(-1, dims[0] // block * block_bytes), qt).reshape(-1)
         # GGUF dims are innermost first; numpy shape is outermost first.
         tensors[name] = arr.astype(np.float64).reshape(tuple(reversed(dims)))
     return kv, tensors
