@@ -190,11 +190,20 @@ std::string Convert(const std::string &src_path, uint32_t version = 2) {
 
 class TmaiTypes : public ::testing::TestWithParam<tai_type> {};
 
+// Widths that are whole blocks of every type (the K-quants': 256).
+void WholeBlocks(tai_synth_config *cfg) {
+    if (tai_type_block_elems(cfg->matrix_type) == 256 || tai_type_block_elems(cfg->embd_type) == 256) {
+        cfg->n_embd = 256;
+        cfg->n_ff = 512;
+    }
+}
+
 TEST_P(TmaiTypes, RoundTripSynth) {
     tai_synth_config cfg = tai_synth_default_config();
     cfg.matrix_type = GetParam();
     cfg.tied_output = false;
     cfg.n_layer = 3;
+    WholeBlocks(&cfg);
     std::string gguf = WriteSynth(cfg);
     std::string tmai = Convert(gguf);
     Opened a, b;
@@ -214,6 +223,7 @@ TEST_P(TmaiTypes, RoundTripVersion1) {
     cfg.matrix_type = GetParam();
     cfg.embd_type = GetParam();
     cfg.n_layer = 2;
+    WholeBlocks(&cfg);
     std::string gguf = WriteSynth(cfg);
     std::string v1 = Convert(gguf, 1);
     Opened a, b;
@@ -231,7 +241,10 @@ TEST_P(TmaiTypes, RoundTripVersion1) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, TmaiTypes,
                          ::testing::Values(TAI_TYPE_F32, TAI_TYPE_F16, TAI_TYPE_Q4_0,
-                                           TAI_TYPE_Q4_1, TAI_TYPE_Q8_0),
+                                           TAI_TYPE_Q4_1, TAI_TYPE_Q8_0, TAI_TYPE_BF16,
+                                           TAI_TYPE_Q5_0, TAI_TYPE_Q5_1, TAI_TYPE_IQ4_NL,
+                                           TAI_TYPE_Q2_K, TAI_TYPE_Q3_K, TAI_TYPE_Q4_K,
+                                           TAI_TYPE_Q5_K, TAI_TYPE_Q6_K, TAI_TYPE_Q8_K),
                          [](const ::testing::TestParamInfo<tai_type> &i) {
                              return std::string(tai_type_name(i.param));
                          });
