@@ -12,7 +12,8 @@
  * type's code bias B, exact in 32 bits. Blocks of 32 (64-element units):
  *   y += D_s * (T * a.d) [+ m_s * a.s for Q5_1]
  * K-quants, over the unit's sub-blocks:
- *   tD += T * a.d,  tM += (Mn_0 * xs_0 + Mn_1 * xs_1) * a.d   (minimums)
+ *   tD += T * a.d,  tM += (Mn_0 * xs_0 + Mn_1 * xs_1) * a.d   (minimums;
+ *   Q4_K/Q5_K: Mn * ((xs_0 + xs_1) * a.d), one minimum per sub-block)
  *   y += D * tD - M * tM
  * The SIMD variants compute the same integers and the same float steps.
  */
@@ -41,7 +42,10 @@ static float unit_acc(tai_type t, const tai_unit_layout *L, const tai_unit_row *
             if (L->has_min) sum += tai_fp16_to_fp32(R->m[s]) * a[s]->s;
         } else {
             tD += (float)T * a[s]->d;
-            if (L->has_min) tM += (float)(R->mn[2 * s] * xs[0] + R->mn[2 * s + 1] * xs[1]) * a[s]->d;
+            if (L->scales == TAI_UNIT_SC_K4) /* one minimum per sub-block */
+                tM += (float)R->mn[2 * s] * ((float)(xs[0] + xs[1]) * a[s]->d);
+            else if (L->has_min)
+                tM += (float)(R->mn[2 * s] * xs[0] + R->mn[2 * s + 1] * xs[1]) * a[s]->d;
         }
     }
     if (L->elems == 256) {

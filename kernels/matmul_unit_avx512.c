@@ -59,6 +59,11 @@ INLINE int u_bias(int T) {
 INLINE int u_min(int T) {
     return T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K;
 }
+/* Q4_K: the odd code vectors hold the high nibbles as 16 times their value
+ * (one AND instead of a shift and an AND; their sums are divided by 16 at
+ * the end, exactly), and the halves are summed together (one scale per
+ * sub-block). */
+INLINE int x16(int T) { return T == TAI_TYPE_Q4_K; }
 INLINE int u_k(int T) { return !(T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_IQ4_NL); }
 
 /* Bit `from` of every byte of v moved to bit `to` (the rest of the byte
@@ -100,6 +105,16 @@ INLINE void sub_codes(const uint8_t *u, const tai_unit_layout *L, int s, int T, 
     }
     const uint8_t *c = u + (size_t)s * 256;
     const __m512i m15 = _mm512_set1_epi8(15);
+    if (x16(T)) { /* high nibbles left in place, as 16 times their value */
+        const __m512i m240 = _mm512_set1_epi8((char)0xf0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_load_si512(c + 64 * j);
+            wv[2 * j] = _mm512_and_si512(v, m15);
+            wv[2 * j + 1] = _mm512_and_si512(v, m240);
+        }
+        return;
+    }
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const __m512i v = _mm512_load_si512(c + 64 * j);
@@ -175,6 +190,20 @@ INLINE sub_scales sub_sc(const uint8_t *u, const tai_unit_layout *L, int s, int 
 INLINE __m512i sub_T(const __m512i wv[8], const tai_block_q8a *a, const int16_t *xs,
                      const sub_scales *sc, int T) {
     const int32_t *aq = (const int32_t *)a->qs;
+    if (x16(T)) {
+        __m512i lo0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], _mm512_set1_epi32(aq[0]));
+        __m512i hi0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], _mm512_set1_epi32(aq[1]));
+        __m512i lo1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], _mm512_set1_epi32(aq[4]));
+        __m512i hi1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[5], _mm512_set1_epi32(aq[5]));
+        lo0 = _mm512_dpbusd_epi32(lo0, wv[2], _mm512_set1_epi32(aq[2]));
+        hi0 = _mm512_dpbusd_epi32(hi0, wv[3], _mm512_set1_epi32(aq[3]));
+        lo1 = _mm512_dpbusd_epi32(lo1, wv[6], _mm512_set1_epi32(aq[6]));
+        hi1 = _mm512_dpbusd_epi32(hi1, wv[7], _mm512_set1_epi32(aq[7]));
+        const __m512i t = _mm512_add_epi32(_mm512_add_epi32(lo0, lo1),
+                                           _mm512_srai_epi32(_mm512_add_epi32(hi0, hi1), 4));
+        (void)xs;
+        return _mm512_mullo_epi32(t, sc->s0);
+    }
     __m512i c[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) c[k] = _mm512_setzero_si512();
@@ -196,11 +225,50 @@ INLINE __m512i sub_T(const __m512i wv[8], const tai_block_q8a *a, const int16_t 
 
 INLINE __m512 ld_h16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)p)); }
 
+/* One sub-block s of a unit (un) times W columns: T into tD (K-quants)
+ * or into acc (blocks of 32), the minimums' term into tM. */
+INLINE void unit_sub(const uint8_t *un, const tai_unit_layout *L, int s, int64_t b,
+                     const tai_block_q8a *x, int64_t gw, const int16_t *xs, const float *xf,
+                     int64_t kb, int64_t b0, const __m512i k4[3], __m512 tD[4], __m512 tM[4],
+                     __m512 *acc, int W, int T) {
+    __m512i wv[8];
+    sub_codes(un, L, s, T, wv);
+    const sub_scales sc = sub_sc(un, L, s, T, k4);
+#pragma GCC unroll 4
+    for (int j = 0; j < W; j++) {
+        const tai_block_q8a *a = &x[b * gw + j];
+        const int16_t *h = xs + (j * kb + (b - b0)) * 2;
+        const float *hf = xf + (j * kb + (b - b0)) * 2;
+        const __m512 f = _mm512_cvtepi32_ps(sub_T(wv, a, h, &sc, T));
+        const __m512 dx = _mm512_set1_ps(a->d);
+        if (u_k(T)) {
+            tD[j] = _mm512_fmadd_ps(f, dx, tD[j]);
+            if (u_min(T)) {
+                /* (Mn_0 xs_0 + Mn_1 xs_1) d: exact integers in float, then
+                 * the same rounding as the portable kernel's */
+                if (u_scales(T) == TAI_UNIT_SC_K4) {
+                    tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m0), _mm512_set1_ps(hf[0]), tM[j]);
+                } else {
+                    const __m512i mi = _mm512_add_epi32(_mm512_mullo_epi32(sc.m0, _mm512_set1_epi32(h[0])),
+                                                        _mm512_mullo_epi32(sc.m1, _mm512_set1_epi32(h[1])));
+                    tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), dx, tM[j]);
+                }
+            }
+        } else {
+            const __m512 D = ld_h16(un + L->d_at + (size_t)s * 32);
+            acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), D, acc[j]);
+            if (u_min(T))
+                acc[j] = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)s * 32), _mm512_set1_ps(a->s), acc[j]);
+        }
+    }
+}
+
 /* Units [u0, u1) of NP panels (at q[0..NP)) times W columns (activation
  * blocks x[b * gw + j], half sums xs[(j * kb + b - b0) * 2]), into acc. */
 INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t u0, int64_t u1,
-                     int64_t nb, const tai_block_q8a *x, int64_t gw, const int16_t *xs, int64_t kb,
-                     int64_t b0, __m512 acc[][4], int NP, int W, int T, size_t pf1, size_t pf2) {
+                     int64_t nb, const tai_block_q8a *x, int64_t gw, const int16_t *xs,
+                     const float *xf, int64_t kb, int64_t b0, __m512 acc[][4], int NP, int W, int T,
+                     size_t pf1, size_t pf2) {
     const int subs = u_k(T) ? 8 : 2;
     const size_t ub = L->bytes;
     for (int64_t u = u0; u < u1; u++) {
@@ -219,33 +287,13 @@ INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t 
             __m512 tD[4], tM[4];
 #pragma GCC unroll 4
             for (int j = 0; j < W; j++) tD[j] = tM[j] = _mm512_setzero_ps();
-            for (int s = 0; s < nsub; s++) {
-                __m512i wv[8];
-                sub_codes(un, L, s, T, wv);
-                const sub_scales sc = sub_sc(un, L, s, T, k4);
-                const int64_t b = u * subs + s;
-#pragma GCC unroll 4
-                for (int j = 0; j < W; j++) {
-                    const tai_block_q8a *a = &x[b * gw + j];
-                    const int16_t *h = xs + (j * kb + (b - b0)) * 2;
-                    const __m512 f = _mm512_cvtepi32_ps(sub_T(wv, a, h, &sc, T));
-                    const __m512 dx = _mm512_set1_ps(a->d);
-                    if (u_k(T)) {
-                        tD[j] = _mm512_fmadd_ps(f, dx, tD[j]);
-                        if (u_min(T)) {
-                            const __m512i mi = _mm512_add_epi32(
-                                _mm512_mullo_epi32(sc.m0, _mm512_set1_epi32(h[0])),
-                                _mm512_mullo_epi32(sc.m1, _mm512_set1_epi32(h[1])));
-                            tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), dx, tM[j]);
-                        }
-                    } else {
-                        const __m512 D = ld_h16(un + L->d_at + (size_t)s * 32);
-                        acc[pi][j] = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), D, acc[pi][j]);
-                        if (u_min(T))
-                            acc[pi][j] = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)s * 32),
-                                                         _mm512_set1_ps(a->s), acc[pi][j]);
-                    }
-                }
+            if (nsub == subs) { /* every sub-block: unrolled, its scales' shifts constant */
+#pragma GCC unroll 8
+                for (int s = 0; s < subs; s++)
+                    unit_sub(un, L, s, u * subs + s, x, gw, xs, xf, kb, b0, k4, tD, tM, acc[pi], W, T);
+            } else {
+                for (int s = 0; s < nsub; s++)
+                    unit_sub(un, L, s, u * subs + s, x, gw, xs, xf, kb, b0, k4, tD, tM, acc[pi], W, T);
             }
             if (u_k(T)) {
                 const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un + L->d_at))
@@ -260,9 +308,73 @@ INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t 
     }
 }
 
+/* One column (decoding), one panel: the same steps as unit_run with W = 1,
+ * NP = 1, written out so that the compiler keeps everything in registers
+ * (the general loop's arrays spill). */
+INLINE __m512 unit_panel_1(const uint8_t *q, const tai_unit_layout *L, int64_t u0, int64_t u1,
+                           int64_t nb, const tai_block_q8a *x, const int16_t *xs, const float *xf,
+                           int64_t b0, __m512 acc, int T, size_t pf1, size_t pf2) {
+    const int subs = u_k(T) ? 8 : 2;
+    const size_t ub = L->bytes;
+    for (int64_t u = u0; u < u1; u++) {
+        const uint8_t *un = q + (size_t)u * ub;
+        if (pf1)
+            for (size_t l = 0; l < ub; l += 64) _mm_prefetch((const char *)un + pf1 + l, _MM_HINT_T0);
+        if (pf2)
+            for (size_t l = 0; l < ub; l += 64) _mm_prefetch((const char *)un + pf2 + l, _MM_HINT_T1);
+        __m512i k4[3];
+        if (u_scales(T) == TAI_UNIT_SC_K4)
+            for (int w = 0; w < 3; w++) k4[w] = _mm512_load_si512(un + L->scales_at + 64 * w);
+        const int nsub = (int)(nb - u * subs < subs ? nb - u * subs : subs);
+        __m512 tD = _mm512_setzero_ps(), tM = _mm512_setzero_ps();
+#define SUB(S)                                                                                   \
+    do {                                                                                         \
+        const int64_t b = u * subs + (S);                                                        \
+        __m512i wv[8];                                                                           \
+        sub_codes(un, L, (S), T, wv);                                                            \
+        const sub_scales sc = sub_sc(un, L, (S), T, k4);                                         \
+        const tai_block_q8a *a = &x[b];                                                          \
+        const int16_t *h = xs + (b - b0) * 2;                                                    \
+        const __m512 f = _mm512_cvtepi32_ps(sub_T(wv, a, h, &sc, T));                           \
+        const __m512 dx = _mm512_set1_ps(a->d);                                                  \
+        if (u_k(T)) {                                                                            \
+            tD = _mm512_fmadd_ps(f, dx, tD);                                                     \
+            if (u_min(T)) {                                                                      \
+                if (u_scales(T) == TAI_UNIT_SC_K4) {                                             \
+                    tM = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m0), _mm512_set1_ps(xf[(b - b0) * 2]), tM); \
+                } else {                                                                         \
+                    const __m512i mi = _mm512_add_epi32(                                         \
+                        _mm512_mullo_epi32(sc.m0, _mm512_set1_epi32(h[0])),                      \
+                        _mm512_mullo_epi32(sc.m1, _mm512_set1_epi32(h[1])));                     \
+                    tM = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), dx, tM);                        \
+                }                                                                                \
+            }                                                                                    \
+        } else {                                                                                 \
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), ld_h16(un + L->d_at + (size_t)(S) * 32), acc); \
+            if (u_min(T))                                                                        \
+                acc = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)(S) * 32), _mm512_set1_ps(a->s), acc); \
+        }                                                                                        \
+    } while (0)
+        if (subs == 8) {
+            SUB(0); SUB(1); SUB(2); SUB(3); SUB(4); SUB(5); SUB(6); SUB(7);
+        } else {
+            SUB(0);
+            if (nsub > 1) SUB(1);
+        }
+#undef SUB
+        if (u_k(T)) {
+            const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un + L->d_at))
+                                                 : ld_h16(un + L->d_at);
+            acc = _mm512_fmadd_ps(D, tD, acc);
+            if (u_min(T)) acc = _mm512_fnmadd_ps(ld_h16(un + L->m_at), tM, acc);
+        }
+    }
+    return acc;
+}
+
 /* The half sums of each column's activation blocks [b0, b0 + kb). */
 static void half_sums(const tai_block_q8a *x, int64_t gw, int64_t j, int64_t b0, int64_t kb,
-                      int16_t *out) {
+                      int16_t *out, float *outf) {
     for (int64_t b = b0; b < b0 + kb; b++) {
         const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b * gw + j].qs),
                                            _mm256_set1_epi8((char)0x80));
@@ -271,6 +383,8 @@ static void half_sums(const tai_block_q8a *x, int64_t gw, int64_t j, int64_t b0,
         const int64_t s1 = _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3) - 2048;
         out[(b - b0) * 2] = (int16_t)s0;
         out[(b - b0) * 2 + 1] = (int16_t)s1;
+        outf[(b - b0) * 2] = (float)(s0 + s1) * x[b * gw + j].d;
+        outf[(b - b0) * 2 + 1] = 0.0f;
     }
 }
 
@@ -293,27 +407,24 @@ INLINE void unit_gemm_cols(const void *restrict wp, size_t pb, const void *restr
         if (ku > kslice && kslice > 0) ku = kslice;
     }
     static _Thread_local int16_t xs[2 * XS_CAP + 2 * 64];
+    static _Thread_local float xf[2 * XS_CAP + 2 * 64];
     for (int64_t us = 0; us < nu; us += ku) {
         const int64_t ue = us + ku < nu ? us + ku : nu;
         const int64_t b0 = us * subs, b1 = ue * subs < nb ? ue * subs : nb, kb = b1 - b0;
         for (int64_t c = 0; c < ncols; c++) {
             const int64_t g0 = c / TAI_NR * TAI_NR;
             const int64_t gw = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
-            half_sums(x + g0 * nb, gw, c - g0, b0, kb, xs + c * kb * 2);
+            half_sums(x + g0 * nb, gw, c - g0, b0, kb, xs + c * kb * 2, xf + c * kb * 2);
         }
         const int first = us == 0;
         int64_t p = p0;
         if (ncols == 1) {
-            for (; p + 2 <= p1; p += 2) {
-                const uint8_t *q[2] = {(const uint8_t *)wp + (size_t)p * pb,
-                                       (const uint8_t *)wp + (size_t)(p + 1) * pb};
-                __m512 acc[2][4];
-                for (int pi = 0; pi < 2; pi++)
-                    acc[pi][0] = first ? _mm512_setzero_ps()
-                                       : _mm512_maskz_loadu_ps(row_mask(rows, p + pi), y + (p + pi) * TAI_PANEL);
-                unit_run(q, L, us, ue, nb, x, 1, xs, kb, b0, acc, 2, 1, T, pf1, pf2);
-                for (int pi = 0; pi < 2; pi++)
-                    _mm512_mask_storeu_ps(y + (p + pi) * TAI_PANEL, row_mask(rows, p + pi), acc[pi][0]);
+            for (; p < p1; p++) {
+                const __mmask16 mk = row_mask(rows, p);
+                __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, y + p * TAI_PANEL);
+                acc = unit_panel_1((const uint8_t *)wp + (size_t)p * pb, L, us, ue, nb, x, xs, xf, b0,
+                                   acc, T, pf1, pf2);
+                _mm512_mask_storeu_ps(y + p * TAI_PANEL, mk, acc);
             }
         }
         for (; p < p1; p++) {
@@ -329,7 +440,8 @@ INLINE void unit_gemm_cols(const void *restrict wp, size_t pb, const void *restr
                     acc[0][j] = first ? _mm512_setzero_ps()
                                       : _mm512_maskz_loadu_ps(mk, y + (c0 + j) * ys + p * TAI_PANEL);
                 const int16_t *xc = xs + c0 * kb * 2;
-#define RUN(W) unit_run(q, L, us, ue, nb, xg, gw, xc, kb, b0, acc, 1, W, T, pf1, pf2)
+                const float *xcf = xf + c0 * kb * 2;
+#define RUN(W) unit_run(q, L, us, ue, nb, xg, gw, xc, xcf, kb, b0, acc, 1, W, T, pf1, pf2)
                 switch (w) {
                 case 1: RUN(1); break;
                 case 2: RUN(2); break;

@@ -21,9 +21,113 @@ static inline uint32_t load32(const uint8_t *p) {
 
 static inline void store32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
-/* The units of one panel (core/types.h "Unit-packed weights"): each row's
- * blocks decoded into their plain form and put in place. The missing rows
- * and the padding are zero. */
+/* ---- Unit-packed types (core/types.h "Unit-packed weights") ----------------
+ *
+ * Word operations per row, as for Q4_0 below: the nibble plane of a
+ * sub-block from 32 source bytes whose low (or high) nibbles are its
+ * elements in order, a high-bit plane from 32 bytes holding each element's
+ * bit at one position. Q2_K and Q3_K (rare in files) go through the plain
+ * per-element form. */
+
+/* Sub-block plane (256 bytes) row r from src[0..32): element e in the low
+ * nibble of src[e] (hi = 0) or in its high nibble (hi = 1). */
+static inline void put_nibbles(uint8_t *plane, int r, const uint8_t *src, int hi) {
+    const uint32_t lo = 0x0f0f0f0fu, hm = 0xf0f0f0f0u;
+    for (int j = 0; j < 4; j++) {
+        const uint32_t wa = load32(src + 8 * j), wb = load32(src + 8 * j + 4);
+        store32(plane + (j * TAI_PANEL + r) * 4,
+                hi ? ((wa >> 4) & lo) | (wb & hm) : (wa & lo) | (wb & lo) << 4);
+    }
+}
+
+/* Bit plane (64 bytes) row r: element e's bit is bit `bit` of src[e]. */
+static inline void put_bits(uint8_t *plane, int r, const uint8_t *src, int bit) {
+    uint32_t out = 0;
+    for (int j = 0; j < 4; j++)
+        for (int h = 0; h < 2; h++)
+            out |= ((load32(src + 8 * j + 4 * h) >> bit) & 0x01010101u) << (2 * j + h);
+    store32(plane + r * 4, out);
+}
+
+/* Q4_0-style block codes (element j low nibble of qs[j], j + 16 high) into
+ * a sub-block plane, as pack_panel does for Q4_0. */
+static inline void put_q4_0_codes(uint8_t *plane, int r, const uint8_t *qs) {
+    const uint32_t lo = 0x0f0f0f0fu, hi = 0xf0f0f0f0u;
+    const uint32_t w0 = load32(qs), w1 = load32(qs + 4), w2 = load32(qs + 8), w3 = load32(qs + 12);
+    store32(plane + (0 * TAI_PANEL + r) * 4, (w0 & lo) | (w1 & lo) << 4);
+    store32(plane + (1 * TAI_PANEL + r) * 4, (w2 & lo) | (w3 & lo) << 4);
+    store32(plane + (2 * TAI_PANEL + r) * 4, (w0 & hi) >> 4 | (w1 & hi));
+    store32(plane + (3 * TAI_PANEL + r) * 4, (w2 & hi) >> 4 | (w3 & hi));
+}
+
+/* One row's unit from its GGUF blocks (k of them: a 64-element unit may
+ * hold one). */
+static void put_unit_row(tai_type t, const tai_unit_layout *L, const uint8_t *b, int k, int r,
+                         uint8_t *u) {
+    switch (t) {
+    case TAI_TYPE_Q4_K:
+    case TAI_TYPE_Q5_K: {
+        const uint8_t *qs = b + (t == TAI_TYPE_Q4_K ? 16 : 48), *qh = b + 16;
+        for (int s = 0; s < 8; s++) {
+            put_nibbles(u + (size_t)s * 256, r, qs + 32 * (s / 2), s & 1);
+            if (t == TAI_TYPE_Q5_K) put_bits(u + L->high_at + (size_t)s * 64, r, qh, s);
+        }
+        for (int w = 0; w < 3; w++) memcpy(u + L->scales_at + (w * TAI_PANEL + r) * 4, b + 4 + 4 * w, 4);
+        memcpy(u + L->d_at + 2 * r, b, 2);
+        memcpy(u + L->m_at + 2 * r, b + 2, 2);
+        return;
+    }
+    case TAI_TYPE_Q6_K: {
+        const tai_block_q6_k *x = (const tai_block_q6_k *)(const void *)b;
+        for (int s = 0; s < 8; s++) {
+            const int h = s / 4, q = s % 4;
+            put_nibbles(u + (size_t)s * 256, r, x->ql + 64 * h + 32 * (q & 1), q >= 2);
+            put_bits(u + L->high_at + (size_t)(2 * s) * 64, r, x->qh + 32 * h, 2 * q);
+            put_bits(u + L->high_at + (size_t)(2 * s + 1) * 64, r, x->qh + 32 * h, 2 * q + 1);
+        }
+        for (int i = 0; i < 16; i++) u[L->scales_at + i * TAI_PANEL + r] = (uint8_t)x->scales[i];
+        memcpy(u + L->d_at + 2 * r, &x->d, 2);
+        return;
+    }
+    case TAI_TYPE_Q8_K: {
+        const tai_block_q8_k *x = (const tai_block_q8_k *)(const void *)b;
+        for (int s = 0; s < 8; s++)
+            for (int g = 0; g < 8; g++)
+                store32(u + (size_t)s * 512 + (g * TAI_PANEL + r) * 4,
+                        load32((const uint8_t *)x->qs + 32 * s + 4 * g) ^ 0x80808080u);
+        memcpy(u + L->d_at + 4 * r, &x->d, 4);
+        return;
+    }
+    case TAI_TYPE_Q5_0:
+    case TAI_TYPE_Q5_1:
+    case TAI_TYPE_IQ4_NL: {
+        const size_t bb = tai_type_block_bytes(t);
+        for (int s = 0; s < k; s++) {
+            const uint8_t *x = b + (size_t)s * bb;
+            const int qoff = t == TAI_TYPE_Q5_1 ? 8 : t == TAI_TYPE_Q5_0 ? 6 : 2;
+            put_q4_0_codes(u + (size_t)s * 256, r, x + qoff);
+            if (t != TAI_TYPE_IQ4_NL) {
+                const uint32_t qh = load32(x + (t == TAI_TYPE_Q5_1 ? 4 : 2));
+                uint8_t bits[32];
+                for (int e = 0; e < 32; e++) bits[e] = (uint8_t)((qh >> e) & 1);
+                put_bits(u + L->high_at + (size_t)s * 64, r, bits, 0);
+            }
+            memcpy(u + L->d_at + 2 * (s * TAI_PANEL + r), x, 2);
+            if (t == TAI_TYPE_Q5_1) memcpy(u + L->m_at + 2 * (s * TAI_PANEL + r), x + 2, 2);
+        }
+        return;
+    }
+    default: {
+        tai_unit_row R;
+        tai_unit_from_gguf(t, b, k, &R);
+        tai_unit_put(t, &R, r, u);
+        return;
+    }
+    }
+}
+
+/* The units of one panel: each row's blocks put in place. The missing
+ * rows and the padding are zero. */
 static void pack_units(tai_type t, const uint8_t *const *src, int nr, int64_t n, uint8_t *dst,
                        size_t pb) {
     const tai_unit_layout *L = tai_unit_layout_of(t);
@@ -33,11 +137,7 @@ static void pack_units(tai_type t, const uint8_t *const *src, int nr, int64_t n,
     for (int64_t u = 0; u * per < nb; u++) {
         const int k = nb - u * per < per ? (int)(nb - u * per) : (int)per;
         uint8_t *unit = dst + (size_t)u * L->bytes;
-        for (int r = 0; r < nr; r++) {
-            tai_unit_row R;
-            tai_unit_from_gguf(t, src[r] + (size_t)(u * per) * bb, k, &R);
-            tai_unit_put(t, &R, r, unit);
-        }
+        for (int r = 0; r < nr; r++) put_unit_row(t, L, src[r] + (size_t)(u * per) * bb, k, r, unit);
     }
 }
 
