@@ -81,6 +81,7 @@ typedef struct {
     int reps, reps_given, threads, quick, no_e2e, retune, untuned;
     const char *json;
     const char *types; /* --types: comma-separated names, NULL: all */
+    const char *isas;  /* --isa: comma-separated variants, NULL: every one the CPU has */
 } options;
 
 static const char *USAGE =
@@ -92,6 +93,8 @@ static const char *USAGE =
     "  --retune      measure this CPU's kernel tuning again (else the saved one is used,\n"
     "                measured once if there is none, as tinyai does)\n"
     "  --untuned     run with the CPU's default tuning (no software prefetch)\n"
+    "  --isa LIST    only these kernel variants (scalar, avx2, avx512; default: all the\n"
+    "                CPU has)\n"
     "  --types LIST  only these weight types (e.g. Q4_K,Q5_K,Q6_K,Q8_0; default: all;\n"
     "                a shape whose rows are not whole blocks of a type skips it)\n"
     "  --json FILE   also write every figure as JSON to FILE ('-': stdout; the table\n"
@@ -132,6 +135,13 @@ static options parse_args(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--threads")) {
             o.threads = parse_int(a, v, 1, MAX_THREADS);
+            i++;
+        } else if (!strcmp(a, "--isa")) {
+            if (!v || !*v) {
+                fprintf(stderr, "bench_kernels: --isa needs a list of variants\n");
+                exit(2);
+            }
+            o.isas = v;
             i++;
         } else if (!strcmp(a, "--types")) {
             if (!v || !*v) {
@@ -1465,8 +1475,18 @@ int main(int argc, char **argv) {
     if (!llc_known) G.llc = 32 * MiB;
     G.bw_bytes = 8 * G.llc < 256 * MiB ? 256 * MiB : 8 * G.llc;
     G.isa_best = tai_isa_name(tai_isa_best(TAI_ISA_AVX512));
-    for (int i = 0; i < TAI_ISA_COUNT; i++)
-        if (tai_isa_supported((tai_isa)i)) G.isas[G.n_isas++] = (tai_isa)i;
+    for (int i = 0; i < TAI_ISA_COUNT; i++) {
+        if (!tai_isa_supported((tai_isa)i)) continue;
+        if (G.o.isas) { /* --isa: whole names in the list */
+            char list[128];
+            snprintf(list, sizeof list, ",%s,", G.o.isas);
+            char want[32];
+            snprintf(want, sizeof want, ",%s,", tai_isa_name((tai_isa)i));
+            if (!strstr(list, want)) continue;
+        }
+        G.isas[G.n_isas++] = (tai_isa)i;
+    }
+    if (G.n_isas == 0) die("--isa: none of '%s' runs on this CPU (scalar, avx2, avx512)", G.o.isas);
     for (int t = 1; t <= N; t++)
         if (tai_pool_create(t, &G.pool[t]) != 0) die("cannot start a pool of %d threads", t);
 

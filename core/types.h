@@ -268,23 +268,24 @@ static inline size_t tai_qmins_at(tai_type t, int64_t b) { /* 16 fp16 m, Q4_1 */
  * Q5_0, Q5_1, IQ4_NL and the K-quants are packed in units: a panel (16
  * rows, as above) is a sequence of units of `elems` elements of every row
  * (64: two blocks, the second a zero block after an odd count; 256: one
- * super-block), each `bytes` bytes (a multiple of 64). A unit holds, for
- * its `subs` sub-blocks of 32 elements s, then its scales:
+ * super-block), each `bytes` bytes (a multiple of 64). A unit holds first
+ * its scales, d and m (below; zero-padded to 64 bytes), then its `subs`
+ * sub-blocks of 32 elements s one after the other, each its codes and
+ * then its high planes, so that a unit is read front to back:
  *
- *   codes     the unsigned code of every element (below), one plane per
- *             sub-block at codes + s * code_bytes:
+ *   codes     the unsigned code of every element (below):
  *     NIB     256 bytes [j 0..3][r][t 0..3]: low nibble element 8j + t,
  *             high nibble element 8j + 4 + t (bits 0..3 of the code), as
  *             Q4_0's packed codes
  *     TWO     128 bytes: [r][t] bits 2j..2j+1 the low two bits of element
  *             8j + t, then [r][t] those of element 8j + 4 + t
  *     BYTE    512 bytes [g 0..7][r][t]: element 4g + t's code, as Q8_0's
- *   high      `high` planes per sub-block (at high + (s * high + i) * 64):
- *             [r][t] bit 2j + h the next bit (4 + i for NIB, 2 for TWO)
- *             of element 8j + 4h + t's code
+ *   high      `high` planes of 64 bytes after the codes: [r][t] bit 2j + h
+ *             the next bit (4 + i for NIB, 2 for TWO) of element 8j + 4h + t
  *   scales    the sub-blocks' integer scales, as the `scales` kind says:
- *     SC_K4   Q4_K/Q5_K's 12 bytes of each row as three 32-bit words,
- *             [word 0..2][r] (6-bit scales and minimums, decoded as GGUF)
+ *     SC_K4   Q4_K/Q5_K's 6-bit scales and minimums decoded to bytes:
+ *             [j 0..7][r] the sub-blocks' scales, then [j][r] their
+ *             minimums (the 12 GGUF bytes hold exactly these bits)
  *     SC_U8   [i 0..15][r] one byte per 16 elements (Q2_K's bytes)
  *     SC_I8   [i 0..15][r] int8 per 16 elements (Q6_K's; Q3_K's sc - 32)
  *   d, m      fp16 [16] (K-quants: d, dmin; 64-element units: [2][16],
@@ -315,8 +316,18 @@ typedef struct {
     int bias;           /* the code of zero where there is one: x = d * s * (q - bias) */
     int has_min;        /* Q5_1, Q2_K, Q4_K, Q5_K */
     size_t code_bytes;  /* per sub-block: 256, 128 or 512 */
-    size_t high_at, scales_at, d_at, m_at, bytes;
+    size_t sub_at;      /* the first sub-block (after the scales, d and m) */
+    size_t sub_bytes;   /* per sub-block: its codes, then its high planes */
+    size_t scales_at, d_at, m_at, bytes;
 } tai_unit_layout;
+
+/* Sub-block s's code plane and its high plane i, bytes into a unit. */
+static inline size_t tai_unit_codes_at(const tai_unit_layout *L, int s) {
+    return L->sub_at + (size_t)s * L->sub_bytes;
+}
+static inline size_t tai_unit_high_at(const tai_unit_layout *L, int s, int i) {
+    return tai_unit_codes_at(L, s) + L->code_bytes + (size_t)i * 64;
+}
 
 /* The layout of type t's units, or NULL where t is not unit-packed. */
 const tai_unit_layout *tai_unit_layout_of(tai_type t);

@@ -30,24 +30,26 @@ const int8_t tai_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
 /* ---- Layouts --------------------------------------------------------------- */
 
 #define P TAI_PANEL
+/* {elems, subs, codes, high, scales, bias, has_min, code_bytes, sub_at,
+ *  sub_bytes, scales_at, d_at, m_at, bytes} */
 static const tai_unit_layout L_Q5_0 = {64, 2, TAI_UNIT_NIB, 1, TAI_UNIT_SC_NONE, 16, 0,
-                                       256, 512, 640, 640, 0, 704};
+                                       256, 64, 320, 0, 0, 0, 704};
 static const tai_unit_layout L_Q5_1 = {64, 2, TAI_UNIT_NIB, 1, TAI_UNIT_SC_NONE, 0, 1,
-                                       256, 512, 640, 640, 704, 768};
+                                       256, 128, 320, 0, 0, 64, 768};
 static const tai_unit_layout L_IQ4_NL = {64, 2, TAI_UNIT_NIB, 0, TAI_UNIT_SC_NONE, 0, 0,
-                                         256, 512, 512, 512, 0, 576};
+                                         256, 64, 256, 0, 0, 0, 576};
 static const tai_unit_layout L_Q2_K = {256, 8, TAI_UNIT_TWO, 0, TAI_UNIT_SC_U8, 0, 1,
-                                       128, 1024, 1024, 1280, 1312, 1344};
+                                       128, 320, 128, 0, 256, 288, 1344};
 static const tai_unit_layout L_Q3_K = {256, 8, TAI_UNIT_TWO, 1, TAI_UNIT_SC_I8, 4, 0,
-                                       128, 1024, 1536, 1792, 0, 1856};
+                                       128, 320, 192, 0, 256, 0, 1856};
 static const tai_unit_layout L_Q4_K = {256, 8, TAI_UNIT_NIB, 0, TAI_UNIT_SC_K4, 0, 1,
-                                       256, 2048, 2048, 2240, 2272, 2304};
+                                       256, 320, 256, 0, 256, 288, 2368};
 static const tai_unit_layout L_Q5_K = {256, 8, TAI_UNIT_NIB, 1, TAI_UNIT_SC_K4, 0, 1,
-                                       256, 2048, 2560, 2752, 2784, 2816};
+                                       256, 320, 320, 0, 256, 288, 2880};
 static const tai_unit_layout L_Q6_K = {256, 8, TAI_UNIT_NIB, 2, TAI_UNIT_SC_I8, 32, 0,
-                                       256, 2048, 3072, 3328, 0, 3392};
+                                       256, 320, 384, 0, 256, 0, 3392};
 static const tai_unit_layout L_Q8_K = {256, 8, TAI_UNIT_BYTE, 0, TAI_UNIT_SC_NONE, 128, 0,
-                                       512, 4096, 4096, 4096, 0, 4160};
+                                       512, 64, 512, 0, 0, 0, 4160};
 #undef P
 
 const tai_unit_layout *tai_unit_layout_of(tai_type t) {
@@ -83,6 +85,22 @@ static void k4_scale(const uint8_t *s, int j, uint8_t *sc, uint8_t *m) {
     } else {
         *sc = (uint8_t)((s[j + 4] & 15) | (s[j - 4] >> 6) << 4);
         *m = (uint8_t)((s[j + 4] >> 4) | (s[j] >> 6) << 4);
+    }
+}
+
+/* The 12 bytes from the eight 6-bit scales and minimums (every bit of the
+ * 12 bytes is one of theirs: the exact inverse of k4_scale). */
+static void k4_encode(const uint8_t *ls, const uint8_t *lm, uint8_t *s) {
+    memset(s, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            s[j] |= ls[j] & 63;
+            s[j + 4] |= lm[j] & 63;
+        } else {
+            s[j + 4] = (uint8_t)((ls[j] & 15) | (lm[j] & 15) << 4);
+            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            s[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
     }
 }
 
@@ -323,7 +341,7 @@ void tai_unit_put(tai_type t, const tai_unit_row *in, int rr, uint8_t *u) {
     const tai_unit_layout *L = tai_unit_layout_of(t);
     if (!L) return;
     for (int s = 0; s < L->subs; s++) {
-        uint8_t *c = u + (size_t)s * L->code_bytes;
+        uint8_t *c = u + tai_unit_codes_at(L, s);
         const uint8_t *code = in->code + 32 * s;
         for (int e = 0; e < 32; e++) {
             const int j = EJ(e), h = EH(e), tt = ET(e);
@@ -333,7 +351,7 @@ void tai_unit_put(tai_type t, const tai_unit_row *in, int rr, uint8_t *u) {
                 uint8_t *p = c + (j * TAI_PANEL + rr) * 4 + tt;
                 *p = (uint8_t)(h ? (*p & 0x0f) | (q & 15) << 4 : (*p & 0xf0) | (q & 15));
                 for (int i = 0; i < L->high; i++) {
-                    uint8_t *hp = u + L->high_at + (size_t)(s * L->high + i) * 64 + rr * 4 + tt;
+                    uint8_t *hp = u + tai_unit_high_at(L, s, i) + rr * 4 + tt;
                     const int bit = 2 * j + h;
                     *hp = (uint8_t)((*hp & ~(1u << bit)) | ((q >> (4 + i)) & 1) << bit);
                 }
@@ -343,7 +361,7 @@ void tai_unit_put(tai_type t, const tai_unit_row *in, int rr, uint8_t *u) {
                 uint8_t *p = c + h * 64 + rr * 4 + tt;
                 *p = (uint8_t)((*p & ~(3u << (2 * j))) | (q & 3) << (2 * j));
                 if (L->high) {
-                    uint8_t *hp = u + L->high_at + (size_t)s * 64 + rr * 4 + tt;
+                    uint8_t *hp = u + tai_unit_high_at(L, s, 0) + rr * 4 + tt;
                     const int bit = 2 * j + h;
                     *hp = (uint8_t)((*hp & ~(1u << bit)) | ((q >> 2) & 1) << bit);
                 }
@@ -356,7 +374,12 @@ void tai_unit_put(tai_type t, const tai_unit_row *in, int rr, uint8_t *u) {
     uint8_t *sc = u + L->scales_at;
     switch (L->scales) {
     case TAI_UNIT_SC_K4:
-        for (int w = 0; w < 3; w++) memcpy(sc + (w * TAI_PANEL + rr) * 4, in->raw12 + 4 * w, 4);
+        for (int j = 0; j < 8; j++) {
+            uint8_t a, m;
+            k4_scale(in->raw12, j, &a, &m);
+            sc[j * TAI_PANEL + rr] = a;
+            sc[(8 + j) * TAI_PANEL + rr] = m;
+        }
         break;
     case TAI_UNIT_SC_U8:
         for (int i = 0; i < 16; i++) sc[i * TAI_PANEL + rr] = (uint8_t)((in->sc[i] & 15) | in->mn[i] << 4);
@@ -385,7 +408,7 @@ void tai_unit_get(tai_type t, const uint8_t *u, int rr, tai_unit_row *o) {
     for (int i = 0; i < 16; i++) o->sc[i] = 1;
     if (!L) return;
     for (int s = 0; s < L->subs; s++) {
-        const uint8_t *c = u + (size_t)s * L->code_bytes;
+        const uint8_t *c = u + tai_unit_codes_at(L, s);
         uint8_t *code = o->code + 32 * s;
         for (int e = 0; e < 32; e++) {
             const int j = EJ(e), h = EH(e), tt = ET(e);
@@ -395,14 +418,14 @@ void tai_unit_get(tai_type t, const uint8_t *u, int rr, tai_unit_row *o) {
                 const uint8_t v = c[(j * TAI_PANEL + rr) * 4 + tt];
                 q = h ? v >> 4 : v & 15;
                 for (int i = 0; i < L->high; i++)
-                    q |= ((u[L->high_at + (size_t)(s * L->high + i) * 64 + rr * 4 + tt] >> (2 * j + h)) & 1)
+                    q |= ((u[tai_unit_high_at(L, s, i) + rr * 4 + tt] >> (2 * j + h)) & 1)
                          << (4 + i);
                 break;
             }
             case TAI_UNIT_TWO:
                 q = (c[h * 64 + rr * 4 + tt] >> (2 * j)) & 3;
                 if (L->high)
-                    q |= ((u[L->high_at + (size_t)s * 64 + rr * 4 + tt] >> (2 * j + h)) & 1) << 2;
+                    q |= ((u[tai_unit_high_at(L, s, 0) + rr * 4 + tt] >> (2 * j + h)) & 1) << 2;
                 break;
             case TAI_UNIT_BYTE: q = c[((e / 4) * TAI_PANEL + rr) * 4 + tt]; break;
             }
@@ -411,15 +434,17 @@ void tai_unit_get(tai_type t, const uint8_t *u, int rr, tai_unit_row *o) {
     }
     const uint8_t *sc = u + L->scales_at;
     switch (L->scales) {
-    case TAI_UNIT_SC_K4:
-        for (int w = 0; w < 3; w++) memcpy(o->raw12 + 4 * w, sc + (w * TAI_PANEL + rr) * 4, 4);
+    case TAI_UNIT_SC_K4: {
+        uint8_t ls[8], lm[8];
         for (int j = 0; j < 8; j++) {
-            uint8_t s, m;
-            k4_scale(o->raw12, j, &s, &m);
-            o->sc[2 * j] = o->sc[2 * j + 1] = (int8_t)s;
-            o->mn[2 * j] = o->mn[2 * j + 1] = m;
+            ls[j] = sc[j * TAI_PANEL + rr] & 63;
+            lm[j] = sc[(8 + j) * TAI_PANEL + rr] & 63;
+            o->sc[2 * j] = o->sc[2 * j + 1] = (int8_t)ls[j];
+            o->mn[2 * j] = o->mn[2 * j + 1] = lm[j];
         }
+        k4_encode(ls, lm, o->raw12);
         break;
+    }
     case TAI_UNIT_SC_U8:
         for (int i = 0; i < 16; i++) {
             o->sc[i] = (int8_t)(sc[i * TAI_PANEL + rr] & 15);
@@ -666,15 +691,8 @@ static void quantize_k45(tai_type t, const float *x, uint8_t *y) {
     for (int j = 0; j < 8; j++) {
         ls[j] = (uint8_t)clampi(nearest_int(inv_scale * scales[j]), 0, 63);
         lm[j] = (uint8_t)clampi(nearest_int(inv_min * mins[j]), 0, 63);
-        if (j < 4) {
-            r.raw12[j] = ls[j];
-            r.raw12[j + 4] = lm[j];
-        } else {
-            r.raw12[j + 4] = (uint8_t)((ls[j] & 15) | (lm[j] & 15) << 4);
-            r.raw12[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-            r.raw12[j] |= (uint8_t)((lm[j] >> 4) << 6);
-        }
     }
+    k4_encode(ls, lm, r.raw12);
     r.d[0] = tai_fp32_to_fp16(max_scale / 63.0f);
     r.m[0] = tai_fp32_to_fp16(max_min / 63.0f);
     const float d = tai_fp16_to_fp32(r.d[0]), dmin = tai_fp16_to_fp32(r.m[0]);

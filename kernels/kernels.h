@@ -45,6 +45,13 @@ typedef struct {
 /* Quantizes n activations (n % 32 == 0) to q8a blocks. */
 void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n);
 
+/* Activations for the K-quants' products: one scale per 256 elements, as
+ * ggml pairs them (its Q8_K, core/types.h's tai_block_q8_k): d = amax /
+ * 127, q = roundf(x / d), bsums the sums of each 16 q, which the weights'
+ * minimums and code biases need. A super-block's integer sums then add up
+ * across its sub-blocks before any float step. n % 256 == 0. */
+void tai_quantize_row_q8k(const float *src, tai_block_q8_k *dst, int64_t n);
+
 /* ---- Reference kernels and activation preparation --------------------- */
 
 /*
@@ -62,7 +69,9 @@ typedef void (*tai_rows_fn)(const void *restrict w, size_t w_row_bytes,
 /* Activation preparation for a weight type: quantize or copy. */
 typedef enum {
     TAI_PREP_F32 = 0, /* x stays float (F32, F16 weights) */
-    TAI_PREP_Q8A = 1, /* x quantized to tai_block_q8a (Q4_0, Q4_1, Q8_0) */
+    TAI_PREP_Q8A = 1, /* x quantized to tai_block_q8a (Q4_0, Q4_1, Q8_0, Q5_0, Q5_1,
+                         IQ4_NL) */
+    TAI_PREP_Q8K = 2, /* x quantized to tai_block_q8_k (the K-quants) */
 } tai_prep;
 
 /* The reference row-major kernel for type t (NULL for an invalid type). */
@@ -105,7 +114,8 @@ void tai_packed_row(tai_type t, const void *packed, int64_t rows, int64_t n, int
  * The columns of X are prepared in groups of TAI_NR: group g holds columns
  * [8g, min(8g + 8, ncols)), w of them, and starts at byte
  * g * TAI_NR * tai_prep_col_bytes(p, n). Inside a group the unit (one float
- * for TAI_PREP_F32, one tai_block_q8a for TAI_PREP_Q8A) u of column j is at
+ * for TAI_PREP_F32, one tai_block_q8a for TAI_PREP_Q8A, one tai_block_q8_k
+ * for TAI_PREP_Q8K) u of column j is at
  * index u * w + j, so the kernels read the columns of a group together. A
  * single column is thus stored exactly as tai_prep_col stores it.
  */
@@ -170,8 +180,10 @@ typedef void (*tai_attention_fn)(float *out, const float *q, const float *k_cach
                                  const float *v_cache, int64_t n_pos, int64_t kv_stride,
                                  int n_head, int n_kv_head, int head_dim, float *att);
 typedef void (*tai_silu_mul_fn)(float *gate, const float *up, int64_t n);
-/* Same contract as tai_quantize_row_q8a, bit for bit. */
+/* Same contract as tai_quantize_row_q8a (q8k: tai_quantize_row_q8k), bit
+ * for bit. */
 typedef void (*tai_quantize_q8a_fn)(const float *src, tai_block_q8a *dst, int64_t n);
+typedef void (*tai_quantize_q8k_fn)(const float *src, tai_block_q8_k *dst, int64_t n);
 
 typedef struct {
     tai_isa isa;
@@ -179,6 +191,7 @@ typedef struct {
     tai_attention_fn attention;
     tai_silu_mul_fn silu_mul;
     tai_quantize_q8a_fn quantize_q8a;
+    tai_quantize_q8k_fn quantize_q8k;
     /* the products' tuning (see "Per-machine tuning"); NULL: the
      * process-wide one. A copy of a table may point it at its own. */
     const struct tai_kernel_tuning_s *tuning;
@@ -190,7 +203,8 @@ const tai_kernels *tai_kernels_get(tai_isa isa);
 
 /* tai_prep_groups with the given quantizer (see above). */
 void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
-                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize);
+                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize,
+                          tai_quantize_q8k_fn quantize_k);
 
 /* ---- Per-machine tuning --------------------------------------------------
  *

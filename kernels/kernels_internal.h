@@ -122,6 +122,7 @@ void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n);
 /* Activation quantization (contract of tai_quantize_row_q8a, bit for bit). */
 void tai_k_quantize_q8a_avx2(const float *src, tai_block_q8a *dst, int64_t n);
 void tai_k_quantize_q8a_avx512(const float *src, tai_block_q8a *dst, int64_t n);
+void tai_k_quantize_q8k_avx512(const float *src, tai_block_q8_k *dst, int64_t n);
 
 /* AMX (matmul_amx.c): the block types' blocked loop on tiles, for the
  * AVX-512 kernels. tai_k_amx_ready: the CPU has AMX-INT8 and the process

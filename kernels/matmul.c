@@ -24,6 +24,7 @@ size_t tai_matmul_scratch_bytes(tai_type t, int64_t n, int64_t ncols) {
 typedef struct {
     tai_gemm_fn fn;
     tai_quantize_q8a_fn quantize;
+    tai_quantize_q8k_fn quantize_k;
     tai_prep prep;
     const void *wp;
     size_t panel_bytes;
@@ -45,7 +46,7 @@ static void run_prep(void *ctx, int i, int nth) {
     const job *j = ctx;
     int64_t g0, g1;
     split(j->groups, i, nth, &g0, &g1);
-    if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize);
+    if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize, j->quantize_k);
 }
 
 static void run_gemm_part(const job *j, int i, int nth);
@@ -81,6 +82,7 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
     job j = {
         .fn = k->gemm[t],
         .quantize = k->quantize_q8a ? k->quantize_q8a : tai_quantize_row_q8a,
+        .quantize_k = k->quantize_q8k ? k->quantize_q8k : tai_quantize_row_q8k,
         .prep = tai_prep_for(t),
         .tuning = k->tuning,
         .wp = wp,

@@ -674,4 +674,27 @@ void tai_k_quantize_q8a_avx512(const float *src, tai_block_q8a *dst, int64_t n) 
     }
 }
 
+/* As tai_quantize_row_q8k, bit for bit: the q8a steps over 256 elements,
+ * and the sums of each 16 codes. */
+void tai_k_quantize_q8k_avx512(const float *src, tai_block_q8_k *dst, int64_t n) {
+    if (n <= 0 || n % TAI_QK_K != 0) return;
+    for (int64_t i = 0; i < n / TAI_QK_K; i++) {
+        const float *xb = src + i * TAI_QK_K;
+        __m512 m = _mm512_setzero_ps();
+        for (int g = 0; g < 16; g++) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 16 * g)), m);
+        const float d = _mm512_reduce_max_ps(m) / 127.0f;
+        const __m512 dv = _mm512_set1_ps(d), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+        for (int g = 0; g < 16; g++) {
+            __m512i q = _mm512_setzero_si512();
+            if (d != 0.0f)
+                q = _mm512_cvttps_epi32(_mm512_min_ps(
+                    _mm512_max_ps(round_away16(_mm512_div_ps(_mm512_loadu_ps(xb + 16 * g), dv)), lo), hi));
+            _mm_storeu_si128((__m128i *)(dst[i].qs + 16 * g), _mm512_cvtepi32_epi8(q));
+            dst[i].bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        dst[i].d = d;
+    }
+}
+
+
 #endif /* __x86_64__ */

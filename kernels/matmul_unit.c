@@ -4,19 +4,20 @@
  * of BF16: the row-major reference (the oracle) and the portable packed
  * variant (layer: kernels).
  *
- * Per 32-element sub-block s of a unit with the q8a activation block a:
- * the integer sums of each half h (16 elements) isum_h = sum c(q) * a.q
- * (c(q) = q, or IQ4_NL's value + 128) and xs_h = sum a.q, then
+ * Blocks of 32 (64-element units) with q8a activations, per block s and
+ * its activation block a: the integer sums of each half h (16 elements)
+ * isum_h = sum c(q) * a.q (c(q) = q, or IQ4_NL's value + 128) and xs_h =
+ * sum a.q, then with the code bias B (and the scale S = 1)
  *   T = S_0 * (isum_0 - B * xs_0) + S_1 * (isum_1 - B * xs_1)
- * with the half's integer scale S (1 where the type has none) and the
- * type's code bias B, exact in 32 bits. Blocks of 32 (64-element units):
  *   y += D_s * (T * a.d) [+ m_s * a.s for Q5_1]
- * K-quants, over the unit's sub-blocks:
- *   tD += T * a.d,  tM += (Mn_0 * xs_0 + Mn_1 * xs_1) * a.d   (minimums;
- *   Q4_K/Q5_K: Mn * ((xs_0 + xs_1) * a.d), one minimum per sub-block)
- *   y += D * tD - M * tM
+ * K-quants with q8k activations (one scale per 256): the same T of each
+ * sub-block with its halves' integer scales S (xs_h from a.bsums), and
+ * the minimums' Mi = Mn_0 * xs_0 + Mn_1 * xs_1, summed over the unit in
+ * 32-bit integers (exact), then
+ *   y += D * (sum T * a.d) - M * (sum Mi * a.d)
  * The SIMD variants compute the same integers and the same float steps.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "kernels/kernels_internal.h"
@@ -25,11 +26,10 @@ static inline int code_value(tai_type t, int q) {
     return t == TAI_TYPE_IQ4_NL ? tai_iq4nl_values[q & 15] + 128 : q;
 }
 
-/* One unit (R) against its activation blocks a[0 .. nsub). */
+/* A unit of 64 elements (R) against its q8a blocks a[0 .. nsub). */
 static float unit_acc(tai_type t, const tai_unit_layout *L, const tai_unit_row *R,
                       const tai_block_q8a *const *a, int nsub, float sum) {
     const int B = t == TAI_TYPE_IQ4_NL ? 128 : L->bias;
-    float tD = 0.0f, tM = 0.0f;
     for (int s = 0; s < nsub; s++) {
         int32_t is[2] = {0, 0}, xs[2] = {0, 0};
         for (int k = 0; k < 32; k++) {
@@ -37,22 +37,28 @@ static float unit_acc(tai_type t, const tai_unit_layout *L, const tai_unit_row *
             xs[k / 16] += a[s]->qs[k];
         }
         const int32_t T = R->sc[2 * s] * (is[0] - B * xs[0]) + R->sc[2 * s + 1] * (is[1] - B * xs[1]);
-        if (L->elems == 64) {
-            sum += tai_fp16_to_fp32(R->d[s]) * ((float)T * a[s]->d);
-            if (L->has_min) sum += tai_fp16_to_fp32(R->m[s]) * a[s]->s;
-        } else {
-            tD += (float)T * a[s]->d;
-            if (L->scales == TAI_UNIT_SC_K4) /* one minimum per sub-block */
-                tM += (float)R->mn[2 * s] * ((float)(xs[0] + xs[1]) * a[s]->d);
-            else if (L->has_min)
-                tM += (float)(R->mn[2 * s] * xs[0] + R->mn[2 * s + 1] * xs[1]) * a[s]->d;
-        }
+        sum += tai_fp16_to_fp32(R->d[s]) * ((float)T * a[s]->d);
+        if (L->has_min) sum += tai_fp16_to_fp32(R->m[s]) * a[s]->s;
     }
-    if (L->elems == 256) {
-        const float D = t == TAI_TYPE_Q8_K ? R->d32 : tai_fp16_to_fp32(R->d[0]);
-        sum += D * tD;
-        if (L->has_min) sum -= tai_fp16_to_fp32(R->m[0]) * tM;
+    return sum;
+}
+
+/* A K-quant super-block (R) against its q8k block a: the integer sums of
+ * every sub-block added up first, then two float steps. */
+static float unit_acc_k(tai_type t, const tai_unit_layout *L, const tai_unit_row *R,
+                        const tai_block_q8_k *a, float sum) {
+    const int B = L->bias;
+    int32_t Ts = 0, Mi = 0;
+    for (int s = 0; s < 8; s++) {
+        int32_t is[2] = {0, 0};
+        const int32_t xs[2] = {a->bsums[2 * s], a->bsums[2 * s + 1]};
+        for (int k = 0; k < 32; k++) is[k / 16] += R->code[32 * s + k] * a->qs[32 * s + k];
+        Ts += R->sc[2 * s] * (is[0] - B * xs[0]) + R->sc[2 * s + 1] * (is[1] - B * xs[1]);
+        if (L->has_min) Mi += R->mn[2 * s] * xs[0] + R->mn[2 * s + 1] * xs[1];
     }
+    const float D = t == TAI_TYPE_Q8_K ? R->d32 : tai_fp16_to_fp32(R->d[0]);
+    sum += D * ((float)Ts * a->d);
+    if (L->has_min) sum -= tai_fp16_to_fp32(R->m[0]) * ((float)Mi * a->d);
     return sum;
 }
 
@@ -66,17 +72,20 @@ static void rows_unit(tai_type t, const void *restrict w, size_t w_row_bytes,
     const size_t bb = tai_type_block_bytes(t);
     for (int64_t r = r0; r < r1; r++)
         for (int64_t c = 0; c < ncols; c++) {
-            const tai_block_q8a *xa = (const tai_block_q8a *)((const char *)x + (size_t)c * x_col_bytes);
+            const void *xc = (const char *)x + (size_t)c * x_col_bytes;
             const uint8_t *row = (const uint8_t *)w + (size_t)r * w_row_bytes;
             float sum = 0.0f;
             for (int64_t u = 0; u * per < nb; u++) {
                 const int k = nb - u * per < per ? (int)(nb - u * per) : (int)per;
                 tai_unit_row R;
                 tai_unit_from_gguf(t, row + (size_t)(u * per) * bb, k, &R);
-                const int nsub = L->elems == 64 ? k : L->subs;
-                const tai_block_q8a *a[8];
-                for (int s = 0; s < nsub; s++) a[s] = &xa[u * L->subs + s];
-                sum = unit_acc(t, L, &R, a, nsub, sum);
+                if (L->elems == TAI_QK_K) {
+                    sum = unit_acc_k(t, L, &R, (const tai_block_q8_k *)xc + u, sum);
+                } else {
+                    const tai_block_q8a *a[2];
+                    for (int s = 0; s < k; s++) a[s] = (const tai_block_q8a *)xc + u * 2 + s;
+                    sum = unit_acc(t, L, &R, a, k, sum);
+                }
             }
             y[c * y_stride + r] = sum;
         }
@@ -112,12 +121,13 @@ TAI_ROWS_DECL(tai_k_rows_bf16_ref) {
 
 /* ---- Portable packed variant ---------------------------------------------- */
 
-/* Unit u of column c of the prepared activations (column groups, kernels.h). */
-static const tai_block_q8a *x_block(const void *xp, int64_t nb, int64_t ncols, int64_t c,
-                                    int64_t b) {
+/* Unit u of column c of the prepared activations (column groups,
+ * kernels.h), units of `unit` bytes, nu per column. */
+static const void *x_unit(const void *xp, size_t unit, int64_t nu, int64_t ncols, int64_t c,
+                          int64_t u) {
     const int64_t g0 = c / TAI_NR * TAI_NR;
     const int64_t w = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
-    return (const tai_block_q8a *)xp + (size_t)g0 * nb + (size_t)b * w + (c - g0);
+    return (const char *)xp + ((size_t)g0 * nu + (size_t)u * w + (c - g0)) * unit;
 }
 
 static void gemm_unit(const void *restrict wp, size_t pb, const void *restrict xp,
@@ -125,6 +135,7 @@ static void gemm_unit(const void *restrict wp, size_t pb, const void *restrict x
                       int64_t p1, int64_t ncols, tai_type t) {
     const tai_unit_layout *L = tai_unit_layout_of(t);
     const int64_t nb = n / TAI_QK, nu = (n + L->elems - 1) / L->elems;
+    const bool k = L->elems == TAI_QK_K;
     for (int64_t p = p0; p < p1; p++) {
         const uint8_t *panel = (const uint8_t *)wp + (size_t)p * pb;
         for (int r = 0; r < TAI_PANEL && p * TAI_PANEL + r < rows; r++)
@@ -133,10 +144,15 @@ static void gemm_unit(const void *restrict wp, size_t pb, const void *restrict x
                 for (int64_t u = 0; u < nu; u++) {
                     tai_unit_row R;
                     tai_unit_get(t, panel + (size_t)u * L->bytes, r, &R);
-                    const int nsub = (int)(nb - u * L->subs < L->subs ? nb - u * L->subs : L->subs);
-                    const tai_block_q8a *a[8];
-                    for (int s = 0; s < nsub; s++) a[s] = x_block(xp, nb, ncols, c, u * L->subs + s);
-                    sum = unit_acc(t, L, &R, a, nsub, sum);
+                    if (k) {
+                        sum = unit_acc_k(t, L, &R, x_unit(xp, sizeof(tai_block_q8_k), nu, ncols, c, u), sum);
+                    } else {
+                        const int nsub = (int)(nb - u * 2 < 2 ? nb - u * 2 : 2);
+                        const tai_block_q8a *a[2];
+                        for (int s = 0; s < nsub; s++)
+                            a[s] = x_unit(xp, sizeof(tai_block_q8a), nb, ncols, c, u * 2 + s);
+                        sum = unit_acc(t, L, &R, a, nsub, sum);
+                    }
                 }
                 y[c * ys + p * TAI_PANEL + r] = sum;
             }

@@ -80,16 +80,16 @@ INLINE __m512i bit_to(__m512i v, int from, int to) {
 INLINE void sub_codes(const uint8_t *u, const tai_unit_layout *L, int s, int T, __m512i wv[8]) {
     const int C = u_codes(T), H = u_high(T);
     if (C == TAI_UNIT_BYTE) {
-        const uint8_t *c = u + (size_t)s * 512;
+        const uint8_t *c = u + tai_unit_codes_at(L, s);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) wv[g] = _mm512_load_si512(c + 64 * g);
         return;
     }
     __m512i h0 = _mm512_setzero_si512(), h1 = h0;
-    if (H >= 1) h0 = _mm512_load_si512(u + L->high_at + (size_t)(s * H) * 64);
-    if (H == 2) h1 = _mm512_load_si512(u + L->high_at + (size_t)(s * H + 1) * 64);
+    if (H >= 1) h0 = _mm512_load_si512(u + tai_unit_high_at(L, s, 0));
+    if (H == 2) h1 = _mm512_load_si512(u + tai_unit_high_at(L, s, 1));
     if (C == TAI_UNIT_TWO) {
-        const uint8_t *c = u + (size_t)s * 128;
+        const uint8_t *c = u + tai_unit_codes_at(L, s);
         const __m512i a = _mm512_load_si512(c), b = _mm512_load_si512(c + 64);
         const __m512i m3 = _mm512_set1_epi8(3);
 #pragma GCC unroll 4
@@ -103,7 +103,7 @@ INLINE void sub_codes(const uint8_t *u, const tai_unit_layout *L, int s, int T, 
         }
         return;
     }
-    const uint8_t *c = u + (size_t)s * 256;
+    const uint8_t *c = u + tai_unit_codes_at(L, s);
     const __m512i m15 = _mm512_set1_epi8(15);
     if (x16(T)) { /* high nibbles left in place, as 16 times their value */
         const __m512i m240 = _mm512_set1_epi8((char)0xf0);
@@ -150,23 +150,10 @@ INLINE sub_scales sub_sc(const uint8_t *u, const tai_unit_layout *L, int s, int 
     sub_scales r;
     const int S = u_scales(T);
     const uint8_t *sc = u + L->scales_at;
-    if (S == TAI_UNIT_SC_K4) {
-        const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15),
-                      m3 = _mm512_set1_epi32(3);
-        if (s < 4) {
-            r.s0 = _mm512_and_si512(_mm512_srli_epi32(k4[0], (unsigned)(8 * s)), m63);
-            r.m0 = _mm512_and_si512(_mm512_srli_epi32(k4[1], (unsigned)(8 * s)), m63);
-        } else {
-            const unsigned i = (unsigned)(s - 4);
-            r.s0 = _mm512_or_si512(
-                _mm512_and_si512(_mm512_srli_epi32(k4[2], 8 * i), m15),
-                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(k4[0], 8 * i + 6), m3), 4));
-            r.m0 = _mm512_or_si512(
-                _mm512_and_si512(_mm512_srli_epi32(k4[2], 8 * i + 4), m15),
-                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(k4[1], 8 * i + 6), m3), 4));
-        }
-        r.s1 = r.s0;
-        r.m1 = r.m0;
+    if (S == TAI_UNIT_SC_K4) { /* bytes: [j][r] scales, then [j][r] minimums */
+        (void)k4;
+        r.s0 = r.s1 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 16 * s)));
+        r.m0 = r.m1 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 128 + 16 * s)));
     } else if (S == TAI_UNIT_SC_U8) {
         const __m512i v0 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s)));
         const __m512i v1 = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * s + 16)));
@@ -455,6 +442,227 @@ INLINE void unit_gemm_cols(const void *restrict wp, size_t pb, const void *restr
     }
 }
 
+/* ======================= The K-quants (q8k activations) =================== */
+
+/* The column's activation bytes of sub-block s, each group of four
+ * broadcast (the operand vpdpbusd multiplies every row's codes by). */
+INLINE void k_bcast(const tai_block_q8_k *a, int s, __m512i ab[8]) {
+    const int32_t *aq = (const int32_t *)(const void *)(a->qs + 32 * s);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) ab[g] = _mm512_set1_epi32(aq[g]);
+}
+
+/* The integer sum of one sub-block against one column's q8k block:
+ * S_0 (isum_0 - B xs_0) + S_1 (isum_1 - B xs_1), xs from its bsums. */
+INLINE __m512i k_sub_T(const __m512i wv[8], const __m512i ab[8], const tai_block_q8_k *a, int s,
+                       const sub_scales *sc, int T) {
+    if (x16(T)) {
+        __m512i lo0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], ab[0]);
+        __m512i hi0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], ab[1]);
+        __m512i lo1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[4], ab[4]);
+        __m512i hi1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[5], ab[5]);
+        lo0 = _mm512_dpbusd_epi32(lo0, wv[2], ab[2]);
+        hi0 = _mm512_dpbusd_epi32(hi0, wv[3], ab[3]);
+        lo1 = _mm512_dpbusd_epi32(lo1, wv[6], ab[6]);
+        hi1 = _mm512_dpbusd_epi32(hi1, wv[7], ab[7]);
+        const __m512i t = _mm512_add_epi32(_mm512_add_epi32(lo0, lo1),
+                                           _mm512_srai_epi32(_mm512_add_epi32(hi0, hi1), 4));
+        return _mm512_mullo_epi32(t, sc->s0);
+    }
+    __m512i c[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) c[k] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) c[g / 2] = _mm512_dpbusd_epi32(c[g / 2], wv[g], ab[g]);
+    __m512i i0 = _mm512_add_epi32(c[0], c[1]), i1 = _mm512_add_epi32(c[2], c[3]);
+    const int B = u_bias(T), S = u_scales(T);
+    const int x0 = a->bsums[2 * s], x1 = a->bsums[2 * s + 1];
+    if (S == TAI_UNIT_SC_K4 || S == TAI_UNIT_SC_NONE) {
+        __m512i t = _mm512_add_epi32(i0, i1);
+        if (B) t = _mm512_sub_epi32(t, _mm512_set1_epi32(B * (x0 + x1)));
+        return S == TAI_UNIT_SC_K4 ? _mm512_mullo_epi32(t, sc->s0) : t;
+    }
+    if (B) {
+        i0 = _mm512_sub_epi32(i0, _mm512_set1_epi32(B * x0));
+        i1 = _mm512_sub_epi32(i1, _mm512_set1_epi32(B * x1));
+    }
+    return _mm512_add_epi32(_mm512_mullo_epi32(i0, sc->s0), _mm512_mullo_epi32(i1, sc->s1));
+}
+
+/* Super-blocks [u0, u1) of one panel q times W columns (q8k blocks
+ * x[u * gw + j]) into acc[0 .. W). The integer sums of a super-block add
+ * up in 32 bits; its minimums' sum in float, exactly (integers below
+ * 2^24), so both equal the portable kernel's before the float steps. */
+INLINE void k_run(const uint8_t *q, const tai_unit_layout *L, int64_t u0, int64_t u1,
+                  const tai_block_q8_k *x, int64_t gw, __m512 acc[4], int W, int T, size_t pf1,
+                  size_t pf2) {
+    const size_t ub = L->bytes;
+    for (int64_t u = u0; u < u1; u++) {
+        const uint8_t *un = q + (size_t)u * ub;
+        const tai_block_q8_k *a[4];
+        __m512i Ti[4];
+        __m512 Mf[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) {
+            a[j] = &x[u * gw + j];
+            Ti[j] = _mm512_setzero_si512();
+            Mf[j] = _mm512_setzero_ps();
+        }
+        const __m512i k4[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            /* the prefetches spread over the sub-blocks, an eighth of the
+             * unit's lines each: a burst of all of them at once fills the
+             * line fill buffers */
+            const size_t l0 = (ub * (size_t)s / 8) & ~(size_t)63, l1 = (ub * (size_t)(s + 1) / 8) & ~(size_t)63;
+            if (pf1)
+                for (size_t l = l0; l < l1; l += 64) _mm_prefetch((const char *)un + pf1 + l, _MM_HINT_T0);
+            if (pf2)
+                for (size_t l = l0; l < l1; l += 64) _mm_prefetch((const char *)un + pf2 + l, _MM_HINT_T1);
+            __m512i wv[8];
+            sub_codes(un, L, s, T, wv);
+            const sub_scales sc = sub_sc(un, L, s, T, k4);
+            __m512 mf0 = _mm512_setzero_ps(), mf1 = mf0;
+            if (u_min(T)) {
+                mf0 = _mm512_cvtepi32_ps(sc.m0);
+                if (u_scales(T) != TAI_UNIT_SC_K4) mf1 = _mm512_cvtepi32_ps(sc.m1);
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < W; j++) {
+                __m512i ab[8];
+                k_bcast(a[j], s, ab);
+                Ti[j] = _mm512_add_epi32(Ti[j], k_sub_T(wv, ab, a[j], s, &sc, T));
+                if (u_min(T)) {
+                    const int x0 = a[j]->bsums[2 * s], x1 = a[j]->bsums[2 * s + 1];
+                    if (u_scales(T) == TAI_UNIT_SC_K4) {
+                        Mf[j] = _mm512_fmadd_ps(mf0, _mm512_set1_ps((float)(x0 + x1)), Mf[j]);
+                    } else {
+                        Mf[j] = _mm512_fmadd_ps(mf0, _mm512_set1_ps((float)x0), Mf[j]);
+                        Mf[j] = _mm512_fmadd_ps(mf1, _mm512_set1_ps((float)x1), Mf[j]);
+                    }
+                }
+            }
+        }
+        const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un + L->d_at))
+                                             : ld_h16(un + L->d_at);
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) {
+            const __m512 dx = _mm512_set1_ps(a[j]->d);
+            acc[j] = _mm512_fmadd_ps(D, _mm512_mul_ps(_mm512_cvtepi32_ps(Ti[j]), dx), acc[j]);
+            if (u_min(T)) acc[j] = _mm512_fnmadd_ps(ld_h16(un + L->m_at), _mm512_mul_ps(Mf[j], dx), acc[j]);
+        }
+    }
+}
+
+/* One column, two panels side by side (two streams, twice the
+ * independent work per step), the same steps as k_run per panel. */
+INLINE void k_run2(const uint8_t *qa, const uint8_t *qb, const tai_unit_layout *L, int64_t u0,
+                   int64_t u1, const tai_block_q8_k *x, __m512 acc[2], int T, size_t pf1, size_t pf2) {
+    const size_t ub = L->bytes;
+    const __m512i k4[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (int64_t u = u0; u < u1; u++) {
+        const uint8_t *un[2] = {qa + (size_t)u * ub, qb + (size_t)u * ub};
+        const tai_block_q8_k *a = &x[u];
+        __m512i Ti[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        __m512 Mf[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            const size_t l0 = (ub * (size_t)s / 8) & ~(size_t)63, l1 = (ub * (size_t)(s + 1) / 8) & ~(size_t)63;
+            __m512i ab[8]; /* the column's bytes, shared by both panels */
+            k_bcast(a, s, ab);
+#pragma GCC unroll 2
+            for (int pi = 0; pi < 2; pi++) {
+                if (pf1)
+                    for (size_t l = l0; l < l1; l += 64) _mm_prefetch((const char *)un[pi] + pf1 + l, _MM_HINT_T0);
+                if (pf2)
+                    for (size_t l = l0; l < l1; l += 64) _mm_prefetch((const char *)un[pi] + pf2 + l, _MM_HINT_T1);
+                __m512i wv[8];
+                sub_codes(un[pi], L, s, T, wv);
+                const sub_scales sc = sub_sc(un[pi], L, s, T, k4);
+                Ti[pi] = _mm512_add_epi32(Ti[pi], k_sub_T(wv, ab, a, s, &sc, T));
+                if (u_min(T)) {
+                    const int x0 = a->bsums[2 * s], x1 = a->bsums[2 * s + 1];
+                    if (u_scales(T) == TAI_UNIT_SC_K4) {
+                        Mf[pi] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m0), _mm512_set1_ps((float)(x0 + x1)), Mf[pi]);
+                    } else {
+                        Mf[pi] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m0), _mm512_set1_ps((float)x0), Mf[pi]);
+                        Mf[pi] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m1), _mm512_set1_ps((float)x1), Mf[pi]);
+                    }
+                }
+            }
+        }
+        const __m512 dx = _mm512_set1_ps(a->d);
+#pragma GCC unroll 2
+        for (int pi = 0; pi < 2; pi++) {
+            const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un[pi] + L->d_at))
+                                                 : ld_h16(un[pi] + L->d_at);
+            acc[pi] = _mm512_fmadd_ps(D, _mm512_mul_ps(_mm512_cvtepi32_ps(Ti[pi]), dx), acc[pi]);
+            if (u_min(T)) acc[pi] = _mm512_fnmadd_ps(ld_h16(un[pi] + L->m_at), _mm512_mul_ps(Mf[pi], dx), acc[pi]);
+        }
+    }
+}
+
+/* K in slices of whole super-blocks whose activations stay in L2 when
+ * there are many columns; panels in turn; columns four at a time. */
+INLINE void k_gemm(const void *restrict wp, size_t pb, const void *restrict xp, float *restrict y,
+                   int64_t ys, int64_t n, int64_t rows, int64_t p0, int64_t p1, int64_t ncols,
+                   int T) {
+    const tai_unit_layout *L = tai_unit_layout_of((tai_type)T);
+    const int64_t nu = n / TAI_QK_K;
+    const tai_kernel_tuning tu = tai_k_tuning();
+    const size_t pf1 = (size_t)tu.prefetch_l1, pf2 = (size_t)tu.prefetch_l2;
+    /* twice the tuned distances: a step here reads a super-block (2-4 KiB
+     * of each panel), and the streams need reads that much further ahead
+     * (4096x14336 Q4_K/Q5_K/Q6_K on one thread of a family 6 model 167
+     * Xeon: 82-84% -> 85-87% of the read bandwidth) */
+    const size_t kpf1 = 2 * pf1, kpf2 = 2 * pf2;
+    const tai_block_q8_k *x = xp;
+    int64_t ku = nu;
+    if (ncols >= TAI_NR) {
+        ku = tai_k_slice(1024) / TAI_QK_K;
+        if (ku < 1) ku = 1;
+    }
+    for (int64_t us = 0; us < nu; us += ku) {
+        const int64_t ue = us + ku < nu ? us + ku : nu;
+        const int first = us == 0;
+        int64_t p = p0;
+        if (ncols == 1)
+            for (; p + 2 <= p1; p += 2) {
+                __m512 acc[2];
+                for (int pi = 0; pi < 2; pi++)
+                    acc[pi] = first ? _mm512_setzero_ps()
+                                    : _mm512_maskz_loadu_ps(row_mask(rows, p + pi), y + (p + pi) * TAI_PANEL);
+                k_run2((const uint8_t *)wp + (size_t)p * pb, (const uint8_t *)wp + (size_t)(p + 1) * pb, L,
+                       us, ue, x, acc, T, kpf1, kpf2);
+                for (int pi = 0; pi < 2; pi++)
+                    _mm512_mask_storeu_ps(y + (p + pi) * TAI_PANEL, row_mask(rows, p + pi), acc[pi]);
+            }
+        for (; p < p1; p++) {
+            const uint8_t *q = (const uint8_t *)wp + (size_t)p * pb;
+            const __mmask16 mk = row_mask(rows, p);
+            for (int64_t c0 = 0; c0 < ncols; c0 += 4) {
+                const int64_t g0 = c0 / TAI_NR * TAI_NR;
+                const int64_t gw = ncols - g0 < TAI_NR ? ncols - g0 : TAI_NR;
+                const int64_t w = ncols - c0 < 4 ? ncols - c0 : 4;
+                const tai_block_q8_k *xg = x + g0 * nu + (c0 - g0);
+                __m512 acc[4];
+                for (int j = 0; j < w; j++)
+                    acc[j] = first ? _mm512_setzero_ps()
+                                   : _mm512_maskz_loadu_ps(mk, y + (c0 + j) * ys + p * TAI_PANEL);
+#define RUN(W) k_run(q, L, us, ue, xg, gw, acc, W, T, kpf1, kpf2)
+                switch (w) {
+                case 1: RUN(1); break;
+                case 2: RUN(2); break;
+                case 3: RUN(3); break;
+                default: RUN(4); break;
+                }
+#undef RUN
+                for (int j = 0; j < w; j++) _mm512_mask_storeu_ps(y + (c0 + j) * ys + p * TAI_PANEL, mk, acc[j]);
+            }
+        }
+    }
+}
+
 #define COLS_MAX 1024 /* columns per pass: at least one unit's half sums each */
 
 /* Columns in passes of at most COLS_MAX (whole groups of 8: each pass's
@@ -471,12 +679,12 @@ INLINE void unit_gemm(const void *restrict wp, size_t pb, const void *restrict x
 TAI_GEMM_ENTRY(tai_k_gemm_q5_0_avx512, unit_gemm, TAI_TYPE_Q5_0)
 TAI_GEMM_ENTRY(tai_k_gemm_q5_1_avx512, unit_gemm, TAI_TYPE_Q5_1)
 TAI_GEMM_ENTRY(tai_k_gemm_iq4_nl_avx512, unit_gemm, TAI_TYPE_IQ4_NL)
-TAI_GEMM_ENTRY(tai_k_gemm_q2_k_avx512, unit_gemm, TAI_TYPE_Q2_K)
-TAI_GEMM_ENTRY(tai_k_gemm_q3_k_avx512, unit_gemm, TAI_TYPE_Q3_K)
-TAI_GEMM_ENTRY(tai_k_gemm_q4_k_avx512, unit_gemm, TAI_TYPE_Q4_K)
-TAI_GEMM_ENTRY(tai_k_gemm_q5_k_avx512, unit_gemm, TAI_TYPE_Q5_K)
-TAI_GEMM_ENTRY(tai_k_gemm_q6_k_avx512, unit_gemm, TAI_TYPE_Q6_K)
-TAI_GEMM_ENTRY(tai_k_gemm_q8_k_avx512, unit_gemm, TAI_TYPE_Q8_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q2_k_avx512, k_gemm, TAI_TYPE_Q2_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q3_k_avx512, k_gemm, TAI_TYPE_Q3_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q4_k_avx512, k_gemm, TAI_TYPE_Q4_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q5_k_avx512, k_gemm, TAI_TYPE_Q5_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q6_k_avx512, k_gemm, TAI_TYPE_Q6_K)
+TAI_GEMM_ENTRY(tai_k_gemm_q8_k_avx512, k_gemm, TAI_TYPE_Q8_K)
 
 /* ======================= BF16 ============================================= */
 

@@ -69,10 +69,17 @@ static void put_unit_row(tai_type t, const tai_unit_layout *L, const uint8_t *b,
     case TAI_TYPE_Q5_K: {
         const uint8_t *qs = b + (t == TAI_TYPE_Q4_K ? 16 : 48), *qh = b + 16;
         for (int s = 0; s < 8; s++) {
-            put_nibbles(u + (size_t)s * 256, r, qs + 32 * (s / 2), s & 1);
-            if (t == TAI_TYPE_Q5_K) put_bits(u + L->high_at + (size_t)s * 64, r, qh, s);
+            put_nibbles(u + tai_unit_codes_at(L, s), r, qs + 32 * (s / 2), s & 1);
+            if (t == TAI_TYPE_Q5_K) put_bits(u + tai_unit_high_at(L, s, 0), r, qh, s);
         }
-        for (int w = 0; w < 3; w++) memcpy(u + L->scales_at + (w * TAI_PANEL + r) * 4, b + 4 + 4 * w, 4);
+        const uint8_t *k = b + 4; /* the 6-bit scales and minimums, as bytes */
+        uint8_t *sc = u + L->scales_at;
+        for (int j = 0; j < 4; j++) {
+            sc[j * TAI_PANEL + r] = k[j] & 63;
+            sc[(8 + j) * TAI_PANEL + r] = k[j + 4] & 63;
+            sc[(4 + j) * TAI_PANEL + r] = (uint8_t)((k[j + 8] & 15) | (k[j] >> 6) << 4);
+            sc[(12 + j) * TAI_PANEL + r] = (uint8_t)((k[j + 8] >> 4) | (k[j + 4] >> 6) << 4);
+        }
         memcpy(u + L->d_at + 2 * r, b, 2);
         memcpy(u + L->m_at + 2 * r, b + 2, 2);
         return;
@@ -81,9 +88,9 @@ static void put_unit_row(tai_type t, const tai_unit_layout *L, const uint8_t *b,
         const tai_block_q6_k *x = (const tai_block_q6_k *)(const void *)b;
         for (int s = 0; s < 8; s++) {
             const int h = s / 4, q = s % 4;
-            put_nibbles(u + (size_t)s * 256, r, x->ql + 64 * h + 32 * (q & 1), q >= 2);
-            put_bits(u + L->high_at + (size_t)(2 * s) * 64, r, x->qh + 32 * h, 2 * q);
-            put_bits(u + L->high_at + (size_t)(2 * s + 1) * 64, r, x->qh + 32 * h, 2 * q + 1);
+            put_nibbles(u + tai_unit_codes_at(L, s), r, x->ql + 64 * h + 32 * (q & 1), q >= 2);
+            put_bits(u + tai_unit_high_at(L, s, 0), r, x->qh + 32 * h, 2 * q);
+            put_bits(u + tai_unit_high_at(L, s, 1), r, x->qh + 32 * h, 2 * q + 1);
         }
         for (int i = 0; i < 16; i++) u[L->scales_at + i * TAI_PANEL + r] = (uint8_t)x->scales[i];
         memcpy(u + L->d_at + 2 * r, &x->d, 2);
@@ -93,7 +100,7 @@ static void put_unit_row(tai_type t, const tai_unit_layout *L, const uint8_t *b,
         const tai_block_q8_k *x = (const tai_block_q8_k *)(const void *)b;
         for (int s = 0; s < 8; s++)
             for (int g = 0; g < 8; g++)
-                store32(u + (size_t)s * 512 + (g * TAI_PANEL + r) * 4,
+                store32(u + tai_unit_codes_at(L, s) + (g * TAI_PANEL + r) * 4,
                         load32((const uint8_t *)x->qs + 32 * s + 4 * g) ^ 0x80808080u);
         memcpy(u + L->d_at + 4 * r, &x->d, 4);
         return;
@@ -105,12 +112,12 @@ static void put_unit_row(tai_type t, const tai_unit_layout *L, const uint8_t *b,
         for (int s = 0; s < k; s++) {
             const uint8_t *x = b + (size_t)s * bb;
             const int qoff = t == TAI_TYPE_Q5_1 ? 8 : t == TAI_TYPE_Q5_0 ? 6 : 2;
-            put_q4_0_codes(u + (size_t)s * 256, r, x + qoff);
+            put_q4_0_codes(u + tai_unit_codes_at(L, s), r, x + qoff);
             if (t != TAI_TYPE_IQ4_NL) {
                 const uint32_t qh = load32(x + (t == TAI_TYPE_Q5_1 ? 4 : 2));
                 uint8_t bits[32];
                 for (int e = 0; e < 32; e++) bits[e] = (uint8_t)((qh >> e) & 1);
-                put_bits(u + L->high_at + (size_t)s * 64, r, bits, 0);
+                put_bits(u + tai_unit_high_at(L, s, 0), r, bits, 0);
             }
             memcpy(u + L->d_at + 2 * (s * TAI_PANEL + r), x, 2);
             if (t == TAI_TYPE_Q5_1) memcpy(u + L->m_at + 2 * (s * TAI_PANEL + r), x + 2, 2);
@@ -339,17 +346,27 @@ size_t tai_prep_bytes(tai_prep p, int64_t n, int64_t ncols) {
 
 void tai_prep_groups(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
                      int64_t g0, int64_t g1) {
-    tai_prep_groups_with(p, x, n, ncols, dst, g0, g1, tai_quantize_row_q8a);
+    tai_prep_groups_with(p, x, n, ncols, dst, g0, g1, tai_quantize_row_q8a, tai_quantize_row_q8k);
 }
 
 void tai_prep_groups_with(tai_prep p, const float *x, int64_t n, int64_t ncols, void *dst,
-                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize) {
+                          int64_t g0, int64_t g1, tai_quantize_q8a_fn quantize,
+                          tai_quantize_q8k_fn quantize_k) {
+    if (!quantize_k) quantize_k = tai_quantize_row_q8k;
     const size_t col = tai_prep_col_bytes(p, n);
     if (col == 0 || ncols <= 0) return;
     for (int64_t g = g0; g < g1 && g * TAI_NR < ncols; g++) {
         const int64_t c0 = g * TAI_NR;
         const int64_t w = ncols - c0 < TAI_NR ? ncols - c0 : TAI_NR;
         char *gd = (char *)dst + (size_t)c0 * col;
+        if (p == TAI_PREP_Q8K) { /* units of 256 interleaved as the q8a blocks */
+            tai_block_q8_k *o = (tai_block_q8_k *)gd;
+            const int64_t nb = n / TAI_QK_K;
+            for (int64_t j = 0; j < w; j++)
+                for (int64_t b = 0; b < nb; b++)
+                    quantize_k(x + (c0 + j) * n + b * TAI_QK_K, &o[b * w + j], TAI_QK_K);
+            continue;
+        }
         if (w == 1) { /* a lone column is stored as tai_prep_col stores it */
             if (p == TAI_PREP_F32)
                 tai_prep_col(p, x + c0 * n, gd, n);

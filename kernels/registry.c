@@ -73,6 +73,7 @@ static const tai_kernels k_scalar = {
     .attention = tai_attention,
     .silu_mul = tai_silu_mul,
     .quantize_q8a = tai_quantize_row_q8a,
+    .quantize_q8k = tai_quantize_row_q8k,
 };
 #if defined(__x86_64__)
 static const tai_kernels k_avx2 = {
@@ -81,6 +82,7 @@ static const tai_kernels k_avx2 = {
     .attention = tai_k_attention_avx2,
     .silu_mul = tai_k_silu_mul_avx2,
     .quantize_q8a = tai_k_quantize_q8a_avx2,
+    .quantize_q8k = tai_quantize_row_q8k,
 };
 static const tai_kernels k_avx512 = {
     .isa = TAI_ISA_AVX512,
@@ -88,6 +90,7 @@ static const tai_kernels k_avx512 = {
     .attention = tai_k_attention_avx512,
     .silu_mul = tai_k_silu_mul_avx512,
     .quantize_q8a = tai_k_quantize_q8a_avx512,
+    .quantize_q8k = tai_k_quantize_q8k_avx512,
 };
 #endif
 
@@ -130,7 +133,8 @@ tai_rows_fn tai_rows_ref(tai_type t) {
 }
 
 tai_prep tai_prep_for(tai_type t) {
-    return (t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_BF16) ? TAI_PREP_F32 : TAI_PREP_Q8A;
+    if (t == TAI_TYPE_F32 || t == TAI_TYPE_F16 || t == TAI_TYPE_BF16) return TAI_PREP_F32;
+    return tai_type_block_elems(t) == TAI_QK_K ? TAI_PREP_Q8K : TAI_PREP_Q8A;
 }
 
 /* 0 when n is not a valid length (negative, or not whole blocks for q8a). */
@@ -139,6 +143,10 @@ size_t tai_prep_col_bytes(tai_prep p, int64_t n) {
     if (p == TAI_PREP_F32) {
         if ((uint64_t)n > SIZE_MAX / sizeof(float)) return 0;
         return (size_t)n * sizeof(float);
+    }
+    if (p == TAI_PREP_Q8K) {
+        if (n % TAI_QK_K != 0 || (uint64_t)(n / TAI_QK_K) > SIZE_MAX / sizeof(tai_block_q8_k)) return 0;
+        return (size_t)(n / TAI_QK_K) * sizeof(tai_block_q8_k);
     }
     if (n % TAI_QK != 0) return 0;
     if ((uint64_t)(n / TAI_QK) > SIZE_MAX / sizeof(tai_block_q8a)) return 0;
@@ -149,6 +157,8 @@ void tai_prep_col(tai_prep p, const float *src, void *dst, int64_t n) {
     if (n <= 0) return;
     if (p == TAI_PREP_F32)
         memcpy(dst, src, (size_t)n * sizeof(float));
+    else if (p == TAI_PREP_Q8K)
+        tai_quantize_row_q8k(src, dst, n);
     else
         tai_quantize_row_q8a(src, dst, n);
 }

@@ -38,6 +38,7 @@ size_t tai_matmul_sparse_scratch_bytes(tai_type t, int64_t n, int64_t keep, int6
 typedef struct {
     tai_gemm_fn fn;
     tai_quantize_q8a_fn quantize;
+    tai_quantize_q8k_fn quantize_k;
     tai_prep prep;
     const uint8_t *wp;
     size_t panel_bytes, head_bytes, dense_pb;
@@ -51,7 +52,7 @@ typedef struct {
 static void run_prep(void *ctx, int i, int nth) {
     const sjob *j = ctx;
     const int64_t g0 = j->groups * i / nth, g1 = j->groups * (i + 1) / nth;
-    if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize);
+    if (g1 > g0) tai_prep_groups_with(j->prep, j->x, j->n, j->ncols, j->xp, g0, g1, j->quantize, j->quantize_k);
 }
 
 /* The prepared activations of the kept blocks of one panel (its index at
@@ -95,6 +96,7 @@ void tai_matmul_sparse(const tai_kernels *k, tai_pool *pool, tai_type t, const v
     sjob j = {
         .fn = k->gemm[t],
         .quantize = k->quantize_q8a ? k->quantize_q8a : tai_quantize_row_q8a,
+        .quantize_k = k->quantize_q8k ? k->quantize_q8k : tai_quantize_row_q8k,
         .prep = prep,
         .wp = wp,
         .panel_bytes = pb,

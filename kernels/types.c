@@ -40,3 +40,25 @@ void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
         dst[i].n128 = -128 * sum;
     }
 }
+
+/* q8k: the same rounding as q8a, over 256 elements. */
+void tai_quantize_row_q8k(const float *src, tai_block_q8_k *dst, int64_t n) {
+    if (n <= 0 || n % TAI_QK_K != 0) return;
+    for (int64_t i = 0; i < n / TAI_QK_K; i++) {
+        const float *xb = src + i * TAI_QK_K;
+        float amax = 0.0f;
+        for (int j = 0; j < TAI_QK_K; j++)
+            if (amax < fabsf(xb[j])) amax = fabsf(xb[j]);
+        const float d = amax / 127.0f;
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 16 * g; j < 16 * g + 16; j++) {
+                const int q = d != 0.0f ? trunc_clamp(roundf(xb[j] / d), -127, 127) : 0;
+                dst[i].qs[j] = (int8_t)q;
+                sum += q;
+            }
+            dst[i].bsums[g] = (int16_t)sum;
+        }
+        dst[i].d = d;
+    }
+}

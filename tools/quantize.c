@@ -16,26 +16,34 @@
 
 static void quantize_help(void) {
     printf("usage: %s quantize IN OUT [--embedding P] [--attention P] [--ffn P]\n"
-           "                      [--output P] [--int4 q4_0|q4_1] [--threads N]\n"
+           "                      [--output P] [--int4 q4_0|q4_1|q4_k] [--more-bits]\n"
+           "                      [--mix q4_k_m|q5_k_m] [--threads N]\n"
            "\n"
            "Writes IN (.gguf or .tmai) with a weight type per group of matrices to OUT:\n"
            ".tmai if OUT ends in .tmai, else GGUF. Streams layer by layer: a few MiB of\n"
            "memory whatever the model's size. OUT appears only when complete.\n"
            "\n"
-           "  P: fp32, fp16, int8 (Q8_0), int4 (Q4_0, or Q4_1 with --int4 q4_1), or\n"
-           "     source (keep, the default). Precision only goes down: raising a\n"
-           "     tensor above its source type is refused.\n"
+           "  P: fp32, fp16, int8 (Q8_0), int6 (Q6_K), int5 (Q5_K), int4 (Q4_0, or\n"
+           "     Q4_1 / Q4_K with --int4), or source (keep, the default). Precision\n"
+           "     only goes down: raising a tensor above its source type is refused.\n"
+           "     K-quants need rows of whole 256-weight blocks; other rows are written\n"
+           "     as llama.cpp does (Q4_K as Q5_0, Q5_K as Q5_1, Q6_K as Q8_0).\n"
            "  --embedding P      the token embedding\n"
            "  --attention P      attn_q, attn_k, attn_v, attn_output of every block\n"
            "  --ffn P            ffn_gate, ffn_up, ffn_down of every block\n"
            "  --output P         the output head (a head tied to the embedding gets its\n"
            "                     own copy when the two types differ)\n"
-           "  --int4 F           what int4 means: q4_0 (default) or q4_1\n"
+           "  --int4 F           what int4 means: q4_0 (default), q4_1 or q4_k\n"
+           "  --more-bits        attn_v and ffn_down of llama.cpp's \"more bits\" blocks\n"
+           "                     in Q6_K where their group is int4 or int5\n"
+           "  --mix M            llama.cpp's mixes: q4_k_m (int4 = Q4_K everywhere, the\n"
+           "                     output int6, --more-bits) or q5_k_m (int5, output int6,\n"
+           "                     --more-bits)\n"
            "  --threads N        threads converting rows (default: one per core, <= 8)\n",
            prog);
 }
 
-static const char *const prec_names[] = {"fp32", "fp16", "int8", "int4", "source"};
+static const char *const prec_names[] = {"fp32", "fp16", "int8", "int4", "source", "int6", "int5"};
 
 static void on_progress(void *user, uint64_t done, uint64_t total) {
     int *last = user;
@@ -66,6 +74,10 @@ int cmd_quantize(int argc, char **argv) {
             else return usage_error("quantize takes two paths, got also '%s'", a);
             continue;
         }
+        if (!strcmp(a, "--more-bits")) {
+            c.useMoreBits = 1;
+            continue;
+        }
         if (!(v = take(argc, argv, &i))) return usage_error("option %s needs a value or is unknown", a);
         TinyAIPrecision *p = !strcmp(a, "--embedding") ? &c.embeddingPrecision
                              : !strcmp(a, "--attention") ? &c.attentionPrecision
@@ -73,14 +85,24 @@ int cmd_quantize(int argc, char **argv) {
                              : !strcmp(a, "--output")    ? &c.outputPrecision
                                                          : NULL;
         if (p) {
-            int k = parse_choice(v, prec_names, 5);
-            if (k < 0) return usage_error("precision '%s': use fp32, fp16, int8, int4 or source", v);
+            int k = parse_choice(v, prec_names, 7);
+            if (k < 0)
+                return usage_error("precision '%s': use fp32, fp16, int8, int6, int5, int4 or source", v);
             *p = (TinyAIPrecision)k;
         } else if (!strcmp(a, "--int4")) {
-            static const char *const f[] = {"q4_0", "q4_1"};
-            int k = parse_choice(v, f, 2);
-            if (k < 0) return usage_error("--int4 '%s': use q4_0 or q4_1", v);
+            static const char *const f[] = {"q4_0", "q4_1", "q4_k"};
+            int k = parse_choice(v, f, 3);
+            if (k < 0) return usage_error("--int4 '%s': use q4_0, q4_1 or q4_k", v);
             c.int4Format = (TinyAIInt4Format)k;
+        } else if (!strcmp(a, "--mix")) {
+            static const char *const mixes[] = {"q4_k_m", "q5_k_m"};
+            int k = parse_choice(v, mixes, 2);
+            if (k < 0) return usage_error("--mix '%s': use q4_k_m or q5_k_m", v);
+            const TinyAIPrecision g = k == 0 ? TINYAI_PREC_INT4 : TINYAI_PREC_INT5;
+            c.embeddingPrecision = c.attentionPrecision = c.ffnPrecision = g;
+            c.outputPrecision = TINYAI_PREC_INT6;
+            c.int4Format = TINYAI_INT4_Q4_K;
+            c.useMoreBits = 1;
         } else if (!strcmp(a, "--threads")) {
             long t;
             if (!parse_long(v, 1, 8, &t)) return usage_error("--threads '%s': 1 to 8", v);

@@ -52,10 +52,41 @@ static int prec_type(int prec, int int4, tai_type src) {
     case TINYAI_PREC_FP32: return TAI_TYPE_F32;
     case TINYAI_PREC_FP16: return TAI_TYPE_F16;
     case TINYAI_PREC_INT8: return TAI_TYPE_Q8_0;
-    case TINYAI_PREC_INT4: return int4 == TINYAI_INT4_Q4_1 ? TAI_TYPE_Q4_1 : TAI_TYPE_Q4_0;
+    case TINYAI_PREC_INT4:
+        return int4 == TINYAI_INT4_Q4_1 ? TAI_TYPE_Q4_1
+               : int4 == TINYAI_INT4_Q4_K ? TAI_TYPE_Q4_K
+                                          : TAI_TYPE_Q4_0;
+    case TINYAI_PREC_INT6: return TAI_TYPE_Q6_K;
+    case TINYAI_PREC_INT5: return TAI_TYPE_Q5_K;
     case TINYAI_PREC_SOURCE: return (int)src;
     default: return -1;
     }
+}
+
+/* A K-quant for rows of n weights that are not whole super-blocks: the
+ * type llama.cpp writes instead. */
+static tai_type k_fallback(tai_type t, int64_t n) {
+    if (n % TAI_QK_K == 0) return t;
+    switch (t) {
+    case TAI_TYPE_Q4_K: return TAI_TYPE_Q5_0;
+    case TAI_TYPE_Q5_K: return TAI_TYPE_Q5_1;
+    case TAI_TYPE_Q6_K: return TAI_TYPE_Q8_0;
+    default: return t;
+    }
+}
+
+/* llama.cpp's "more bits" blocks of n: the first and last eighth, and
+ * every third between. */
+static bool more_bits_block(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* The block number of a "blk.N." name, or -1. */
+static int block_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end = NULL;
+    const long v = strtol(name + 4, &end, 10);
+    return end && *end == '.' && v >= 0 && v < 1000000 ? (int)v : -1;
 }
 
 void tinyaiInitMixedPrecisionConfig(TinyAIMixedPrecisionConfig *c) {
@@ -81,13 +112,21 @@ typedef struct {
 } qplan;
 
 static TinyAIStatus plan_tensor(const tai_tensor *t, int group, const int *prec, int int4,
-                                bool allow_raise, tai_type *to) {
+                                int more_bits, int n_blocks, bool allow_raise, tai_type *to) {
     *to = t->type;
     if (group == G_NONE) return TINYAI_OK;
     int ty = prec_type(prec[group], int4, t->type);
     if (ty < 0)
         return tai_error(TINYAI_ERR_INVALID_ARG, "%s precision: unknown value %d",
                          group_name[group], prec[group]);
+    if (more_bits && (prec[group] == TINYAI_PREC_INT4 || prec[group] == TINYAI_PREC_INT5)) {
+        const char *p = strchr(t->name + 4, '.');
+        const int b = block_of(t->name);
+        if (b >= 0 && p && (!strcmp(p, ".attn_v.weight") || !strcmp(p, ".ffn_down.weight")) &&
+            more_bits_block(b, n_blocks))
+            ty = TAI_TYPE_Q6_K;
+    }
+    if (prec[group] != TINYAI_PREC_SOURCE) ty = (int)k_fallback((tai_type)ty, t->ne[0]);
     if (ty == (int)t->type) return TINYAI_OK;
     if (t->n_dims != 2 || t->ne[0] % tai_type_block_elems((tai_type)ty) != 0)
         return tai_error(TINYAI_ERR_UNSUPPORTED,
@@ -108,9 +147,15 @@ static TinyAIStatus plan_tensor(const tai_tensor *t, int group, const int *prec,
 static TinyAIStatus make_plan(const tai_model_file *mf, const TinyAIMixedPrecisionConfig *c,
                               bool allow_raise, qplan *p) {
     memset(p, 0, sizeof *p);
-    if (c->int4Format != TINYAI_INT4_Q4_0 && c->int4Format != TINYAI_INT4_Q4_1)
+    if (c->int4Format != TINYAI_INT4_Q4_0 && c->int4Format != TINYAI_INT4_Q4_1 &&
+        c->int4Format != TINYAI_INT4_Q4_K)
         return tai_error(TINYAI_ERR_INVALID_ARG, "int4Format: unknown value %d",
                          (int)c->int4Format);
+    int n_blocks = 0;
+    for (int64_t i = 0; i < mf->n_tensors; i++) {
+        const int b = block_of(mf->tensors[i].name);
+        if (b + 1 > n_blocks) n_blocks = b + 1;
+    }
     const int prec[G_COUNT] = {c->embeddingPrecision, c->attentionPrecision, c->ffnPrecision,
                                c->outputPrecision};
     p->t = calloc((size_t)mf->n_tensors + 1, sizeof *p->t);
@@ -129,13 +174,14 @@ static TinyAIStatus make_plan(const tai_model_file *mf, const TinyAIMixedPrecisi
                            "precision before pruning, to the unpruned model", t->name);
             break;
         }
-        st = plan_tensor(t, tensor_group(t->name), prec, c->int4Format, allow_raise, &q->to);
+        st = plan_tensor(t, tensor_group(t->name), prec, c->int4Format, c->useMoreBits, n_blocks,
+                         allow_raise, &q->to);
         if (t == emb) emb_to = q->to;
         p->total += t->size;
     }
     if (st == TINYAI_OK && tied && emb && c->outputPrecision != TINYAI_PREC_SOURCE) {
         tai_type head_to;
-        st = plan_tensor(emb, G_OUT, prec, c->int4Format, allow_raise, &head_to);
+        st = plan_tensor(emb, G_OUT, prec, c->int4Format, 0, n_blocks, allow_raise, &head_to);
         if (st == TINYAI_OK && head_to != emb_to) {
             /* after the head layer's tensors, i.e. last */
             p->t[p->n++] = (qtensor){emb, "output.weight", head_to};
@@ -149,14 +195,21 @@ static TinyAIStatus make_plan(const tai_model_file *mf, const TinyAIMixedPrecisi
     return st;
 }
 
-/* llama.cpp's general.file_type for a model mostly of type t. */
-static uint32_t file_type_of(tai_type t) {
+/* llama.cpp's general.file_type for a model mostly of type t (the K
+ * types: their _M mixes with more bits, else _S). */
+static uint32_t file_type_of(tai_type t, int more_bits) {
     switch (t) {
     case TAI_TYPE_F32: return 0;
     case TAI_TYPE_F16: return 1;
     case TAI_TYPE_Q4_0: return 2;
     case TAI_TYPE_Q4_1: return 3;
     case TAI_TYPE_Q8_0: return 7;
+    case TAI_TYPE_Q5_0: return 8;
+    case TAI_TYPE_Q5_1: return 9;
+    case TAI_TYPE_Q4_K: return more_bits ? 15 : 14;
+    case TAI_TYPE_Q5_K: return more_bits ? 17 : 16;
+    case TAI_TYPE_Q6_K: return 18;
+    case TAI_TYPE_BF16: return 32;
     default: return 0;
     }
 }
@@ -301,18 +354,19 @@ static int default_threads(int asked) {
 }
 
 static TinyAIStatus write_gguf(const tai_model_file *mf, const qplan *p, const char *path,
-                               int threads, TinyAIQuantizeProgress progress, void *user) {
+                               int threads, int more_bits, TinyAIQuantizeProgress progress,
+                               void *user) {
     qctx q = {.mf = mf, .progress = progress, .user = user, .total = p->total,
               .nthreads = default_threads(threads)};
     TinyAIStatus st = tai_gguf_writer_open(path, 32, &q.w);
     if (st) return st;
     tai_type main_type = TAI_TYPE_F32;
     for (int i = 0; i < p->n; i++)
-        if (tensor_group(p->t[i].name) == G_FFN) main_type = p->t[i].to;
+        if (tensor_group(p->t[i].name) == G_FFN && strstr(p->t[i].name, "ffn_gate")) main_type = p->t[i].to;
     for (int64_t i = 0; i < mf->n_kvs && st == TINYAI_OK; i++)
         if (strcmp(mf->kvs[i].key, "general.alignment") && strcmp(mf->kvs[i].key, "general.file_type"))
             st = tai_gguf_writer_add_kv(q.w, &mf->kvs[i]);
-    if (st == TINYAI_OK) st = tai_gguf_writer_add_u32(q.w, "general.file_type", file_type_of(main_type));
+    if (st == TINYAI_OK) st = tai_gguf_writer_add_u32(q.w, "general.file_type", file_type_of(main_type, more_bits));
     for (int i = 0; i < p->n && st == TINYAI_OK; i++)
         st = tai_gguf_writer_add_tensor(q.w, p->t[i].name, p->t[i].to, p->t[i].src->n_dims,
                                         p->t[i].src->ne);
@@ -339,7 +393,7 @@ TinyAIStatus tai_quantize_file(const tai_model_file *mf, const char *out,
     TinyAIStatus st = make_plan(mf, c, allow_raise, &p);
     if (st) return st;
     if (!ends_with(out, ".tmai")) {
-        st = write_gguf(mf, &p, out, c->threads, progress, user);
+        st = write_gguf(mf, &p, out, c->threads, c->useMoreBits, progress, user);
         free(p.t);
         return st;
     }
@@ -349,7 +403,7 @@ TinyAIStatus tai_quantize_file(const tai_model_file *mf, const char *out,
         free(p.t);
         return tai_error(TINYAI_ERR_INVALID_ARG, "%s: path too long", out);
     }
-    st = write_gguf(mf, &p, tmp, c->threads, progress, user);
+    st = write_gguf(mf, &p, tmp, c->threads, c->useMoreBits, progress, user);
     free(p.t);
     if (st) return st;
     tai_model_file *g = NULL;

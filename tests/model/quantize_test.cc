@@ -120,6 +120,70 @@ TEST(QuantizeMixed, EachTensorIsTheReferenceQuantizationOfItsSourceRows) {
     }
 }
 
+// llama.cpp's Q4_K_M mix from an F32 source: Q4_K where rows are whole
+// super-blocks (else Q5_0), Q6_K for the output and for attn_v / ffn_down
+// of the "more bits" blocks (else Q8_0), each tensor the reference
+// quantization of its rows; the model runs and stays close to its source.
+TEST(QuantizeMixed, TheQ4KMMixIsLlamaCppsAndRuns) {
+    const int layers = 8;
+    const std::string src = Synth("F32", false, 256, 384, layers, 512);
+    TinyAIMixedPrecisionConfig c;
+    tinyaiInitMixedPrecisionConfig(&c);
+    c.embeddingPrecision = c.attentionPrecision = c.ffnPrecision = TINYAI_PREC_INT4;
+    c.outputPrecision = TINYAI_PREC_INT6;
+    c.int4Format = TINYAI_INT4_Q4_K;
+    c.useMoreBits = 1;
+    const std::string out = tai_test::TempPath(".gguf");
+    ASSERT_EQ(tinyaiQuantizeModelFile(src.c_str(), out.c_str(), &c, nullptr, nullptr), TINYAI_OK)
+        << tinyaiLastErrorMessage();
+    FilePtr a = Open(src), b = Open(out);
+    ASSERT_TRUE(a && b);
+    int q6 = 0;
+    for (int64_t i = 0; i < a->n_tensors; i++) {
+        const tai_tensor *s = &a->tensors[i];
+        const tai_tensor *d = tai_model_file_find_tensor(b.get(), s->name);
+        ASSERT_NE(d, nullptr) << s->name;
+        const std::string name = s->name;
+        tai_type want = s->type;
+        if (s->n_dims == 2) {
+            int blk = -1;
+            if (name.rfind("blk.", 0) == 0) blk = std::atoi(name.c_str() + 4);
+            const bool more = blk >= 0 && (blk < layers / 8 || blk >= 7 * layers / 8 ||
+                                           (blk - layers / 8) % 3 == 2) &&
+                              (name.find(".attn_v.") != std::string::npos ||
+                               name.find(".ffn_down.") != std::string::npos);
+            want = name == "output.weight" || more ? TAI_TYPE_Q6_K : TAI_TYPE_Q4_K;
+            if (s->ne[0] % 256) want = want == TAI_TYPE_Q6_K ? TAI_TYPE_Q8_0 : TAI_TYPE_Q5_0;
+        }
+        ASSERT_EQ(d->type, want) << s->name;
+        q6 += d->type == TAI_TYPE_Q6_K;
+        const size_t drow = tai_type_row_bytes(want, s->ne[0]);
+        std::vector<uint8_t> ref(drow);
+        const int64_t rows = s->size / tai_type_row_bytes(s->type, s->ne[0]);
+        for (int64_t r = 0; r < rows; r++) {
+            tai_quantize_row(want, (const float *)s->data + r * s->ne[0], ref.data(), s->ne[0]);
+            ASSERT_EQ(memcmp(ref.data(), (const uint8_t *)d->data + r * drow, drow), 0)
+                << s->name << " row " << r;
+        }
+    }
+    EXPECT_GE(q6, 2);  // the output and the attn_v of the more-bits blocks
+    // closer to the F32 model than Q4_0 everywhere, at about the same size
+    TinyAIMixedPrecisionConfig c0;
+    tinyaiInitMixedPrecisionConfig(&c0);
+    c0.embeddingPrecision = c0.attentionPrecision = c0.ffnPrecision = c0.outputPrecision =
+        TINYAI_PREC_INT4;
+    const std::string out0 = tai_test::TempPath(".gguf");
+    ASSERT_EQ(tinyaiQuantizeModelFile(src.c_str(), out0.c_str(), &c0, nullptr, nullptr), TINYAI_OK);
+    ModelPtr ms = Load(src), mq = Load(out), m0 = Load(out0);
+    ASSERT_TRUE(ms && mq && m0);
+    const std::vector<float> ref = Logits(ms.get());
+    const double ek = RelRms(Logits(mq.get()), ref), e0 = RelRms(Logits(m0.get()), ref);
+    EXPECT_GT(ek, 0.0);
+    EXPECT_LT(ek, e0) << "Q4_K_M " << ek << " vs Q4_0 " << e0;
+    std::remove(out.c_str());
+    std::remove(out0.c_str());
+}
+
 TEST(QuantizeMixed, APackedSourceKeepsEveryBitOfItsOwnTypes) {
     for (const char *type : {"F32", "F16", "Q8_0", "Q4_0", "Q4_1"}) {
         const std::string gguf = Synth(type, true), tmai = tai_test::TempPath(".tmai");

@@ -272,6 +272,9 @@ TEST(Cli, QuantizeBadInputIsOneLineErrors) {
     ExpectCleanError(Tinyai("quantize " + m), "needs IN and OUT");
     ExpectCleanError(Tinyai("quantize " + m + " " + out + " --ffn int3"), "precision 'int3'");
     ExpectCleanError(Tinyai("quantize " + m + " " + out + " --int4 q4_2"), "--int4 'q4_2'");
+    ExpectCleanError(Tinyai("quantize " + m + " " + out + " --mix q3_k_m"), "--mix 'q3_k_m'");
+    // a Q4_0 source has no bits for the mix's Q6_K tensors: refused, named
+    ExpectCleanError(Tinyai("quantize " + m + " " + out + " --mix q4_k_m"), "would raise it");
     ExpectCleanError(Tinyai("quantize " + m + " " + out + " --threads 0"), "--threads");
     ExpectCleanError(Tinyai("quantize " + m + " " + out + " --ffn int8"),
                      "ffn_gate.weight is Q4_0");

@@ -5,8 +5,19 @@
  * weight type:
  *
  *   TINYAI_PREC_FP32  F32        TINYAI_PREC_INT8  Q8_0 (8.5 bits a weight)
- *   TINYAI_PREC_FP16  F16        TINYAI_PREC_INT4  Q4_0 (4.5 bits) or Q4_1 (5
- *                                                  bits), as int4Format says
+ *   TINYAI_PREC_FP16  F16        TINYAI_PREC_INT4  Q4_0 (4.5 bits), Q4_1 (5
+ *                                                  bits) or Q4_K (4.5 bits), as
+ *                                                  int4Format says
+ *   TINYAI_PREC_INT6  Q6_K (6.56 bits)   TINYAI_PREC_INT5  Q5_K (5.5 bits)
+ *
+ * The K-quants (Q4_K, Q5_K, Q6_K) take rows of whole super-blocks of 256
+ * weights; a matrix whose rows are not is written as llama.cpp does:
+ * Q4_K as Q5_0, Q5_K as Q5_1, Q6_K as Q8_0. With useMoreBits, attn_v and
+ * ffn_down of llama.cpp's "more bits" blocks (the first and last eighth,
+ * and every third block between) get Q6_K where their group asks for
+ * INT4 or INT5: int4Format Q4_K with the groups at INT4 and the output at
+ * INT6 is llama.cpp's Q4_K_M mix, INT5 everywhere but the output its
+ * Q5_K_M (`tinyai quantize --mix q4_k_m`).
  *
  * Norm vectors stay F32 whatever the configuration (they are a few KiB).
  *
@@ -58,6 +69,8 @@ typedef enum {
     TINYAI_PREC_INT8 = 2,
     TINYAI_PREC_INT4 = 3,
     TINYAI_PREC_SOURCE = 4, /* keep the source's types (TinyAI's addition) */
+    TINYAI_PREC_INT6 = 5,   /* Q6_K (TinyAI's addition) */
+    TINYAI_PREC_INT5 = 6,   /* Q5_K (TinyAI's addition) */
 } TinyAIPrecision;
 
 /* The 4-bit layout TINYAI_PREC_INT4 means. */
@@ -65,6 +78,8 @@ typedef enum {
     TINYAI_INT4_Q4_0 = 0, /* symmetric, one fp16 scale per 32 weights */
     TINYAI_INT4_Q4_1 = 1, /* scale and minimum per 32 weights: more accurate,
                              0.5 bit a weight more */
+    TINYAI_INT4_Q4_K = 2, /* super-blocks of 256 with 6-bit scales and
+                             minimums per 32: Q4_1's accuracy at 4.5 bits */
 } TinyAIInt4Format;
 
 typedef struct {
@@ -78,9 +93,13 @@ typedef struct {
     const char *tempDir;
     /* Threads converting rows (0: one per core, at most 8). */
     int threads;
+    /* Nonzero: attn_v and ffn_down of llama.cpp's "more bits" blocks in
+     * Q6_K where their group is INT4 or INT5 (see above). */
+    int useMoreBits;
 } TinyAIMixedPrecisionConfig;
 
-/* Every group TINYAI_PREC_SOURCE, int4Format Q4_0, tempDir NULL, threads 0.
+/* Every group TINYAI_PREC_SOURCE, int4Format Q4_0, tempDir NULL, threads 0,
+ * useMoreBits 0.
  * Does nothing given NULL. */
 void tinyaiInitMixedPrecisionConfig(TinyAIMixedPrecisionConfig *config);
 
