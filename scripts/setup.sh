@@ -13,7 +13,8 @@ PKGS=(bazel-bootstrap gcc g++ libgtest-dev liburing-dev libhwloc-dev libpcre2-de
       libxxhash-dev libcjson-dev libmicrohttpd-dev libopenblas-dev ocl-icd-opencl-dev pocl-opencl-icd
       python3 python3-pip python3-venv
       python3-numpy
-      gnuplot-nox unzip ca-certificates curl)
+      gnuplot-nox unzip ca-certificates curl
+      clang libclang-rt-14-dev)
 
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
 apt_ensure setup "${PKGS[@]}"

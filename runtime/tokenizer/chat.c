@@ -163,6 +163,17 @@ static void zephyr(sbuf *b, const tai_tokenizer *tok, const tai_chat_message *ms
 TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
                             const tai_chat_message *msgs, size_t n, bool add_assistant,
                             char **out) {
+    const char *tmpl = NULL;
+    if (mf) {
+        const tai_kv *kv = tai_model_file_find_kv(mf, "tokenizer.chat_template");
+        if (kv && kv->type == TAI_KV_STRING) tmpl = kv->v.str.str;
+    }
+    return tai_chat_apply_template(tmpl, tok, msgs, n, add_assistant, out);
+}
+
+TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
+                                     const tai_chat_message *msgs, size_t n, bool add_assistant,
+                                     char **out) {
     if (out) *out = NULL;
     if (!out || (!msgs && n > 0))
         return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: NULL argument");
@@ -171,11 +182,6 @@ TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
             return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: message %zu has no %s", i,
                              msgs[i].role ? "content" : "role");
         }
-    }
-    const char *tmpl = NULL;
-    if (mf) {
-        const tai_kv *kv = tai_model_file_find_kv(mf, "tokenizer.chat_template");
-        if (kv && kv->type == TAI_KV_STRING) tmpl = kv->v.str.str;
     }
     chat_family fam;
     if (tmpl) {

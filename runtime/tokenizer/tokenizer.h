@@ -95,6 +95,11 @@ typedef struct {
 TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
                             const tai_chat_message *msgs, size_t n,
                             bool add_assistant, char **out);
+/* The same with the template's text given (NULL: none), as read from
+ * tokenizer.chat_template. */
+TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
+                                     const tai_chat_message *msgs, size_t n, bool add_assistant,
+                                     char **out);
 
 #ifdef __cplusplus
 }
