@@ -8,7 +8,9 @@
  * fuzz_gguf and fuzz_tmai (FUZZ_VERIFY=1: .tmai checksums verified), each
  * with its own seed corpus. The file lives in a memfd: no disk I/O.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

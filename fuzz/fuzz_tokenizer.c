@@ -11,27 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
-#include "runtime/format/model_file.h"
-#include "runtime/tokenizer/tokenizer.h"
-
-static tai_model_file *g_mf;
-static tai_tokenizer *g_tok;
+#include "fuzz/fuzz_vocab.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char path[4096];
-    const char *m = getenv("TINYAI_MODEL");
-    const char *home = getenv("HOME");
-    if (m && *m) snprintf(path, sizeof path, "%s", m);
-    else snprintf(path, sizeof path, "%s/.cache/tinyai/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
-    if (tai_model_file_open(path, false, &g_mf) != TINYAI_OK ||
-        tai_tokenizer_load(g_mf, &g_tok) != TINYAI_OK) {
-        fprintf(stderr, "fuzz_tokenizer: cannot load the vocabulary of %s: %s\n", path,
-                tinyaiLastErrorMessage());
-        exit(1);
-    }
+    fuzz_load_vocab("fuzz_tokenizer");
     return 0;
 }
 

@@ -5,6 +5,8 @@
 # per target the executions and whether it crashed. A crash leaves its
 # input as fuzz/out/crash-<target>-* and makes the exit status 1.
 #   bash fuzz/run.sh SECONDS [gguf tmai tokenizer chat]
+# FUZZ_SEED: libFuzzer's seed (default 0: a new one each run; CI fixes it,
+# so that a run finds what the same run found before).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
@@ -18,7 +20,7 @@ for t in "${targets[@]}"; do
   work=fuzz/out/corpus-$t
   mkdir -p "$work"
   log=fuzz/out/$t.log
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2560 -max_len=400000 \
+  "$bin" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2560 -max_len=400000 \
     -print_final_stats=1 -artifact_prefix="fuzz/out/crash-$t-" "$work" "fuzz/corpus/$t" \
     > "$log" 2>&1
   st=$?
