@@ -212,12 +212,11 @@ INLINE __m512i sub_T(const __m512i wv[8], const tai_block_q8a *a, const int16_t 
 
 INLINE __m512 ld_h16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)p)); }
 
-/* One sub-block s of a unit (un) times W columns: T into tD (K-quants)
- * or into acc (blocks of 32), the minimums' term into tM. */
+/* One block s of a 64-element unit (un) times W columns, into acc (the
+ * K-quants have their own loop, k_run, below). */
 INLINE void unit_sub(const uint8_t *un, const tai_unit_layout *L, int s, int64_t b,
-                     const tai_block_q8a *x, int64_t gw, const int16_t *xs, const float *xf,
-                     int64_t kb, int64_t b0, const __m512i k4[3], __m512 tD[4], __m512 tM[4],
-                     __m512 *acc, int W, int T) {
+                     const tai_block_q8a *x, int64_t gw, const int16_t *xs, int64_t kb,
+                     int64_t b0, const __m512i k4[3], __m512 *acc, int W, int T) {
     __m512i wv[8];
     sub_codes(un, L, s, T, wv);
     const sub_scales sc = sub_sc(un, L, s, T, k4);
@@ -225,28 +224,12 @@ INLINE void unit_sub(const uint8_t *un, const tai_unit_layout *L, int s, int64_t
     for (int j = 0; j < W; j++) {
         const tai_block_q8a *a = &x[b * gw + j];
         const int16_t *h = xs + (j * kb + (b - b0)) * 2;
-        const float *hf = xf + (j * kb + (b - b0)) * 2;
         const __m512 f = _mm512_cvtepi32_ps(sub_T(wv, a, h, &sc, T));
         const __m512 dx = _mm512_set1_ps(a->d);
-        if (u_k(T)) {
-            tD[j] = _mm512_fmadd_ps(f, dx, tD[j]);
-            if (u_min(T)) {
-                /* (Mn_0 xs_0 + Mn_1 xs_1) d: exact integers in float, then
-                 * the same rounding as the portable kernel's */
-                if (u_scales(T) == TAI_UNIT_SC_K4) {
-                    tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sc.m0), _mm512_set1_ps(hf[0]), tM[j]);
-                } else {
-                    const __m512i mi = _mm512_add_epi32(_mm512_mullo_epi32(sc.m0, _mm512_set1_epi32(h[0])),
-                                                        _mm512_mullo_epi32(sc.m1, _mm512_set1_epi32(h[1])));
-                    tM[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), dx, tM[j]);
-                }
-            }
-        } else {
-            const __m512 D = ld_h16(un + L->d_at + (size_t)s * 32);
-            acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), D, acc[j]);
-            if (u_min(T))
-                acc[j] = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)s * 32), _mm512_set1_ps(a->s), acc[j]);
-        }
+        const __m512 D = ld_h16(un + L->d_at + (size_t)s * 32);
+        acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(f, dx), D, acc[j]);
+        if (u_min(T))
+            acc[j] = _mm512_fmadd_ps(ld_h16(un + L->m_at + (size_t)s * 32), _mm512_set1_ps(a->s), acc[j]);
     }
 }
 
@@ -256,6 +239,7 @@ INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t 
                      int64_t nb, const tai_block_q8a *x, int64_t gw, const int16_t *xs,
                      const float *xf, int64_t kb, int64_t b0, __m512 acc[][4], int NP, int W, int T,
                      size_t pf1, size_t pf2) {
+    (void)xf; /* the blocks of 32 need only the integer half sums */
     const int subs = u_k(T) ? 8 : 2;
     const size_t ub = L->bytes;
     for (int64_t u = u0; u < u1; u++) {
@@ -271,25 +255,13 @@ INLINE void unit_run(const uint8_t *const *q, const tai_unit_layout *L, int64_t 
             if (u_scales(T) == TAI_UNIT_SC_K4)
 #pragma GCC unroll 3
                 for (int w = 0; w < 3; w++) k4[w] = _mm512_load_si512(un + L->scales_at + 64 * w);
-            __m512 tD[4], tM[4];
-#pragma GCC unroll 4
-            for (int j = 0; j < W; j++) tD[j] = tM[j] = _mm512_setzero_ps();
             if (nsub == subs) { /* every sub-block: unrolled, its scales' shifts constant */
 #pragma GCC unroll 8
                 for (int s = 0; s < subs; s++)
-                    unit_sub(un, L, s, u * subs + s, x, gw, xs, xf, kb, b0, k4, tD, tM, acc[pi], W, T);
+                    unit_sub(un, L, s, u * subs + s, x, gw, xs, kb, b0, k4, acc[pi], W, T);
             } else {
                 for (int s = 0; s < nsub; s++)
-                    unit_sub(un, L, s, u * subs + s, x, gw, xs, xf, kb, b0, k4, tD, tM, acc[pi], W, T);
-            }
-            if (u_k(T)) {
-                const __m512 D = T == TAI_TYPE_Q8_K ? _mm512_load_ps((const float *)(const void *)(un + L->d_at))
-                                                     : ld_h16(un + L->d_at);
-#pragma GCC unroll 4
-                for (int j = 0; j < W; j++) {
-                    acc[pi][j] = _mm512_fmadd_ps(D, tD[j], acc[pi][j]);
-                    if (u_min(T)) acc[pi][j] = _mm512_fnmadd_ps(ld_h16(un + L->m_at), tM[j], acc[pi][j]);
-                }
+                    unit_sub(un, L, s, u * subs + s, x, gw, xs, kb, b0, k4, acc[pi], W, T);
             }
         }
     }
