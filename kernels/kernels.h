@@ -314,6 +314,9 @@ void tai_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
 void tai_softmax(float *x, int64_t n);
 /* gate[i] = silu(gate[i]) * up[i]. */
 void tai_silu_mul(float *gate, const float *up, int64_t n);
+/* gate[i] = gelu(gate[i]) * up[i] with GELU's tanh form (GeGLU):
+ * gelu(g) = g / 2 * (1 + tanh(sqrt(2 / pi) * (g + 0.044715 g^3))). */
+void tai_gelu_mul(float *gate, const float *up, int64_t n);
 /*
  * Rotary position embedding, in place, on n_heads heads of head_dim floats
  * (contiguous): pairs (2i, 2i+1) within each head are rotated by
@@ -328,6 +331,10 @@ void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
  * tai_rope(x, ...) == tai_rope_angles + tai_rope_apply, bit for bit. */
 void tai_rope_angles(float *cs, int rot_dim, int64_t pos, float theta_base);
 void tai_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const float *cs);
+/* The "NeoX" layout (Qwen, Gemma and other architectures whose converter
+ * does not permute q/k): pair i is (x[i], x[i + rot_dim / 2]), rotated by
+ * the same angle as pair i above (cs as tai_rope_angles fills it). */
+void tai_rope_apply_neox(float *x, int n_heads, int head_dim, int rot_dim, const float *cs);
 /*
  * Causal attention of one query position over a KV cache.
  * q: n_head x head_dim. k_cache/v_cache: positions [0, n_pos) each

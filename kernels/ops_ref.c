@@ -45,6 +45,17 @@ void tai_silu_mul(float *gate, const float *up, int64_t n) {
     }
 }
 
+/* tanh form of GELU, as the Gemma models were trained with (and as
+ * ggml's and PyTorch's "gelu_pytorch_tanh" compute it). tanh saturates: for
+ * |g| > 10 the result is g or 0 to float precision. */
+void tai_gelu_mul(float *gate, const float *up, int64_t n) {
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = 0.5f * g * (1.0f + tanhf(k * g * (1.0f + 0.044715f * g * g))) * up[i];
+    }
+}
+
 /* Per head, pair i = (x[2i], x[2i+1]) for 2i < rot_dim is rotated by
  * angle = pos * theta_base^(-2i / rot_dim):
  *   x'[2i]   = x[2i] cos - x[2i+1] sin
@@ -70,6 +81,21 @@ void tai_rope_apply(float *x, int n_heads, int head_dim, int rot_dim, const floa
             const float x0 = p[2 * i], x1 = p[2 * i + 1];
             p[2 * i] = x0 * c - x1 * s;
             p[2 * i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* Pair i = (x[i], x[i + rot_dim / 2]), same angles. */
+void tai_rope_apply_neox(float *x, int n_heads, int head_dim, int rot_dim, const float *cs) {
+    if (rot_dim > head_dim) rot_dim = head_dim;
+    const int half = rot_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *p = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const float x0 = p[i], x1 = p[i + half];
+            p[i] = x0 * c - x1 * s;
+            p[i + half] = x0 * s + x1 * c;
         }
     }
 }

@@ -53,6 +53,12 @@ TinyAIStatus tai_device_wrap(const tai_device_ops *ops, void *ctx, tai_device **
         tai_device_close(d);
         return st;
     }
+    /* the optional ops are the slots the table has */
+    d->info.ops &= TAI_OP_ALL;
+    if (HAS(ops, rope_neox)) d->info.ops |= TAI_OP_ROPE_NEOX;
+    if (HAS(ops, geglu)) d->info.ops |= TAI_OP_GEGLU;
+    if (HAS(ops, add_bias)) d->info.ops |= TAI_OP_ADD_BIAS;
+    if (HAS(ops, attention_window)) d->info.ops |= TAI_OP_ATTENTION_WINDOW;
     d->info.name[sizeof d->info.name - 1] = 0;
     d->info.vendor[sizeof d->info.vendor - 1] = 0;
     d->info.version[sizeof d->info.version - 1] = 0;

@@ -55,7 +55,14 @@ enum {
     TAI_OP_SWIGLU = 1u << 5,
     TAI_OP_EMBED = 1u << 6,
     TAI_OP_COPY = 1u << 7,
-    TAI_OP_ALL = (1u << 8) - 1,
+    TAI_OP_ALL = (1u << 8) - 1, /* a Llama block's */
+    /* the optional slots of other architectures' blocks (set from the
+     * table: a device has the bit when it has the slot) */
+    TAI_OP_ROPE_NEOX = 1u << 8,
+    TAI_OP_GEGLU = 1u << 9,
+    TAI_OP_ADD_BIAS = 1u << 10,
+    TAI_OP_ATTENTION_WINDOW = 1u << 11,
+    TAI_OP_EXT_ALL = 0xFu << 8,
 };
 
 typedef struct {
@@ -150,6 +157,24 @@ typedef struct tai_device_ops {
     size_t (*matmul_sparse_scratch)(void *dev, int type, int64_t n, int64_t keep, int64_t ncols);
     int (*matmul_sparse)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, int64_t keep,
                          tai_dref x, tai_dref y, int64_t ncols, tai_dref scratch);
+
+    /* Ops of other architectures' blocks (runtime/model/arch.h); a layer
+     * that needs one runs only on a device that has it. */
+
+    /* rope with the "NeoX" pairs (i, i + rot_dim / 2), i < rot_dim / 2,
+     * rotated by cs pair i (Qwen, Gemma). */
+    int (*rope_neox)(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                     int head_dim, int rot_dim, tai_dref cs);
+    /* gate = gelu(gate) * up, n floats, GELU's tanh form (Gemma's GeGLU). */
+    int (*geglu)(void *dev, tai_dref gate, tai_dref up, int64_t n);
+    /* x[c][i] += b[i]: ncols columns of n floats (a product's bias). */
+    int (*add_bias)(void *dev, tai_dref x, tai_dref b, int64_t n, int64_t ncols);
+    /* attention with a sliding window: column c attends over positions
+     * [max(0, pos[c] - window + 1), pos[c]] only (window >= 1). */
+    int (*attention_window)(void *dev, tai_dref out, tai_dref q, int64_t ncols,
+                            const tai_dref *k, const tai_dref *v, const int32_t *pos,
+                            int n_head, int n_kv_head, int head_dim, int window,
+                            tai_dref scratch, size_t scratch_bytes);
 } tai_device_ops;
 
 #ifdef __cplusplus

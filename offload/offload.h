@@ -123,6 +123,37 @@ static inline TinyAIStatus tai_dev_attention(tai_device *d, tai_dref out, tai_dr
     TAI_DEV_CALL_(d, attention, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, scratch,
                   scratch_bytes);
 }
+/* The optional ops of other architectures (device.h): a device without
+ * the slot fails with TINYAI_ERR_UNSUPPORTED. */
+#define TAI_DEV_HAS_(d, slot)                                                            \
+    ((d)->ops->size >= offsetof(tai_device_ops, slot) + sizeof(d)->ops->slot &&          \
+     (d)->ops->slot)
+#define TAI_DEV_OPT_(d, name, ...)                                                       \
+    do {                                                                                 \
+        if (!TAI_DEV_HAS_(d, name)) return tai_dev_fail((d), #name, -ENOTSUP);           \
+        TAI_DEV_CALL_(d, name, __VA_ARGS__);                                             \
+    } while (0)
+static inline TinyAIStatus tai_dev_rope_neox(tai_device *d, tai_dref x, int64_t ncols,
+                                             int64_t col_stride, int n_heads, int head_dim,
+                                             int rot_dim, tai_dref cs) {
+    TAI_DEV_OPT_(d, rope_neox, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+static inline TinyAIStatus tai_dev_geglu(tai_device *d, tai_dref gate, tai_dref up, int64_t n) {
+    TAI_DEV_OPT_(d, geglu, gate, up, n);
+}
+static inline TinyAIStatus tai_dev_add_bias(tai_device *d, tai_dref x, tai_dref b, int64_t n,
+                                            int64_t ncols) {
+    TAI_DEV_OPT_(d, add_bias, x, b, n, ncols);
+}
+static inline TinyAIStatus tai_dev_attention_window(tai_device *d, tai_dref out, tai_dref q,
+                                                    int64_t ncols, const tai_dref *k,
+                                                    const tai_dref *v, const int32_t *pos,
+                                                    int n_head, int n_kv_head, int head_dim,
+                                                    int window, tai_dref scratch,
+                                                    size_t scratch_bytes) {
+    TAI_DEV_OPT_(d, attention_window, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim,
+                 window, scratch, scratch_bytes);
+}
 static inline TinyAIStatus tai_dev_embed(tai_device *d, tai_type t, tai_dref table, int64_t rows,
                                          int64_t n, const int32_t *tokens, int64_t ncols,
                                          tai_dref out) {

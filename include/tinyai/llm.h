@@ -345,14 +345,17 @@ TinyAIStatus tinyaiGetModelLayerInfo(const TinyAIModel *model, int index,
  * file is left at outPath. */
 TinyAIStatus tinyaiConvertModel(const char *inPath, const char *outPath);
 
-/* Shape and types of a synthetic random-weight Llama model. */
+/* Shape and types of a synthetic random-weight model. */
 typedef struct {
     int nVocab, nEmbd, nFF, nHead, nHeadKV, nLayer, nCtx;
     float ropeFreqBase, rmsEps;
-    const char *weightType;    /* "F32", "F16", "Q8_0", "Q4_0", "Q4_1" */
+    const char *weightType;    /* "F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", ... */
     const char *embeddingType; /* type of token_embd (same names) */
     bool tiedOutput;           /* no output.weight: the head uses token_embd */
     uint64_t seed;
+    const char *architecture;  /* "llama" (NULL too), "qwen2", "qwen3", "gemma3" */
+    int headDim;               /* 0: nEmbd / nHead */
+    int slidingWindow;         /* gemma3: positions its sliding-window blocks attend */
 } TinyAISynthConfig;
 
 TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void);

@@ -185,7 +185,7 @@ static int cpu_matmul_sparse(void *dev, int type, tai_dref w, int64_t rows, int6
 /* ---- per-column and elementwise steps ---- */
 
 typedef struct {
-    int op; /* 0 rmsnorm, 1 rope, 2 add, 3 swiglu */
+    int op; /* 0 rmsnorm, 1 rope, 2 rope (NeoX pairs), 3 add, 4 swiglu, 5 geglu, 6 bias */
     const tai_kernels *k;
     float *out, *x;
     const float *w;
@@ -193,6 +193,9 @@ typedef struct {
     float eps;
     int n_heads, head_dim, rot_dim;
 } step_job;
+
+/* ops 0..2 split the columns across threads, 3.. the elements */
+#define STEP_ELEMS 3
 
 static void step_range(const step_job *j, int64_t a, int64_t b) {
     switch (j->op) {
@@ -204,28 +207,40 @@ static void step_range(const step_job *j, int64_t a, int64_t b) {
             tai_rope_apply(j->x + c * j->stride, j->n_heads, j->head_dim, j->rot_dim,
                            j->w + c * j->rot_dim);
         break;
-    case 2: {
+    case 2:
+        for (int64_t c = a; c < b; c++)
+            tai_rope_apply_neox(j->x + c * j->stride, j->n_heads, j->head_dim, j->rot_dim,
+                                j->w + c * j->rot_dim);
+        break;
+    case 3: {
         float *restrict x = j->x;
         const float *restrict d = j->w;
         for (int64_t i = a; i < b; i++) x[i] += d[i];
         break;
     }
-    case 3: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
+    case 4: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
+    case 5: tai_gelu_mul(j->x + a, j->w + a, b - a); break;
+    case 6: { /* element i of the n * ncols: bias element i % n */
+        float *restrict x = j->x;
+        const float *restrict bias = j->w;
+        for (int64_t i = a; i < b; i++) x[i] += bias[i % j->stride];
+        break;
+    }
     }
 }
 
 static void step_worker(void *ctx, int ti, int nth) {
     const step_job *j = ctx;
-    const int64_t len = j->op >= 2 ? j->n : j->ncols;
+    const int64_t len = j->op >= STEP_ELEMS ? j->n : j->ncols;
     step_range(j, len * ti / nth, len * (ti + 1) / nth);
 }
 
 static void step(cpu_dev *c, const step_job *j) {
-    const bool par = j->op >= 2 ? j->n >= PAR_ELEMS : j->ncols >= PAR_COLS;
+    const bool par = j->op >= STEP_ELEMS ? j->n >= PAR_ELEMS : j->ncols >= PAR_COLS;
     if (par && c->threads > 1)
         tai_pool_run(c->pool, step_worker, (void *)j);
     else
-        step_range(j, 0, j->op >= 2 ? j->n : j->ncols);
+        step_range(j, 0, j->op >= STEP_ELEMS ? j->n : j->ncols);
 }
 
 static int cpu_rmsnorm(void *dev, tai_dref out, tai_dref x, tai_dref w, int64_t n, int64_t ncols,
@@ -243,29 +258,55 @@ static int cpu_add(void *dev, tai_dref x, tai_dref d, int64_t n) {
     cpu_dev *c = dev;
     HOST(c, x, "x");
     HOST(c, d, "addend");
-    step_job j = {.op = 2, .x = H(x), .w = H(d), .n = n};
+    step_job j = {.op = 3, .x = H(x), .w = H(d), .n = n};
+    step(c, &j);
+    return 0;
+}
+
+static int rope_op(cpu_dev *c, int op, tai_dref x, int64_t ncols, int64_t col_stride,
+                   int n_heads, int head_dim, int rot_dim, tai_dref cs) {
+    HOST(c, x, "x");
+    HOST(c, cs, "angles");
+    if (rot_dim <= 0 || rot_dim > head_dim || rot_dim % 2)
+        return fail(c, -EINVAL, "rope: rotation of %d dimensions in heads of %d", rot_dim, head_dim);
+    step_job j = {.op = op, .x = H(x), .w = H(cs), .ncols = ncols, .stride = col_stride,
+                  .n_heads = n_heads, .head_dim = head_dim, .rot_dim = rot_dim};
     step(c, &j);
     return 0;
 }
 
 static int cpu_rope(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
                     int head_dim, int rot_dim, tai_dref cs) {
-    cpu_dev *c = dev;
-    HOST(c, x, "x");
-    HOST(c, cs, "angles");
-    if (rot_dim <= 0 || rot_dim > head_dim || rot_dim % 2)
-        return fail(c, -EINVAL, "rope: rotation of %d dimensions in heads of %d", rot_dim, head_dim);
-    step_job j = {.op = 1, .x = H(x), .w = H(cs), .ncols = ncols, .stride = col_stride,
-                  .n_heads = n_heads, .head_dim = head_dim, .rot_dim = rot_dim};
+    return rope_op(dev, 1, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+
+static int cpu_rope_neox(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                         int head_dim, int rot_dim, tai_dref cs) {
+    return rope_op(dev, 2, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+
+static int glu_op(cpu_dev *c, int op, tai_dref gate, tai_dref up, int64_t n) {
+    HOST(c, gate, "gate");
+    HOST(c, up, "up");
+    step_job j = {.op = op, .k = c->k, .x = H(gate), .w = H(up), .n = n};
     step(c, &j);
     return 0;
 }
 
 static int cpu_swiglu(void *dev, tai_dref gate, tai_dref up, int64_t n) {
+    return glu_op(dev, 4, gate, up, n);
+}
+
+static int cpu_geglu(void *dev, tai_dref gate, tai_dref up, int64_t n) {
+    return glu_op(dev, 5, gate, up, n);
+}
+
+static int cpu_add_bias(void *dev, tai_dref x, tai_dref b, int64_t n, int64_t ncols) {
     cpu_dev *c = dev;
-    HOST(c, gate, "gate");
-    HOST(c, up, "up");
-    step_job j = {.op = 3, .k = c->k, .x = H(gate), .w = H(up), .n = n};
+    HOST(c, x, "x");
+    HOST(c, b, "bias");
+    if (n <= 0 || ncols < 0) return fail(c, -EINVAL, "bias of %lld floats", (long long)n);
+    step_job j = {.op = 6, .x = H(x), .w = H(b), .n = n * ncols, .stride = n};
     step(c, &j);
     return 0;
 }
@@ -285,6 +326,7 @@ typedef struct {
     int n_head, n_kv_head, head_dim;
     float *scratch;
     int64_t per_thread; /* floats of scratch per thread */
+    int window;         /* > 0: the last `window` positions only */
 } att_job;
 
 static void att_worker(void *ctx, int ti, int nth) {
@@ -296,10 +338,13 @@ static void att_worker(void *ctx, int ti, int nth) {
     for (int64_t it = ti; it < items; it += nth) {
         const int64_t t = it / j->n_kv_head;
         const int g = (int)(it % j->n_kv_head);
-        const float *kc = H(j->kc[t]), *vc = H(j->vc[t]);
+        const int64_t end = (int64_t)j->pos[t] + 1;
+        const int64_t start = j->window > 0 && end > j->window ? end - j->window : 0;
+        const float *kc = (const float *)H(j->kc[t]) + start * kvd,
+                    *vc = (const float *)H(j->vc[t]) + start * kvd;
         j->k->attention(j->out + t * qd + (int64_t)g * grp * hd, j->q + t * qd + (int64_t)g * grp * hd,
-                        kc + (int64_t)g * hd, vc + (int64_t)g * hd, (int64_t)j->pos[t] + 1, kvd, grp,
-                        1, hd, att);
+                        kc + (int64_t)g * hd, vc + (int64_t)g * hd, end - start, kvd, grp, 1, hd,
+                        att);
     }
 }
 
@@ -309,9 +354,9 @@ static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
     return max_pos > 0 ? (size_t)c->threads * (size_t)max_pos * sizeof(float) : 0;
 }
 
-static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
                          const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
-                         int head_dim, tai_dref scratch, size_t scratch_bytes) {
+                         int head_dim, int window, tai_dref scratch, size_t scratch_bytes) {
     cpu_dev *c = dev;
     HOST(c, out, "output");
     HOST(c, q, "queries");
@@ -326,12 +371,29 @@ static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, con
             return fail(c, -EINVAL, "attention: position %d past the scratch's %lld", pos[t],
                         (long long)per);
     }
-    att_job j = {c->k, H(out), H(q), k, v, pos, ncols, n_head, n_kv_head, head_dim, H(scratch), per};
+    att_job j = {c->k, H(out), H(q), k, v, pos, ncols, n_head, n_kv_head, head_dim, H(scratch), per,
+                 window};
     if (ncols * n_kv_head > 1 && c->threads > 1)
         tai_pool_run(c->pool, att_worker, &j);
     else
         att_worker(&j, 0, 1);
     return 0;
+}
+
+static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                         int head_dim, tai_dref scratch, size_t scratch_bytes) {
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, 0, scratch,
+                        scratch_bytes);
+}
+
+static int cpu_attention_window(void *dev, tai_dref out, tai_dref q, int64_t ncols,
+                                const tai_dref *k, const tai_dref *v, const int32_t *pos,
+                                int n_head, int n_kv_head, int head_dim, int window,
+                                tai_dref scratch, size_t scratch_bytes) {
+    if (window < 1) return fail(dev, -EINVAL, "attention: window of %d positions", window);
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window,
+                        scratch, scratch_bytes);
 }
 
 /* ---- embedding ---- */
@@ -376,6 +438,10 @@ static const tai_device_ops cpu_ops = {
     .copy = cpu_copy,
     .matmul_sparse_scratch = cpu_matmul_sparse_scratch,
     .matmul_sparse = cpu_matmul_sparse,
+    .rope_neox = cpu_rope_neox,
+    .geglu = cpu_geglu,
+    .add_bias = cpu_add_bias,
+    .attention_window = cpu_attention_window,
 };
 
 /* ---- the runtime's side ---- */

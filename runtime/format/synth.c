@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "runtime/format/arch_flags.h"
 #include "runtime/format/gguf_write.h"
 #include "runtime/format/synth.h"
 
@@ -46,8 +47,15 @@ TinyAIStatus tai_synth_validate(const tai_synth_config *c) {
         BAD("n_embd %d must be a multiple of 32 in 32..65536", c->n_embd);
     if (c->n_ff < 32 || c->n_ff > 262144 || c->n_ff % 32)
         BAD("n_ff %d must be a multiple of 32 in 32..262144", c->n_ff);
-    if (c->n_head < 1 || c->n_embd % c->n_head || (c->n_embd / c->n_head) % 2)
+    if (c->head_dim < 0 || c->head_dim % 2 || c->head_dim > 1024)
+        BAD("head_dim %d must be even, 0..1024", c->head_dim);
+    if (c->n_head < 1 ||
+        (c->head_dim == 0 && (c->n_embd % c->n_head || (c->n_embd / c->n_head) % 2)))
         BAD("n_head %d must divide n_embd %d into an even head size", c->n_head, c->n_embd);
+    if (c->arch && (!*c->arch || strlen(c->arch) > 32 || strchr(c->arch, '.')))
+        BAD("architecture name '%s'", c->arch);
+    if ((c->arch_flags & TAI_ARCH_SWA) && c->swa_window < 1)
+        BAD("sliding window %d must be positive", c->swa_window);
     if (c->n_head_kv < 1 || c->n_head % c->n_head_kv)
         BAD("n_head_kv %d must divide n_head %d", c->n_head_kv, c->n_head);
     if (c->n_layer < 1 || c->n_layer > 4096) BAD("n_layer %d out of range 1..4096", c->n_layer);
@@ -62,9 +70,11 @@ TinyAIStatus tai_synth_validate(const tai_synth_config *c) {
         BAD("embd_type %d is not a supported type", (int)c->embd_type);
     /* every row a whole number of blocks (the K-quants': 256 elements) */
     const int64_t bm = tai_type_block_elems(c->matrix_type), be = tai_type_block_elems(c->embd_type);
-    if (c->n_embd % bm || c->n_ff % bm)
-        BAD("matrix_type %s needs n_embd %d and n_ff %d to be multiples of %lld",
-            tai_type_name(c->matrix_type), c->n_embd, c->n_ff, (long long)bm);
+    const int64_t nq = (int64_t)c->n_head * (c->head_dim ? c->head_dim : c->n_embd / c->n_head);
+    if (c->n_embd % bm || c->n_ff % bm || nq % bm)
+        BAD("matrix_type %s needs n_embd %d, n_ff %d and n_head x head_dim %lld to be multiples "
+            "of %lld",
+            tai_type_name(c->matrix_type), c->n_embd, c->n_ff, (long long)nq, (long long)bm);
     if (c->n_embd % be)
         BAD("embd_type %s needs n_embd %d to be a multiple of %lld", tai_type_name(c->embd_type),
             c->n_embd, (long long)be);
@@ -230,19 +240,33 @@ static void add(tensor_desc *d, int64_t *n, tai_type type, int n_dims, int64_t n
 /* The tensors in file order (synth.h); returns their count (d may be NULL). */
 static int64_t list_tensors(const tai_synth_config *c, tensor_desc *d) {
     int64_t n = 0;
-    int64_t e = c->n_embd, kv = (int64_t)c->n_head_kv * (c->n_embd / c->n_head);
+    const int64_t hd = c->head_dim ? c->head_dim : c->n_embd / c->n_head;
+    int64_t e = c->n_embd, kv = (int64_t)c->n_head_kv * hd, nq = (int64_t)c->n_head * hd;
     tai_type m = c->matrix_type;
+    const tai_type f = TAI_TYPE_F32;
+    const uint32_t fl = c->arch_flags;
     add(d, &n, c->embd_type, 2, e, c->n_vocab, "token_embd.weight", 0);
     for (int i = 0; i < c->n_layer; i++) {
-        add(d, &n, TAI_TYPE_F32, 1, e, 1, "blk.%d.attn_norm.weight", i);
-        add(d, &n, m, 2, e, e, "blk.%d.attn_q.weight", i);
+        add(d, &n, f, 1, e, 1, "blk.%d.attn_norm.weight", i);
+        add(d, &n, m, 2, e, nq, "blk.%d.attn_q.weight", i);
         add(d, &n, m, 2, e, kv, "blk.%d.attn_k.weight", i);
         add(d, &n, m, 2, e, kv, "blk.%d.attn_v.weight", i);
-        add(d, &n, m, 2, e, e, "blk.%d.attn_output.weight", i);
-        add(d, &n, TAI_TYPE_F32, 1, e, 1, "blk.%d.ffn_norm.weight", i);
+        if (fl & TAI_ARCH_QKV_BIAS) {
+            add(d, &n, f, 1, nq, 1, "blk.%d.attn_q.bias", i);
+            add(d, &n, f, 1, kv, 1, "blk.%d.attn_k.bias", i);
+            add(d, &n, f, 1, kv, 1, "blk.%d.attn_v.bias", i);
+        }
+        if (fl & TAI_ARCH_QK_NORM) {
+            add(d, &n, f, 1, hd, 1, "blk.%d.attn_q_norm.weight", i);
+            add(d, &n, f, 1, hd, 1, "blk.%d.attn_k_norm.weight", i);
+        }
+        add(d, &n, m, 2, nq, e, "blk.%d.attn_output.weight", i);
+        if (fl & TAI_ARCH_POST_NORMS) add(d, &n, f, 1, e, 1, "blk.%d.post_attention_norm.weight", i);
+        add(d, &n, f, 1, e, 1, "blk.%d.ffn_norm.weight", i);
         add(d, &n, m, 2, e, c->n_ff, "blk.%d.ffn_gate.weight", i);
         add(d, &n, m, 2, e, c->n_ff, "blk.%d.ffn_up.weight", i);
         add(d, &n, m, 2, c->n_ff, e, "blk.%d.ffn_down.weight", i);
+        if (fl & TAI_ARCH_POST_NORMS) add(d, &n, f, 1, e, 1, "blk.%d.post_ffw_norm.weight", i);
     }
     add(d, &n, TAI_TYPE_F32, 1, e, 1, "output_norm.weight", 0);
     if (!c->tied_output) add(d, &n, m, 2, e, c->n_vocab, "output.weight", 0);
@@ -253,20 +277,30 @@ static TinyAIStatus write_metadata(tai_gguf_writer *w, const tai_synth_config *c
                                    const vocab *v) {
     TinyAIStatus st = TINYAI_OK;
 #define TRY(call) do { if (!st) st = (call); } while (0)
-    TRY(tai_gguf_writer_add_str(w, "general.architecture", "llama"));
+    const char *a = c->arch ? c->arch : "llama";
+    char k[96];
+#define KEY(s) (snprintf(k, sizeof k, "%s." s, a), k)
+    const int32_t hd = c->head_dim ? c->head_dim : c->n_embd / c->n_head;
+    TRY(tai_gguf_writer_add_str(w, "general.architecture", a));
     TRY(tai_gguf_writer_add_str(w, "general.name", c->name ? c->name : "synthetic"));
     TRY(tai_gguf_writer_add_u32(w, "general.alignment", 32));
-    TRY(tai_gguf_writer_add_u32(w, "llama.vocab_size", (uint32_t)c->n_vocab));
-    TRY(tai_gguf_writer_add_u32(w, "llama.context_length", (uint32_t)c->n_ctx));
-    TRY(tai_gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)c->n_embd));
-    TRY(tai_gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)c->n_ff));
-    TRY(tai_gguf_writer_add_u32(w, "llama.block_count", (uint32_t)c->n_layer));
-    TRY(tai_gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)c->n_head));
-    TRY(tai_gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_head_kv));
-    TRY(tai_gguf_writer_add_f32(w, "llama.rope.freq_base", c->rope_freq_base));
-    TRY(tai_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_eps));
-    TRY(tai_gguf_writer_add_u32(w, "llama.rope.dimension_count",
-                                (uint32_t)(c->n_embd / c->n_head)));
+    TRY(tai_gguf_writer_add_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab));
+    TRY(tai_gguf_writer_add_u32(w, KEY("context_length"), (uint32_t)c->n_ctx));
+    TRY(tai_gguf_writer_add_u32(w, KEY("embedding_length"), (uint32_t)c->n_embd));
+    TRY(tai_gguf_writer_add_u32(w, KEY("feed_forward_length"), (uint32_t)c->n_ff));
+    TRY(tai_gguf_writer_add_u32(w, KEY("block_count"), (uint32_t)c->n_layer));
+    TRY(tai_gguf_writer_add_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head));
+    TRY(tai_gguf_writer_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv));
+    TRY(tai_gguf_writer_add_f32(w, KEY("rope.freq_base"), c->rope_freq_base));
+    TRY(tai_gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->rms_eps));
+    TRY(tai_gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)hd));
+    if (c->head_dim) {
+        TRY(tai_gguf_writer_add_u32(w, KEY("attention.key_length"), (uint32_t)hd));
+        TRY(tai_gguf_writer_add_u32(w, KEY("attention.value_length"), (uint32_t)hd));
+    }
+    if (c->arch_flags & TAI_ARCH_SWA)
+        TRY(tai_gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)c->swa_window));
+#undef KEY
     TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2"));
     TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.pre", "gpt-2")); /* llama.cpp's spelling */
     TRY(tai_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
@@ -292,6 +326,8 @@ TinyAIStatus tai_synth_write(const tai_synth_config *c, const char *path) {
     int64_t n = list_tensors(c, NULL);
     tensor_desc *d = malloc(sizeof *d * (size_t)n);
     int64_t max_ne0 = c->n_embd > c->n_ff ? c->n_embd : c->n_ff;
+    const int64_t nq = (int64_t)c->n_head * (c->head_dim ? c->head_dim : c->n_embd / c->n_head);
+    if (nq > max_ne0) max_ne0 = nq;
     float *row = malloc(sizeof(float) * (size_t)max_ne0);
     void *qrow = malloc(sizeof(float) * (size_t)max_ne0);
     tai_gguf_writer *w = NULL;

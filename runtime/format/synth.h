@@ -18,7 +18,13 @@
  *   blk.i.ffn_down.weight      [n_ff, n_embd]          matrix_type
  *   output_norm.weight         [n_embd]                F32
  *   output.weight              [n_embd, n_vocab]       matrix_type (untied only)
- * with n_embd_kv = n_head_kv * (n_embd / n_head).
+ * with n_embd_kv = n_head_kv * (n_embd / n_head). Another architecture's
+ * file (arch, arch_flags) adds per block, after attn_v:
+ *   blk.i.attn_q.bias, attn_k.bias, attn_v.bias     [n_q], [n_embd_kv]   TAI_ARCH_QKV_BIAS
+ *   blk.i.attn_q_norm.weight, attn_k_norm.weight    [head_dim]           TAI_ARCH_QK_NORM
+ *   blk.i.post_attention_norm.weight, post_ffw_norm.weight [n_embd]      TAI_ARCH_POST_NORMS
+ * (all F32), with heads of head_dim (n_q = n_head * head_dim rows of
+ * attn_q, columns of attn_output).
  *
  * Values (before conversion to the tensor's type): each element is the sum
  * of two uniforms (a triangular, roughly normal distribution) scaled to a
@@ -68,6 +74,12 @@ typedef struct {
     tai_type embd_type;   /* token_embd.weight */
     bool tied_output;     /* true: no output.weight (the embedding is reused) */
     uint64_t seed;
+    /* the architecture: general.architecture and the keys' prefix (NULL:
+     * "llama"), with the block variations it has (arch_flags.h) */
+    const char *arch;
+    uint32_t arch_flags;
+    int32_t head_dim;     /* 0: n_embd / n_head; else written as attention.key_length */
+    int32_t swa_window;   /* TAI_ARCH_SWA: <arch>.attention.sliding_window */
 } tai_synth_config;
 
 /* A small, fast model: vocab 512, embd 128, ff 384, 4 heads (2 KV heads),

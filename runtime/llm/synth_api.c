@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "runtime/format/synth.h"
+#include "runtime/model/arch.h"
 
 TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void) {
     tai_synth_config d = tai_synth_default_config();
@@ -24,6 +25,8 @@ TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void) {
     c.embeddingType = tai_type_name(d.embd_type);
     c.tiedOutput = d.tied_output;
     c.seed = d.seed;
+    c.architecture = "llama";
+    c.slidingWindow = 4;
     return c;
 }
 
@@ -52,6 +55,16 @@ TinyAIStatus tinyaiWriteSyntheticModel(const TinyAISynthConfig *config, const ch
     c.rms_eps = config->rmsEps;
     c.tied_output = config->tiedOutput;
     c.seed = config->seed;
+    c.head_dim = config->headDim;
+    c.swa_window = config->slidingWindow;
+    if (config->architecture) {
+        const tai_arch *a = tai_arch_find(config->architecture);
+        if (!a)
+            return tai_error(TINYAI_ERR_INVALID_ARG, "unknown architecture '%s' (%s)",
+                             config->architecture, tai_arch_names());
+        c.arch = a->name;
+        c.arch_flags = a->flags;
+    }
     TinyAIStatus st = parse_type(config->weightType, "weight", &c.matrix_type);
     if (st == TINYAI_OK) st = parse_type(config->embeddingType, "embedding", &c.embd_type);
     if (st == TINYAI_OK) st = tai_synth_validate(&c);

@@ -84,27 +84,88 @@ static TinyAIStatus bind_ref(const tai_model_file *mf, const TinyAIMappedModel *
         if (st_ != TINYAI_OK) return st_;  \
     } while (0)
 
+/* "<arch>.<key>" */
+static const char *akey(char *buf, size_t cap, const tai_arch *arch, const char *key) {
+    snprintf(buf, cap, "%s.%s", arch->name, key);
+    return buf;
+}
+
+/* RoPE scaling: none, or linear (positions divided by the factor). */
+static TinyAIStatus bind_rope_scaling(const tai_model_file *mf, const tai_arch *arch,
+                                      tai_hparams *hp) {
+    char k[128];
+    hp->rope_scale = 1.0f;
+    const char *type = NULL;
+    if (!tai_model_file_find_kv(mf, akey(k, sizeof k, arch, "rope.scaling.type"))) return TINYAI_OK;
+    TRY(tai_kv_get_str(mf, k, &type));
+    if (strcmp(type, "none") == 0) return TINYAI_OK;
+    float factor = 1.0f;
+    TRY(get_f32_opt(mf, akey(k, sizeof k, arch, "rope.scaling.factor"), 1.0f, &factor));
+    if (strcmp(type, "linear") != 0 || !(factor >= 1.0f && factor <= 1024.0f))
+        return tai_error(TINYAI_ERR_UNSUPPORTED,
+                         "%s: RoPE scaling '%s' (factor %g) is not supported (none, linear)",
+                         mf->path, type, (double)factor);
+    hp->rope_scale = 1.0f / factor;
+    return TINYAI_OK;
+}
+
+/* The architecture's own tensors of block l. */
+static TinyAIStatus bind_arch_tensors(TinyAIModel *m, int l, tai_block *b) {
+    const tai_model_file *mf = m->file;
+    const tai_hparams *hp = &m->hp;
+    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    char name[96];
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, l), name)
+    if (hp->flags & TAI_ARCH_QKV_BIAS) {
+        TRY(bind_ref(mf, m->mm, NAME("attn_q.bias"), 1, hp->q_dim, 1, &b->bq));
+        TRY(bind_ref(mf, m->mm, NAME("attn_k.bias"), 1, kvd, 1, &b->bk));
+        TRY(bind_ref(mf, m->mm, NAME("attn_v.bias"), 1, kvd, 1, &b->bv));
+    }
+    if (hp->flags & TAI_ARCH_QK_NORM) {
+        TRY(bind_ref(mf, m->mm, NAME("attn_q_norm.weight"), 1, hp->head_dim, 1, &b->q_norm));
+        TRY(bind_ref(mf, m->mm, NAME("attn_k_norm.weight"), 1, hp->head_dim, 1, &b->k_norm));
+    }
+    if (hp->flags & TAI_ARCH_POST_NORMS) {
+        TRY(bind_ref(mf, m->mm, NAME("post_attention_norm.weight"), 1, hp->n_embd, 1,
+                     &b->post_attn_norm));
+        TRY(bind_ref(mf, m->mm, NAME("post_ffw_norm.weight"), 1, hp->n_embd, 1, &b->post_ffn_norm));
+    }
+#undef NAME
+    const tai_wref *all[] = {&b->bq, &b->bk, &b->bv, &b->q_norm, &b->k_norm,
+                             &b->post_attn_norm, &b->post_ffn_norm};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i]->n && all[i]->layer != l + 1)
+            return tai_error(TINYAI_ERR_FORMAT, "%s: a tensor of block %d is in layer %d",
+                             mf->path, l, all[i]->layer);
+    return TINYAI_OK;
+}
+
 TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     const tai_model_file *mf = m->file;
     const TinyAIMappedModel *mm = m->mm;
     tai_hparams *hp = &m->hp;
-    const char *arch = NULL;
+    const char *arch_name = NULL;
     if (!tai_model_file_find_kv(mf, "general.architecture"))
         return tai_error(TINYAI_ERR_FORMAT, "%s: no general.architecture in metadata", mf->path);
-    TRY(tai_kv_get_str(mf, "general.architecture", &arch));
-    if (strcmp(arch, "llama") != 0)
-        return tai_error(TINYAI_ERR_UNSUPPORTED,
-                         "%s: unsupported architecture '%s' (supported: llama)", mf->path, arch);
+    TRY(tai_kv_get_str(mf, "general.architecture", &arch_name));
+    const tai_arch *arch = tai_arch_find(arch_name);
+    if (!arch)
+        return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (supported: %s)",
+                         mf->path, arch_name, tai_arch_names());
+    hp->arch = arch;
+    hp->flags = arch->flags;
 
-    uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx, rot;
-    TRY(tai_kv_get_u32(mf, "llama.block_count", &n_layer));
-    TRY(tai_kv_get_u32(mf, "llama.embedding_length", &n_embd));
-    TRY(tai_kv_get_u32(mf, "llama.feed_forward_length", &n_ff));
-    TRY(tai_kv_get_u32(mf, "llama.attention.head_count", &n_head));
-    TRY(get_u32_opt(mf, "llama.attention.head_count_kv", n_head, &n_head_kv));
-    TRY(get_u32_opt(mf, "llama.context_length", 2048, &n_ctx));
-    TRY(get_f32_opt(mf, "llama.rope.freq_base", 10000.0f, &hp->rope_base));
-    TRY(get_f32_opt(mf, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps));
+    char k[128];
+#define KEY(s) akey(k, sizeof k, arch, s)
+    uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx, rot, hd, vd;
+    TRY(tai_kv_get_u32(mf, KEY("block_count"), &n_layer));
+    TRY(tai_kv_get_u32(mf, KEY("embedding_length"), &n_embd));
+    TRY(tai_kv_get_u32(mf, KEY("feed_forward_length"), &n_ff));
+    TRY(tai_kv_get_u32(mf, KEY("attention.head_count"), &n_head));
+    TRY(get_u32_opt(mf, KEY("attention.head_count_kv"), n_head, &n_head_kv));
+    TRY(get_u32_opt(mf, KEY("context_length"), 2048, &n_ctx));
+    TRY(get_f32_opt(mf, KEY("rope.freq_base"), 10000.0f, &hp->rope_base));
+    TRY(get_f32_opt(mf, KEY("attention.layer_norm_rms_epsilon"), 1e-5f, &hp->rms_eps));
 
     if (n_layer < 1 || n_layer > 1024 || n_embd < 32 || n_embd > 65536 || n_ff < 32 ||
         n_ff > 262144 || n_head < 1 || n_head > 1024 || n_head_kv < 1 || n_ctx < 1 ||
@@ -113,18 +174,36 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
                          "%s: hyperparameters out of range (blocks %u, embd %u, ff %u, heads "
                          "%u/%u, context %u)",
                          mf->path, n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx);
-    if (n_embd % n_head != 0 || n_head % n_head_kv != 0 || (n_embd / n_head) % 2 != 0)
+    TRY(get_u32_opt(mf, KEY("attention.key_length"), n_embd / n_head, &hd));
+    TRY(get_u32_opt(mf, KEY("attention.value_length"), hd, &vd));
+    if (vd != hd)
+        return tai_error(TINYAI_ERR_UNSUPPORTED, "%s: key heads of %u and value heads of %u "
+                         "(TinyAI needs them equal)", mf->path, hd, vd);
+    if (hd < 2 || hd > 1024 || hd % 2 != 0 || n_head % n_head_kv != 0 ||
+        (!tai_model_file_find_kv(mf, KEY("attention.key_length")) && n_embd % n_head != 0))
         return tai_error(TINYAI_ERR_FORMAT,
-                         "%s: inconsistent heads: embd %u, heads %u, kv heads %u", mf->path,
-                         n_embd, n_head, n_head_kv);
-    TRY(get_u32_opt(mf, "llama.rope.dimension_count", n_embd / n_head, &rot));
-    if (rot == 0 || rot > n_embd / n_head || rot % 2 != 0)
+                         "%s: inconsistent heads: embd %u, heads %u of %u, kv heads %u", mf->path,
+                         n_embd, n_head, hd, n_head_kv);
+    TRY(get_u32_opt(mf, KEY("rope.dimension_count"), hd, &rot));
+    if (rot == 0 || rot > hd || rot % 2 != 0)
         return tai_error(TINYAI_ERR_FORMAT, "%s: rope dimension %u invalid for head size %u",
-                         mf->path, rot, n_embd / n_head);
+                         mf->path, rot, hd);
     if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f) || !(hp->rope_base > 1.0f) ||
         !isfinite(hp->rope_base))
         return tai_error(TINYAI_ERR_FORMAT, "%s: rms epsilon %g or rope base %g invalid",
                          mf->path, (double)hp->rms_eps, (double)hp->rope_base);
+#undef KEY
+    TRY(bind_rope_scaling(mf, arch, hp));
+    memset(&hp->ap, 0, sizeof hp->ap);
+    if (arch->hparams) TRY(arch->hparams(mf, &hp->ap));
+    if ((hp->flags & TAI_ARCH_SWA) &&
+        !(hp->ap.swa_window >= 1 && hp->ap.swa_pattern >= 1 && hp->ap.swa_rope_base > 1.0f))
+        return tai_error(TINYAI_ERR_INTERNAL, "%s: architecture %s without its window", mf->path,
+                         arch->name);
+    hp->ext_ops = ((hp->flags & TAI_ARCH_NEOX) ? TAI_OP_ROPE_NEOX : 0) |
+                  ((hp->flags & TAI_ARCH_GEGLU) ? TAI_OP_GEGLU : 0) |
+                  ((hp->flags & TAI_ARCH_QKV_BIAS) ? TAI_OP_ADD_BIAS : 0) |
+                  ((hp->flags & TAI_ARCH_SWA) ? TAI_OP_ATTENTION_WINDOW : 0);
 
     hp->n_layer = (int)n_layer;
     hp->n_embd = (int)n_embd;
@@ -132,11 +211,12 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     hp->n_head = (int)n_head;
     hp->n_head_kv = (int)n_head_kv;
     hp->n_ctx_train = (int)n_ctx;
-    hp->head_dim = (int)(n_embd / n_head);
+    hp->head_dim = (int)hd;
+    hp->q_dim = (int)(n_head * hd);
     hp->rot_dim = (int)rot;
     hp->n_vocab = tai_tokenizer_n_vocab(m->tok);
 
-    const int64_t E = hp->n_embd, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t E = hp->n_embd, Q = hp->q_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     if (mf->n_layers != hp->n_layer + 2)
         return tai_error(TINYAI_ERR_FORMAT, "%s: %d layers in the layer table, expected %d blocks + 2",
                          mf->path, mf->n_layers, hp->n_layer);
@@ -163,10 +243,10 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
         char name[96];
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, l), name)
         TRY(bind_ref(mf, mm, NAME("attn_norm.weight"), 1, E, 1, &b->attn_norm));
-        TRY(bind_ref(mf, mm, NAME("attn_q.weight"), E, E, 0, &b->wq));
+        TRY(bind_ref(mf, mm, NAME("attn_q.weight"), Q, E, 0, &b->wq));
         TRY(bind_ref(mf, mm, NAME("attn_k.weight"), kvd, E, 0, &b->wk));
         TRY(bind_ref(mf, mm, NAME("attn_v.weight"), kvd, E, 0, &b->wv));
-        TRY(bind_ref(mf, mm, NAME("attn_output.weight"), E, E, 0, &b->wo));
+        TRY(bind_ref(mf, mm, NAME("attn_output.weight"), E, Q, 0, &b->wo));
         TRY(bind_ref(mf, mm, NAME("ffn_norm.weight"), 1, E, 1, &b->ffn_norm));
         TRY(bind_ref(mf, mm, NAME("ffn_gate.weight"), hp->n_ff, E, 0, &b->w_gate));
         TRY(bind_ref(mf, mm, NAME("ffn_up.weight"), hp->n_ff, E, 0, &b->w_up));
@@ -179,6 +259,7 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
             if (all[i]->layer != l + 1)
                 return tai_error(TINYAI_ERR_FORMAT, "%s: a tensor of block %d is in layer %d",
                                  mf->path, l, all[i]->layer);
+        TRY(bind_arch_tensors(m, l, b));
     }
     if (m->tok_embd.layer != 0 || m->out_norm.layer != hp->n_layer + 1 ||
         m->output.layer != (m->tied ? 0 : hp->n_layer + 1))
@@ -323,6 +404,11 @@ static TinyAIStatus attend(const tai_batch *b, int d, int layer) {
         hws->att_v[t] = kv_at(m, d, b->seq[t], layer, 1, 0);
         hws->att_pos[t] = b->pos[t];
     }
+    if (tai_hp_swa(hp, layer))
+        return tai_dev_attention_window(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k,
+                                        hws->att_v, hws->att_pos, hp->n_head, hp->n_head_kv,
+                                        hp->head_dim, hp->ap.swa_window, ws->att_scratch,
+                                        ws->att_scratch_bytes);
     return tai_dev_attention(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
                              hws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
                              ws->att_scratch, ws->att_scratch_bytes);
@@ -350,23 +436,54 @@ static TinyAIStatus enter(const tai_batch *b, int d) {
         m->fw_cur = d;
     }
     if (d != 0 && !(m->fw_rope & (1u << d))) {
-        TRY_OP(tai_dev_upload(m->devs[d], m->dws[d].rope_cs, m->ws.rope_cs,
-                              (size_t)b->n * (size_t)m->hp.rot_dim * sizeof(float)));
+        const size_t cb = (size_t)b->n * (size_t)m->hp.rot_dim * sizeof(float);
+        TRY_OP(tai_dev_upload(m->devs[d], m->dws[d].rope_cs, m->ws.rope_cs, cb));
+        if (m->ws.rope_swa)
+            TRY_OP(tai_dev_upload(m->devs[d], m->dws[d].rope_swa, m->ws.rope_swa, cb));
         m->fw_rope |= 1u << d;
     }
     return TINYAI_OK;
 }
 
-/* q and k of the batch's columns rotated by their positions. */
-static TinyAIStatus rope_qk(const tai_batch *b, int d) {
+/* q and k of the batch's columns rotated by their positions (block l's
+ * angles: a sliding-window block's base may be its own). */
+static TinyAIStatus rope_qk(const tai_batch *b, int d, int l) {
     const TinyAIModel *m = b->m;
     const tai_dws *ws = &m->dws[d];
     const tai_hparams *hp = &m->hp;
     const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim;
-    TRY_OP(tai_dev_rope(m->devs[d], ws->q, b->n, hp->n_embd, hp->n_head, hp->head_dim, hp->rot_dim,
-                        ws->rope_cs));
-    return tai_dev_rope(m->devs[d], ws->k, b->n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim,
-                        ws->rope_cs);
+    const tai_dref cs = m->ws.rope_swa && tai_hp_swa(hp, l) ? ws->rope_swa : ws->rope_cs;
+    if (hp->flags & TAI_ARCH_NEOX) {
+        TRY_OP(tai_dev_rope_neox(m->devs[d], ws->q, b->n, hp->q_dim, hp->n_head, hp->head_dim,
+                                 hp->rot_dim, cs));
+        return tai_dev_rope_neox(m->devs[d], ws->k, b->n, kvd, hp->n_head_kv, hp->head_dim,
+                                 hp->rot_dim, cs);
+    }
+    TRY_OP(tai_dev_rope(m->devs[d], ws->q, b->n, hp->q_dim, hp->n_head, hp->head_dim, hp->rot_dim,
+                        cs));
+    return tai_dev_rope(m->devs[d], ws->k, b->n, kvd, hp->n_head_kv, hp->head_dim, hp->rot_dim, cs);
+}
+
+/* The architecture's steps between the q, k, v products and RoPE: biases,
+ * per-head norms. */
+static TinyAIStatus qkv_extras(const tai_batch *b, int d, const tai_block *blk, const wimg *w) {
+    const TinyAIModel *m = b->m;
+    tai_device *dev = m->devs[d];
+    const tai_dws *ws = &m->dws[d];
+    const tai_hparams *hp = &m->hp;
+    const int64_t kvd = (int64_t)hp->n_head_kv * hp->head_dim, n = b->n;
+    if (hp->flags & TAI_ARCH_QKV_BIAS) {
+        TRY_OP(tai_dev_add_bias(dev, ws->q, at(w, &blk->bq), hp->q_dim, n));
+        TRY_OP(tai_dev_add_bias(dev, ws->k, at(w, &blk->bk), kvd, n));
+        TRY_OP(tai_dev_add_bias(dev, ws->v, at(w, &blk->bv), kvd, n));
+    }
+    if (hp->flags & TAI_ARCH_QK_NORM) {
+        TRY_OP(tai_dev_rmsnorm(dev, ws->q, ws->q, at(w, &blk->q_norm), hp->head_dim,
+                               n * hp->n_head, hp->rms_eps));
+        TRY_OP(tai_dev_rmsnorm(dev, ws->k, ws->k, at(w, &blk->k_norm), hp->head_dim,
+                               n * hp->n_head_kv, hp->rms_eps));
+    }
+    return TINYAI_OK;
 }
 
 static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) {
@@ -376,43 +493,88 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     const tai_hparams *hp = &m->hp;
     const tai_block *blk = &m->blocks[l];
     const int n = b->n;
-    const int64_t E = hp->n_embd, F = hp->n_ff, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t E = hp->n_embd, F = hp->n_ff, Q = hp->q_dim,
+                  kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     const wimg w = *wp;
+    const int post = (hp->flags & TAI_ARCH_POST_NORMS) != 0;
     /* what the ops other than the products move and compute, for the
      * profile: floats read and written, and the positions attended */
-    const double en = (double)E * n * 4, fn = (double)F * n * 4;
+    const double en = (double)E * n * 4, fn = (double)F * n * 4, qn = (double)Q * n * 4;
     double ctx = 0;
-    for (int t = 0; m->prof && t < n; t++) ctx += b->pos[t] + 1;
+    for (int t = 0; m->prof && t < n; t++) {
+        const double span = b->pos[t] + 1;
+        ctx += tai_hp_swa(hp, l) && span > hp->ap.swa_window ? hp->ap.swa_window : span;
+    }
     OP(TAI_PROF_TRANSFER, 0, 0, enter(b, d));
     OP(TAI_PROF_ATTN_NORM, 2 * en, 3 * en / 4,
        tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
     TRY_OP(matmul(m, TAI_PROF_Q, ws, &w, &blk->wq, ws->xb, ws->q, n));
     TRY_OP(matmul(m, TAI_PROF_K, ws, &w, &blk->wk, ws->xb, ws->k, n));
     TRY_OP(matmul(m, TAI_PROF_V, ws, &w, &blk->wv, ws->xb, ws->v, n));
-    OP(TAI_PROF_ROPE, 2 * (en + (double)kvd * n * 4), 1.5 * (en + (double)kvd * n * 4) / 4,
-       rope_qk(b, d));
+    if (hp->flags & (TAI_ARCH_QKV_BIAS | TAI_ARCH_QK_NORM))
+        OP(TAI_PROF_ROPE, 2 * (qn + (double)kvd * n * 4), 1.5 * (qn + (double)kvd * n * 4) / 4,
+           qkv_extras(b, d, blk, &w));
+    OP(TAI_PROF_ROPE, 2 * (qn + (double)kvd * n * 4), 1.5 * (qn + (double)kvd * n * 4) / 4,
+       rope_qk(b, d, l));
     if (d != 0) OP(TAI_PROF_TRANSFER, 0, 0, sync_kv(b, d, l));
     OP(TAI_PROF_KV_STORE, 4.0 * kvd * n * 4, 0, store_kv(b, d, l));
     OP(TAI_PROF_ATTENTION, 2.0 * kvd * 4 * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
        attend(b, d, l));
     TRY_OP(matmul(m, TAI_PROF_O, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
+    if (post)
+        OP(TAI_PROF_ATTN_NORM, 2 * en, 3 * en / 4,
+           tai_dev_rmsnorm(dev, ws->xb, ws->xb, at(&w, &blk->post_attn_norm), E, n, hp->rms_eps));
     OP(TAI_PROF_RESIDUAL, 3 * en, en / 4, tai_dev_add(dev, ws->x, ws->xb, E * n));
     OP(TAI_PROF_FFN_NORM, 2 * en, 3 * en / 4,
        tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
     TRY_OP(matmul(m, TAI_PROF_GATE, ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
     TRY_OP(matmul(m, TAI_PROF_UP, ws, &w, &blk->w_up, ws->xb, ws->up, n));
-    OP(TAI_PROF_SWIGLU, 3 * fn, 5 * fn / 4, tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
+    OP(TAI_PROF_SWIGLU, 3 * fn, 5 * fn / 4,
+       (hp->flags & TAI_ARCH_GEGLU) ? tai_dev_geglu(dev, ws->gate, ws->up, F * n)
+                                    : tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
     TRY_OP(matmul(m, TAI_PROF_DOWN, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
+    if (post)
+        OP(TAI_PROF_FFN_NORM, 2 * en, 3 * en / 4,
+           tai_dev_rmsnorm(dev, ws->ffn_out, ws->ffn_out, at(&w, &blk->post_ffn_norm), E, n,
+                           hp->rms_eps));
     OP(TAI_PROF_RESIDUAL, 3 * en, en / 4, tai_dev_add(dev, ws->x, ws->ffn_out, E * n));
     return TINYAI_OK;
 }
 
-/* The rotation angles of each column's position, shared by every layer. */
+/* (cos, sin) pairs of position pos scaled by `scale` (linear RoPE
+ * scaling; 1: tai_host_rope_angles exactly). */
+static void angles(float *cs, int rot, int64_t pos, float base, float scale) {
+    if (scale == 1.0f) {
+        tai_host_rope_angles(cs, rot, pos, base);
+        return;
+    }
+    for (int i = 0; 2 * i + 1 < rot; i++) {
+        const double a = (double)pos * (double)scale * pow((double)base, -2.0 * i / (double)rot);
+        cs[2 * i] = (float)cos(a);
+        cs[2 * i + 1] = (float)sin(a);
+    }
+}
+
+/* The rotation angles of each column's position, shared by every layer
+ * (and the sliding-window blocks' with their own base, unscaled). */
 static void rope_angles(const tai_batch *b) {
     const tai_hparams *hp = &b->m->hp;
-    for (int t = 0; t < b->n; t++)
-        tai_host_rope_angles(b->m->ws.rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t],
-                             hp->rope_base);
+    for (int t = 0; t < b->n; t++) {
+        angles(b->m->ws.rope_cs + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t], hp->rope_base,
+               hp->rope_scale);
+        if (b->m->ws.rope_swa)
+            angles(b->m->ws.rope_swa + (int64_t)t * hp->rot_dim, hp->rot_dim, b->pos[t],
+                   hp->ap.swa_rope_base, 1.0f);
+    }
+}
+
+/* Gemma's embeddings times sqrt(n_embd) (in float, as trained). */
+static void scale_embeddings(const tai_batch *b) {
+    const TinyAIModel *m = b->m;
+    if (!(m->hp.flags & TAI_ARCH_EMB_SCALE)) return;
+    const float s = sqrtf((float)m->hp.n_embd);
+    float *x = m->ws.x;
+    for (int64_t i = 0, e = (int64_t)b->n * m->hp.n_embd; i < e; i++) x[i] *= s;
 }
 
 /* The embedding lookup runs on the CPU (layer 0's place): a few rows of
@@ -425,6 +587,7 @@ static TinyAIStatus run_embedding(const tai_batch *b, const wimg *w) {
     OP(TAI_PROF_EMBEDDING, (double)tai_type_row_bytes(e->type, e->n) * b->n, 0,
        tai_dev_embed(dev, e->type, at(w, e), e->rows, e->n, b->tokens, b->n,
                      tai_dref_host(m->ws.x)));
+    scale_embeddings(b);
     return TINYAI_OK;
 }
 
@@ -485,6 +648,7 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
         else
             tai_dequantize_row(e->type, src, x, e->n);
     }
+    scale_embeddings(b);
     rope_angles(b);
     return TINYAI_OK;
 }
@@ -580,8 +744,15 @@ TinyAIStatus tai_llama_run(const tai_batch *b, int layer, int d, const tai_dref 
 }
 
 void tai_llama_finish(const tai_batch *b) {
+    const float cap = b->m->hp.ap.logit_softcap;
+    const int64_t V = b->m->hp.n_vocab;
     /* every column of one session advances it by one; a prompt batch has
      * all its columns in one session */
     for (int t = 0; t < b->n; t++)
-        if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) b->seq[t]->pos = b->pos[t] + 1;
+        if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) {
+            TinyAISession *s = b->seq[t];
+            s->pos = b->pos[t] + 1;
+            if (cap > 0 && s->have_logits) /* soft-capped logits */
+                for (int64_t i = 0; i < V; i++) s->logits[i] = cap * tanhf(s->logits[i] / cap);
+        }
 }

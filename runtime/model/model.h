@@ -17,6 +17,7 @@
 #include "offload/offload.h"
 #include "runtime/format/model_file.h"
 #include "runtime/mapped/mapped.h"
+#include "runtime/model/arch.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 #ifdef __cplusplus
@@ -26,8 +27,22 @@ extern "C" {
 typedef struct {
     int n_vocab, n_ctx_train, n_embd, n_ff, n_head, n_head_kv, n_layer;
     int head_dim, rot_dim;
+    int q_dim;          /* n_head * head_dim (n_embd unless the metadata's
+                           attention.key_length says otherwise) */
     float rope_base, rms_eps;
+    float rope_scale;   /* positions times this in the angles (linear RoPE
+                           scaling: 1 / factor; 1: none) */
+    const tai_arch *arch;
+    uint32_t flags;     /* arch->flags */
+    tai_arch_params ap; /* what its hook read */
+    uint32_t ext_ops;   /* the TAI_OP_* beyond a Llama block's its blocks run */
 } tai_hparams;
+
+/* Whether block l (0-based) attends over a sliding window. */
+static inline int tai_hp_swa(const tai_hparams *hp, int l) {
+    return (hp->flags & TAI_ARCH_SWA) && hp->ap.swa_pattern > 0 &&
+           (l + 1) % hp->ap.swa_pattern != 0;
+}
 
 /* Where a tensor lives: layer `layer`'s image, `off` bytes in. Matrices are
  * packed there (core/types.h "Packed weights"), vectors are F32. */
@@ -57,6 +72,10 @@ typedef struct {
     tai_wref w_gate;    /* [n_ff][n_embd] */
     tai_wref w_up;      /* [n_ff][n_embd] */
     tai_wref w_down;    /* [n_embd][n_ff] */
+    /* the architecture's (arch.h; unset otherwise) */
+    tai_wref bq, bk, bv;          /* TAI_ARCH_QKV_BIAS: [q_dim], [kvd], [kvd] */
+    tai_wref q_norm, k_norm;      /* TAI_ARCH_QK_NORM: [head_dim] */
+    tai_wref post_attn_norm, post_ffn_norm; /* TAI_ARCH_POST_NORMS: [n_embd] */
 } tai_block;
 
 /* Activations and scratch for one forward batch of up to n_ubatch columns.
@@ -71,7 +90,10 @@ typedef struct {
     size_t att_scratch_bytes;
     tai_dref *att_k, *att_v; /* per column: its session's K and V cache of a layer */
     int32_t *att_pos;        /* per column: its position */
-    float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each column's position */
+    float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each column's position;
+                           with sliding-window blocks of their own RoPE base,
+                           theirs follow (rope_swa) */
+    float *rope_swa;
     float *batch_logits;/* [n_seq][n_vocab] for tinyaiEvalBatch (n_seq > 1) */
     int n_seq;
     void *mm_scratch;   /* prepared activations for tai_matmul */
@@ -94,7 +116,7 @@ typedef struct {
     tai_device *dev; /* borrowed: the model's */
     tai_dbuf *bufs[16];
     int n_bufs;
-    tai_dref x, xb, q, k, v, att_out, gate, up, ffn_out, rope_cs, logits, mm_scratch,
+    tai_dref x, xb, q, k, v, att_out, gate, up, ffn_out, rope_cs, rope_swa, logits, mm_scratch,
         att_scratch;
     size_t att_scratch_bytes;
 } tai_dws;
@@ -208,8 +230,8 @@ typedef struct {
 } tai_batch;
 
 /* Binds hyperparameters and tensors (as image references) of the mapped
- * model's file (architecture llama). Checks every tensor's presence, type
- * and shape. */
+ * model's file (one of arch.h's architectures). Checks every tensor's
+ * presence, type and shape. */
 TinyAIStatus tai_llama_bind(TinyAIModel *m);
 
 /* Resets a pass's state: its residual stream and angles start on the

@@ -76,6 +76,10 @@ enum {
     B_ATT_V, B_ATT_POS, B_ROPE, B_LOGITS, B_MM, B_EMB, B_COUNT
 };
 
+/* The RoPE angle sets a pass computes: one, or two with sliding-window
+ * blocks of their own base. */
+static int rope_sets(const TinyAIModel *m) { return (m->hp.flags & TAI_ARCH_SWA) ? 2 : 1; }
+
 static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
                    tai_live_buf b[B_COUNT]) {
     const tai_hparams *hp = &m->hp;
@@ -86,10 +90,11 @@ static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
 #define BUF(i, sz, al, f, l) b[i] = (tai_live_buf){(sz), (al), (f), (l), 0}
     BUF(B_X, fbytes(U, E), 64, 0, 16);
     BUF(B_XB, fbytes(U, E), 64, 1, 16);
-    BUF(B_Q, fbytes(U, E), 64, 2, 7);
+    const size_t Q = (size_t)hp->q_dim;
+    BUF(B_Q, fbytes(U, Q), 64, 2, 7);
     BUF(B_K, fbytes(U, kvd), 64, 3, 7);
     BUF(B_V, fbytes(U, kvd), 64, 4, 7);
-    BUF(B_ATT_OUT, fbytes(U, E), 64, 7, 8);
+    BUF(B_ATT_OUT, fbytes(U, Q), 64, 7, 8);
     BUF(B_GATE, fbytes(U, F), 64, 11, 14);
     BUF(B_UP, fbytes(U, F), 64, 12, 13);
     BUF(B_FFN_OUT, fbytes(U, E), 64, 14, 15);
@@ -98,7 +103,7 @@ static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
     BUF(B_ATT_K, cols * sizeof(tai_dref), 64, 7, 7);
     BUF(B_ATT_V, cols * sizeof(tai_dref), 64, 7, 7);
     BUF(B_ATT_POS, cols * sizeof(int32_t), 64, 7, 7);
-    BUF(B_ROPE, fbytes(U, (size_t)hp->rot_dim), 64, 0, 16);
+    BUF(B_ROPE, fbytes(U, (size_t)hp->rot_dim * (size_t)rope_sets(m)), 64, 0, 16);
     BUF(B_LOGITS, n_seq > 1 ? fbytes((size_t)n_seq, (size_t)hp->n_vocab) : 0, 64, 16, 16);
     BUF(B_MM, scratch_bytes(m, n_ubatch > n_seq ? n_ubatch : n_seq), 64, 1, 16);
     BUF(B_EMB, er, er ? tai_llama_emb_buffer_align(m) : 64, 0, 0);
@@ -180,6 +185,7 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     ws->att_v = (tai_dref *)(a + b[B_ATT_V].offset);
     ws->att_pos = (int32_t *)(a + b[B_ATT_POS].offset);
     ws->rope_cs = (float *)(a + b[B_ROPE].offset);
+    ws->rope_swa = rope_sets(m) > 1 ? ws->rope_cs + (size_t)n_ubatch * (size_t)m->hp.rot_dim : NULL;
     ws->batch_logits = n_seq > 1 ? (float *)(a + b[B_LOGITS].offset) : NULL;
     ws->mm_scratch = a + b[B_MM].offset;
     ws->emb_read = b[B_EMB].size ? a + b[B_EMB].offset : NULL;
@@ -228,6 +234,7 @@ TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m) {
     c->up = tai_dref_host(ws->up);
     c->ffn_out = tai_dref_host(ws->ffn_out);
     c->rope_cs = tai_dref_host(ws->rope_cs);
+    c->rope_swa = tai_dref_host(ws->rope_swa);
     c->logits = tai_dref_host(ws->batch_logits);
     c->mm_scratch = tai_dref_host(ws->mm_scratch);
     c->att_scratch = tai_dref_host(ws->att_scratch);
@@ -244,14 +251,15 @@ TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m) {
     if (st == TINYAI_OK) st = dws_buf(w, (bytes), &w->field)
         B(x, U * E * f);
         B(xb, U * E * f);
-        B(q, U * E * f);
+        B(q, U * (size_t)hp->q_dim * f);
         B(k, U * kvd * f);
         B(v, U * kvd * f);
-        B(att_out, U * E * f);
+        B(att_out, U * (size_t)hp->q_dim * f);
         B(gate, U * F * f);
         B(up, U * F * f);
         B(ffn_out, U * E * f);
         B(rope_cs, U * (size_t)hp->rot_dim * f);
+        if (ws->rope_swa) B(rope_swa, U * (size_t)hp->rot_dim * f);
         B(logits, cols * (size_t)hp->n_vocab * f);
         B(mm_scratch, dev_scratch_bytes(m, w->dev, (int)cols));
         w->att_scratch_bytes = tai_dev_attention_scratch(w->dev, ws->att_ctx, hp->n_head);

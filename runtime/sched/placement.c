@@ -186,7 +186,7 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
     if (st != TINYAI_OK) return st;
     cand[0].pl = NULL;
     cand[0].index = -1;
-    cand_ops[0] = TAI_OP_ALL;
+    cand_ops[0] = m->dev->info.ops;
     /* the OpenCL devices: as recorded, else enumerated (and each measured) */
     char keys[MAX_CL][384];
     int nk = 0;
@@ -257,7 +257,7 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
         for (int l = 0; l < L; l++) {
             tai_layer_cost lc;
             layer_cost(m, l, &lc);
-            const uint32_t needs = l == L - 1 ? HEAD_OPS : BLOCK_OPS;
+            const uint32_t needs = l == L - 1 ? HEAD_OPS : BLOCK_OPS | m->hp.ext_ops;
             for (int d = 0; d < nd; d++) {
                 /* the embedding lookup stays on the CPU; a device runs only
                  * the layers whose ops it has */
@@ -335,7 +335,7 @@ static TinyAIStatus check_fits(const TinyAIModel *m, int idx) {
 /* A named device must run every op of the blocks and the head. */
 static TinyAIStatus check_ops(const TinyAIModel *m, int idx) {
     const tai_device *d = m->devs[idx];
-    const uint32_t miss = BLOCK_OPS & ~d->info.ops;
+    const uint32_t miss = (BLOCK_OPS | m->hp.ext_ops) & ~d->info.ops;
     for (int l = 1; !miss && l <= m->hp.n_layer; l++)
         if (layer_sparse(m, l) && !tai_dev_has_sparse(m->devs[idx]))
             return tai_error(TINYAI_ERR_UNSUPPORTED,
@@ -354,9 +354,10 @@ static TinyAIStatus check_ops(const TinyAIModel *m, int idx) {
         return TINYAI_OK;
     }
     static const char *const names[] = {"matmul", "rmsnorm", "add",    "rope",
-                                        "attention", "swiglu", "embed", "copy"};
-    char list[128] = "";
-    for (int i = 0; i < 8; i++)
+                                        "attention", "swiglu", "embed", "copy",
+                                        "rope_neox", "geglu", "add_bias", "attention_window"};
+    char list[192] = "";
+    for (int i = 0; i < 12; i++)
         if (miss & (1u << i))
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
                      names[i]);

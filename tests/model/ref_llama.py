@@ -12,6 +12,18 @@ prints the logits of the last token, one per line.
 
 RoPE follows GGUF's llama layout: adjacent pairs (2i, 2i+1) of each head are
 rotated (the converter permuted q/k weights for it).
+
+Other architectures, from their published definitions (the Hugging Face
+models' code, restated here, not TinyAI's):
+  qwen2   q, k, v biases; RoPE on the halves (x[:d/2], x[d/2:]) ("rotate_half")
+  qwen3   RMS norm of each q and k head (attn_q_norm, attn_k_norm) before RoPE;
+          rotate_half; heads of attention.key_length
+  gemma3  embeddings times sqrt(n_embd); q/k head norms; RMS norm of the
+          attention and feed-forward outputs before their residual adds
+          (post_attention_norm, post_ffw_norm); GELU (tanh) gate; rotate_half;
+          blocks l with (l + 1) % 6 != 0 attend only the last
+          attention.sliding_window positions and use RoPE base 10000, the
+          others the file's base (GGUF's norm weights already hold 1 + w)
 """
 import struct
 import sys
@@ -133,15 +145,41 @@ def rope(x, n_heads, head_dim, rot_dim, pos, base):
     return x.reshape(-1)
 
 
+def rope_half(x, n_heads, head_dim, rot_dim, pos, base):
+    """rotate_half: element i pairs with i + rot_dim / 2."""
+    x = x.reshape(n_heads, head_dim).copy()
+    half = rot_dim // 2
+    theta = pos * base ** (-np.arange(0, rot_dim, 2) / rot_dim)
+    c, s = np.cos(theta), np.sin(theta)
+    a, b = x[:, :half].copy(), x[:, half:rot_dim].copy()
+    x[:, :half] = a * c - b * s
+    x[:, half:rot_dim] = b * c + a * s
+    return x.reshape(-1)
+
+
+def head_norm(x, n_heads, head_dim, w, eps):
+    x = x.reshape(n_heads, head_dim)
+    return (x / np.sqrt(np.mean(x * x, axis=1, keepdims=True) + eps) * w).reshape(-1)
+
+
+def gelu_tanh(g):
+    return 0.5 * g * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (g + 0.044715 * g ** 3)))
+
+
 def forward(kv, t, tokens, every=False):
-    L = kv["llama.block_count"]
-    E = kv["llama.embedding_length"]
-    H = kv["llama.attention.head_count"]
-    HKV = kv.get("llama.attention.head_count_kv", H)
-    hd = E // H
-    rot = kv.get("llama.rope.dimension_count", hd)
-    base = kv.get("llama.rope.freq_base", 10000.0)
-    eps = kv.get("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    a = kv.get("general.architecture", "llama")
+    if a not in ("llama", "qwen2", "qwen3", "gemma3"):
+        raise SystemExit(f"architecture {a} not in this reference")
+    L = kv[a + ".block_count"]
+    E = kv[a + ".embedding_length"]
+    H = kv[a + ".attention.head_count"]
+    HKV = kv.get(a + ".attention.head_count_kv", H)
+    hd = kv.get(a + ".attention.key_length", E // H)
+    rot = kv.get(a + ".rope.dimension_count", hd)
+    base = kv.get(a + ".rope.freq_base", 10000.0)
+    eps = kv.get(a + ".attention.layer_norm_rms_epsilon", 1e-5)
+    window = kv.get(a + ".attention.sliding_window", 0) if a == "gemma3" else 0
+    rot_fn = rope if a == "llama" else rope_half
     emb = t["token_embd.weight"]
     out_w = t.get("output.weight", emb)
     kc = [[] for _ in range(L)]
@@ -150,17 +188,29 @@ def forward(kv, t, tokens, every=False):
     logits = []
     for pos, tok in enumerate(tokens):
         x = emb[tok].copy()
+        if a == "gemma3":
+            x = x * np.sqrt(E)
         for l in range(L):
             p = f"blk.{l}."
+            sliding = a == "gemma3" and (l + 1) % 6 != 0
+            lbase = 10000.0 if sliding else base
             xb = rmsnorm(x, t[p + "attn_norm.weight"], eps)
-            q = rope(t[p + "attn_q.weight"] @ xb, H, hd, rot, pos, base)
-            k = rope(t[p + "attn_k.weight"] @ xb, HKV, hd, rot, pos, base)
+            q = t[p + "attn_q.weight"] @ xb
+            k = t[p + "attn_k.weight"] @ xb
             v = t[p + "attn_v.weight"] @ xb
+            if a == "qwen2":
+                q, k, v = q + t[p + "attn_q.bias"], k + t[p + "attn_k.bias"], v + t[p + "attn_v.bias"]
+            if a in ("qwen3", "gemma3"):
+                q = head_norm(q, H, hd, t[p + "attn_q_norm.weight"], eps)
+                k = head_norm(k, HKV, hd, t[p + "attn_k_norm.weight"], eps)
+            q = rot_fn(q, H, hd, rot, pos, lbase)
+            k = rot_fn(k, HKV, hd, rot, pos, lbase)
             kc[l].append(k.reshape(HKV, hd))
             vc[l].append(v.reshape(HKV, hd))
-            K = np.stack(kc[l])  # [pos+1, HKV, hd]
-            V = np.stack(vc[l])
-            att = np.zeros(E)
+            first = max(0, pos + 1 - window) if sliding else 0
+            K = np.stack(kc[l][first:])  # [positions, HKV, hd]
+            V = np.stack(vc[l][first:])
+            att = np.zeros(H * hd)
             qh = q.reshape(H, hd)
             for h in range(H):
                 g = h // (H // HKV)
@@ -168,11 +218,18 @@ def forward(kv, t, tokens, every=False):
                 s = np.exp(s - s.max())
                 s /= s.sum()
                 att[h * hd:(h + 1) * hd] = s @ V[:, g, :]
-            x = x + t[p + "attn_output.weight"] @ att
+            o = t[p + "attn_output.weight"] @ att
+            if a == "gemma3":
+                o = rmsnorm(o, t[p + "post_attention_norm.weight"], eps)
+            x = x + o
             xb = rmsnorm(x, t[p + "ffn_norm.weight"], eps)
             g = t[p + "ffn_gate.weight"] @ xb
             u = t[p + "ffn_up.weight"] @ xb
-            x = x + t[p + "ffn_down.weight"] @ (g / (1.0 + np.exp(-g)) * u)
+            act = gelu_tanh(g) if a == "gemma3" else g / (1.0 + np.exp(-g))
+            f = t[p + "ffn_down.weight"] @ (act * u)
+            if a == "gemma3":
+                f = rmsnorm(f, t[p + "post_ffw_norm.weight"], eps)
+            x = x + f
         if every:
             logits.append(out_w @ rmsnorm(x, t["output_norm.weight"], eps))
     if every:
