@@ -62,6 +62,11 @@ static const char k_llama3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/* Qwen 2 (and 2.5, 3): Llama 3's with every digit a piece of its own. */
+static const char k_qwen2[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 static TinyAIStatus compile(tai_tokenizer *tok, const char *pattern) {
     int err;
     PCRE2_SIZE at;
@@ -89,6 +94,8 @@ TinyAIStatus tai_bpe_init_regex(tai_tokenizer *tok) {
         return compile(tok, k_gpt2);
     case TAI_PRE_LLAMA3:
         return compile(tok, k_llama3);
+    case TAI_PRE_QWEN2:
+        return compile(tok, k_qwen2);
     case TAI_PRE_GPT2:
     default:
         return compile(tok, k_gpt2);

@@ -11,6 +11,12 @@
  *  - Llama 2 ("[INST]"): [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST]
  *    answer</s><s>[INST] ..., with the variants llama.cpp recognises.
  *  - Zephyr ("<|user|>"): <|role|>\ncontent EOS\n, "<|assistant|>\n" to open.
+ *  - Gemma ("<start_of_turn>" in the template, or no template and the token
+ *    in the vocabulary): <start_of_turn>role\ncontent<end_of_turn>\n with the
+ *    assistant's role named "model", contents trimmed; Gemma has no system
+ *    role, so a system message's text opens the next user message
+ *    (followed by a blank line), as Gemma's own template and llama.cpp do.
+ *    "<start_of_turn>model\n" opens the answer. BOS is the tokenizer's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +50,7 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
-typedef enum { FAM_CHATML, FAM_LLAMA2, FAM_ZEPHYR } chat_family;
+typedef enum { FAM_CHATML, FAM_LLAMA2, FAM_ZEPHYR, FAM_GEMMA } chat_family;
 
 /* The default system message of a ChatML template: the text between
  * "<|im_start|>system\n" (a newline, or the two characters \n inside a Jinja
@@ -160,6 +166,30 @@ static void zephyr(sbuf *b, const tai_tokenizer *tok, const tai_chat_message *ms
     if (add_assistant) sb_str(b, "<|assistant|>\n");
 }
 
+/* Gemma's turns (see the top). */
+static void gemma(sbuf *b, const tai_chat_message *msgs, size_t n, bool add_assistant) {
+    const char *sys = NULL; /* a system message waiting for the next user turn */
+    for (size_t i = 0; i < n; i++) {
+        const char *role = msgs[i].role;
+        if (strcmp(role, "system") == 0) {
+            sys = msgs[i].content;
+            continue;
+        }
+        const bool model = strcmp(role, "assistant") == 0 || strcmp(role, "model") == 0;
+        sb_str(b, "<start_of_turn>");
+        sb_str(b, model ? "model" : role);
+        sb_str(b, "\n");
+        if (sys && !model) {
+            add_trimmed(b, sys, true);
+            sb_str(b, "\n\n");
+            sys = NULL;
+        }
+        add_trimmed(b, msgs[i].content, true);
+        sb_str(b, "<end_of_turn>\n");
+    }
+    if (add_assistant) sb_str(b, "<start_of_turn>model\n");
+}
+
 TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
                             const tai_chat_message *msgs, size_t n, bool add_assistant,
                             char **out) {
@@ -191,18 +221,22 @@ TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
             fam = FAM_LLAMA2;
         } else if (strstr(tmpl, "<|user|>")) {
             fam = FAM_ZEPHYR;
+        } else if (strstr(tmpl, "<start_of_turn>")) {
+            fam = FAM_GEMMA;
         } else {
             return tai_error(TINYAI_ERR_UNSUPPORTED,
                              "tai_chat_apply: unrecognised chat template (not ChatML, Llama 2 "
-                             "[INST] or Zephyr): \"%.60s...\"",
+                             "[INST], Zephyr or Gemma): \"%.60s...\"",
                              tmpl);
         }
     } else if (tok && tai_tokenizer_find(tok, "<|im_start|>") >= 0) {
         fam = FAM_CHATML;
+    } else if (tok && tai_tokenizer_find(tok, "<start_of_turn>") >= 0) {
+        fam = FAM_GEMMA;
     } else {
-        return tai_error(
-            TINYAI_ERR_UNSUPPORTED,
-            "tai_chat_apply: the model has no chat template and no <|im_start|> token");
+        return tai_error(TINYAI_ERR_UNSUPPORTED,
+                         "tai_chat_apply: the model has no chat template and no <|im_start|> "
+                         "or <start_of_turn> token");
     }
 
     sbuf b = {0};
@@ -211,6 +245,7 @@ TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
     case FAM_CHATML: chatml(&b, tmpl, msgs, n, add_assistant); break;
     case FAM_LLAMA2: llama2(&b, tmpl, msgs, n); break;
     case FAM_ZEPHYR: zephyr(&b, tok, msgs, n, add_assistant); break;
+    case FAM_GEMMA: gemma(&b, msgs, n, add_assistant); break;
     }
     if (b.oom) {
         free(b.p);

@@ -516,6 +516,8 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
                 tok->pre = TAI_PRE_GPT2;
             } else if (strcmp(pre, "smollm") == 0) {
                 tok->pre = TAI_PRE_SMOLLM;
+            } else if (strcmp(pre, "qwen2") == 0 || strcmp(pre, "deepseek-r1-qwen") == 0) {
+                tok->pre = TAI_PRE_QWEN2; /* Qwen 2, 2.5 and 3 */
             } else if (strcmp(pre, "llama-bpe") == 0 || strcmp(pre, "llama3") == 0) {
                 tok->pre = TAI_PRE_LLAMA3;
                 tok->ignore_merges = true;
@@ -561,8 +563,9 @@ TinyAIStatus tai_tokenizer_load(const tai_model_file *mf, tai_tokenizer **out) {
     int32_t eom = -1;
     if ((st = get_token_id(mf, "tokenizer.ggml.eom_token_id", tok->n_vocab, &eom))) goto fail;
     add_eog(tok, eom);
-    static const char *const eog_names[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>",
-                                            "<|endoftext|>", "</s>", "<|eom_id|>"};
+    static const char *const eog_names[] = {"<|im_end|>", "<|eot_id|>",  "<|end_of_text|>",
+                                            "<|endoftext|>", "</s>",  "<|eom_id|>",
+                                            "<end_of_turn>"};
     for (size_t i = 0; i < sizeof(eog_names) / sizeof(eog_names[0]); i++) {
         add_eog(tok, tai_tok_lookup(tok, eog_names[i], strlen(eog_names[i])));
     }

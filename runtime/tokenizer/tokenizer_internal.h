@@ -39,6 +39,7 @@ typedef enum {
     TAI_PRE_GPT2 = 1,   /* "gpt-2", "gpt2", "phi-2", "default": GPT-2's regex */
     TAI_PRE_SMOLLM = 2, /* "smollm": each \p{N} alone, then GPT-2's regex */
     TAI_PRE_LLAMA3 = 3, /* "llama-bpe", "llama3": Llama 3's regex */
+    TAI_PRE_QWEN2 = 4,  /* "qwen2", "deepseek-r1-qwen": Llama 3's with single digits */
 } tai_tok_pre;
 
 #define TAI_TOK_MAX_REGEX 2

@@ -22,6 +22,17 @@ std::string DefaultModelPath() {
     return Exists(p) ? p : std::string();
 }
 
+std::string GemmaModelPath() {
+    const char *cache = std::getenv("TINYAI_CACHE");
+    const char *home = std::getenv("HOME");
+    std::string dir = cache && *cache ? std::string(cache)
+                      : home          ? std::string(home) + "/.cache/tinyai"
+                                      : std::string();
+    if (dir.empty()) return std::string();
+    std::string p = dir + "/gemma-3-270m-q4_k_m.gguf";
+    return Exists(p) ? p : std::string();
+}
+
 std::string TempPath(const std::string &suffix) {
     static std::atomic<int> counter{0};
     const char *dir = std::getenv("TEST_TMPDIR");

