@@ -16,10 +16,12 @@
 #include "runtime/format/model_file.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/test_paths.h"
+#include "tests/tokenizer/gguf_builder.h"
 
 namespace {
 
 #include "tests/tokenizer/smollm2_expected.inc"
+#include "tests/tokenizer/qwen2_expected.inc"
 
 class SmolLM2Tokenizer : public ::testing::Test {
   protected:
@@ -101,6 +103,51 @@ TEST_F(SmolLM2Tokenizer, MatchesHuggingFaceTokenizers) {
         n++;
     }
     EXPECT_GE(n, 12);
+}
+
+// Qwen 2's pre-tokenizer (tokenizer.ggml.pre "qwen2": Qwen 2, 2.5, 3) over
+// this byte-level vocabulary, against Hugging Face tokenizers with the same
+// pipeline (qwen2_expected.inc, gen_expected_qwen2.py): no Qwen vocabulary
+// ships where the tests can get it, so the pre-tokenizer is what is checked.
+TEST_F(SmolLM2Tokenizer, Qwen2PreTokenizerMatchesHuggingFace) {
+    tai_test::GgufBuilder b;
+    b.Str("general.architecture", "qwen2");
+    b.Str("tokenizer.ggml.model", "gpt2");
+    b.Str("tokenizer.ggml.pre", "qwen2");
+    for (const char *key : {"tokenizer.ggml.tokens", "tokenizer.ggml.merges"}) {
+        const tai_kv *kv = tai_model_file_find_kv(mf_, key);
+        ASSERT_TRUE(kv && kv->type == TAI_KV_ARRAY && kv->v.arr.type == TAI_KV_STRING) << key;
+        const tai_str *s = static_cast<const tai_str *>(kv->v.arr.data);
+        std::vector<std::string> v;
+        for (uint64_t i = 0; i < kv->v.arr.n; i++) v.emplace_back(s[i].str, s[i].len);
+        b.StrArr(key, v);
+    }
+    const tai_kv *types = tai_model_file_find_kv(mf_, "tokenizer.ggml.token_type");
+    ASSERT_TRUE(types && types->type == TAI_KV_ARRAY && types->v.arr.type == TAI_KV_I32);
+    const int32_t *t = static_cast<const int32_t *>(types->v.arr.data);
+    b.I32Arr("tokenizer.ggml.token_type", std::vector<int32_t>(t, t + types->v.arr.n));
+    const std::string path = tai_test::TempPath(".gguf");
+    ASSERT_TRUE(b.Write(path));
+    tai_model_file *mf = nullptr;
+    tai_tokenizer *tok = nullptr;
+    ASSERT_EQ(tai_model_file_open(path.c_str(), false, &mf), TINYAI_OK) << tinyaiLastErrorMessage();
+    ASSERT_EQ(tai_tokenizer_load(mf, &tok), TINYAI_OK) << tinyaiLastErrorMessage();
+    int n = 0;
+    for (const Qwen2Case &c : kQwen2Cases) {
+        const std::string text(c.text, c.len);
+        SCOPED_TRACE(text);
+        std::vector<int32_t> ids(text.size() * 4 + 8);
+        size_t k = 0;
+        ASSERT_EQ(tai_tokenize(tok, text.data(), text.size(), false, ids.data(), ids.size(), &k),
+                  TINYAI_OK);
+        ids.resize(k);
+        EXPECT_EQ(ids, c.ids);
+        n++;
+    }
+    EXPECT_GE(n, 13);
+    tai_tokenizer_free(tok);
+    tai_model_file_close(mf);
+    std::remove(path.c_str());
 }
 
 TEST_F(SmolLM2Tokenizer, SpecialTokensParsedOnlyWhenAsked) {

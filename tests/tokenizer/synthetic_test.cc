@@ -217,6 +217,18 @@ TEST(ByteLevelBpe, Llama3GroupsThreeDigitsAndUsesWholeTokens) {
     }
 }
 
+TEST(ByteLevelBpe, Qwen2SplitsEveryDigitAndKeepsMerges) {
+    for (const char *pre : {"qwen2", "deepseek-r1-qwen"}) {
+        SCOPED_TRACE(pre);
+        Loaded t(ByteVocab(pre));
+        ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
+        EXPECT_EQ(t.Encode("12345"), (std::vector<int32_t>{'1', '2', '3', '4', '5'}));
+        // merges are used (no whole-token shortcut as in Llama 3)
+        EXPECT_EQ(t.Encode("xyz"), (std::vector<int32_t>{'x', 'y', 'z'}));
+        EXPECT_FALSE(tai_tokenizer_add_bos(t.tok));
+    }
+}
+
 TEST(ByteLevelBpe, VerbatimTokens) {
     Loaded t(ByteVocab("gpt2"));
     ASSERT_EQ(t.st, TINYAI_OK) << t.msg;
