@@ -442,7 +442,7 @@ TEST(MalformedMetadata, MissingOrUnknownModel) {
 }
 
 TEST(MalformedMetadata, UnknownPre) {
-    ExpectLoadError(ByteVocab("qwen2"), TINYAI_ERR_UNSUPPORTED, "qwen2");
+    ExpectLoadError(ByteVocab("tekken-9"), TINYAI_ERR_UNSUPPORTED, "tekken-9");
 }
 
 TEST(MalformedMetadata, Tokens) {
