@@ -151,7 +151,11 @@ TEST_P(ArchForward, MatchesNumpyReference) {
         ModelPtr m = Load(path, cpu, 2);
         ASSERT_TRUE(m);
         const std::vector<float> batched = Logits(m.get(), kTokens, kTokens.size());
-        EXPECT_LT(RelError(batched, ref), exact ? 1e-4 : 0.1) << k.arch << " " << k.type;
+        const double err = RelError(batched, ref);
+        EXPECT_LT(err, exact ? 1e-4 : std::string(k.type) == "Q2_K" ? 0.2 : 0.1)
+            << k.arch << " " << k.type;
+        std::printf("arch-type %s %s %s rel-error %.3g argmax %s\n", k.arch, k.type, cpu, err,
+                    ArgMax(batched) == ArgMax(ref) ? "same" : "differs");
         EXPECT_EQ(ArgMax(batched), ArgMax(ref)) << k.arch << " " << k.type;
         // the KV cache and the window agree token by token and in pieces
         const std::vector<float> one = Logits(m.get(), kTokens, 1), five = Logits(m.get(), kTokens, 5);
@@ -164,14 +168,19 @@ TEST_P(ArchForward, MatchesNumpyReference) {
     std::remove(path.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Archs, ArchForward,
-    ::testing::Values(Case{"qwen2", "F32"}, Case{"qwen3", "F32"}, Case{"gemma3", "F32"},
-                      Case{"qwen2", "Q4_K"}, Case{"qwen3", "Q6_K"}, Case{"gemma3", "Q4_K"},
-                      Case{"gemma3", "Q8_0"}, Case{"qwen2", "Q5_0"}),
-    [](const ::testing::TestParamInfo<Case> &i) {
-        return std::string(i.param.arch) + "_" + i.param.type;
-    });
+std::vector<Case> AllCases() {
+    std::vector<Case> v;
+    for (const char *a : {"qwen2", "qwen3", "gemma3"})
+        for (const char *t : {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL",
+                              "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"})
+            v.push_back({a, t});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, ArchForward, ::testing::ValuesIn(AllCases()),
+                         [](const ::testing::TestParamInfo<Case> &i) {
+                             return std::string(i.param.arch) + "_" + i.param.type;
+                         });
 
 TEST(Arch, ThreadCountDoesNotChangeResult) {
     for (const char *arch : {"qwen2", "qwen3", "gemma3"}) {
