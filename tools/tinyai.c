@@ -1061,8 +1061,11 @@ static int cmd_convert(int argc, char **argv) {
 
 static void synth_help(void) {
     printf("usage: tinyai synth -o OUT.gguf [options]\n\n"
-           "Writes a random-weight Llama GGUF, deterministic from the seed.\n\n"
+           "Writes a random-weight GGUF, deterministic from the seed.\n\n"
            "  -o PATH            output file\n"
+           "  --arch A           llama (default), qwen2, qwen3, gemma3\n"
+           "  --head-dim N       heads of N (default: embd / heads)\n"
+           "  --window N         gemma3: the sliding-window blocks' positions (default 4)\n"
            "  --preset NAME      tiny, small, 1b (~1.1B parameters); without one:\n"
            "                     vocabulary 512, width 128, 2 layers\n"
            "  --vocab N --embd N --ff N --heads N --kv-heads N --layers N --ctx N\n"
@@ -1094,6 +1097,9 @@ static int cmd_synth(int argc, char **argv) {
         if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--type")) c.weightType = v;
         else if (!strcmp(a, "--embd-type")) embd_type = v;
+        else if (!strcmp(a, "--arch")) c.architecture = v;
+        else if (!strcmp(a, "--head-dim")) dim = &c.headDim;
+        else if (!strcmp(a, "--window")) dim = &c.slidingWindow;
         else if (!strcmp(a, "--seed")) {
             if (!parse_u64(v, &c.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
         } else if (!strcmp(a, "--preset")) {
@@ -1134,7 +1140,7 @@ static void main_help(void) {
            "  generate   generate text with a model\n"
            "  inspect    show a model's hyperparameters and layer table\n"
            "  convert    convert a GGUF model to TinyAI's .tmai format\n"
-           "  synth      write a synthetic random-weight Llama model\n"
+           "  synth      write a synthetic random-weight model (llama, qwen2, qwen3, gemma3)\n"
            "  cpu        the CPU, its kernel variants and the one chosen (= inspect --cpu)\n"
            "  devices    what the layers can run on (the CPU, OpenCL devices, plugins)\n"
            "  tune       measure this CPU's kernel tuning (generate does it once by itself)\n"
