@@ -137,7 +137,7 @@ TinyAIStatus tinyaiSaveKernelTuning(const char *path, const TinyAIKernelTuning *
 TinyAIStatus tinyaiLoadKernelTuning(const char *path, TinyAIKernelTuning *out);
 
 /* Loads a model (GGUF v2/v3 or .tmai, detected from the file's magic).
- * Validates the file, the architecture (llama) and every tensor's shape.
+ * Validates the file, the architecture (llama, qwen2, qwen3, gemma3) and every tensor's shape.
  * On success *out owns the model: free it with tinyaiFreeModel. */
 TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
                              TinyAIModel **out);

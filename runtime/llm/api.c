@@ -349,7 +349,7 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     if (!m || !out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetModelInfo: NULL argument");
     memset(out, 0, sizeof *out);
-    snprintf(out->architecture, sizeof out->architecture, "llama");
+    snprintf(out->architecture, sizeof out->architecture, "%s", m->hp.arch ? m->hp.arch->name : "llama");
     snprintf(out->name, sizeof out->name, "%s", m->name);
     const tai_hparams *hp = &m->hp;
     out->nVocab = hp->n_vocab;

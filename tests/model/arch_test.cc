@@ -220,6 +220,7 @@ TEST(Arch, ModelInfoNamesTheArchitecture) {
     ASSERT_EQ(tinyaiGetModelInfo(m.get(), &info), TINYAI_OK);
     EXPECT_EQ(info.headDim, 128);
     EXPECT_EQ(info.nEmbd, 256);
+    EXPECT_STREQ(info.architecture, "qwen3");
     std::remove(path.c_str());
 }
 
