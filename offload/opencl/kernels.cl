@@ -279,6 +279,36 @@ __kernel void swiglu(__global float *g, ulong g_off, __global const float *u, ul
     g[g_off + i] = a / (1.0f + exp(-a)) * u[u_off + i];
 }
 
+/* gate = gelu(gate) * up, GELU's tanh form (Gemma's GeGLU). */
+__kernel void geglu(__global float *g, ulong g_off, __global const float *u, ulong u_off,
+                    long n) {
+    const long i = get_global_id(0);
+    if (i >= n) return;
+    const float a = g[g_off + i];
+    g[g_off + i] = 0.5f * a * (1.0f + tanh(0.7978845608028654f * a * (1.0f + 0.044715f * a * a))) *
+                   u[u_off + i];
+}
+
+/* x[c][i] += b[i]: one work-item per element of the ncols columns of n. */
+__kernel void add_bias(__global float *x, ulong x_off, __global const float *b, ulong b_off,
+                       long n, long total) {
+    const long i = get_global_id(0);
+    if (i < total) x[x_off + i] += b[b_off + i % n];
+}
+
+/* RoPE with the NeoX pairs (i, i + rot_dim / 2). */
+__kernel void rope_neox(__global float *x, ulong x_off, long col_stride, int head_dim, int rot_dim,
+                        __global const float *cs, ulong cs_off) {
+    const int i = get_global_id(0), h = get_global_id(1), c = get_global_id(2);
+    const int hr = rot_dim / 2; /* ("half" is OpenCL's 16-bit float type) */
+    if (i >= hr) return;
+    __global float *p = x + x_off + (long)c * col_stride + (long)h * head_dim;
+    const float co = cs[cs_off + (long)c * rot_dim + 2 * i], si = cs[cs_off + (long)c * rot_dim + 2 * i + 1];
+    const float a = p[i], b = p[i + hr];
+    p[i] = a * co - b * si;
+    p[i + hr] = a * si + b * co;
+}
+
 /* RoPE: one work-item per (pair i, head h, column c). */
 __kernel void rope(__global float *x, ulong x_off, long col_stride, int head_dim, int rot_dim,
                    __global const float *cs, ulong cs_off) {
@@ -293,13 +323,16 @@ __kernel void rope(__global float *x, ulong x_off, long col_stride, int head_dim
 
 /* Attention in three steps over scratch s[c][h][p] (stride max_pos):
  * scores, softmax, weighted sum; columns [c0, c0 + gridsize) whose caches
- * are k, v (from k_off, v_off), positions pos[c]. */
+ * are k, v (from k_off, v_off), positions pos[c]; window > 0: only the
+ * last `window` positions up to pos[c] (sliding-window attention). */
+int att_first(int pos, int window) { return window > 0 && pos + 1 > window ? pos + 1 - window : 0; }
+
 __kernel void att_scores(__global float *s, int max_pos, __global const float *q, ulong q_off,
                          __global const float *k, ulong k_off, __global const int *pos, int c0,
-                         int n_head, int n_kv_head, int head_dim) {
+                         int n_head, int n_kv_head, int head_dim, int window) {
     const int p = get_global_id(0), h = get_global_id(1), cl = get_global_id(2);
     const int c = c0 + cl;
-    if (p > pos[c]) return;
+    if (p > pos[c] || p < att_first(pos[c], window)) return;
     const int g = h / (n_head / n_kv_head);
     __global const float *qh = q + q_off + ((long)c * n_head + h) * head_dim;
     __global const float *kp = k + k_off + ((long)p * n_kv_head + g) * head_dim;
@@ -309,30 +342,30 @@ __kernel void att_scores(__global float *s, int max_pos, __global const float *q
 }
 
 __kernel void att_softmax(__global float *s, int max_pos, __global const int *pos, int c0,
-                          int n_head) {
+                          int n_head, int window) {
     const int h = get_global_id(0), c = c0 + get_global_id(1);
     __global float *sh = s + ((long)c * n_head + h) * max_pos;
-    const int np = pos[c] + 1;
+    const int np = pos[c] + 1, p0 = att_first(pos[c], window);
     float mx = -INFINITY;
-    for (int p = 0; p < np; p++) mx = fmax(mx, sh[p]);
+    for (int p = p0; p < np; p++) mx = fmax(mx, sh[p]);
     float z = 0.0f;
-    for (int p = 0; p < np; p++) {
+    for (int p = p0; p < np; p++) {
         const float e = exp(sh[p] - mx);
         sh[p] = e;
         z += e;
     }
     const float inv = 1.0f / z;
-    for (int p = 0; p < np; p++) sh[p] *= inv;
+    for (int p = p0; p < np; p++) sh[p] *= inv;
 }
 
 __kernel void att_values(__global float *out, ulong out_off, __global const float *s, int max_pos,
                          __global const float *v, ulong v_off, __global const int *pos, int c0,
-                         int n_head, int n_kv_head, int head_dim) {
+                         int n_head, int n_kv_head, int head_dim, int window) {
     const int i = get_global_id(0), h = get_global_id(1), c = c0 + get_global_id(2);
     if (i >= head_dim) return;
     const int g = h / (n_head / n_kv_head);
     __global const float *sh = s + ((long)c * n_head + h) * max_pos;
     float o = 0.0f;
-    for (int p = 0; p <= pos[c]; p++) o += sh[p] * v[v_off + ((long)p * n_kv_head + g) * head_dim + i];
+    for (int p = att_first(pos[c], window); p <= pos[c]; p++) o += sh[p] * v[v_off + ((long)p * n_kv_head + g) * head_dim + i];
     out[out_off + ((long)c * n_head + h) * head_dim + i] = o;
 }

@@ -39,6 +39,7 @@ typedef struct {
     cl_kernel mm;     /* products of every weight type */
     cl_kernel quant;  /* activations of the block types to 8-bit codes */
     cl_kernel embed, rmsnorm, add, swiglu, rope, scores, softmax, values;
+    cl_kernel rope_neox, geglu, add_bias; /* other architectures' ops */
     cl_kernel matvec; /* one column: K split across a work-group (NULL: not usable here) */
     cl_mem ints; /* token ids / positions for the next op */
     size_t ints_cap;
@@ -255,8 +256,9 @@ static int build(ocl *o, const char *cache_dir) {
 static void ocl_destroy(void *dev) {
     ocl *o = dev;
     if (o->q) clFinish(o->q);
-    cl_kernel ks[] = {o->mm,   o->embed,  o->rmsnorm, o->add,    o->swiglu, o->rope,
-                      o->scores, o->softmax, o->values, o->matvec, o->quant};
+    cl_kernel ks[] = {o->mm,     o->embed,   o->rmsnorm, o->add,      o->swiglu,
+                      o->rope,   o->scores,  o->softmax, o->values,   o->matvec,
+                      o->quant,  o->rope_neox, o->geglu, o->add_bias};
     for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     if (o->ints) clReleaseMemObject(o->ints);
@@ -512,14 +514,32 @@ static int ocl_swiglu(void *dev, tai_dref gate, tai_dref up, int64_t n) {
     return elementwise(o, o->swiglu, gate, up, n, "swiglu");
 }
 
-static int ocl_rope(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
-                    int head_dim, int rot_dim, tai_dref cs) {
+static int ocl_geglu(void *dev, tai_dref gate, tai_dref up, int64_t n) {
     ocl *o = dev;
+    return elementwise(o, o->geglu, gate, up, n, "geglu");
+}
+
+static int ocl_add_bias(void *dev, tai_dref x, tai_dref b, int64_t n, int64_t ncols) {
+    ocl *o = dev;
+    DEV(o, x, "x");
+    DEV(o, b, "bias");
+    if (n <= 0 || ncols <= 0) return fail(o, -EINVAL, "bias of %lld floats", (long long)n);
+    args a = {o, o->add_bias, 0, CL_SUCCESS};
+    a_fref(&a, x);
+    a_fref(&a, b);
+    a_i64(&a, n);
+    a_i64(&a, n * ncols);
+    const size_t g[1] = {(size_t)(n * ncols)};
+    return launch(&a, 1, g, NULL, "add_bias");
+}
+
+static int rope_op(ocl *o, cl_kernel k, tai_dref x, int64_t ncols, int64_t col_stride,
+                   int n_heads, int head_dim, int rot_dim, tai_dref cs) {
     DEV(o, x, "x");
     DEV(o, cs, "angles");
     if (rot_dim <= 0 || rot_dim > head_dim || rot_dim % 2)
         return fail(o, -EINVAL, "rope: rotation of %d dimensions in heads of %d", rot_dim, head_dim);
-    args a = {o, o->rope, 0, CL_SUCCESS};
+    args a = {o, k, 0, CL_SUCCESS};
     a_fref(&a, x);
     a_i64(&a, col_stride);
     a_i32(&a, head_dim);
@@ -529,6 +549,18 @@ static int ocl_rope(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, in
     return launch(&a, 3, g, NULL, "rope");
 }
 
+static int ocl_rope(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                    int head_dim, int rot_dim, tai_dref cs) {
+    ocl *o = dev;
+    return rope_op(o, o->rope, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+
+static int ocl_rope_neox(void *dev, tai_dref x, int64_t ncols, int64_t col_stride, int n_heads,
+                         int head_dim, int rot_dim, tai_dref cs) {
+    ocl *o = dev;
+    return rope_op(o, o->rope_neox, x, ncols, col_stride, n_heads, head_dim, rot_dim, cs);
+}
+
 static size_t ocl_attention_scratch(void *dev, int64_t max_pos, int n_head) {
     (void)dev;
     (void)max_pos;
@@ -536,12 +568,9 @@ static size_t ocl_attention_scratch(void *dev, int64_t max_pos, int n_head) {
     return 0; /* the scores are sized per call: see ocl_attention */
 }
 
-static int ocl_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
-                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
-                         int head_dim, tai_dref scratch, size_t scratch_bytes) {
-    ocl *o = dev;
-    (void)scratch;
-    (void)scratch_bytes;
+static int attention_op(ocl *o, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                        const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                        int head_dim, int window) {
     DEV(o, out, "output");
     DEV(o, q, "queries");
     if (n_kv_head <= 0 || n_head % n_kv_head)
@@ -580,6 +609,7 @@ static int ocl_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, con
         a_i32(&a, n_head);
         a_i32(&a, n_kv_head);
         a_i32(&a, head_dim);
+        a_i32(&a, window);
         const size_t g1[3] = {(size_t)mp, (size_t)n_head, (size_t)(c1 - c0)};
         rc = launch(&a, 3, g1, NULL, "attention");
         if (rc) break;
@@ -589,6 +619,7 @@ static int ocl_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, con
         a_mem(&b, o->ints);
         a_i32(&b, (int)c0);
         a_i32(&b, n_head);
+        a_i32(&b, window);
         const size_t g2[2] = {(size_t)n_head, (size_t)(c1 - c0)};
         rc = launch(&b, 2, g2, NULL, "attention");
         if (rc) break;
@@ -602,12 +633,31 @@ static int ocl_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, con
         a_i32(&d, n_head);
         a_i32(&d, n_kv_head);
         a_i32(&d, head_dim);
+        a_i32(&d, window);
         const size_t g3[3] = {(size_t)head_dim, (size_t)n_head, (size_t)(c1 - c0)};
         rc = launch(&d, 3, g3, NULL, "attention");
         c0 = c1;
     }
     clReleaseMemObject(s); /* released once the queued kernels are done with it */
     return rc;
+}
+
+static int ocl_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                         int head_dim, tai_dref scratch, size_t scratch_bytes) {
+    (void)scratch;
+    (void)scratch_bytes;
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, 0);
+}
+
+static int ocl_attention_window(void *dev, tai_dref out, tai_dref q, int64_t ncols,
+                                const tai_dref *k, const tai_dref *v, const int32_t *pos,
+                                int n_head, int n_kv_head, int head_dim, int window,
+                                tai_dref scratch, size_t scratch_bytes) {
+    (void)scratch;
+    (void)scratch_bytes;
+    if (window < 1) return fail(dev, -EINVAL, "attention: window of %d positions", window);
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window);
 }
 
 static int ocl_embed(void *dev, int type, tai_dref table, int64_t rows, int64_t n,
@@ -658,6 +708,10 @@ static const tai_device_ops ocl_ops = {
     .attention_scratch = ocl_attention_scratch,
     .embed = ocl_embed,
     .copy = ocl_copy,
+    .rope_neox = ocl_rope_neox,
+    .geglu = ocl_geglu,
+    .add_bias = ocl_add_bias,
+    .attention_window = ocl_attention_window,
 };
 
 static int make_kernel(ocl *o, cl_kernel *k, const char *name) {
@@ -682,7 +736,9 @@ static int setup(ocl *o, const char *cache_dir) {
         (rc = make_kernel(o, &o->add, "add")) || (rc = make_kernel(o, &o->swiglu, "swiglu")) ||
         (rc = make_kernel(o, &o->rope, "rope")) || (rc = make_kernel(o, &o->scores, "att_scores")) ||
         (rc = make_kernel(o, &o->softmax, "att_softmax")) ||
-        (rc = make_kernel(o, &o->values, "att_values")))
+        (rc = make_kernel(o, &o->values, "att_values")) ||
+        (rc = make_kernel(o, &o->rope_neox, "rope_neox")) ||
+        (rc = make_kernel(o, &o->geglu, "geglu")) || (rc = make_kernel(o, &o->add_bias, "add_bias")))
         return rc;
     /* the matrix-vector kernel needs work-groups of 16 x MV_KS */
     if ((rc = make_kernel(o, &o->matvec, "matvec"))) return rc;

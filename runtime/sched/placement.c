@@ -220,7 +220,7 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
         }
         cand[nd].pl = NULL;
         cand[nd].index = cl;
-        cand_ops[nd++] = TAI_OP_ALL;
+        cand_ops[nd++] = TAI_OP_ALL | TAI_OP_EXT_ALL; /* the OpenCL device has every slot */
     }
     /* every loaded plugin's devices (opened to be named and measured) */
     for (int i = 0; i < tai_plugin_devices() && nd < 1 + MAX_CL; i++) {

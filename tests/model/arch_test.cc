@@ -87,10 +87,15 @@ std::vector<double> Reference(const std::string &model, const std::vector<int32_
     return out;
 }
 
-ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1) {
+ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1,
+              const char *device = nullptr) {
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.cpu = cpu;
     mc.threads = threads;
+    mc.device = device;
+    // OpenCL program binaries under the test's folder for a named device;
+    // the others run without a cache folder (the CPU alone)
+    mc.cacheDir = device ? std::getenv("TEST_TMPDIR") : nullptr;
     TinyAIModel *m = nullptr;
     EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
     return ModelPtr(m);
@@ -189,6 +194,31 @@ TEST(Arch, ThreadCountDoesNotChangeResult) {
         ModelPtr m1 = Load(path, nullptr, 1), m3 = Load(path, nullptr, 3);
         ASSERT_TRUE(m1 && m3);
         EXPECT_EQ(Logits(m1.get(), kTokens, kTokens.size()), Logits(m3.get(), kTokens, kTokens.size()));
+        std::remove(path.c_str());
+    }
+}
+
+// Every architecture's block on an OpenCL device (PoCL here: its NeoX
+// RoPE, GeGLU, bias and sliding-window attention kernels) gives the CPU's
+// logits within 1e-4 relative, batched and token by token.
+TEST(Arch, OpenCLAgreesWithTheCpu) {
+    if (tinyaiDeviceCount() <= 1) GTEST_SKIP() << "no OpenCL device on this machine";
+    for (const char *arch : {"qwen2", "qwen3", "gemma3"}) {
+        SCOPED_TRACE(arch);
+        const std::string path = Write(Config(arch, "F32"));
+        ModelPtr cpu = Load(path, nullptr, 2), cl = Load(path, nullptr, 2, "opencl");
+        ASSERT_TRUE(cpu && cl);
+        const std::vector<float> a = Logits(cpu.get(), kTokens, kTokens.size());
+        const std::vector<double> b = [&] {
+            std::vector<float> f = Logits(cl.get(), kTokens, kTokens.size());
+            return std::vector<double>(f.begin(), f.end());
+        }();
+        EXPECT_LT(RelError(a, b), 1e-4);
+        const std::vector<double> c = [&] {
+            std::vector<float> f = Logits(cl.get(), kTokens, 1);
+            return std::vector<double>(f.begin(), f.end());
+        }();
+        EXPECT_LT(RelError(a, c), 1e-4);
         std::remove(path.c_str());
     }
 }
