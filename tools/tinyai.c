@@ -1014,6 +1014,9 @@ static int cmd_inspect(int argc, char **argv) {
     printf("heads:         %d (kv %d, head size %d)\n", in.nHead, in.nHeadKV, in.headDim);
     printf("blocks:        %d\n", in.nLayer);
     printf("rope base:     %g\n", (double)in.ropeFreqBase);
+    if (in.slidingWindow > 0)
+        printf("sliding window: %d positions on %d of %d blocks (rope base %g)\n",
+               in.slidingWindow, in.slidingBlocks, in.nLayer, (double)in.slidingRopeFreqBase);
     printf("rms epsilon:   %g\n", (double)in.rmsEps);
     printf("output head:   %s\n", in.tiedOutput ? "tied to token embedding" : "separate");
     printf("tokenizer:     %s (bos %d, eos %d, add bos %s)\n", in.tokenizerModel, in.bosToken,

@@ -181,6 +181,10 @@ typedef struct {
     char weightType[8];     /* the type most of the blocks' weight bytes
                                have ("Q4_0", "F16", ...): the model's
                                quantization as a listing names it */
+    int slidingWindow;      /* > 0: positions the sliding-window blocks attend
+                               (Gemma 3); 0: every block attends to all */
+    int slidingBlocks;      /* how many of the nLayer blocks slide */
+    float slidingRopeFreqBase; /* their RoPE base */
 } TinyAIModelInfo;
 
 /* ---- Devices --------------------------------------------------------------

@@ -352,6 +352,11 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     snprintf(out->architecture, sizeof out->architecture, "%s", m->hp.arch ? m->hp.arch->name : "llama");
     snprintf(out->name, sizeof out->name, "%s", m->name);
     const tai_hparams *hp = &m->hp;
+    if (hp->flags & TAI_ARCH_SWA) {
+        out->slidingWindow = hp->ap.swa_window;
+        for (int l = 0; l < hp->n_layer; l++) out->slidingBlocks += tai_hp_swa(hp, l);
+        out->slidingRopeFreqBase = hp->ap.swa_rope_base;
+    }
     out->nVocab = hp->n_vocab;
     out->nCtxTrain = hp->n_ctx_train;
     out->nEmbd = hp->n_embd;

@@ -101,6 +101,10 @@ TEST(GemmaModel, LoadsAsGemma3) {
     EXPECT_EQ(info.nEmbd, 640);
     EXPECT_EQ(info.headDim, 256);
     EXPECT_TRUE(info.tiedOutput);
+    EXPECT_STREQ(info.architecture, "gemma3");
+    EXPECT_EQ(info.slidingWindow, 512);
+    EXPECT_EQ(info.slidingBlocks, 15);  // all but blocks 5, 11, 17
+    EXPECT_EQ(info.slidingRopeFreqBase, 10000.0f);
 }
 
 // Prompts whose answers a 270M base model gets right, and llama.cpp's ids.
