@@ -24,7 +24,7 @@ for s in "${srcs[@]}"; do
   objs+=("$o")
   extra=()
   case "$s" in
-    kernels/matmul_avx2.c) extra=(-mavx2 -mfma -mf16c) ;;
+    kernels/matmul_avx2.c|kernels/matmul_unit_avx2.c) extra=(-mavx2 -mfma -mf16c) ;;
     kernels/matmul_avx512.c|kernels/matmul_unit_avx512.c) extra=("${avx512[@]}") ;;
     kernels/matmul_amx.c) extra=("${avx512[@]}" -mamx-tile -mamx-int8) ;;
   esac

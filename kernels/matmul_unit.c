@@ -15,7 +15,8 @@
  * the minimums' Mi = Mn_0 * xs_0 + Mn_1 * xs_1, summed over the unit in
  * 32-bit integers (exact), then
  *   y += D * (sum T * a.d) - M * (sum Mi * a.d)
- * The SIMD variants compute the same integers and the same float steps.
+ * The SIMD variants (matmul_unit_avx2.c, matmul_unit_avx512.c) compute the
+ * same integers and the same float steps.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -188,22 +189,3 @@ TAI_GEMM_ENTRY(tai_k_gemm_q5_k_scalar, gemm_unit, TAI_TYPE_Q5_K)
 TAI_GEMM_ENTRY(tai_k_gemm_q6_k_scalar, gemm_unit, TAI_TYPE_Q6_K)
 TAI_GEMM_ENTRY(tai_k_gemm_q8_k_scalar, gemm_unit, TAI_TYPE_Q8_K)
 TAI_GEMM_ENTRY(tai_k_gemm_bf16_scalar, gemm_bf16, 0)
-
-#if defined(__x86_64__)
-/* AVX2: no unit kernels of its own yet; the portable ones run (correct,
- * several times slower than the bandwidth allows). */
-#define AVX2_PORTABLE(T)                                                                  \
-    TAI_GEMM_DECL(tai_k_gemm_##T##_avx2) {                                               \
-        tai_k_gemm_##T##_scalar(wp, panel_bytes, xp, y, y_stride, n, rows, p0, p1, ncols); \
-    }
-AVX2_PORTABLE(q5_0)
-AVX2_PORTABLE(q5_1)
-AVX2_PORTABLE(iq4_nl)
-AVX2_PORTABLE(q2_k)
-AVX2_PORTABLE(q3_k)
-AVX2_PORTABLE(q4_k)
-AVX2_PORTABLE(q5_k)
-AVX2_PORTABLE(q6_k)
-AVX2_PORTABLE(q8_k)
-AVX2_PORTABLE(bf16)
-#endif
