@@ -21,40 +21,13 @@
  * whatever the number of columns).
  */
 #include "kernels/kernels_internal.h"
+#include "kernels/unit_traits.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE int u_codes(int T) {
-    return T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_TWO
-           : T == TAI_TYPE_Q8_K                     ? TAI_UNIT_BYTE
-                                                    : TAI_UNIT_NIB;
-}
-INLINE int u_high(int T) {
-    return T == TAI_TYPE_Q6_K ? 2
-           : T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q5_K || T == TAI_TYPE_Q3_K
-               ? 1
-               : 0;
-}
-INLINE int u_scales(int T) {
-    return T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K ? TAI_UNIT_SC_K4
-           : T == TAI_TYPE_Q2_K                     ? TAI_UNIT_SC_U8
-           : T == TAI_TYPE_Q6_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_SC_I8
-                                                      : TAI_UNIT_SC_NONE;
-}
-INLINE int u_bias(int T) {
-    return T == TAI_TYPE_Q5_0 ? 16
-           : T == TAI_TYPE_Q3_K ? 4
-           : T == TAI_TYPE_Q6_K ? 32
-           : T == TAI_TYPE_Q8_K || T == TAI_TYPE_IQ4_NL ? 128
-                                                        : 0;
-}
-INLINE int u_min(int T) {
-    return T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K;
-}
-INLINE int u_k(int T) { return !(T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_IQ4_NL); }
 /* codes up to 255: the 16-bit products */
 INLINE int u_wide(int T) { return T == TAI_TYPE_Q8_K || T == TAI_TYPE_IQ4_NL; }
 

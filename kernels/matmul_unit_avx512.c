@@ -20,6 +20,7 @@
  * columns (the slices store and reload partial sums exactly).
  */
 #include "kernels/kernels_internal.h"
+#include "kernels/unit_traits.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -31,40 +32,11 @@ INLINE __mmask16 row_mask(int64_t rows, int64_t p) {
     return v >= TAI_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << v) - 1u);
 }
 
-/* What the type's units hold, as constants once T is known. */
-INLINE int u_codes(int T) {
-    return T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_TWO
-           : T == TAI_TYPE_Q8_K                     ? TAI_UNIT_BYTE
-                                                    : TAI_UNIT_NIB;
-}
-INLINE int u_high(int T) {
-    return T == TAI_TYPE_Q6_K ? 2
-           : T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q5_K || T == TAI_TYPE_Q3_K
-               ? 1
-               : 0;
-}
-INLINE int u_scales(int T) {
-    return T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K ? TAI_UNIT_SC_K4
-           : T == TAI_TYPE_Q2_K                     ? TAI_UNIT_SC_U8
-           : T == TAI_TYPE_Q6_K || T == TAI_TYPE_Q3_K ? TAI_UNIT_SC_I8
-                                                      : TAI_UNIT_SC_NONE;
-}
-INLINE int u_bias(int T) {
-    return T == TAI_TYPE_Q5_0 ? 16
-           : T == TAI_TYPE_Q3_K ? 4
-           : T == TAI_TYPE_Q6_K ? 32
-           : T == TAI_TYPE_Q8_K || T == TAI_TYPE_IQ4_NL ? 128
-                                                        : 0;
-}
-INLINE int u_min(int T) {
-    return T == TAI_TYPE_Q5_1 || T == TAI_TYPE_Q2_K || T == TAI_TYPE_Q4_K || T == TAI_TYPE_Q5_K;
-}
 /* Q4_K: the odd code vectors hold the high nibbles as 16 times their value
  * (one AND instead of a shift and an AND; their sums are divided by 16 at
  * the end, exactly), and the halves are summed together (one scale per
  * sub-block). */
 INLINE int x16(int T) { return T == TAI_TYPE_Q4_K; }
-INLINE int u_k(int T) { return !(T == TAI_TYPE_Q5_0 || T == TAI_TYPE_Q5_1 || T == TAI_TYPE_IQ4_NL); }
 
 /* Bit `from` of every byte of v moved to bit `to` (the rest of the byte
  * cleared). 16-bit shifts are exact here: no bit crosses into the
