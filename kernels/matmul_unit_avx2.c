@@ -137,8 +137,9 @@ INLINE __m256i dot4(__m256i w, int32_t a4, int T) {
      * 0-1 (lo) and 2-3 (hi), vpmaddwd their pairs, vphaddd the rows */
     const __m256i z = _mm256_setzero_si256();
     const int8_t *b = (const int8_t *)&a4;
-    const __m256i x16 = _mm256_set1_epi64x((int64_t)(uint16_t)b[0] | (int64_t)(uint16_t)b[1] << 16 |
-                                           (int64_t)(uint16_t)b[2] << 32 | (int64_t)(uint16_t)b[3] << 48);
+    const uint64_t x4 = (uint64_t)(uint16_t)b[0] | (uint64_t)(uint16_t)b[1] << 16 |
+                        (uint64_t)(uint16_t)b[2] << 32 | (uint64_t)(uint16_t)b[3] << 48;
+    const __m256i x16 = _mm256_set1_epi64x((int64_t)x4);
     const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(w, z), x16);
     const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(w, z), x16);
     return _mm256_hadd_epi32(lo, hi);
