@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -61,7 +63,10 @@ static TinyAIStatus upload(tai_device *d, tai_dref r, const void *src, size_t by
     return st == TINYAI_OK ? tai_dev_sync(d) : st;
 }
 
-/* Packed weights of type t, rows x n, of small random values. */
+/* Packed weights of type t, rows x n, of small random values. The values
+ * repeat every 61 rows (as the pattern does), so only the first 61 rows are
+ * quantized and the rest copied: a K-quant's search for its scales over a
+ * whole 4096 x 4096 matrix took most of a second per type. */
 static unsigned char *packed(tai_type t, int64_t rows, int64_t n) {
     const size_t rb = tai_type_row_bytes(t, n), pb = tai_pack_bytes(t, rows, n);
     unsigned char *rm = malloc(rb * (size_t)rows), *pk = aligned_alloc(64, (pb + 63) / 64 * 64);
@@ -73,6 +78,10 @@ static unsigned char *packed(tai_type t, int64_t rows, int64_t n) {
         return NULL;
     }
     for (int64_t r = 0; r < rows; r++) {
+        if (r >= 61) {
+            memcpy(rm + (size_t)r * rb, rm + (size_t)(r % 61) * rb, rb);
+            continue;
+        }
         for (int64_t k = 0; k < n; k++) row[k] = (float)((r * 131 + k * 71) % 61) / 61.0f - 0.5f;
         tai_quantize_row(t, row, rm + (size_t)r * rb, n);
     }
@@ -82,7 +91,7 @@ static unsigned char *packed(tai_type t, int64_t rows, int64_t n) {
     return pk;
 }
 
-/* Runs fn once untimed, then timed until `budget` seconds have passed, at
+/* Runs fn once untimed (counted where it took over the budget), then timed until `budget` seconds have passed, at
  * most 9 times and at least 3 while they take under 4 x budget (one slow
  * run, a moment of other load, must not be the figure); the median
  * seconds of one run, or < 0. A first run over twice the budget is the
@@ -97,6 +106,10 @@ static double timed(run_fn fn, void *ctx, double budget) {
     if (first > 2 * budget) return first;
     double v[9];
     int k = 0;
+    /* a first run over the budget (a slow device) is one of the samples:
+     * repeating it only to discard it cost a fifth of a slow device's
+     * calibration; the median of three stands a slow first run */
+    if (first > budget) v[k++] = first;
     const double start = tai_now_s();
     while (k < 9 && (k == 0 || tai_now_s() - start < (k < 3 ? 4 * budget : budget))) {
         const double t0 = tai_now_s();
@@ -155,6 +168,56 @@ static TinyAIStatus run_down(void *ctx) {
     return tai_dev_download(j->d, j->host, j->a, j->bytes);
 }
 
+/* The host address of a unified device's buffer (its dref from get). */
+static unsigned char *H_(tai_dref r) { return (unsigned char *)(uintptr_t)r.off; }
+
+#define MAX_COPIES 128
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Faults [p, p + n) in from every core at once. A fresh region's first
+ * touch is the slow part of the calibration where the hypervisor backs
+ * guest memory lazily (seconds per GiB for huge pages on one thread); the
+ * faults scale with the threads. */
+typedef struct {
+    unsigned char *p;
+    size_t n;
+} fault_part;
+
+static void *fault_worker(void *arg) {
+    const fault_part *f = arg;
+    if (madvise(f->p, f->n, MADV_POPULATE_WRITE) != 0) /* an older kernel: touch */
+        for (size_t i = 0; i < f->n; i += 4096) f->p[i] = 0;
+    return NULL;
+}
+
+static void fault_parallel(unsigned char *p, size_t n) {
+    long nt = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nt < 1) nt = 1;
+    if (nt > 16) nt = 16;
+    const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    const uintptr_t lo = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    const uintptr_t hi = ((uintptr_t)p + n) / (uintptr_t)page * (uintptr_t)page;
+    if (hi <= lo) return;
+    /* parts of whole 2 MiB (huge) pages */
+    const size_t span = hi - lo, part = (span / (size_t)nt + (2 * MB - 1)) / (2 * MB) * (2 * MB);
+    pthread_t th[16];
+    fault_part fp[16];
+    int started = 0;
+    for (long i = 0; i < nt; i++) {
+        const size_t off = (size_t)i * part;
+        if (off >= span) break;
+        fp[i] = (fault_part){(unsigned char *)lo + off, off + part > span ? span - off : part};
+        if (i > 0 && pthread_create(&th[i], NULL, fault_worker, &fp[i]) == 0) started |= 1 << i;
+        else if (i > 0) fault_worker(&fp[i]);
+    }
+    fault_worker(&fp[0]);
+    for (long i = 1; i < nt; i++)
+        if (started & (1 << i)) pthread_join(th[i], NULL);
+}
+
 static size_t weight_total(const tai_device *d) {
     if (!d->info.unified) return 128 * MB; /* above a GPU's L2 */
     /* the CPU: more than its last-level cache, as decoding reads the weights */
@@ -177,19 +240,39 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     float *host = calloc((size_t)(N * C > 16 * MB ? N * C : 16 * MB), sizeof(float));
     if (!host) return tai_error(TINYAI_ERR_NOMEM, "calibration: out of memory");
     for (size_t i = 0; i < 16 * MB; i++) host[i] = (float)(i % 13) * 0.01f;
+    /* On a device that shares the host's memory, the copies of every type
+     * live in one region allocated (and faulted in, in huge pages) once:
+     * faulting a fresh gigabyte for each type took seconds. */
+    bufs RB = {d, {0}, 0};
+    const size_t total = weight_total(d);
+    unsigned char *region = NULL;
+    if (d->info.unified && (d->info.ops & TAI_OP_MATMUL)) {
+        tai_dref r;
+        st = get(&RB, total, &r);
+        if (st == TINYAI_OK) {
+            region = H_(r);
+            fault_parallel(region, total);
+        }
+    }
     for (size_t ti = 0; st == TINYAI_OK && ti < NTYPES; ti++) {
         const tai_type t = kTypes[ti];
         if (!(d->info.types & (1u << t)) || !(d->info.ops & TAI_OP_MATMUL)) continue;
         /* batch 1: copies of a 4096 x 4096 matrix read in turn */
-        const size_t pb = tai_pack_bytes(t, R, N);
-        int copies = (int)((weight_total(d) + pb - 1) / pb);
-        if (copies > 64) copies = 64;
+        const size_t pb = tai_pack_bytes(t, R, N), stride = (pb + 4095) / 4096 * 4096;
+        int copies = (int)(region ? total / stride : (total + pb - 1) / pb);
+        if (copies > MAX_COPIES) copies = MAX_COPIES;
+        if (copies < 1) copies = 1;
         unsigned char *w = packed(t, R, N);
-        tai_dref wr[64], x, y, s;
+        tai_dref wr[MAX_COPIES], x, y, s;
         if (!w) st = tai_error(TINYAI_ERR_NOMEM, "calibration: out of memory");
         for (int c = 0; st == TINYAI_OK && c < copies; c++) {
-            st = get(&B, pb, &wr[c]);
-            if (st == TINYAI_OK) st = upload(d, wr[c], w, pb);
+            if (region) {
+                wr[c] = tai_dref_host(region + (size_t)c * stride);
+                memcpy(region + (size_t)c * stride, w, pb);
+            } else {
+                st = get(&B, pb, &wr[c]);
+                if (st == TINYAI_OK) st = upload(d, wr[c], w, pb);
+            }
         }
         free(w);
         const size_t sb = tai_dev_matmul_scratch(d, t, N, C);
@@ -202,12 +285,16 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
             const double sec = timed(run_matmul, &j, 0.08);
             if (sec <= 0) st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else out->mv_gbs[t] = (double)pb * copies / sec / 1e9;
-            /* the same over copies that fit a quarter of the LLC */
+            /* the same over copies that fit a quarter of the LLC (a
+             * device with no known LLC never uses it: the streamed rate
+             * stands for it, unmeasured) */
             int small = out->llc_bytes ? (int)(out->llc_bytes / 4 / pb) : 0;
             if (small < 1) small = 1;
             if (small > copies) small = copies;
             j.copies = small;
-            const double sec2 = st == TINYAI_OK ? timed(run_matmul, &j, 0.05) : -1;
+            const double sec2 = st != TINYAI_OK ? -1
+                                : out->llc_bytes ? timed(run_matmul, &j, 0.05)
+                                                 : (double)pb * small / (out->mv_gbs[t] * 1e9);
             if (st == TINYAI_OK && sec2 <= 0)
                 st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else if (st == TINYAI_OK)
@@ -245,6 +332,7 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
         }
         put_all(&B);
     }
+    put_all(&RB);
     /* the fixed cost of a matrix product: 64 products of a 64 x 256
      * matrix (a few KiB, cached) at batch 1, per product */
     for (size_t ti = 0; st == TINYAI_OK && ti < NTYPES; ti++) {
