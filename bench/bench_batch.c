@@ -3,7 +3,7 @@
  * step of N sequences costs, for the server's continuous batching.
  *
  *   bench_batch [--model PATH] [--batches 1,4,16,64] [--fill P] [--steps S]
- *               [--reps R] [--threads T]
+ *               [--reps R] [--threads T] [--profile]
  *
  * For each batch size N: N sessions each hold P positions (a prompt of P
  * tokens, evaluated first; default 192, a 128-token prompt well into its
@@ -12,12 +12,15 @@
  * medians over R repetitions, all in one run on one loaded model (resident,
  * no memory limit), so the ratios compare like with like. The server's
  * figures (bench/serve_load.py) add HTTP, sampling and prefill to this.
+ * --profile: one more repetition per N under the profiler, untimed, with
+ * the ops that took over 2% of it (ms per step and share).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <tinyai/llm.h>
+#include <tinyai/profile.h>
 
 #include "bench/e2e.h"
 #include "bench/membw.h"
@@ -32,11 +35,24 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* Per op kind: ms per step and share of the step, from one profiled rep. */
+static void print_ops(const TinyAIModel *m, int steps) {
+    double total = 0;
+    TinyAIOpProfile op;
+    for (int k = 0; k < tinyaiOpProfileCount(); k++)
+        if (tinyaiGetOpProfile(m, k, &op) == TINYAI_OK) total += op.seconds;
+    printf("      profiled rep, per step:");
+    for (int k = 0; k < tinyaiOpProfileCount(); k++)
+        if (tinyaiGetOpProfile(m, k, &op) == TINYAI_OK && op.seconds > 0.02 * total)
+            printf(" %s %.2f ms (%.0f%%)", op.name, op.seconds * 1e3 / steps, 100 * op.seconds / total);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     char def_model[4096], def_1b[4096];
     tai_e2e_default_paths(def_model, sizeof def_model, def_1b, sizeof def_1b);
     const char *model = def_model, *batches = "1,4,16,64";
-    int fill = 192, steps = 32, reps = 3, threads = 0;
+    int fill = 192, steps = 32, reps = 3, threads = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--model") && v) model = argv[++i];
@@ -45,9 +61,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps") && v) steps = atoi(argv[++i]);
         else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--profile")) profile = 1;
         else {
             fprintf(stderr, "usage: bench_batch [--model PATH] [--batches 1,4,16,64] [--fill P] "
-                            "[--steps S] [--reps R] [--threads T]\n");
+                            "[--steps S] [--reps R] [--threads T] [--profile]\n");
             return 2;
         }
     }
@@ -88,7 +105,8 @@ int main(int argc, char **argv) {
     double base = 0;
     for (int k = 0; k < nn; k++) {
         const int n = ns[k];
-        for (int r = 0; r < reps; r++) {
+        for (int r = 0; r < reps + profile; r++) {
+            const int profiled = r == reps; /* one more, untimed, under the profiler */
             /* each sequence its own prompt, evaluated on its own (untimed) */
             for (int i = 0; i < n; i++) {
                 for (int j = 0; j < fill; j++) prompt[j] = 1 + (int32_t)((i * 7919 + j * 104729) % (info.nVocab - 1));
@@ -96,6 +114,7 @@ int main(int argc, char **argv) {
                 if (tinyaiEval(s[i], prompt, (size_t)fill) != TINYAI_OK) return fail("prompt");
                 tok[i] = prompt[fill - 1];
             }
+            if (profiled && tinyaiStartProfile(m, 0) != TINYAI_OK) return fail("profile");
             const double t0 = tai_bench_now();
             for (int st = 0; st < steps; st++) {
                 if (tinyaiEvalBatch(s, tok, (size_t)n) != TINYAI_OK) return fail("step");
@@ -107,7 +126,12 @@ int main(int argc, char **argv) {
                     tok[i] = best;
                 }
             }
-            t[r] = (tai_bench_now() - t0) / steps;
+            if (profiled) {
+                tinyaiStopProfile(m);
+                print_ops(m, steps);
+            } else {
+                t[r] = (tai_bench_now() - t0) / steps;
+            }
         }
         qsort(t, (size_t)reps, sizeof *t, cmp_double);
         const double step = t[reps / 2], tps = n / step;
