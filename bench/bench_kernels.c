@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +34,7 @@
 #include "bench/e2e.h"
 #include "bench/membw.h"
 #include "bench/peak.h"
+#include "core/cpuload.h"
 #include "kernels/kernels.h"
 
 #define MAX_THREADS 256
@@ -398,35 +398,10 @@ static struct {
 
 /* The machine is shared: other processes (or the hypervisor, as steal time)
  * take CPU time that shows up in every figure, most at the top thread
- * count. A mark records all CPUs' busy time (/proc/stat) and this
- * process's own (getrusage, waited-for children included); the difference
- * over a section, per second, is how many cores other work kept busy. */
-typedef struct {
-    double wall, busy_s, own_s;
-    int ok;
-} cpu_mark;
-
-static cpu_mark cpu_mark_now(void) {
-    cpu_mark m = {.wall = tai_bench_now()};
-    char buf[512];
-    unsigned long long v[8] = {0};
-    if (read_small_file("/proc/stat", buf, sizeof buf) == 0 &&
-        sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-               &v[4], &v[5], &v[6], &v[7]) == 8) {
-        const double hz = (double)sysconf(_SC_CLK_TCK);
-        /* user nice system [idle iowait] irq softirq steal */
-        m.busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
-        m.ok = 1;
-    }
-    struct rusage self, kids;
-    getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &kids);
-    m.own_s = (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
-                       kids.ru_stime.tv_sec) +
-              1e-6 * (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-                              kids.ru_utime.tv_usec + kids.ru_stime.tv_usec);
-    return m;
-}
+ * count: each section records how many cores other work kept busy
+ * (core/cpuload.h). */
+typedef tai_cpu_mark cpu_mark;
+#define cpu_mark_now tai_cpu_mark_now
 
 static void cpu_section(const char *name, cpu_mark a) {
     cpu_mark b = cpu_mark_now();
@@ -434,9 +409,8 @@ static void cpu_section(const char *name, cpu_mark a) {
     load_res *l = &G.load[G.n_load++];
     l->name = name;
     l->wall = b.wall - a.wall;
-    l->other_cores = a.ok && b.ok && l->wall > 0
-                         ? fmax(0.0, (b.busy_s - a.busy_s - (b.own_s - a.own_s)) / l->wall)
-                         : NAN;
+    const double o = tai_cpu_other_cores(a, b);
+    l->other_cores = o >= 0 ? o : NAN;
 }
 
 /* A one-line progress note on a terminal's stderr (nothing otherwise). */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/cpuload.h"
 #include "core/error.h"
 #include "offload/host.h"
 
@@ -229,6 +230,7 @@ static size_t weight_total(const tai_device *d) {
 TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     memset(out, 0, sizeof *out);
     tai_calib_key(d, out->key, sizeof out->key);
+    const tai_cpu_mark load0 = tai_cpu_mark_now();
     out->types = d->info.ops & TAI_OP_MATMUL ? d->info.types : 0;
     out->unified = d->info.unified;
     out->mem_bytes = d->info.unified ? 0 : d->info.mem_total;
@@ -403,7 +405,12 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
     }
     put_all(&B);
     free(host);
+    out->other_cores = tai_cpu_other_cores(load0, tai_cpu_mark_now());
     return st;
+}
+
+bool tai_calib_busy(const tai_calib *c, long ncpu) {
+    return c->other_cores > 0.3 + 0.1 * (double)(ncpu > 0 ? ncpu : 1);
 }
 
 /* ---- the file ---- */
@@ -510,6 +517,8 @@ TinyAIStatus tai_calib_load(const char *path, const char *key, tai_calib *out) {
     /* a calibration from before mm_op_us was measured: the small op's cost */
     if (ok && !cJSON_GetObjectItemCaseSensitive(e, "mm_op_us")) out->mm_op_us = out->op_us;
     else ok = ok && num(e, "mm_op_us", 0, 1e6, &out->mm_op_us);
+    /* recorded since the other load was measured: optional */
+    if (!num(e, "other_cores", 0, 1e4, &out->other_cores)) out->other_cores = -1;
     cJSON_Delete(j);
     if (!ok)
         return tai_error(TINYAI_ERR_FORMAT, "%s: the calibration of %s has missing or impossible figures",
@@ -624,7 +633,8 @@ TinyAIStatus tai_calib_save(const char *path, const tai_calib *c) {
          cJSON_AddNumberToObject(e, "mem_bytes", (double)c->mem_bytes) &&
          cJSON_AddNumberToObject(e, "llc_bytes", (double)c->llc_bytes) &&
          cJSON_AddNumberToObject(e, "unified", c->unified ? 1 : 0) &&
-         cJSON_AddNumberToObject(e, "types", (double)c->types);
+         cJSON_AddNumberToObject(e, "types", (double)c->types) &&
+         (c->other_cores < 0 || cJSON_AddNumberToObject(e, "other_cores", c->other_cores));
     st = ok ? write_json(path, j) : tai_error(TINYAI_ERR_NOMEM, "out of memory");
     cJSON_Delete(j);
     return st;

@@ -32,6 +32,7 @@
 #ifndef TAI_OFFLOAD_COST_H
 #define TAI_OFFLOAD_COST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <tinyai/status.h>
@@ -65,7 +66,15 @@ typedef struct tai_calib_s {
     uint32_t types;                   /* bit t: the device multiplies weights of type t
                                          (those measured, and the others it claims,
                                          whose rates are a measured type's) */
+    double other_cores;               /* cores other work kept busy while it was
+                                         measured (-1: not known); figures taken
+                                         under load are low */
 } tai_calib;
+
+/* Whether a calibration was measured under load: other work kept more
+ * than 0.3 + 0.1 x ncpu cores busy meanwhile (ncpu: the online CPUs), so
+ * its figures are low. Not where the load is not known (an older file). */
+bool tai_calib_busy(const tai_calib *c, long ncpu);
 
 /* The key of a device's entry: "name|model|version". */
 void tai_calib_key(const tai_device *d, char *buf, size_t cap);

@@ -455,6 +455,10 @@ static int cmd_devices(int argc, char **argv) {
             printf(", to device %.1f GB/s, from it %.1f GB/s, transfer %.1f us", c.hostToDeviceGBs,
                    c.deviceToHostGBs, c.transferMicros);
         printf("\n");
+        if (c.measuredUnderLoad)
+            printf("             measured while other work kept %.1f cores busy: these figures are "
+                   "low (tinyai devices --calibrate on a quiet machine)\n",
+                   c.otherLoadCores);
     }
     if (calibrate) printf("saved in %s/devices.json\n", dir);
     return 0;

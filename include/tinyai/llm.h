@@ -244,6 +244,11 @@ typedef struct {
     double hostToDeviceGBs, deviceToHostGBs; /* 0 for the CPU */
     double transferMicros;
     uint64_t memoryBytes;   /* for weights; 0: the host's */
+    double otherLoadCores;  /* cores other work kept busy while it was measured
+                               (-1: not recorded) */
+    int measuredUnderLoad;  /* 1: enough that these figures are low (more than
+                               0.3 + 0.1 x the online CPUs); measure again on a
+                               quiet machine */
 } TinyAIDeviceCalibration;
 
 /* Measures device `index` (the CPU with `threads` threads, 0 = all cores)

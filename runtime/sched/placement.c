@@ -483,6 +483,8 @@ static void to_public(const tai_calib *c, TinyAIDeviceCalibration *out) {
     out->deviceToHostGBs = c->d2h_gbs;
     out->transferMicros = c->xfer_us;
     out->memoryBytes = c->mem_bytes;
+    out->otherLoadCores = c->other_cores;
+    out->measuredUnderLoad = tai_calib_busy(c, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 static int all_cores(int threads) {

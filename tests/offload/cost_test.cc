@@ -181,6 +181,9 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     EXPECT_GT(c.elem_gbs, 0.1);
     EXPECT_GT(c.mm_op_us, 0.0);
     EXPECT_TRUE(c.unified);
+    // the other work on the machine while it measured, in cores (Linux has
+    // /proc/stat: known, never negative)
+    EXPECT_GE(c.other_cores, 0.0);
     const std::string path = Tmp("devices.json");
     std::remove(path.c_str());
     ASSERT_EQ(tai_calib_save(path.c_str(), &c), TINYAI_OK) << tinyaiLastErrorMessage();
@@ -190,6 +193,7 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     other.unified = 0;
     other.h2d_gbs = other.d2h_gbs = 12.5;
     other.mem_bytes = 1ull << 34;
+    other.other_cores = -1; // not recorded (a file from before it was): loads as -1
     ASSERT_EQ(tai_calib_save(path.c_str(), &other), TINYAI_OK);
     ASSERT_EQ(tai_calib_save(path.c_str(), &c), TINYAI_OK);
     tai_calib back, back2;
@@ -197,13 +201,33 @@ TEST(Calibration, MeasuredSavedAndReadBack) {
     EXPECT_NEAR(back.mv_gbs[TAI_TYPE_Q4_0], c.mv_gbs[TAI_TYPE_Q4_0], 1e-9);
     EXPECT_NEAR(back.op_us, c.op_us, 1e-9);
     EXPECT_NEAR(back.mm_op_us, c.mm_op_us, 1e-9);
+    EXPECT_NEAR(back.other_cores, c.other_cores, 1e-9);
     ASSERT_EQ(tai_calib_load(path.c_str(), other.key, &back2), TINYAI_OK);
+    EXPECT_EQ(back2.other_cores, -1.0);
     EXPECT_EQ(back2.mem_bytes, other.mem_bytes);
     EXPECT_FALSE(back2.unified);
     EXPECT_EQ(tai_calib_load(path.c_str(), "cpu|nothing|here", &back), TINYAI_ERR_IO);
     EXPECT_EQ(back2.types, c.types);
     EXPECT_TRUE(c.types & (1u << TAI_TYPE_Q5_K));
     tai_device_close(d);
+}
+
+// A calibration taken while other work kept the CPU busy is told apart
+// (its figures are low: the placement says so); one with the load unknown
+// (an older file) is not.
+TEST(Calibration, OneTakenUnderLoadIsToldApart) {
+    tai_calib c{};
+    c.other_cores = 0.0;
+    EXPECT_FALSE(tai_calib_busy(&c, 2));
+    c.other_cores = -1;
+    EXPECT_FALSE(tai_calib_busy(&c, 2));
+    c.other_cores = 0.45;
+    EXPECT_FALSE(tai_calib_busy(&c, 2));
+    c.other_cores = 0.6;
+    EXPECT_TRUE(tai_calib_busy(&c, 2));
+    EXPECT_FALSE(tai_calib_busy(&c, 16)); // 0.6 of 16 cores is little
+    c.other_cores = 3.0;
+    EXPECT_TRUE(tai_calib_busy(&c, 16));
 }
 
 // A type the device claims but the calibration did not measure costs what
