@@ -19,17 +19,17 @@
 #include "runtime/format/arch_flags.h"
 #include "runtime/format/synth.h"
 #include "tests/common/test_paths.h"
+#include "tests/model/reference_test_util.h"
 
 namespace {
 
-struct ModelDeleter {
-    void operator()(TinyAIModel *m) const { tinyaiFreeModel(m); }
-};
-struct SessionDeleter {
-    void operator()(TinyAISession *s) const { tinyaiFreeSession(s); }
-};
-using ModelPtr = std::unique_ptr<TinyAIModel, ModelDeleter>;
-using SessionPtr = std::unique_ptr<TinyAISession, SessionDeleter>;
+using tai_test::ArgMaxOf;
+using tai_test::L2RelError;
+using tai_test::LoadOn;
+using tai_test::Logits;
+using tai_test::ModelPtr;
+using tai_test::RunReference;
+using tai_test::WriteSynthModel;
 
 // 14 tokens: past gemma3's test window of 4, so the sliding blocks differ
 // from global ones.
@@ -62,82 +62,6 @@ TinyAISynthConfig Config(const char *arch, const char *type) {
     return c;
 }
 
-std::string Write(const TinyAISynthConfig &c) {
-    std::string path = tai_test::TempPath(".gguf");
-    EXPECT_EQ(tinyaiWriteSyntheticModel(&c, path.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
-    return path;
-}
-
-std::string VenvPython() {
-    const char *cache = std::getenv("TINYAI_CACHE");
-    const char *home = std::getenv("HOME");
-    return (cache && *cache ? std::string(cache) : std::string(home ? home : "") + "/.cache/tinyai") +
-           "/pyenv/bin/python";
-}
-
-std::vector<double> Reference(const std::string &model, const std::vector<int32_t> &toks) {
-    std::string cmd = VenvPython() + " tests/model/ref_llama.py " + model;
-    for (int32_t t : toks) cmd += " " + std::to_string(t);
-    std::vector<double> out;
-    FILE *p = popen(cmd.c_str(), "r");
-    if (!p) return out;
-    double v;
-    while (fscanf(p, "%lf", &v) == 1) out.push_back(v);
-    EXPECT_EQ(pclose(p), 0) << "reference failed: " << cmd;
-    return out;
-}
-
-ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1,
-              const char *device = nullptr) {
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.cpu = cpu;
-    mc.threads = threads;
-    mc.device = device;
-    // OpenCL program binaries under the test's folder for a named device;
-    // the others run without a cache folder (the CPU alone)
-    mc.cacheDir = device ? std::getenv("TEST_TMPDIR") : nullptr;
-    TinyAIModel *m = nullptr;
-    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
-    return ModelPtr(m);
-}
-
-// Logits after the tokens: the first `first` in one batch, then one by one.
-std::vector<float> Logits(TinyAIModel *m, const std::vector<int32_t> &toks, size_t first) {
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr sp(s);
-    EXPECT_EQ(tinyaiEval(s, toks.data(), first), TINYAI_OK) << tinyaiLastErrorMessage();
-    for (size_t i = first; i < toks.size(); i++)
-        EXPECT_EQ(tinyaiEval(s, &toks[i], 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    const float *l = tinyaiGetLogits(s);
-    EXPECT_NE(l, nullptr);
-    return l ? std::vector<float>(l, l + info.nVocab) : std::vector<float>();
-}
-
-double RelError(const std::vector<float> &a, const std::vector<double> &b) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < b.size() && i < a.size(); i++) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return std::sqrt(num / (den > 0 ? den : 1));
-}
-
-size_t ArgMax(const std::vector<float> &v) {
-    size_t k = 0;
-    for (size_t i = 1; i < v.size(); i++)
-        if (v[i] > v[k]) k = i;
-    return k;
-}
-size_t ArgMax(const std::vector<double> &v) {
-    size_t k = 0;
-    for (size_t i = 1; i < v.size(); i++)
-        if (v[i] > v[k]) k = i;
-    return k;
-}
-
 struct Case {
     const char *arch, *type;
 };
@@ -146,22 +70,22 @@ class ArchForward : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ArchForward, MatchesNumpyReference) {
     const Case k = GetParam();
-    const std::string path = Write(Config(k.arch, k.type));
-    const std::vector<double> ref = Reference(path, kTokens);
+    const std::string path = WriteSynthModel(Config(k.arch, k.type));
+    const std::vector<double> ref = RunReference(path, kTokens);
     ASSERT_EQ(ref.size(), 320u) << "run scripts/setup.sh (the test venv)";
     const bool exact = std::string(k.type) == "F32";
     for (const char *cpu : {"scalar", "avx2", "avx512"}) {
         if (std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos) continue;
         SCOPED_TRACE(cpu);
-        ModelPtr m = Load(path, cpu, 2);
+        ModelPtr m = LoadOn(path, cpu, 2);
         ASSERT_TRUE(m);
         const std::vector<float> batched = Logits(m.get(), kTokens, kTokens.size());
-        const double err = RelError(batched, ref);
+        const double err = L2RelError(batched, ref);
         EXPECT_LT(err, exact ? 1e-4 : std::string(k.type) == "Q2_K" ? 0.2 : 0.1)
             << k.arch << " " << k.type;
         std::printf("arch-type %s %s %s rel-error %.3g argmax %s\n", k.arch, k.type, cpu, err,
-                    ArgMax(batched) == ArgMax(ref) ? "same" : "differs");
-        EXPECT_EQ(ArgMax(batched), ArgMax(ref)) << k.arch << " " << k.type;
+                    ArgMaxOf(batched) == ArgMaxOf(ref) ? "same" : "differs");
+        EXPECT_EQ(ArgMaxOf(batched), ArgMaxOf(ref)) << k.arch << " " << k.type;
         // the KV cache and the window agree token by token and in pieces
         const std::vector<float> one = Logits(m.get(), kTokens, 1), five = Logits(m.get(), kTokens, 5);
         ASSERT_EQ(one.size(), batched.size());
@@ -190,8 +114,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, ArchForward, ::testing::ValuesIn(AllCases()),
 TEST(Arch, ThreadCountDoesNotChangeResult) {
     for (const char *arch : {"qwen2", "qwen3", "gemma3"}) {
         SCOPED_TRACE(arch);
-        const std::string path = Write(Config(arch, "Q8_0"));
-        ModelPtr m1 = Load(path, nullptr, 1), m3 = Load(path, nullptr, 3);
+        const std::string path = WriteSynthModel(Config(arch, "Q8_0"));
+        ModelPtr m1 = LoadOn(path, nullptr, 1), m3 = LoadOn(path, nullptr, 3);
         ASSERT_TRUE(m1 && m3);
         EXPECT_EQ(Logits(m1.get(), kTokens, kTokens.size()), Logits(m3.get(), kTokens, kTokens.size()));
         std::remove(path.c_str());
@@ -205,20 +129,20 @@ TEST(Arch, OpenCLAgreesWithTheCpu) {
     if (tinyaiDeviceCount() <= 1) GTEST_SKIP() << "no OpenCL device on this machine";
     for (const char *arch : {"qwen2", "qwen3", "gemma3"}) {
         SCOPED_TRACE(arch);
-        const std::string path = Write(Config(arch, "F32"));
-        ModelPtr cpu = Load(path, nullptr, 2), cl = Load(path, nullptr, 2, "opencl");
+        const std::string path = WriteSynthModel(Config(arch, "F32"));
+        ModelPtr cpu = LoadOn(path, nullptr, 2), cl = LoadOn(path, nullptr, 2, "opencl");
         ASSERT_TRUE(cpu && cl);
         const std::vector<float> a = Logits(cpu.get(), kTokens, kTokens.size());
         const std::vector<double> b = [&] {
             std::vector<float> f = Logits(cl.get(), kTokens, kTokens.size());
             return std::vector<double>(f.begin(), f.end());
         }();
-        EXPECT_LT(RelError(a, b), 1e-4);
+        EXPECT_LT(L2RelError(a, b), 1e-4);
         const std::vector<double> c = [&] {
             std::vector<float> f = Logits(cl.get(), kTokens, 1);
             return std::vector<double>(f.begin(), f.end());
         }();
-        EXPECT_LT(RelError(a, c), 1e-4);
+        EXPECT_LT(L2RelError(a, c), 1e-4);
         std::remove(path.c_str());
     }
 }
@@ -227,12 +151,12 @@ TEST(Arch, OpenCLAgreesWithTheCpu) {
 // as long as the prompt gives other logits (the window is not ignored).
 TEST(Arch, GemmaWindowMatters) {
     TinyAISynthConfig c = Config("gemma3", "F32");
-    const std::string narrow = Write(c);
+    const std::string narrow = WriteSynthModel(c);
     c.slidingWindow = 64;
-    const std::string wide = Write(c);
-    ModelPtr a = Load(narrow), b = Load(wide);
+    const std::string wide = WriteSynthModel(c);
+    ModelPtr a = LoadOn(narrow), b = LoadOn(wide);
     ASSERT_TRUE(a && b);
-    EXPECT_GT(RelError(Logits(a.get(), kTokens, kTokens.size()),
+    EXPECT_GT(L2RelError(Logits(a.get(), kTokens, kTokens.size()),
                        [&] {
                            std::vector<float> f = Logits(b.get(), kTokens, kTokens.size());
                            return std::vector<double>(f.begin(), f.end());
@@ -243,8 +167,8 @@ TEST(Arch, GemmaWindowMatters) {
 }
 
 TEST(Arch, ModelInfoNamesTheArchitecture) {
-    const std::string path = Write(Config("qwen3", "F32"));
-    ModelPtr m = Load(path);
+    const std::string path = WriteSynthModel(Config("qwen3", "F32"));
+    ModelPtr m = LoadOn(path);
     ASSERT_TRUE(m);
     TinyAIModelInfo info;
     ASSERT_EQ(tinyaiGetModelInfo(m.get(), &info), TINYAI_OK);

@@ -18,17 +18,24 @@
 
 #include "runtime/model/model.h"
 #include "tests/common/test_paths.h"
+#include "tests/model/reference_test_util.h"
 
 namespace {
 
-struct ModelDeleter {
-    void operator()(TinyAIModel *m) const { tinyaiFreeModel(m); }
-};
-struct SessionDeleter {
-    void operator()(TinyAISession *s) const { tinyaiFreeSession(s); }
-};
-using ModelPtr = std::unique_ptr<TinyAIModel, ModelDeleter>;
-using SessionPtr = std::unique_ptr<TinyAISession, SessionDeleter>;
+using tai_test::ArgMaxOf;
+using tai_test::GreedyTokens;
+using tai_test::LoadOn;
+using tai_test::Logits;
+using tai_test::MaxRelError;
+using tai_test::ModelPtr;
+using tai_test::RunReference;
+using tai_test::SessionPtr;
+using tai_test::VenvPython;
+using tai_test::WriteSynthModel;
+
+// The float64 reference of the original types runs on the system's Python
+// (numpy from Debian); the newer types' needs the venv's gguf package.
+const char *const kSystemPython = "/usr/bin/python3";
 
 TinyAISynthConfig SmallConfig(const char *type) {
     TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
@@ -46,76 +53,7 @@ TinyAISynthConfig SmallConfig(const char *type) {
     return c;
 }
 
-std::string WriteSynth(const TinyAISynthConfig &c) {
-    std::string path = tai_test::TempPath(".gguf");
-    EXPECT_EQ(tinyaiWriteSyntheticModel(&c, path.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
-    return path;
-}
-
 bool HaveOpenCL() { return tinyaiDeviceCount() > 1; }
-
-ModelPtr Load(const std::string &path, const char *cpu = nullptr, int threads = 1,
-              const char *device = nullptr) {
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.cpu = cpu;
-    mc.threads = threads;
-    mc.device = device;
-    // OpenCL program binaries, for the tests that name a device; the others
-    // run auto without a cache folder: the CPU alone, whatever this machine
-    // has (their comparisons assume one device's arithmetic)
-    mc.cacheDir = device ? std::getenv("TEST_TMPDIR") : nullptr;
-    TinyAIModel *m = nullptr;
-    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
-    return ModelPtr(m);
-}
-
-std::vector<float> RunC(TinyAIModel *m, const std::vector<int32_t> &toks, size_t first_batch) {
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr sp(s);
-    EXPECT_EQ(tinyaiEval(s, toks.data(), first_batch), TINYAI_OK) << tinyaiLastErrorMessage();
-    for (size_t i = first_batch; i < toks.size(); i++)
-        EXPECT_EQ(tinyaiEval(s, &toks[i], 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    const float *l = tinyaiGetLogits(s);
-    EXPECT_NE(l, nullptr);
-    return l ? std::vector<float>(l, l + info.nVocab) : std::vector<float>();
-}
-
-// The test venv's Python (scripts/setup.sh: numpy and the gguf package,
-// whose dequantizers the reference uses for the newer weight types).
-std::string VenvPython() {
-    const char *cache = std::getenv("TINYAI_CACHE");
-    const char *home = std::getenv("HOME");
-    return (cache && *cache ? std::string(cache) : std::string(home ? home : "") + "/.cache/tinyai") +
-           "/pyenv/bin/python";
-}
-
-std::vector<double> RunReference(const std::string &model, const std::vector<int32_t> &toks,
-                                 const std::string &python = "/usr/bin/python3") {
-    std::string cmd = python + " tests/model/ref_llama.py " + model;
-    for (int32_t t : toks) cmd += " " + std::to_string(t);
-    std::vector<double> out;
-    FILE *p = popen(cmd.c_str(), "r");
-    if (!p) return out;
-    double v;
-    while (fscanf(p, "%lf", &v) == 1) out.push_back(v);
-    EXPECT_EQ(pclose(p), 0) << "reference failed: " << cmd;
-    return out;
-}
-
-double RelError(const std::vector<float> &a, const std::vector<double> &b) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < b.size(); i++) {
-        num = std::max(num, std::fabs(a[i] - b[i]));
-        den = std::max(den, std::fabs(b[i]));
-    }
-    return num / den;
-}
-
-size_t ArgMax(const std::vector<float> &v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
-size_t ArgMax(const std::vector<double> &v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 
 const std::vector<int32_t> kTokens = {1, 17, 300, 42, 5, 99, 256, 3, 77, 150, 12, 200};
 
@@ -126,8 +64,8 @@ class ForwardByType : public ::testing::TestWithParam<const char *> {};
 // the logits stay close).
 TEST_P(ForwardByType, MatchesNumpyReference) {
     const char *type = GetParam();
-    std::string path = WriteSynth(SmallConfig(type));
-    std::vector<double> ref = RunReference(path, kTokens);
+    std::string path = WriteSynthModel(SmallConfig(type));
+    std::vector<double> ref = RunReference(path, kTokens, kSystemPython);
     ASSERT_EQ(ref.size(), 320u);
     const bool exact = std::string(type) == "F32" || std::string(type) == "F16";
     // every CPU variant, and the blocks and head on OpenCL
@@ -136,17 +74,17 @@ TEST_P(ForwardByType, MatchesNumpyReference) {
         if (cl ? !HaveOpenCL() : std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos)
             continue;
         SCOPED_TRACE(cpu);
-        ModelPtr m = cl ? Load(path, nullptr, 2, "opencl") : Load(path, cpu, 2);
+        ModelPtr m = cl ? LoadOn(path, nullptr, 2, "opencl") : LoadOn(path, cpu, 2);
         ASSERT_TRUE(m);
-        std::vector<float> got = RunC(m.get(), kTokens, kTokens.size());
+        std::vector<float> got = Logits(m.get(), kTokens, kTokens.size());
         ASSERT_EQ(got.size(), ref.size());
-        double err = RelError(got, ref);
+        double err = MaxRelError(got, ref);
         if (exact) {
             EXPECT_LT(err, 1e-4) << type;
         } else {
             EXPECT_LT(err, 0.1) << type;
         }
-        EXPECT_EQ(ArgMax(got), ArgMax(ref)) << type;
+        EXPECT_EQ(ArgMaxOf(got), ArgMaxOf(ref)) << type;
     }
     std::remove(path.c_str());
 }
@@ -166,19 +104,19 @@ TEST_P(ForwardByNewType, MatchesNumpyReference) {
     c.nFF = 512;
     c.nHead = 8;
     c.nHeadKV = 4;
-    std::string path = WriteSynth(c);
+    std::string path = WriteSynthModel(c);
     std::vector<double> ref = RunReference(path, kTokens, VenvPython());
     ASSERT_EQ(ref.size(), 320u) << "run scripts/setup.sh (the gguf package)";
     for (const char *cpu : {"scalar", "avx2", "avx512"}) {
         if (std::string(tinyaiCpuVariants()).find(cpu) == std::string::npos) continue;
         SCOPED_TRACE(cpu);
-        ModelPtr m = Load(path, cpu, 2);
+        ModelPtr m = LoadOn(path, cpu, 2);
         ASSERT_TRUE(m);
-        std::vector<float> got = RunC(m.get(), kTokens, kTokens.size());
+        std::vector<float> got = Logits(m.get(), kTokens, kTokens.size());
         ASSERT_EQ(got.size(), ref.size());
-        const double err = RelError(got, ref);
+        const double err = MaxRelError(got, ref);
         EXPECT_LT(err, std::string(type) == "BF16" ? 1e-4 : 0.1) << type;
-        EXPECT_EQ(ArgMax(got), ArgMax(ref)) << type;
+        EXPECT_EQ(ArgMaxOf(got), ArgMaxOf(ref)) << type;
     }
     std::remove(path.c_str());
 }
@@ -191,26 +129,26 @@ TEST(Forward, TiedOutputMatchesReference) {
     TinyAISynthConfig c = SmallConfig("F32");
     c.tiedOutput = true;
     c.nHeadKV = 4;  // plain multi-head attention
-    std::string path = WriteSynth(c);
-    std::vector<double> ref = RunReference(path, kTokens);
-    ModelPtr m = Load(path);
+    std::string path = WriteSynthModel(c);
+    std::vector<double> ref = RunReference(path, kTokens, kSystemPython);
+    ModelPtr m = LoadOn(path);
     ASSERT_TRUE(m);
     TinyAIModelInfo info;
     tinyaiGetModelInfo(m.get(), &info);
     EXPECT_TRUE(info.tiedOutput);
-    EXPECT_LT(RelError(RunC(m.get(), kTokens, kTokens.size()), ref), 1e-4);
+    EXPECT_LT(MaxRelError(Logits(m.get(), kTokens, kTokens.size()), ref), 1e-4);
     std::remove(path.c_str());
 }
 
 // The prompt in one batch, then token by token, gives the same logits as
 // everything token by token: the KV cache and batching agree.
 TEST(Forward, BatchedEqualsIncremental) {
-    std::string path = WriteSynth(SmallConfig("Q4_1"));
-    ModelPtr m = Load(path, nullptr, 2);
+    std::string path = WriteSynthModel(SmallConfig("Q4_1"));
+    ModelPtr m = LoadOn(path, nullptr, 2);
     ASSERT_TRUE(m);
-    std::vector<float> a = RunC(m.get(), kTokens, kTokens.size());
-    std::vector<float> b = RunC(m.get(), kTokens, 1);
-    std::vector<float> c = RunC(m.get(), kTokens, 5);
+    std::vector<float> a = Logits(m.get(), kTokens, kTokens.size());
+    std::vector<float> b = Logits(m.get(), kTokens, 1);
+    std::vector<float> c = Logits(m.get(), kTokens, 5);
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); i++) {
         EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(b[i])));
@@ -220,18 +158,18 @@ TEST(Forward, BatchedEqualsIncremental) {
 }
 
 TEST(Forward, ThreadCountDoesNotChangeResult) {
-    std::string path = WriteSynth(SmallConfig("Q8_0"));
-    ModelPtr m1 = Load(path, nullptr, 1), m3 = Load(path, nullptr, 3);
+    std::string path = WriteSynthModel(SmallConfig("Q8_0"));
+    ModelPtr m1 = LoadOn(path, nullptr, 1), m3 = LoadOn(path, nullptr, 3);
     ASSERT_TRUE(m1 && m3);
-    std::vector<float> a = RunC(m1.get(), kTokens, kTokens.size());
-    std::vector<float> b = RunC(m3.get(), kTokens, kTokens.size());
+    std::vector<float> a = Logits(m1.get(), kTokens, kTokens.size());
+    std::vector<float> b = Logits(m3.get(), kTokens, kTokens.size());
     EXPECT_EQ(a, b);
     std::remove(path.c_str());
 }
 
 TEST(Forward, ContextOverflowAndBadTokensAreErrors) {
-    std::string path = WriteSynth(SmallConfig("F32"));
-    ModelPtr m = Load(path);
+    std::string path = WriteSynthModel(SmallConfig("F32"));
+    ModelPtr m = LoadOn(path);
     ASSERT_TRUE(m);
     TinyAISession *s = nullptr;
     ASSERT_EQ(tinyaiCreateSession(m.get(), 8, &s), TINYAI_OK);
@@ -253,7 +191,7 @@ TEST(Forward, ContextOverflowAndBadTokensAreErrors) {
 }
 
 TEST(Forward, BadConfigIsRejected) {
-    std::string path = WriteSynth(SmallConfig("F32"));
+    std::string path = WriteSynthModel(SmallConfig("F32"));
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     TinyAIModel *m = nullptr;
     mc.threads = 257;
@@ -268,23 +206,6 @@ TEST(Forward, BadConfigIsRejected) {
     std::remove(path.c_str());
 }
 
-std::vector<int32_t> Greedy(TinyAIModel *m, const std::vector<int32_t> &prompt, int n) {
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m, 0, &s), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr sp(s);
-    EXPECT_EQ(tinyaiEval(s, prompt.data(), prompt.size()), TINYAI_OK) << tinyaiLastErrorMessage();
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    std::vector<int32_t> out;
-    for (int i = 0; i < n; i++) {
-        const float *l = tinyaiGetLogits(s);
-        int32_t best = (int32_t)(std::max_element(l, l + info.nVocab) - l);
-        out.push_back(best);
-        EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    }
-    return out;
-}
-
 // An F32 model on OpenCL: logits within 1e-4 relative of the CPU's, on a
 // prompt batch and on decoding steps, and the same greedy tokens.
 TEST(OpenCLDevice, AgreesWithTheCpu) {
@@ -293,20 +214,20 @@ TEST(OpenCLDevice, AgreesWithTheCpu) {
     // made by the same quantizer, so only the order of float sums differs
     for (const char *type : {"F32", "F16", "Q8_0", "Q4_0", "Q4_1"}) {
         SCOPED_TRACE(type);
-        std::string path = WriteSynth(SmallConfig(type));
-        ModelPtr cpu = Load(path, nullptr, 2, "cpu"), cl = Load(path, nullptr, 2, "opencl");
+        std::string path = WriteSynthModel(SmallConfig(type));
+        ModelPtr cpu = LoadOn(path, nullptr, 2, "cpu"), cl = LoadOn(path, nullptr, 2, "opencl");
         ASSERT_TRUE(cpu && cl);
         TinyAIModelInfo info;
         tinyaiGetModelInfo(cl.get(), &info);
         EXPECT_NE(std::string(info.devices).find("opencl:0"), std::string::npos) << info.devices;
         EXPECT_STREQ(tinyaiLayerDevice(cl.get(), 0), "cpu");
         EXPECT_STREQ(tinyaiLayerDevice(cl.get(), 1), "opencl:0");
-        std::vector<float> a = RunC(cpu.get(), kTokens, 5), b = RunC(cl.get(), kTokens, 5);
+        std::vector<float> a = Logits(cpu.get(), kTokens, 5), b = Logits(cl.get(), kTokens, 5);
         ASSERT_EQ(a.size(), b.size());
-        const double err = RelError(b, std::vector<double>(a.begin(), a.end()));
+        const double err = MaxRelError(b, std::vector<double>(a.begin(), a.end()));
         std::printf("%s: OpenCL against the CPU, relative error %.3g\n", type, err);
         EXPECT_LT(err, 1e-4);
-        EXPECT_EQ(Greedy(cpu.get(), kTokens, 24), Greedy(cl.get(), kTokens, 24));
+        EXPECT_EQ(GreedyTokens(cpu.get(), kTokens, 24), GreedyTokens(cl.get(), kTokens, 24));
         std::remove(path.c_str());
     }
 }
@@ -319,8 +240,8 @@ TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
     if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
     TinyAISynthConfig sc = SmallConfig("F32");
     sc.nLayer = 6;
-    std::string path = WriteSynth(sc);
-    ModelPtr cpu = Load(path, nullptr, 2, "cpu");
+    std::string path = WriteSynthModel(sc);
+    ModelPtr cpu = LoadOn(path, nullptr, 2, "cpu");
     ASSERT_TRUE(cpu);
     TinyAIModelInfo ci;
     tinyaiGetModelInfo(cpu.get(), &ci);
@@ -359,20 +280,20 @@ TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
     TinyAILayerPlacement p;
     ASSERT_EQ(tinyaiGetLayerPlacement(aut.get(), 1, 1, &p), TINYAI_OK);
     EXPECT_GT(p.predictedSeconds, 0.0);
-    std::vector<float> a = RunC(cpu.get(), kTokens, 5), b = RunC(aut.get(), kTokens, 5);
-    EXPECT_LT(RelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
-    EXPECT_EQ(Greedy(cpu.get(), kTokens, 16), Greedy(aut.get(), kTokens, 16));
+    std::vector<float> a = Logits(cpu.get(), kTokens, 5), b = Logits(aut.get(), kTokens, 5);
+    EXPECT_LT(MaxRelError(b, std::vector<double>(a.begin(), a.end())), 1e-4);
+    EXPECT_EQ(GreedyTokens(cpu.get(), kTokens, 16), GreedyTokens(aut.get(), kTokens, 16));
     // the device fails in the middle of a layer: its layers move to the CPU
     // (said once in the model's info) and the results are still the CPU's
     aut->devs[1]->fail_after = 7;
-    std::vector<float> c = RunC(aut.get(), kTokens, 5);
-    EXPECT_LT(RelError(c, std::vector<double>(a.begin(), a.end())), 1e-4);
+    std::vector<float> c = Logits(aut.get(), kTokens, 5);
+    EXPECT_LT(MaxRelError(c, std::vector<double>(a.begin(), a.end())), 1e-4);
     tinyaiGetModelInfo(aut.get(), &ai);
     EXPECT_NE(std::string(ai.placementNote).find("injected failure"), std::string::npos)
         << ai.placementNote;
     EXPECT_NE(std::string(ai.placementNote).find("run on the CPU"), std::string::npos);
     for (int l = 0; l < ai.nFileLayers; l++) EXPECT_STREQ(tinyaiLayerDevice(aut.get(), l), "cpu");
-    EXPECT_EQ(Greedy(cpu.get(), kTokens, 8), Greedy(aut.get(), kTokens, 8));
+    EXPECT_EQ(GreedyTokens(cpu.get(), kTokens, 8), GreedyTokens(aut.get(), kTokens, 8));
     std::remove(path.c_str());
 }
 
@@ -380,8 +301,8 @@ TEST(OpenCLDevice, AutoGivesAFastSmallDeviceWhatFits) {
 // naming it and the op, not a silent move.
 TEST(OpenCLDevice, ANamedDeviceThatFailsIsAnError) {
     if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
-    std::string path = WriteSynth(SmallConfig("F32"));
-    ModelPtr cl = Load(path, nullptr, 2, "opencl");
+    std::string path = WriteSynthModel(SmallConfig("F32"));
+    ModelPtr cl = LoadOn(path, nullptr, 2, "opencl");
     ASSERT_TRUE(cl);
     cl->devs[1]->fail_after = 4;
     TinyAISession *s = nullptr;
@@ -397,7 +318,7 @@ TEST(OpenCLDevice, ANamedDeviceThatFailsIsAnError) {
 // its calibration the layers carry the cost model's predictions; measured
 // times accumulate per pass and are forgotten on request.
 TEST(Placement, ANamedDeviceIsPredictedFromAKeptCalibration) {
-    std::string path = WriteSynth(SmallConfig("Q8_0"));
+    std::string path = WriteSynthModel(SmallConfig("Q8_0"));
     const std::string dir = tai_test::TempPath("-named");
     ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
@@ -453,7 +374,7 @@ TEST(OpenCLDevice, ANamedDeviceTooSmallForTheModelIsAnErrorAtLoad) {
     ASSERT_EQ(tinyaiGetDeviceInfo(1, &di), TINYAI_OK);
     if (di.memoryBytes == 0) GTEST_SKIP() << di.name << " reports no memory size";
     const TinyAISynthConfig sc = SmallConfig("F32");
-    std::string path = WriteSynth(sc);
+    std::string path = WriteSynthModel(sc);
     // KV bytes per token of one session: K and V, every layer
     const uint64_t per_tok = 2ull * sc.nLayer * sc.nHeadKV * (sc.nEmbd / sc.nHead) * 4;
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
@@ -494,7 +415,7 @@ TEST(OpenCLDevice, AutoKeepsEverythingOnTheCpuWhenOpenCLIsTheCpuToo) {
         ASSERT_EQ(tinyaiGetDeviceInfo(i, &d), TINYAI_OK);
         if (d.kind != 0) GTEST_SKIP() << d.name << " is not a CPU device: " << d.model;
     }
-    std::string path = WriteSynth(SmallConfig("Q4_0"));
+    std::string path = WriteSynthModel(SmallConfig("Q4_0"));
     const std::string dir = tai_test::TempPath("-realcal");
     mkdir(dir.c_str(), 0755);
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
@@ -519,7 +440,7 @@ TEST(OpenCLDevice, AutoKeepsEverythingOnTheCpuWhenOpenCLIsTheCpuToo) {
 // A corrupt calibration file: auto measures again, says so once in the
 // model's info, and replaces the file.
 TEST(OpenCLDevice, ACorruptCalibrationFileIsMeasuredAgain) {
-    std::string path = WriteSynth(SmallConfig("F32"));
+    std::string path = WriteSynthModel(SmallConfig("F32"));
     const std::string dir = tai_test::TempPath("-badcal");
     mkdir(dir.c_str(), 0755);
     std::ofstream(dir + "/devices.json") << "{ this is not json";
@@ -544,7 +465,7 @@ TEST(OpenCLDevice, ACorruptCalibrationFileIsMeasuredAgain) {
 }
 
 TEST(OpenCLDevice, AnUnknownDeviceIsAnError) {
-    std::string path = WriteSynth(SmallConfig("F32"));
+    std::string path = WriteSynthModel(SmallConfig("F32"));
     for (const char *bad : {"gpu", "opencl:999", "opencl:x", "cpu:1"}) {
         TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
         mc.device = bad;
@@ -561,13 +482,13 @@ TEST(OpenCLDevice, AnUnknownDeviceIsAnError) {
 TEST(RealModel, CapitalOfFranceIsParisOnOpenCL) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
     if (!HaveOpenCL()) GTEST_SKIP() << "no OpenCL device on this machine";
-    ModelPtr m = Load(path, nullptr, 2, "opencl");
+    ModelPtr m = LoadOn(path, nullptr, 2, "opencl");
     ASSERT_TRUE(m);
     int32_t ids[64];
     size_t n = 0;
     ASSERT_EQ(tinyaiTokenize(m.get(), "The capital of France is", false, false, ids, 64, &n), TINYAI_OK);
     std::string text;
-    for (int32_t t : Greedy(m.get(), std::vector<int32_t>(ids, ids + n), 6)) {
+    for (int32_t t : GreedyTokens(m.get(), std::vector<int32_t>(ids, ids + n), 6)) {
         size_t len = 0;
         const char *p = tinyaiTokenPiece(m.get(), t, &len);
         text.append(p, len);
@@ -578,7 +499,7 @@ TEST(RealModel, CapitalOfFranceIsParisOnOpenCL) {
 // The real model at temperature 0 names Paris.
 TEST(RealModel, CapitalOfFranceIsParis) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
-    ModelPtr m = Load(path, nullptr, 2);
+    ModelPtr m = LoadOn(path, nullptr, 2);
     ASSERT_TRUE(m);
     int32_t ids[64];
     size_t n = 0;

@@ -16,25 +16,14 @@
 #include <tinyai/llm.h>
 
 #include "tests/common/test_paths.h"
+#include "tests/model/reference_test_util.h"
 
 namespace {
 
-struct ModelDeleter {
-    void operator()(TinyAIModel *m) const { tinyaiFreeModel(m); }
-};
-struct SessionDeleter {
-    void operator()(TinyAISession *s) const { tinyaiFreeSession(s); }
-};
-using ModelPtr = std::unique_ptr<TinyAIModel, ModelDeleter>;
-using SessionPtr = std::unique_ptr<TinyAISession, SessionDeleter>;
+using tai_test::ModelPtr;
+using tai_test::SessionPtr;
 
-ModelPtr Load(const std::string &path, int threads = 2) {
-    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
-    mc.threads = threads;
-    TinyAIModel *m = nullptr;
-    EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
-    return ModelPtr(m);
-}
+ModelPtr Load(const std::string &path, int threads = 2) { return tai_test::LoadOn(path, nullptr, threads); }
 
 std::vector<int32_t> Tokenize(TinyAIModel *m, const char *text) {
     std::vector<int32_t> ids(256);
@@ -45,20 +34,7 @@ std::vector<int32_t> Tokenize(TinyAIModel *m, const char *text) {
 }
 
 std::vector<int32_t> Greedy(TinyAIModel *m, const std::vector<int32_t> &prompt, int n) {
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m, 256, &s), TINYAI_OK) << tinyaiLastErrorMessage();
-    SessionPtr sp(s);
-    EXPECT_EQ(tinyaiEval(s, prompt.data(), prompt.size()), TINYAI_OK) << tinyaiLastErrorMessage();
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    std::vector<int32_t> out;
-    for (int i = 0; i < n; i++) {
-        const float *l = tinyaiGetLogits(s);
-        const int32_t best = (int32_t)(std::max_element(l, l + info.nVocab) - l);
-        out.push_back(best);
-        EXPECT_EQ(tinyaiEval(s, &best, 1), TINYAI_OK) << tinyaiLastErrorMessage();
-    }
-    return out;
+    return tai_test::GreedyTokens(m, prompt, n, 256);
 }
 
 std::string Text(TinyAIModel *m, const std::vector<int32_t> &ids) {

@@ -15,51 +15,18 @@
 #include "runtime/format/model_file.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/common/test_paths.h"
+#include "tests/tokenizer/file_tokenizer.h"
 
 namespace {
 
 #include "tests/tokenizer/gemma_expected.inc"
 
-class GemmaTokenizer : public ::testing::Test {
+class GemmaTokenizer : public tai_test::FileTokenizer {
   protected:
     void SetUp() override {
         TAI_REQUIRE_GEMMA_MODEL(path);
-        ASSERT_EQ(tai_model_file_open(path.c_str(), false, &mf_), TINYAI_OK) << tinyaiLastErrorMessage();
-        ASSERT_EQ(tai_tokenizer_load(mf_, &tok_), TINYAI_OK) << tinyaiLastErrorMessage();
+        Open(path);
     }
-    void TearDown() override {
-        tai_tokenizer_free(tok_);
-        tai_model_file_close(mf_);
-    }
-
-    std::vector<int32_t> Encode(const std::string &s, bool special = false) {
-        size_t n = 0;
-        TinyAIStatus st = tai_tokenize(tok_, s.data(), s.size(), special, nullptr, 0, &n);
-        EXPECT_TRUE(st == TINYAI_OK || st == TINYAI_ERR_RANGE) << tinyaiLastErrorMessage();
-        std::vector<int32_t> ids(n);
-        size_t n2 = 0;
-        EXPECT_EQ(tai_tokenize(tok_, s.data(), s.size(), special, ids.data(), ids.size(), &n2),
-                  TINYAI_OK)
-            << tinyaiLastErrorMessage();
-        EXPECT_EQ(n2, n);
-        return ids;
-    }
-
-    std::string Decode(const std::vector<int32_t> &ids, bool special = false) {
-        size_t len = 0;
-        TinyAIStatus st = tai_detokenize(tok_, ids.data(), ids.size(), special, nullptr, 0, &len);
-        EXPECT_TRUE(st == TINYAI_OK || st == TINYAI_ERR_RANGE) << tinyaiLastErrorMessage();
-        std::string out(len + 1, '\0');
-        size_t len2 = 0;
-        EXPECT_EQ(tai_detokenize(tok_, ids.data(), ids.size(), special, &out[0], out.size(), &len2),
-                  TINYAI_OK)
-            << tinyaiLastErrorMessage();
-        out.resize(len2);
-        return out;
-    }
-
-    tai_model_file *mf_ = nullptr;
-    tai_tokenizer *tok_ = nullptr;
 };
 
 TEST_F(GemmaTokenizer, Metadata) {
