@@ -1073,6 +1073,7 @@ static void synth_help(void) {
            "  --arch A           llama (default), qwen2, qwen3, gemma3\n"
            "  --head-dim N       heads of N (default: embd / heads)\n"
            "  --window N         gemma3: the sliding-window blocks' positions (default 4)\n"
+           "  --softcap C        gemma3: cap the final logits at +-C (C tanh(l / C); default none)\n"
            "  --preset NAME      tiny, small, 1b (~1.1B parameters); without one:\n"
            "                     vocabulary 512, width 128, 2 layers\n"
            "  --vocab N --embd N --ff N --heads N --kv-heads N --layers N --ctx N\n"
@@ -1107,7 +1108,10 @@ static int cmd_synth(int argc, char **argv) {
         else if (!strcmp(a, "--arch")) c.architecture = v;
         else if (!strcmp(a, "--head-dim")) dim = &c.headDim;
         else if (!strcmp(a, "--window")) dim = &c.slidingWindow;
-        else if (!strcmp(a, "--seed")) {
+        else if (!strcmp(a, "--softcap")) {
+            if (!parse_float(v, 1e-3f, 1e5f, &c.logitSoftcap))
+                return usage_error("--softcap must be a number in 0.001..100000, got '%s'", v);
+        } else if (!strcmp(a, "--seed")) {
             if (!parse_u64(v, &c.seed)) return usage_error("--seed must be a non-negative integer, got '%s'", v);
         } else if (!strcmp(a, "--preset")) {
             if (!strcmp(v, "tiny")) {

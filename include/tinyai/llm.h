@@ -365,6 +365,7 @@ typedef struct {
     const char *architecture;  /* "llama" (NULL too), "qwen2", "qwen3", "gemma3" */
     int headDim;               /* 0: nEmbd / nHead */
     int slidingWindow;         /* gemma3: positions its sliding-window blocks attend */
+    float logitSoftcap;        /* gemma3: > 0 caps the final logits at +-c (c tanh(l / c)) */
 } TinyAISynthConfig;
 
 TinyAISynthConfig tinyaiCreateDefaultSynthConfig(void);

@@ -56,6 +56,11 @@ TinyAIStatus tai_synth_validate(const tai_synth_config *c) {
         BAD("architecture name '%s'", c->arch);
     if ((c->arch_flags & TAI_ARCH_SWA) && c->swa_window < 1)
         BAD("sliding window %d must be positive", c->swa_window);
+    if (!(c->logit_softcap >= 0.0f && c->logit_softcap < 1e6f))
+        BAD("logit soft-cap %g must be 0 (none) or positive", (double)c->logit_softcap);
+    if (c->logit_softcap > 0.0f && !(c->arch_flags & TAI_ARCH_SWA))
+        BAD("logit soft-capping is written for gemma3 only (architecture %s)",
+            c->arch ? c->arch : "llama");
     if (c->n_head_kv < 1 || c->n_head % c->n_head_kv)
         BAD("n_head_kv %d must divide n_head %d", c->n_head_kv, c->n_head);
     if (c->n_layer < 1 || c->n_layer > 4096) BAD("n_layer %d out of range 1..4096", c->n_layer);
@@ -300,6 +305,8 @@ static TinyAIStatus write_metadata(tai_gguf_writer *w, const tai_synth_config *c
     }
     if (c->arch_flags & TAI_ARCH_SWA)
         TRY(tai_gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)c->swa_window));
+    if (c->logit_softcap > 0.0f)
+        TRY(tai_gguf_writer_add_f32(w, KEY("final_logit_softcapping"), c->logit_softcap));
 #undef KEY
     TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2"));
     TRY(tai_gguf_writer_add_str(w, "tokenizer.ggml.pre", "gpt-2")); /* llama.cpp's spelling */

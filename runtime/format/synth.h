@@ -80,6 +80,7 @@ typedef struct {
     uint32_t arch_flags;
     int32_t head_dim;     /* 0: n_embd / n_head; else written as attention.key_length */
     int32_t swa_window;   /* TAI_ARCH_SWA: <arch>.attention.sliding_window */
+    float logit_softcap;  /* > 0 (gemma3): <arch>.final_logit_softcapping */
 } tai_synth_config;
 
 /* A small, fast model: vocab 512, embd 128, ff 384, 4 heads (2 KV heads),

@@ -197,8 +197,13 @@ static TinyAIStatus run(TinyAILayerScheduler *ls, int l, const float *in, float 
         return st;
     }
     if (head) {
-        ls->s->have_logits = 1;
-        ls->s->pos = (int)T;
+        /* as a pass ends: the session moves past the prompt, and the
+         * logits are soft-capped where the model caps them */
+        TinyAISession *s = ls->s;
+        const int last = (int)(T - 1);
+        const tai_batch b = {m, 1, ls->ids + last, &s, &last};
+        s->have_logits = 1;
+        tai_llama_finish(&b);
     }
     *out = o;
     return TINYAI_OK;

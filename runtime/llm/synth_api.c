@@ -57,6 +57,7 @@ TinyAIStatus tinyaiWriteSyntheticModel(const TinyAISynthConfig *config, const ch
     c.seed = config->seed;
     c.head_dim = config->headDim;
     c.swa_window = config->slidingWindow;
+    c.logit_softcap = config->logitSoftcap;
     if (config->architecture) {
         const tai_arch *a = tai_arch_find(config->architecture);
         if (!a)

@@ -6,6 +6,9 @@
 // are refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -83,6 +86,45 @@ TEST(LayerScheduler, LayerMajorChunksGiveTheSameLogitsAsEval) {
     EXPECT_EQ(tinyaiCreateExecutionPlan(ls), nullptr);
     EXPECT_NE(strstr(tinyaiLastErrorMessage(), "below one token"), nullptr);
     tinyaiFreeLayerScheduler(ls);
+}
+
+// A model that soft-caps its final logits (gemma3's final_logit_softcapping):
+// the layer scheduler's logits are capped as tinyaiEval's are, bit for bit.
+TEST(LayerScheduler, SoftCappedLogitsAreThoseOfEval) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    c.architecture = "gemma3";
+    c.nVocab = 320;
+    c.nEmbd = 128;
+    c.nFF = 256;
+    c.nHead = 2;
+    c.nHeadKV = 1;
+    c.nLayer = 2;
+    c.nCtx = 128;
+    c.weightType = "Q8_0";
+    c.embeddingType = "Q8_0";
+    c.slidingWindow = 8;
+    c.logitSoftcap = 0.25f; // well inside the logits' range: capping changes them
+    c.seed = 5;
+    const std::string src = tai_test::WriteSynthModel(c);
+    ModelPtr m = tai_test::LoadModel(src);
+    ASSERT_TRUE(m);
+    std::vector<int32_t> toks = Prompt(40);
+    for (int32_t &t : toks) t %= 320;
+    const std::vector<float> want = EvalLogits(m.get(), toks);
+    float top = 0;
+    for (float v : want) top = std::max(top, std::fabs(v));
+    EXPECT_LE(top, 0.25f);
+    EXPECT_GT(top, 0.2f); // capped, not small to begin with
+    TinyAILayerSchedulerConfig lc = {false, 0.5f, false, 0};
+    TinyAILayerScheduler *ls = tinyaiCreateLayerScheduler(m.get(), &lc);
+    ASSERT_NE(ls, nullptr) << tinyaiLastErrorMessage();
+    TinyAIExecutionPlan *p = tinyaiCreateExecutionPlan(ls);
+    ASSERT_NE(p, nullptr) << tinyaiLastErrorMessage();
+    const std::vector<float> got = LayerMajor(ls, p->nLayers, toks);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
+    tinyaiFreeLayerScheduler(ls);
+    std::remove(src.c_str());
 }
 
 TEST(LayerScheduler, CheckpointsAreKeptDroppedOrRecomputed) {

@@ -23,7 +23,8 @@ models' code, restated here, not TinyAI's):
           (post_attention_norm, post_ffw_norm); GELU (tanh) gate; rotate_half;
           blocks l with (l + 1) % 6 != 0 attend only the last
           attention.sliding_window positions and use RoPE base 10000, the
-          others the file's base (GGUF's norm weights already hold 1 + w)
+          others the file's base (GGUF's norm weights already hold 1 + w);
+          where final_logit_softcapping c is given, logits are c tanh(l / c)
 """
 import struct
 import sys
@@ -180,6 +181,12 @@ def forward(kv, t, tokens, every=False):
     eps = kv.get(a + ".attention.layer_norm_rms_epsilon", 1e-5)
     window = kv.get(a + ".attention.sliding_window", 0) if a == "gemma3" else 0
     rot_fn = rope if a == "llama" else rope_half
+    cap = kv.get(a + ".final_logit_softcapping", 0.0) if a == "gemma3" else 0.0
+
+    def head(y):
+        lg = out_w @ rmsnorm(y, t["output_norm.weight"], eps)
+        return cap * np.tanh(lg / cap) if cap > 0 else lg
+
     emb = t["token_embd.weight"]
     out_w = t.get("output.weight", emb)
     kc = [[] for _ in range(L)]
@@ -231,11 +238,10 @@ def forward(kv, t, tokens, every=False):
                 f = rmsnorm(f, t[p + "post_ffw_norm.weight"], eps)
             x = x + f
         if every:
-            logits.append(out_w @ rmsnorm(x, t["output_norm.weight"], eps))
+            logits.append(head(x))
     if every:
         return logits
-    x = rmsnorm(x, t["output_norm.weight"], eps)
-    return out_w @ x
+    return head(x)
 
 
 def perplexity(kv, t, tokens, ctx, bos):
