@@ -232,10 +232,17 @@ static void step_range(const step_job *j, int64_t a, int64_t b) {
     }
     case 4: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
     case 5: tai_gelu_mul(j->x + a, j->w + a, b - a); break;
-    case 6: { /* element i of the n * ncols: bias element i % n */
+    case 6: { /* element i of the n * ncols: bias element i % n, one run
+               * of whole or partial columns at a time (no division per
+               * element) */
         float *restrict x = j->x;
         const float *restrict bias = j->w;
-        for (int64_t i = a; i < b; i++) x[i] += bias[i % j->stride];
+        const int64_t n = j->stride;
+        for (int64_t i = a; i < b;) {
+            const int64_t k = i % n, run = n - k < b - i ? n - k : b - i;
+            for (int64_t e = 0; e < run; e++) x[i + e] += bias[k + e];
+            i += run;
+        }
         break;
     }
     }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "offload/cpu/cpu.h"
 #include "offload/offload.h"
@@ -166,6 +167,30 @@ TEST(CpuDevice, RefusesDeviceBufferReferences) {
     EXPECT_EQ(tai_dev_add(d, bad, tai_dref_host(x), 32), TINYAI_ERR_INVALID_ARG);
     EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("not a host address"), std::string::npos);
     tai_device_close(d);
+}
+
+// The bias add (qwen2's q/k/v biases) adds bias element i % n to element i
+// of n x ncols, alone and split across threads at any boundary (columns of
+// odd width, a total past the parallel threshold); a bad width is refused.
+TEST(CpuDevice, AddBiasAddsTheBiasToEveryColumn) {
+    for (int threads : {1, 2, 3}) {
+        tai_device *d = nullptr;
+        ASSERT_EQ(tai_cpu_device_open(nullptr, threads, &d), TINYAI_OK);
+        for (int64_t n : {1, 7, 64, 1000}) {
+            for (int64_t ncols : {1, 3, 37}) {
+                std::vector<float> x(n * ncols), bias(n), want(n * ncols);
+                for (int64_t i = 0; i < n * ncols; i++) x[i] = 0.25f * (float)(i % 17) - 2.0f;
+                for (int64_t i = 0; i < n; i++) bias[i] = 1.0f + 0.5f * (float)(i % 5);
+                for (int64_t i = 0; i < n * ncols; i++) want[i] = x[i] + bias[i % n];
+                ASSERT_EQ(tai_dev_add_bias(d, tai_dref_host(x.data()), tai_dref_host(bias.data()), n, ncols),
+                          TINYAI_OK);
+                EXPECT_EQ(x, want) << threads << " threads, n " << n << ", " << ncols << " columns";
+            }
+        }
+        float x[4] = {0}, b[4] = {0};
+        EXPECT_EQ(tai_dev_add_bias(d, tai_dref_host(x), tai_dref_host(b), 0, 1), TINYAI_ERR_INVALID_ARG);
+        tai_device_close(d);
+    }
 }
 
 } // namespace
