@@ -342,6 +342,13 @@ int measure_devices_once(const char *dir, const char *device, int threads, int q
         fprintf(stderr, "%s: measuring this machine's devices for --device auto (once; "
                         "a few seconds)\n", prog);
     calibrate_devices(dir, threads, have_file);
+    /* a measurement taken while the machine was busy is low, and stays
+     * (saved) until measured again: said once, now */
+    if (!quiet && tinyaiGetDeviceCalibration(dir, 0, threads, &c) == TINYAI_OK && c.measuredUnderLoad)
+        fprintf(stderr, "%s: warning: other work kept %.1f cores busy while the CPU was measured; "
+                        "--device auto decides with low figures until `tinyai devices --calibrate` "
+                        "runs on a quiet machine\n", prog, c.otherLoadCores);
+    tinyaiClearError();
     return 1;
 }
 
