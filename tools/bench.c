@@ -1125,7 +1125,7 @@ int cmd_bench(int argc, char **argv) {
     } else {
         print_json(rows, n, O.format == 3);
     }
-    if (O.plot) {
+    if (O.plot && n > 0) {
         plot_point *pts = calloc((size_t)n, sizeof *pts);
         int np_ = 0;
         for (int i = 0; pts && i < n; i++) {

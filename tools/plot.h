@@ -9,10 +9,10 @@
 
 /* One benchmark row. */
 typedef struct {
-    char series_limit[160]; /* the row's series on the memory-limit axis
+    char series_limit[256]; /* the row's series on the memory-limit axis
                                (everything but the limit) */
-    char series_batch[160]; /* ... on the batch axis (everything but it) */
-    char label[160];        /* the whole row, for the per-row panel */
+    char series_batch[256]; /* ... on the batch axis (everything but it) */
+    char label[256];        /* the whole row, for the per-row panel */
     double limit_bytes;     /* 0: none */
     int batch;
     double tps, tps_std;

@@ -126,12 +126,17 @@ TEST(CacheOptimization, StatsAreWhatHappenedSinceTheLastCall) {
     bool any_hw = false;
     for (int k = 0; k < st.nCounters; k++) {
         const std::string n = st.counterNames[k];
-        if (st.counterAvailable[k] && (n == "task-clock-ns" || n == "cycles"))
+        if (st.counterAvailable[k] && (n == "task-clock-ns" || n == "cycles")) {
             EXPECT_GT(st.counters[k], 0u) << n;
-        if (!st.counterAvailable[k]) EXPECT_EQ(st.counters[k], 0u) << n;
+        }
+        if (!st.counterAvailable[k]) {
+            EXPECT_EQ(st.counters[k], 0u) << n;
+        }
         any_hw |= st.counterAvailable[k] && (n == "cycles");
     }
-    if (!any_hw) EXPECT_NE(std::string(st.note).find("hardware counters"), std::string::npos);
+    if (!any_hw) {
+        EXPECT_NE(std::string(st.note).find("hardware counters"), std::string::npos);
+    }
     // nothing since: nothing counted
     TinyAICacheStats again = tinyaiGetCacheStats(m.get());
     EXPECT_EQ(again.hits + again.misses, 0u);

@@ -65,9 +65,15 @@ TEST(Simd, CapabilitiesDescribeThisCpu) {
     EXPECT_STREQ(c.levelNames[1], "avx2");
     EXPECT_STREQ(c.levelNames[2], "avx512");
     EXPECT_EQ(c.levelVectorBits[2], 512);
-    if (c.maxLevel >= 1) EXPECT_TRUE(c.avx2 && c.fma && c.f16c && c.avx);
-    if (c.maxLevel == 2) EXPECT_TRUE(c.avx512f && c.avx512bw && c.avx512vl && c.avx512dq && c.avx512vnni);
-    if (c.amxInt8) EXPECT_TRUE(c.avx512f);
+    if (c.maxLevel >= 1) {
+        EXPECT_TRUE(c.avx2 && c.fma && c.f16c && c.avx);
+    }
+    if (c.maxLevel == 2) {
+        EXPECT_TRUE(c.avx512f && c.avx512bw && c.avx512vl && c.avx512dq && c.avx512vnni);
+    }
+    if (c.amxInt8) {
+        EXPECT_TRUE(c.avx512f);
+    }
 }
 
 // Every level the CPU runs, on every weight type: the state names the
