@@ -517,9 +517,12 @@ int main(int argc, char **argv) {
                 bad |= i == 0;
                 continue;
             }
+            char name[32];
+            if (i == 0) snprintf(name, sizeof name, "the CPU device");
+            else snprintf(name, sizeof name, "opencl:%d", i - 1);
             printf("calibration of %s: %.2f s; matrix-vector Q4_0 %.1f GB/s; other load %.2f "
                    "cores%s\n",
-                   i == 0 ? "the CPU device" : "opencl", tai_bench_now() - t0, c.matvecGBs[3],
+                   name, tai_bench_now() - t0, c.matvecGBs[3],
                    c.otherLoadCores, c.measuredUnderLoad ? " (figures low: rerun when quiet)" : "");
         }
         fflush(stdout);

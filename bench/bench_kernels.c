@@ -347,7 +347,7 @@ typedef struct {
     int met;                 /* 1 met, 0 not met, -1 not measured */
 } target_res;
 
-/* CPU time of other processes while a section ran (see cpu_mark). */
+/* CPU time of other processes while a section ran (see core/cpuload.h). */
 typedef struct {
     const char *name;
     double wall, other_cores;
@@ -400,11 +400,8 @@ static struct {
  * take CPU time that shows up in every figure, most at the top thread
  * count: each section records how many cores other work kept busy
  * (core/cpuload.h). */
-typedef tai_cpu_mark cpu_mark;
-#define cpu_mark_now tai_cpu_mark_now
-
-static void cpu_section(const char *name, cpu_mark a) {
-    cpu_mark b = cpu_mark_now();
+static void cpu_section(const char *name, tai_cpu_mark a) {
+    tai_cpu_mark b = tai_cpu_mark_now();
     if (G.n_load >= 8) return;
     load_res *l = &G.load[G.n_load++];
     l->name = name;
@@ -1482,16 +1479,16 @@ int main(int argc, char **argv) {
     fprintf(T_, "load average: %s (1, 5, 15 min; before this run)\n\n", G.load_start);
     fflush(T_);
 
-    cpu_mark m = cpu_mark_now();
+    tai_cpu_mark m = tai_cpu_mark_now();
     measure_ceilings(0);
     cpu_section("ceilings (before)", m);
-    m = cpu_mark_now();
+    m = tai_cpu_mark_now();
     measure_matvec();
     cpu_section("matrix-vector + packing", m);
-    m = cpu_mark_now();
+    m = tai_cpu_mark_now();
     measure_matmul();
     cpu_section("matrix-matrix", m);
-    m = cpu_mark_now();
+    m = tai_cpu_mark_now();
     measure_ceilings(1);
     cpu_section("ceilings (after)", m);
     for (int t = 1; t <= N; t++) tai_pool_destroy(G.pool[t]);
@@ -1501,7 +1498,7 @@ int main(int argc, char **argv) {
     print_matvec();
     print_matmul();
     if (!G.o.no_e2e) {
-        m = cpu_mark_now();
+        m = tai_cpu_mark_now();
         measure_e2e(&mp);
         cpu_section("end to end", m);
     }

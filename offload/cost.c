@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/cpuload.h"
 #include "core/error.h"
+#include "core/pages.h"
 #include "offload/host.h"
 
 #define MB ((size_t)1 << 20)
@@ -92,11 +92,11 @@ static unsigned char *packed(tai_type t, int64_t rows, int64_t n) {
     return pk;
 }
 
-/* Runs fn once untimed (counted where it took over the budget), then timed until `budget` seconds have passed, at
- * most 9 times and at least 3 while they take under 4 x budget (one slow
- * run, a moment of other load, must not be the figure); the median
- * seconds of one run, or < 0. A first run over twice the budget is the
- * figure itself. */
+/* Runs fn once untimed (a first run over the budget counts as a sample),
+ * then timed until `budget` seconds have passed, at most 9 times and at
+ * least 3 while they take under 4 x budget (one slow run, a moment of
+ * other load, must not be the figure); the median seconds of one run, or
+ * < 0. A first run over twice the budget is the figure itself. */
 typedef TinyAIStatus (*run_fn)(void *ctx);
 static double timed(run_fn fn, void *ctx, double budget) {
     const double t0 = tai_now_s();
@@ -169,14 +169,7 @@ static TinyAIStatus run_down(void *ctx) {
     return tai_dev_download(j->d, j->host, j->a, j->bytes);
 }
 
-/* The host address of a unified device's buffer (its dref from get). */
-static unsigned char *H_(tai_dref r) { return (unsigned char *)(uintptr_t)r.off; }
-
 #define MAX_COPIES 128
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 /* Faults [p, p + n) in from every core at once. A fresh region's first
  * touch is the slow part of the calibration where the hypervisor backs
@@ -189,7 +182,7 @@ typedef struct {
 
 static void *fault_worker(void *arg) {
     const fault_part *f = arg;
-    if (madvise(f->p, f->n, MADV_POPULATE_WRITE) != 0) /* an older kernel: touch */
+    if (tai_populate_write(f->p, f->n) != 0) /* an older kernel: touch */
         for (size_t i = 0; i < f->n; i += 4096) f->p[i] = 0;
     return NULL;
 }
@@ -198,25 +191,21 @@ static void fault_parallel(unsigned char *p, size_t n) {
     long nt = sysconf(_SC_NPROCESSORS_ONLN);
     if (nt < 1) nt = 1;
     if (nt > 16) nt = 16;
-    const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
-    const uintptr_t lo = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    const uintptr_t hi = ((uintptr_t)p + n) / (uintptr_t)page * (uintptr_t)page;
-    if (hi <= lo) return;
-    /* parts of whole 2 MiB (huge) pages */
-    const size_t span = hi - lo, part = (span / (size_t)nt + (2 * MB - 1)) / (2 * MB) * (2 * MB);
+    /* parts of whole 2 MiB (huge) pages; the region starts on one */
+    size_t part = (n / (size_t)nt + (2 * MB - 1)) / (2 * MB) * (2 * MB);
+    if (part == 0) part = 2 * MB;
     pthread_t th[16];
     fault_part fp[16];
-    int started = 0;
-    for (long i = 0; i < nt; i++) {
-        const size_t off = (size_t)i * part;
-        if (off >= span) break;
-        fp[i] = (fault_part){(unsigned char *)lo + off, off + part > span ? span - off : part};
-        if (i > 0 && pthread_create(&th[i], NULL, fault_worker, &fp[i]) == 0) started |= 1 << i;
-        else if (i > 0) fault_worker(&fp[i]);
+    bool started[16] = {false};
+    int np = 0;
+    for (size_t off = 0; off < n && np < 16; off += part, np++) {
+        fp[np] = (fault_part){p + off, off + part > n ? n - off : part};
+        started[np] = np > 0 && pthread_create(&th[np], NULL, fault_worker, &fp[np]) == 0;
+        if (np > 0 && !started[np]) fault_worker(&fp[np]);
     }
-    fault_worker(&fp[0]);
-    for (long i = 1; i < nt; i++)
-        if (started & (1 << i)) pthread_join(th[i], NULL);
+    if (np > 0) fault_worker(&fp[0]);
+    for (int i = 1; i < np; i++)
+        if (started[i]) pthread_join(th[i], NULL);
 }
 
 static size_t weight_total(const tai_device *d) {
@@ -252,7 +241,7 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
         tai_dref r;
         st = get(&RB, total, &r);
         if (st == TINYAI_OK) {
-            region = H_(r);
+            region = tai_dref_host_ptr(r);
             fault_parallel(region, total);
         }
     }
@@ -294,10 +283,10 @@ TinyAIStatus tai_calibrate(tai_device *d, tai_calib *out) {
             if (small < 1) small = 1;
             if (small > copies) small = copies;
             j.copies = small;
-            const double sec2 = st != TINYAI_OK ? -1
-                                : out->llc_bytes ? timed(run_matmul, &j, 0.05)
-                                                 : (double)pb * small / (out->mv_gbs[t] * 1e9);
-            if (st == TINYAI_OK && sec2 <= 0)
+            const double sec2 = st == TINYAI_OK && out->llc_bytes ? timed(run_matmul, &j, 0.05) : 0;
+            if (st == TINYAI_OK && !out->llc_bytes)
+                out->mv_llc_gbs[t] = out->mv_gbs[t];
+            else if (st == TINYAI_OK && sec2 <= 0)
                 st = tai_error(TINYAI_ERR_DEVICE, "calibration of %s failed", d->info.name);
             else if (st == TINYAI_OK)
                 out->mv_llc_gbs[t] = (double)pb * small / sec2 / 1e9;

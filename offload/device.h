@@ -88,6 +88,11 @@ static inline tai_dref tai_dref_host(const void *p) {
     tai_dref r = {NULL, (size_t)(uintptr_t)p};
     return r;
 }
+/* The host address a dref names on a unified device; NULL for a dref into
+ * a device's own buffer. */
+static inline void *tai_dref_host_ptr(tai_dref r) {
+    return r.buf ? NULL : (void *)(uintptr_t)r.off;
+}
 static inline tai_dref tai_dref_at(tai_dref r, size_t bytes) {
     r.off += bytes;
     return r;

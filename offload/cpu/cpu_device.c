@@ -56,7 +56,7 @@ static int fail(cpu_dev *c, int rc, const char *fmt, ...) {
 
 /* A host address; NULL for a dref into a device buffer (the CPU has none of
  * its own: buf_alloc gives host memory, named by its address). */
-static void *H(tai_dref r) { return r.buf ? NULL : (void *)(uintptr_t)r.off; }
+static void *H(tai_dref r) { return tai_dref_host_ptr(r); }
 
 #define HOST(c, r, what)                                                  \
     do {                                                                  \

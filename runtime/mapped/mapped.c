@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/pages.h"
 #include "runtime/cache/cache.h"
 #include "runtime/format/image.h"
 #include "runtime/mem/memory.h"
@@ -205,17 +206,6 @@ static void fill_window(TinyAIMappedModel *mm, int slot, uint64_t a0, size_t tot
     }
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-/* Faults [p, p + len) in for writing, if the kernel can (older kernels
- * refuse the advice: the pages then fault in as they are written). */
-static void populate(void *p, size_t len) {
-    const uintptr_t pg = 4096, lo = (uintptr_t)p & ~(pg - 1);
-    const uintptr_t hi = ((uintptr_t)p + len + pg - 1) & ~(pg - 1);
-    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-}
-
 static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, uint64_t a0,
                                    uint64_t a1, unsigned char *stage, void *dst) {
     const tai_layer_entry *e = &mm->file->layers[layer];
@@ -243,7 +233,7 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
          * one at a time as the repacking first writes them. */
         fill_window(mm, slot, a0, total, piece, n, stage, &next, &outstanding, &fail_res,
                     &fail_off);
-        populate(dst, mm->image_bytes[layer]);
+        (void)tai_populate_write(dst, mm->image_bytes[layer]);
     }
     while (done_upto < n) {
         /* the window is kept full before repacking (here and after each
