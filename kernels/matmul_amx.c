@@ -75,6 +75,10 @@ void tai_k_amx_begin(void) {
     for (int t = 0; t < 4; t++) c.rows[t] = 8, c.colsb[t] = 64;
     for (int t = 4; t < 6; t++) c.rows[t] = 8, c.colsb[t] = 32;
     for (int t = 6; t < 8; t++) c.rows[t] = 8, c.colsb[t] = 64;
+    /* the stores above made before the load: GCC 12 does not count
+     * ldtilecfg as reading c, and with some flags (-march=native) drops
+     * them, leaving a configuration the CPU faults on */
+    __asm__ volatile("" : : "m"(c) : "memory");
     _tile_loadconfig(&c);
 }
 
