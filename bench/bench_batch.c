@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     char def_model[4096], def_1b[4096];
     tai_e2e_default_paths(def_model, sizeof def_model, def_1b, sizeof def_1b);
     const char *model = def_model, *batches = "1,4,16,64";
-    int fill = 192, steps = 32, reps = 3, threads = 0, profile = 0;
+    int fill = 192, steps = 32, reps = 3, threads = 0, profile = 0, kv16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--model") && v) model = argv[++i];
@@ -62,9 +62,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--profile")) profile = 1;
+        else if (!strcmp(a, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32")))
+            kv16 = !strcmp(argv[++i], "f16");
         else {
             fprintf(stderr, "usage: bench_batch [--model PATH] [--batches 1,4,16,64] [--fill P] "
-                            "[--steps S] [--reps R] [--threads T] [--profile]\n");
+                            "[--steps S] [--reps R] [--threads T] [--kv-type f32|f16] [--profile]\n");
             return 2;
         }
     }
@@ -88,6 +90,7 @@ int main(int argc, char **argv) {
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.maxSessions = maxn;
     mc.contextSize = fill + steps + 1;
+    mc.kvCacheType = kv16 ? TINYAI_KV_F16 : TINYAI_KV_F32;
     if (threads > 0) mc.threads = threads;
     TinyAIModel *m = NULL;
     if (tinyaiLoadModel(model, &mc, &m) != TINYAI_OK) return fail(model);
@@ -99,8 +102,8 @@ int main(int argc, char **argv) {
     if (!s || !tok || !prompt || !t) return 1;
     for (int i = 0; i < maxn; i++)
         if (tinyaiCreateSession(m, fill + steps + 1, &s[i]) != TINYAI_OK) return fail("session");
-    printf("model %s; %d positions held per sequence, %d steps timed, medians of %d\n", model, fill,
-           steps, reps);
+    printf("model %s; %s KV cache; %d positions held per sequence, %d steps timed, medians of %d\n",
+           model, info.kvCacheType, fill, steps, reps);
     printf("%5s %10s %10s %7s\n", "N", "ms/step", "tok/s", "x N=1");
     double base = 0;
     for (int k = 0; k < nn; k++) {

@@ -180,6 +180,12 @@ typedef void (*tai_attention_fn)(float *out, const float *q, const float *k_cach
                                  const float *v_cache, int64_t n_pos, int64_t kv_stride,
                                  int n_head, int n_kv_head, int head_dim, float *att);
 typedef void (*tai_silu_mul_fn)(float *gate, const float *up, int64_t n);
+/* tai_attention over binary16 caches (tai_attention_f16's contract). */
+typedef void (*tai_attention_f16_fn)(float *out, const float *q, const uint16_t *k_cache,
+                                     const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                                     int n_head, int n_kv_head, int head_dim, float *att);
+/* dst[i] = src[i] as binary16, rounded to nearest even (tai_f32_to_f16_row). */
+typedef void (*tai_f32_to_f16_fn)(const float *src, uint16_t *dst, int64_t n);
 /* Same contract as tai_quantize_row_q8a (q8k: tai_quantize_row_q8k), bit
  * for bit. */
 typedef void (*tai_quantize_q8a_fn)(const float *src, tai_block_q8a *dst, int64_t n);
@@ -189,6 +195,8 @@ typedef struct {
     tai_isa isa;
     tai_gemm_fn gemm[TAI_TYPE_COUNT]; /* NULL for unused ids */
     tai_attention_fn attention;
+    tai_attention_f16_fn attention_f16;
+    tai_f32_to_f16_fn f32_to_f16;
     tai_silu_mul_fn silu_mul;
     tai_quantize_q8a_fn quantize_q8a;
     tai_quantize_q8k_fn quantize_q8k;
@@ -345,6 +353,14 @@ void tai_rope_apply_neox(float *x, int n_heads, int head_dim, int rot_dim, const
 void tai_attention(float *out, const float *q, const float *k_cache,
                    const float *v_cache, int64_t n_pos, int64_t kv_stride,
                    int n_head, int n_kv_head, int head_dim, float *att);
+/* tai_attention over caches of IEEE binary16 values (an F16 KV cache):
+ * each is widened to float exactly and the sums are tai_attention's. */
+void tai_attention_f16(float *out, const float *q, const uint16_t *k_cache,
+                       const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                       int n_head, int n_kv_head, int head_dim, float *att);
+/* n floats to binary16, rounded to nearest even (inf and NaN kept, values
+ * past the range to inf): how K and V enter an F16 cache. */
+void tai_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
 /* out[i] = dequantized row `row` of an embedding table (rows of n elems). */
 void tai_embedding_row(tai_type t, const void *table, int64_t row, int64_t n,
                        float *out);

@@ -542,10 +542,22 @@ INLINE float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* As tai_attention, 8 lanes at a time (see the AVX-512 version). */
-void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
-                          const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
-                          int n_kv_head, int head_dim, float *att) {
+/* Cache elements [i, i + 8) (lanes m: the first `left`) of a float cache
+ * or a binary16 one (f16), widened exactly. */
+INLINE __m256 kv_load8(const void *cache, int64_t i, __m256i m, int64_t left, int f16) {
+    if (!f16) return _mm256_maskload_ps((const float *)cache + i, m);
+    const uint16_t *h = (const uint16_t *)cache + i;
+    if (left >= 8) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    uint16_t t[8] = {0};
+    memcpy(t, h, (size_t)left * sizeof *t);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* As tai_attention, 8 lanes at a time (see the AVX-512 version), over a
+ * float cache or a binary16 one (f16). */
+INLINE void attention_avx2(float *out, const float *q, const void *k_cache, const void *v_cache,
+                           int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                           int head_dim, float *att, int f16) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
     const int group = n_head / n_kv_head;
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -560,12 +572,12 @@ void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
         }
         float mx = -INFINITY;
         for (int64_t p = 0; p < n_pos; p++) {
-            const float *kp = k_cache + p * kv_stride + kv_off;
+            const int64_t kp = p * kv_stride + kv_off;
             __m256 acc = _mm256_setzero_ps();
             for (int i = 0; i < nv; i++) {
                 __m256i m = lanes(head_dim - 8 * i);
                 acc = _mm256_fmadd_ps(_mm256_maskload_ps(qh + 8 * i, m),
-                                      _mm256_maskload_ps(kp + 8 * i, m), acc);
+                                      kv_load8(k_cache, kp + 8 * i, m, head_dim - 8 * i, f16), acc);
             }
             att[p] = hsum8(acc) * scale;
             if (att[p] > mx) mx = att[p];
@@ -584,17 +596,44 @@ void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
             __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
             int64_t p = 0;
             for (; p + 2 <= n_pos; p += 2) {
-                const float *v0 = v_cache + p * kv_stride + kv_off + 8 * i;
-                o0 = _mm256_fmadd_ps(_mm256_set1_ps(att[p]), _mm256_maskload_ps(v0, m), o0);
+                const int64_t v0 = p * kv_stride + kv_off + 8 * i;
+                o0 = _mm256_fmadd_ps(_mm256_set1_ps(att[p]),
+                                     kv_load8(v_cache, v0, m, head_dim - 8 * i, f16), o0);
                 o1 = _mm256_fmadd_ps(_mm256_set1_ps(att[p + 1]),
-                                     _mm256_maskload_ps(v0 + kv_stride, m), o1);
+                                     kv_load8(v_cache, v0 + kv_stride, m, head_dim - 8 * i, f16),
+                                     o1);
             }
             if (p < n_pos)
                 o0 = _mm256_fmadd_ps(_mm256_set1_ps(att[p]),
-                                     _mm256_maskload_ps(v_cache + p * kv_stride + kv_off + 8 * i, m), o0);
+                                     kv_load8(v_cache, p * kv_stride + kv_off + 8 * i, m,
+                                              head_dim - 8 * i, f16),
+                                     o0);
             _mm256_maskstore_ps(oh + 8 * i, m, _mm256_mul_ps(_mm256_add_ps(o0, o1), inv));
         }
     }
+}
+
+void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
+                          const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
+                          int n_kv_head, int head_dim, float *att) {
+    attention_avx2(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 0);
+}
+
+void tai_k_attention_f16_avx2(float *out, const float *q, const uint16_t *k_cache,
+                              const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                              int n_head, int n_kv_head, int head_dim, float *att) {
+    attention_avx2(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 1);
+}
+
+/* As tai_f32_to_f16_row (F16C rounds to nearest even and keeps NaNs quiet
+ * with their top payload bits, as the portable conversion does). */
+void tai_k_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = tai_fp32_to_fp16(src[i]);
 }
 
 /* gate = gate / (1 + e^-gate) * up, 8 at a time. */

@@ -114,9 +114,14 @@ void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
  *   att = softmax(att)
  *   out_h = sum_p att[p] * v[p][g]
  * k[p][g] is at k_cache + p * kv_stride + g * head_dim (same for v). */
-void tai_attention(float *out, const float *q, const float *k_cache,
-                   const float *v_cache, int64_t n_pos, int64_t kv_stride,
-                   int n_head, int n_kv_head, int head_dim, float *att) {
+/* Element i of a cache of floats (f16 = 0) or of binary16 values. */
+static inline float kv_elem(const void *cache, int64_t i, int f16) {
+    return f16 ? tai_fp16_to_fp32(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+}
+
+static inline __attribute__((always_inline)) void attention_ref(
+    float *out, const float *q, const void *k_cache, const void *v_cache, int64_t n_pos,
+    int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att, int f16) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
     int group = n_head / n_kv_head;
     double scale = 1.0 / sqrt((double)head_dim);
@@ -127,18 +132,34 @@ void tai_attention(float *out, const float *q, const float *k_cache,
         for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
         if (n_pos <= 0) continue;
         for (int64_t p = 0; p < n_pos; p++) {
-            const float *kp = k_cache + p * kv_stride + kv_off;
+            const int64_t kp = p * kv_stride + kv_off;
             double dot = 0.0;
-            for (int d = 0; d < head_dim; d++) dot += (double)qh[d] * kp[d];
+            for (int d = 0; d < head_dim; d++) dot += (double)qh[d] * kv_elem(k_cache, kp + d, f16);
             att[p] = (float)(dot * scale);
         }
         tai_softmax(att, n_pos);
         for (int64_t p = 0; p < n_pos; p++) {
-            const float *vp = v_cache + p * kv_stride + kv_off;
+            const int64_t vp = p * kv_stride + kv_off;
             float a = att[p];
-            for (int d = 0; d < head_dim; d++) oh[d] += a * vp[d];
+            for (int d = 0; d < head_dim; d++) oh[d] += a * kv_elem(v_cache, vp + d, f16);
         }
     }
+}
+
+void tai_attention(float *out, const float *q, const float *k_cache,
+                   const float *v_cache, int64_t n_pos, int64_t kv_stride,
+                   int n_head, int n_kv_head, int head_dim, float *att) {
+    attention_ref(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 0);
+}
+
+void tai_attention_f16(float *out, const float *q, const uint16_t *k_cache,
+                       const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                       int n_head, int n_kv_head, int head_dim, float *att) {
+    attention_ref(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 1);
+}
+
+void tai_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = tai_fp32_to_fp16(src[i]);
 }
 
 void tai_embedding_row(tai_type t, const void *table, int64_t row, int64_t n,

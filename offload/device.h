@@ -180,6 +180,15 @@ typedef struct tai_device_ops {
                             const tai_dref *k, const tai_dref *v, const int32_t *pos,
                             int n_head, int n_kv_head, int head_dim, int window,
                             tai_dref scratch, size_t scratch_bytes);
+
+    /* An F16 KV cache (TINYAI_KV_F16): attention as above (window 0: every
+     * position; else as attention_window) over caches of IEEE binary16
+     * values, n_kv_head * head_dim of them per position; and n floats of
+     * src written to dst as binary16, rounded to nearest even. */
+    int (*attention_f16)(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
+                         int head_dim, int window, tai_dref scratch, size_t scratch_bytes);
+    int (*to_f16)(void *dev, tai_dref dst, tai_dref src, int64_t n);
 } tai_device_ops;
 
 #ifdef __cplusplus

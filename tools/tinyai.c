@@ -142,6 +142,8 @@ static void generate_help(void) {
            "  --io ENGINE          uring (default, falls back to pread), pread, mmap\n"
            "  --cache-policy P     belady (default: evict the layer needed last), lru\n"
            "  --numa POLICY        local (default), interleave, replicate\n"
+           "  --kv-type T          KV cache values: f32 (default, exact) or f16 (half the\n"
+           "                       memory and attention reads; runs on the CPU)\n"
            "  --prefetch N         layers read ahead, 0..64 (default 1; 0: none)\n"
            "  --quiet              print only the generated text\n"
            "  --no-tune            do not measure the kernel tuning if this CPU has none\n"
@@ -625,6 +627,7 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
     static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
     static const char *const policies[] = {"belady", "lru"};
     static const char *const numas[] = {"local", "interleave", "replicate"};
+    static const char *const kvs[] = {"f32", "f16"};
     int k;
     if (!strcmp(a, "--mem-limit")) {
         if (!parse_bytes(v, &mc->memoryLimit))
@@ -645,6 +648,10 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
         if ((k = parse_choice(v, numas, 3)) < 0)
             return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
         mc->numaPolicy = (TinyAINumaPolicy)k;
+    } else if (!strcmp(a, "--kv-type")) {
+        if ((k = parse_choice(v, kvs, 2)) < 0)
+            return usage_error("--kv-type must be f32 or f16, got '%s'", v);
+        mc->kvCacheType = (TinyAIKVCacheType)k;
     } else {
         return 0;
     }
@@ -785,6 +792,7 @@ static int cmd_generate(int argc, char **argv) {
     mc.ioEngine = mem.ioEngine;
     mc.cachePolicy = mem.cachePolicy;
     mc.numaPolicy = mem.numaPolicy;
+    mc.kvCacheType = mem.kvCacheType;
     mc.prefetchWindow = prefetch == 0 ? -1 : (int)prefetch;
     /* the cache folder keeps the devices' calibrations (auto) and OpenCL
      * program binaries */

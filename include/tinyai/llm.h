@@ -36,6 +36,17 @@ typedef struct TinyAISampler TinyAISampler;
 
 /* ---- Model ---------------------------------------------------------------- */
 
+/* What a session's KV cache holds per value. F16 halves the cache (twice
+ * the context or the sessions in the same memory, half the bytes attention
+ * reads per token) at a relative rounding of at most 2^-11 per value; the
+ * logits move by about 1e-3 relative against F32. The CPU kernels read it:
+ * a model with an F16 cache runs on the CPU (device "auto" means the CPU;
+ * any other named device is refused). */
+typedef enum {
+    TINYAI_KV_F32 = 0, /* the default: exact */
+    TINYAI_KV_F16 = 1, /* IEEE binary16, rounded to nearest even */
+} TinyAIKVCacheType;
+
 typedef struct {
     int threads;          /* CPU threads for the matrix products; 0 = one per
                              online core. 1..256. */
@@ -82,6 +93,7 @@ typedef struct {
      * (OpenCL program binaries, devices.json: the devices' calibrations);
      * NULL: nothing kept. Not kept after loading. */
     const char *cacheDir;
+    TinyAIKVCacheType kvCacheType; /* default TINYAI_KV_F32 */
 } TinyAIModelConfig;
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
@@ -185,6 +197,7 @@ typedef struct {
                                (Gemma 3); 0: every block attends to all */
     int slidingBlocks;      /* how many of the nLayer blocks slide */
     float slidingRopeFreqBase; /* their RoPE base */
+    char kvCacheType[8];    /* "f32" or "f16" (TinyAIModelConfig.kvCacheType) */
 } TinyAIModelInfo;
 
 /* ---- Devices --------------------------------------------------------------

@@ -346,6 +346,7 @@ typedef struct {
     float *scratch;
     int64_t per_thread; /* floats of scratch per thread */
     int window;         /* > 0: the last `window` positions only */
+    int f16;            /* the caches hold binary16 values */
 } att_job;
 
 static void att_worker(void *ctx, int ti, int nth) {
@@ -359,11 +360,16 @@ static void att_worker(void *ctx, int ti, int nth) {
         const int g = (int)(it % j->n_kv_head);
         const int64_t end = (int64_t)j->pos[t] + 1;
         const int64_t start = j->window > 0 && end > j->window ? end - j->window : 0;
-        const float *kc = (const float *)H(j->kc[t]) + start * kvd,
-                    *vc = (const float *)H(j->vc[t]) + start * kvd;
-        j->k->attention(j->out + t * qd + (int64_t)g * grp * hd, j->q + t * qd + (int64_t)g * grp * hd,
-                        kc + (int64_t)g * hd, vc + (int64_t)g * hd, end - start, kvd, grp, 1, hd,
-                        att);
+        float *o = j->out + t * qd + (int64_t)g * grp * hd;
+        const float *q = j->q + t * qd + (int64_t)g * grp * hd;
+        const int64_t at = start * kvd + (int64_t)g * hd; /* elements in */
+        if (j->f16)
+            j->k->attention_f16(o, q, (const uint16_t *)H(j->kc[t]) + at,
+                                (const uint16_t *)H(j->vc[t]) + at, end - start, kvd, grp, 1, hd,
+                                att);
+        else
+            j->k->attention(o, q, (const float *)H(j->kc[t]) + at, (const float *)H(j->vc[t]) + at,
+                            end - start, kvd, grp, 1, hd, att);
     }
 }
 
@@ -375,7 +381,8 @@ static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
 
 static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
                          const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
-                         int head_dim, int window, tai_dref scratch, size_t scratch_bytes) {
+                         int head_dim, int window, int f16, tai_dref scratch,
+                         size_t scratch_bytes) {
     cpu_dev *c = dev;
     HOST(c, out, "output");
     HOST(c, q, "queries");
@@ -391,7 +398,7 @@ static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, cons
                         (long long)per);
     }
     att_job j = {c->k, H(out), H(q), k, v, pos, ncols, n_head, n_kv_head, head_dim, H(scratch), per,
-                 window};
+                 window, f16};
     if (ncols * n_kv_head > 1 && c->threads > 1)
         tai_pool_run(c->pool, att_worker, &j);
     else
@@ -402,7 +409,7 @@ static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, cons
 static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
                          const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
                          int head_dim, tai_dref scratch, size_t scratch_bytes) {
-    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, 0, scratch,
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, 0, 0, scratch,
                         scratch_bytes);
 }
 
@@ -411,8 +418,27 @@ static int cpu_attention_window(void *dev, tai_dref out, tai_dref q, int64_t nco
                                 int n_head, int n_kv_head, int head_dim, int window,
                                 tai_dref scratch, size_t scratch_bytes) {
     if (window < 1) return fail(dev, -EINVAL, "attention: window of %d positions", window);
-    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window,
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window, 0,
                         scratch, scratch_bytes);
+}
+
+static int cpu_attention_f16(void *dev, tai_dref out, tai_dref q, int64_t ncols,
+                             const tai_dref *k, const tai_dref *v, const int32_t *pos,
+                             int n_head, int n_kv_head, int head_dim, int window,
+                             tai_dref scratch, size_t scratch_bytes) {
+    if (window < 0) return fail(dev, -EINVAL, "attention: window of %d positions", window);
+    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window, 1,
+                        scratch, scratch_bytes);
+}
+
+/* Small: the new positions' K or V of a step, converted where they go. */
+static int cpu_to_f16(void *dev, tai_dref dst, tai_dref src, int64_t n) {
+    cpu_dev *c = dev;
+    HOST(c, dst, "destination");
+    HOST(c, src, "source");
+    if (n < 0) return fail(c, -EINVAL, "conversion of %lld floats", (long long)n);
+    c->k->f32_to_f16(H(src), H(dst), n);
+    return 0;
 }
 
 /* ---- embedding ---- */
@@ -461,6 +487,8 @@ static const tai_device_ops cpu_ops = {
     .geglu = cpu_geglu,
     .add_bias = cpu_add_bias,
     .attention_window = cpu_attention_window,
+    .attention_f16 = cpu_attention_f16,
+    .to_f16 = cpu_to_f16,
 };
 
 /* ---- the runtime's side ---- */
@@ -487,6 +515,8 @@ static void compose(cpu_dev *c) {
     c->mix = *mm; /* the products and their activations' quantizer */
     c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
     c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
+    c->mix.attention_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16;
+    c->mix.f32_to_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->f32_to_f16;
     c->mix.tuning = c->own_tune ? &c->tune : NULL;
     c->k = &c->mix;
 }

@@ -97,6 +97,16 @@ static TinyAIStatus check_config(TinyAIModelConfig *cfg, int *threads) {
     if (cfg->contextSize < 0)
         return tai_error(TINYAI_ERR_INVALID_ARG, "contextSize must be >= 0, got %d",
                          cfg->contextSize);
+    if ((unsigned)cfg->kvCacheType > TINYAI_KV_F16)
+        return tai_error(TINYAI_ERR_INVALID_ARG,
+                         "unknown KV cache type %d (TINYAI_KV_F32 or TINYAI_KV_F16)",
+                         (int)cfg->kvCacheType);
+    if (cfg->kvCacheType == TINYAI_KV_F16 && cfg->device && *cfg->device &&
+        strcmp(cfg->device, "auto") && strcmp(cfg->device, "cpu"))
+        return tai_error(TINYAI_ERR_UNSUPPORTED,
+                         "an F16 KV cache is read by the CPU kernels only: device '%s' cannot "
+                         "run it (use the F32 cache there, or the CPU)",
+                         cfg->device);
     if (cfg->prefetchWindow == 0) cfg->prefetchWindow = 1;
     if (cfg->prefetchWindow < -1 || cfg->prefetchWindow > 64)
         return tai_error(TINYAI_ERR_INVALID_ARG,
@@ -249,7 +259,9 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->cfg.cpu = NULL; /* not kept: the caller's string */
     if (st != TINYAI_OK) goto fail;
     bind_threads(m->dev);
-    st = tai_model_place(m, cfg.device, cfg.cacheDir);
+    /* an F16 cache: every layer on the CPU (check_config refused any other
+     * named device; "auto" means the CPU) */
+    st = tai_model_place(m, cfg.kvCacheType == TINYAI_KV_F16 ? "cpu" : cfg.device, cfg.cacheDir);
     m->cfg.device = m->cfg.cacheDir = NULL;
     if (st != TINYAI_OK) goto fail;
     const char *name = NULL;
@@ -357,6 +369,7 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
         for (int l = 0; l < hp->n_layer; l++) out->slidingBlocks += tai_hp_swa(hp, l);
         out->slidingRopeFreqBase = hp->ap.swa_rope_base;
     }
+    snprintf(out->kvCacheType, sizeof out->kvCacheType, "%s", tai_kv_elem(m) == 2 ? "f16" : "f32");
     out->nVocab = hp->n_vocab;
     out->nCtxTrain = hp->n_ctx_train;
     out->nEmbd = hp->n_embd;
@@ -579,8 +592,8 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     const size_t kv = (size_t)hp->n_layer * (size_t)nCtx * kvd;
     s->n_ctx = nCtx;
     /* a session's memory is TinyAI's KV memory (runtime/mem/memory.h) */
-    s->k_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * sizeof(float), 64, true);
-    s->v_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * sizeof(float), 64, true);
+    s->k_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * tai_kv_elem(m), 64, true);
+    s->v_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * tai_kv_elem(m), 64, true);
     s->logits = tai_mem_alloc(TAI_MEM_KV, (size_t)hp->n_vocab * sizeof(float), 64, true);
     s->bytes = tai_session_bytes(m, nCtx);
     if (!s->k_cache || !s->v_cache || !s->logits) {
@@ -785,13 +798,13 @@ TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *sr
                          "or past the destination's context of %d",
                          n, src->pos, dst->n_ctx);
     const TinyAIModel *m = dst->model;
-    const size_t kvd = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim;
+    const size_t row = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim * tai_kv_elem(m);
     if (dst != src && n > 0)
         for (int l = 0; l < m->hp.n_layer; l++) {
-            memcpy(dst->k_cache + (size_t)l * (size_t)dst->n_ctx * kvd,
-                   src->k_cache + (size_t)l * (size_t)src->n_ctx * kvd, (size_t)n * kvd * sizeof(float));
-            memcpy(dst->v_cache + (size_t)l * (size_t)dst->n_ctx * kvd,
-                   src->v_cache + (size_t)l * (size_t)src->n_ctx * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy((char *)dst->k_cache + (size_t)l * (size_t)dst->n_ctx * row,
+                   (const char *)src->k_cache + (size_t)l * (size_t)src->n_ctx * row, (size_t)n * row);
+            memcpy((char *)dst->v_cache + (size_t)l * (size_t)dst->n_ctx * row,
+                   (const char *)src->v_cache + (size_t)l * (size_t)src->n_ctx * row, (size_t)n * row);
         }
     /* the host's copy is whole; other devices' copies are made again from
      * it when a layer placed there needs them */

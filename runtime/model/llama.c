@@ -323,8 +323,9 @@ static tai_dref kv_at(const TinyAIModel *m, int d, const TinyAISession *s, int l
                       int64_t pos) {
     const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
     if (d == 0) {
-        const float *base = is_v ? s->v_cache : s->k_cache;
-        return tai_dref_host(base + ((size_t)layer * s->n_ctx + (size_t)pos) * (size_t)kvd);
+        const char *base = is_v ? s->v_cache : s->k_cache;
+        return tai_dref_host(base + ((size_t)layer * s->n_ctx + (size_t)pos) * (size_t)kvd *
+                                        tai_kv_elem(m));
     }
     tai_dref r = {is_v ? s->dev_v[d] : s->dev_k[d],
                   (((size_t)m->kv_slot[layer] * s->n_ctx + (size_t)pos) * (size_t)kvd) *
@@ -368,6 +369,19 @@ static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
         const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
+        if (tai_kv_elem(m) == 2) {
+            /* an F16 cache: the host's (every layer runs on the CPU), the
+             * new positions converted into it */
+            TinyAIStatus st = tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, 0, p0),
+                                             tai_dref_at(ws->k, (size_t)t0 * col),
+                                             (int64_t)(t1 - t0) * kvd);
+            if (st == TINYAI_OK)
+                st = tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, 1, p0),
+                                    tai_dref_at(ws->v, (size_t)t0 * col), (int64_t)(t1 - t0) * kvd);
+            if (st != TINYAI_OK) return st;
+            t0 = t1;
+            continue;
+        }
         TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, p0),
                                        tai_dref_at(ws->k, (size_t)t0 * col), bytes);
         if (st == TINYAI_OK)
@@ -404,6 +418,11 @@ static TinyAIStatus attend(const tai_batch *b, int d, int layer) {
         hws->att_v[t] = kv_at(m, d, b->seq[t], layer, 1, 0);
         hws->att_pos[t] = b->pos[t];
     }
+    if (tai_kv_elem(m) == 2)
+        return tai_dev_attention_f16(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
+                                     hws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
+                                     tai_hp_swa(hp, layer) ? hp->ap.swa_window : 0,
+                                     ws->att_scratch, ws->att_scratch_bytes);
     if (tai_hp_swa(hp, layer))
         return tai_dev_attention_window(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k,
                                         hws->att_v, hws->att_pos, hp->n_head, hp->n_head_kv,

@@ -202,8 +202,8 @@ struct TinyAISession {
     TinyAIModel *model;
     int n_ctx;
     int pos;
-    float *k_cache;    /* [n_layer][n_ctx][kv_dim] */
-    float *v_cache;    /* [n_layer][n_ctx][kv_dim] */
+    void *k_cache;     /* [n_layer][n_ctx][kv_dim] of tai_kv_elem bytes */
+    void *v_cache;     /* [n_layer][n_ctx][kv_dim] */
     float *logits;     /* [n_vocab] */
     int have_logits;
     uint64_t bytes;
@@ -266,6 +266,13 @@ size_t tai_llama_emb_buffer_bytes(const TinyAIModel *m);
 size_t tai_llama_emb_buffer_align(const TinyAIModel *m);
 
 /* ---- Memory outside the weight cache (workspace.c) ----------------------- */
+
+/* Bytes per value of the host's KV caches: 4 (float) or 2 (binary16,
+ * TINYAI_KV_F16). Other devices' caches are floats (an F16 cache keeps
+ * every layer on the CPU). */
+static inline size_t tai_kv_elem(const TinyAIModel *m) {
+    return m->cfg.kvCacheType == TINYAI_KV_F16 ? 2 : 4;
+}
 
 /* Bytes of a session of n_ctx tokens (KV cache, logits), and of the
  * workspace for n_ubatch columns, contexts up to att_ctx and batches of

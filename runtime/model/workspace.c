@@ -26,6 +26,7 @@ size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
     const tai_hparams *hp = &m->hp;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
     size_t kv = fbytes((size_t)hp->n_layer * (size_t)n_ctx, kvd);
+    if (tai_kv_elem(m) == 2) kv /= 2; /* binary16 values: half the floats' bytes */
     return add_sat(add_sat(kv, kv), fbytes((size_t)hp->n_vocab, 1));
 }
 

@@ -150,6 +150,81 @@ TEST(Attention, MatchesNaiveWithGroupedHeads) {
     }
 }
 
+// The F16 KV cache's attention: on values a binary16 holds exactly, every
+// ISA's F16 entry gives its F32 entry's result bit for bit (the widening is
+// exact and the sums are the same), and that result is the naive one's.
+TEST(Attention, F16CacheEqualsF32OnRepresentableValues) {
+    struct Case {
+        int n_head, n_kv, hd;
+        int64_t n_pos;
+    } cases[] = {{4, 2, 8, 5},   {8, 8, 16, 1},  {6, 1, 4, 33},  {9, 3, 64, 300},
+                 {4, 4, 80, 19}, {2, 1, 160, 7}, {3, 3, 128, 64}, {3, 1, 12, 18}};
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        ASSERT_NE(kern->attention_f16, nullptr) << tai_isa_name(isa);
+        for (const auto &cs : cases) {
+            const int64_t stride = cs.n_kv * cs.hd + 5;
+            std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 4, -2, 2);
+            std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 5, -2, 2);
+            std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 6, -2, 2);
+            std::vector<uint16_t> kh(k.size()), vh(v.size());
+            for (size_t i = 0; i < k.size(); i++) {  // rounded to binary16 and back
+                kh[i] = tai_fp32_to_fp16(k[i]);
+                k[i] = tai_fp16_to_fp32(kh[i]);
+                vh[i] = tai_fp32_to_fp16(v[i]);
+                v[i] = tai_fp16_to_fp32(vh[i]);
+            }
+            std::vector<float> o32(cs.n_head * cs.hd, 1.0f), o16(cs.n_head * cs.hd, 2.0f),
+                att(cs.n_pos);
+            kern->attention(o32.data(), q.data(), k.data(), v.data(), cs.n_pos, stride,
+                            cs.n_head, cs.n_kv, cs.hd, att.data());
+            kern->attention_f16(o16.data(), q.data(), kh.data(), vh.data(), cs.n_pos, stride,
+                                cs.n_head, cs.n_kv, cs.hd, att.data());
+            ASSERT_EQ(0, std::memcmp(o32.data(), o16.data(), o32.size() * sizeof(float)))
+                << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv << " hd " << cs.hd
+                << " positions " << cs.n_pos;
+            std::vector<double> want =
+                NaiveAttention(q, k, v, cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd);
+            for (size_t i = 0; i < o16.size(); i++)
+                ASSERT_NEAR(o16[i], want[i], 2e-5) << tai_isa_name(isa) << " at " << i;
+        }
+    }
+}
+
+// Floats into an F16 cache: every ISA's conversion is the portable one bit
+// for bit, over normal values, ties, halves' subnormals, values past 65504,
+// infinities, NaNs and odd lengths.
+TEST(F32ToF16, EveryIsaMatchesThePortableConversion) {
+    std::vector<float> src = tai_test::RandomFloats(1000, 7, -70000, 70000);
+    const float special[] = {0.0f,     -0.0f,     1.0f,       65504.0f, 65520.0f,  65519.99f,
+                             1e-8f,    -3e-8f,    6.1e-5f,    5.96e-8f, 2.98e-8f,  1.0009765625f,
+                             INFINITY, -INFINITY, NAN,        -NAN,     1e30f,     -1e-30f,
+                             0.33333f, 2049.0f,   2051.0f,    -4097.0f, 1.00048828125f};
+    src.insert(src.begin(), std::begin(special), std::end(special));
+    for (float &f : tai_test::RandomFloats(500, 8, -1e-3f, 1e-3f)) src.push_back(f);
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        ASSERT_NE(kern->f32_to_f16, nullptr);
+        for (int64_t n : {(int64_t)src.size(), (int64_t)17, (int64_t)7, (int64_t)1, (int64_t)0}) {
+            std::vector<uint16_t> want(n + 1, 0xabcd), got(n + 1, 0xabcd);
+            tai_f32_to_f16_row(src.data(), want.data(), n);
+            kern->f32_to_f16(src.data(), got.data(), n);
+            for (int64_t i = 0; i < n; i++)
+                ASSERT_EQ(got[i], want[i]) << tai_isa_name(isa) << " at " << i << " of " << n
+                                           << ": " << src[i];
+            EXPECT_EQ(got[n], 0xabcd) << "wrote past the end";
+            for (int64_t i = 0; i < n; i++) {
+                if (std::isnan(src[i]) || std::fabs(src[i]) > 65504.0f) continue;
+                ASSERT_LE(std::fabs(tai_fp16_to_fp32(want[i]) - src[i]),
+                          std::max(std::fabs(src[i]) / 2048.0f, 3e-8f))
+                    << src[i];
+            }
+        }
+    }
+}
+
 // Every ISA's silu_mul against double precision, over lengths with partial
 // vectors and inputs where e^-g overflows or underflows.
 TEST(SiluMul, EveryIsaMatchesDouble) {

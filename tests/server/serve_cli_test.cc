@@ -41,15 +41,18 @@ int CurlStatus(int port, const std::string &path, const std::string &extra = "")
     return std::atoi(code);
 }
 
-TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
-    TAI_REQUIRE_DEFAULT_MODEL(model);
+// Runs `tinyai serve --slots auto` under 200 MB with `kv_type`, checks it
+// serves (every slot busy within the limit) and stops cleanly; *slots gets
+// the slots it picked.
+void ServeAuto(const std::string &model, const char *kv_type, int *slots_out) {
     const std::string log = tai_test::TempPath(".log");
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         if (!freopen(log.c_str(), "w", stderr)) _exit(126);
         execl(Tinyai().c_str(), "tinyai", "serve", "-m", model.c_str(), "--port", "0", "--slots",
-              "auto", "--ctx", "1024", "--mem-limit", "200M", "--threads", "2", (char *)nullptr);
+              "auto", "--ctx", "1024", "--mem-limit", "200M", "--threads", "2", "--kv-type",
+              kv_type, (char *)nullptr);
         _exit(127);
     }
     // the port from the first line, then ready (deadlines, not sleeps)
@@ -100,6 +103,23 @@ TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
     EXPECT_EQ(WEXITSTATUS(st), 0) << Slurp(log);
     EXPECT_NE(Slurp(log).find("stopping"), std::string::npos);
     std::remove(log.c_str());
+    *slots_out = slots;
+}
+
+TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
+    TAI_REQUIRE_DEFAULT_MODEL(model);
+    int slots = 0;
+    ServeAuto(model, "f32", &slots);
+}
+
+// The F16 KV cache halves each slot's cache: under the same limit --slots
+// auto picks more slots, and every one of them busy stays within it.
+TEST(ServeCommand, F16KvCacheFitsMoreSlots) {
+    TAI_REQUIRE_DEFAULT_MODEL(model);
+    int s32 = 0, s16 = 0;
+    ServeAuto(model, "f32", &s32);
+    ServeAuto(model, "f16", &s16);
+    EXPECT_GT(s16, s32);
 }
 
 TEST(ServeCommand, BadArgumentsAreUsageErrors) {
