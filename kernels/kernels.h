@@ -196,6 +196,10 @@ typedef struct {
     tai_gemm_fn gemm[TAI_TYPE_COUNT]; /* NULL for unused ids */
     tai_attention_fn attention;
     tai_attention_f16_fn attention_f16;
+    /* tai_attention_all's and tai_attention_f16_all's contracts (att:
+     * tai_attention_all_scratch floats) */
+    tai_attention_fn attention_all;
+    tai_attention_f16_fn attention_f16_all;
     tai_f32_to_f16_fn f32_to_f16;
     tai_silu_mul_fn silu_mul;
     tai_quantize_q8a_fn quantize_q8a;
@@ -358,6 +362,21 @@ void tai_attention(float *out, const float *q, const float *k_cache,
 void tai_attention_f16(float *out, const float *q, const uint16_t *k_cache,
                        const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                        int n_head, int n_kv_head, int head_dim, float *att);
+/* tai_attention and tai_attention_f16 with the whole scratch of
+ * tai_attention_all_scratch floats: the same result bit for bit, by
+ * versions free to read the cache in another order (the AVX-512 ones sweep
+ * every head over each row once; these are tai_attention and
+ * tai_attention_f16). */
+void tai_attention_all(float *out, const float *q, const float *k_cache, const float *v_cache,
+                       int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head, int head_dim,
+                       float *att);
+void tai_attention_f16_all(float *out, const float *q, const uint16_t *k_cache,
+                           const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                           int n_head, int n_kv_head, int head_dim, float *att);
+/* Floats of scratch tai_attention_f16_all needs (and any table's version). */
+static inline int64_t tai_attention_all_scratch(int64_t n_pos, int n_head, int head_dim) {
+    return (int64_t)n_head * n_pos + (int64_t)n_head * 32 * ((head_dim + 15) / 16) + 16;
+}
 /* n floats to binary16, rounded to nearest even (inf and NaN kept, values
  * past the range to inf): how K and V enter an F16 cache. */
 void tai_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);

@@ -158,6 +158,18 @@ void tai_attention_f16(float *out, const float *q, const uint16_t *k_cache,
     attention_ref(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 1);
 }
 
+void tai_attention_all(float *out, const float *q, const float *k_cache, const float *v_cache,
+                       int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head, int head_dim,
+                       float *att) {
+    tai_attention(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att);
+}
+
+void tai_attention_f16_all(float *out, const float *q, const uint16_t *k_cache,
+                           const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
+                           int n_head, int n_kv_head, int head_dim, float *att) {
+    tai_attention_f16(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att);
+}
+
 void tai_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = tai_fp32_to_fp16(src[i]);
 }

@@ -349,11 +349,41 @@ typedef struct {
     int f16;            /* the caches hold binary16 values */
 } att_job;
 
+/* Whether a job runs column by column (all of a column's heads in one
+ * call, its rows swept once, a thread's columns its own): with a column
+ * per thread or more, and the scratch for it. The same results bit for bit
+ * as (column, kv head) items, which spread one column over the threads. */
+static int att_by_column(const att_job *j, int nth) {
+    if (j->ncols < nth) return 0;
+    for (int64_t t = 0; t < j->ncols; t++)
+        if (tai_attention_all_scratch((int64_t)j->pos[t] + 1, j->n_head, j->head_dim) >
+            j->per_thread)
+            return 0;
+    return 1;
+}
+
 static void att_worker(void *ctx, int ti, int nth) {
     const att_job *j = ctx;
     const int hd = j->head_dim, grp = j->n_head / j->n_kv_head;
     const int64_t qd = (int64_t)j->n_head * hd, kvd = (int64_t)j->n_kv_head * hd;
     float *att = j->scratch + (int64_t)ti * j->per_thread;
+    if (att_by_column(j, nth)) {
+        for (int64_t t = ti; t < j->ncols; t += nth) {
+            const int64_t end = (int64_t)j->pos[t] + 1;
+            const int64_t start = j->window > 0 && end > j->window ? end - j->window : 0;
+            if (j->f16)
+                j->k->attention_f16_all(j->out + t * qd, j->q + t * qd,
+                                        (const uint16_t *)H(j->kc[t]) + start * kvd,
+                                        (const uint16_t *)H(j->vc[t]) + start * kvd, end - start,
+                                        kvd, j->n_head, j->n_kv_head, hd, att);
+            else
+                j->k->attention_all(j->out + t * qd, j->q + t * qd,
+                                    (const float *)H(j->kc[t]) + start * kvd,
+                                    (const float *)H(j->vc[t]) + start * kvd, end - start, kvd,
+                                    j->n_head, j->n_kv_head, hd, att);
+        }
+        return;
+    }
     const int64_t items = j->ncols * j->n_kv_head;
     for (int64_t it = ti; it < items; it += nth) {
         const int64_t t = it / j->n_kv_head;
@@ -373,10 +403,14 @@ static void att_worker(void *ctx, int ti, int nth) {
     }
 }
 
+/* Per thread: the scores of all heads of a column and their V sums (an F16
+ * cache's column-by-column sweep) for heads of up to 256 values; a float
+ * cache's head-by-head kernel uses the first max_pos floats. */
 static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
     const cpu_dev *c = dev;
-    (void)n_head;
-    return max_pos > 0 ? (size_t)c->threads * (size_t)max_pos * sizeof(float) : 0;
+    if (max_pos <= 0) return 0;
+    const int64_t per = tai_attention_all_scratch(max_pos, n_head > 0 ? n_head : 1, 256);
+    return (size_t)c->threads * (size_t)per * sizeof(float);
 }
 
 static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
@@ -516,6 +550,9 @@ static void compose(cpu_dev *c) {
     c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
     c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
     c->mix.attention_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16;
+    c->mix.attention_f16_all =
+        tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16_all;
+    c->mix.attention_all = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_all;
     c->mix.f32_to_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->f32_to_f16;
     c->mix.tuning = c->own_tune ? &c->tune : NULL;
     c->k = &c->mix;

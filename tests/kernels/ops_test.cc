@@ -192,6 +192,60 @@ TEST(Attention, F16CacheEqualsF32OnRepresentableValues) {
     }
 }
 
+// All heads of a column in one call (attention_all and attention_f16_all,
+// the AVX-512 ones a sweep over the rows) equal the head-by-head kernels
+// bit for bit: group
+// sizes 1 to 8 (the sweep takes 3 query heads at a time), head sizes with
+// partial vectors and more than 4 of them, odd position counts and ones past
+// its 32-position chunks.
+TEST(Attention, AllHeadsAtOnceEqualsHeadByHead) {
+    struct Case {
+        int n_head, n_kv, hd;
+        int64_t n_pos;
+    } cases[] = {{9, 3, 64, 192}, {9, 3, 64, 1},   {9, 3, 64, 33},  {4, 2, 8, 5},
+                 {8, 8, 16, 64},  {6, 1, 4, 65},   {8, 1, 80, 97},  {4, 4, 80, 19},
+                 {2, 1, 160, 7},  {12, 3, 128, 70}, {5, 5, 12, 31}, {14, 2, 64, 300}};
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        ASSERT_NE(kern->attention_f16_all, nullptr) << tai_isa_name(isa);
+        ASSERT_NE(kern->attention_all, nullptr) << tai_isa_name(isa);
+        for (const auto &cs : cases) {
+            const int64_t stride = cs.n_kv * cs.hd + 2;
+            std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 9, -2, 2);
+            std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 10, -2, 2);
+            std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 11, -2, 2);
+            std::vector<uint16_t> kh(k.size()), vh(v.size());
+            for (size_t i = 0; i < k.size(); i++) kh[i] = tai_fp32_to_fp16(k[i]);
+            for (size_t i = 0; i < v.size(); i++) vh[i] = tai_fp32_to_fp16(v[i]);
+            std::vector<float> want(cs.n_head * cs.hd, 1.0f), got(cs.n_head * cs.hd, 2.0f),
+                att(cs.n_pos),
+                all(tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 16, 7.0f);
+            // head by head, as the device runs one (column, kv head) at a time
+            const int grp = cs.n_head / cs.n_kv;
+            for (int g = 0; g < cs.n_kv; g++)
+                kern->attention_f16(want.data() + g * grp * cs.hd, q.data() + g * grp * cs.hd,
+                                    kh.data() + g * cs.hd, vh.data() + g * cs.hd, cs.n_pos, stride,
+                                    grp, 1, cs.hd, att.data());
+            kern->attention_f16_all(got.data(), q.data(), kh.data(), vh.data(), cs.n_pos, stride,
+                                    cs.n_head, cs.n_kv, cs.hd, all.data() + 1);  // unaligned
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv << " hd " << cs.hd
+                << " positions " << cs.n_pos;
+            // and the float cache's pair
+            for (int g = 0; g < cs.n_kv; g++)
+                kern->attention(want.data() + g * grp * cs.hd, q.data() + g * grp * cs.hd,
+                                k.data() + g * cs.hd, v.data() + g * cs.hd, cs.n_pos, stride, grp,
+                                1, cs.hd, att.data());
+            kern->attention_all(got.data(), q.data(), k.data(), v.data(), cs.n_pos, stride,
+                                cs.n_head, cs.n_kv, cs.hd, all.data() + 3);
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                << "F32 " << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv << " hd "
+                << cs.hd << " positions " << cs.n_pos;
+        }
+    }
+}
+
 // Floats into an F16 cache: every ISA's conversion is the portable one bit
 // for bit, over normal values, ties, halves' subnormals, values past 65504,
 // infinities, NaNs and odd lengths.
