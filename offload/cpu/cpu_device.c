@@ -403,13 +403,16 @@ static void att_worker(void *ctx, int ti, int nth) {
     }
 }
 
-/* Per thread: the scores of all heads of a column and their V sums (an F16
- * cache's column-by-column sweep) for heads of up to 256 values; a float
- * cache's head-by-head kernel uses the first max_pos floats. */
+/* Per thread: the scores of all heads of a column and their V sums (the
+ * column-by-column sweep) for heads of up to 256 values, but at most 4 MiB
+ * (past that, long contexts run head by head: the same bits); the
+ * head-by-head kernel uses the first max_pos floats. */
 static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
     const cpu_dev *c = dev;
     if (max_pos <= 0) return 0;
-    const int64_t per = tai_attention_all_scratch(max_pos, n_head > 0 ? n_head : 1, 256);
+    int64_t per = tai_attention_all_scratch(max_pos, n_head > 0 ? n_head : 1, 256);
+    if (per > ((int64_t)1 << 20)) per = (int64_t)1 << 20;
+    if (per < max_pos) per = max_pos;
     return (size_t)c->threads * (size_t)per * sizeof(float);
 }
 
