@@ -536,8 +536,10 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     OP(TAI_PROF_ROPE, 2 * (qn + (double)kvd * n * 4), 1.5 * (qn + (double)kvd * n * 4) / 4,
        rope_qk(b, d, l));
     if (d != 0) OP(TAI_PROF_TRANSFER, 0, 0, sync_kv(b, d, l));
-    OP(TAI_PROF_KV_STORE, 4.0 * kvd * n * 4, 0, store_kv(b, d, l));
-    OP(TAI_PROF_ATTENTION, 2.0 * kvd * 4 * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
+    /* K and V read as floats, written as the cache's values; the cache read */
+    const double kve = (double)tai_kv_elem(m);
+    OP(TAI_PROF_KV_STORE, (8.0 + 2.0 * kve) * kvd * n, 0, store_kv(b, d, l));
+    OP(TAI_PROF_ATTENTION, 2.0 * kvd * kve * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
        attend(b, d, l));
     TRY_OP(matmul(m, TAI_PROF_O, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
     if (post)
