@@ -94,9 +94,25 @@ typedef struct {
      * NULL: nothing kept. Not kept after loading. */
     const char *cacheDir;
     TinyAIKVCacheType kvCacheType; /* default TINYAI_KV_F32 */
+    /* Without a memory limit every layer is read at load. false (default):
+     * tinyaiLoadModel returns once all are in (a failed read fails it).
+     * true: it returns once the reads have started, and a forward pass
+     * meanwhile runs each layer as soon as its weights are in, so the first
+     * token comes while the rest is still read; a read that fails then
+     * fails that pass (the next pass reads the layer again), and
+     * tinyaiWaitModelLoaded waits for the whole load and gives its
+     * outcome. Ignored under a limit (layers are read as passes need
+     * them). */
+    bool loadInBackground;
 } TinyAIModelConfig;
 
 TinyAIModelConfig tinyaiCreateDefaultModelConfig(void);
+
+/* Waits until a load started with TinyAIModelConfig.loadInBackground has
+ * read every layer: TINYAI_OK, or the failure of the first layer that
+ * could not be read (its message in tinyaiLastErrorMessage). At once for a
+ * model loaded otherwise. */
+TinyAIStatus tinyaiWaitModelLoaded(TinyAIModel *model);
 
 /* The CPU kernel variants this machine supports, best last, space separated
  * ("scalar avx2 avx512"). Static text. */

@@ -358,6 +358,11 @@ TinyAIStatus tinyaiLoadModel(const char *path, const TinyAIModelConfig *config,
     return TINYAI_OK;
 }
 
+TinyAIStatus tinyaiWaitModelLoaded(TinyAIModel *m) {
+    if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiWaitModelLoaded: NULL model");
+    return tai_mapped_pin_wait(m->mm, NULL);
+}
+
 TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     if (!m || !out) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiGetModelInfo: NULL argument");
     memset(out, 0, sizeof *out);
@@ -398,7 +403,8 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
     out->isa = tai_cpu_device_variant(m->dev);
     out->threads = tai_cpu_device_threads(m->dev);
     out->packedBytes = tai_mapped_total_image_bytes(m->mm);
-    out->repackSeconds = m->load_seconds;
+    double bg = 0;
+    out->repackSeconds = tai_mapped_pin_pending(m->mm, &bg) ? 0 : m->load_seconds + bg;
     snprintf(out->fileFormat, sizeof out->fileFormat, "%s",
              m->file->kind == TAI_FILE_TMAI ? "tmai" : "gguf");
     const char *tm = NULL;

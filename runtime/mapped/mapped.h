@@ -99,6 +99,18 @@ bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm);
 struct tai_trace;
 void tai_mapped_set_trace(TinyAIMappedModel *mm, struct tai_trace *t);
 TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
+/* As tai_mapped_pin_all, without waiting: every layer's load starts now,
+ * and a background thread pins each layer as it lands (then collapses the
+ * arena as above). Acquiring a layer meanwhile waits for its load, as
+ * under a limit, so a forward pass runs while the rest is still read. A
+ * load that fails is tried again by the next acquire of its layer.
+ * tai_mapped_pin_wait waits for every pin: the first failure (its
+ * message), and the seconds from the start to the last pin;
+ * tai_mapped_pin_pending says whether they are still going on (and the
+ * seconds once not). Without a thread, the same as tai_mapped_pin_all. */
+TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm);
+TinyAIStatus tai_mapped_pin_wait(TinyAIMappedModel *mm, double *seconds);
+bool tai_mapped_pin_pending(TinyAIMappedModel *mm, double *seconds);
 
 /* Holds layer l and gives its image / ends the hold. */
 TinyAIStatus tai_mapped_acquire(TinyAIMappedModel *mm, int layer, void **image);

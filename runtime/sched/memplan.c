@@ -345,7 +345,9 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     m->planned = 1;
     if (mode == TINYAI_EXEC_NORMAL) {
         const double t0 = tai_now_s();
-        if (m->owns_mm) {
+        if (m->owns_mm && m->cfg.loadInBackground) {
+            st = tai_mapped_pin_all_start(m->mm);
+        } else if (m->owns_mm) {
             st = tai_mapped_pin_all(m->mm);
         } else {
             /* A borrowed mapped model (the forward scheduler's) outlives
