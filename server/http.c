@@ -8,7 +8,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "server/mhd.h"
 
 #define MAX_PROMPT_BYTES (1u << 20)
 
@@ -46,13 +47,14 @@ typedef struct {
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
                                  const char *body, const char *retry_after) {
+    const tai_mhd *mhd = tai_mhd_table();
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+        mhd->create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
-    const enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+    mhd->add_response_header(r, "Content-Type", type);
+    if (retry_after) mhd->add_response_header(r, "Retry-After", retry_after);
+    const enum MHD_Result ret = mhd->queue_response(c, status, r);
+    mhd->destroy_response(r);
     return ret;
 }
 
@@ -624,6 +626,7 @@ static void sse_free(void *cls) {
 /* ---- endpoints --------------------------------------------------------------------- */
 
 static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn *cn, bool chat) {
+    const tai_mhd *mhd = tai_mhd_table();
     const int ep = chat ? 2 : 1;
     cJSON *root = cJSON_ParseWithLength(cn->body ? cn->body : "", cn->len);
     if (!root)
@@ -668,16 +671,16 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
         st->usage = usage;
         st->quiet_since = mono_s();
         struct MHD_Response *resp =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
+            mhd->create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
         if (!resp) {
             sse_free(st);
             return MHD_NO;
         }
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        mhd->add_response_header(resp, "Content-Type", "text/event-stream");
+        mhd->add_response_header(resp, "Cache-Control", "no-cache");
         count(s, ep, 200);
-        const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
+        const enum MHD_Result ret = mhd->queue_response(c, 200, resp);
+        mhd->destroy_response(resp);
         return ret;
     }
     /* not streaming: wait for the end */
@@ -814,8 +817,9 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
 
 /* Constant-time comparison of the Bearer key. */
 static bool key_ok(tai_server *s, struct MHD_Connection *c) {
+    const tai_mhd *mhd = tai_mhd_table();
     if (!s->c.api_key) return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *h = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
     const char *k = h + 7, *want = s->c.api_key;
     const size_t kn = strlen(k), wn = strlen(want);
@@ -827,6 +831,7 @@ static bool key_ok(tai_server *s, struct MHD_Connection *c) {
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
+    const tai_mhd *mhd = tai_mhd_table();
     tai_server *s = cls;
     (void)version;
     conn *cn = *con_cls;
@@ -838,7 +843,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!cn) return MHD_NO;
         cn->endpoint = ep;
         *con_cls = cn;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        const char *cl = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->c.max_body) cn->too_big = 1;
         return MHD_YES;
     }
@@ -920,7 +925,13 @@ TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
         free(s);
         return TINYAI_ERR_INVALID_ARG;
     }
-    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+    const tai_mhd *mhd = NULL;
+    if (tai_mhd_get(&mhd) != TINYAI_OK) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return TINYAI_ERR_UNSUPPORTED;
+    }
+    s->d = mhd->start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                 MHD_USE_ITC,
                             (uint16_t)c->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->c.max_connections,
@@ -931,7 +942,7 @@ TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
         free(s);
         return TINYAI_ERR_IO;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = mhd->get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : c->port;
     *out = s;
     return TINYAI_OK;
@@ -948,8 +959,9 @@ void tai_server_attach(tai_server *s, TinyAIModel *model, tai_engine *engine, in
 void tai_server_quiesce(tai_server *s) { atomic_store(&s->quiesced, 1); }
 
 void tai_server_stop(tai_server *s) {
+    const tai_mhd *mhd = tai_mhd_table();
     if (!s) return;
-    MHD_stop_daemon(s->d);
+    mhd->stop_daemon(s->d);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -40,7 +40,9 @@ typedef struct {
 typedef struct tai_server tai_server;
 
 /* Starts listening; /health answers 503 until tai_server_attach. Errors:
- * TINYAI_ERR_INVALID_ARG (bad config), TINYAI_ERR_IO (cannot bind). */
+ * TINYAI_ERR_INVALID_ARG (bad config), TINYAI_ERR_IO (cannot bind),
+ * TINYAI_ERR_UNSUPPORTED (libmicrohttpd cannot be opened: the reason in
+ * tinyaiLastErrorMessage). */
 TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out);
 int tai_server_port(const tai_server *s);
 /* The model (borrowed) and its engine (borrowed): the server is ready. */

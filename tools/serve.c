@@ -108,6 +108,10 @@ int cmd_serve(int argc, char **argv) {
     sc.default_max_tokens = (int)max_tokens;
     tai_server *srv = NULL;
     TinyAIStatus st = tai_server_start(&sc, &srv);
+    if (st == TINYAI_ERR_UNSUPPORTED) {
+        fprintf(stderr, "%s: %s\n", prog, tinyaiLastErrorMessage());
+        return 1;
+    }
     if (st != TINYAI_OK) {
         fprintf(stderr, "%s: cannot listen on %s:%ld (%s)\n", prog, host, port,
                 st == TINYAI_ERR_INVALID_ARG ? "not an IPv4 address" : "in use, or not allowed");

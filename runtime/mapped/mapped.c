@@ -341,6 +341,9 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         /* the mmap engine would copy the page cache's bytes into staging:
          * the image is built from the file's own mapping instead */
         const unsigned char *raw = mm->file->map + e->offset;
+        /* both ranges mapped in one call each, not a fault per page */
+        (void)tai_populate_read(raw, (size_t)e->size);
+        if (mm->resident) (void)tai_populate_write(dst, mm->image_bytes[layer]);
         st = check_layer(mm, layer, raw);
         if (st == TINYAI_OK)
             st = tai_layer_image_build(mm->file, layer, raw, dst, mm->image_bytes[layer], NULL);
