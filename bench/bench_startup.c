@@ -15,6 +15,9 @@
  * the model's path) is timed the same way, alternating with tinyai run by
  * run, so both see the same machine: e.g. a llama.cpp build's
  * `llama-completion -m {model} -p "hello world" -n 1 -t 2 -no-cnv`.
+ * Each run is timed twice: to the last byte the command writes to stdout
+ * (the token: the first token as the user sees it) and to its exit (after
+ * the process has torn its memory down).
  * Also printed: the spread (min and max), so a bimodal start shows.
  * Default model: the synthetic 1.1B Q4_0 GGUF (written once, as
  * bench_kernels does). The tinyai binary is the one built beside this one
@@ -44,26 +47,51 @@ static void warm(const char *path) {
     close(fd);
 }
 
-/* Wall seconds of `sh -c cmd` (output discarded); negative on failure. */
-static double timed(const char *cmd) {
+/* Wall seconds of `sh -c cmd` from start to exit, negative on failure;
+ * *out (if given) gets the seconds until the last byte it wrote to stdout
+ * arrived (its stdout is a pipe read here; stderr is discarded): the
+ * generated token is that last byte, so this is the first token as the
+ * user sees it, before the process tears its memory down. */
+static double timed_out(const char *cmd, double *out) {
+    int pfd[2];
+    if (pipe(pfd) != 0) return -1;
     const double t0 = tai_bench_now();
     pid_t pid = fork();
-    if (pid < 0) return -1;
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
+        dup2(pfd[1], 1);
+        if (null >= 0) dup2(null, 2);
+        close(pfd[0]);
+        close(pfd[1]);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    close(pfd[1]);
+    double last = 0;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(pfd[0], buf, sizeof buf);
+        if (n > 0) {
+            last = tai_bench_now() - t0;
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    close(pfd[0]);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     const double dt = tai_bench_now() - t0;
+    if (out) *out = last > 0 ? last : dt;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? dt : -1;
 }
+
+static double timed(const char *cmd) { return timed_out(cmd, NULL); }
 
 /* cmd with every {model} replaced by path */
 static void expand(const char *tmpl, const char *path, char *out, size_t cap) {
@@ -164,14 +192,17 @@ int main(int argc, char **argv) {
     double ceil_v[MAX_RUNS];
     int nceil = 0;
     series w_ours = {{0}, 0}, w_peer = {{0}, 0}, c_ours = {{0}, 0}, c_peer = {{0}, 0};
+    /* the same runs, to the last byte of output (the token) */
+    series wo_ours = {{0}, 0}, wo_peer = {{0}, 0}, co_ours = {{0}, 0}, co_peer = {{0}, 0};
+    double o = 0;
     for (int r = 0; r < runs; r++) {
         warm(model);
-        double t = timed(ours);
-        if (t > 0) w_ours.v[w_ours.n++] = t;
+        double t = timed_out(ours, &o);
+        if (t > 0) w_ours.v[w_ours.n++] = t, wo_ours.v[wo_ours.n++] = o;
         if (vs) {
             warm(model);
-            t = timed(peer);
-            if (t > 0) w_peer.v[w_peer.n++] = t;
+            t = timed_out(peer, &o);
+            if (t > 0) w_peer.v[w_peer.n++] = t, wo_peer.v[wo_peer.n++] = o;
         }
         if (!root) continue;
         tai_bench_drop_caches();
@@ -181,23 +212,28 @@ int main(int argc, char **argv) {
             if (bw > 0) ceil_v[nceil++] = bw;
         }
         tai_bench_drop_caches();
-        t = timed(ours);
-        if (t > 0) c_ours.v[c_ours.n++] = t;
+        t = timed_out(ours, &o);
+        if (t > 0) c_ours.v[c_ours.n++] = t, co_ours.v[co_ours.n++] = o;
         if (vs) {
             tai_bench_drop_caches();
-            t = timed(peer);
-            if (t > 0) c_peer.v[c_peer.n++] = t;
+            t = timed_out(peer, &o);
+            if (t > 0) c_peer.v[c_peer.n++] = t, co_peer.v[co_peer.n++] = o;
         }
     }
     free(buf);
-    printf("model %s (%.2f GB); first token: whole process, `generate -n 1` on a 2-token "
-           "prompt, %d threads\n",
+    printf("model %s (%.2f GB); first token: `generate -n 1` on a 2-token prompt as a "
+           "process, to its last output byte and to its exit, %d threads\n",
            model, file / 1e9, threads);
     if (vs) printf("peer: %s\n", peer);
     printf("\nwarm (file in the page cache):\n");
-    row("  tinyai", &w_ours, vs && w_peer.n ? tai_bench_median(w_peer.v, w_peer.n) : 0,
+    row("  tinyai, token out", &wo_ours,
+        vs && wo_peer.n ? tai_bench_median(wo_peer.v, wo_peer.n) : 0, "the peer's time");
+    row("  tinyai, exit", &w_ours, vs && w_peer.n ? tai_bench_median(w_peer.v, w_peer.n) : 0,
         "the peer's time");
-    if (vs) row("  peer", &w_peer, 0, "");
+    if (vs) {
+        row("  peer, token out", &wo_peer, 0, "");
+        row("  peer, exit", &w_peer, 0, "");
+    }
     if (!root) {
         printf("\ncold: not measured (dropping the page cache needs root)\n");
         return 0;
@@ -207,7 +243,11 @@ int main(int argc, char **argv) {
     printf("\ncold (page cache dropped before each run): storage ceiling %.2f GB/s, so the "
            "file takes %.3f s to arrive%s%s\n",
            ceiling / 1e9, bound, err[0] ? "; ceiling: " : "", err);
-    row("  tinyai", &c_ours, bound, "that time");
-    if (vs) row("  peer", &c_peer, bound, "that time");
+    row("  tinyai, token out", &co_ours, bound, "that time");
+    row("  tinyai, exit", &c_ours, bound, "that time");
+    if (vs) {
+        row("  peer, token out", &co_peer, bound, "that time");
+        row("  peer, exit", &c_peer, bound, "that time");
+    }
     return 0;
 }
