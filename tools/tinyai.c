@@ -28,6 +28,7 @@
 #include <tinyai/profile.h>
 #include <tinyai/utils/memory.h>
 
+#include "core/cpuload.h"
 #include "tools/cli.h"
 
 #define MAX_PROMPT_TOKENS (1 << 20)
@@ -510,7 +511,13 @@ static void tuning_path(char *buf, size_t n) {
 /* Measures and saves the tuning; 0, or 1 after printing why not. The
  * measurement runs in a child process, so that its buffers (about 1 GiB)
  * never count in this process's peak memory, which generate reports. */
-static int measure_tuning(const char *path, int say) {
+/* Other work kept more cores than this busy while measuring: the result
+ * is low, and the first-run measurement is not kept (measured again later). */
+#define TUNE_BUSY_CORES 0.25
+
+/* explicit: `tinyai tune` (the result is saved even when the machine was
+ * busy, with a warning); otherwise the first run's own measurement. */
+static int measure_tuning(const char *path, int say, int explicit_run) {
     if (say)
         fprintf(stderr, "%s: measuring this CPU's kernel prefetch distances (once; a few "
                         "seconds)\n", prog);
@@ -519,6 +526,7 @@ static int measure_tuning(const char *path, int say) {
     int fds[2];
     if (pipe(fds) != 0) return fail("kernel tuning: pipe");
     fflush(NULL);
+    const tai_cpu_mark m0 = tai_cpu_mark_now();
     pid_t pid = fork();
     if (pid < 0) return fail("kernel tuning: fork");
     if (pid == 0) {
@@ -549,6 +557,19 @@ static int measure_tuning(const char *path, int say) {
     t = r.t;
     gain = r.gain;
     tinyaiSetKernelTuning(&t);
+    const double other = tai_cpu_other_cores(m0, tai_cpu_mark_now());
+    if (other > TUNE_BUSY_CORES && !explicit_run) {
+        fprintf(stderr, "%s: prefetch %d bytes into L1, %d into L2 for this run, not saved: other "
+                        "work kept %.2f cores busy while measuring (measured again next time; "
+                        "`tinyai tune --force` on an idle machine)\n",
+                prog, t.prefetchL1Bytes, t.prefetchL2Bytes, other);
+        return 0;
+    }
+    if (other > TUNE_BUSY_CORES)
+        fprintf(stderr, "%s: warning: other work kept %.2f cores busy while measuring: the "
+                        "distances may not be this CPU's best (measure again with --force on an "
+                        "idle machine)\n",
+                prog, other);
     char dir[4000];
     cache_dir(dir, sizeof dir);
     if (make_dirs(dir) != 0 || tinyaiSaveKernelTuning(path, &t) != TINYAI_OK) {
@@ -578,7 +599,7 @@ void apply_tuning(int measure) {
     if (st != TINYAI_ERR_IO)
         fprintf(stderr, "%s: warning: ignoring the kernel tuning: %s\n", prog,
                 tinyaiLastErrorMessage());
-    if (measure) measure_tuning(path, 1);
+    if (measure) measure_tuning(path, 1, 0);
 }
 
 static int cmd_tune(int argc, char **argv) {
@@ -607,7 +628,7 @@ static int cmd_tune(int argc, char **argv) {
                t.prefetchL1Bytes, t.prefetchL2Bytes, path);
         return 0;
     }
-    return measure_tuning(path, 1);
+    return measure_tuning(path, 1, 1);
 }
 
 int model_option(const char *a, const char *v, TinyAIModelConfig *mc) {
