@@ -883,7 +883,9 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm) {
     mm->pin_t0 = tai_now_s();
     pthread_mutex_unlock(&mm->mu);
     if (start_collapse(mm)) return TINYAI_OK;
-    mm->pin_bg = false; /* no thread: pinned here, waiting for each */
+    pthread_mutex_lock(&mm->mu); /* no thread: pinned here, waiting for each */
+    mm->pin_bg = false;
+    pthread_mutex_unlock(&mm->mu);
     return tai_mapped_pin_all(mm);
 }
 
