@@ -252,10 +252,11 @@ INLINE __m512 ld_scales(const uint16_t *s) {
  * on Cascade Lake (software prefetching measured no better there); newer
  * cores need it (the tuning's distances, applied per pair of blocks, may
  * run past the panel into the next one, which is what is read next). For
- * a single column (decoding) two panels are read side by side: two
- * streams and twice the independent work per step keep more reads in
- * flight (on one thread of a family 6 model 167 Xeon, Q8_0 87% -> 90-93%
- * and Q4_0 84% -> 88-89% of the read bandwidth; the same at two threads). */
+ * a single column (decoding) several panels are read side by side (Q_SIDE
+ * below): more streams and more independent work per step keep more reads
+ * in flight (on one thread of a family 6 model 167 Xeon, two panels: Q8_0
+ * 87% -> 90-93% and Q4_0 84% -> 88-89% of the read bandwidth; the same at
+ * two threads). */
 /* Software prefetch of one pair of blocks at the tuned distances. */
 INLINE void q_prefetch(const uint8_t *pair, size_t pf1, size_t pf2, size_t pair_bytes) {
     if (pf1)
@@ -274,6 +275,13 @@ INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int
     *mw = T == T_Q4_1 ? ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b + h))) : *dw;
 }
 
+/* Panels read side by side by the single-column loop: the Q4 types do
+ * twice the work per byte of Q8_0 and keep fewer reads in flight per
+ * stream, so they take four streams (on one thread of a family 6 model 167
+ * Xeon, weights in huge pages: Q4_0 86-88% -> 88-94% of the paired read
+ * bandwidth); Q8_0 does best with two. */
+#define Q_SIDE(T) ((T) == T_Q8_0 ? 2 : 4)
+
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
                            int W, int T) {
@@ -282,15 +290,17 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
     const size_t pair_bytes = tai_qpair_bytes(TT(T));
     int64_t p = p0;
     if (W == 1) {
-        /* two panels side by side: two streams, twice the independent work */
-        for (; p + 2 <= p1; p += 2) {
-            const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb, *qb2 = qa + pb;
-            __m512 acc[2];
-            acc[0] = acc[1] = _mm512_setzero_ps();
+        /* S panels side by side: S streams, S times the independent work */
+        const int S = Q_SIDE(T);
+        for (; p + S <= p1; p += S) {
+            const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb;
+            __m512 acc[4];
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++) acc[s] = _mm512_setzero_ps();
             for (int64_t b = 0; b < nb; b += 2) {
-#pragma GCC unroll 2
-                for (int s = 0; s < 2; s++) {
-                    const uint8_t *q = s ? qb2 : qa;
+#pragma GCC unroll 4
+                for (int s = 0; s < S; s++) {
+                    const uint8_t *q = qa + (size_t)s * pb;
                     const uint8_t *pair = q + tai_qcodes_at(TT(T), b);
                     q_prefetch(pair, pf1, pf2, pair_bytes);
 #pragma GCC unroll 2
@@ -303,8 +313,8 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
                     }
                 }
             }
-#pragma GCC unroll 2
-            for (int s = 0; s < 2; s++)
+#pragma GCC unroll 4
+            for (int s = 0; s < S; s++)
                 _mm512_mask_storeu_ps(y + (p + s) * TAI_PANEL, row_mask(rows, p + s), acc[s]);
         }
     }
