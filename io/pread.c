@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/thread.h"
 #include "io/io_internal.h"
 
 typedef struct {
@@ -102,7 +103,7 @@ static int pread_start(tai_io *io) {
     pthread_cond_init(&e->done, NULL);
     io->engine = e;
     for (int i = 0; i < io->cfg.threads; i++) {
-        int rc = pthread_create(&e->threads[i], NULL, worker, io);
+        int rc = tai_thread_create(&e->threads[i], worker, io);
         if (rc != 0) {
             join_all(e, i);
             free_engine(e);

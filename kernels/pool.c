@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/thread.h"
 #include "kernels/kernels.h"
 
 #define SPIN_ITERS 4096 /* a few microseconds of pause before sleeping */
@@ -150,7 +151,7 @@ int tai_pool_create(int n_threads, tai_pool **out) {
     for (int i = 0; i < n_threads - 1; i++) {
         pool->args[i].pool = pool;
         pool->args[i].index = i + 1;
-        rc = pthread_create(&pool->threads[i], NULL, worker_main, &pool->args[i]);
+        rc = tai_thread_create(&pool->threads[i], worker_main, &pool->args[i]);
         if (rc != 0) goto fail;
         pool->started++;
     }

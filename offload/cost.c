@@ -16,6 +16,7 @@
 #include "core/cpuload.h"
 #include "core/error.h"
 #include "core/pages.h"
+#include "core/thread.h"
 #include "offload/host.h"
 
 #define MB ((size_t)1 << 20)
@@ -200,7 +201,7 @@ static void fault_parallel(unsigned char *p, size_t n) {
     int np = 0;
     for (size_t off = 0; off < n && np < 16; off += part, np++) {
         fp[np] = (fault_part){p + off, off + part > n ? n - off : part};
-        started[np] = np > 0 && pthread_create(&th[np], NULL, fault_worker, &fp[np]) == 0;
+        started[np] = np > 0 && tai_thread_create(&th[np], fault_worker, &fp[np]) == 0;
         if (np > 0 && !started[np]) fault_worker(&fp[np]);
     }
     if (np > 0) fault_worker(&fp[0]);

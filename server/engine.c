@@ -570,6 +570,8 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
         e->st.slots = c->slots;
         e->st.kv_capacity = (uint64_t)c->slots * (uint64_t)c->ctx;
         tinyaiGetMemoryInfo(model, &e->st.mem);
+        /* a plain thread: it runs the model as the CPU device's thread 0,
+         * so it keeps the core that thread was bound to, as the caller's */
         if (pthread_create(&e->th, NULL, run, e) != 0) st = TINYAI_ERR_NOMEM;
         else e->started = 1;
     }

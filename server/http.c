@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/thread.h"
 #include "server/mhd.h"
 
 #define MAX_PROMPT_BYTES (1u << 20)
@@ -903,6 +904,25 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+typedef struct {
+    const tai_mhd *mhd;
+    tai_server *s;
+    const struct sockaddr_in *addr;
+    struct MHD_Daemon *d;
+} daemon_start;
+
+static void *start_daemon_main(void *arg) {
+    daemon_start *j = arg;
+    tai_server *s = j->s;
+    j->d = j->mhd->start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC,
+        (uint16_t)s->c.port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, j->addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->c.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->c.timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, s, MHD_OPTION_END);
+    return NULL;
+}
+
 TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
     *out = NULL;
     if (!c || c->port < 0 || c->port > 65535 || !c->model_name) return TINYAI_ERR_INVALID_ARG;
@@ -931,12 +951,16 @@ TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
         free(s);
         return TINYAI_ERR_UNSUPPORTED;
     }
-    s->d = mhd->start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_ITC,
-                            (uint16_t)c->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &addr,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->c.max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->c.timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+    /* started from a helper thread: the daemon's threads inherit its
+     * CPUs, every one the process may use, not the core the caller's
+     * thread may be bound to as one of the CPU device's threads */
+    daemon_start ds = {mhd, s, &addr, NULL};
+    pthread_t th;
+    if (tai_thread_create(&th, start_daemon_main, &ds) == 0)
+        pthread_join(th, NULL);
+    else
+        start_daemon_main(&ds);
+    s->d = ds.d;
     if (!s->d) {
         pthread_mutex_destroy(&s->mu);
         free(s);

@@ -44,6 +44,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/thread.h"
 #include "core/trace.h"
 #include "runtime/cache/policy.h"
 
@@ -690,7 +691,7 @@ TinyAIStatus tai_cache_create(const tai_cache_config *cfg, int n, const size_t *
     c->st.budget = c->bytes;
     if (cfg->on_arena) cfg->on_arena(cfg->on_arena_ctx, c->base, c->bytes);
     for (int t = 0; t < threads; t++) {
-        int err = pthread_create(&c->threads[t], NULL, loader_main, c);
+        int err = tai_thread_create(&c->threads[t], loader_main, c);
         if (err) {
             st = tai_error(TINYAI_ERR_NOMEM, "cannot start cache loader thread %d: %s", t,
                            strerror(err));

@@ -20,6 +20,7 @@
 #include <tinyai/utils/quantize_mixed.h>
 
 #include "core/error.h"
+#include "core/thread.h"
 #include "offload/host.h"
 #include "runtime/format/gguf_write.h"
 #include "runtime/llm/llm_internal.h"
@@ -272,7 +273,7 @@ static void convert_chunk(conv_job *j, float **rowbufs) {
     int started = 0;
     for (int i = 1; i < nt; i++) {
         w[i] = (conv_worker){&jj, i, rowbufs[i]};
-        if (pthread_create(&th[i], NULL, conv_thread, &w[i]) != 0) break;
+        if (tai_thread_create(&th[i], conv_thread, &w[i]) != 0) break;
         started = i;
     }
     /* threads that could not start: their rows are done here */

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/pages.h"
+#include "core/thread.h"
 #include "runtime/cache/cache.h"
 #include "runtime/format/image.h"
 #include "runtime/mem/memory.h"
@@ -479,7 +480,7 @@ static bool start_collapse(TinyAIMappedModel *mm) {
     }
     atomic_store(&mm->stop_collapse_flag, false);
     atomic_store(&mm->collapse_done, false);
-    mm->collapsing = pthread_create(&mm->collapser, NULL, collapse_main, mm) == 0;
+    mm->collapsing = tai_thread_create(&mm->collapser, collapse_main, mm) == 0;
     return mm->collapsing;
 }
 

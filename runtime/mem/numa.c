@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/thread.h"
 
 struct tai_numa {
     hwloc_topology_t topo;
@@ -230,6 +231,7 @@ TinyAIStatus tai_numa_bind_thread(const tai_numa *numa, int core) {
         return tai_error(TINYAI_ERR_UNSUPPORTED,
                          "numa: cannot bind threads on a topology that is not this machine's");
     hwloc_obj_t obj = hwloc_get_obj_by_type(numa->topo, numa->core_type, (unsigned)core);
+    tai_thread_note_binding(); /* helper threads started later run on every CPU */
     if (hwloc_set_cpubind(numa->topo, obj->cpuset, HWLOC_CPUBIND_THREAD) < 0)
         return tai_error(TINYAI_ERR_UNSUPPORTED, "numa: binding the thread to core %d failed: %s",
                          core, strerror(errno));

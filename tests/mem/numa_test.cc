@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/thread.h"
 #include "kernels/kernels.h"
 #include "runtime/mem/numa.h"
 #include "tests/common/test_paths.h"
@@ -510,6 +511,48 @@ TEST(NumaBind, CallingThreadOnThisMachine) {
         EXPECT_TRUE(hwloc_same) << "core " << core;
         EXPECT_TRUE(kernel_same) << "core " << core;
     }
+}
+
+// A thread started with tai_thread_create by a thread bound to one core
+// (a compute thread starting a loader, say) runs on every CPU the process
+// had, where a plain thread would be held to that core.
+TEST(NumaBind, HelperThreadsOfABoundThreadRunOnEveryCpu) {
+    Numa n = Open(nullptr);
+    ASSERT_TRUE(n);
+    HwlocTopo h;
+    cpu_set_t all;  // the test's main thread is never bound
+    ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+    const int last = tai_numa_core_count(n.get()) - 1;
+    TinyAIStatus st = TINYAI_ERR_INTERNAL;
+    std::string msg;
+    cpu_set_t helper, plain;
+    CPU_ZERO(&helper);
+    CPU_ZERO(&plain);
+    int created = -1;
+    std::thread t([&] {
+        st = tai_numa_bind_thread(n.get(), last);
+        msg = tinyaiLastErrorMessage();
+        if (st != TINYAI_OK) return;
+        pthread_t th;
+        created = tai_thread_create(
+            &th,
+            [](void *arg) -> void * {
+                sched_getaffinity(0, sizeof(cpu_set_t), static_cast<cpu_set_t *>(arg));
+                return nullptr;
+            },
+            &helper);
+        if (created == 0) pthread_join(th, nullptr);
+        std::thread([&] { sched_getaffinity(0, sizeof plain, &plain); }).join();
+    });
+    t.join();
+    if (st == TINYAI_ERR_UNSUPPORTED) GTEST_SKIP() << "binding refused here: " << msg;
+    ASSERT_EQ(st, TINYAI_OK) << msg;
+    ASSERT_EQ(created, 0);
+    EXPECT_TRUE(CPU_EQUAL(&helper, &all)) << CPU_COUNT(&helper) << " of " << CPU_COUNT(&all)
+                                          << " CPUs";
+    // the contrast: a plain thread inherits the core
+    hwloc_const_cpuset_t core = h.CoreCpuset(last);
+    EXPECT_EQ(CPU_COUNT(&plain), hwloc_bitmap_weight(core));
 }
 
 struct PoolJob {
