@@ -278,8 +278,9 @@ INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int
 /* Panels read side by side by the single-column loop: the Q4 types do
  * twice the work per byte of Q8_0 and keep fewer reads in flight per
  * stream, so they take four streams (on one thread of a family 6 model 167
- * Xeon, weights in huge pages: Q4_0 86-88% -> 88-94% of the paired read
- * bandwidth); Q8_0 does best with two. */
+ * Xeon, Q4_0 85-86% -> 88-89% of the paired read bandwidth with weights in
+ * base pages, 93-95% in huge pages as the runtime keeps them); Q8_0 does
+ * best with two (88-89% with four, 90-91% with two). */
 #define Q_SIDE(T) ((T) == T_Q8_0 ? 2 : 4)
 
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
