@@ -52,7 +52,7 @@ static void die(const char *fmt, ...) {
 /* The destination memory is allocated as the runtime's weight cache is
  * (storage.h): on a virtual disk that decides the speed. */
 static void *xalloc_aligned(size_t bytes) {
-    void *p = tai_bench_dma_alloc(bytes);
+    void *p = tai_bench_huge_alloc(bytes);
     if (!p) die("out of memory (%zu MiB)", bytes / MiB);
     return p;
 }

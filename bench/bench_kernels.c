@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,16 +62,11 @@ static void *xalloc(size_t bytes) {
     return p;
 }
 
-/* Weights: 2 MiB aligned and in huge pages where the kernel grants them,
- * as the runtime keeps a model's weights (its arena and cache), so the
- * kernels meet the same TLB as when decoding. */
+/* Weights: in huge pages, as the runtime keeps a model's weights, so the
+ * kernels meet the same TLB as when decoding. Never NULL (exits). */
 static void *walloc(size_t bytes) {
-    const size_t huge = (size_t)2 << 20, sz = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, sz ? sz : huge);
+    void *p = tai_bench_huge_alloc(bytes);
     if (!p) die("out of memory (%zu MiB)", bytes / MiB + 1);
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, sz ? sz : huge, MADV_HUGEPAGE);
-#endif
     return p;
 }
 
@@ -675,7 +669,7 @@ static void measure_matvec(void) {
             void **copies = calloc((size_t)nc, sizeof *copies);
             if (!copies) die("out of memory");
             copies[0] = walloc(pb);
-            /* load-time cost: packing, timed into copy 0 (the warm-up faults it in) */
+            /* load-time cost: packing, timed into copy 0 (already faulted in) */
             for (int th = 1; th <= N; th++) {
                 pack_job pj = {G.pool[th], t, q, s.m, s.k, copies[0]};
                 pack_res pr = {.type = t, .s = s, .threads = th, .packed = pb, .gguf = gguf};

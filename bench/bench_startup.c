@@ -187,7 +187,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int root = tai_bench_drop_caches() == 0;
-    void *buf = tai_bench_dma_alloc((size_t)64 << 20);
+    void *buf = tai_bench_huge_alloc((size_t)64 << 20);
     char err[256] = "";
     double ceil_v[MAX_RUNS];
     int nceil = 0;

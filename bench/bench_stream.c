@@ -184,7 +184,7 @@ static result run(const char *self, const char *path, size_t limit, int mode, in
  * huge-page memory as the cache reads (storage.h). */
 static double storage_ceiling(const char *path) {
     const size_t bytes = 64u << 20;
-    void *buf = tai_bench_dma_alloc(bytes);
+    void *buf = tai_bench_huge_alloc(bytes);
     if (!buf) return 0;
     double best = 0;
     for (size_t block = 8u << 20; block <= (32u << 20); block *= 4) {

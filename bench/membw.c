@@ -216,17 +216,12 @@ static double read_bandwidth(size_t bytes, int threads, int reps, int only,
         names[0] = names[only];
         sh.n_fn = 1;
     }
-    const size_t huge = (size_t)2 << 20;
-    uint8_t *buf = aligned_alloc(huge, (total + huge - 1) / huge * huge);
+    uint8_t *buf = tai_bench_huge_alloc(total); /* every page faulted in */
     double *t = malloc((size_t)reps * (size_t)sh.n_fn * sizeof *t);
     slice *sl = calloc((size_t)threads, sizeof *sl);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     double best = 0.0;
     if (!buf || !t || !sl || !th) goto out;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(buf, total, MADV_HUGEPAGE); /* as the runtime's weights */
-#endif
-    memset(buf, 1, total); /* fault every page in before timing */
     sh.reps = reps;
     sh.go = 0;
     sh.abort_run = 0;
@@ -295,4 +290,18 @@ int tai_bench_drop_caches(void) {
     int ok = write(fd, "3", 1) == 1;
     close(fd);
     return ok ? 0 : -1;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *tai_bench_huge_alloc(size_t bytes) {
+    if (bytes == 0 || bytes > SIZE_MAX - HUGE_PAGE) return NULL;
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, bytes); /* faulted in before any timing */
+    return p;
 }

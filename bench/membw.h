@@ -33,6 +33,11 @@ static inline double tai_bench_median(double *v, int n) {
  * /proc/sys/vm/drop_caches after a sync; needs root). 0, or -1 if it cannot. */
 int tai_bench_drop_caches(void);
 
+/* Memory as the runtime keeps weights (its arena, its cache): bytes rounded
+ * up to 2 MiB, 2 MiB aligned, MADV_HUGEPAGE advised, every page touched
+ * before any timing. NULL if out of memory; free() it. */
+void *tai_bench_huge_alloc(size_t bytes);
+
 /* Streaming read bandwidth of a `bytes` buffer (much larger than the
  * last-level cache) split across `threads` threads, in bytes per second: for
  * each of several read loops (vector width x number of streams, see

@@ -7,25 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench/membw.h"
-
-#define HUGE_PAGE ((size_t)2 << 20)
-
-void *tai_bench_dma_alloc(size_t bytes) {
-    if (bytes == 0 || bytes > SIZE_MAX - HUGE_PAGE) return NULL;
-    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *p = NULL;
-    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    memset(p, 0, bytes); /* faulted in before any timing */
-    return p;
-}
 
 double tai_bench_direct_read(const char *path, size_t block, void *buf, size_t buf_bytes,
                              char *err, size_t err_len) {
@@ -112,7 +97,7 @@ double tai_bench_direct_read_parallel(const char *path, size_t block, int reader
     pthread_t th[64];
     int started = 0, ok = 1, made = 0;
     for (int i = 0; i < readers && ok; i++, made++) {
-        r[i] = (reader){fd, (uint64_t)st.st_size, block, i, readers, tai_bench_dma_alloc(block), 0};
+        r[i] = (reader){fd, (uint64_t)st.st_size, block, i, readers, tai_bench_huge_alloc(block), 0};
         ok = r[i].buf != NULL;
     }
     const double t0 = tai_bench_now();

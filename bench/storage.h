@@ -1,6 +1,6 @@
 /* bench/: the storage ceiling, measured the way the runtime reads: O_DIRECT
- * into memory allocated as the weight cache's arena is (2 MiB aligned,
- * transparent huge pages advised). On a virtual disk a read into huge pages
+ * into memory allocated as the weight cache's arena is (tai_bench_huge_alloc,
+ * membw.h). On a virtual disk a read into huge pages
  * is a few large segments instead of one per 4 KiB page; here that more
  * than doubles the speed, so the ceiling and the runtime must use the same
  * kind of memory. */
@@ -13,10 +13,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* bytes rounded up to 2 MiB, 2 MiB aligned, MADV_HUGEPAGE, every page
- * touched. NULL if out of memory; free() it. */
-void *tai_bench_dma_alloc(size_t bytes);
 
 /* Reads the whole file with a plain loop of O_DIRECT pread(2) calls of
  * `block` bytes, one at a time, into successive blocks of buf (buf_bytes >=

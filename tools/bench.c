@@ -636,7 +636,7 @@ static double storage_bandwidth(const char *path) {
     while (i < MAX_LIST && storage_at[i].path && strcmp(storage_at[i].path, path)) i++;
     if (O.progress) fprintf(stderr, "tinyai bench: measuring storage bandwidth on %s\n", path);
     const size_t bytes = 64u << 20;
-    void *buf = tai_bench_dma_alloc(bytes);
+    void *buf = tai_bench_huge_alloc(bytes);
     double best = 0;
     if (O.root) tai_bench_drop_caches();
     if (buf) best = tai_bench_direct_read(path, 32u << 20, buf, bytes, NULL, 0);
