@@ -111,13 +111,76 @@ TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
                                         const void *layer_bytes, uint64_t avail, void *image,
                                         uint64_t image_size, tai_image_progress *progress) {
     if (!progress) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_part: NULL progress");
+    return tai_layer_image_build_window(mf, layer, layer_bytes, 0, avail, image, image_size,
+                                        progress);
+}
+
+/* Whether tensor t of the image is packed from its rows here (panel by
+ * panel) rather than copied. */
+static bool packs(const tai_tensor *t, const tai_image_tensor *it) {
+    return it->layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS;
+}
+
+uint64_t tai_layer_image_next_byte(const tai_model_file *mf, int layer,
+                                   const tai_image_progress *progress) {
+    if (!mf || !progress || layer < 0 || layer >= mf->n_layers) return 0;
+    const tai_layer_entry *e = &mf->layers[layer];
+    if (!progress->started) return 0;
+    if (progress->tensor >= e->n_tensors) return e->size;
+    const tai_tensor *t = layer_tensor(mf, e, progress->tensor);
+    uint64_t pos = 0;
+    tai_image_tensor it = {0, 0, 0};
+    for (int j = 0; j <= progress->tensor; j++) {
+        place(layer_tensor(mf, e, j), pos, &it);
+        pos = it.offset + it.size;
+    }
+    const uint64_t rel = t->offset - e->offset;
+    if (packs(t, &it))
+        return rel + (uint64_t)progress->panel * TAI_PANEL * tai_type_row_bytes(t->type, t->ne[0]);
+    return rel + (uint64_t)progress->panel;
+}
+
+bool tai_layer_image_in_order(const tai_model_file *mf, int layer, uint64_t *largest_part) {
+    if (largest_part) *largest_part = 0;
+    if (!mf || layer < 0 || layer >= mf->n_layers) return false;
+    const tai_layer_entry *e = &mf->layers[layer];
+    uint64_t end = e->offset, pos = 0, largest = 0;
+    for (int j = 0; j < e->n_tensors; j++) {
+        const tai_tensor *t = layer_tensor(mf, e, j);
+        tai_image_tensor it;
+        if (!place(t, pos, &it) || t->offset < end) return false;
+        end = t->offset + t->size;
+        pos = it.offset + it.size;
+        if (packs(t, &it)) {
+            uint64_t part = TAI_PANEL * tai_type_row_bytes(t->type, t->ne[0]);
+            if (part > t->size) part = t->size;
+            if (part > largest) largest = part;
+        }
+    }
+    if (largest_part) *largest_part = largest;
+    return true;
+}
+
+TinyAIStatus tai_layer_image_build_window(const tai_model_file *mf, int layer,
+                                          const void *window, uint64_t lo, uint64_t hi,
+                                          void *image, uint64_t image_size,
+                                          tai_image_progress *progress) {
+    if (!progress) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_layer_image_build_window: NULL progress");
     uint64_t want;
-    TinyAIStatus st = check_build(mf, layer, layer_bytes, image, image_size,
-                                  "tai_layer_image_build_part", &want);
+    TinyAIStatus st = check_build(mf, layer, window, image, image_size,
+                                  "tai_layer_image_build_window", &want);
     if (st || want == 0) return st;
     const tai_layer_entry *e = &mf->layers[layer];
+    if (hi > e->size) hi = e->size;
+    if (lo > hi) return TINYAI_OK; /* nothing of the layer at hand */
+    const uint64_t next = tai_layer_image_next_byte(mf, layer, progress);
+    if (next < lo && next < e->size)
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: layer %d: the build needs byte %llu, "
+                         "before the bytes at hand [%llu, %llu)", mf->path, layer,
+                         (unsigned long long)next, (unsigned long long)lo,
+                         (unsigned long long)hi);
     uint8_t *img = image;
-    const uint8_t *src = layer_bytes;
+    const uint8_t *win = window;
     if (!progress->started) { /* the gaps between tensors and after the last */
         uint64_t pos = 0;
         for (int j = 0; j < e->n_tensors; j++) {
@@ -141,23 +204,29 @@ TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
     while (progress->tensor < e->n_tensors) {
         const tai_tensor *t = layer_tensor(mf, e, progress->tensor);
         const uint64_t rel = t->offset - e->offset; /* inside the layer (checked at open) */
-        if (it.layout == TAI_LAYOUT_PACKED && t->layout == TAI_LAYOUT_ROWS) {
+        if (packs(t, &it)) {
             const int64_t rows = t->ne[1], panels = (rows + TAI_PANEL - 1) / TAI_PANEL;
-            const uint64_t rb = tai_type_row_bytes(t->type, t->ne[0]);
+            const uint64_t rb = tai_type_row_bytes(t->type, t->ne[0]), pb = rb * TAI_PANEL;
+            const uint64_t from = rel + (uint64_t)progress->panel * pb; /* >= lo */
             int64_t ready = panels;
-            if (avail < rel + t->size) {
-                const uint64_t have = avail > rel ? avail - rel : 0;
-                ready = (int64_t)(have / (rb * TAI_PANEL));
-            }
+            if (hi < rel + t->size) ready = hi > rel ? (int64_t)((hi - rel) / pb) : 0;
             if (ready > progress->panel) {
-                tai_host_pack_panels(t->type, src + rel, rows, t->ne[0], img + it.offset,
-                                progress->panel, ready);
+                /* from the first panel not packed, as a matrix of its own */
+                const int64_t p0 = progress->panel;
+                tai_host_pack_panels(t->type, win + (from - lo), rows - p0 * TAI_PANEL, t->ne[0],
+                                     img + it.offset + (size_t)p0 * tai_pack_panel_bytes(t->type, t->ne[0]),
+                                     0, ready - p0);
                 progress->panel = ready;
             }
             if (progress->panel < panels) break;
         } else {
-            if (avail < rel + t->size) break;
-            memcpy(img + it.offset, src + rel, (size_t)it.size);
+            const uint64_t from = rel + (uint64_t)progress->panel; /* >= lo */
+            const uint64_t to = hi < rel + it.size ? hi : rel + it.size;
+            if (to > from) {
+                memcpy(img + it.offset + progress->panel, win + (from - lo), (size_t)(to - from));
+                progress->panel += (int64_t)(to - from);
+            }
+            if ((uint64_t)progress->panel < it.size) break;
         }
         progress->tensor++;
         progress->panel = 0;

@@ -70,22 +70,41 @@ TinyAIStatus tai_layer_image_build(const tai_model_file *mf, int layer,
 
 /* The same build in steps, as the layer's bytes arrive: each call builds
  * every part of the image whose source lies in the first `avail` bytes of
- * `layer_bytes` and was not built yet (whole tensors that are copied, runs
- * of whole 16-row panels of those that are packed), so that a loader can
- * repack what has landed while the rest is still being read. `progress`
- * starts zeroed (the first call also zeroes the gaps of the image); the
- * image is complete when a call with avail = the layer's size returns (or
- * tai_layer_image_done says so). Same arguments and errors as
+ * `layer_bytes` and was not built yet (the bytes of tensors that are
+ * copied, runs of whole 16-row panels of those that are packed), so that a
+ * loader can repack what has landed while the rest is still being read.
+ * `progress` starts zeroed (the first call also zeroes the gaps of the
+ * image); the image is complete when a call with avail = the layer's size
+ * returns (or tai_layer_image_done says so). Same arguments and errors as
  * tai_layer_image_build, on the calling thread. */
 typedef struct {
     int started;
     int tensor;    /* the first tensor not finished */
-    int64_t panel; /* its panels packed so far */
+    int64_t panel; /* its panels packed so far (bytes, for one copied) */
 } tai_image_progress;
 
 TinyAIStatus tai_layer_image_build_part(const tai_model_file *mf, int layer,
                                         const void *layer_bytes, uint64_t avail, void *image,
                                         uint64_t image_size, tai_image_progress *progress);
+/* As tai_layer_image_build_part with only bytes [lo, hi) of the layer at
+ * hand, at `window` (a loader's ring of pieces): builds the parts whose
+ * source lies inside. The build goes in the order of the layer's bytes, so
+ * a caller may drop everything before tai_layer_image_next_byte; a window
+ * starting after it is refused (TINYAI_ERR_INVALID_ARG). The layer's
+ * tensors must lie in increasing order without overlapping (true of every
+ * file the open accepts; tai_layer_image_in_order says so). */
+TinyAIStatus tai_layer_image_build_window(const tai_model_file *mf, int layer,
+                                          const void *window, uint64_t lo, uint64_t hi,
+                                          void *image, uint64_t image_size,
+                                          tai_image_progress *progress);
+/* The layer-relative offset of the first source byte the build still
+ * needs (the layer's size once it is done). */
+uint64_t tai_layer_image_next_byte(const tai_model_file *mf, int layer,
+                                   const tai_image_progress *progress);
+/* Whether the layer's tensors lie in increasing order without overlapping,
+ * and the largest part a windowed build needs whole (one 16-row panel of a
+ * packed matrix; a copied tensor is copied in any pieces). */
+bool tai_layer_image_in_order(const tai_model_file *mf, int layer, uint64_t *largest_part);
 bool tai_layer_image_done(const tai_model_file *mf, int layer,
                           const tai_image_progress *progress);
 

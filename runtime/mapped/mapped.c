@@ -60,6 +60,8 @@ struct TinyAIMappedModel {
     size_t *image_bytes;   /* per layer */
     size_t *tensor_off;    /* per tensor (file tensor index): offset in its image */
     unsigned char *direct; /* per layer: the file's bytes are the image */
+    unsigned char *ringed; /* per layer: built through a loader's ring */
+    uint64_t ring_part;    /* the largest part a ringed build needs whole */
     unsigned char *verified; /* per layer: checksum checked once (under io_mu) */
     tai_cache_entry_info *snap; /* per layer: scratch of refresh_all (under mu) */
     size_t total_images, largest_image;
@@ -75,6 +77,8 @@ struct TinyAIMappedModel {
     void *staging[MAX_LOADERS];
     int io_busy[MAX_LOADERS];
     size_t staging_bytes; /* per engine */
+    size_t piece;         /* bytes of one read of a staged layer */
+    int ring_slots;       /* pieces a staging ring holds (read_and_build_ring) */
     uint64_t direct_read; /* bytes tai_mapped_read and _verify read (io_mu) */
     size_t align;         /* O_DIRECT alignment of the file (max over engines) */
     pthread_mutex_t io_mu;
@@ -102,9 +106,25 @@ struct TinyAIMappedModel {
     char pin_msg[256];
     double pin_t0, pin_seconds;
     pthread_cond_t pin_cv;
+    int *load_order; /* n_layers: the order of a whole load (set_load_order) */
+    int load_last;   /* its final layer, read once the others landed (-1: none) */
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
+
+/* The order of a whole load: `first`, the others in the file's order,
+ * `last` (each -1 for none). */
+static void set_load_order(TinyAIMappedModel *mm, int first, int last) {
+    const int n = mm->n_layers;
+    if (first < 0 || first >= n) first = -1;
+    if (last < 0 || last >= n || last == first) last = -1;
+    int k = 0;
+    if (first >= 0) mm->load_order[k++] = first;
+    for (int l = 0; l < n; l++)
+        if (l != first && l != last) mm->load_order[k++] = l;
+    if (last >= 0) mm->load_order[k++] = last;
+    mm->load_last = last;
+}
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
@@ -198,15 +218,21 @@ static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *by
  * layer's pieces at once are served side by side and land together at the
  * end, leaving nothing to repack until then). */
 #define WINDOW 8
+#define MAX_RING 64 /* slots of a staging ring (8 of them over the window: 16 MiB panels) */
 /* Submits pieces next.. of [a0, a0 + total) until WINDOW are in flight; a
- * refused submission is recorded in *fail_res / *fail_off. */
+ * refused submission is recorded in *fail_res / *fail_off. Piece j goes to
+ * stage + j * piece, or with a ring of nr pieces (read_and_build_ring) to
+ * its slot, j % nr, once the build is past the piece a lap before (every
+ * piece before `consumed`). */
 static void fill_window(TinyAIMappedModel *mm, int slot, uint64_t a0, size_t total,
-                        size_t piece, int n, unsigned char *stage, int *next, int *outstanding,
-                        int *fail_res, uint64_t *fail_off) {
-    while (*next < n && *outstanding < WINDOW) {
+                        size_t piece, int64_t n, unsigned char *stage, int nr, int64_t consumed,
+                        int64_t *next, int *outstanding, int *fail_res, uint64_t *fail_off) {
+    while (*fail_res == 0 && *next < n && *outstanding < WINDOW &&
+           (nr == 0 || *next - consumed < nr)) {
         const size_t off = (size_t)*next * piece;
-        tai_io_req rq = {mm->iof[slot], a0 + off, total - off < piece ? total - off : piece,
-                         stage + off, (uint64_t)*next};
+        unsigned char *to = stage + (nr ? (size_t)(*next % nr) * piece : off);
+        tai_io_req rq = {mm->iof[slot], a0 + off, total - off < piece ? total - off : piece, to,
+                         (uint64_t)*next};
         int rc = tai_io_submit(mm->io[slot], &rq);
         if (rc == -EBUSY) return;
         if (rc != 0) {
@@ -217,6 +243,40 @@ static void fill_window(TinyAIMappedModel *mm, int slot, uint64_t a0, size_t tot
         (*next)++;
         (*outstanding)++;
     }
+}
+
+/* Waits for pieces in flight: the tags of those that landed whole go to
+ * `tags` (TAI_IO_MAX_REQS at most), the first failure to *fail_res /
+ * *fail_off. Returns how many landed; -1 when the kernel interface failed
+ * (no completion can come). */
+static int wait_pieces(TinyAIMappedModel *mm, int slot, uint64_t a0, int *outstanding,
+                       int *fail_res, uint64_t *fail_off, uint64_t *tags) {
+    tai_io_done d[TAI_IO_MAX_REQS];
+    const int got = tai_io_wait(mm->io[slot], d, TAI_IO_MAX_REQS, 1);
+    if (got < 0) {
+        if (*fail_res == 0) *fail_res = got, *fail_off = a0;
+        return -1;
+    }
+    int landed = 0;
+    for (int i = 0; i < got; i++) {
+        (*outstanding)--;
+        if (d[i].res < 0 && *fail_res == 0) {
+            *fail_res = d[i].res;
+            *fail_off = d[i].fail_offset;
+        }
+        if (d[i].res == 0) tags[landed++] = d[i].tag;
+    }
+    return landed;
+}
+
+static TinyAIStatus pieces_failed(const TinyAIMappedModel *mm, int layer, uint64_t a0,
+                                  size_t total, uint64_t fail_off, int fail_res) {
+    char nm[32];
+    return tai_error(TINYAI_ERR_IO,
+                     "%s: layer %d (%s): read of %zu bytes at offset %llu failed at offset "
+                     "%llu: %s",
+                     mm->file->path, layer, layer_name(mm, layer, nm, sizeof nm), total,
+                     (unsigned long long)a0, (unsigned long long)fail_off, strerror(-fail_res));
 }
 
 static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, uint64_t a0,
@@ -236,7 +296,8 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
     memset(landed, 0, (size_t)n);
     tai_image_progress prog = {0, 0, 0};
     TinyAIStatus st = TINYAI_OK;
-    int next = 0, outstanding = 0, done_upto = 0;
+    int64_t next = 0;
+    int outstanding = 0, done_upto = 0;
     uint64_t fail_off = 0;
     int fail_res = 0;
     if (mm->resident) {
@@ -244,7 +305,7 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
          * faulted in now, while the loader would only wait, in one call
          * (several times cheaper per page than a fault each), instead of
          * one at a time as the repacking first writes them. */
-        fill_window(mm, slot, a0, total, piece, n, stage, &next, &outstanding, &fail_res,
+        fill_window(mm, slot, a0, total, piece, n, stage, 0, 0, &next, &outstanding, &fail_res,
                     &fail_off);
         (void)tai_populate_write(dst, mm->image_bytes[layer]);
     }
@@ -253,26 +314,16 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
          * wait), so the device never waits on the repacking of pieces that
          * landed together */
         if (st == TINYAI_OK && fail_res == 0)
-            fill_window(mm, slot, a0, total, piece, n, stage, &next, &outstanding, &fail_res,
+            fill_window(mm, slot, a0, total, piece, n, stage, 0, 0, &next, &outstanding, &fail_res,
                         &fail_off);
         if (outstanding == 0) break; /* nothing more will land */
-        tai_io_done d[TAI_IO_MAX_REQS];
-        int got = tai_io_wait(mm->io[slot], d, TAI_IO_MAX_REQS, 1);
-        if (got < 0) { /* the kernel interface failed: no completion can come */
-            if (fail_res == 0) fail_res = got, fail_off = a0;
-            break;
-        }
-        for (int i = 0; i < got; i++) {
-            outstanding--;
-            if (d[i].res < 0 && fail_res == 0) {
-                fail_res = d[i].res;
-                fail_off = d[i].fail_offset;
-            }
-            if (d[i].res == 0) landed[d[i].tag] = 1;
-        }
+        uint64_t tags[TAI_IO_MAX_REQS];
+        const int got = wait_pieces(mm, slot, a0, &outstanding, &fail_res, &fail_off, tags);
+        if (got < 0) break;
+        for (int i = 0; i < got; i++) landed[tags[i]] = 1;
         if (fail_res != 0) continue; /* drain what is in flight */
         if (st == TINYAI_OK)
-            fill_window(mm, slot, a0, total, piece, n, stage, &next, &outstanding, &fail_res,
+            fill_window(mm, slot, a0, total, piece, n, stage, 0, 0, &next, &outstanding, &fail_res,
                         &fail_off);
         const int before = done_upto;
         while (done_upto < n && landed[done_upto]) done_upto++;
@@ -285,14 +336,7 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
                                                 mm->image_bytes[layer], &prog);
         }
     }
-    if (fail_res != 0) {
-        char nm[32];
-        return tai_error(TINYAI_ERR_IO,
-                         "%s: layer %d (%s): read of %zu bytes at offset %llu failed at offset "
-                         "%llu: %s",
-                         mm->file->path, layer, layer_name(mm, layer, nm, sizeof nm), total,
-                         (unsigned long long)a0, (unsigned long long)fail_off, strerror(-fail_res));
-    }
+    if (fail_res != 0) return pieces_failed(mm, layer, a0, total, fail_off, fail_res);
     if (st != TINYAI_OK) return st;
     /* a .tmai layer is built only once whole, after its checksum */
     if (mm->file->kind == TAI_FILE_TMAI) {
@@ -300,6 +344,98 @@ static TinyAIStatus read_and_build(TinyAIMappedModel *mm, int slot, int layer, u
         if (st == TINYAI_OK && !tai_layer_image_done(mm->file, layer, &prog))
             st = tai_layer_image_build(mm->file, layer, stage + skip, dst, mm->image_bytes[layer], NULL);
     }
+    return st;
+}
+
+/* Builds what it can of the image from the pieces landed so far, in a ring
+ * of mm->ring_slots pieces (piece j of the span in slot j % slots), the
+ * spill area after the last slot standing in for the start of the next
+ * lap, so that a panel that runs over the end of the ring is contiguous.
+ * *consumed gets the piece that holds the first byte still needed (every
+ * piece before it may be read over). */
+static TinyAIStatus ring_build(TinyAIMappedModel *mm, int layer, unsigned char *stage,
+                               size_t skip, size_t total, int64_t landed, void *dst,
+                               tai_image_progress *prog, int64_t *consumed) {
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    const size_t piece = mm->piece, spill = round_up((size_t)mm->ring_part, 64);
+    const int nr = mm->ring_slots;
+    for (;;) {
+        const uint64_t nb = skip + tai_layer_image_next_byte(mm->file, layer, prog);
+        if (nb >= skip + e->size) {
+            *consumed = INT64_MAX;
+            return TINYAI_OK;
+        }
+        const int64_t c = (int64_t)(nb / piece);
+        *consumed = c;
+        if (c >= landed) return TINYAI_OK;
+        const int64_t lap_end = c - c % nr + nr; /* the next lap's first piece */
+        uint64_t hi = (uint64_t)(landed < lap_end ? landed : lap_end) * piece;
+        if (landed > lap_end && spill > 0) {
+            /* the next lap's first pieces lie from slot 0 on */
+            uint64_t end = (uint64_t)landed * piece;
+            if (end > hi + spill) end = hi + spill;
+            if (end > total) end = total;
+            memcpy(stage + (size_t)nr * piece, stage, (size_t)(end - hi));
+            hi = end;
+        }
+        if (hi > total) hi = total;
+        const unsigned char *w = stage + (size_t)(c % nr) * piece;
+        uint64_t lo = (uint64_t)c * piece;
+        if (lo < skip) { /* the alignment before the layer's first byte */
+            w += skip - lo;
+            lo = skip;
+        }
+        TinyAIStatus st = tai_layer_image_build_window(mm->file, layer, w, lo - skip,
+                                                       hi > skip ? hi - skip : 0, dst,
+                                                       mm->image_bytes[layer], prog);
+        if (st != TINYAI_OK) return st;
+        if (skip + tai_layer_image_next_byte(mm->file, layer, prog) == nb) return TINYAI_OK;
+    }
+}
+
+/* As read_and_build for a layer of a GGUF file, through the staging ring
+ * (ring_build): piece j goes into its slot once every byte the build needs
+ * from the piece a lap before has been used, WINDOW pieces in flight. */
+static TinyAIStatus read_and_build_ring(TinyAIMappedModel *mm, int slot, int layer, uint64_t a0,
+                                        uint64_t a1, unsigned char *stage, void *dst) {
+    const tai_layer_entry *e = &mm->file->layers[layer];
+    const size_t total = (size_t)(a1 - a0), skip = (size_t)(e->offset - a0);
+    const size_t piece = mm->piece;
+    const int64_t n = (int64_t)((total + piece - 1) / piece);
+    const int nr = mm->ring_slots;
+    int64_t in_slot[MAX_RING]; /* the piece landed in each slot (-1: none) */
+    for (int i = 0; i < nr; i++) in_slot[i] = -1;
+    tai_image_progress prog = {0, 0, 0};
+    TinyAIStatus st = TINYAI_OK;
+    int64_t next = 0, landed = 0, consumed = 0;
+    int outstanding = 0, fail_res = 0;
+    uint64_t fail_off = 0;
+    bool populated = !mm->resident;
+    for (;;) {
+        if (st == TINYAI_OK)
+            fill_window(mm, slot, a0, total, piece, n, stage, nr, consumed, &next, &outstanding,
+                        &fail_res, &fail_off);
+        if (!populated) { /* as in read_and_build, while the first reads are under way */
+            (void)tai_populate_write(dst, mm->image_bytes[layer]);
+            populated = true;
+        }
+        if (outstanding == 0) break; /* nothing more will land */
+        uint64_t tags[TAI_IO_MAX_REQS];
+        const int got = wait_pieces(mm, slot, a0, &outstanding, &fail_res, &fail_off, tags);
+        if (got < 0) break;
+        for (int i = 0; i < got; i++) in_slot[tags[i] % (uint64_t)nr] = (int64_t)tags[i];
+        if (fail_res != 0 || st != TINYAI_OK) continue; /* drain what is in flight */
+        while (landed < n && in_slot[landed % nr] == landed) landed++;
+        /* the window refilled before repacking, so the device never waits
+         * on the repacking of pieces that landed together */
+        fill_window(mm, slot, a0, total, piece, n, stage, nr, consumed, &next, &outstanding,
+                    &fail_res, &fail_off);
+        st = ring_build(mm, layer, stage, skip, total, landed, dst, &prog, &consumed);
+    }
+    if (fail_res != 0) return pieces_failed(mm, layer, a0, total, fail_off, fail_res);
+    if (st == TINYAI_OK && !tai_layer_image_done(mm->file, layer, &prog))
+        st = tai_error(TINYAI_ERR_INTERNAL, "%s: layer %d: the image was left incomplete",
+                       mm->file->path, layer);
     return st;
 }
 
@@ -358,7 +494,9 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         const uint64_t a0 = e->offset / a * a;
         uint64_t a1 = round_up((size_t)(e->offset + e->size), a);
         if (a1 > mm->file->file_size) a1 = mm->file->file_size;
-        st = read_and_build(mm, slot, layer, a0, a1, mm->staging[slot], dst);
+        st = mm->ringed[layer]
+                 ? read_and_build_ring(mm, slot, layer, a0, a1, mm->staging[slot], dst)
+                 : read_and_build(mm, slot, layer, a0, a1, mm->staging[slot], dst);
     }
     io_give(mm, slot);
     if (st == TINYAI_OK) st = check_sparse(mm, layer, dst);
@@ -416,7 +554,9 @@ static void refresh_locked(TinyAIMappedModel *mm);
  * acquire). The outcome is published for tai_mapped_pin_wait. */
 static bool pin_in_background(TinyAIMappedModel *mm) {
     TinyAIStatus st = TINYAI_OK;
-    for (int l = 0; l < mm->n_layers && st == TINYAI_OK; l++) {
+    for (int k = 0; k < mm->n_layers && st == TINYAI_OK; k++) {
+        const int l = mm->load_order[k];
+        if (l == mm->load_last) (void)tai_cache_prefetch(mm->cache, l); /* see pin_all */
         if (atomic_load(&mm->stop_collapse_flag))
             st = tai_error(TINYAI_ERR_INTERNAL, "%s: the load was stopped before layer %d",
                            mm->file->path, l);
@@ -530,9 +670,13 @@ static TinyAIStatus layout_images(TinyAIMappedModel *mm) {
     mm->image_bytes = calloc((size_t)mf->n_layers, sizeof *mm->image_bytes);
     mm->direct = calloc((size_t)mf->n_layers, 1);
     mm->verified = calloc((size_t)mf->n_layers, 1);
+    mm->ringed = calloc((size_t)mf->n_layers, 1);
+    mm->load_order = calloc((size_t)mf->n_layers, sizeof *mm->load_order);
     mm->tensor_off = calloc((size_t)(mf->n_tensors ? mf->n_tensors : 1), sizeof *mm->tensor_off);
     mm->snap = calloc((size_t)mf->n_layers, sizeof *mm->snap);
-    if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->tensor_off ||
+    if (!mm->desc || !mm->image_bytes || !mm->direct || !mm->verified || !mm->load_order ||
+        !mm->ringed ||
+        !mm->tensor_off ||
         !mm->snap || !mm->api_holds || !mm->api_reclaimed || !mm->api_owner || !mm->api_multi ||
         !mm->api_when)
         return tai_error(TINYAI_ERR_NOMEM, "out of memory");
@@ -558,6 +702,12 @@ static TinyAIStatus layout_images(TinyAIMappedModel *mm) {
          * offset any O_DIRECT alignment up to the cache's unit accepts */
         mm->direct[l] = e->size > 0 && e->offset % mm->granule == 0 &&
                         tai_layer_image_in_file(mf, l);
+        /* the rest of a GGUF file is built as it is read, through a ring
+         * of pieces (a .tmai layer is checked whole before it is built) */
+        uint64_t part = 0;
+        mm->ringed[l] = !mm->direct[l] && e->size > 0 && mf->kind != TAI_FILE_TMAI &&
+                        tai_layer_image_in_order(mf, l, &part);
+        if (mm->ringed[l] && part > mm->ring_part) mm->ring_part = part;
         size_t r = round_up(total, mm->granule);
         mm->total_images += r;
         if (r > mm->largest_image) mm->largest_image = r;
@@ -578,10 +728,6 @@ static TinyAIStatus open_engines(TinyAIMappedModel *mm) {
     ic.faults = mm->opt.faults;
     mm->n_io = mm->cfg.prefetchThreads;
     mm->align = 1;
-    size_t stage = 0;
-    for (int l = 0; l < mm->n_layers; l++)
-        if (!mm->direct[l] && mm->file->layers[l].size > stage)
-            stage = (size_t)mm->file->layers[l].size;
     for (int i = 0; i < mm->n_io; i++) {
         int rc = tai_io_create(&ic, &mm->io[i]);
         if (rc != 0)
@@ -599,15 +745,35 @@ static TinyAIStatus open_engines(TinyAIMappedModel *mm) {
                          "%s: the device needs %zu-byte aligned reads, more than the cache's "
                          "%zu-byte unit",
                          mm->file->path, mm->align, mm->granule);
+    /* Staging: a whole layer for one built only once read (a .tmai layer
+     * not stored as its image); a ring of pieces for the others, which is
+     * as much as the reads in flight and the repacking behind them need,
+     * whatever the size of the layer (a few MiB against hundreds for the
+     * layers of a large model: less memory to fault in at a start, less of
+     * a limit). */
+    mm->piece = (mm->opt.piece_bytes ? mm->opt.piece_bytes : PIECE) / mm->align * mm->align;
+    if (mm->piece == 0) mm->piece = mm->align;
+    const uint64_t part = round_up((size_t)mm->ring_part, 64);
+    const uint64_t ring_pieces = WINDOW + 2 + (part + mm->piece - 1) / mm->piece;
+    if (ring_pieces > MAX_RING) /* panels of tens of MiB: staged whole */
+        for (int l = 0; l < mm->n_layers; l++) mm->ringed[l] = 0;
+    mm->ring_slots = ring_pieces > MAX_RING ? 0 : (int)ring_pieces;
+    const size_t ring = (size_t)mm->ring_slots * mm->piece + (size_t)part;
+    size_t stage = 0;
+    for (int l = 0; l < mm->n_layers; l++) {
+        if (mm->direct[l]) continue;
+        size_t need = (size_t)mm->file->layers[l].size + 2 * mm->align; /* widened at both ends */
+        if (mm->ringed[l] && need > ring) need = ring;
+        if (need > stage) stage = need;
+    }
     if (stage > 0) {
-        /* widened to the alignment at both ends */
         /* in huge pages, as the cache's arena: on some devices (virtio
          * seen here) O_DIRECT into 4 KiB pages reads at half the speed.
          * Small staging (small models) stays in 4 KiB pages: rounding it
          * to 2 MiB would cost more of a limit than its reads gain. */
         const size_t huge = (size_t)2 << 20;
         const size_t unit = stage >= 8 * huge ? huge : 4096;
-        mm->staging_bytes = round_up(stage + 2 * mm->align, unit);
+        mm->staging_bytes = round_up(stage, unit);
         for (int i = 0; i < mm->n_io; i++) {
             mm->staging[i] = tai_mem_alloc(TAI_MEM_IO, mm->staging_bytes, unit, false);
 #ifdef MADV_HUGEPAGE
@@ -703,6 +869,8 @@ void tai_mapped_close(TinyAIMappedModel *mm) {
     free(mm->tensor_off);
     free(mm->direct);
     free(mm->verified);
+    free(mm->ringed);
+    free(mm->load_order);
     free(mm->snap);
     pthread_mutex_destroy(&mm->io_mu);
     pthread_cond_destroy(&mm->io_cv);
@@ -858,13 +1026,20 @@ static void refresh_locked(TinyAIMappedModel *mm) {
     pthread_mutex_unlock(&mm->mu);
 }
 
-TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
+TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm, int first, int last) {
     if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
+    set_load_order(mm, first, last);
     /* Every loader thread at once: the layers are read, repacked and their
      * memory faulted in in parallel, then the pins wait for each. A refused
-     * prefetch (no room now) only leaves that layer to its pin. */
-    for (int l = 0; l < mm->n_layers; l++) (void)tai_cache_prefetch(mm->cache, l);
-    for (int l = 0; l < mm->n_layers; l++) {
+     * prefetch (no room now) only leaves that layer to its pin. `last` is
+     * read once every other layer has landed, not beside the final ones:
+     * storage is shared, and it would take half the bandwidth of the
+     * layers a first pass still waits for. */
+    for (int k = 0; k < mm->n_layers; k++)
+        if (mm->load_order[k] != mm->load_last) (void)tai_cache_prefetch(mm->cache, mm->load_order[k]);
+    for (int k = 0; k < mm->n_layers; k++) {
+        const int l = mm->load_order[k];
+        if (l == mm->load_last) (void)tai_cache_prefetch(mm->cache, l);
         TinyAIStatus st = tai_cache_pin(mm->cache, l, true);
         if (st != TINYAI_OK) return st;
     }
@@ -873,10 +1048,13 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm) {
     return TINYAI_OK;
 }
 
-TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm) {
+TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last) {
     if (!mm->cache) return tai_error(TINYAI_ERR_INVALID_ARG, "the model has no weight cache yet");
-    if (mm->collapsing) return tai_mapped_pin_all(mm); /* pinned before: nothing to start */
-    for (int l = 0; l < mm->n_layers; l++) (void)tai_cache_prefetch(mm->cache, l);
+    /* pinned before: nothing to start */
+    if (mm->collapsing) return tai_mapped_pin_all(mm, first, last);
+    set_load_order(mm, first, last); /* before the thread that reads it */
+    for (int k = 0; k < mm->n_layers; k++)
+        if (mm->load_order[k] != mm->load_last) (void)tai_cache_prefetch(mm->cache, mm->load_order[k]);
     pthread_mutex_lock(&mm->mu);
     mm->pin_bg = true;
     mm->pin_done = false;
@@ -887,7 +1065,7 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm) {
     pthread_mutex_lock(&mm->mu); /* no thread: pinned here, waiting for each */
     mm->pin_bg = false;
     pthread_mutex_unlock(&mm->mu);
-    return tai_mapped_pin_all(mm);
+    return tai_mapped_pin_all(mm, first, last);
 }
 
 TinyAIStatus tai_mapped_pin_wait(TinyAIMappedModel *mm, double *seconds) {
@@ -964,6 +1142,15 @@ double tai_mapped_probe_bandwidth(TinyAIMappedModel *mm, size_t n) {
 }
 
 size_t tai_mapped_read_align(const TinyAIMappedModel *mm) { return mm->align; }
+
+bool tai_mapped_layer_checked(const TinyAIMappedModel *mm, int layer) {
+    if (layer < 0 || layer >= mm->n_layers) return false;
+    if (mm->file->kind != TAI_FILE_TMAI || mm->file->layers[layer].size == 0) return true;
+    pthread_mutex_lock((pthread_mutex_t *)&mm->io_mu);
+    const bool done = mm->verified[layer];
+    pthread_mutex_unlock((pthread_mutex_t *)&mm->io_mu);
+    return done;
+}
 
 /* Reads the aligned span around [off, off + len) into buf (aligned, cap
  * bytes, which must hold it); *at points at the first byte asked for. */

@@ -42,6 +42,9 @@ typedef struct {
     bool defer_cache;            /* open without a cache (tai_mapped_plan
                                     creates it) */
     int threads_hint;            /* compute threads, for NUMA placement */
+    size_t piece_bytes;          /* one read of a staged layer (0: 2 MiB;
+                                    tests make it small so that layers
+                                    wrap around the staging ring) */
 } tai_mapped_options;
 
 TinyAIStatus tai_mapped_open(const char *path, const TinyAIMmapConfig *cfg,
@@ -98,7 +101,12 @@ bool tai_mapped_collapse_pending(const TinyAIMappedModel *mm);
  * NULL: stops), in this cache and any later one. */
 struct tai_trace;
 void tai_mapped_set_trace(TinyAIMappedModel *mm, struct tai_trace *t);
-TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
+/* The order of the reads: `first`, the other layers in the file's order,
+ * `last`, once every other layer has landed (each -1 for none): a large
+ * layer first, so that the final reads are of layers one loader reads
+ * quickly, and last one a first pass can do without (the embedding table,
+ * whose rows are read from the file meanwhile, llama.c). */
+TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm, int first, int last);
 /* As tai_mapped_pin_all, without waiting: every layer's load starts now,
  * and a background thread pins each layer as it lands (then collapses the
  * arena as above). Acquiring a layer meanwhile waits for its load, as
@@ -108,7 +116,7 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm);
  * message), and the seconds from the start to the last pin;
  * tai_mapped_pin_pending says whether they are still going on (and the
  * seconds once not). Without a thread, the same as tai_mapped_pin_all. */
-TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm);
+TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last);
 TinyAIStatus tai_mapped_pin_wait(TinyAIMappedModel *mm, double *seconds);
 bool tai_mapped_pin_pending(TinyAIMappedModel *mm, double *seconds);
 
@@ -119,6 +127,9 @@ TinyAIStatus tai_mapped_release(TinyAIMappedModel *mm, int layer);
 /* Whether layer l is absent, being loaded or resident in the cache now
  * (TAI_ENTRY_ABSENT without a cache or for a bad index). */
 tai_entry_state tai_mapped_layer_state(const TinyAIMappedModel *mm, int layer);
+/* Whether layer's bytes need no check before use: a file without
+ * checksums (GGUF), an empty layer, or one whose checksum was checked. */
+bool tai_mapped_layer_checked(const TinyAIMappedModel *mm, int layer);
 
 /* Storage read bandwidth in bytes per second, 0 if it cannot be measured:
  * n bytes (rounded down to the alignment) read from four places of the file

@@ -726,13 +726,37 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
 
 void tai_llama_angles(const tai_batch *b) { rope_angles(b); }
 
+/* Columns a pass looks up by reading rows while the table loads: a read
+ * each (at most), a few ms in all, where the table takes tens of ms to
+ * arrive; a longer prompt waits for the table. */
+#define EMB_ROWS_WHILE_LOADING 64
+
+/* Whether layer l is not resident but on its way: its read queued or under
+ * way, or a whole load (tai_mapped_pin_all_start) still to reach it. */
+static bool still_loading(TinyAIModel *m, int l) {
+    const tai_entry_state st = tai_mapped_layer_state(m->mm, l);
+    return st == TAI_ENTRY_LOADING ||
+           (st == TAI_ENTRY_ABSENT && tai_mapped_pin_pending(m->mm, NULL));
+}
+
 void tai_llama_begin(const tai_batch *b) {
-    b->m->fw_cur = 0;
-    b->m->fw_rope = 0;
+    TinyAIModel *m = b->m;
+    m->fw_cur = 0;
+    m->fw_rope = 0;
+    /* An untied table still on its way (loaded last, memplan.c): a short
+     * pass reads its rows from the file instead of waiting for all of it,
+     * as under a limit. Only bytes that need no checksum first (GGUF, or a
+     * .tmai layer already checked): a row read before the table's check
+     * could be one the check will refuse. */
+    m->emb_rows_pass = m->emb_rows ||
+                       (!m->tied && m->emb_tensor && m->ws.emb_read &&
+                        b->n <= EMB_ROWS_WHILE_LOADING &&
+                        still_loading(m, 0) &&
+                        tai_mapped_layer_checked(m->mm, 0));
 }
 
 int tai_llama_layer_images(const TinyAIModel *m, int layer, int ids[2]) {
-    if (layer == 0 && m->emb_rows) return 0;
+    if (layer == 0 && m->emb_rows_pass) return 0;
     if (layer == m->hp.n_layer + 1 && m->tied) {
         /* The tied head reads the embedding table as its output matrix, so
          * both are held at once. The embedding (large) is acquired first,
@@ -753,7 +777,7 @@ TinyAIStatus tai_llama_run(const tai_batch *b, int layer, int d, const tai_dref 
     const int nl = m->hp.n_layer;
     if (layer < 0 || layer > nl + 1)
         return tai_error(TINYAI_ERR_INVALID_ARG, "layer %d out of range (0..%d)", layer, nl + 1);
-    if (layer == 0 && m->emb_rows) return run_embedding_rows(b);
+    if (layer == 0 && m->emb_rows_pass) return run_embedding_rows(b);
     wimg wi[2] = {{m->devs[d], w[0]}, {m->devs[d], w[0]}};
     if (layer == nl + 1 && m->tied) { /* w: the embedding, then the head */
         wi[1].base = w[1];

@@ -137,6 +137,8 @@ struct TinyAIModel {
     const tai_tensor *emb_tensor; /* its entry in the file's tensor table */
     int emb_rows;           /* look embeddings up by reading their rows from
                                the file, not layer 0 through the cache */
+    int emb_rows_pass;      /* this pass does so (emb_rows, or the table is
+                               still being loaded: tai_llama_begin) */
     tai_wref out_norm;      /* [n_embd], the head layer */
     tai_wref output;        /* [n_vocab][n_embd]; tok_embd when tied */
     int tied;

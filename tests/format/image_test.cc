@@ -5,6 +5,7 @@
 // not multiples of 16) and the real default model. Bad arguments.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -75,6 +76,37 @@ std::string BuildInSteps(const tai_model_file *mf, int l, uint64_t step) {
         if (avail == size) break;
     }
     EXPECT_TRUE(tai_layer_image_done(mf, l, &prog)) << "layer " << l;
+    return img.str();
+}
+
+// Builds layer l's image through windows, as a loader's staging ring hands
+// them over: each call sees only [next byte the build needs, + width) of the
+// layer, copied to a buffer of its own (so that a read outside the window
+// would see junk), the width cycling through `widths`; a window narrower than
+// the next part makes no progress, a later wider one does.
+std::string BuildThroughWindows(const tai_model_file *mf, int l,
+                                const std::vector<uint64_t> &widths) {
+    Image img(PlanSize(mf, l));
+    memset(img.data(), 0x5A, img.size);
+    const uint64_t size = mf->layers[l].size;
+    uint64_t part = 0;
+    EXPECT_TRUE(tai_layer_image_in_order(mf, l, &part));
+    tai_image_progress prog = {0, 0, 0};
+    const uint8_t *src = mf->map + mf->layers[l].offset;
+    std::vector<uint8_t> win;
+    for (size_t k = 0; k < 100000 && !tai_layer_image_done(mf, l, &prog); k++) {
+        const uint64_t lo = tai_layer_image_next_byte(mf, l, &prog);
+        const uint64_t hi = std::min(size, lo + widths[k % widths.size()]);
+        win.assign(src + lo, src + hi);
+        win.resize(win.size() + 64, 0xA5);
+        EXPECT_EQ(tai_layer_image_build_window(mf, l, win.data(), lo, hi, img.data(), img.size,
+                                               &prog),
+                  TINYAI_OK)
+            << tinyaiLastErrorMessage();
+        EXPECT_GE(tai_layer_image_next_byte(mf, l, &prog), lo);
+    }
+    EXPECT_TRUE(tai_layer_image_done(mf, l, &prog)) << "layer " << l;
+    EXPECT_EQ(tai_layer_image_next_byte(mf, l, &prog), size);
     return img.str();
 }
 
@@ -199,6 +231,26 @@ TEST_P(ImageSynth, BuiltImagesAreTheVersion2LayerBytes) {
             EXPECT_TRUE(BuildInSteps(g.mf, l, step) == Build(g.mf, l)) << l << " step " << step;
             EXPECT_TRUE(BuildInSteps(v1.mf, l, step) == Build(v1.mf, l)) << l << " step " << step;
         }
+    // Built through windows of a loader's ring, as wide as the largest part
+    // (a panel) or narrower or wider, the same image; a window that starts
+    // after the byte the build needs next is refused.
+    for (int l = 0; l < g.mf->n_layers; l++) {
+        uint64_t part = 0;
+        ASSERT_TRUE(tai_layer_image_in_order(g.mf, l, &part));
+        const std::vector<uint64_t> widths = {part ? part : 1, 1, part + 77, 3 * part + 1, 4096};
+        EXPECT_TRUE(BuildThroughWindows(g.mf, l, widths) == Build(g.mf, l)) << l;
+        Image img(PlanSize(g.mf, l));
+        tai_image_progress prog = {0, 0, 0};
+        const uint8_t *src = g.mf->map + g.mf->layers[l].offset;
+        if (g.mf->layers[l].size > 8) {
+            EXPECT_EQ(tai_layer_image_build_window(g.mf, l, src + 8, 8, g.mf->layers[l].size,
+                                                   img.data(), img.size, &prog),
+                      TINYAI_ERR_INVALID_ARG);
+            EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("before the bytes at hand"),
+                      std::string::npos)
+                << tinyaiLastErrorMessage();
+        }
+    }
     // Packing on a pool gives the same image.
     tai_pool *pool = nullptr;
     ASSERT_EQ(tai_pool_create(2, &pool), 0);

@@ -5,6 +5,7 @@
 // and give the file's bytes. Also for a GGUF file, whose layers are read
 // into staging and repacked; and for the reads past the cache
 // (tai_mapped_read, tai_mapped_verify) that look up embedding rows.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -82,13 +83,14 @@ class MappedFaults : public testing::TestWithParam<TinyAIIOEngine> {
   protected:
     // Opens `path` with the engine of the test and the fault hook; no
     // prefetch, so that every read is one the test asked for.
-    void Open(const std::string &path) {
+    void Open(const std::string &path, size_t piece = 0) {
         TinyAIMmapConfig cfg = tinyaiCreateDefaultMmapConfig();
         cfg.ioEngine = GetParam();
         cfg.prefetchEnabled = false;
         hook_ = faults_.hook();
         tai_mapped_options opt = {};
         opt.faults = &hook_;
+        opt.piece_bytes = piece;
         TinyAIStatus st = tai_mapped_open(path.c_str(), &cfg, &opt, &m_);
         if (st != TINYAI_OK && GetParam() == TINYAI_IO_URING && Contains(LastError(), "I/O engine"))
             GTEST_SKIP() << "io_uring unavailable: " << LastError();
@@ -189,6 +191,56 @@ TEST_P(MappedFaults, InterruptedAndShortReadsAreRetried) {
         TinyAIMappedModelStats st;
         ASSERT_TRUE(tinyaiGetMappedModelStats(m_, &st));
         EXPECT_EQ(st.loadErrors, 0u);
+    }
+    tinyaiCloseMappedModel(tm);
+}
+
+// A GGUF file's layers are read through a ring of pieces in staging, built
+// as they land: with pieces small enough that every layer goes round the
+// ring many times, each image equals the .tmai file's, also through EINTR
+// and short reads; an EIO is a clean error and the layer loads afterwards.
+// The staging is the ring, smaller than a layer.
+TEST_P(MappedFaults, GgufLayersGoRoundTheStagingRing) {
+    TAI_REQUIRE_TMAI(tmai);
+    TinyAIMappedModel *tm = tinyaiOpenMappedModel(tmai.c_str(), nullptr);
+    ASSERT_NE(tm, nullptr) << LastError();
+    for (size_t piece : {(size_t)4096, (size_t)64 << 10}) {
+        for (int mode : {Faults::kNone, Faults::kEintrOncePerOffset, Faults::kHalve}) {
+            SCOPED_TRACE("piece " + std::to_string(piece) + " mode " + std::to_string(mode));
+            tai_mapped_close(m_);
+            m_ = nullptr;
+            faults_.seen.clear();
+            faults_.mode = Faults::kNone;
+            Open(tmai_gguf, piece);
+            if (IsSkipped() || HasFatalFailure()) break;
+            const int n = tinyaiGetMappedLayerCount(m_);
+            size_t largest = 0;
+            for (int l = 0; l < n; l++)
+                largest = std::max(largest, (size_t)tinyaiGetLayerDescriptor(m_, l)->size);
+            EXPECT_LT(tai_mapped_staging_bytes(m_), largest / 4) << "staging is a ring";
+            faults_.mode = mode;
+            for (int l = 0; l < n; l++) ExpectLayer(tmai, tm, l);
+            TinyAIMappedModelStats st;
+            ASSERT_TRUE(tinyaiGetMappedModelStats(m_, &st));
+            EXPECT_EQ(st.loadErrors, 0u);
+        }
+        if (IsSkipped() || HasFatalFailure()) break;
+        // EIO half way through layer 3 (after the ring went round)
+        tai_mapped_close(m_);
+        m_ = nullptr;
+        faults_.mode = Faults::kNone;
+        Open(tmai_gguf, piece);
+        const TinyAILayerDescriptor d = *tinyaiGetLayerDescriptor(m_, 3);
+        faults_.lo = d.offset + d.size / 2;
+        faults_.hi = faults_.lo + 1;
+        faults_.mode = Faults::kEioInRange;
+        tinyaiClearError();
+        EXPECT_EQ(tinyaiGetLayerWeights(m_, 3), nullptr);
+        EXPECT_TRUE(Contains(LastError(), tmai_gguf + ": layer 3 (block 2): read of "))
+            << LastError();
+        EXPECT_TRUE(Contains(LastError(), "Input/output error")) << LastError();
+        faults_.mode = Faults::kNone;
+        ExpectLayer(tmai, tm, 3);
     }
     tinyaiCloseMappedModel(tm);
 }
