@@ -16,9 +16,13 @@ extern "C" {
 #endif
 
 /* Builds a model over an open mapped model (borrowed unless owns): binds
- * it, places its layers on devices and makes its memory plan. */
+ * it, places its layers on devices and makes its memory plan. With `later`
+ * (a load that starts its reads at once), the tokenizer is not built yet
+ * and the compute threads not bound to cores: tai_model_finish does both,
+ * while the reads run. */
 TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModelConfig *cfg,
-                              TinyAIModel **out);
+                              bool later, TinyAIModel **out);
+TinyAIStatus tai_model_finish(TinyAIModel *m);
 
 /* Writes `mf` converted as `config` says to `out` (GGUF, or .tmai if its
  * name ends so): tinyaiQuantizeModelFile without the loading checks.

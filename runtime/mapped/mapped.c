@@ -108,6 +108,7 @@ struct TinyAIMappedModel {
     pthread_cond_t pin_cv;
     int *load_order; /* n_layers: the order of a whole load (set_load_order) */
     int load_last;   /* its final layer, read once the others landed (-1: none) */
+    bool last_go;    /* ... and a first pass is over (tai_mapped_load_last; under mu) */
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -556,7 +557,15 @@ static bool pin_in_background(TinyAIMappedModel *mm) {
     TinyAIStatus st = TINYAI_OK;
     for (int k = 0; k < mm->n_layers && st == TINYAI_OK; k++) {
         const int l = mm->load_order[k];
-        if (l == mm->load_last) (void)tai_cache_prefetch(mm->cache, l); /* see pin_all */
+        if (l == mm->load_last) {
+            /* not beside the first pass's final layers either: its reads
+             * and repacking would take a core from them */
+            pthread_mutex_lock(&mm->mu);
+            while (!mm->last_go && !atomic_load(&mm->stop_collapse_flag))
+                pthread_cond_wait(&mm->pin_cv, &mm->mu);
+            pthread_mutex_unlock(&mm->mu);
+            (void)tai_cache_prefetch(mm->cache, l); /* see pin_all */
+        }
         if (atomic_load(&mm->stop_collapse_flag))
             st = tai_error(TINYAI_ERR_INTERNAL, "%s: the load was stopped before layer %d",
                            mm->file->path, l);
@@ -627,7 +636,10 @@ static bool start_collapse(TinyAIMappedModel *mm) {
 /* Before the arena goes (re-plan, close). */
 static void stop_collapse(TinyAIMappedModel *mm) {
     if (!mm->collapsing) return;
+    pthread_mutex_lock(&mm->mu); /* a pin thread waiting for last_go wakes */
     atomic_store(&mm->stop_collapse_flag, true);
+    pthread_cond_broadcast(&mm->pin_cv);
+    pthread_mutex_unlock(&mm->mu);
     pthread_join(mm->collapser, NULL);
     mm->collapsing = false;
     pthread_mutex_lock(&mm->mu);
@@ -894,6 +906,7 @@ size_t tai_mapped_staging_bytes(const TinyAIMappedModel *mm) {
     return mm->staging_bytes * (size_t)mm->n_io;
 }
 bool tai_mapped_has_cache(const TinyAIMappedModel *mm) { return mm->cache != NULL; }
+tai_numa *tai_mapped_numa(const TinyAIMappedModel *mm) { return mm->numa; }
 
 /* A re-plan's precondition (under mu): no layer held. */
 static TinyAIStatus check_unheld(TinyAIMappedModel *mm) {
@@ -1058,6 +1071,7 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last
     pthread_mutex_lock(&mm->mu);
     mm->pin_bg = true;
     mm->pin_done = false;
+    mm->last_go = false;
     mm->pin_status = TINYAI_OK;
     mm->pin_t0 = tai_now_s();
     pthread_mutex_unlock(&mm->mu);
@@ -1068,7 +1082,17 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last
     return tai_mapped_pin_all(mm, first, last);
 }
 
+void tai_mapped_load_last(TinyAIMappedModel *mm) {
+    pthread_mutex_lock(&mm->mu);
+    if (!mm->last_go) {
+        mm->last_go = true;
+        pthread_cond_broadcast(&mm->pin_cv);
+    }
+    pthread_mutex_unlock(&mm->mu);
+}
+
 TinyAIStatus tai_mapped_pin_wait(TinyAIMappedModel *mm, double *seconds) {
+    tai_mapped_load_last(mm); /* waiting for it all: nothing to wait for first */
     pthread_mutex_lock(&mm->mu);
     while (mm->pin_bg && !mm->pin_done) pthread_cond_wait(&mm->pin_cv, &mm->mu);
     const TinyAIStatus st = mm->pin_bg ? mm->pin_status : TINYAI_OK;

@@ -82,6 +82,9 @@ typedef struct {
 /* (Re)creates the cache. BUSY-like INVALID_ARG if a layer is held. */
 TinyAIStatus tai_mapped_plan(TinyAIMappedModel *mm, const tai_mapped_plan_t *plan);
 bool tai_mapped_has_cache(const TinyAIMappedModel *mm);
+/* The machine's topology the arena was placed with (NULL: none); the
+ * mapped model's, valid while it is open. */
+struct tai_numa *tai_mapped_numa(const TinyAIMappedModel *mm);
 TinyAIStatus tai_mapped_set_schedule(TinyAIMappedModel *mm, const int *order, int n,
                                      bool cyclic);
 /* Loads every layer and pins it (NORMAL mode). With plan->resident, then
@@ -118,6 +121,10 @@ TinyAIStatus tai_mapped_pin_all(TinyAIMappedModel *mm, int first, int last);
  * seconds once not). Without a thread, the same as tai_mapped_pin_all. */
 TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last);
 TinyAIStatus tai_mapped_pin_wait(TinyAIMappedModel *mm, double *seconds);
+/* In a background load, `last` is read only once this was called (at the
+ * end of a forward pass, so that its reads and repacking do not take a
+ * core from the first pass's final layers) or tai_mapped_pin_wait is. */
+void tai_mapped_load_last(TinyAIMappedModel *mm);
 bool tai_mapped_pin_pending(TinyAIMappedModel *mm, double *seconds);
 
 /* Holds layer l and gives its image / ends the hold. */

@@ -214,7 +214,14 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     hp->head_dim = (int)hd;
     hp->q_dim = (int)(n_head * hd);
     hp->rot_dim = (int)rot;
-    hp->n_vocab = tai_tokenizer_n_vocab(m->tok);
+    /* the vocabulary's size from the file: the tokenizer itself may be
+     * built later (tai_model_finish checks that they agree) */
+    const tai_kv *tokens = tai_model_file_find_kv(mf, "tokenizer.ggml.tokens");
+    if (!tokens || tokens->type != TAI_KV_ARRAY || tokens->v.arr.n == 0 ||
+        tokens->v.arr.n > INT32_MAX / 2)
+        return tai_error(TINYAI_ERR_FORMAT, "%s: tokenizer: no usable tokenizer.ggml.tokens",
+                         mf->path);
+    hp->n_vocab = (int)tokens->v.arr.n;
 
     const int64_t E = hp->n_embd, Q = hp->q_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
     if (mf->n_layers != hp->n_layer + 2)

@@ -130,6 +130,7 @@ struct TinyAIModel {
     /* tinyaiGetCacheStats: counters and figures at the previous call */
     struct tai_cache_stats_state *cstats;
     int owns_mm;
+    int threads_bound;      /* the CPU device's threads bound to cores */
     const tai_model_file *file;
     tai_tokenizer *tok;
     tai_hparams hp;

@@ -114,6 +114,8 @@ TinyAIStatus tai_sched_layer(const tai_batch *b, int layer) {
     if (prof) tai_prof_layer_begin(prof);
     const uint64_t t0 = tai_now_ns();
     const TinyAIStatus st = run_layer(b, layer, m->layer_dev[layer]);
+    /* a pass is over: a background load may read what it kept for last */
+    if (layer == m->file->n_layers - 1) tai_mapped_load_last(m->mm);
     if (st == TINYAI_OK) {
         const uint64_t t1 = tai_now_ns();
         m->plan_meas[m->cur_plan][layer] += (double)(t1 - t0) * 1e-9;

@@ -125,7 +125,7 @@ TinyAIForwardScheduler *tinyaiCreateForwardScheduler(TinyAIMappedModel *model,
     cfg.memoryLimit = memoryLimit;
     cfg.mode = mode;
     TinyAIStatus st = tai_plan_create(&s->plan);
-    if (st == TINYAI_OK) st = tai_model_create(model, 0, &cfg, &s->model);
+    if (st == TINYAI_OK) st = tai_model_create(model, 0, &cfg, false, &s->model);
     if (st == TINYAI_OK) {
         int ctx = s->model->hp.n_ctx_train < SCHED_CTX ? s->model->hp.n_ctx_train : SCHED_CTX;
         /* the plan now, so that a limit too small fails at creation */
