@@ -345,18 +345,20 @@ TinyAIStatus tai_model_plan(TinyAIModel *m, int n_ctx, int n_seq) {
     m->planned = 1;
     if (mode == TINYAI_EXEC_NORMAL) {
         const double t0 = tai_now_s();
-        /* Untied, the head (as large as the embedding table) is read first
-         * and the table last: a pass that starts while the table loads
-         * reads the rows it needs from the file (llama.c), so the first
-         * token waits for every other layer only, and the final reads
-         * before it are blocks, which one loader reads in less time than
-         * the head. */
+        /* In a background load of an untied model, the head (as large as
+         * the embedding table) is read first and the table last: a pass
+         * that starts while the table loads reads the rows it needs from
+         * the file (llama.c), so the first token waits for every other
+         * layer only, and the final reads before it are blocks, which one
+         * loader reads in less time than the head. */
         const bool untied = !m->tied && m->emb_tensor;
         const int first = untied ? m->hp.n_layer + 1 : -1, last = untied ? 0 : -1;
         if (m->owns_mm && m->cfg.loadInBackground) {
             st = tai_mapped_pin_all_start(m->mm, first, last);
         } else if (m->owns_mm) {
-            st = tai_mapped_pin_all(m->mm, first, last);
+            /* no pass before every layer is in: the file's order, the
+             * table beside the rest */
+            st = tai_mapped_pin_all(m->mm, -1, -1);
         } else {
             /* A borrowed mapped model (the forward scheduler's) outlives
              * this model, and pins would outlive it too: they cannot be
