@@ -242,9 +242,6 @@ static TinyAIStatus load_tokenizer(TinyAIModel *m) {
         tai_error_prefix("%s", m->file->path);
         return st;
     }
-    if (tai_tokenizer_n_vocab(m->tok) != m->hp.n_vocab)
-        return tai_error(TINYAI_ERR_FORMAT, "%s: the tokenizer has %d tokens, the model %d",
-                         m->file->path, tai_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
     const size_t tb = tai_tokenizer_memory_bytes(m->tok);
     m->fixed_bytes += tb;
     if (m->planned) m->min_bytes += tb;

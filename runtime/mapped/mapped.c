@@ -108,7 +108,7 @@ struct TinyAIMappedModel {
     pthread_cond_t pin_cv;
     int *load_order; /* n_layers: the order of a whole load (set_load_order) */
     int load_last;   /* its final layer, read once the others landed (-1: none) */
-    bool last_go;    /* ... and a first pass is over (tai_mapped_load_last; under mu) */
+    atomic_bool last_go; /* ... and a first pass is over (tai_mapped_load_last; set under mu) */
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -219,7 +219,7 @@ static TinyAIStatus check_layer(TinyAIMappedModel *mm, int layer, const void *by
  * layer's pieces at once are served side by side and land together at the
  * end, leaving nothing to repack until then). */
 #define WINDOW 8
-#define MAX_RING 64 /* slots of a staging ring (8 of them over the window: 16 MiB panels) */
+#define MAX_RING 64 /* slots of a staging ring at most (a panel of up to 54 pieces) */
 /* Submits pieces next.. of [a0, a0 + total) until WINDOW are in flight; a
  * refused submission is recorded in *fail_res / *fail_off. Piece j goes to
  * stage + j * piece, or with a ring of nr pieces (read_and_build_ring) to
@@ -561,7 +561,7 @@ static bool pin_in_background(TinyAIMappedModel *mm) {
             /* not beside the first pass's final layers either: its reads
              * and repacking would take a core from them */
             pthread_mutex_lock(&mm->mu);
-            while (!mm->last_go && !atomic_load(&mm->stop_collapse_flag))
+            while (!atomic_load(&mm->last_go) && !atomic_load(&mm->stop_collapse_flag))
                 pthread_cond_wait(&mm->pin_cv, &mm->mu);
             pthread_mutex_unlock(&mm->mu);
             (void)tai_cache_prefetch(mm->cache, l); /* see pin_all */
@@ -1071,7 +1071,7 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last
     pthread_mutex_lock(&mm->mu);
     mm->pin_bg = true;
     mm->pin_done = false;
-    mm->last_go = false;
+    atomic_store(&mm->last_go, false);
     mm->pin_status = TINYAI_OK;
     mm->pin_t0 = tai_now_s();
     pthread_mutex_unlock(&mm->mu);
@@ -1083,11 +1083,11 @@ TinyAIStatus tai_mapped_pin_all_start(TinyAIMappedModel *mm, int first, int last
 }
 
 void tai_mapped_load_last(TinyAIMappedModel *mm) {
+    /* at the end of every pass: the lock only the first time */
+    if (atomic_load_explicit(&mm->last_go, memory_order_acquire)) return;
     pthread_mutex_lock(&mm->mu);
-    if (!mm->last_go) {
-        mm->last_go = true;
-        pthread_cond_broadcast(&mm->pin_cv);
-    }
+    atomic_store(&mm->last_go, true);
+    pthread_cond_broadcast(&mm->pin_cv);
     pthread_mutex_unlock(&mm->mu);
 }
 

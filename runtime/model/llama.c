@@ -214,8 +214,8 @@ TinyAIStatus tai_llama_bind(TinyAIModel *m) {
     hp->head_dim = (int)hd;
     hp->q_dim = (int)(n_head * hd);
     hp->rot_dim = (int)rot;
-    /* the vocabulary's size from the file: the tokenizer itself may be
-     * built later (tai_model_finish checks that they agree) */
+    /* the vocabulary's size from the file's token array (the tokenizer,
+     * which may be built later, has one token per entry of it) */
     const tai_kv *tokens = tai_model_file_find_kv(mf, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != TAI_KV_ARRAY || tokens->v.arr.n == 0 ||
         tokens->v.arr.n > INT32_MAX / 2)
