@@ -36,6 +36,44 @@ TEST(Sampler, GreedyIsArgmaxAndLowestIdOnTies) {
     EXPECT_EQ(tinyaiSample(s.get(), l.data(), (int)l.size()), 4);
 }
 
+// Greedy equals the plain first-largest scan for every length (the lanes
+// and the tail), with ties across lanes, NaNs anywhere and all -inf, with
+// the repetition penalty off and on.
+TEST(Sampler, GreedyEqualsTheScanForEveryLengthTiesAndNaNs) {
+    auto scan = [](const std::vector<float> &l) {
+        int pick = 0;
+        for (int i = 1; i < (int)l.size(); i++)
+            if (l[i] > l[pick]) pick = i;
+        return pick;
+    };
+    uint32_t r = 12345;
+    auto next = [&]() { return r = r * 1664525u + 1013904223u; };
+    for (int n : {1, 2, 15, 16, 17, 31, 33, 100, 1000, 49152}) {
+        for (int round = 0; round < 8; round++) {
+            std::vector<float> l(n);
+            for (float &x : l) x = (float)(next() >> 24) / 16.0f; /* many ties */
+            if (round == 1) l[0] = NAN;
+            if (round == 2) l[next() % n] = NAN;
+            if (round == 3)
+                for (float &x : l) x = -INFINITY;
+            if (round == 4) l[n - 1] = 100.0f;
+            if (round == 5)
+                for (float &x : l) x = NAN;
+            SamplerPtr s = Make(Greedy());
+            EXPECT_EQ(tinyaiSample(s.get(), l.data(), n), scan(l)) << n << " " << round;
+            /* with a penalty and history: the copy's path, same scan */
+            TinyAISamplerConfig c = Greedy();
+            c.repeatPenalty = 1.5f;
+            SamplerPtr p = Make(c);
+            const int32_t seen = (int32_t)(next() % n);
+            tinyaiSamplerAccept(p.get(), &seen, 1);
+            std::vector<float> pl = l;
+            pl[seen] = pl[seen] > 0 ? pl[seen] / 1.5f : pl[seen] * 1.5f;
+            EXPECT_EQ(tinyaiSample(p.get(), l.data(), n), scan(pl)) << n << " " << round;
+        }
+    }
+}
+
 // The defaults change nothing at temperature 0: a token just produced stays
 // the argmax (a repetition penalty on by default would pick id 2 here).
 TEST(Sampler, DefaultsAtTemperatureZeroAreTheArgmax) {
