@@ -151,9 +151,13 @@ void tai_k_amx_begin(void);
 void tai_k_amx_end(void);
 #if defined(__AVX512F__)
 #include <immintrin.h>
-void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf,
-                      const tai_block_q8a *x, int64_t bl, float *y, int64_t ys, int64_t row0,
-                      __mmask16 mk, int first, int T);
+/* The activations' codes of blocks [0, bl) of two groups of 8 columns
+ * (x0, x1: [b][8] blocks; x1 NULL: zeros) side by side for the tiles:
+ * xq[b][16][32], 64-byte aligned. */
+void tai_k_q_pack_amx(int8_t *xq, const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl);
+void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
+                      const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y,
+                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T);
 #endif
 #endif
 

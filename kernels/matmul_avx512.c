@@ -396,44 +396,60 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
         kb = (nb + nsl - 1) / nsl;
     }
     const size_t pair_bytes = tai_qpair_bytes(TT(T));
+    /* with AMX, column groups go in chunks of up to 8 (64 columns), their
+     * codes packed for the tiles two groups side by side once per slice */
+    enum { AMX_CHUNK = 8 };
+    _Alignas(64) int8_t xq[AMX_CHUNK / 2][TAI_TUNE_MAX_K_SLICE / TAI_QK * 512];
+    const int64_t gch = amx ? AMX_CHUNK : full;
+#define XG(g) (x + (g) * TAI_NR * nb + b0 * TAI_NR)
     for (int64_t b0 = 0; full > 0 && b0 < nb; b0 += kb) {
         const int64_t bl = nb - b0 < kb ? nb - b0 : kb;
-        for (int64_t p = p0; p < p1; p++) {
-            const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
-            for (int64_t b = 0; b < bl; b++) {
-                /* the next panel's slice on its way while this one is
-                 * decoded and multiplied: the panels are visited a slice
-                 * at a time, a stride the hardware prefetchers do not
-                 * follow (SmolLM2 at 16 columns: gate 2.3 -> 1.9 ms a
-                 * step, the head 3.3 -> 2.9; two panels ahead is no
-                 * better) */
-                if (p + 1 < p1 && ((b0 + b) & 1) == 0)
-                    for (size_t l = 0; l < pair_bytes; l += 64)
-                        _mm_prefetch((const char *)q + pb + tai_qcodes_at(TT(T), b0 + b) + l, _MM_HINT_T0);
-                __m512i wv[8];
-                q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
-                if (amx && T != T_Q8_0) /* tiles take the high nibbles as 0..15 */
+        for (int64_t g0 = 0; g0 < full; g0 += gch) {
+            const int64_t g1 = full - g0 < gch ? full : g0 + gch;
+            if (amx)
+                for (int64_t g = g0; g < g1; g += 2)
+                    tai_k_q_pack_amx(xq[(g - g0) / 2], XG(g), g + 1 < g1 ? XG(g + 1) : NULL, bl);
+            for (int64_t p = p0; p < p1; p++) {
+                const uint8_t *q = (const uint8_t *)w + (size_t)p * pb;
+                for (int64_t b = 0; b < bl; b++) {
+                    /* the next panel's slice on its way while this one is
+                     * decoded and multiplied: the panels are visited a
+                     * slice at a time, a stride the hardware prefetchers
+                     * do not follow (SmolLM2 at 16 columns: gate 2.3 ->
+                     * 1.9 ms a step, the head 3.3 -> 2.9; two panels ahead
+                     * is no better) */
+                    if (p + 1 < p1 && ((b0 + b) & 1) == 0)
+                        for (size_t l = 0; l < pair_bytes; l += 64)
+                            _mm_prefetch((const char *)q + pb + tai_qcodes_at(TT(T), b0 + b) + l,
+                                         _MM_HINT_T0);
+                    __m512i wv[8];
+                    q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
+                    if (amx && T != T_Q8_0) /* tiles take the high nibbles as 0..15 */
 #pragma GCC unroll 4
-                    for (int g = 1; g < 8; g += 2) wv[g] = _mm512_srli_epi16(wv[g], 4);
+                        for (int g = 1; g < 8; g += 2) wv[g] = _mm512_srli_epi16(wv[g], 4);
 #pragma GCC unroll 8
-                for (int g = 0; g < 8; g++) _mm512_store_si512(codes + b * 512 + 64 * g, wv[g]);
-                _mm512_store_ps(dwf + b * TAI_PANEL,
-                                ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b0 + b))));
-                if (T == T_Q4_1)
-                    _mm512_store_ps(mwf + b * TAI_PANEL,
-                                    ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b0 + b))));
-            }
-            __mmask16 mk = row_mask(rows, p);
-            for (int64_t g = 0; g < full; g++) {
-                if (amx)
-                    tai_k_q_tile_amx(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
-                                     y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
-                else
-                    q_tile(codes, dwf, mwf, x + g * TAI_NR * nb + b0 * TAI_NR, bl,
-                           y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk, b0 == 0, T);
+                    for (int g = 0; g < 8; g++) _mm512_store_si512(codes + b * 512 + 64 * g, wv[g]);
+                    _mm512_store_ps(dwf + b * TAI_PANEL,
+                                    ld_scales((const uint16_t *)(q + tai_qscales_at(TT(T), b0 + b))));
+                    if (T == T_Q4_1)
+                        _mm512_store_ps(mwf + b * TAI_PANEL,
+                                        ld_scales((const uint16_t *)(q + tai_qmins_at(TT(T), b0 + b))));
+                }
+                __mmask16 mk = row_mask(rows, p);
+                if (amx) {
+                    for (int64_t g = g0; g < g1; g += 2)
+                        tai_k_q_tile_amx(codes, dwf, mwf, xq[(g - g0) / 2], XG(g),
+                                         g + 1 < g1 ? XG(g + 1) : NULL, bl, y + g * TAI_NR * ys, ys,
+                                         p * TAI_PANEL, mk, b0 == 0, T);
+                } else {
+                    for (int64_t g = g0; g < g1; g++)
+                        q_tile(codes, dwf, mwf, XG(g), bl, y + g * TAI_NR * ys, ys, p * TAI_PANEL, mk,
+                               b0 == 0, T);
+                }
             }
         }
     }
+#undef XG
     if (amx) tai_k_amx_end();
     if (tail > 0) {
         const tai_block_q8a *xt = x + full * TAI_NR * nb;

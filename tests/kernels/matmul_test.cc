@@ -227,7 +227,7 @@ TEST_P(MatmulBatchInvariance, EachColumnEqualsItsProductAlone) {
     tai_pool *pool = nullptr;
     ASSERT_EQ(tai_pool_create(2, &pool), 0);
     for (int64_t rows : {5, 67, 200}) {
-        const int64_t n = 1216, max_cols = 21;
+        const int64_t n = 1216, max_cols = 80;
         const size_t rb = tai_type_row_bytes(t, n);
         std::vector<uint8_t> w = tai_test::MakeWeights(t, rows, n, rb, 3 + (uint32_t)rows);
         std::vector<float> x = tai_test::RandomFloats(n * max_cols, 17);
@@ -242,7 +242,9 @@ TEST_P(MatmulBatchInvariance, EachColumnEqualsItsProductAlone) {
         // AMX tiles (where the CPU has them) and the VNNI loop alike
         for (int amx : {1, 0}) {
             tai_amx_set_enabled(amx);
-            for (int64_t ncols : {2, 3, 4, 7, 8, 9, 15, 16, 21}) {
+            // 16 columns: one pair of groups on the tiles; 24 and 40: pairs
+            // and a lone group; 72 and 80: a second chunk of groups
+            for (int64_t ncols : {2, 3, 4, 7, 8, 9, 15, 16, 21, 24, 40, 72, 80}) {
                 for (tai_pool *pl : {(tai_pool *)nullptr, pool}) {
                     std::vector<float> y(rows * ncols, -3.0f);
                     tai_matmul(k, pl, t, wp.data(), rows, n, x.data(), y.data(), ncols,
