@@ -345,7 +345,6 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
     }
 }
 
-
 #define Q_KB 16 /* blocks per slice: 512 columns x 16 x 48 B = 384 KiB of x in L2 */
 
 /* Blocked: blocks [0, bl) of a slice of one panel, decoded (`codes`, 512
