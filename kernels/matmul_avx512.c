@@ -889,6 +889,47 @@ void tai_k_f32_to_f16_avx512(const float *src, uint16_t *dst, int64_t n) {
 
 void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n) { silu_mul_avx512(gate, up, n); }
 
+/* As tai_argmax, 64 values a step: each of 4 x 16 lanes keeps its largest
+ * value and the first index holding it (a strict > never takes a NaN); the
+ * answer is the lowest index among the lanes holding the overall largest.
+ * Greedy sampling over a 49152-token vocabulary, 16 sequences a step: the
+ * scan was 5% of a server's CPU. */
+int64_t tai_k_argmax_avx512(const float *x, int64_t n) {
+    if (x[0] != x[0] || n < 64) return tai_argmax(x, n);
+    __m512 m[4];
+    __m512i at[4], iv[4];
+    const __m512i step = _mm512_set1_epi32(64);
+    for (int k = 0; k < 4; k++) {
+        m[k] = _mm512_set1_ps(x[0]);
+        at[k] = _mm512_setzero_si512();
+        iv[k] = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                 _mm512_set1_epi32(16 * k));
+    }
+    int64_t i = 0;
+    for (; i + 64 <= n && i + 64 <= INT32_MAX; i += 64)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m512 v = _mm512_loadu_ps(x + i + 16 * k);
+            const __mmask16 gt = _mm512_cmp_ps_mask(v, m[k], _CMP_GT_OQ);
+            m[k] = _mm512_mask_mov_ps(m[k], gt, v);
+            at[k] = _mm512_mask_mov_epi32(at[k], gt, iv[k]);
+            iv[k] = _mm512_add_epi32(iv[k], step);
+        }
+    _Alignas(64) float mv[64];
+    _Alignas(64) int32_t av[64];
+    for (int k = 0; k < 4; k++) {
+        _mm512_store_ps(mv + 16 * k, m[k]);
+        _mm512_store_si512(av + 16 * k, at[k]);
+    }
+    int64_t best = av[0];
+    float bv = mv[0];
+    for (int j = 1; j < 64; j++)
+        if (mv[j] > bv || (mv[j] == bv && av[j] < best)) bv = mv[j], best = av[j];
+    for (; i < n; i++) /* the tail: every index here is later than the lanes' */
+        if (x[i] > bv) bv = x[i], best = i;
+    return best;
+}
+
 /* ======================= Activation quantization ========================== */
 
 /* roundf (half away from zero), exactly: trunc, then one step away from

@@ -38,6 +38,13 @@ void tai_softmax(float *x, int64_t n) {
 
 /* silu(g) = g * sigmoid(g) = g / (1 + exp(-g)); exp(-g) may be inf for very
  * negative g, giving g / inf = -0, the right limit. */
+int64_t tai_argmax(const float *x, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 void tai_silu_mul(float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];

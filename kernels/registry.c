@@ -76,6 +76,7 @@ static const tai_kernels k_scalar = {
     .attention_f16_all = tai_attention_f16_all,
     .f32_to_f16 = tai_f32_to_f16_row,
     .silu_mul = tai_silu_mul,
+    .argmax = tai_argmax,
     .quantize_q8a = tai_quantize_row_q8a,
     .quantize_q8k = tai_quantize_row_q8k,
 };
@@ -89,6 +90,7 @@ static const tai_kernels k_avx2 = {
     .attention_f16_all = tai_k_attention_f16_avx2,
     .f32_to_f16 = tai_k_f32_to_f16_avx2,
     .silu_mul = tai_k_silu_mul_avx2,
+    .argmax = tai_argmax,
     .quantize_q8a = tai_k_quantize_q8a_avx2,
     .quantize_q8k = tai_quantize_row_q8k,
 };
@@ -101,6 +103,7 @@ static const tai_kernels k_avx512 = {
     .attention_f16_all = tai_k_attention_f16_all_avx512,
     .f32_to_f16 = tai_k_f32_to_f16_avx512,
     .silu_mul = tai_k_silu_mul_avx512,
+    .argmax = tai_k_argmax_avx512,
     .quantize_q8a = tai_k_quantize_q8a_avx512,
     .quantize_q8k = tai_k_quantize_q8k_avx512,
 };

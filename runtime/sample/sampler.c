@@ -10,14 +10,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include <tinyai/llm.h>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/kernels.h"
 
 struct TinyAISampler {
     TinyAISamplerConfig cfg;
@@ -28,6 +26,7 @@ struct TinyAISampler {
     float *logit;
     int32_t *idx;
     int cap;
+    tai_argmax_fn argmax; /* greedy's scan: the best ISA's, chosen once */
 };
 
 TinyAISamplerConfig tinyaiCreateDefaultSamplerConfig(void) {
@@ -52,6 +51,7 @@ TinyAIStatus tinyaiCreateSampler(const TinyAISamplerConfig *config, TinyAISample
     TinyAISampler *s = calloc(1, sizeof *s);
     if (!s) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
     s->cfg = c;
+    s->argmax = tai_kernels_get(tai_isa_best(TAI_ISA_COUNT - 1))->argmax;
     tai_rng_seed(&s->rng, c.seed);
     if (c.repeatLastN > 0) {
         s->hist = malloc((size_t)c.repeatLastN * sizeof *s->hist);
@@ -141,54 +141,6 @@ double tinyaiLogSumExp(const float *logits, int n) {
     return (double)mx + log(sum);
 }
 
-/* The first index of the largest logit, as `if (l[i] > l[pick]) pick = i`
- * from pick = 0 decides it (a NaN is never picked, except at index 0 where
- * nothing beats it), 16 lanes at a time: each lane keeps its largest value
- * and the first index holding it; the answer is the lowest index among the
- * lanes holding the overall largest. */
-static int32_t argmax_first(const float *l, int n) {
-    if (l[0] != l[0]) return 0;
-    enum { L = 16 };
-    float m[L];
-    int32_t at[L];
-    int i = 0;
-#if defined(__SSE2__)
-    __m128 mv[4];
-    __m128i av[4], iv[4];
-    const __m128i step = _mm_set1_epi32(L);
-    for (int k = 0; k < 4; k++) {
-        mv[k] = _mm_set1_ps(l[0]);
-        av[k] = _mm_setzero_si128();
-        iv[k] = _mm_setr_epi32(4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3);
-    }
-    for (; i + L <= n; i += L)
-        for (int k = 0; k < 4; k++) {
-            const __m128 x = _mm_loadu_ps(l + i + 4 * k);
-            const __m128 gt = _mm_cmpgt_ps(x, mv[k]); /* false for NaN */
-            const __m128i gi = _mm_castps_si128(gt);
-            mv[k] = _mm_or_ps(_mm_and_ps(gt, x), _mm_andnot_ps(gt, mv[k]));
-            av[k] = _mm_or_si128(_mm_and_si128(gi, iv[k]), _mm_andnot_si128(gi, av[k]));
-            iv[k] = _mm_add_epi32(iv[k], step);
-        }
-    for (int k = 0; k < 4; k++) {
-        _mm_storeu_ps(m + 4 * k, mv[k]);
-        _mm_storeu_si128((__m128i *)(at + 4 * k), av[k]);
-    }
-#else
-    for (int j = 0; j < L; j++) m[j] = l[0], at[j] = 0;
-    for (; i + L <= n; i += L)
-        for (int j = 0; j < L; j++)
-            if (l[i + j] > m[j]) m[j] = l[i + j], at[j] = i + j;
-#endif
-    for (; i < n; i++) /* the tail, in lane 0 (its indices are the latest) */
-        if (l[i] > m[0]) m[0] = l[i], at[0] = i;
-    int32_t pick = at[0];
-    float best = m[0];
-    for (int j = 1; j < L; j++)
-        if (m[j] > best || (m[j] == best && at[j] < pick)) best = m[j], pick = at[j];
-    return pick;
-}
-
 int32_t tinyaiSample(TinyAISampler *s, const float *logits, int nVocab) {
     if (!s || !logits || nVocab < 1) {
         tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSample: bad argument");
@@ -197,7 +149,7 @@ int32_t tinyaiSample(TinyAISampler *s, const float *logits, int nVocab) {
     const float pen = s->cfg.repeatPenalty;
     if (s->cfg.temperature <= 0.0f && (pen == 1.0f || s->hist_len == 0)) {
         /* greedy with nothing to penalise: no copy */
-        const int32_t pick = argmax_first(logits, nVocab);
+        const int32_t pick = (int32_t)s->argmax(logits, nVocab);
         tinyaiSamplerAccept(s, &pick, 1);
         return pick;
     }
@@ -221,7 +173,7 @@ int32_t tinyaiSample(TinyAISampler *s, const float *logits, int nVocab) {
 
     int32_t pick = 0;
     if (s->cfg.temperature <= 0.0f) {
-        pick = argmax_first(l, nVocab);
+        pick = (int32_t)s->argmax(l, nVocab);
     } else {
         int32_t *idx = s->idx;
         int k = s->cfg.topK > 0 && s->cfg.topK < nVocab ? s->cfg.topK : nVocab;

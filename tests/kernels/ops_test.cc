@@ -350,3 +350,32 @@ TEST(Embedding, RowsOfEveryType) {
 }
 
 }  // namespace
+
+// Every ISA's argmax (the kernel table's entry) equals the reference scan
+// for every length around the 64-value steps, with ties across lanes, the
+// largest in the tail, NaNs at 0 / anywhere / everywhere, all -inf.
+TEST(Argmax, EveryIsaEqualsTheScan) {
+    uint32_t r = 99;
+    auto next = [&]() { return r = r * 1664525u + 1013904223u; };
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        ASSERT_NE(kern->argmax, nullptr) << tai_isa_name(isa);
+        for (int64_t n : {1, 2, 15, 63, 64, 65, 127, 128, 129, 1000, 49152}) {
+            for (int round = 0; round < 7; round++) {
+                std::vector<float> x(n);
+                for (float &v : x) v = (float)(next() >> 26); /* 64 values: many ties */
+                if (round == 1) x[0] = NAN;
+                if (round == 2) x[next() % n] = NAN;
+                if (round == 3)
+                    for (float &v : x) v = -INFINITY;
+                if (round == 4) x[n - 1] = 1000.0f;
+                if (round == 5)
+                    for (float &v : x) v = NAN;
+                if (round == 6 && n > 1) x[0] = 1000.0f, x[n / 2] = 1000.0f;
+                EXPECT_EQ(kern->argmax(x.data(), n), tai_argmax(x.data(), n))
+                    << tai_isa_name(isa) << " n " << n << " round " << round;
+            }
+        }
+    }
+}
