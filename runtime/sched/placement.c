@@ -12,7 +12,8 @@
  * devices a plan uses: an OpenCL platform costs tens of milliseconds to
  * start even where nothing runs on it). A calibration file that is corrupt
  * or foreign is replaced by a new calibration, which the model's info says.
- * Loaded plugins' devices are candidates too (calibrated the same way the
+ * OpenCL CPU devices (PoCL) are not candidates: they share the CPU
+ * device's cores. Loaded plugins' devices are candidates too (calibrated the same way the
  * first time); a device gets only the layers whose ops and weight types it
  * claims.
  */
@@ -198,6 +199,15 @@ static TinyAIStatus place_auto(TinyAIModel *m, const char *cache_dir) {
             tai_device *d = NULL;
             if (tai_opencl_device_open(i, cache_dir, &d) != TINYAI_OK) {
                 tinyaiClearError(); /* a device that does not open takes no layers */
+                continue;
+            }
+            if (d->info.kind == TAI_DEVICE_CPU) {
+                /* an OpenCL CPU device runs on the cores the CPU device
+                 * already uses: it adds no compute or memory, so it is not
+                 * a candidate (not measured, not recorded); a measured
+                 * "win" could only be noise, as it was on a busy 2-core VM
+                 * where PoCL timed faster at small batches */
+                tai_device_close(d);
                 continue;
             }
             tai_calib c;
