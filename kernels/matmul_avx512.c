@@ -596,6 +596,63 @@ INLINE __m512 scores16(const float *qh, const void *k_cache, int64_t kb, int64_t
     return _mm512_mul_ps(hsum16x16(acc), _mm512_set1_ps(scale));
 }
 
+/* hsum16x16's sums of 8 vectors, each by hsum16x16's tree of lane
+ * additions (so each sum is its sum bit for bit): lane j (j < 8) holds the
+ * sum of v[j]; the upper 8 lanes are not defined. */
+INLINE __m512 hsum8x16(const __m512 v[8]) {
+    __m512 s[4], t[2];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        s[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0xee));
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++)
+        t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0x88),
+                             _mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0xdd));
+    const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x44), _mm512_shuffle_ps(t[0], t[1], 0xee));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w, w, 0x88), _mm512_shuffle_ps(w, w, 0xdd));
+    /* lane 4m holds the sum of v[m], lane 4m + 1 that of v[4 + m] */
+    return _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), r);
+}
+
+/* scores16's scores for up to 3 query heads of one kv head (q0: the first
+ * head's query, the others head_dim floats on) against positions
+ * [p, p + np) (np <= 8): each row of K widened once for all of them (where
+ * scores16 widens it once per head), each score's arithmetic scores16's,
+ * so its result bit for bit. Head a's scores go to att + a * att_stride. */
+INLINE void scores8_group(const float *q0, int nh, const void *k_cache, int64_t kb,
+                          int64_t kv_stride, int np, int head_dim, float scale, int f16, float *att,
+                          int64_t att_stride) {
+    const int nv = (head_dim + 15) / 16;
+    __m512 acc[3][8];
+#pragma GCC unroll 3
+    for (int a = 0; a < 3; a++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) acc[a][j] = _mm512_setzero_ps();
+    for (int i = 0; i < nv; i++) {
+        const __mmask16 m = tail_mask(head_dim - 16 * i);
+        __m512 qq[3];
+#pragma GCC unroll 3
+        for (int a = 0; a < 3; a++)
+            qq[a] = a < nh ? _mm512_maskz_loadu_ps(m, q0 + (int64_t)a * head_dim + 16 * i)
+                           : _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            if (j >= np) break;
+            const __m512 kk = kv_load(k_cache, kb + j * kv_stride + 16 * i, m, f16);
+#pragma GCC unroll 3
+            for (int a = 0; a < 3; a++) acc[a][j] = _mm512_fmadd_ps(qq[a], kk, acc[a][j]);
+        }
+    }
+    const __mmask16 pm = tail_mask(np);
+#pragma GCC unroll 3
+    for (int a = 0; a < 3; a++)
+        if (a < nh)
+            _mm512_mask_storeu_ps(att + a * att_stride, pm,
+                                  _mm512_mul_ps(hsum8x16(acc[a]), _mm512_set1_ps(scale)));
+}
+
 /* att[p] = e^(att[p] - mx) for p < n_pos; returns 1 / their sum. */
 INLINE float exp_scores(float *att, int64_t n_pos, float mx) {
     const __m512 mxv = _mm512_set1_ps(mx);
@@ -725,7 +782,6 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
     /* scores: per 16 positions, every head (the rows stay in L1) */
     for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
         const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
-        const __mmask16 pm = tail_mask(np);
         for (int j = 0; j < 16; j++) { /* K 32 positions ahead, V of these */
             const int64_t rowb = kv_stride * es;
             if (p0 + 32 + j < n_pos)
@@ -735,12 +791,16 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
                 for (int64_t l = 0; l < rowb; l += 64)
                     _mm_prefetch((const char *)v_cache + (p0 + j) * rowb + l, _MM_HINT_T1);
         }
-        for (int h = 0; h < n_head; h++) {
-            const float *qh = q + (int64_t)h * head_dim;
-            const int64_t kb = p0 * kv_stride + (int64_t)(h / group) * head_dim;
-            const __m512 sc = scores16(qh, k_cache, kb, kv_stride, np, head_dim, scale, f16);
-            _mm512_mask_storeu_ps(att + (int64_t)h * n_pos + p0, pm, sc);
-        }
+        /* per kv head, up to 3 of its query heads, 8 positions at a time */
+        for (int g = 0; g < n_kv_head; g++)
+            for (int hh = 0; hh < group; hh += 3) {
+                const int nh = group - hh < 3 ? group - hh : 3, h0 = g * group + hh;
+                for (int e = 0; e < np; e += 8)
+                    scores8_group(q + (int64_t)h0 * head_dim, nh, k_cache,
+                                  (p0 + e) * kv_stride + (int64_t)g * head_dim, kv_stride,
+                                  np - e < 8 ? np - e : 8, head_dim, scale, f16,
+                                  att + (int64_t)h0 * n_pos + p0 + e, n_pos);
+            }
     }
     /* softmax per head, as attention_avx512's */
     for (int h = 0; h < n_head; h++) {
