@@ -543,22 +543,22 @@ INLINE __mmask16 tail_mask(int64_t left) {
 /* The sums of 16 vectors: r[i] = the sum of v[i]'s 16 lanes. A tree of
  * 128-bit-lane and in-lane shuffles (46 instructions where 16 separate
  * horizontal sums take about 160); its order of additions is fixed. */
+/* The steps of hsum16x16's tree: lane-wise sums of the 128-bit quarters
+ * of a and b taken in two orders, and of their floats within quarters (macros: the
+ * shuffles take immediates). */
+#define SUM_QUARTERS(a, b, lo, hi) \
+    _mm512_add_ps(_mm512_shuffle_f32x4(a, b, lo), _mm512_shuffle_f32x4(a, b, hi))
+#define SUM_FLOATS(a, b, lo, hi) _mm512_add_ps(_mm512_shuffle_ps(a, b, lo), _mm512_shuffle_ps(a, b, hi))
+
 INLINE __m512 hsum16x16(const __m512 v[16]) {
     __m512 s[8], t[4], w[2];
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; j++)
-        s[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0x44),
-                             _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0xee));
+    for (int j = 0; j < 8; j++) s[j] = SUM_QUARTERS(v[2 * j], v[2 * j + 1], 0x44, 0xee);
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-        t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0x88),
-                             _mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0xdd));
+    for (int j = 0; j < 4; j++) t[j] = SUM_QUARTERS(s[2 * j], s[2 * j + 1], 0x88, 0xdd);
 #pragma GCC unroll 2
-    for (int j = 0; j < 2; j++)
-        w[j] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * j], t[2 * j + 1], 0x44),
-                             _mm512_shuffle_ps(t[2 * j], t[2 * j + 1], 0xee));
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),
-                                   _mm512_shuffle_ps(w[0], w[1], 0xdd));
+    for (int j = 0; j < 2; j++) w[j] = SUM_FLOATS(t[2 * j], t[2 * j + 1], 0x44, 0xee);
+    const __m512 r = SUM_FLOATS(w[0], w[1], 0x88, 0xdd);
     /* lane 4L + m holds the sum of v[4m + L] */
     return _mm512_permutexvar_ps(
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
@@ -602,15 +602,11 @@ INLINE __m512 scores16(const float *qh, const void *k_cache, int64_t kb, int64_t
 INLINE __m512 hsum8x16(const __m512 v[8]) {
     __m512 s[4], t[2];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-        s[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0x44),
-                             _mm512_shuffle_f32x4(v[2 * j], v[2 * j + 1], 0xee));
+    for (int j = 0; j < 4; j++) s[j] = SUM_QUARTERS(v[2 * j], v[2 * j + 1], 0x44, 0xee);
 #pragma GCC unroll 2
-    for (int j = 0; j < 2; j++)
-        t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0x88),
-                             _mm512_shuffle_f32x4(s[2 * j], s[2 * j + 1], 0xdd));
-    const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x44), _mm512_shuffle_ps(t[0], t[1], 0xee));
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w, w, 0x88), _mm512_shuffle_ps(w, w, 0xdd));
+    for (int j = 0; j < 2; j++) t[j] = SUM_QUARTERS(s[2 * j], s[2 * j + 1], 0x88, 0xdd);
+    const __m512 w = SUM_FLOATS(t[0], t[1], 0x44, 0xee);
+    const __m512 r = SUM_FLOATS(w, w, 0x88, 0xdd);
     /* lane 4m holds the sum of v[m], lane 4m + 1 that of v[4 + m] */
     return _mm512_permutexvar_ps(
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), r);
