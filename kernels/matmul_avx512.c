@@ -540,16 +540,16 @@ INLINE __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
-/* The sums of 16 vectors: r[i] = the sum of v[i]'s 16 lanes. A tree of
- * 128-bit-lane and in-lane shuffles (46 instructions where 16 separate
- * horizontal sums take about 160); its order of additions is fixed. */
 /* The steps of hsum16x16's tree: lane-wise sums of the 128-bit quarters
- * of a and b taken in two orders, and of their floats within quarters (macros: the
- * shuffles take immediates). */
+ * of a and b taken in two orders, and of their floats within quarters (macros:
+ * the shuffles take immediates). */
 #define SUM_QUARTERS(a, b, lo, hi) \
     _mm512_add_ps(_mm512_shuffle_f32x4(a, b, lo), _mm512_shuffle_f32x4(a, b, hi))
 #define SUM_FLOATS(a, b, lo, hi) _mm512_add_ps(_mm512_shuffle_ps(a, b, lo), _mm512_shuffle_ps(a, b, hi))
 
+/* The sums of 16 vectors: r[i] = the sum of v[i]'s 16 lanes. A tree of
+ * 128-bit-lane and in-lane shuffles (46 instructions where 16 separate
+ * horizontal sums take about 160); its order of additions is fixed. */
 INLINE __m512 hsum16x16(const __m512 v[16]) {
     __m512 s[8], t[4], w[2];
 #pragma GCC unroll 8
