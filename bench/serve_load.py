@@ -89,11 +89,14 @@ def main():
     words = ("river mountain city garden music history science ocean forest winter "
              "summer bridge market engine planet story").split()
     prefix = " ".join(words[i % len(words)] for i in range(a.shared_prefix))
-    def prompts(n, k):
+    seen = {}
+    def prompts(n, k, again=0):
         # unique to its round: a later round reuses no earlier prompt's cache
-        # (only the shared prefix, when asked for)
+        # (only the shared prefix, when asked for), a round of an N already
+        # run included (its prompts say so)
         own = " ".join(words[(k * 7 + i) % len(words)] for i in range(a.prompt_words))
-        return (prefix + "\n" if prefix else "") + f"Request {k} of {n}: " + own
+        tag = f" (again {again})" if again else ""
+        return (prefix + "\n" if prefix else "") + f"Request {k} of {n}{tag}: " + own
     print(f"model {model}; prompt ~{a.prompt_words} words"
           f"{f' after a shared {a.shared_prefix}-word prefix' if prefix else ''}, "
           f"{a.max_tokens} generated, streaming, temperature 0")
@@ -106,7 +109,10 @@ def main():
     time.sleep(a.settle)
     base = None
     for n in [int(x) for x in a.concurrency.split(",")]:
-        agg, ttft, tpot = asyncio.run(round_of(a.url, model, n, prompts, a.max_tokens))
+        again = seen.get(n, 0)
+        seen[n] = again + 1
+        agg, ttft, tpot = asyncio.run(round_of(a.url, model, n,
+                                               lambda n, k: prompts(n, k, again), a.max_tokens))
         base = base or agg
         print(f"{n:>4} {agg:>10.1f} {agg / base:>6.2f}x {pct(ttft, 50) * 1e3:>7.0f}ms "
               f"{pct(ttft, 99) * 1e3:>7.0f}ms {pct(tpot, 50) * 1e3:>7.1f}ms {pct(tpot, 99) * 1e3:>7.1f}ms",
