@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
     char def_model[4096], def_1b[4096];
     tai_e2e_default_paths(def_model, sizeof def_model, def_1b, sizeof def_1b);
     const char *model = def_model, *batches = "1,4,16,64";
-    int fill = 192, steps = 32, reps = 3, threads = 0, profile = 0, kv16 = 0;
+    int fill = 192, steps = 32, reps = 3, threads = 0, profile = 0;
+    TinyAIKVCacheType kv = TINYAI_KV_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--model") && v) model = argv[++i];
@@ -62,11 +63,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--profile")) profile = 1;
-        else if (!strcmp(a, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32")))
-            kv16 = !strcmp(argv[++i], "f16");
+        else if (!strcmp(a, "--kv-type") && v &&
+                 (!strcmp(v, "f16") || !strcmp(v, "f32") || !strcmp(v, "q8_0"))) {
+            kv = !strcmp(v, "f16") ? TINYAI_KV_F16 : !strcmp(v, "q8_0") ? TINYAI_KV_Q8_0 : TINYAI_KV_F32;
+            i++;
+        }
         else {
             fprintf(stderr, "usage: bench_batch [--model PATH] [--batches 1,4,16,64] [--fill P] "
-                            "[--steps S] [--reps R] [--threads T] [--kv-type f32|f16] [--profile]\n");
+                            "[--steps S] [--reps R] [--threads T] [--kv-type f32|f16|q8_0] [--profile]\n");
             return 2;
         }
     }
@@ -90,7 +94,7 @@ int main(int argc, char **argv) {
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     mc.maxSessions = maxn;
     mc.contextSize = fill + steps + 1;
-    mc.kvCacheType = kv16 ? TINYAI_KV_F16 : TINYAI_KV_F32;
+    mc.kvCacheType = kv;
     if (threads > 0) mc.threads = threads;
     TinyAIModel *m = NULL;
     if (tinyaiLoadModel(model, &mc, &m) != TINYAI_OK) return fail(model);

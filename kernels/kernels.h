@@ -186,6 +186,11 @@ typedef int64_t (*tai_argmax_fn)(const float *x, int64_t n);
 typedef void (*tai_attention_f16_fn)(float *out, const float *q, const uint16_t *k_cache,
                                      const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                                      int n_head, int n_kv_head, int head_dim, float *att);
+/* tai_attention over 8-bit caches (tai_attention_q8's contract). */
+typedef void (*tai_attention_q8_fn)(float *out, const float *q, const int8_t *k_cache,
+                                    const float *k_scale, const int8_t *v_cache,
+                                    const float *v_scale, int64_t n_pos, int64_t kv_stride,
+                                    int n_head, int n_kv_head, int head_dim, float *att);
 /* dst[i] = src[i] as binary16, rounded to nearest even (tai_f32_to_f16_row). */
 typedef void (*tai_f32_to_f16_fn)(const float *src, uint16_t *dst, int64_t n);
 /* Same contract as tai_quantize_row_q8a (q8k: tai_quantize_row_q8k), bit
@@ -202,6 +207,9 @@ typedef struct {
      * tai_attention_all_scratch floats) */
     tai_attention_fn attention_all;
     tai_attention_f16_fn attention_f16_all;
+    /* tai_attention_q8 and tai_attention_q8_all */
+    tai_attention_q8_fn attention_q8;
+    tai_attention_q8_fn attention_q8_all;
     tai_f32_to_f16_fn f32_to_f16;
     tai_silu_mul_fn silu_mul;
     tai_argmax_fn argmax;
@@ -380,6 +388,30 @@ void tai_attention_all(float *out, const float *q, const float *k_cache, const f
 void tai_attention_f16_all(float *out, const float *q, const uint16_t *k_cache,
                            const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                            int n_head, int n_kv_head, int head_dim, float *att);
+/* tai_attention over 8-bit caches (an 8-bit KV cache, TINYAI_KV_Q8_0):
+ * element i of a cache is code[i] * scale[i / 32] (the codes of 32
+ * consecutive elements share a scale; tai_f32_to_q8_row makes them), the
+ * product rounded once to float, and the sums are tai_attention's.
+ * head_dim and kv_stride must be multiples of 32 (a head's vectors never
+ * straddle two scales); nothing is computed otherwise. k_scale and v_scale
+ * are the scales of the elements k_cache and v_cache point at: a caller
+ * that offsets k_cache by e elements (a multiple of 32) offsets k_scale by
+ * e / 32. */
+void tai_attention_q8(float *out, const float *q, const int8_t *k_cache, const float *k_scale,
+                      const int8_t *v_cache, const float *v_scale, int64_t n_pos,
+                      int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att);
+/* tai_attention_q8 with tai_attention_all_scratch floats of scratch (the
+ * same result bit for bit; see tai_attention_all). */
+void tai_attention_q8_all(float *out, const float *q, const int8_t *k_cache,
+                          const float *k_scale, const int8_t *v_cache, const float *v_scale,
+                          int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                          int head_dim, float *att);
+/* n floats (a multiple of 32) to an 8-bit cache's codes and scales: per 32,
+ * scale = max |x| / 127 and code = x / scale rounded half away from zero,
+ * as tai_quantize_row_q8a's d and qs (so through any table's quantize_q8a,
+ * `quantize`, the same bits; NULL: the portable one). */
+void tai_f32_to_q8_row(tai_quantize_q8a_fn quantize, const float *src, int8_t *codes,
+                       float *scales, int64_t n);
 /* Floats of scratch tai_attention_f16_all needs (and any table's version). */
 static inline int64_t tai_attention_all_scratch(int64_t n_pos, int n_head, int head_dim) {
     return (int64_t)n_head * n_pos + (int64_t)n_head * 32 * ((head_dim + 15) / 16) + 16;

@@ -134,6 +134,15 @@ void tai_k_attention_all_avx512(float *out, const float *q, const float *k_cache
 void tai_k_attention_f16_all_avx512(float *out, const float *q, const uint16_t *k_cache,
                                     const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                                     int n_head, int n_kv_head, int head_dim, float *att);
+/* Over 8-bit caches (tai_attention_q8, tai_attention_q8_all). */
+void tai_k_attention_q8_avx512(float *out, const float *q, const int8_t *k_cache,
+                               const float *k_scale, const int8_t *v_cache, const float *v_scale,
+                               int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                               int head_dim, float *att);
+void tai_k_attention_q8_all_avx512(float *out, const float *q, const int8_t *k_cache,
+                                   const float *k_scale, const int8_t *v_cache,
+                                   const float *v_scale, int64_t n_pos, int64_t kv_stride,
+                                   int n_head, int n_kv_head, int head_dim, float *att);
 void tai_k_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
 void tai_k_f32_to_f16_avx512(const float *src, uint16_t *dst, int64_t n);
 /* Activation quantization (contract of tai_quantize_row_q8a, bit for bit). */

@@ -564,19 +564,24 @@ INLINE __m512 hsum16x16(const __m512 v[16]) {
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
 }
 
-/* Cache element i on (16 lanes, masked) of a float cache or a binary16
- * one (f16), widened exactly. */
-INLINE __m512 kv_load(const void *cache, int64_t i, __mmask16 m, int f16) {
-    return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)cache + i))
-               : _mm512_maskz_loadu_ps(m, (const float *)cache + i);
+/* Cache element i on (16 lanes, masked) of a float cache (kind 0), a
+ * binary16 one (1), widened exactly, or an 8-bit one (2: codes times their
+ * scale, scale[i / 32], as tai_attention_q8's elements). */
+INLINE __m512 kv_load(const void *cache, const float *scale, int64_t i, __mmask16 m, int kind) {
+    if (kind == 2) /* 8-bit codes, a scale per 32 (i is a multiple of 16) */
+        return _mm512_mul_ps(
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, (const int8_t *)cache + i))),
+            _mm512_set1_ps(scale[i >> 5]));
+    return kind ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)cache + i))
+                : _mm512_maskz_loadu_ps(m, (const float *)cache + i);
 }
 
 /* The scores of query head qh against positions [p, p + np) (np <= 16)
  * of a cache, their rows from element kb on, kv_stride apart: 16 dot
  * products along the head dimension (16 lanes at a time, masked tail),
  * summed across lanes together by one shuffle tree, times scale. */
-INLINE __m512 scores16(const float *qh, const void *k_cache, int64_t kb, int64_t kv_stride, int np,
-                       int head_dim, float scale, int f16) {
+INLINE __m512 scores16(const float *qh, const void *k_cache, const float *k_scale, int64_t kb,
+                       int64_t kv_stride, int np, int head_dim, float scale, int kind) {
     const int nv = (head_dim + 15) / 16;
     __m512 acc[16];
 #pragma GCC unroll 16
@@ -587,10 +592,10 @@ INLINE __m512 scores16(const float *qh, const void *k_cache, int64_t kb, int64_t
         if (np == 16) {
 #pragma GCC unroll 16
             for (int j = 0; j < 16; j++)
-                acc[j] = _mm512_fmadd_ps(qq, kv_load(k_cache, kb + j * kv_stride + 16 * i, m, f16), acc[j]);
+                acc[j] = _mm512_fmadd_ps(qq, kv_load(k_cache, k_scale, kb + j * kv_stride + 16 * i, m, kind), acc[j]);
         } else {
             for (int j = 0; j < np; j++)
-                acc[j] = _mm512_fmadd_ps(qq, kv_load(k_cache, kb + j * kv_stride + 16 * i, m, f16), acc[j]);
+                acc[j] = _mm512_fmadd_ps(qq, kv_load(k_cache, k_scale, kb + j * kv_stride + 16 * i, m, kind), acc[j]);
         }
     }
     return _mm512_mul_ps(hsum16x16(acc), _mm512_set1_ps(scale));
@@ -617,9 +622,9 @@ INLINE __m512 hsum8x16(const __m512 v[8]) {
  * [p, p + np) (np <= 8): each row of K widened once for all of them (where
  * scores16 widens it once per head), each score's arithmetic scores16's,
  * so its result bit for bit. Head a's scores go to att + a * att_stride. */
-INLINE void scores8_group(const float *q0, int nh, const void *k_cache, int64_t kb,
-                          int64_t kv_stride, int np, int head_dim, float scale, int f16, float *att,
-                          int64_t att_stride) {
+INLINE void scores8_group(const float *q0, int nh, const void *k_cache, const float *k_scale,
+                          int64_t kb, int64_t kv_stride, int np, int head_dim, float scale,
+                          int kind, float *att, int64_t att_stride) {
     const int nv = (head_dim + 15) / 16;
     __m512 acc[3][8];
 #pragma GCC unroll 3
@@ -636,7 +641,7 @@ INLINE void scores8_group(const float *q0, int nh, const void *k_cache, int64_t 
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             if (j >= np) break;
-            const __m512 kk = kv_load(k_cache, kb + j * kv_stride + 16 * i, m, f16);
+            const __m512 kk = kv_load(k_cache, k_scale, kb + j * kv_stride + 16 * i, m, kind);
 #pragma GCC unroll 3
             for (int a = 0; a < 3; a++) acc[a][j] = _mm512_fmadd_ps(qq[a], kk, acc[a][j]);
         }
@@ -669,10 +674,11 @@ INLINE float exp_scores(float *att, int64_t n_pos, float mx) {
  * tail), summed across lanes together by one shuffle tree; the softmax
  * runs 16 scores at a time; the weighted sum accumulates into the head's
  * output vectors, normalized once at the end. The same code reads float
- * caches and binary16 ones (f16). */
-INLINE void attention_avx512(float *out, const float *q, const void *k_cache,
-                             const void *v_cache, int64_t n_pos, int64_t kv_stride,
-                             int n_head, int n_kv_head, int head_dim, float *att, int f16) {
+ * caches, binary16 ones and 8-bit ones (kind 0, 1, 2; kv_load). */
+INLINE void attention_avx512(float *out, const float *q, const void *k_cache, const float *k_scale,
+                             const void *v_cache, const float *v_scale, int64_t n_pos,
+                             int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att,
+                             int kind) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
     const int group = n_head / n_kv_head;
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -689,27 +695,27 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache,
         for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
             const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
             const int64_t kb = p0 * kv_stride + kv_off;
-            if (f16) {
-                /* binary16 caches are read past the LLC by batches of many
+            if (kind) {
+                /* binary16 and 8-bit caches are read past the LLC by batches of many
                  * sequences: K's rows 32 positions ahead into L1 and, for
                  * the first head of a group, V's rows of these positions
                  * into L2 for the pass after (in-place gain at 16
                  * sequences: attention 7.3 -> 6.1 ms per step) */
-                const int64_t rowb = (int64_t)head_dim * 2;
+                const int64_t es = kind == 2 ? 1 : 2, rowb = (int64_t)head_dim * es;
                 for (int j = 0; j < 16; j++) {
                     if (p0 + 32 + j < n_pos) {
                         const char *r =
-                            (const char *)k_cache + ((p0 + 32 + j) * kv_stride + kv_off) * 2;
+                            (const char *)k_cache + ((p0 + 32 + j) * kv_stride + kv_off) * es;
                         for (int64_t l = 0; l < rowb; l += 64) _mm_prefetch(r + l, _MM_HINT_T0);
                     }
                     if (h % group == 0 && p0 + j < n_pos) {
-                        const char *r = (const char *)v_cache + ((p0 + j) * kv_stride + kv_off) * 2;
+                        const char *r = (const char *)v_cache + ((p0 + j) * kv_stride + kv_off) * es;
                         for (int64_t l = 0; l < rowb; l += 64) _mm_prefetch(r + l, _MM_HINT_T1);
                     }
                 }
             }
             const __mmask16 pm = tail_mask(np);
-            const __m512 sc = scores16(qh, k_cache, kb, kv_stride, np, head_dim, scale, f16);
+            const __m512 sc = scores16(qh, k_cache, k_scale, kb, kv_stride, np, head_dim, scale, kind);
             _mm512_mask_storeu_ps(att + p0, pm, sc);
             vmax = _mm512_mask_max_ps(vmax, pm, vmax, sc);
         }
@@ -734,8 +740,8 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache,
 #pragma GCC unroll 8
                 for (int i = 0; i < 8; i++)
                     if (i < ni) {
-                        o0[i] = _mm512_fmadd_ps(a0, kv_load(v_cache, v0 + 16 * i, m[i], f16), o0[i]);
-                        o1[i] = _mm512_fmadd_ps(a1, kv_load(v_cache, v1 + 16 * i, m[i], f16), o1[i]);
+                        o0[i] = _mm512_fmadd_ps(a0, kv_load(v_cache, v_scale, v0 + 16 * i, m[i], kind), o0[i]);
+                        o1[i] = _mm512_fmadd_ps(a1, kv_load(v_cache, v_scale, v1 + 16 * i, m[i], kind), o1[i]);
                     }
             }
             if (p < n_pos) {
@@ -743,7 +749,7 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache,
                 const __m512 a0 = _mm512_set1_ps(att[p]);
 #pragma GCC unroll 8
                 for (int i = 0; i < 8; i++)
-                    if (i < ni) o0[i] = _mm512_fmadd_ps(a0, kv_load(v_cache, v0 + 16 * i, m[i], f16), o0[i]);
+                    if (i < ni) o0[i] = _mm512_fmadd_ps(a0, kv_load(v_cache, v_scale, v0 + 16 * i, m[i], kind), o0[i]);
             }
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++)
@@ -763,13 +769,14 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache,
  * two sums), so the result is its result bit for bit. att: n_head * n_pos
  * scores, then the V sums (n_head * 2 * 16 * nv floats, 64-byte aligned). */
 INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache,
-                                 const void *v_cache, int64_t n_pos, int64_t kv_stride,
-                                 int n_head, int n_kv_head, int head_dim, float *att, int f16) {
+                                 const float *k_scale, const void *v_cache, const float *v_scale,
+                                 int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                                 int head_dim, float *att, int kind) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
     const int group = n_head / n_kv_head;
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int nv = (head_dim + 15) / 16;
-    const int64_t es = f16 ? 2 : 4;
+    const int64_t es = kind == 2 ? 1 : kind ? 2 : 4; /* bytes a value */
     if (n_pos <= 0) {
         for (int64_t i = 0; i < (int64_t)n_head * head_dim; i++) out[i] = 0.0f;
         return;
@@ -792,9 +799,9 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
             for (int hh = 0; hh < group; hh += 3) {
                 const int nh = group - hh < 3 ? group - hh : 3, h0 = g * group + hh;
                 for (int e = 0; e < np; e += 8)
-                    scores8_group(q + (int64_t)h0 * head_dim, nh, k_cache,
+                    scores8_group(q + (int64_t)h0 * head_dim, nh, k_cache, k_scale,
                                   (p0 + e) * kv_stride + (int64_t)g * head_dim, kv_stride,
-                                  np - e < 8 ? np - e : 8, head_dim, scale, f16,
+                                  np - e < 8 ? np - e : 8, head_dim, scale, kind,
                                   att + (int64_t)h0 * n_pos + p0 + e, n_pos);
             }
     }
@@ -843,8 +850,8 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
                         __m512 x0[4], x1[4];
 #pragma GCC unroll 4
                         for (int i = 0; i < 4; i++) {
-                            x0[i] = kv_load(v_cache, v0 + 16 * i, m[i], f16);
-                            x1[i] = kv_load(v_cache, v1 + 16 * i, m[i], f16);
+                            x0[i] = kv_load(v_cache, v_scale, v0 + 16 * i, m[i], kind);
+                            x1[i] = kv_load(v_cache, v_scale, v1 + 16 * i, m[i], kind);
                         }
 #pragma GCC unroll 3
                         for (int a = 0; a < 3; a++) {
@@ -861,7 +868,7 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
                         const int64_t v0 = vb + p * kv_stride;
                         __m512 x0[4];
 #pragma GCC unroll 4
-                        for (int i = 0; i < 4; i++) x0[i] = kv_load(v_cache, v0 + 16 * i, m[i], f16);
+                        for (int i = 0; i < 4; i++) x0[i] = kv_load(v_cache, v_scale, v0 + 16 * i, m[i], kind);
 #pragma GCC unroll 3
                         for (int a = 0; a < 3; a++) {
                             if (a >= nh) break;
@@ -907,29 +914,47 @@ static void silu_mul_avx512(float *gate, const float *up, int64_t n) {
 void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
                             const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                             int n_kv_head, int head_dim, float *att) {
-    attention_avx512(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att,
+    attention_avx512(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head, head_dim, att,
                      0);
 }
 
 void tai_k_attention_f16_avx512(float *out, const float *q, const uint16_t *k_cache,
                                 const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                                 int n_head, int n_kv_head, int head_dim, float *att) {
-    attention_avx512(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att,
+    attention_avx512(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head, head_dim, att,
                      1);
 }
 
 void tai_k_attention_all_avx512(float *out, const float *q, const float *k_cache,
                                 const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                                 int n_kv_head, int head_dim, float *att) {
-    attention_all_avx512(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim,
+    attention_all_avx512(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head, head_dim,
                          att, 0);
 }
 
 void tai_k_attention_f16_all_avx512(float *out, const float *q, const uint16_t *k_cache,
                                     const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                                     int n_head, int n_kv_head, int head_dim, float *att) {
-    attention_all_avx512(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim,
+    attention_all_avx512(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head, head_dim,
                          att, 1);
+}
+
+void tai_k_attention_q8_avx512(float *out, const float *q, const int8_t *k_cache,
+                               const float *k_scale, const int8_t *v_cache, const float *v_scale,
+                               int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                               int head_dim, float *att) {
+    if (head_dim % 32 != 0 || kv_stride % 32 != 0) return;
+    attention_avx512(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
+                     n_kv_head, head_dim, att, 2);
+}
+
+void tai_k_attention_q8_all_avx512(float *out, const float *q, const int8_t *k_cache,
+                                   const float *k_scale, const int8_t *v_cache,
+                                   const float *v_scale, int64_t n_pos, int64_t kv_stride,
+                                   int n_head, int n_kv_head, int head_dim, float *att) {
+    if (head_dim % 32 != 0 || kv_stride % 32 != 0) return;
+    attention_all_avx512(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
+                         n_kv_head, head_dim, att, 2);
 }
 
 /* As tai_f32_to_f16_row (vcvtps2ph rounds to nearest even and keeps NaNs

@@ -7,6 +7,7 @@
  * double.
  */
 #include <math.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 
@@ -121,15 +122,19 @@ void tai_rope(float *x, int n_heads, int head_dim, int rot_dim, int64_t pos,
  *   att = softmax(att)
  *   out_h = sum_p att[p] * v[p][g]
  * k[p][g] is at k_cache + p * kv_stride + g * head_dim (same for v). */
-/* Element i of a cache of floats (f16 = 0) or of binary16 values. */
-static inline float kv_elem(const void *cache, int64_t i, int f16) {
-    return f16 ? tai_fp16_to_fp32(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+/* Element i of a cache of floats (kind 0), of binary16 values (1) or of
+ * 8-bit codes with a scale per 32 (2: code[i] * scale[i / 32]). */
+static inline float kv_elem(const void *cache, const float *scale, int64_t i, int kind) {
+    if (kind == 2) return (float)((const int8_t *)cache)[i] * scale[i >> 5];
+    return kind ? tai_fp16_to_fp32(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
 }
 
 static inline __attribute__((always_inline)) void attention_ref(
-    float *out, const float *q, const void *k_cache, const void *v_cache, int64_t n_pos,
-    int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att, int f16) {
+    float *out, const float *q, const void *k_cache, const float *k_scale, const void *v_cache,
+    const float *v_scale, int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+    int head_dim, float *att, int kind) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
+    if (kind == 2 && (head_dim % 32 != 0 || kv_stride % 32 != 0)) return;
     int group = n_head / n_kv_head;
     double scale = 1.0 / sqrt((double)head_dim);
     for (int h = 0; h < n_head; h++) {
@@ -141,14 +146,15 @@ static inline __attribute__((always_inline)) void attention_ref(
         for (int64_t p = 0; p < n_pos; p++) {
             const int64_t kp = p * kv_stride + kv_off;
             double dot = 0.0;
-            for (int d = 0; d < head_dim; d++) dot += (double)qh[d] * kv_elem(k_cache, kp + d, f16);
+            for (int d = 0; d < head_dim; d++)
+                dot += (double)qh[d] * kv_elem(k_cache, k_scale, kp + d, kind);
             att[p] = (float)(dot * scale);
         }
         tai_softmax(att, n_pos);
         for (int64_t p = 0; p < n_pos; p++) {
             const int64_t vp = p * kv_stride + kv_off;
             float a = att[p];
-            for (int d = 0; d < head_dim; d++) oh[d] += a * kv_elem(v_cache, vp + d, f16);
+            for (int d = 0; d < head_dim; d++) oh[d] += a * kv_elem(v_cache, v_scale, vp + d, kind);
         }
     }
 }
@@ -156,13 +162,46 @@ static inline __attribute__((always_inline)) void attention_ref(
 void tai_attention(float *out, const float *q, const float *k_cache,
                    const float *v_cache, int64_t n_pos, int64_t kv_stride,
                    int n_head, int n_kv_head, int head_dim, float *att) {
-    attention_ref(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 0);
+    attention_ref(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head,
+                  head_dim, att, 0);
 }
 
 void tai_attention_f16(float *out, const float *q, const uint16_t *k_cache,
                        const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                        int n_head, int n_kv_head, int head_dim, float *att) {
-    attention_ref(out, q, k_cache, v_cache, n_pos, kv_stride, n_head, n_kv_head, head_dim, att, 1);
+    attention_ref(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head,
+                  head_dim, att, 1);
+}
+
+void tai_attention_q8(float *out, const float *q, const int8_t *k_cache, const float *k_scale,
+                      const int8_t *v_cache, const float *v_scale, int64_t n_pos,
+                      int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att) {
+    attention_ref(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
+                  n_kv_head, head_dim, att, 2);
+}
+
+void tai_attention_q8_all(float *out, const float *q, const int8_t *k_cache,
+                          const float *k_scale, const int8_t *v_cache, const float *v_scale,
+                          int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
+                          int head_dim, float *att) {
+    tai_attention_q8(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
+                     n_kv_head, head_dim, att);
+}
+
+void tai_f32_to_q8_row(tai_quantize_q8a_fn quantize, const float *src, int8_t *codes,
+                       float *scales, int64_t n) {
+    if (n <= 0 || n % TAI_QK != 0) return;
+    if (!quantize) quantize = tai_quantize_row_q8a;
+    enum { RUN = 32 }; /* blocks quantized in one call */
+    tai_block_q8a run[RUN];
+    for (int64_t b0 = 0; b0 < n / TAI_QK; b0 += RUN) {
+        const int64_t nb = n / TAI_QK - b0 < RUN ? n / TAI_QK - b0 : RUN;
+        quantize(src + b0 * TAI_QK, run, nb * TAI_QK);
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(codes + (b0 + b) * TAI_QK, run[b].qs, TAI_QK);
+            scales[b0 + b] = run[b].d;
+        }
+    }
 }
 
 void tai_attention_all(float *out, const float *q, const float *k_cache, const float *v_cache,

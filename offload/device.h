@@ -189,6 +189,17 @@ typedef struct tai_device_ops {
                          const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
                          int head_dim, int window, tai_dref scratch, size_t scratch_bytes);
     int (*to_f16)(void *dev, tai_dref dst, tai_dref src, int64_t n);
+
+    /* An 8-bit KV cache (TINYAI_KV_Q8_0): attention as attention_f16 over
+     * caches of codes (k, v) with a float scale per 32 of them (ks, vs: the
+     * scales of the codes k and v point at; tai_attention_q8's elements);
+     * and n floats of src (a multiple of 32) written as codes to dst and
+     * their scales to dst_scale (tai_f32_to_q8_row). */
+    int (*attention_q8)(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                        const tai_dref *v, const tai_dref *ks, const tai_dref *vs,
+                        const int32_t *pos, int n_head, int n_kv_head, int head_dim, int window,
+                        tai_dref scratch, size_t scratch_bytes);
+    int (*to_q8)(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n);
 } tai_device_ops;
 
 #ifdef __cplusplus

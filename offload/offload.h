@@ -166,6 +166,20 @@ static inline TinyAIStatus tai_dev_attention_f16(tai_device *d, tai_dref out, ta
 static inline TinyAIStatus tai_dev_to_f16(tai_device *d, tai_dref dst, tai_dref src, int64_t n) {
     TAI_DEV_OPT_(d, to_f16, dst, src, n);
 }
+static inline TinyAIStatus tai_dev_attention_q8(tai_device *d, tai_dref out, tai_dref q,
+                                                int64_t ncols, const tai_dref *k,
+                                                const tai_dref *v, const tai_dref *ks,
+                                                const tai_dref *vs, const int32_t *pos,
+                                                int n_head, int n_kv_head, int head_dim,
+                                                int window, tai_dref scratch,
+                                                size_t scratch_bytes) {
+    TAI_DEV_OPT_(d, attention_q8, out, q, ncols, k, v, ks, vs, pos, n_head, n_kv_head, head_dim,
+                 window, scratch, scratch_bytes);
+}
+static inline TinyAIStatus tai_dev_to_q8(tai_device *d, tai_dref dst, tai_dref dst_scale,
+                                         tai_dref src, int64_t n) {
+    TAI_DEV_OPT_(d, to_q8, dst, dst_scale, src, n);
+}
 static inline TinyAIStatus tai_dev_embed(tai_device *d, tai_type t, tai_dref table, int64_t rows,
                                          int64_t n, const int32_t *tokens, int64_t ncols,
                                          tai_dref out) {

@@ -145,8 +145,9 @@ static void generate_help(void) {
            "  --io ENGINE          uring (default, falls back to pread), pread, mmap\n"
            "  --cache-policy P     belady (default: evict the layer needed last), lru\n"
            "  --numa POLICY        local (default), interleave, replicate\n"
-           "  --kv-type T          KV cache values: f32 (default, exact) or f16 (half the\n"
-           "                       memory and attention reads; runs on the CPU)\n"
+           "  --kv-type T          KV cache values: f32 (default, exact), f16 (half the\n"
+           "                       memory and attention reads) or q8_0 (8-bit, 0.28x;\n"
+           "                       heads of a multiple of 32 values); f16, q8_0 run on the CPU\n"
            "  --prefetch N         layers read ahead, 0..64 (default 1; 0: none)\n"
            "  --quiet              print only the generated text\n"
            "  --no-tune            do not measure the kernel tuning if this CPU has none\n"
@@ -650,7 +651,7 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
     static const char *const ios[] = {"auto", "uring", "pread", "mmap"};
     static const char *const policies[] = {"belady", "lru"};
     static const char *const numas[] = {"local", "interleave", "replicate"};
-    static const char *const kvs[] = {"f32", "f16"};
+    static const char *const kvs[] = {"f32", "f16", "q8_0"};
     int k;
     if (!strcmp(a, "--mem-limit")) {
         if (!parse_bytes(v, &mc->memoryLimit))
@@ -672,8 +673,8 @@ int memory_option(const char *a, const char *v, TinyAIModelConfig *mc) {
             return usage_error("--numa must be local, interleave or replicate, got '%s'", v);
         mc->numaPolicy = (TinyAINumaPolicy)k;
     } else if (!strcmp(a, "--kv-type")) {
-        if ((k = parse_choice(v, kvs, 2)) < 0)
-            return usage_error("--kv-type must be f32 or f16, got '%s'", v);
+        if ((k = parse_choice(v, kvs, 3)) < 0)
+            return usage_error("--kv-type must be f32, f16 or q8_0, got '%s'", v);
         mc->kvCacheType = (TinyAIKVCacheType)k;
     } else {
         return 0;

@@ -340,13 +340,15 @@ typedef struct {
     float *out;
     const float *q;
     const tai_dref *kc, *vc;
+    const tai_dref *ks, *vs; /* an 8-bit cache's scales (kind 2) */
     const int32_t *pos;
     int64_t ncols;
     int n_head, n_kv_head, head_dim;
     float *scratch;
     int64_t per_thread; /* floats of scratch per thread */
     int window;         /* > 0: the last `window` positions only */
-    int f16;            /* the caches hold binary16 values */
+    int kind;           /* the caches hold floats (0), binary16 values (1) or
+                         * 8-bit codes with their scales (2) */
 } att_job;
 
 /* Whether a job runs column by column (all of a column's heads in one
@@ -371,7 +373,14 @@ static void att_worker(void *ctx, int ti, int nth) {
         for (int64_t t = ti; t < j->ncols; t += nth) {
             const int64_t end = (int64_t)j->pos[t] + 1;
             const int64_t start = j->window > 0 && end > j->window ? end - j->window : 0;
-            if (j->f16)
+            if (j->kind == 2)
+                j->k->attention_q8_all(j->out + t * qd, j->q + t * qd,
+                                       (const int8_t *)H(j->kc[t]) + start * kvd,
+                                       (const float *)H(j->ks[t]) + start * kvd / 32,
+                                       (const int8_t *)H(j->vc[t]) + start * kvd,
+                                       (const float *)H(j->vs[t]) + start * kvd / 32, end - start,
+                                       kvd, j->n_head, j->n_kv_head, hd, att);
+            else if (j->kind)
                 j->k->attention_f16_all(j->out + t * qd, j->q + t * qd,
                                         (const uint16_t *)H(j->kc[t]) + start * kvd,
                                         (const uint16_t *)H(j->vc[t]) + start * kvd, end - start,
@@ -393,7 +402,12 @@ static void att_worker(void *ctx, int ti, int nth) {
         float *o = j->out + t * qd + (int64_t)g * grp * hd;
         const float *q = j->q + t * qd + (int64_t)g * grp * hd;
         const int64_t at = start * kvd + (int64_t)g * hd; /* elements in */
-        if (j->f16)
+        if (j->kind == 2)
+            j->k->attention_q8(o, q, (const int8_t *)H(j->kc[t]) + at,
+                               (const float *)H(j->ks[t]) + at / 32,
+                               (const int8_t *)H(j->vc[t]) + at, (const float *)H(j->vs[t]) + at / 32,
+                               end - start, kvd, grp, 1, hd, att);
+        else if (j->kind)
             j->k->attention_f16(o, q, (const uint16_t *)H(j->kc[t]) + at,
                                 (const uint16_t *)H(j->vc[t]) + at, end - start, kvd, grp, 1, hd,
                                 att);
@@ -417,25 +431,33 @@ static size_t cpu_attention_scratch(void *dev, int64_t max_pos, int n_head) {
 }
 
 static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
-                         const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
-                         int head_dim, int window, int f16, tai_dref scratch,
-                         size_t scratch_bytes) {
+                        const tai_dref *v, const tai_dref *ks, const tai_dref *vs,
+                        const int32_t *pos, int n_head, int n_kv_head, int head_dim, int window,
+                        int kind, tai_dref scratch, size_t scratch_bytes) {
     cpu_dev *c = dev;
     HOST(c, out, "output");
     HOST(c, q, "queries");
     HOST(c, scratch, "scratch");
     if (n_kv_head <= 0 || n_head % n_kv_head)
         return fail(c, -EINVAL, "attention: %d query heads over %d kv heads", n_head, n_kv_head);
+    if (kind == 2 && head_dim % 32)
+        return fail(c, -EINVAL, "attention: an 8-bit cache needs heads of a multiple of 32 values, "
+                    "not %d", head_dim);
     const int64_t per = (int64_t)(scratch_bytes / sizeof(float) / (size_t)c->threads);
     for (int64_t t = 0; t < ncols; t++) {
         HOST(c, k[t], "key cache");
         HOST(c, v[t], "value cache");
+        if (kind == 2) {
+            HOST(c, ks[t], "key scales");
+            HOST(c, vs[t], "value scales");
+        }
         if (pos[t] < 0 || pos[t] >= per)
             return fail(c, -EINVAL, "attention: position %d past the scratch's %lld", pos[t],
                         (long long)per);
     }
-    att_job j = {c->k, H(out), H(q), k, v, pos, ncols, n_head, n_kv_head, head_dim, H(scratch), per,
-                 window, f16};
+    att_job j = {c->k,      H(out),     H(q),     k,    v,         ks,  vs,
+                 pos,       ncols,      n_head,   n_kv_head, head_dim, H(scratch), per,
+                 window,    kind};
     if (ncols * n_kv_head > 1 && c->threads > 1)
         tai_pool_run(c->pool, att_worker, &j);
     else
@@ -446,8 +468,8 @@ static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, cons
 static int cpu_attention(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
                          const tai_dref *v, const int32_t *pos, int n_head, int n_kv_head,
                          int head_dim, tai_dref scratch, size_t scratch_bytes) {
-    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, 0, 0, scratch,
-                        scratch_bytes);
+    return attention_op(dev, out, q, ncols, k, v, NULL, NULL, pos, n_head, n_kv_head, head_dim, 0,
+                        0, scratch, scratch_bytes);
 }
 
 static int cpu_attention_window(void *dev, tai_dref out, tai_dref q, int64_t ncols,
@@ -455,8 +477,8 @@ static int cpu_attention_window(void *dev, tai_dref out, tai_dref q, int64_t nco
                                 int n_head, int n_kv_head, int head_dim, int window,
                                 tai_dref scratch, size_t scratch_bytes) {
     if (window < 1) return fail(dev, -EINVAL, "attention: window of %d positions", window);
-    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window, 0,
-                        scratch, scratch_bytes);
+    return attention_op(dev, out, q, ncols, k, v, NULL, NULL, pos, n_head, n_kv_head, head_dim,
+                        window, 0, scratch, scratch_bytes);
 }
 
 static int cpu_attention_f16(void *dev, tai_dref out, tai_dref q, int64_t ncols,
@@ -464,8 +486,17 @@ static int cpu_attention_f16(void *dev, tai_dref out, tai_dref q, int64_t ncols,
                              int n_head, int n_kv_head, int head_dim, int window,
                              tai_dref scratch, size_t scratch_bytes) {
     if (window < 0) return fail(dev, -EINVAL, "attention: window of %d positions", window);
-    return attention_op(dev, out, q, ncols, k, v, pos, n_head, n_kv_head, head_dim, window, 1,
-                        scratch, scratch_bytes);
+    return attention_op(dev, out, q, ncols, k, v, NULL, NULL, pos, n_head, n_kv_head, head_dim,
+                        window, 1, scratch, scratch_bytes);
+}
+
+static int cpu_attention_q8(void *dev, tai_dref out, tai_dref q, int64_t ncols, const tai_dref *k,
+                            const tai_dref *v, const tai_dref *ks, const tai_dref *vs,
+                            const int32_t *pos, int n_head, int n_kv_head, int head_dim,
+                            int window, tai_dref scratch, size_t scratch_bytes) {
+    if (window < 0) return fail(dev, -EINVAL, "attention: window of %d positions", window);
+    return attention_op(dev, out, q, ncols, k, v, ks, vs, pos, n_head, n_kv_head, head_dim,
+                        window, 2, scratch, scratch_bytes);
 }
 
 /* Small: the new positions' K or V of a step, converted where they go. */
@@ -475,6 +506,17 @@ static int cpu_to_f16(void *dev, tai_dref dst, tai_dref src, int64_t n) {
     HOST(c, src, "source");
     if (n < 0) return fail(c, -EINVAL, "conversion of %lld floats", (long long)n);
     c->k->f32_to_f16(H(src), H(dst), n);
+    return 0;
+}
+
+static int cpu_to_q8(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n) {
+    cpu_dev *c = dev;
+    HOST(c, dst, "destination");
+    HOST(c, dst_scale, "scales' destination");
+    HOST(c, src, "source");
+    if (n < 0 || n % 32)
+        return fail(c, -EINVAL, "8-bit conversion of %lld floats (a multiple of 32)", (long long)n);
+    tai_f32_to_q8_row(c->k->quantize_q8a, H(src), H(dst), H(dst_scale), n);
     return 0;
 }
 
@@ -526,6 +568,8 @@ static const tai_device_ops cpu_ops = {
     .attention_window = cpu_attention_window,
     .attention_f16 = cpu_attention_f16,
     .to_f16 = cpu_to_f16,
+    .attention_q8 = cpu_attention_q8,
+    .to_q8 = cpu_to_q8,
 };
 
 /* ---- the runtime's side ---- */
@@ -556,6 +600,8 @@ static void compose(cpu_dev *c) {
     c->mix.attention_f16_all =
         tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16_all;
     c->mix.attention_all = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_all;
+    c->mix.attention_q8 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_q8;
+    c->mix.attention_q8_all = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_q8_all;
     c->mix.f32_to_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->f32_to_f16;
     c->mix.tuning = c->own_tune ? &c->tune : NULL;
     c->k = &c->mix;

@@ -99,16 +99,17 @@ static TinyAIStatus check_config(TinyAIModelConfig *cfg, int *threads) {
     if (cfg->contextSize < 0)
         return tai_error(TINYAI_ERR_INVALID_ARG, "contextSize must be >= 0, got %d",
                          cfg->contextSize);
-    if ((unsigned)cfg->kvCacheType > TINYAI_KV_F16)
+    if ((unsigned)cfg->kvCacheType > TINYAI_KV_Q8_0)
         return tai_error(TINYAI_ERR_INVALID_ARG,
-                         "unknown KV cache type %d (TINYAI_KV_F32 or TINYAI_KV_F16)",
+                         "unknown KV cache type %d (TINYAI_KV_F32, TINYAI_KV_F16 or "
+                         "TINYAI_KV_Q8_0)",
                          (int)cfg->kvCacheType);
-    if (cfg->kvCacheType == TINYAI_KV_F16 && cfg->device && *cfg->device &&
+    if (cfg->kvCacheType != TINYAI_KV_F32 && cfg->device && *cfg->device &&
         strcmp(cfg->device, "auto") && strcmp(cfg->device, "cpu"))
         return tai_error(TINYAI_ERR_UNSUPPORTED,
-                         "an F16 KV cache is read by the CPU kernels only: device '%s' cannot "
+                         "an %s KV cache is read by the CPU kernels only: device '%s' cannot "
                          "run it (use the F32 cache there, or the CPU)",
-                         cfg->device);
+                         cfg->kvCacheType == TINYAI_KV_F16 ? "F16" : "8-bit", cfg->device);
     if (cfg->prefetchWindow == 0) cfg->prefetchWindow = 1;
     if (cfg->prefetchWindow < -1 || cfg->prefetchWindow > 64)
         return tai_error(TINYAI_ERR_INVALID_ARG,
@@ -277,6 +278,11 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->file = tai_mapped_file(mm);
     m->cfg = cfg;
     st = tai_llama_bind(m);
+    if (st == TINYAI_OK && cfg.kvCacheType == TINYAI_KV_Q8_0 && m->hp.head_dim % 32 != 0)
+        st = tai_error(TINYAI_ERR_UNSUPPORTED,
+                       "an 8-bit KV cache quantizes heads in blocks of 32 values: this model's "
+                       "heads have %d (use the F16 or F32 cache)",
+                       m->hp.head_dim);
     if (st != TINYAI_OK) goto fail;
     st = tai_cpu_device_open(cfg.cpu, threads, &m->dev);
     m->cfg.cpu = NULL; /* not kept: the caller's string */
@@ -285,9 +291,9 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
         bind_threads(m->dev, m->mm);
         m->threads_bound = 1;
     }
-    /* an F16 cache: every layer on the CPU (check_config refused any other
-     * named device; "auto" means the CPU) */
-    st = tai_model_place(m, cfg.kvCacheType == TINYAI_KV_F16 ? "cpu" : cfg.device, cfg.cacheDir);
+    /* an F16 or 8-bit cache: every layer on the CPU (check_config refused
+     * any other named device; "auto" means the CPU) */
+    st = tai_model_place(m, cfg.kvCacheType != TINYAI_KV_F32 ? "cpu" : cfg.device, cfg.cacheDir);
     m->cfg.device = m->cfg.cacheDir = NULL;
     if (st != TINYAI_OK) goto fail;
     const char *name = NULL;
@@ -422,7 +428,8 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
         for (int l = 0; l < hp->n_layer; l++) out->slidingBlocks += tai_hp_swa(hp, l);
         out->slidingRopeFreqBase = hp->ap.swa_rope_base;
     }
-    snprintf(out->kvCacheType, sizeof out->kvCacheType, "%s", tai_kv_elem(m) == 2 ? "f16" : "f32");
+    snprintf(out->kvCacheType, sizeof out->kvCacheType, "%s",
+             tai_kv_elem(m) == 1 ? "q8_0" : tai_kv_elem(m) == 2 ? "f16" : "f32");
     out->nVocab = hp->n_vocab;
     out->nCtxTrain = hp->n_ctx_train;
     out->nEmbd = hp->n_embd;
@@ -642,12 +649,11 @@ TinyAIStatus tinyaiCreateSession(TinyAIModel *m, int nCtx, TinyAISession **out) 
     }
     TinyAISession *s = calloc(1, sizeof *s);
     if (!s) return tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t kv = (size_t)hp->n_layer * (size_t)nCtx * kvd;
+    const size_t kv = tai_kv_cache_bytes(m, nCtx); /* an 8-bit cache's scales included */
     s->n_ctx = nCtx;
     /* a session's memory is TinyAI's KV memory (runtime/mem/memory.h) */
-    s->k_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * tai_kv_elem(m), 64, true);
-    s->v_cache = tai_mem_alloc(TAI_MEM_KV, (kv ? kv : 1) * tai_kv_elem(m), 64, true);
+    s->k_cache = tai_mem_alloc(TAI_MEM_KV, kv ? kv : 1, 64, true);
+    s->v_cache = tai_mem_alloc(TAI_MEM_KV, kv ? kv : 1, 64, true);
     s->logits = tai_mem_alloc(TAI_MEM_KV, (size_t)hp->n_vocab * sizeof(float), 64, true);
     s->bytes = tai_session_bytes(m, nCtx);
     if (!s->k_cache || !s->v_cache || !s->logits) {
@@ -841,6 +847,16 @@ TinyAIStatus tinyaiSessionRewind(TinyAISession *s, int position) {
     return TINYAI_OK;
 }
 
+/* The first n positions' rows (row bytes each) of every layer, from the
+ * region of a source cache that starts soff bytes in to the destination's
+ * that starts doff bytes in. */
+static void copy_rows(const TinyAIModel *m, void *dst, int dst_ctx, size_t doff, const void *src,
+                      int src_ctx, size_t soff, int n, size_t row) {
+    for (int l = 0; l < m->hp.n_layer; l++)
+        memcpy((char *)dst + doff + (size_t)l * (size_t)dst_ctx * row,
+               (const char *)src + soff + (size_t)l * (size_t)src_ctx * row, (size_t)n * row);
+}
+
 TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *src, int n) {
     if (!dst || !src) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiSessionCopyPrefix: NULL session");
     if (dst->model != src->model)
@@ -852,14 +868,17 @@ TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *sr
                          "or past the destination's context of %d",
                          n, src->pos, dst->n_ctx);
     const TinyAIModel *m = dst->model;
-    const size_t row = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim * tai_kv_elem(m);
-    if (dst != src && n > 0)
-        for (int l = 0; l < m->hp.n_layer; l++) {
-            memcpy((char *)dst->k_cache + (size_t)l * (size_t)dst->n_ctx * row,
-                   (const char *)src->k_cache + (size_t)l * (size_t)src->n_ctx * row, (size_t)n * row);
-            memcpy((char *)dst->v_cache + (size_t)l * (size_t)dst->n_ctx * row,
-                   (const char *)src->v_cache + (size_t)l * (size_t)src->n_ctx * row, (size_t)n * row);
+    const size_t kvd = (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim;
+    if (dst != src && n > 0) {
+        const size_t vrow = kvd * tai_kv_elem(m), srow = kvd / 32 * sizeof(float);
+        const size_t ds = tai_kv_scale_offset(m, dst->n_ctx), ss = tai_kv_scale_offset(m, src->n_ctx);
+        copy_rows(m, dst->k_cache, dst->n_ctx, 0, src->k_cache, src->n_ctx, 0, n, vrow);
+        copy_rows(m, dst->v_cache, dst->n_ctx, 0, src->v_cache, src->n_ctx, 0, n, vrow);
+        if (tai_kv_elem(m) == 1) { /* an 8-bit cache's scales */
+            copy_rows(m, dst->k_cache, dst->n_ctx, ds, src->k_cache, src->n_ctx, ss, n, srow);
+            copy_rows(m, dst->v_cache, dst->n_ctx, ds, src->v_cache, src->n_ctx, ss, n, srow);
         }
+    }
     /* the host's copy is whole; other devices' copies are made again from
      * it when a layer placed there needs them */
     if (dst != src)

@@ -340,6 +340,17 @@ static tai_dref kv_at(const TinyAIModel *m, int d, const TinyAISession *s, int l
     return r;
 }
 
+/* An 8-bit cache's scales of a block of a session on the host, from
+ * position pos (tai_kv_scale_offset). */
+static tai_dref kv_scale_at(const TinyAIModel *m, const TinyAISession *s, int layer, int is_v,
+                            int64_t pos) {
+    const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    const char *base = is_v ? s->v_cache : s->k_cache;
+    return tai_dref_host(base + tai_kv_scale_offset(m, s->n_ctx) +
+                         ((size_t)layer * s->n_ctx + (size_t)pos) * (size_t)(kvd / 32) *
+                             sizeof(float));
+}
+
 /* k and v of the batch's columns appended to their sessions' caches at
  * their positions: one copy per run of columns of one session at
  * consecutive positions (a prompt is one run). */
@@ -376,6 +387,21 @@ static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
         const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
+        if (tai_kv_elem(m) == 1) {
+            /* an 8-bit cache: the host's (every layer runs on the CPU), the
+             * new positions quantized into it, 32 values a scale */
+            TinyAIStatus st = tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, 0, p0),
+                                            kv_scale_at(m, s, layer, 0, p0),
+                                            tai_dref_at(ws->k, (size_t)t0 * col),
+                                            (int64_t)(t1 - t0) * kvd);
+            if (st == TINYAI_OK)
+                st = tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, 1, p0),
+                                   kv_scale_at(m, s, layer, 1, p0),
+                                   tai_dref_at(ws->v, (size_t)t0 * col), (int64_t)(t1 - t0) * kvd);
+            if (st != TINYAI_OK) return st;
+            t0 = t1;
+            continue;
+        }
         if (tai_kv_elem(m) == 2) {
             /* an F16 cache: the host's (every layer runs on the CPU), the
              * new positions converted into it */
@@ -424,7 +450,17 @@ static TinyAIStatus attend(const tai_batch *b, int d, int layer) {
         hws->att_k[t] = kv_at(m, d, b->seq[t], layer, 0, 0);
         hws->att_v[t] = kv_at(m, d, b->seq[t], layer, 1, 0);
         hws->att_pos[t] = b->pos[t];
+        if (tai_kv_elem(m) == 1) {
+            hws->att_ks[t] = kv_scale_at(m, b->seq[t], layer, 0, 0);
+            hws->att_vs[t] = kv_scale_at(m, b->seq[t], layer, 1, 0);
+        }
     }
+    if (tai_kv_elem(m) == 1)
+        return tai_dev_attention_q8(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
+                                    hws->att_ks, hws->att_vs, hws->att_pos, hp->n_head,
+                                    hp->n_head_kv, hp->head_dim,
+                                    tai_hp_swa(hp, layer) ? hp->ap.swa_window : 0,
+                                    ws->att_scratch, ws->att_scratch_bytes);
     if (tai_kv_elem(m) == 2)
         return tai_dev_attention_f16(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
                                      hws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
@@ -544,7 +580,7 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
        rope_qk(b, d, l));
     if (d != 0) OP(TAI_PROF_TRANSFER, 0, 0, sync_kv(b, d, l));
     /* K and V read as floats, written as the cache's values; the cache read */
-    const double kve = (double)tai_kv_elem(m);
+    const double kve = tai_kv_elem(m) == 1 ? 1.125 : (double)tai_kv_elem(m); /* codes + scales */
     OP(TAI_PROF_KV_STORE, (8.0 + 2.0 * kve) * kvd * n, 0, store_kv(b, d, l));
     OP(TAI_PROF_ATTENTION, 2.0 * kvd * kve * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
        attend(b, d, l));

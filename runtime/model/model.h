@@ -89,6 +89,7 @@ typedef struct {
     float *att_scratch; /* the device's attention scratch for att_ctx positions */
     size_t att_scratch_bytes;
     tai_dref *att_k, *att_v; /* per column: its session's K and V cache of a layer */
+    tai_dref *att_ks, *att_vs; /* per column: an 8-bit cache's scales of that layer */
     int32_t *att_pos;        /* per column: its position */
     float *rope_cs;     /* [n_ubatch][rot_dim]: (cos, sin) of each column's position;
                            with sliding-window blocks of their own RoPE base,
@@ -270,11 +271,28 @@ size_t tai_llama_emb_buffer_align(const TinyAIModel *m);
 
 /* ---- Memory outside the weight cache (workspace.c) ----------------------- */
 
-/* Bytes per value of the host's KV caches: 4 (float) or 2 (binary16,
- * TINYAI_KV_F16). Other devices' caches are floats (an F16 cache keeps
- * every layer on the CPU). */
+/* Bytes per value of the host's KV caches: 4 (float), 2 (binary16,
+ * TINYAI_KV_F16) or 1 (an 8-bit code, TINYAI_KV_Q8_0, whose scales follow
+ * the codes: tai_kv_scale_offset). Other devices' caches are floats (an F16
+ * or 8-bit cache keeps every layer on the CPU). */
 static inline size_t tai_kv_elem(const TinyAIModel *m) {
-    return m->cfg.kvCacheType == TINYAI_KV_F16 ? 2 : 4;
+    return m->cfg.kvCacheType == TINYAI_KV_F16 ? 2 : m->cfg.kvCacheType == TINYAI_KV_Q8_0 ? 1 : 4;
+}
+/* An 8-bit cache's layout: a session's K (or V) cache holds the codes of
+ * every layer, [n_layer][n_ctx][kv_dim], then from this offset (64-byte
+ * aligned) their float scales, [n_layer][n_ctx][kv_dim / 32]: the scale of
+ * the code at index i of the codes is at index i / 32 of the scales. */
+static inline size_t tai_kv_scale_offset(const TinyAIModel *m, int n_ctx) {
+    const size_t codes = (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)m->hp.n_head_kv *
+                         (size_t)m->hp.head_dim * tai_kv_elem(m);
+    return (codes + 63) / 64 * 64;
+}
+/* Bytes of one session's K (or V) cache of n_ctx positions, all layers. */
+static inline size_t tai_kv_cache_bytes(const TinyAIModel *m, int n_ctx) {
+    const size_t vals = (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)m->hp.n_head_kv *
+                        (size_t)m->hp.head_dim;
+    if (m->cfg.kvCacheType != TINYAI_KV_Q8_0) return vals * tai_kv_elem(m);
+    return tai_kv_scale_offset(m, n_ctx) + vals / 32 * sizeof(float);
 }
 
 /* Bytes of a session of n_ctx tokens (KV cache, logits), and of the

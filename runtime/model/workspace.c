@@ -26,7 +26,7 @@ size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
     const tai_hparams *hp = &m->hp;
     const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
     size_t kv = fbytes((size_t)hp->n_layer * (size_t)n_ctx, kvd);
-    if (tai_kv_elem(m) == 2) kv /= 2; /* binary16 values: half the floats' bytes */
+    if (tai_kv_elem(m) != 4) kv = tai_kv_cache_bytes(m, n_ctx); /* binary16 or 8-bit */
     return add_sat(add_sat(kv, kv), fbytes((size_t)hp->n_vocab, 1));
 }
 
@@ -101,8 +101,9 @@ static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
     BUF(B_FFN_OUT, fbytes(U, E), 64, 14, 15);
     BUF(B_ATT_SCRATCH,
         (tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head) + 63) / 64 * 64 + 64, 64, 7, 7);
-    BUF(B_ATT_K, cols * sizeof(tai_dref), 64, 7, 7);
-    BUF(B_ATT_V, cols * sizeof(tai_dref), 64, 7, 7);
+    /* the caches, then (an 8-bit cache's) their scales */
+    BUF(B_ATT_K, 2 * cols * sizeof(tai_dref), 64, 7, 7);
+    BUF(B_ATT_V, 2 * cols * sizeof(tai_dref), 64, 7, 7);
     BUF(B_ATT_POS, cols * sizeof(int32_t), 64, 7, 7);
     BUF(B_ROPE, fbytes(U, (size_t)hp->rot_dim * (size_t)rope_sets(m)), 64, 0, 16);
     BUF(B_LOGITS, n_seq > 1 ? fbytes((size_t)n_seq, (size_t)hp->n_vocab) : 0, 64, 16, 16);
@@ -184,6 +185,11 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, m->hp.n_head);
     ws->att_k = (tai_dref *)(a + b[B_ATT_K].offset);
     ws->att_v = (tai_dref *)(a + b[B_ATT_V].offset);
+    {
+        const int cols = n_ubatch > n_seq ? n_ubatch : n_seq;
+        ws->att_ks = ws->att_k + cols;
+        ws->att_vs = ws->att_v + cols;
+    }
     ws->att_pos = (int32_t *)(a + b[B_ATT_POS].offset);
     ws->rope_cs = (float *)(a + b[B_ROPE].offset);
     ws->rope_swa = rope_sets(m) > 1 ? ws->rope_cs + (size_t)n_ubatch * (size_t)m->hp.rot_dim : NULL;

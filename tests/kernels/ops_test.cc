@@ -3,6 +3,7 @@
 // with grouped-query heads) and embedding rows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -121,15 +122,27 @@ std::vector<double> NaiveAttention(const std::vector<float> &q, const std::vecto
     return out;
 }
 
+// A shape of attention: query heads, kv heads, head size, positions.
+struct AttCase {
+    int n_head, n_kv, hd;
+    int64_t n_pos;
+};
+
+// Random queries of a shape and K and V rows `stride` floats apart, in
+// [-2, 2), from seeds seed, seed + 1 and seed + 2.
+void RandomQkv(const AttCase &cs, int64_t stride, uint32_t seed, std::vector<float> *q,
+               std::vector<float> *k, std::vector<float> *v) {
+    *q = tai_test::RandomFloats(cs.n_head * cs.hd, seed, -2, 2);
+    *k = tai_test::RandomFloats(cs.n_pos * stride, seed + 1, -2, 2);
+    *v = tai_test::RandomFloats(cs.n_pos * stride, seed + 2, -2, 2);
+}
+
 // Every ISA's attention (the kernel table's entry) against the naive one:
 // head sizes with and without a partial vector, wider than the registers the
 // AVX-512 version keeps the query in, and many positions.
 TEST(Attention, MatchesNaiveWithGroupedHeads) {
-    struct Case {
-        int n_head, n_kv, hd;
-        int64_t n_pos;
-    } cases[] = {{4, 2, 8, 5},    {8, 8, 16, 1},   {6, 1, 4, 33},  {8, 2, 64, 17},
-                 {9, 3, 64, 300}, {4, 4, 80, 19},  {2, 1, 160, 7}, {3, 3, 128, 64}};
+    const AttCase cases[] = {{4, 2, 8, 5},    {8, 8, 16, 1},   {6, 1, 4, 33},  {8, 2, 64, 17},
+                             {9, 3, 64, 300}, {4, 4, 80, 19},  {2, 1, 160, 7}, {3, 3, 128, 64}};
     for (tai_isa isa : tai_test::kIsas) {
     if (!tai_isa_supported(isa)) continue;
     const tai_kernels *kern = tai_kernels_get(isa);
@@ -154,20 +167,16 @@ TEST(Attention, MatchesNaiveWithGroupedHeads) {
 // ISA's F16 entry gives its F32 entry's result bit for bit (the widening is
 // exact and the sums are the same), and that result is the naive one's.
 TEST(Attention, F16CacheEqualsF32OnRepresentableValues) {
-    struct Case {
-        int n_head, n_kv, hd;
-        int64_t n_pos;
-    } cases[] = {{4, 2, 8, 5},   {8, 8, 16, 1},  {6, 1, 4, 33},  {9, 3, 64, 300},
-                 {4, 4, 80, 19}, {2, 1, 160, 7}, {3, 3, 128, 64}, {3, 1, 12, 18}};
+    const AttCase cases[] = {{4, 2, 8, 5},   {8, 8, 16, 1},  {6, 1, 4, 33},  {9, 3, 64, 300},
+                             {4, 4, 80, 19}, {2, 1, 160, 7}, {3, 3, 128, 64}, {3, 1, 12, 18}};
     for (tai_isa isa : tai_test::kIsas) {
         if (!tai_isa_supported(isa)) continue;
         const tai_kernels *kern = tai_kernels_get(isa);
         ASSERT_NE(kern->attention_f16, nullptr) << tai_isa_name(isa);
         for (const auto &cs : cases) {
             const int64_t stride = cs.n_kv * cs.hd + 5;
-            std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 4, -2, 2);
-            std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 5, -2, 2);
-            std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 6, -2, 2);
+            std::vector<float> q, k, v;
+            RandomQkv(cs, stride, 4, &q, &k, &v);
             std::vector<uint16_t> kh(k.size()), vh(v.size());
             for (size_t i = 0; i < k.size(); i++) {  // rounded to binary16 and back
                 kh[i] = tai_fp32_to_fp16(k[i]);
@@ -192,6 +201,101 @@ TEST(Attention, F16CacheEqualsF32OnRepresentableValues) {
     }
 }
 
+// An 8-bit cache: its codes and scales hold x to within half a scale, and
+// every table's quantizer gives the portable one's bits.
+TEST(F32ToQ8, WithinHalfAScaleAndTheSameBitsForEveryTable) {
+    std::vector<float> x = tai_test::RandomFloats(32 * 70, 12, -3, 3);
+    for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;             // a block of zeros
+    x[64] = 1e30f;                                              // a block with a huge value
+    for (int i = 0; i < 32; i++) x[96 + i] = i % 2 ? 1e-30f : -1e-30f;  // tiny values
+    std::vector<int8_t> c0(x.size()), c1(x.size());
+    std::vector<float> s0(x.size() / 32), s1(x.size() / 32);
+    tai_f32_to_q8_row(nullptr, x.data(), c0.data(), s0.data(), (int64_t)x.size());
+    for (size_t i = 0; i < x.size(); i++) {
+        const float d = s0[i / 32];
+        ASSERT_GE(c0[i], -127) << i;
+        ASSERT_LE(std::fabs((float)c0[i] * d - x[i]), 0.5f * d * 1.0001f + 1e-37f) << i;
+    }
+    EXPECT_EQ(s0[1], 0.0f);
+    for (int i = 0; i < 32; i++) EXPECT_EQ(c0[32 + i], 0);
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        tai_f32_to_q8_row(kern->quantize_q8a, x.data(), c1.data(), s1.data(), (int64_t)x.size());
+        ASSERT_EQ(0, std::memcmp(c0.data(), c1.data(), c0.size())) << tai_isa_name(isa);
+        ASSERT_EQ(0, std::memcmp(s0.data(), s1.data(), s0.size() * sizeof(float)))
+            << tai_isa_name(isa);
+    }
+}
+
+// The 8-bit cache's attention reads code * scale, one rounding: on those
+// values every table's Q8 entries give the float entries' results bit for
+// bit (the table's own float kernels; the portable ones where the Q8 entry
+// is the portable one), head by head and all heads at once; and a head
+// size or stride that is not a multiple of 32 computes nothing.
+TEST(Attention, Q8CacheEqualsF32OnItsValues) {
+    const AttCase cases[] = {{9, 3, 64, 192}, {9, 3, 64, 1}, {4, 2, 32, 33}, {8, 8, 32, 64},
+                             {6, 1, 64, 65},  {8, 1, 96, 97}, {12, 3, 128, 70}, {14, 2, 64, 300},
+                             {2, 1, 256, 17}};
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        ASSERT_NE(kern->attention_q8, nullptr) << tai_isa_name(isa);
+        ASSERT_NE(kern->attention_q8_all, nullptr) << tai_isa_name(isa);
+        const bool portable = kern->attention_q8 == tai_attention_q8;
+        for (const auto &cs : cases) {
+            const int64_t stride = cs.n_kv * cs.hd + 32;
+            std::vector<float> q, k, v;
+            RandomQkv(cs, stride, 13, &q, &k, &v);
+            std::vector<int8_t> kc(k.size()), vc(v.size());
+            std::vector<float> ks(k.size() / 32), vs(v.size() / 32);
+            tai_f32_to_q8_row(nullptr, k.data(), kc.data(), ks.data(), (int64_t)k.size());
+            tai_f32_to_q8_row(nullptr, v.data(), vc.data(), vs.data(), (int64_t)v.size());
+            for (size_t i = 0; i < k.size(); i++) {  // the values the cache holds
+                k[i] = (float)kc[i] * ks[i / 32];
+                v[i] = (float)vc[i] * vs[i / 32];
+            }
+            const size_t n_out = (size_t)cs.n_head * cs.hd;
+            std::vector<float> want(n_out, 1.0f), got(n_out, 2.0f), att(cs.n_pos),
+                all(tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 16, 7.0f);
+            (portable ? tai_attention : kern->attention)(want.data(), q.data(), k.data(),
+                                                         v.data(), cs.n_pos, stride, cs.n_head,
+                                                         cs.n_kv, cs.hd, att.data());
+            kern->attention_q8(got.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
+                               cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n_out * sizeof(float)))
+                << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv << " hd " << cs.hd
+                << " positions " << cs.n_pos;
+            // all heads at once, head by head: the same bits
+            std::fill(got.begin(), got.end(), 3.0f);
+            kern->attention_q8_all(got.data(), q.data(), kc.data(), ks.data(), vc.data(),
+                                   vs.data(), cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd,
+                                   all.data() + 1);
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n_out * sizeof(float)))
+                << "all heads " << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv
+                << " hd " << cs.hd << " positions " << cs.n_pos;
+            // one kv head's columns from offset pointers (the scales by e / 32)
+            const int grp = cs.n_head / cs.n_kv, g = cs.n_kv - 1;
+            std::fill(got.begin(), got.end(), 4.0f);
+            kern->attention_q8(got.data() + g * grp * cs.hd, q.data() + g * grp * cs.hd,
+                               kc.data() + g * cs.hd, ks.data() + g * cs.hd / 32,
+                               vc.data() + g * cs.hd, vs.data() + g * cs.hd / 32, cs.n_pos,
+                               stride, grp, 1, cs.hd, att.data());
+            ASSERT_EQ(0, std::memcmp(want.data() + g * grp * cs.hd, got.data() + g * grp * cs.hd,
+                                     (size_t)grp * cs.hd * sizeof(float)))
+                << "kv head " << g << " " << tai_isa_name(isa);
+        }
+        // not multiples of 32: nothing computed, nothing read past
+        std::vector<float> out(8, 5.0f), q(8, 1.0f), att(4), sc(64, 1.0f);
+        std::vector<int8_t> c(256, 1);
+        kern->attention_q8(out.data(), q.data(), c.data(), sc.data(), c.data(), sc.data(), 4, 16,
+                           1, 1, 8, att.data());
+        kern->attention_q8_all(out.data(), q.data(), c.data(), sc.data(), c.data(), sc.data(), 4,
+                               40, 1, 1, 8, att.data());
+        for (float o : out) EXPECT_EQ(o, 5.0f) << tai_isa_name(isa);
+    }
+}
+
 // All heads of a column in one call (attention_all and attention_f16_all,
 // the AVX-512 ones a sweep over the rows) equal the head-by-head kernels
 // bit for bit: group
@@ -199,12 +303,9 @@ TEST(Attention, F16CacheEqualsF32OnRepresentableValues) {
 // partial vectors and more than 4 of them, odd position counts and ones past
 // its 32-position chunks.
 TEST(Attention, AllHeadsAtOnceEqualsHeadByHead) {
-    struct Case {
-        int n_head, n_kv, hd;
-        int64_t n_pos;
-    } cases[] = {{9, 3, 64, 192}, {9, 3, 64, 1},   {9, 3, 64, 33},  {4, 2, 8, 5},
-                 {8, 8, 16, 64},  {6, 1, 4, 65},   {8, 1, 80, 97},  {4, 4, 80, 19},
-                 {2, 1, 160, 7},  {12, 3, 128, 70}, {5, 5, 12, 31}, {14, 2, 64, 300}};
+    const AttCase cases[] = {{9, 3, 64, 192}, {9, 3, 64, 1},   {9, 3, 64, 33},  {4, 2, 8, 5},
+                             {8, 8, 16, 64},  {6, 1, 4, 65},   {8, 1, 80, 97},  {4, 4, 80, 19},
+                             {2, 1, 160, 7},  {12, 3, 128, 70}, {5, 5, 12, 31}, {14, 2, 64, 300}};
     for (tai_isa isa : tai_test::kIsas) {
         if (!tai_isa_supported(isa)) continue;
         const tai_kernels *kern = tai_kernels_get(isa);
@@ -212,9 +313,8 @@ TEST(Attention, AllHeadsAtOnceEqualsHeadByHead) {
         ASSERT_NE(kern->attention_all, nullptr) << tai_isa_name(isa);
         for (const auto &cs : cases) {
             const int64_t stride = cs.n_kv * cs.hd + 2;
-            std::vector<float> q = tai_test::RandomFloats(cs.n_head * cs.hd, 9, -2, 2);
-            std::vector<float> k = tai_test::RandomFloats(cs.n_pos * stride, 10, -2, 2);
-            std::vector<float> v = tai_test::RandomFloats(cs.n_pos * stride, 11, -2, 2);
+            std::vector<float> q, k, v;
+            RandomQkv(cs, stride, 9, &q, &k, &v);
             std::vector<uint16_t> kh(k.size()), vh(v.size());
             for (size_t i = 0; i < k.size(); i++) kh[i] = tai_fp32_to_fp16(k[i]);
             for (size_t i = 0; i < v.size(); i++) vh[i] = tai_fp32_to_fp16(v[i]);

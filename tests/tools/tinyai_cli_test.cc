@@ -386,18 +386,22 @@ TEST(Cli, RealModelGreedyNamesParis) {
     EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
 }
 
-// The F16 KV cache from the command line: the same answer, and a device
-// other than the CPU refused in one line.
-TEST(Cli, RealModelF16KvCacheNamesParis) {
+// The F16 and 8-bit KV caches from the command line: the same answer, and a
+// device other than the CPU refused in one line.
+TEST(Cli, RealModelF16AndQ8KvCachesNameParis) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
-    const std::string base = "generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 "
-                             "--threads 2 --kv-type f16 ";
-    Result r = Tinyai(base);
-    EXPECT_EQ(r.status, 0) << r.output;
-    EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
-    Result d = Tinyai(base + "--device opencl:0");
-    ExpectCleanError(d, "F16 KV cache is read by the CPU kernels only");
-    EXPECT_EQ(d.status, 1) << d.output;
+    for (const char *kv : {"f16", "q8_0"}) {
+        SCOPED_TRACE(kv);
+        const std::string base = "generate -m " + path + " -p 'The capital of France is' -n 12 --temp 0 "
+                                 "--threads 2 --kv-type " + kv + " ";
+        Result r = Tinyai(base);
+        EXPECT_EQ(r.status, 0) << r.output;
+        EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
+        Result d = Tinyai(base + "--device opencl:0");
+        ExpectCleanError(d, std::string(kv[0] == 'f' ? "F16" : "8-bit") +
+                                " KV cache is read by the CPU kernels only");
+        EXPECT_EQ(d.status, 1) << d.output;
+    }
 }
 
 }  // namespace
@@ -490,8 +494,8 @@ TEST(Cli, BadMemoryOptionsAreUsageErrors) {
         {"--io junk", "--io must be"},
         {"--cache-policy junk", "--cache-policy must be"},
         {"--cache-policy LRU", "--cache-policy must be"},
-        {"--kv-type q8", "--kv-type must be f32 or f16"},
-        {"--kv-type F16", "--kv-type must be f32 or f16"},
+        {"--kv-type q8", "--kv-type must be f32, f16 or q8_0"},
+        {"--kv-type F16", "--kv-type must be f32, f16 or q8_0"},
         {"--prefetch -1", "--prefetch must be"},
         {"--prefetch 65", "--prefetch must be"},
         {"--mem-limit", "needs a value"},
