@@ -112,14 +112,17 @@ TEST(ServeCommand, ListensPicksSlotsServesAndStopsCleanly) {
     ServeAuto(model, "f32", &slots);
 }
 
-// The F16 KV cache halves each slot's cache: under the same limit --slots
-// auto picks more slots, and every one of them busy stays within it.
-TEST(ServeCommand, F16KvCacheFitsMoreSlots) {
+// The F16 KV cache halves each slot's cache and the 8-bit one takes 0.28x:
+// under the same limit --slots auto picks more slots with each, and every
+// one of them busy stays within it.
+TEST(ServeCommand, F16And8BitKvCachesFitMoreSlots) {
     TAI_REQUIRE_DEFAULT_MODEL(model);
-    int s32 = 0, s16 = 0;
+    int s32 = 0, s16 = 0, s8 = 0;
     ServeAuto(model, "f32", &s32);
     ServeAuto(model, "f16", &s16);
+    ServeAuto(model, "q8_0", &s8);
     EXPECT_GT(s16, s32);
+    EXPECT_GT(s8, s16);
 }
 
 TEST(ServeCommand, BadArgumentsAreUsageErrors) {
