@@ -73,13 +73,13 @@ static void run_gemm_part(const job *j, int i, int nth) {
         j->fn(j->wp, j->panel_bytes, j->xp, j->y, j->rows, j->n, j->rows, p0, p1, j->ncols);
 }
 
-void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
-                int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
-                void *scratch) {
-    if (k == NULL || !tai_type_valid((int)t) || rows <= 0 || n <= 0 || ncols <= 0) return;
+/* The job of one product (0: a bad argument; nothing to do). */
+static int make_job(const tai_kernels *k, int nth, tai_type t, const void *wp, int64_t rows,
+                    int64_t n, const float *x, float *y, int64_t ncols, void *scratch, job *j) {
+    if (k == NULL || !tai_type_valid((int)t) || rows <= 0 || n <= 0 || ncols <= 0) return 0;
     size_t pb = tai_pack_panel_bytes(t, n);
-    if (pb == 0 || k->gemm[t] == NULL) return;
-    job j = {
+    if (pb == 0 || k->gemm[t] == NULL) return 0;
+    *j = (job){
         .fn = k->gemm[t],
         .quantize = k->quantize_q8a ? k->quantize_q8a : tai_quantize_row_q8a,
         .quantize_k = k->quantize_q8k ? k->quantize_q8k : tai_quantize_row_q8k,
@@ -96,7 +96,6 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
         .panels = (rows + TAI_PANEL - 1) / TAI_PANEL,
         .groups = (ncols + TAI_NR - 1) / TAI_NR,
     };
-    int nth = tai_pool_size(pool);
     if (ncols < TAI_NR && nth > 1) {
         /* Streaming products are memory bound, and on the machines measured
          * threads streaming far-apart halves of a matrix read up to a
@@ -106,20 +105,65 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
          * round, sized so every thread gets the same number of panels to
          * within one per round. */
         const int64_t CHUNK_BYTES = 256 * 1024;
-        int64_t total = (int64_t)pb * j.panels;
+        int64_t total = (int64_t)pb * j->panels;
         int64_t rounds = (total + (int64_t)nth * CHUNK_BYTES - 1) / ((int64_t)nth * CHUNK_BYTES);
         if (rounds < 1) rounds = 1;
-        j.chunk = (j.panels + (int64_t)nth * rounds - 1) / ((int64_t)nth * rounds);
+        j->chunk = (j->panels + (int64_t)nth * rounds - 1) / ((int64_t)nth * rounds);
     }
-    /* a single column group is not worth a second dispatch */
-    if (nth > 1 && j.groups > 1)
-        tai_pool_run(pool, run_prep, &j);
+    return 1;
+}
+
+/* X's columns prepared once for the jobs (their prep, x and scratch are
+ * the same): on the pool when there is more than one column group. */
+static void prep_once(tai_pool *pool, job *j) {
+    if (tai_pool_size(pool) > 1 && j->groups > 1)
+        tai_pool_run(pool, run_prep, j);
     else
-        run_prep(&j, 0, 1);
+        run_prep(j, 0, 1);
+}
+
+void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp,
+                int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
+                void *scratch) {
+    job j;
+    const int nth = tai_pool_size(pool);
+    if (!make_job(k, nth, t, wp, rows, n, x, y, ncols, scratch, &j)) return;
+    /* a single column group is not worth a second dispatch */
+    prep_once(pool, &j);
     if (nth > 1 && j.panels > 1)
         tai_pool_run(pool, run_gemm, &j);
     else
         run_gemm(&j, 0, 1);
+}
+
+typedef struct {
+    job *jobs;
+    int n;
+} many_job;
+
+static void run_many(void *ctx, int i, int nth) {
+    const many_job *mj = ctx;
+    for (int m = 0; m < mj->n; m++) run_gemm(&mj->jobs[m], i, nth);
+}
+
+int tai_matmul_many(const tai_kernels *k, tai_pool *pool, int n_mats, const tai_type *t,
+                    const void *const *wp, const int64_t *rows, int64_t n, const float *x,
+                    float *const *y, int64_t ncols, void *scratch) {
+    enum { MAX_MATS = 4 };
+    job j[MAX_MATS];
+    const int nth = tai_pool_size(pool);
+    if (n_mats < 1 || n_mats > MAX_MATS) return 0;
+    for (int m = 0; m < n_mats; m++) {
+        if (!make_job(k, nth, t[m], wp[m], rows[m], n, x, y[m], ncols, scratch, &j[m])) return 0;
+        if (j[m].prep != j[0].prep) return 0;
+    }
+    prep_once(pool, &j[0]);
+    many_job mj = {j, n_mats};
+    if (nth > 1)
+        tai_pool_run(pool, run_many, &mj);
+    else
+        run_many(&mj, 0, 1);
+    return 1;
 }
 
 typedef struct {

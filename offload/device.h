@@ -200,6 +200,14 @@ typedef struct tai_device_ops {
                         const int32_t *pos, int n_head, int n_kv_head, int head_dim, int window,
                         tai_dref scratch, size_t scratch_bytes);
     int (*to_q8)(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n);
+
+    /* n_mats (1..4) products of one x, as matmul each: y[m] = W[m] x, W[m]
+     * rows[m] x n of types[m], with one scratch of matmul_scratch bytes for
+     * the largest; the same results as matmul for each, in any order (a
+     * device may prepare x once and run them together). */
+    int (*matmul_many)(void *dev, int n_mats, const int *types, const tai_dref *w,
+                       const int64_t *rows, int64_t n, tai_dref x, const tai_dref *y,
+                       int64_t ncols, tai_dref scratch);
 } tai_device_ops;
 
 #ifdef __cplusplus

@@ -133,6 +133,23 @@ static inline TinyAIStatus tai_dev_attention(tai_device *d, tai_dref out, tai_dr
         if (!TAI_DEV_HAS_(d, name)) return tai_dev_fail((d), #name, -ENOTSUP);           \
         TAI_DEV_CALL_(d, name, __VA_ARGS__);                                             \
     } while (0)
+/* Products of one x (device.h's matmul_many): together where the device
+ * can, else one matmul each. */
+static inline TinyAIStatus tai_dev_matmul_many(tai_device *d, int n_mats, const tai_type *t,
+                                               const tai_dref *w, const int64_t *rows, int64_t n,
+                                               tai_dref x, const tai_dref *y, int64_t ncols,
+                                               tai_dref scratch) {
+    if (TAI_DEV_HAS_(d, matmul_many)) {
+        int types[4];
+        for (int i = 0; i < n_mats && i < 4; i++) types[i] = (int)t[i];
+        TAI_DEV_CALL_(d, matmul_many, n_mats, types, w, rows, n, x, y, ncols, scratch);
+    }
+    for (int i = 0; i < n_mats; i++) {
+        const TinyAIStatus st = tai_dev_matmul(d, t[i], w[i], rows[i], n, x, y[i], ncols, scratch);
+        if (st != TINYAI_OK) return st;
+    }
+    return TINYAI_OK;
+}
 static inline TinyAIStatus tai_dev_rope_neox(tai_device *d, tai_dref x, int64_t ncols,
                                              int64_t col_stride, int n_heads, int head_dim,
                                              int rot_dim, tai_dref cs) {

@@ -168,6 +168,34 @@ static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
     return 0;
 }
 
+static int cpu_matmul_many(void *dev, int n_mats, const int *types, const tai_dref *w,
+                           const int64_t *rows, int64_t n, tai_dref x, const tai_dref *y,
+                           int64_t ncols, tai_dref scratch) {
+    cpu_dev *c = dev;
+    if (n_mats < 1 || n_mats > 4) return fail(c, -EINVAL, "%d products of one input", n_mats);
+    tai_type t[4];
+    const void *wp[4];
+    float *yp[4];
+    for (int m = 0; m < n_mats; m++) {
+        if (!tai_type_valid(types[m]) || !c->k->gemm[types[m]])
+            return fail(c, -ENOTSUP, "no %s kernel", tai_type_name(types[m]));
+        HOST(c, w[m], "weights");
+        HOST(c, y[m], "output");
+        if (rows[m] <= 0 || ncols <= 0 || tai_pack_bytes((tai_type)types[m], rows[m], n) == 0)
+            return fail(c, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)",
+                        (long long)rows[m], (long long)n, (long long)ncols,
+                        tai_type_name(types[m]));
+        t[m] = (tai_type)types[m];
+        wp[m] = H(w[m]);
+        yp[m] = H(y[m]);
+    }
+    HOST(c, x, "input");
+    if (!tai_matmul_many(c->k, c->pool, n_mats, t, wp, rows, n, H(x), yp, ncols, H(scratch)))
+        for (int m = 0; m < n_mats; m++) /* the types prepare x differently */
+            tai_matmul(c->k, c->pool, t[m], wp[m], rows[m], n, H(x), yp[m], ncols, H(scratch));
+    return 0;
+}
+
 static size_t cpu_matmul_sparse_scratch(void *dev, int type, int64_t n, int64_t keep,
                                         int64_t ncols) {
     cpu_dev *c = dev;
@@ -570,6 +598,7 @@ static const tai_device_ops cpu_ops = {
     .to_f16 = cpu_to_f16,
     .attention_q8 = cpu_attention_q8,
     .to_q8 = cpu_to_q8,
+    .matmul_many = cpu_matmul_many,
 };
 
 /* ---- the runtime's side ---- */

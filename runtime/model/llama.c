@@ -314,6 +314,33 @@ static TinyAIStatus matmul(const TinyAIModel *m, int op, const tai_dws *ws, cons
     return st;
 }
 
+/* Products of one input x (a block's q, k and v; its gate and up): on the
+ * device together (x prepared once, one dispatch) when none is
+ * block-sparse, or one by one when a profile times each (the same
+ * results either way). */
+static TinyAIStatus matmul_group(const TinyAIModel *m, const int *ops, const tai_dws *ws,
+                                 const wimg *w, const tai_wref *const *r, int k, tai_dref x,
+                                 const tai_dref *y, int n) {
+    int together = !m->prof;
+    for (int i = 0; i < k; i++) together &= !r[i]->keep && r[i]->n == r[0]->n;
+    if (!together) {
+        for (int i = 0; i < k; i++) {
+            const TinyAIStatus st = matmul(m, ops[i], ws, w, r[i], x, y[i], n);
+            if (st != TINYAI_OK) return st;
+        }
+        return TINYAI_OK;
+    }
+    tai_type t[3];
+    tai_dref wr[3];
+    int64_t rows[3];
+    for (int i = 0; i < k; i++) {
+        t[i] = r[i]->type;
+        wr[i] = at(w, r[i]);
+        rows[i] = r[i]->rows;
+    }
+    return tai_dev_matmul_many(w->dev, k, t, wr, rows, r[0]->n, x, y, n, ws->mm_scratch);
+}
+
 /* An op of the pass (m and dev in scope): run, and recorded in the
  * model's profile when one runs. */
 #define OP(id, bytes, flops, expr)                                                           \
@@ -570,9 +597,12 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     OP(TAI_PROF_TRANSFER, 0, 0, enter(b, d));
     OP(TAI_PROF_ATTN_NORM, 2 * en, 3 * en / 4,
        tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->attn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(m, TAI_PROF_Q, ws, &w, &blk->wq, ws->xb, ws->q, n));
-    TRY_OP(matmul(m, TAI_PROF_K, ws, &w, &blk->wk, ws->xb, ws->k, n));
-    TRY_OP(matmul(m, TAI_PROF_V, ws, &w, &blk->wv, ws->xb, ws->v, n));
+    {
+        const int ops[3] = {TAI_PROF_Q, TAI_PROF_K, TAI_PROF_V};
+        const tai_wref *r[3] = {&blk->wq, &blk->wk, &blk->wv};
+        const tai_dref y[3] = {ws->q, ws->k, ws->v};
+        TRY_OP(matmul_group(m, ops, ws, &w, r, 3, ws->xb, y, n));
+    }
     if (hp->flags & (TAI_ARCH_QKV_BIAS | TAI_ARCH_QK_NORM))
         OP(TAI_PROF_ROPE, 2 * (qn + (double)kvd * n * 4), 1.5 * (qn + (double)kvd * n * 4) / 4,
            qkv_extras(b, d, blk, &w));
@@ -591,8 +621,12 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     OP(TAI_PROF_RESIDUAL, 3 * en, en / 4, tai_dev_add(dev, ws->x, ws->xb, E * n));
     OP(TAI_PROF_FFN_NORM, 2 * en, 3 * en / 4,
        tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&w, &blk->ffn_norm), E, n, hp->rms_eps));
-    TRY_OP(matmul(m, TAI_PROF_GATE, ws, &w, &blk->w_gate, ws->xb, ws->gate, n));
-    TRY_OP(matmul(m, TAI_PROF_UP, ws, &w, &blk->w_up, ws->xb, ws->up, n));
+    {
+        const int ops[2] = {TAI_PROF_GATE, TAI_PROF_UP};
+        const tai_wref *r[2] = {&blk->w_gate, &blk->w_up};
+        const tai_dref y[2] = {ws->gate, ws->up};
+        TRY_OP(matmul_group(m, ops, ws, &w, r, 2, ws->xb, y, n));
+    }
     OP(TAI_PROF_SWIGLU, 3 * fn, 5 * fn / 4,
        (hp->flags & TAI_ARCH_GEGLU) ? tai_dev_geglu(dev, ws->gate, ws->up, F * n)
                                     : tai_dev_swiglu(dev, ws->gate, ws->up, F * n));

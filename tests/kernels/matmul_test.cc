@@ -208,6 +208,77 @@ INSTANTIATE_TEST_SUITE_P(All, MatmulThreads,
                                     std::to_string(std::get<2>(info.param));
                          });
 
+// ---- Several products of one input ---------------------------------------
+
+// tai_matmul_many (a block's q, k and v together): each output the bits of
+// tai_matmul's product alone, for every type with types that prepare the
+// input alike (each type three times, of different row counts, and Q4_1
+// beside Q8_0), 1 to 3 threads, matrix-vector and blocked widths; types
+// that prepare it differently are refused, with nothing written.
+TEST(Matmul, ManyOfOneInputEqualEachAlone) {
+    const int64_t n = 576;
+    for (tai_isa isa : kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *k = tai_kernels_get(isa);
+        std::vector<std::vector<tai_type>> sets;
+        for (tai_type t : kTypes) sets.push_back({t, t, t});
+        sets.push_back({TAI_TYPE_Q4_1, TAI_TYPE_Q8_0});
+        for (const auto &types : sets) {
+            const int nm = (int)types.size();
+            const int64_t rows[3] = {130, 37, 64};
+            std::vector<tai_test::AlignedBuf> wp;
+            for (int m = 0; m < nm; m++) {
+                const size_t rb = tai_type_row_bytes(types[m], n);
+                std::vector<uint8_t> w = tai_test::MakeWeights(types[m], rows[m], n, rb, 31 + m);
+                wp.emplace_back(tai_pack_bytes(types[m], rows[m], n));
+                tai_pack_matrix(nullptr, types[m], w.data(), rows[m], n, wp.back().data());
+            }
+            for (int64_t ncols : {1, 5, 16, 19}) {
+                std::vector<float> x = tai_test::RandomFloats(n * ncols, 41);
+                tai_test::AlignedBuf scratch(tai_matmul_scratch_bytes(types[0], n, ncols));
+                for (int nth : {1, 2, 3}) {
+                    tai_pool *pool = nullptr;
+                    if (nth > 1) ASSERT_EQ(tai_pool_create(nth, &pool), 0);
+                    std::vector<std::vector<float>> want(nm), got(nm);
+                    const void *w[3];
+                    float *y[3];
+                    for (int m = 0; m < nm; m++) {
+                        want[m].assign(rows[m] * ncols, -7.0f);
+                        got[m].assign(rows[m] * ncols, -9.0f);
+                        tai_matmul(k, pool, types[m], wp[m].data(), rows[m], n, x.data(),
+                                   want[m].data(), ncols, scratch.data());
+                        w[m] = wp[m].data();
+                        y[m] = got[m].data();
+                    }
+                    std::memset(scratch.data(), 0xEE, scratch.size);
+                    ASSERT_EQ(tai_matmul_many(k, pool, nm, types.data(), w, rows, n, x.data(), y,
+                                              ncols, scratch.data()),
+                              1);
+                    if (pool) tai_pool_destroy(pool);
+                    for (int m = 0; m < nm; m++)
+                        ASSERT_EQ(std::memcmp(want[m].data(), got[m].data(),
+                                              want[m].size() * sizeof(float)),
+                                  0)
+                            << tai_isa_name(isa) << " " << tai_test::TypeName(types[m])
+                            << " product " << m << ", " << ncols << " columns, " << nth
+                            << " threads";
+                }
+            }
+        }
+        // F32 (columns copied) and Q4_0 (quantized) prepare x differently
+        const tai_type mixed[2] = {TAI_TYPE_F32, TAI_TYPE_Q4_0};
+        std::vector<float> x = tai_test::RandomFloats(n, 5), y0(8, 3.0f), y1(8, 3.0f);
+        const void *w[2] = {x.data(), x.data()};
+        float *y[2] = {y0.data(), y1.data()};
+        const int64_t r[2] = {8, 8};
+        tai_test::AlignedBuf scratch(1 << 16);
+        EXPECT_EQ(tai_matmul_many(k, nullptr, 2, mixed, w, r, n, x.data(), y, 1, scratch.data()), 0);
+        EXPECT_EQ(tai_matmul_many(k, nullptr, 5, mixed, w, r, n, x.data(), y, 1, scratch.data()), 0);
+        for (float v : y0) EXPECT_EQ(v, 3.0f);
+        for (float v : y1) EXPECT_EQ(v, 3.0f);
+    }
+}
+
 // ---- Batch invariance ---------------------------------------------------
 
 // A column's product is the same, bit for bit, whatever other columns share
