@@ -167,7 +167,8 @@ void tai_k_amx_end(void);
 void tai_k_q_pack_amx(int8_t *xq, const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl);
 void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
                       const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y,
-                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T);
+                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T, const char *pf,
+                      size_t pf_bytes);
 #endif
 #endif
 

@@ -128,7 +128,13 @@ static inline __attribute__((always_inline)) void epilogue(const int32_t *sums, 
 static inline __attribute__((always_inline)) void
 tile_loop(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
           const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y, int64_t ys,
-          int64_t row0, __mmask16 mk, int first, int T, int W) {
+          int64_t row0, __mmask16 mk, int first, int T, int W, const char *pf, size_t pf_bytes,
+          int PF) {
+    /* PF: pf_bytes from pf prefetched a few lines a block, spread over the
+     * loop (a separate instance: the loop without it stays as it was) */
+    const char *const pf_end = PF ? pf + pf_bytes : NULL;
+    const size_t pf_step =
+        PF ? ((pf_bytes + 63) / 64 + (size_t)bl - 1) / (size_t)(bl > 0 ? bl : 1) * 64 : 0;
     __m512 acc[16];
     tai_q_acc_load(acc, y, ys, row0, mk, first);
     if (W == 16) tai_q_acc_load(acc + 8, y + 8 * ys, ys, row0, mk, first);
@@ -143,9 +149,15 @@ tile_loop(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t
         _tile_stored(1, sums[1], 64);
         _tile_stored(2, sums[2], 64);
         _tile_stored(3, sums[3], 64);
+        if (PF)
+            for (const char *e = pf + 4 * pf_step; pf < pf_end && pf < e; pf += 64)
+                _mm_prefetch(pf, _MM_HINT_T0);
         for (int u = 0; u < 4; u++) epilogue(sums[u], dwf, mwf, x0, x1, b + u, acc, T, W);
     }
     for (; b < bl; b++) {
+        if (PF)
+            for (const char *e = pf + pf_step; pf < pf_end && pf < e; pf += 64)
+                _mm_prefetch(pf, _MM_HINT_T0);
         TILE_BLOCK(0, 4, 6, b);
         _tile_stored(0, sums[0], 64);
         epilogue(sums[0], dwf, mwf, x0, x1, b, acc, T, W);
@@ -163,8 +175,17 @@ tile_loop(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t
  * epilogues run in block order, so the sums are the VNNI loop's. */
 void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
                       const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y,
-                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T) {
-#define LOOP(TT, WW) tile_loop(codes, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first, TT, WW)
+                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T, const char *pf,
+                      size_t pf_bytes) {
+#define LOOP(TT, WW)                                                                        \
+    do {                                                                                    \
+        if (pf && WW == 16)                                                                 \
+            tile_loop(codes, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first, TT, WW, pf,   \
+                      pf_bytes, 1);                                                         \
+        else                                                                                \
+            tile_loop(codes, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first, TT, WW, NULL, \
+                      0, 0);                                                                \
+    } while (0)
     if (x1) {
         if (T == 0) LOOP(0, 16);
         else if (T == 1) LOOP(1, 16);
