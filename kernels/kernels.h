@@ -315,13 +315,15 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
                 int64_t rows, int64_t n, const float *x, float *y, int64_t ncols,
                 void *scratch);
 /* Several products of one X (a block's q, k and v, or its gate and up):
- * Y_m = W_m X for m < n_mats (at most 4), every W_m with n inputs and a type
- * whose activations are prepared alike (tai_prep_for), each Y_m its own
- * output. X is prepared once into scratch (tai_matmul_scratch_bytes of the
- * first type) and one dispatch on the pool runs every product's panels,
- * each split as tai_matmul splits it: every output the bits tai_matmul
- * gives it. Returns 0, having done nothing, when an argument is bad or the
- * types prepare X differently (then call tai_matmul for each). */
+ * Y_m = W_m X for m < n_mats (at most TAI_MATMUL_MANY), every W_m with n
+ * inputs and a type whose activations are prepared alike (tai_prep_for),
+ * each Y_m its own output. X is prepared once into scratch
+ * (tai_matmul_scratch_bytes of the first type) and one dispatch on the
+ * pool runs every product's panels, each split as tai_matmul splits it:
+ * every output the bits tai_matmul gives it. Returns 0, having done
+ * nothing, when an argument is bad or the types prepare X differently
+ * (then call tai_matmul for each). */
+#define TAI_MATMUL_MANY 4
 int tai_matmul_many(const tai_kernels *k, tai_pool *pool, int n_mats, const tai_type *t,
                     const void *const *wp, const int64_t *rows, int64_t n, const float *x,
                     float *const *y, int64_t ncols, void *scratch);

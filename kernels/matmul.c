@@ -149,10 +149,9 @@ static void run_many(void *ctx, int i, int nth) {
 int tai_matmul_many(const tai_kernels *k, tai_pool *pool, int n_mats, const tai_type *t,
                     const void *const *wp, const int64_t *rows, int64_t n, const float *x,
                     float *const *y, int64_t ncols, void *scratch) {
-    enum { MAX_MATS = 4 };
-    job j[MAX_MATS];
+    job j[TAI_MATMUL_MANY];
     const int nth = tai_pool_size(pool);
-    if (n_mats < 1 || n_mats > MAX_MATS) return 0;
+    if (n_mats < 1 || n_mats > TAI_MATMUL_MANY) return 0;
     for (int m = 0; m < n_mats; m++) {
         if (!make_job(k, nth, t[m], wp[m], rows[m], n, x, y[m], ncols, scratch, &j[m])) return 0;
         if (j[m].prep != j[0].prep) return 0;

@@ -98,6 +98,9 @@ static inline tai_dref tai_dref_at(tai_dref r, size_t bytes) {
     return r;
 }
 
+/* The most products of one input matmul_many takes. */
+#define TAI_DEV_MATMUL_MANY 4
+
 typedef struct tai_device_ops {
     uint32_t abi;  /* TAI_DEVICE_ABI it was built for */
     uint32_t size; /* sizeof(tai_device_ops) it was built with */
@@ -201,10 +204,11 @@ typedef struct tai_device_ops {
                         tai_dref scratch, size_t scratch_bytes);
     int (*to_q8)(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n);
 
-    /* n_mats (1..4) products of one x, as matmul each: y[m] = W[m] x, W[m]
-     * rows[m] x n of types[m], with one scratch of matmul_scratch bytes for
-     * the largest; the same results as matmul for each, in any order (a
-     * device may prepare x once and run them together). */
+    /* n_mats (1..TAI_DEV_MATMUL_MANY) products of one x, as matmul each:
+     * y[m] = W[m] x, W[m] rows[m] x n of types[m], with one scratch of
+     * matmul_scratch bytes for the largest; the same results as matmul for
+     * each, in any order (a device may prepare x once and run them
+     * together). */
     int (*matmul_many)(void *dev, int n_mats, const int *types, const tai_dref *w,
                        const int64_t *rows, int64_t n, tai_dref x, const tai_dref *y,
                        int64_t ncols, tai_dref scratch);

@@ -139,9 +139,9 @@ static inline TinyAIStatus tai_dev_matmul_many(tai_device *d, int n_mats, const 
                                                const tai_dref *w, const int64_t *rows, int64_t n,
                                                tai_dref x, const tai_dref *y, int64_t ncols,
                                                tai_dref scratch) {
-    if (TAI_DEV_HAS_(d, matmul_many)) {
-        int types[4];
-        for (int i = 0; i < n_mats && i < 4; i++) types[i] = (int)t[i];
+    if (TAI_DEV_HAS_(d, matmul_many) && n_mats <= TAI_DEV_MATMUL_MANY) {
+        int types[TAI_DEV_MATMUL_MANY];
+        for (int i = 0; i < n_mats; i++) types[i] = (int)t[i];
         TAI_DEV_CALL_(d, matmul_many, n_mats, types, w, rows, n, x, y, ncols, scratch);
     }
     for (int i = 0; i < n_mats; i++) {

@@ -153,9 +153,10 @@ static size_t cpu_matmul_scratch(void *dev, int type, int64_t n, int64_t ncols) 
     return tai_type_valid(type) ? tai_matmul_scratch_bytes((tai_type)type, n, ncols) : 0;
 }
 
-static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
-                      tai_dref y, int64_t ncols, tai_dref scratch) {
-    cpu_dev *c = dev;
+/* A product's arguments checked: a kernel for the type, host memory, a
+ * shape the packing knows. 0 when they are fine. */
+static int check_product(cpu_dev *c, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
+                         tai_dref y, int64_t ncols) {
     if (!tai_type_valid(type) || !c->k->gemm[type])
         return fail(c, -ENOTSUP, "no %s kernel", tai_type_name(type));
     HOST(c, w, "weights");
@@ -164,32 +165,36 @@ static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, 
     if (rows <= 0 || ncols <= 0 || tai_pack_bytes((tai_type)type, rows, n) == 0)
         return fail(c, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)", (long long)rows,
                     (long long)n, (long long)ncols, tai_type_name(type));
+    return 0;
+}
+
+static int cpu_matmul(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
+                      tai_dref y, int64_t ncols, tai_dref scratch) {
+    cpu_dev *c = dev;
+    const int rc = check_product(c, type, w, rows, n, x, y, ncols);
+    if (rc) return rc;
     tai_matmul(c->k, c->pool, (tai_type)type, H(w), rows, n, H(x), H(y), ncols, H(scratch));
     return 0;
 }
+
+_Static_assert(TAI_DEV_MATMUL_MANY == TAI_MATMUL_MANY, "the device's limit is the kernels'");
 
 static int cpu_matmul_many(void *dev, int n_mats, const int *types, const tai_dref *w,
                            const int64_t *rows, int64_t n, tai_dref x, const tai_dref *y,
                            int64_t ncols, tai_dref scratch) {
     cpu_dev *c = dev;
-    if (n_mats < 1 || n_mats > 4) return fail(c, -EINVAL, "%d products of one input", n_mats);
-    tai_type t[4];
-    const void *wp[4];
-    float *yp[4];
+    if (n_mats < 1 || n_mats > TAI_DEV_MATMUL_MANY)
+        return fail(c, -EINVAL, "%d products of one input", n_mats);
+    tai_type t[TAI_MATMUL_MANY];
+    const void *wp[TAI_MATMUL_MANY];
+    float *yp[TAI_MATMUL_MANY];
     for (int m = 0; m < n_mats; m++) {
-        if (!tai_type_valid(types[m]) || !c->k->gemm[types[m]])
-            return fail(c, -ENOTSUP, "no %s kernel", tai_type_name(types[m]));
-        HOST(c, w[m], "weights");
-        HOST(c, y[m], "output");
-        if (rows[m] <= 0 || ncols <= 0 || tai_pack_bytes((tai_type)types[m], rows[m], n) == 0)
-            return fail(c, -EINVAL, "bad shape %lld x %lld x %lld columns (%s)",
-                        (long long)rows[m], (long long)n, (long long)ncols,
-                        tai_type_name(types[m]));
+        const int rc = check_product(c, types[m], w[m], rows[m], n, x, y[m], ncols);
+        if (rc) return rc;
         t[m] = (tai_type)types[m];
         wp[m] = H(w[m]);
         yp[m] = H(y[m]);
     }
-    HOST(c, x, "input");
     if (!tai_matmul_many(c->k, c->pool, n_mats, t, wp, rows, n, H(x), yp, ncols, H(scratch)))
         for (int m = 0; m < n_mats; m++) /* the types prepare x differently */
             tai_matmul(c->k, c->pool, t[m], wp[m], rows[m], n, H(x), yp[m], ncols, H(scratch));

@@ -429,7 +429,9 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
         out->slidingRopeFreqBase = hp->ap.swa_rope_base;
     }
     snprintf(out->kvCacheType, sizeof out->kvCacheType, "%s",
-             tai_kv_elem(m) == 1 ? "q8_0" : tai_kv_elem(m) == 2 ? "f16" : "f32");
+             m->cfg.kvCacheType == TINYAI_KV_Q8_0  ? "q8_0"
+             : m->cfg.kvCacheType == TINYAI_KV_F16 ? "f16"
+                                                   : "f32");
     out->nVocab = hp->n_vocab;
     out->nCtxTrain = hp->n_ctx_train;
     out->nEmbd = hp->n_embd;
@@ -874,7 +876,7 @@ TinyAIStatus tinyaiSessionCopyPrefix(TinyAISession *dst, const TinyAISession *sr
         const size_t ds = tai_kv_scale_offset(m, dst->n_ctx), ss = tai_kv_scale_offset(m, src->n_ctx);
         copy_rows(m, dst->k_cache, dst->n_ctx, 0, src->k_cache, src->n_ctx, 0, n, vrow);
         copy_rows(m, dst->v_cache, dst->n_ctx, 0, src->v_cache, src->n_ctx, 0, n, vrow);
-        if (tai_kv_elem(m) == 1) { /* an 8-bit cache's scales */
+        if (m->cfg.kvCacheType == TINYAI_KV_Q8_0) { /* an 8-bit cache's scales */
             copy_rows(m, dst->k_cache, dst->n_ctx, ds, src->k_cache, src->n_ctx, ss, n, srow);
             copy_rows(m, dst->v_cache, dst->n_ctx, ds, src->v_cache, src->n_ctx, ss, n, srow);
         }

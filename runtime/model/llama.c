@@ -321,7 +321,7 @@ static TinyAIStatus matmul(const TinyAIModel *m, int op, const tai_dws *ws, cons
 static TinyAIStatus matmul_group(const TinyAIModel *m, const int *ops, const tai_dws *ws,
                                  const wimg *w, const tai_wref *const *r, int k, tai_dref x,
                                  const tai_dref *y, int n) {
-    int together = !m->prof;
+    int together = !m->prof && k <= TAI_DEV_MATMUL_MANY;
     for (int i = 0; i < k; i++) together &= !r[i]->keep && r[i]->n == r[0]->n;
     if (!together) {
         for (int i = 0; i < k; i++) {
@@ -330,9 +330,9 @@ static TinyAIStatus matmul_group(const TinyAIModel *m, const int *ops, const tai
         }
         return TINYAI_OK;
     }
-    tai_type t[3];
-    tai_dref wr[3];
-    int64_t rows[3];
+    tai_type t[TAI_DEV_MATMUL_MANY];
+    tai_dref wr[TAI_DEV_MATMUL_MANY];
+    int64_t rows[TAI_DEV_MATMUL_MANY];
     for (int i = 0; i < k; i++) {
         t[i] = r[i]->type;
         wr[i] = at(w, r[i]);
@@ -404,6 +404,17 @@ static TinyAIStatus sync_kv(const tai_batch *b, int d, int layer) {
     return TINYAI_OK;
 }
 
+/* n floats of src into a session's binary16 or 8-bit K (is_v 0) or V cache
+ * of a layer, from position p0. */
+static TinyAIStatus to_cache(const tai_batch *b, int d, const TinyAISession *s, int layer,
+                             int is_v, int p0, tai_dref src, int64_t n) {
+    const TinyAIModel *m = b->m;
+    if (m->cfg.kvCacheType == TINYAI_KV_Q8_0)
+        return tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, is_v, p0),
+                             kv_scale_at(m, s, layer, is_v, p0), src, n);
+    return tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, is_v, p0), src, n);
+}
+
 static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
     TinyAIModel *m = b->m;
     const tai_dws *ws = &m->dws[d];
@@ -414,30 +425,14 @@ static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
         const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
-        if (tai_kv_elem(m) == 1) {
-            /* an 8-bit cache: the host's (every layer runs on the CPU), the
-             * new positions quantized into it, 32 values a scale */
-            TinyAIStatus st = tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, 0, p0),
-                                            kv_scale_at(m, s, layer, 0, p0),
-                                            tai_dref_at(ws->k, (size_t)t0 * col),
-                                            (int64_t)(t1 - t0) * kvd);
+        if (m->cfg.kvCacheType != TINYAI_KV_F32) {
+            /* a binary16 or 8-bit cache: the host's (every layer runs on the
+             * CPU), the new positions converted into it */
+            TinyAIStatus st = to_cache(b, d, s, layer, 0, p0, tai_dref_at(ws->k, (size_t)t0 * col),
+                                       (int64_t)(t1 - t0) * kvd);
             if (st == TINYAI_OK)
-                st = tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, 1, p0),
-                                   kv_scale_at(m, s, layer, 1, p0),
-                                   tai_dref_at(ws->v, (size_t)t0 * col), (int64_t)(t1 - t0) * kvd);
-            if (st != TINYAI_OK) return st;
-            t0 = t1;
-            continue;
-        }
-        if (tai_kv_elem(m) == 2) {
-            /* an F16 cache: the host's (every layer runs on the CPU), the
-             * new positions converted into it */
-            TinyAIStatus st = tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, 0, p0),
-                                             tai_dref_at(ws->k, (size_t)t0 * col),
-                                             (int64_t)(t1 - t0) * kvd);
-            if (st == TINYAI_OK)
-                st = tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, 1, p0),
-                                    tai_dref_at(ws->v, (size_t)t0 * col), (int64_t)(t1 - t0) * kvd);
+                st = to_cache(b, d, s, layer, 1, p0, tai_dref_at(ws->v, (size_t)t0 * col),
+                              (int64_t)(t1 - t0) * kvd);
             if (st != TINYAI_OK) return st;
             t0 = t1;
             continue;
@@ -477,18 +472,18 @@ static TinyAIStatus attend(const tai_batch *b, int d, int layer) {
         hws->att_k[t] = kv_at(m, d, b->seq[t], layer, 0, 0);
         hws->att_v[t] = kv_at(m, d, b->seq[t], layer, 1, 0);
         hws->att_pos[t] = b->pos[t];
-        if (tai_kv_elem(m) == 1) {
+        if (m->cfg.kvCacheType == TINYAI_KV_Q8_0) {
             hws->att_ks[t] = kv_scale_at(m, b->seq[t], layer, 0, 0);
             hws->att_vs[t] = kv_scale_at(m, b->seq[t], layer, 1, 0);
         }
     }
-    if (tai_kv_elem(m) == 1)
+    if (m->cfg.kvCacheType == TINYAI_KV_Q8_0)
         return tai_dev_attention_q8(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
                                     hws->att_ks, hws->att_vs, hws->att_pos, hp->n_head,
                                     hp->n_head_kv, hp->head_dim,
                                     tai_hp_swa(hp, layer) ? hp->ap.swa_window : 0,
                                     ws->att_scratch, ws->att_scratch_bytes);
-    if (tai_kv_elem(m) == 2)
+    if (m->cfg.kvCacheType == TINYAI_KV_F16)
         return tai_dev_attention_f16(m->devs[d], ws->att_out, ws->q, b->n, hws->att_k, hws->att_v,
                                      hws->att_pos, hp->n_head, hp->n_head_kv, hp->head_dim,
                                      tai_hp_swa(hp, layer) ? hp->ap.swa_window : 0,
@@ -610,7 +605,8 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
        rope_qk(b, d, l));
     if (d != 0) OP(TAI_PROF_TRANSFER, 0, 0, sync_kv(b, d, l));
     /* K and V read as floats, written as the cache's values; the cache read */
-    const double kve = tai_kv_elem(m) == 1 ? 1.125 : (double)tai_kv_elem(m); /* codes + scales */
+    const double kve = (double)tai_kv_elem(m) + /* a value's bytes, with its share of a scale */
+                       (m->cfg.kvCacheType == TINYAI_KV_Q8_0 ? 4.0 / 32 : 0.0);
     OP(TAI_PROF_KV_STORE, (8.0 + 2.0 * kve) * kvd * n, 0, store_kv(b, d, l));
     OP(TAI_PROF_ATTENTION, 2.0 * kvd * kve * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
        attend(b, d, l));

@@ -23,11 +23,8 @@ static size_t fbytes(size_t a, size_t b) {
 static size_t add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
 size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
-    const tai_hparams *hp = &m->hp;
-    const size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    size_t kv = fbytes((size_t)hp->n_layer * (size_t)n_ctx, kvd);
-    if (tai_kv_elem(m) != 4) kv = tai_kv_cache_bytes(m, n_ctx); /* binary16 or 8-bit */
-    return add_sat(add_sat(kv, kv), fbytes((size_t)hp->n_vocab, 1));
+    const size_t kv = tai_kv_cache_bytes(m, n_ctx); /* K's, the same for V */
+    return add_sat(add_sat(kv, kv), fbytes((size_t)m->hp.n_vocab, 1));
 }
 
 /* Scratch a product with `w` (dense or block-sparse) needs on d. */
