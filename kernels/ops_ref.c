@@ -12,13 +12,35 @@
 #include "kernels/kernels.h"
 
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]. Reads x[i] before writing
- * out[i], so out may alias x. */
+ * out[i], so out may alias x. The squares (exact in double) go into 8
+ * partial sums, element i into sum i % 8, added pairwise at the end: 8
+ * independent chains the compiler turns into vectors, where one chain
+ * waited on each add's latency, and the same order on every machine. */
 void tai_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
     if (n <= 0) return;
-    double ss = 0.0;
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
-    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    double p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        p0 += (double)x[i] * x[i];
+        p1 += (double)x[i + 1] * x[i + 1];
+        p2 += (double)x[i + 2] * x[i + 2];
+        p3 += (double)x[i + 3] * x[i + 3];
+        p4 += (double)x[i + 4] * x[i + 4];
+        p5 += (double)x[i + 5] * x[i + 5];
+        p6 += (double)x[i + 6] * x[i + 6];
+        p7 += (double)x[i + 7] * x[i + 7];
+    }
+    double t[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
+    for (int k = 0; i < n; i++, k++) t[k] += (double)x[i] * x[i];
+    const double ss = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    const float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    /* 8 elements read before 8 are written: vectors even where out is x */
+    for (i = 0; i + 8 <= n; i += 8) {
+        float v[8];
+        for (int k = 0; k < 8; k++) v[k] = x[i + k] * scale * w[i + k];
+        for (int k = 0; k < 8; k++) out[i + k] = v[k];
+    }
+    for (; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
 /* x[i] = exp(x[i] - max) / sum_j exp(x[j] - max); subtracting the max keeps
