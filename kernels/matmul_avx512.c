@@ -424,11 +424,17 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
                      * slice at a time, a stride the hardware prefetchers
                      * do not follow (SmolLM2 at 16 columns: gate 2.3 ->
                      * 1.9 ms a step, the head 3.3 -> 2.9; two panels ahead
-                     * is no better) */
-                    if (!spread && p + 1 < p1 && ((b0 + b) & 1) == 0)
-                        for (size_t l = 0; l < pair_bytes; l += 64)
-                            _mm_prefetch((const char *)q + pb + tai_qcodes_at(TT(T), b0 + b) + l,
-                                         _MM_HINT_T0);
+                     * is no better). With AMX, into L2 only: the L1 fill
+                     * buffers stay free for the loop's own loads (512
+                     * columns: products 3% faster, measured on the AMX
+                     * machine; without AMX, unmeasured, as it was) */
+                    if (!spread && p + 1 < p1 && ((b0 + b) & 1) == 0) {
+                        const char *nx = (const char *)q + pb + tai_qcodes_at(TT(T), b0 + b);
+                        if (amx)
+                            for (size_t l = 0; l < pair_bytes; l += 64) _mm_prefetch(nx + l, _MM_HINT_T1);
+                        else
+                            for (size_t l = 0; l < pair_bytes; l += 64) _mm_prefetch(nx + l, _MM_HINT_T0);
+                    }
                     __m512i wv[8];
                     q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
                     if (amx && T != T_Q8_0) /* tiles take the high nibbles as 0..15 */
