@@ -7,11 +7,12 @@
  *
  * For each batch size N: N sessions each hold P positions (a prompt of P
  * tokens, evaluated first; default 192, a 128-token prompt well into its
- * answer), then S greedy decoding steps of all N together (tinyaiEvalBatch)
- * are timed. Reports ms per step, aggregate tok/s and its ratio to N = 1,
+ * answer), then S greedy decoding steps of all N together (tinyaiEvalBatch,
+ * each token picked by the greedy sampler, as the server picks) are timed. Reports ms per step, aggregate tok/s and its ratio to N = 1,
  * medians over R repetitions, all in one run on one loaded model (resident,
  * no memory limit), so the ratios compare like with like. The server's
- * figures (bench/serve_load.py) add HTTP, sampling and prefill to this.
+ * figures (bench/serve_load.py) add HTTP, streaming the text and prefill
+ * to this.
  * --profile: one more repetition per N under the profiler, untimed, with
  * the ops that took over 2% of it (ms per step and share).
  */
@@ -106,6 +107,11 @@ int main(int argc, char **argv) {
     if (!s || !tok || !prompt || !t) return 1;
     for (int i = 0; i < maxn; i++)
         if (tinyaiCreateSession(m, fill + steps + 1, &s[i]) != TINYAI_OK) return fail("session");
+    /* greedy, as the server picks at temperature 0 (the kernels' argmax) */
+    TinyAISamplerConfig sc = tinyaiCreateDefaultSamplerConfig();
+    sc.temperature = 0.0f;
+    TinyAISampler *greedy = NULL;
+    if (tinyaiCreateSampler(&sc, &greedy) != TINYAI_OK) return fail("sampler");
     printf("model %s; %s KV cache; %d positions held per sequence, %d steps timed, medians of %d\n",
            model, info.kvCacheType, fill, steps, reps);
     printf("%5s %10s %10s %7s\n", "N", "ms/step", "tok/s", "x N=1");
@@ -125,13 +131,9 @@ int main(int argc, char **argv) {
             const double t0 = tai_bench_now();
             for (int st = 0; st < steps; st++) {
                 if (tinyaiEvalBatch(s, tok, (size_t)n) != TINYAI_OK) return fail("step");
-                for (int i = 0; i < n; i++) {
-                    const float *lg = tinyaiGetLogits(s[i]);
-                    int best = 0;
-                    for (int v = 1; v < info.nVocab; v++)
-                        if (lg[v] > lg[best]) best = v;
-                    tok[i] = best;
-                }
+                for (int i = 0; i < n; i++)
+                    if ((tok[i] = tinyaiSample(greedy, tinyaiGetLogits(s[i]), info.nVocab)) < 0)
+                        return fail("sample");
             }
             if (profiled) {
                 tinyaiStopProfile(m);
@@ -146,6 +148,7 @@ int main(int argc, char **argv) {
         printf("%5d %10.2f %10.1f %6.2fx\n", n, step * 1e3, tps, tps / base);
         fflush(stdout);
     }
+    tinyaiFreeSampler(greedy);
     for (int i = 0; i < maxn; i++) tinyaiFreeSession(s[i]);
     tinyaiFreeModel(m);
     free(s);
