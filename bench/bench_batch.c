@@ -8,9 +8,10 @@
  * For each batch size N: N sessions each hold P positions (a prompt of P
  * tokens, evaluated first; default 192, a 128-token prompt well into its
  * answer), then S greedy decoding steps of all N together (tinyaiEvalBatch,
- * each token picked by the greedy sampler, as the server picks) are timed. Reports ms per step, aggregate tok/s and its ratio to N = 1,
- * medians over R repetitions, all in one run on one loaded model (resident,
- * no memory limit), so the ratios compare like with like. The server's
+ * each token picked by the greedy sampler, as the server picks) are timed.
+ * Reports ms per step, aggregate tok/s and its ratio to N = 1, medians over
+ * R repetitions, all in one run on one loaded model (resident, no memory
+ * limit), so the ratios compare like with like. The server's
  * figures (bench/serve_load.py) add HTTP, streaming the text and prefill
  * to this.
  * --profile: one more repetition per N under the profiler, untimed, with

@@ -428,13 +428,9 @@ INLINE void q_gemm(const void *restrict wp, size_t pb, const void *restrict xp,
                      * buffers stay free for the loop's own loads (512
                      * columns: products 3% faster, measured on the AMX
                      * machine; without AMX, unmeasured, as it was) */
-                    if (!spread && p + 1 < p1 && ((b0 + b) & 1) == 0) {
-                        const char *nx = (const char *)q + pb + tai_qcodes_at(TT(T), b0 + b);
-                        if (amx)
-                            for (size_t l = 0; l < pair_bytes; l += 64) _mm_prefetch(nx + l, _MM_HINT_T1);
-                        else
-                            for (size_t l = 0; l < pair_bytes; l += 64) _mm_prefetch(nx + l, _MM_HINT_T0);
-                    }
+                    if (!spread && p + 1 < p1 && ((b0 + b) & 1) == 0)
+                        q_prefetch(q + tai_qcodes_at(TT(T), b0 + b), amx ? 0 : pb, amx ? pb : 0,
+                                   pair_bytes);
                     __m512i wv[8];
                     q_codes(q + tai_qcodes_at(TT(T), b0 + b), T, wv);
                     if (amx && T != T_Q8_0) /* tiles take the high nibbles as 0..15 */
