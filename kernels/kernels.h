@@ -180,6 +180,8 @@ typedef void (*tai_attention_fn)(float *out, const float *q, const float *k_cach
                                  const float *v_cache, int64_t n_pos, int64_t kv_stride,
                                  int n_head, int n_kv_head, int head_dim, float *att);
 typedef void (*tai_silu_mul_fn)(float *gate, const float *up, int64_t n);
+/* tai_add's contract. */
+typedef void (*tai_add_fn)(float *x, const float *d, int64_t n);
 /* tai_argmax's contract. */
 typedef int64_t (*tai_argmax_fn)(const float *x, int64_t n);
 /* tai_attention over binary16 caches (tai_attention_f16's contract). */
@@ -212,6 +214,7 @@ typedef struct {
     tai_attention_q8_fn attention_q8_all;
     tai_f32_to_f16_fn f32_to_f16;
     tai_silu_mul_fn silu_mul;
+    tai_add_fn add;
     tai_argmax_fn argmax;
     tai_quantize_q8a_fn quantize_q8a;
     tai_quantize_q8k_fn quantize_q8k;
@@ -350,6 +353,9 @@ void tai_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
 void tai_softmax(float *x, int64_t n);
 /* gate[i] = silu(gate[i]) * up[i]. */
 void tai_silu_mul(float *gate, const float *up, int64_t n);
+/* x[i] += d[i] (the residual stream's additions); x and d do not overlap
+ * unless they are the same array. */
+void tai_add(float *x, const float *d, int64_t n);
 /* The first index of the largest of x[0..n), n >= 1, as the scan
  * `if (x[i] > x[best]) best = i` from best = 0 decides it: ties go to the
  * lowest index, a NaN is never chosen except at index 0 (nothing beats it). */

@@ -115,10 +115,12 @@ void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
                           const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                           int n_kv_head, int head_dim, float *att);
 void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n);
+void tai_k_add_avx2(float *x, const float *d, int64_t n);
 void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
                             const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                             int n_kv_head, int head_dim, float *att);
 void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n);
+void tai_k_add_avx512(float *x, const float *d, int64_t n);
 int64_t tai_k_argmax_avx512(const float *x, int64_t n);
 /* Over binary16 caches (tai_attention_f16), and the conversion into them
  * (tai_f32_to_f16_row, bit for bit). */

@@ -647,6 +647,14 @@ void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n) {
     }
 }
 
+/* x += d, 8 at a time. */
+void tai_k_add_avx2(float *x, const float *d, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = lanes(n - i);
+        _mm256_maskstore_ps(x + i, m, _mm256_add_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(d + i, m)));
+    }
+}
+
 /* ======================= Activation quantization ========================== */
 
 /* roundf (half away from zero), exactly: trunc, then one step away from

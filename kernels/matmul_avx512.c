@@ -984,6 +984,20 @@ void tai_k_f32_to_f16_avx512(const float *src, uint16_t *dst, int64_t n) {
 
 void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n) { silu_mul_avx512(gate, up, n); }
 
+/* x += d, 64 at a time, then 16 (masked tail). */
+void tai_k_add_avx512(float *x, const float *d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            _mm512_storeu_ps(x + i + 16 * k,
+                             _mm512_add_ps(_mm512_loadu_ps(x + i + 16 * k), _mm512_loadu_ps(d + i + 16 * k)));
+    for (; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, d + i)));
+    }
+}
+
 /* As tai_argmax, 64 values a step: each of 4 x 16 lanes keeps its largest
  * value and the first index holding it (a strict > never takes a NaN); the
  * answer is the lowest index among the lanes holding the overall largest.

@@ -212,6 +212,14 @@ typedef struct tai_device_ops {
     int (*matmul_many)(void *dev, int n_mats, const int *types, const tai_dref *w,
                        const int64_t *rows, int64_t n, tai_dref x, const tai_dref *y,
                        int64_t ncols, tai_dref scratch);
+
+    /* n_runs conversions at once, as to_f16 (kind 1) or to_q8 (kind 2)
+     * each: run r writes count[r] floats of src[r] to dst[r] (and, kind 2,
+     * their scales to dst_scale[r]); the runs do not overlap. The same
+     * values as one call each, in any order (a decoding step's new K and V
+     * of every sequence, converted together rather than one by one). */
+    int (*to_cache_many)(void *dev, int kind, int n_runs, const tai_dref *dst,
+                         const tai_dref *dst_scale, const tai_dref *src, const int64_t *count);
 } tai_device_ops;
 
 #ifdef __cplusplus

@@ -197,6 +197,22 @@ static inline TinyAIStatus tai_dev_to_q8(tai_device *d, tai_dref dst, tai_dref d
                                          tai_dref src, int64_t n) {
     TAI_DEV_OPT_(d, to_q8, dst, dst_scale, src, n);
 }
+/* Conversions into a binary16 (kind 1) or 8-bit (kind 2) cache
+ * (device.h's to_cache_many): together where the device can, else one
+ * to_f16 / to_q8 each. */
+static inline TinyAIStatus tai_dev_to_cache_many(tai_device *d, int kind, int n_runs,
+                                                 const tai_dref *dst, const tai_dref *dst_scale,
+                                                 const tai_dref *src, const int64_t *count) {
+    if (TAI_DEV_HAS_(d, to_cache_many)) {
+        TAI_DEV_CALL_(d, to_cache_many, kind, n_runs, dst, dst_scale, src, count);
+    }
+    for (int r = 0; r < n_runs; r++) {
+        const TinyAIStatus st = kind == 2 ? tai_dev_to_q8(d, dst[r], dst_scale[r], src[r], count[r])
+                                          : tai_dev_to_f16(d, dst[r], src[r], count[r]);
+        if (st != TINYAI_OK) return st;
+    }
+    return TINYAI_OK;
+}
 static inline TinyAIStatus tai_dev_embed(tai_device *d, tai_type t, tai_dref table, int64_t rows,
                                          int64_t n, const int32_t *tokens, int64_t ncols,
                                          tai_dref out) {

@@ -257,12 +257,7 @@ static void step_range(const step_job *j, int64_t a, int64_t b) {
             tai_rope_apply_neox(j->x + c * j->stride, j->n_heads, j->head_dim, j->rot_dim,
                                 j->w + c * j->rot_dim);
         break;
-    case 3: {
-        float *restrict x = j->x;
-        const float *restrict d = j->w;
-        for (int64_t i = a; i < b; i++) x[i] += d[i];
-        break;
-    }
+    case 3: j->k->add(j->x + a, j->w + a, b - a); break;
     case 4: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
     case 5: tai_gelu_mul(j->x + a, j->w + a, b - a); break;
     case 6: { /* element i of the n * ncols: bias element i % n, one run
@@ -310,7 +305,7 @@ static int cpu_add(void *dev, tai_dref x, tai_dref d, int64_t n) {
     cpu_dev *c = dev;
     HOST(c, x, "x");
     HOST(c, d, "addend");
-    step_job j = {.op = 3, .x = H(x), .w = H(d), .n = n};
+    step_job j = {.op = 3, .k = c->k, .x = H(x), .w = H(d), .n = n};
     step(c, &j);
     return 0;
 }
@@ -553,6 +548,62 @@ static int cpu_to_q8(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, 
     return 0;
 }
 
+/* Runs of conversions into a cache, split across the threads by 32
+ * values (a quantized block, which is converted alone: the same codes and
+ * scales whichever thread converts it). */
+typedef struct {
+    const tai_kernels *k;
+    int kind, n_runs;
+    const tai_dref *dst, *dsc, *src;
+    const int64_t *count;
+    int64_t units; /* 32-value units in all */
+} conv_job;
+
+static void conv_worker(void *ctx, int ti, int nth) {
+    const conv_job *j = ctx;
+    const int64_t u0 = j->units * ti / nth, u1 = j->units * (ti + 1) / nth;
+    int64_t base = 0; /* units of the runs before r */
+    for (int r = 0; r < j->n_runs && base < u1; r++) {
+        const int64_t ur = (j->count[r] + 31) / 32;
+        const int64_t a = u0 > base ? u0 - base : 0, e = u1 - base < ur ? u1 - base : ur;
+        if (a < e) {
+            const float *src = (const float *)H(j->src[r]) + a * 32;
+            const int64_t n = (e * 32 < j->count[r] ? e * 32 : j->count[r]) - a * 32;
+            if (j->kind == 2)
+                tai_f32_to_q8_row(j->k->quantize_q8a, src, (int8_t *)H(j->dst[r]) + a * 32,
+                                  (float *)H(j->dsc[r]) + a, n);
+            else
+                j->k->f32_to_f16(src, (uint16_t *)H(j->dst[r]) + a * 32, n);
+        }
+        base += ur;
+    }
+}
+
+static int cpu_to_cache_many(void *dev, int kind, int n_runs, const tai_dref *dst,
+                             const tai_dref *dst_scale, const tai_dref *src, const int64_t *count) {
+    cpu_dev *c = dev;
+    if (kind != 1 && kind != 2) return fail(c, -EINVAL, "cache conversion of kind %d", kind);
+    if (n_runs < 0) return fail(c, -EINVAL, "%d cache conversions", n_runs);
+    int64_t units = 0;
+    for (int r = 0; r < n_runs; r++) {
+        HOST(c, dst[r], "destination");
+        HOST(c, src[r], "source");
+        if (kind == 2) HOST(c, dst_scale[r], "scales' destination");
+        if (count[r] < 0 || (kind == 2 && count[r] % 32))
+            return fail(c, -EINVAL, "%s conversion of %lld floats",
+                        kind == 2 ? "8-bit" : "binary16", (long long)count[r]);
+        units += (count[r] + 31) / 32;
+    }
+    conv_job j = {c->k, kind, n_runs, dst, dst_scale, src, count, units};
+    /* a pool run costs about a microsecond: worth it from a few dozen
+     * blocks on (a 16-sequence step's K and V of a layer: 192) */
+    if (units >= 64 && c->threads > 1)
+        tai_pool_run(c->pool, conv_worker, &j);
+    else
+        conv_worker(&j, 0, 1);
+    return 0;
+}
+
 /* ---- embedding ---- */
 
 static int cpu_embed(void *dev, int type, tai_dref table, int64_t rows, int64_t n,
@@ -604,6 +655,7 @@ static const tai_device_ops cpu_ops = {
     .attention_q8 = cpu_attention_q8,
     .to_q8 = cpu_to_q8,
     .matmul_many = cpu_matmul_many,
+    .to_cache_many = cpu_to_cache_many,
 };
 
 /* ---- the runtime's side ---- */
@@ -629,6 +681,7 @@ static void compose(cpu_dev *c) {
     const tai_kernels *mm = tai_kernels_get(family_isa(c, TAI_CPU_MATMUL));
     c->mix = *mm; /* the products and their activations' quantizer */
     c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
+    c->mix.add = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->add;
     c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
     c->mix.attention_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16;
     c->mix.attention_f16_all =

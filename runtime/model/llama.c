@@ -404,39 +404,50 @@ static TinyAIStatus sync_kv(const tai_batch *b, int d, int layer) {
     return TINYAI_OK;
 }
 
-/* n floats of src into a session's binary16 or 8-bit K (is_v 0) or V cache
- * of a layer, from position p0. */
-static TinyAIStatus to_cache(const tai_batch *b, int d, const TinyAISession *s, int layer,
-                             int is_v, int p0, tai_dref src, int64_t n) {
-    const TinyAIModel *m = b->m;
-    if (m->cfg.kvCacheType == TINYAI_KV_Q8_0)
-        return tai_dev_to_q8(m->devs[d], kv_at(m, d, s, layer, is_v, p0),
-                             kv_scale_at(m, s, layer, is_v, p0), src, n);
-    return tai_dev_to_f16(m->devs[d], kv_at(m, d, s, layer, is_v, p0), src, n);
+/* A binary16 or 8-bit cache (the host's: every layer runs on the CPU):
+ * each session's new positions converted into its K and V caches, the
+ * runs of up to CONV_RUNS / 2 sessions converted by one call. */
+enum { CONV_RUNS = 64 };
+static TinyAIStatus store_kv_converted(const tai_batch *b, int d, int layer) {
+    TinyAIModel *m = b->m;
+    const tai_dws *ws = &m->dws[d];
+    const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    const int kind = m->cfg.kvCacheType == TINYAI_KV_Q8_0 ? 2 : 1;
+    const size_t col = (size_t)kvd * sizeof(float);
+    tai_dref dst[CONV_RUNS], dsc[CONV_RUNS], src[CONV_RUNS];
+    int64_t count[CONV_RUNS];
+    int n = 0;
+    for (int t0 = 0; t0 < b->n;) {
+        TinyAISession *s = b->seq[t0];
+        int t1 = t0 + 1;
+        while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
+        for (int is_v = 0; is_v < 2; is_v++) {
+            dst[n] = kv_at(m, d, s, layer, is_v, b->pos[t0]);
+            dsc[n] = kind == 2 ? kv_scale_at(m, s, layer, is_v, b->pos[t0]) : dst[n];
+            src[n] = tai_dref_at(is_v ? ws->v : ws->k, (size_t)t0 * col);
+            count[n++] = (int64_t)(t1 - t0) * kvd;
+        }
+        t0 = t1;
+        if (n == CONV_RUNS || t0 == b->n) {
+            const TinyAIStatus st = tai_dev_to_cache_many(m->devs[d], kind, n, dst, dsc, src, count);
+            if (st != TINYAI_OK) return st;
+            n = 0;
+        }
+    }
+    return TINYAI_OK;
 }
 
 static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
     TinyAIModel *m = b->m;
     const tai_dws *ws = &m->dws[d];
     const int64_t kvd = (int64_t)m->hp.n_head_kv * m->hp.head_dim;
+    if (m->cfg.kvCacheType != TINYAI_KV_F32) return store_kv_converted(b, d, layer);
     for (int t0 = 0; t0 < b->n;) {
         TinyAISession *s = b->seq[t0];
         int t1 = t0 + 1;
         while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
         const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
-        if (m->cfg.kvCacheType != TINYAI_KV_F32) {
-            /* a binary16 or 8-bit cache: the host's (every layer runs on the
-             * CPU), the new positions converted into it */
-            TinyAIStatus st = to_cache(b, d, s, layer, 0, p0, tai_dref_at(ws->k, (size_t)t0 * col),
-                                       (int64_t)(t1 - t0) * kvd);
-            if (st == TINYAI_OK)
-                st = to_cache(b, d, s, layer, 1, p0, tai_dref_at(ws->v, (size_t)t0 * col),
-                              (int64_t)(t1 - t0) * kvd);
-            if (st != TINYAI_OK) return st;
-            t0 = t1;
-            continue;
-        }
         TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, p0),
                                        tai_dref_at(ws->k, (size_t)t0 * col), bytes);
         if (st == TINYAI_OK)

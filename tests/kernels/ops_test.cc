@@ -406,6 +406,27 @@ TEST(SiluMul, EveryIsaMatchesDouble) {
     }
 }
 
+// Every ISA's residual addition gives each element's float sum exactly,
+// over lengths with partial vectors, and adds an array to itself.
+TEST(Add, EveryIsaIsTheElementwiseSum) {
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        for (int64_t n : {1, 7, 8, 15, 16, 63, 64, 65, 576, 9216 + 13}) {
+            std::vector<float> x = tai_test::RandomFloats(n, 30 + (uint32_t)n, -50, 50);
+            std::vector<float> d = tai_test::RandomFloats(n, 40 + (uint32_t)n, -50, 50);
+            std::vector<float> out = x;
+            out.push_back(7.0f); // past the end: must stay
+            tai_kernels_get(isa)->add(out.data(), d.data(), n);
+            for (int64_t i = 0; i < n; i++)
+                ASSERT_EQ(out[i], x[i] + d[i]) << tai_isa_name(isa) << " n=" << n << " i=" << i;
+            ASSERT_EQ(out[n], 7.0f) << tai_isa_name(isa) << " n=" << n;
+            std::vector<float> twice = x;
+            tai_kernels_get(isa)->add(twice.data(), twice.data(), n);
+            for (int64_t i = 0; i < n; i++) ASSERT_EQ(twice[i], x[i] + x[i]);
+        }
+    }
+}
+
 TEST(Rope, AnglesThenApplyEqualsRope) {
     for (int64_t pos : {0, 1, 77, 100000}) {
         std::vector<float> x = tai_test::RandomFloats(3 * 64, 5), y = x;

@@ -256,4 +256,58 @@ TEST(CpuDevice, AttentionByColumnsEqualsEachColumnAlone) {
     }
 }
 
+// Conversions into binary16 and 8-bit caches, many runs at once (a
+// step's K and V of each sequence): every run's values the same bits as a
+// call of to_f16 / to_q8 for it alone, with 1-3 threads and runs of
+// different lengths (the split between threads falls inside runs); bad
+// kinds and lengths are refused.
+TEST(CpuDevice, CacheConversionsTogetherEqualEachAlone) {
+    const int64_t counts[] = {192, 32, 960, 64, 6 * 192, 96, 192};
+    const int nr = 7;
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    std::vector<float> src(total);
+    for (int64_t i = 0; i < total; i++) src[i] = 0.37f * (float)((i * 29) % 113) - 20.0f;
+    src[5] = 0.0f;
+    for (int threads : {1, 2, 3}) {
+        tai_device *d = nullptr;
+        ASSERT_EQ(tai_cpu_device_open(nullptr, threads, &d), TINYAI_OK);
+        for (int kind : {1, 2}) {
+            std::vector<int8_t> c_one(total, 1), c_many(total, 2);
+            std::vector<uint16_t> h_one(total, 1), h_many(total, 2);
+            std::vector<float> s_one(total / 32, 1.0f), s_many(total / 32, 2.0f);
+            tai_dref dst[nr], dsc[nr], sr[nr];
+            int64_t off = 0;
+            for (int r = 0; r < nr; r++) {
+                sr[r] = tai_dref_host(src.data() + off);
+                dst[r] = kind == 2 ? tai_dref_host(c_many.data() + off) : tai_dref_host(h_many.data() + off);
+                dsc[r] = tai_dref_host(s_many.data() + off / 32);
+                if (kind == 2)
+                    ASSERT_EQ(tai_dev_to_q8(d, tai_dref_host(c_one.data() + off), tai_dref_host(s_one.data() + off / 32),
+                                            sr[r], counts[r]),
+                              TINYAI_OK);
+                else
+                    ASSERT_EQ(tai_dev_to_f16(d, tai_dref_host(h_one.data() + off), sr[r], counts[r]), TINYAI_OK);
+                off += counts[r];
+            }
+            ASSERT_EQ(tai_dev_to_cache_many(d, kind, nr, dst, dsc, sr, counts), TINYAI_OK)
+                << tinyaiLastErrorMessage();
+            if (kind == 2) {
+                EXPECT_EQ(c_one, c_many) << threads << " threads";
+                EXPECT_EQ(0, std::memcmp(s_one.data(), s_many.data(), s_one.size() * sizeof(float)));
+            } else {
+                EXPECT_EQ(h_one, h_many) << threads << " threads";
+            }
+        }
+        const int64_t odd[1] = {48};
+        tai_dref dst[1] = {tai_dref_host(src.data())}, sr[1] = {tai_dref_host(src.data() + 64)};
+        EXPECT_EQ(tai_dev_to_cache_many(d, 2, 1, dst, dst, sr, odd), TINYAI_ERR_INVALID_ARG);
+        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("8-bit conversion of 48"), std::string::npos);
+        EXPECT_EQ(tai_dev_to_cache_many(d, 3, 1, dst, dst, sr, counts), TINYAI_ERR_INVALID_ARG);
+        tai_dref bad[1] = {{reinterpret_cast<tai_dbuf *>(src.data()), 0}};
+        EXPECT_EQ(tai_dev_to_cache_many(d, 1, 1, bad, bad, sr, counts), TINYAI_ERR_INVALID_ARG);
+        tai_device_close(d);
+    }
+}
+
 } // namespace
