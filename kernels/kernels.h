@@ -409,13 +409,22 @@ void tai_attention_f16_all(float *out, const float *q, const uint16_t *k_cache,
                            int n_head, int n_kv_head, int head_dim, float *att);
 /* tai_attention over 8-bit caches (an 8-bit KV cache, TINYAI_KV_Q8_0):
  * element i of a cache is code[i] * scale[i / 32] (the codes of 32
- * consecutive elements share a scale; tai_f32_to_q8_row makes them), the
- * product rounded once to float, and the sums are tai_attention's.
- * head_dim and kv_stride must be multiples of 32 (a head's vectors never
- * straddle two scales); nothing is computed otherwise. k_scale and v_scale
+ * consecutive elements share a scale; tai_f32_to_q8_row makes them). The
+ * scores are computed on integers, as the matrix products are: each query
+ * head is quantized per 32 as their activations are (tai_quantize_row_q8a:
+ * codes qc, scales dq), and
+ *   score[p] = (sum over the head's blocks b, in order, from 0, of
+ *               fmaf((float)(qc_b . code_b[p]), dq_b * scale_b[p], sum))
+ *              * (1.0f / sqrtf(head_dim))
+ * with the dot product of the 32 codes exact; then the softmax and the
+ * weighted sum of V's values (code * scale, the product rounded once to
+ * float) as tai_attention's. head_dim and kv_stride must be multiples of
+ * 32 (a head's vectors never straddle two scales) and head_dim at most
+ * TAI_ATT_Q8_MAX_HEAD; nothing is computed otherwise. k_scale and v_scale
  * are the scales of the elements k_cache and v_cache point at: a caller
  * that offsets k_cache by e elements (a multiple of 32) offsets k_scale by
  * e / 32. */
+#define TAI_ATT_Q8_MAX_HEAD 1024
 void tai_attention_q8(float *out, const float *q, const int8_t *k_cache, const float *k_scale,
                       const int8_t *v_cache, const float *v_scale, int64_t n_pos,
                       int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att);
@@ -431,9 +440,12 @@ void tai_attention_q8_all(float *out, const float *q, const int8_t *k_cache,
  * `quantize`, the same bits; NULL: the portable one). */
 void tai_f32_to_q8_row(tai_quantize_q8a_fn quantize, const float *src, int8_t *codes,
                        float *scales, int64_t n);
-/* Floats of scratch tai_attention_f16_all needs (and any table's version). */
+/* Floats of scratch tai_attention_f16_all and tai_attention_q8_all need
+ * (and any table's versions): the scores, the V sums, an 8-bit cache's
+ * query codes (12 floats a block of 32). */
 static inline int64_t tai_attention_all_scratch(int64_t n_pos, int n_head, int head_dim) {
-    return (int64_t)n_head * n_pos + (int64_t)n_head * 32 * ((head_dim + 15) / 16) + 16;
+    return (int64_t)n_head * n_pos + (int64_t)n_head * 32 * ((head_dim + 15) / 16) + 16 +
+           (int64_t)n_head * 12 * ((head_dim + 31) / 32);
 }
 /* n floats to binary16, rounded to nearest even (inf and NaN kept, values
  * past the range to inf): how K and V enter an F16 cache. */

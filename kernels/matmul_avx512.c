@@ -41,6 +41,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels/q_float.h"
 
@@ -668,6 +669,86 @@ INLINE void scores8_group(const float *q0, int nh, const void *k_cache, const fl
                                   _mm512_mul_ps(hsum8x16(acc[a]), _mm512_set1_ps(scale)));
 }
 
+/* An 8-bit cache's scores (tai_attention_q8's): up to 3 query heads of one
+ * kv head, quantized per 32 (head a's blocks at qb + a * head_dim / 32),
+ * against positions [p, p + np) (np <= 16), their rows from element kb
+ * on, kv_stride apart. The rows are read 64 codes at a time, made unsigned
+ * (code + 128, the sum of the query's codes times 128 taken back after)
+ * and transposed, so that one lane holds one position: each block's
+ * integer dot product is 8 VNNI steps for all 16 positions, shared by the
+ * heads; then per block, in order, sum += float(dot) * (query scale *
+ * cache scale), and times `scale` at the end. Head a's scores go to
+ * att + a * att_stride. */
+INLINE void scores16_q8(const tai_block_q8a *qb, int nh, const int8_t *k_cache,
+                        const float *k_scale, int64_t kb, int64_t kv_stride, int np, int head_dim,
+                        float scale, float *att, int64_t att_stride) {
+    const int nblk = head_dim / 32;
+    const __mmask16 pm = tail_mask(np);
+    const __m512i sidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)(kv_stride / 32)));
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int c0 = 0; c0 < head_dim; c0 += 64) {
+        const int two = head_dim - c0 >= 64;
+        const __mmask64 bm = two ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+        __m512i r[16], t[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = j < np ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, k_cache + kb + j * kv_stride + c0), bias)
+                          : _mm512_setzero_si512();
+        /* 16 x 16 dwords transposed: t[c] lane j = row j's dword c */
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            r[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            r[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            r[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            r[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            t[k] = _mm512_shuffle_i32x4(r[k], r[4 + k], 0x88);
+            t[4 + k] = _mm512_shuffle_i32x4(r[k], r[4 + k], 0xdd);
+            t[8 + k] = _mm512_shuffle_i32x4(r[8 + k], r[12 + k], 0x88);
+            t[12 + k] = _mm512_shuffle_i32x4(r[8 + k], r[12 + k], 0xdd);
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            r[k] = _mm512_shuffle_i32x4(t[k], t[8 + k], 0x88);
+            r[8 + k] = _mm512_shuffle_i32x4(t[k], t[8 + k], 0xdd);
+        }
+        const float *ksb = k_scale + (kb + c0) / 32;
+        const __m512 ks0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), pm, sidx, ksb, 4);
+        const __m512 ks1 = two ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), pm, sidx, ksb + 1, 4)
+                               : _mm512_setzero_ps();
+#pragma GCC unroll 3
+        for (int a = 0; a < 3; a++) {
+            if (a >= nh) break;
+            const tai_block_q8a *b0 = qb + (int64_t)a * nblk + c0 / 32;
+            for (int h = 0; h < 1 + two; h++) {
+                int32_t q4[8];
+                memcpy(q4, b0[h].qs, sizeof q4);
+                __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {
+                    d0 = _mm512_dpbusd_epi32(d0, r[8 * h + 2 * c], _mm512_set1_epi32(q4[2 * c]));
+                    d1 = _mm512_dpbusd_epi32(d1, r[8 * h + 2 * c + 1], _mm512_set1_epi32(q4[2 * c + 1]));
+                }
+                const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(b0[h].n128));
+                acc[a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                         _mm512_mul_ps(h ? ks1 : ks0, _mm512_set1_ps(b0[h].d)), acc[a]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int a = 0; a < 3; a++)
+        if (a < nh) _mm512_mask_storeu_ps(att + a * att_stride, pm, _mm512_mul_ps(acc[a], _mm512_set1_ps(scale)));
+}
+
 /* att[p] = e^(att[p] - mx) for p < n_pos; returns 1 / their sum. */
 INLINE float exp_scores(float *att, int64_t n_pos, float mx) {
     const __m512 mxv = _mm512_set1_ps(mx);
@@ -705,6 +786,9 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache, co
             for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
             continue;
         }
+        /* an 8-bit cache: the query's codes, as the products' activations */
+        tai_block_q8a qq[TAI_ATT_Q8_MAX_HEAD / 32];
+        if (kind == 2) tai_k_quantize_q8a_avx512(qh, qq, head_dim);
         __m512 vmax = _mm512_set1_ps(-INFINITY);
         for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
             const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
@@ -729,8 +813,14 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache, co
                 }
             }
             const __mmask16 pm = tail_mask(np);
-            const __m512 sc = scores16(qh, k_cache, k_scale, kb, kv_stride, np, head_dim, scale, kind);
-            _mm512_mask_storeu_ps(att + p0, pm, sc);
+            __m512 sc;
+            if (kind == 2) {
+                scores16_q8(qq, 1, k_cache, k_scale, kb, kv_stride, np, head_dim, scale, att + p0, 0);
+                sc = _mm512_maskz_loadu_ps(pm, att + p0);
+            } else {
+                sc = scores16(qh, k_cache, k_scale, kb, kv_stride, np, head_dim, scale, kind);
+                _mm512_mask_storeu_ps(att + p0, pm, sc);
+            }
             vmax = _mm512_mask_max_ps(vmax, pm, vmax, sc);
         }
         const float inv = exp_scores(att, n_pos, _mm512_reduce_max_ps(vmax));
@@ -796,6 +886,11 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
         return;
     }
     float *st = (float *)(((uintptr_t)(att + (int64_t)n_head * n_pos) + 63) & ~(uintptr_t)63);
+    /* an 8-bit cache: every head's query codes, after the V sums */
+    tai_block_q8a *qq = (tai_block_q8a *)(st + (int64_t)n_head * nv * 32);
+    if (kind == 2)
+        for (int h = 0; h < n_head; h++)
+            tai_k_quantize_q8a_avx512(q + (int64_t)h * head_dim, qq + (int64_t)h * (head_dim / 32), head_dim);
     /* scores: per 16 positions, every head (the rows stay in L1) */
     for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
         const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
@@ -812,6 +907,12 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
         for (int g = 0; g < n_kv_head; g++)
             for (int hh = 0; hh < group; hh += 3) {
                 const int nh = group - hh < 3 ? group - hh : 3, h0 = g * group + hh;
+                if (kind == 2) {
+                    scores16_q8(qq + (int64_t)h0 * (head_dim / 32), nh, k_cache, k_scale,
+                                p0 * kv_stride + (int64_t)g * head_dim, kv_stride, np, head_dim, scale,
+                                att + (int64_t)h0 * n_pos + p0, n_pos);
+                    continue;
+                }
                 for (int e = 0; e < np; e += 8)
                     scores8_group(q + (int64_t)h0 * head_dim, nh, k_cache, k_scale,
                                   (p0 + e) * kv_stride + (int64_t)g * head_dim, kv_stride,
@@ -957,7 +1058,7 @@ void tai_k_attention_q8_avx512(float *out, const float *q, const int8_t *k_cache
                                const float *k_scale, const int8_t *v_cache, const float *v_scale,
                                int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
                                int head_dim, float *att) {
-    if (head_dim % 32 != 0 || kv_stride % 32 != 0) return;
+    if (head_dim % 32 != 0 || kv_stride % 32 != 0 || head_dim > TAI_ATT_Q8_MAX_HEAD) return;
     attention_avx512(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
                      n_kv_head, head_dim, att, 2);
 }
@@ -966,7 +1067,7 @@ void tai_k_attention_q8_all_avx512(float *out, const float *q, const int8_t *k_c
                                    const float *k_scale, const int8_t *v_cache,
                                    const float *v_scale, int64_t n_pos, int64_t kv_stride,
                                    int n_head, int n_kv_head, int head_dim, float *att) {
-    if (head_dim % 32 != 0 || kv_stride % 32 != 0) return;
+    if (head_dim % 32 != 0 || kv_stride % 32 != 0 || head_dim > TAI_ATT_Q8_MAX_HEAD) return;
     attention_all_avx512(out, q, k_cache, k_scale, v_cache, v_scale, n_pos, kv_stride, n_head,
                          n_kv_head, head_dim, att, 2);
 }

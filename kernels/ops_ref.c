@@ -169,20 +169,38 @@ static inline __attribute__((always_inline)) void attention_ref(
     int head_dim, float *att, int kind) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
     if (kind == 2 && (head_dim % 32 != 0 || kv_stride % 32 != 0)) return;
+    if (kind == 2 && head_dim > TAI_ATT_Q8_MAX_HEAD) return;
     int group = n_head / n_kv_head;
     double scale = 1.0 / sqrt((double)head_dim);
+    const float scale_f = 1.0f / sqrtf((float)head_dim);
     for (int h = 0; h < n_head; h++) {
         const float *qh = q + (int64_t)h * head_dim;
         int64_t kv_off = (int64_t)(h / group) * head_dim;
         float *oh = out + (int64_t)h * head_dim;
         for (int d = 0; d < head_dim; d++) oh[d] = 0.0f;
         if (n_pos <= 0) continue;
-        for (int64_t p = 0; p < n_pos; p++) {
-            const int64_t kp = p * kv_stride + kv_off;
-            double dot = 0.0;
-            for (int d = 0; d < head_dim; d++)
-                dot += (double)qh[d] * kv_elem(k_cache, k_scale, kp + d, kind);
-            att[p] = (float)(dot * scale);
+        if (kind == 2) { /* scores on the query's codes (tai_attention_q8) */
+            tai_block_q8a qq[TAI_ATT_Q8_MAX_HEAD / 32];
+            tai_quantize_row_q8a(qh, qq, head_dim);
+            const int8_t *codes = k_cache;
+            for (int64_t p = 0; p < n_pos; p++) {
+                const int64_t kp = p * kv_stride + kv_off;
+                float sum = 0.0f;
+                for (int b = 0; b < head_dim / 32; b++) {
+                    int32_t dot = 0;
+                    for (int i = 0; i < 32; i++) dot += (int32_t)qq[b].qs[i] * codes[kp + 32 * b + i];
+                    sum = fmaf((float)dot, qq[b].d * k_scale[(kp >> 5) + b], sum);
+                }
+                att[p] = sum * scale_f;
+            }
+        } else {
+            for (int64_t p = 0; p < n_pos; p++) {
+                const int64_t kp = p * kv_stride + kv_off;
+                double dot = 0.0;
+                for (int d = 0; d < head_dim; d++)
+                    dot += (double)qh[d] * kv_elem(k_cache, k_scale, kp + d, kind);
+                att[p] = (float)(dot * scale);
+            }
         }
         tai_softmax(att, n_pos);
         for (int64_t p = 0; p < n_pos; p++) {

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "offload/opencl/opencl.h"
 #include "offload/plugin/plugin.h"
 #include "runtime/mem/memory.h"
@@ -278,11 +279,12 @@ TinyAIStatus tai_model_create(TinyAIMappedModel *mm, int owns, const TinyAIModel
     m->file = tai_mapped_file(mm);
     m->cfg = cfg;
     st = tai_llama_bind(m);
-    if (st == TINYAI_OK && cfg.kvCacheType == TINYAI_KV_Q8_0 && m->hp.head_dim % 32 != 0)
+    if (st == TINYAI_OK && cfg.kvCacheType == TINYAI_KV_Q8_0 &&
+        (m->hp.head_dim % 32 != 0 || m->hp.head_dim > TAI_ATT_Q8_MAX_HEAD))
         st = tai_error(TINYAI_ERR_UNSUPPORTED,
-                       "an 8-bit KV cache quantizes heads in blocks of 32 values: this model's "
-                       "heads have %d (use the F16 or F32 cache)",
-                       m->hp.head_dim);
+                       "an 8-bit KV cache quantizes heads in blocks of 32 values, up to %d: this "
+                       "model's heads have %d (use the F16 or F32 cache)",
+                       TAI_ATT_Q8_MAX_HEAD, m->hp.head_dim);
     if (st != TINYAI_OK) goto fail;
     st = tai_cpu_device_open(cfg.cpu, threads, &m->dev);
     m->cfg.cpu = NULL; /* not kept: the caller's string */

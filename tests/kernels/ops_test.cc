@@ -228,21 +228,23 @@ TEST(F32ToQ8, WithinHalfAScaleAndTheSameBitsForEveryTable) {
     }
 }
 
-// The 8-bit cache's attention reads code * scale, one rounding: on those
-// values every table's Q8 entries give the float entries' results bit for
-// bit (the table's own float kernels; the portable ones where the Q8 entry
-// is the portable one), head by head and all heads at once; and a head
-// size or stride that is not a multiple of 32 computes nothing.
-TEST(Attention, Q8CacheEqualsF32OnItsValues) {
+// The 8-bit cache's attention (tai_attention_q8's contract): scores on the
+// query's codes, integer dot products per block of 32. Every table's Q8
+// entries against the portable one (the same scores; the softmax and the
+// V sums within float rounding), all heads at once and one kv head from
+// offset pointers the same bits as head by head (batch invariance), and
+// within the query's quantization of float attention on the cache's
+// values; a head size or stride that is not a multiple of 32, or a head
+// past TAI_ATT_Q8_MAX_HEAD, computes nothing.
+TEST(Attention, Q8CacheScoresOnTheQueryCodes) {
     const AttCase cases[] = {{9, 3, 64, 192}, {9, 3, 64, 1}, {4, 2, 32, 33}, {8, 8, 32, 64},
                              {6, 1, 64, 65},  {8, 1, 96, 97}, {12, 3, 128, 70}, {14, 2, 64, 300},
-                             {2, 1, 256, 17}};
+                             {2, 1, 256, 17}, {3, 1, 160, 15}};
     for (tai_isa isa : tai_test::kIsas) {
         if (!tai_isa_supported(isa)) continue;
         const tai_kernels *kern = tai_kernels_get(isa);
         ASSERT_NE(kern->attention_q8, nullptr) << tai_isa_name(isa);
         ASSERT_NE(kern->attention_q8_all, nullptr) << tai_isa_name(isa);
-        const bool portable = kern->attention_q8 == tai_attention_q8;
         for (const auto &cs : cases) {
             const int64_t stride = cs.n_kv * cs.hd + 32;
             std::vector<float> q, k, v;
@@ -256,24 +258,29 @@ TEST(Attention, Q8CacheEqualsF32OnItsValues) {
                 v[i] = (float)vc[i] * vs[i / 32];
             }
             const size_t n_out = (size_t)cs.n_head * cs.hd;
-            std::vector<float> want(n_out, 1.0f), got(n_out, 2.0f), att(cs.n_pos),
+            std::vector<float> ref(n_out, 1.0f), f32(n_out, 1.5f), got(n_out, 2.0f), att(cs.n_pos),
                 all(tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 16, 7.0f);
-            (portable ? tai_attention : kern->attention)(want.data(), q.data(), k.data(),
-                                                         v.data(), cs.n_pos, stride, cs.n_head,
-                                                         cs.n_kv, cs.hd, att.data());
+            tai_attention_q8(ref.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
+                             cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
+            tai_attention(f32.data(), q.data(), k.data(), v.data(), cs.n_pos, stride, cs.n_head,
+                          cs.n_kv, cs.hd, att.data());
             kern->attention_q8(got.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
                                cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
-            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n_out * sizeof(float)))
-                << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv << " hd " << cs.hd
-                << " positions " << cs.n_pos;
+            const std::string what = std::string(tai_isa_name(isa)) + " " + std::to_string(cs.n_head) +
+                                     "/" + std::to_string(cs.n_kv) + " hd " + std::to_string(cs.hd) +
+                                     " positions " + std::to_string(cs.n_pos);
+            for (size_t i = 0; i < n_out; i++) {
+                ASSERT_NEAR(got[i], ref[i], 2e-6f * (1.0f + std::fabs(ref[i]))) << what << " " << i;
+                // the query's codes move each score by about 1% of its size
+                ASSERT_NEAR(ref[i], f32[i], 0.03f) << what << " " << i;
+            }
             // all heads at once, head by head: the same bits
+            std::vector<float> one = got;
             std::fill(got.begin(), got.end(), 3.0f);
             kern->attention_q8_all(got.data(), q.data(), kc.data(), ks.data(), vc.data(),
                                    vs.data(), cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd,
                                    all.data() + 1);
-            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n_out * sizeof(float)))
-                << "all heads " << tai_isa_name(isa) << " " << cs.n_head << "/" << cs.n_kv
-                << " hd " << cs.hd << " positions " << cs.n_pos;
+            ASSERT_EQ(0, std::memcmp(one.data(), got.data(), n_out * sizeof(float))) << "all heads " << what;
             // one kv head's columns from offset pointers (the scales by e / 32)
             const int grp = cs.n_head / cs.n_kv, g = cs.n_kv - 1;
             std::fill(got.begin(), got.end(), 4.0f);
@@ -281,18 +288,54 @@ TEST(Attention, Q8CacheEqualsF32OnItsValues) {
                                kc.data() + g * cs.hd, ks.data() + g * cs.hd / 32,
                                vc.data() + g * cs.hd, vs.data() + g * cs.hd / 32, cs.n_pos,
                                stride, grp, 1, cs.hd, att.data());
-            ASSERT_EQ(0, std::memcmp(want.data() + g * grp * cs.hd, got.data() + g * grp * cs.hd,
+            ASSERT_EQ(0, std::memcmp(one.data() + g * grp * cs.hd, got.data() + g * grp * cs.hd,
                                      (size_t)grp * cs.hd * sizeof(float)))
-                << "kv head " << g << " " << tai_isa_name(isa);
+                << "kv head " << g << " " << what;
         }
-        // not multiples of 32: nothing computed, nothing read past
+        // not multiples of 32, or a head too large: nothing computed, nothing read past
         std::vector<float> out(8, 5.0f), q(8, 1.0f), att(4), sc(64, 1.0f);
         std::vector<int8_t> c(256, 1);
         kern->attention_q8(out.data(), q.data(), c.data(), sc.data(), c.data(), sc.data(), 4, 16,
                            1, 1, 8, att.data());
         kern->attention_q8_all(out.data(), q.data(), c.data(), sc.data(), c.data(), sc.data(), 4,
                                40, 1, 1, 8, att.data());
+        kern->attention_q8(out.data(), q.data(), c.data(), sc.data(), c.data(), sc.data(), 0,
+                           TAI_ATT_Q8_MAX_HEAD + 32, 1, 1, TAI_ATT_Q8_MAX_HEAD + 32, att.data());
         for (float o : out) EXPECT_EQ(o, 5.0f) << tai_isa_name(isa);
+    }
+}
+
+// A query whose score decides the softmax: one position whose key is the
+// query's own codes gets (almost) all the weight on every table, so the
+// output is that position's V row; the scores use each position's own
+// scale (a transposed or misplaced lane would pick another row).
+TEST(Attention, Q8ScoresPickTheMatchingPosition) {
+    const int hd = 64, n_pos = 37;
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        for (int64_t hit : {0, 5, 16, 31, 36}) {
+            std::vector<float> q(hd), k((size_t)n_pos * hd), v((size_t)n_pos * hd);
+            for (int i = 0; i < hd; i++) q[i] = (i % 7 - 3) * 4.0f;
+            for (int64_t p = 0; p < n_pos; p++)
+                for (int i = 0; i < hd; i++) {
+                    k[p * hd + i] = p == hit ? q[i] : ((i + p) % 5 - 2) * 0.01f;
+                    v[p * hd + i] = (float)p + (float)i / 128.0f;
+                }
+            std::vector<int8_t> kc(k.size()), vc(v.size());
+            std::vector<float> ks(k.size() / 32), vs(v.size() / 32);
+            tai_f32_to_q8_row(nullptr, k.data(), kc.data(), ks.data(), (int64_t)k.size());
+            tai_f32_to_q8_row(nullptr, v.data(), vc.data(), vs.data(), (int64_t)v.size());
+            std::vector<float> out(hd), att(n_pos), all(tai_attention_all_scratch(n_pos, 1, hd) + 16);
+            for (int both = 0; both < 2; both++) {
+                (both ? kern->attention_q8_all : kern->attention_q8)(
+                    out.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(), n_pos, hd, 1, 1,
+                    hd, both ? all.data() : att.data());
+                for (int i = 0; i < hd; i++)
+                    ASSERT_NEAR(out[i], (float)vc[hit * hd + i] * vs[(hit * hd + i) / 32], 1e-3f)
+                        << tai_isa_name(isa) << " hit " << hit << " " << i;
+            }
+        }
     }
 }
 

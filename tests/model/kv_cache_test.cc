@@ -100,8 +100,9 @@ double L2Rel(const std::vector<float> &a, const std::vector<float> &b) {
 // positions (of random tokens, where near ties are common). Measured, F16:
 // 1.1-1.3% relative L2 error, the same top token at 23-25 of 25 positions
 // (the F32 caches of the AVX2 and AVX-512 kernels differ from the scalar
-// ones' by as much, 1.0-1.1%: their activations are quantized); 8-bit:
-// 0.9-1.4%, the same top token at 22-23 of 25.
+// ones' by as much, 1.0-1.1%: their activations are quantized); 8-bit
+// (its scores on the query's 8-bit codes): 1.0-1.4%, the same top token at
+// 21-22 of 25.
 TEST_P(KvCache, LogitsCloseToF32OnTheRealModel) {
     TAI_REQUIRE_DEFAULT_MODEL(path);
     const KvCase kc = GetParam();
