@@ -228,6 +228,68 @@ TEST(F32ToQ8, WithinHalfAScaleAndTheSameBitsForEveryTable) {
     }
 }
 
+// The activations' quantizers (q8a per 32, q8k per 256) of every table give
+// the portable ones' bits where rounding is hardest: values that are a
+// half-integer multiple of their block's scale (and one float either side
+// of it), so that x / d lands on or next to k + 1/2, at scales from
+// subnormal to 1e30, with zeros, infinities and NaNs; and on random blocks.
+TEST(QuantizeActivations, EveryTableGivesThePortableBitsAtTheHalves) {
+    std::vector<float> x;
+    uint32_t seed = 7;
+    auto rnd = [&seed]() {
+        seed = seed * 1664525u + 1013904223u;
+        return seed >> 8;
+    };
+    for (float amax : {1e-40f, 1e-30f, 3e-7f, 0.37f, 1.0f, 5.5f, 127.0f, 1000.3f, 6e29f}) {
+        for (int rep = 0; rep < 256; rep++) {  // 8 blocks of 256 per scale
+            const float d = amax / 127.0f;
+            for (int j = 0; j < 32; j++) {
+                float v;
+                if (j == 0) {
+                    v = rep % 2 ? -amax : amax;
+                } else {
+                    const int k = (int)(rnd() % 254) - 127;
+                    v = ((float)k + 0.5f) * d;
+                    const int w = (int)(rnd() % 3);
+                    if (w == 1) v = std::nextafter(v, 1e38f);
+                    if (w == 2) v = std::nextafter(v, -1e38f);
+                    if (std::fabs(v) > amax) v = amax;
+                }
+                x.push_back(v);
+            }
+        }
+    }
+    for (int b = 0; b < 512; b++) {  // random blocks at random scales
+        const float sc = std::ldexp(1.0f, (int)(rnd() % 120) - 60);
+        for (int j = 0; j < 32; j++) x.push_back(((float)(rnd() % 20001) - 10000.0f) / 10000.0f * sc);
+    }
+    const size_t special = x.size();
+    x.resize(special + 256, 0.0f);  // a block of zeros, then inf, NaN, a lone subnormal
+    x[special + 32] = INFINITY;
+    x[special + 33] = 2.0f;
+    x[special + 64] = NAN;
+    x[special + 65] = -3.0f;
+    x[special + 96] = 1e-44f;
+    ASSERT_EQ(x.size() % 256, 0u);
+    const int64_t n = (int64_t)x.size();
+    std::vector<tai_block_q8a> want(n / 32), got(n / 32);
+    std::vector<tai_block_q8_k> wantk(n / 256), gotk(n / 256);
+    tai_quantize_row_q8a(x.data(), want.data(), n);
+    tai_quantize_row_q8k(x.data(), wantk.data(), n);
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        std::memset(got.data(), 0x55, got.size() * sizeof got[0]);
+        kern->quantize_q8a(x.data(), got.data(), n);
+        for (int64_t b = 0; b < n / 32; b++)
+            ASSERT_EQ(0, std::memcmp(&want[b], &got[b], sizeof got[b])) << tai_isa_name(isa) << " block " << b;
+        std::memset(gotk.data(), 0x55, gotk.size() * sizeof gotk[0]);
+        kern->quantize_q8k(x.data(), gotk.data(), n);
+        for (int64_t b = 0; b < n / 256; b++)
+            ASSERT_EQ(0, std::memcmp(&wantk[b], &gotk[b], sizeof gotk[b])) << tai_isa_name(isa) << " q8k block " << b;
+    }
+}
+
 // The 8-bit cache's attention (tai_attention_q8's contract): scores on the
 // query's codes, integer dot products per block of 32. Every table's Q8
 // entries against the portable one (the same scores; the softmax and the
