@@ -2,9 +2,12 @@
 OpenAI-compatible server): N concurrent streaming completions, each a
 prompt of about --prompt-words words and --max-tokens generated tokens,
 for each N of --concurrency. Reports, per N: aggregate generated tokens per
-second (all tokens / wall time of the round), and the p50 / p99 of time to
-first token and of time per output token after the first; and the ratio of
-each N's aggregate to N = 1's, measured in the same run.
+second (all tokens / wall time of the round; the median of --rounds rounds,
+3 by default, run interleaved across the N so that a drift of the machine's
+speed touches every N alike, with their range), and the p50 / p99 of time
+to first token and of time per output token after the first over all its
+rounds; and the ratio of each N's aggregate to N = 1's, measured in the
+same run.
 
     python bench/serve_load.py --url http://127.0.0.1:8080/v1 \\
         [--concurrency 1,4,16,64] [--prompt-words 100] [--max-tokens 128] \\
@@ -84,6 +87,9 @@ def main():
     ap.add_argument("--shared-prefix", type=int, default=0)
     ap.add_argument("--settle", type=float, default=5.0,
                     help="seconds to wait after the warm-up request (background work after a load)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of every N, interleaved (1, 4, ..., 1, 4, ...); each N's "
+                         "figure is the median of its rounds' aggregates")
     a = ap.parse_args()
     model = httpx.get(a.url + "/models", timeout=30).json()["data"][0]["id"]
     words = ("river mountain city garden music history science ocean forest winter "
@@ -107,16 +113,26 @@ def main():
     # prefix in a slot, as a running server would have it), then a pause
     asyncio.run(round_of(a.url, model, 1, lambda n, k: prompts(0, k), 4))
     time.sleep(a.settle)
+    ns = [int(x) for x in a.concurrency.split(",")]
+    got = {n: ([], [], []) for n in ns}  # per N: aggregates, TTFTs, TPOTs
+    for _ in range(max(1, a.rounds)):
+        for n in ns:
+            again = seen.get(n, 0)
+            seen[n] = again + 1
+            agg, ttft, tpot = asyncio.run(round_of(a.url, model, n,
+                                                   lambda n, k: prompts(n, k, again), a.max_tokens))
+            got[n][0].append(agg)
+            got[n][1].extend(ttft)
+            got[n][2].extend(tpot)
     base = None
-    for n in [int(x) for x in a.concurrency.split(",")]:
-        again = seen.get(n, 0)
-        seen[n] = again + 1
-        agg, ttft, tpot = asyncio.run(round_of(a.url, model, n,
-                                               lambda n, k: prompts(n, k, again), a.max_tokens))
+    for n in ns:
+        aggs, ttft, tpot = got[n]
+        agg = statistics.median(aggs)
         base = base or agg
+        spread = f"  ({min(aggs):.1f}-{max(aggs):.1f} over {len(aggs)})" if len(aggs) > 1 else ""
         print(f"{n:>4} {agg:>10.1f} {agg / base:>6.2f}x {pct(ttft, 50) * 1e3:>7.0f}ms "
-              f"{pct(ttft, 99) * 1e3:>7.0f}ms {pct(tpot, 50) * 1e3:>7.1f}ms {pct(tpot, 99) * 1e3:>7.1f}ms",
-              flush=True)
+              f"{pct(ttft, 99) * 1e3:>7.0f}ms {pct(tpot, 50) * 1e3:>7.1f}ms {pct(tpot, 99) * 1e3:>7.1f}ms"
+              f"{spread}", flush=True)
 
 
 if __name__ == "__main__":
