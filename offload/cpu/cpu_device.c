@@ -527,27 +527,6 @@ static int cpu_attention_q8(void *dev, tai_dref out, tai_dref q, int64_t ncols, 
                         window, 2, scratch, scratch_bytes);
 }
 
-/* Small: the new positions' K or V of a step, converted where they go. */
-static int cpu_to_f16(void *dev, tai_dref dst, tai_dref src, int64_t n) {
-    cpu_dev *c = dev;
-    HOST(c, dst, "destination");
-    HOST(c, src, "source");
-    if (n < 0) return fail(c, -EINVAL, "conversion of %lld floats", (long long)n);
-    c->k->f32_to_f16(H(src), H(dst), n);
-    return 0;
-}
-
-static int cpu_to_q8(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n) {
-    cpu_dev *c = dev;
-    HOST(c, dst, "destination");
-    HOST(c, dst_scale, "scales' destination");
-    HOST(c, src, "source");
-    if (n < 0 || n % 32)
-        return fail(c, -EINVAL, "8-bit conversion of %lld floats (a multiple of 32)", (long long)n);
-    tai_f32_to_q8_row(c->k->quantize_q8a, H(src), H(dst), H(dst_scale), n);
-    return 0;
-}
-
 /* Runs of conversions into a cache, split across the threads by 32
  * values (a quantized block, which is converted alone: the same codes and
  * scales whichever thread converts it). */
@@ -590,8 +569,9 @@ static int cpu_to_cache_many(void *dev, int kind, int n_runs, const tai_dref *ds
         HOST(c, src[r], "source");
         if (kind == 2) HOST(c, dst_scale[r], "scales' destination");
         if (count[r] < 0 || (kind == 2 && count[r] % 32))
-            return fail(c, -EINVAL, "%s conversion of %lld floats",
-                        kind == 2 ? "8-bit" : "binary16", (long long)count[r]);
+            return fail(c, -EINVAL, "%s conversion of %lld floats%s",
+                        kind == 2 ? "8-bit" : "binary16", (long long)count[r],
+                        kind == 2 ? " (a multiple of 32)" : "");
         units += (count[r] + 31) / 32;
     }
     conv_job j = {c->k, kind, n_runs, dst, dst_scale, src, count, units};
@@ -602,6 +582,15 @@ static int cpu_to_cache_many(void *dev, int kind, int n_runs, const tai_dref *ds
     else
         conv_worker(&j, 0, 1);
     return 0;
+}
+
+/* One run each (the new positions' K or V of one sequence). */
+static int cpu_to_f16(void *dev, tai_dref dst, tai_dref src, int64_t n) {
+    return cpu_to_cache_many(dev, 1, 1, &dst, &dst, &src, &n);
+}
+
+static int cpu_to_q8(void *dev, tai_dref dst, tai_dref dst_scale, tai_dref src, int64_t n) {
+    return cpu_to_cache_many(dev, 2, 1, &dst, &dst_scale, &src, &n);
 }
 
 /* ---- embedding ---- */

@@ -404,6 +404,14 @@ static TinyAIStatus sync_kv(const tai_batch *b, int d, int layer) {
     return TINYAI_OK;
 }
 
+/* The end of the batch's run of columns from t0: one session's
+ * consecutive positions. */
+static int run_end(const tai_batch *b, int t0) {
+    int t1 = t0 + 1;
+    while (t1 < b->n && b->seq[t1] == b->seq[t0] && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
+    return t1;
+}
+
 /* A binary16 or 8-bit cache (the host's: every layer runs on the CPU):
  * each session's new positions converted into its K and V caches, the
  * runs of up to CONV_RUNS / 2 sessions converted by one call. */
@@ -419,8 +427,7 @@ static TinyAIStatus store_kv_converted(const tai_batch *b, int d, int layer) {
     int n = 0;
     for (int t0 = 0; t0 < b->n;) {
         TinyAISession *s = b->seq[t0];
-        int t1 = t0 + 1;
-        while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
+        const int t1 = run_end(b, t0);
         for (int is_v = 0; is_v < 2; is_v++) {
             dst[n] = kv_at(m, d, s, layer, is_v, b->pos[t0]);
             dsc[n] = kind == 2 ? kv_scale_at(m, s, layer, is_v, b->pos[t0]) : dst[n];
@@ -444,8 +451,7 @@ static TinyAIStatus store_kv(const tai_batch *b, int d, int layer) {
     if (m->cfg.kvCacheType != TINYAI_KV_F32) return store_kv_converted(b, d, layer);
     for (int t0 = 0; t0 < b->n;) {
         TinyAISession *s = b->seq[t0];
-        int t1 = t0 + 1;
-        while (t1 < b->n && b->seq[t1] == s && b->pos[t1] == b->pos[t1 - 1] + 1) t1++;
+        const int t1 = run_end(b, t0);
         const size_t col = (size_t)kvd * sizeof(float), bytes = (size_t)(t1 - t0) * col;
         const int p0 = b->pos[t0], p1 = b->pos[t1 - 1] + 1;
         TinyAIStatus st = tai_dev_copy(m->devs[d], kv_at(m, d, s, layer, 0, p0),
