@@ -168,8 +168,8 @@ static inline __attribute__((always_inline)) void attention_ref(
     const float *v_scale, int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
     int head_dim, float *att, int kind) {
     if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0) return;
-    if (kind == 2 && (head_dim % 32 != 0 || kv_stride % 32 != 0)) return;
-    if (kind == 2 && head_dim > TAI_ATT_Q8_MAX_HEAD) return;
+    if (kind == 2 && (head_dim % 32 != 0 || kv_stride % 32 != 0 || head_dim > TAI_ATT_Q8_MAX_HEAD))
+        return;
     int group = n_head / n_kv_head;
     double scale = 1.0 / sqrt((double)head_dim);
     const float scale_f = 1.0f / sqrtf((float)head_dim);
