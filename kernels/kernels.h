@@ -416,15 +416,21 @@ void tai_attention_f16_all(float *out, const float *q, const uint16_t *k_cache,
  *   score[p] = (sum over the head's blocks b, in order, from 0, of
  *               fmaf((float)(qc_b . code_b[p]), dq_b * scale_b[p], sum))
  *              * (1.0f / sqrtf(head_dim))
- * with the dot product of the 32 codes exact; then the softmax and the
- * weighted sum of V's values (code * scale, the product rounded once to
- * float) as tai_attention's. head_dim and kv_stride must be multiples of
+ * with the dot product of the 32 codes exact; then e[p] = exp(score[p] -
+ * max) and V's sums on integers too: per chunk of TAI_ATT_Q8_VCHUNK
+ * positions (from the first) and block b of 32 values,
+ *   w[p] = e[p] * scale_b[p], M = max(0, w), w16[p] = rint(w[p] * (32767 / M)),
+ *   acc[i] = fmaf((float)(sum over the chunk of w16[p] * code_i[p]), M / 32767, acc[i])
+ * (the weights to 16 bits against the chunk's largest, the sums exact in
+ * 32 bits; M = 0: nothing added), and out = acc * (1 / sum of e).
+ * head_dim and kv_stride must be multiples of
  * 32 (a head's vectors never straddle two scales) and head_dim at most
  * TAI_ATT_Q8_MAX_HEAD; nothing is computed otherwise. k_scale and v_scale
  * are the scales of the elements k_cache and v_cache point at: a caller
  * that offsets k_cache by e elements (a multiple of 32) offsets k_scale by
  * e / 32. */
 #define TAI_ATT_Q8_MAX_HEAD 1024
+#define TAI_ATT_Q8_VCHUNK 128 /* positions sharing their weights' 16-bit scale */
 void tai_attention_q8(float *out, const float *q, const int8_t *k_cache, const float *k_scale,
                       const int8_t *v_cache, const float *v_scale, int64_t n_pos,
                       int64_t kv_stride, int n_head, int n_kv_head, int head_dim, float *att);

@@ -749,6 +749,106 @@ INLINE void scores16_q8(const tai_block_q8a *qb, int nh, const int8_t *k_cache,
         if (a < nh) _mm512_mask_storeu_ps(att + a * att_stride, pm, _mm512_mul_ps(acc[a], _mm512_set1_ps(scale)));
 }
 
+/* v_q8_chunk's integer sums and their scaling for NH heads (a constant:
+ * the sums stay in registers). */
+INLINE void v_q8_sums(float *acc, int64_t acc_stride,
+                      const int16_t qw[3][TAI_ATT_Q8_MAX_HEAD / 32][TAI_ATT_Q8_VCHUNK + 32],
+                      const float dq[3][TAI_ATT_Q8_MAX_HEAD / 32], const int8_t *v_cache, int64_t vb,
+                      int64_t kv_stride, int64_t c0, int np, int head_dim, const int NH) {
+    /* lanes 4k + m of the low / high sums are values 8k + m / 8k + 4 + m */
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int s0 = 0; s0 < head_dim; s0 += 64) {
+        const int two = head_dim - s0 >= 64, j0 = s0 / 32;
+        const __mmask64 bm = two ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+        __m512i sum[3][4];
+#pragma GCC unroll 3
+        for (int a = 0; a < NH; a++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) sum[a][i] = _mm512_setzero_si512();
+        const int8_t *row = v_cache + c0 * kv_stride + vb + s0;
+        for (int p = 0; p < np; p += 2) {
+            const __m512i r0 = _mm512_maskz_loadu_epi8(bm, row + p * kv_stride);
+            const __m512i r1 = p + 1 < np ? _mm512_maskz_loadu_epi8(bm, row + (p + 1) * kv_stride)
+                                          : _mm512_setzero_si512();
+            const __m512i x0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r0));
+            const __m512i x1 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r1));
+            const __m512i y0 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r0, 1));
+            const __m512i y1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r1, 1));
+            const __m512i x[4] = {_mm512_unpacklo_epi16(x0, x1), _mm512_unpackhi_epi16(x0, x1),
+                                  _mm512_unpacklo_epi16(y0, y1), _mm512_unpackhi_epi16(y0, y1)};
+#pragma GCC unroll 3
+            for (int a = 0; a < NH; a++) {
+                int32_t w0, w1;
+                memcpy(&w0, &qw[a][j0][p], 4);
+                memcpy(&w1, &qw[a][j0 + two][p], 4); /* one block: its sums unused */
+                sum[a][0] = _mm512_dpwssd_epi32(sum[a][0], x[0], _mm512_set1_epi32(w0));
+                sum[a][1] = _mm512_dpwssd_epi32(sum[a][1], x[1], _mm512_set1_epi32(w0));
+                sum[a][2] = _mm512_dpwssd_epi32(sum[a][2], x[2], _mm512_set1_epi32(w1));
+                sum[a][3] = _mm512_dpwssd_epi32(sum[a][3], x[3], _mm512_set1_epi32(w1));
+            }
+        }
+#pragma GCC unroll 3
+        for (int a = 0; a < NH; a++) {
+            float *o = acc + a * acc_stride + s0;
+            for (int h = 0; h < 1 + two; h++) {
+                const __m512 f0 = _mm512_cvtepi32_ps(sum[a][2 * h]), f1 = _mm512_cvtepi32_ps(sum[a][2 * h + 1]);
+                const __m512 d = _mm512_set1_ps(dq[a][j0 + h]);
+                _mm512_storeu_ps(o + 32 * h, _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, lo, f1), d, _mm512_loadu_ps(o + 32 * h)));
+                _mm512_storeu_ps(o + 32 * h + 16,
+                                 _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, hi, f1), d, _mm512_loadu_ps(o + 32 * h + 16)));
+            }
+        }
+    }
+}
+
+/* An 8-bit cache's weighted sum of V (tai_attention_q8's) for up to 3
+ * query heads of one kv head over the positions [c0, c0 + np) of one
+ * chunk (np <= TAI_ATT_Q8_VCHUNK): per head and block j of 32 values,
+ * w[p] = e[p] * scale_j[p] (the head's exp times the row's V scale), M =
+ * their maximum, each w to 16 bits, rint(w * (32767 / M)), and the codes'
+ * integer sums of w16 * code (VNNI, two positions a step; exact in 32
+ * bits for 128 positions), then acc[d] = fmaf(float(sum), M / 32767,
+ * acc[d]). Head a's exps are at e[a][p], its sums at acc + a * acc_stride
+ * (head_dim floats); vb: the kv head's first element in a row. */
+INLINE void v_q8_chunk(float *acc, int64_t acc_stride, const float *const e[3], int nh,
+                       const int8_t *v_cache, const float *v_scale, int64_t vb, int64_t kv_stride,
+                       int64_t c0, int np, int head_dim) {
+    const int nblk = head_dim / 32;
+    _Alignas(64) int16_t qw[3][TAI_ATT_Q8_MAX_HEAD / 32][TAI_ATT_Q8_VCHUNK + 32];
+    float dq[3][TAI_ATT_Q8_MAX_HEAD / 32];
+    _Alignas(64) float scb[TAI_ATT_Q8_VCHUNK], wb[TAI_ATT_Q8_VCHUNK];
+    const __m512i sidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)(kv_stride / 32)));
+    for (int j = 0; j < nblk; j++) {
+        const float *sb = v_scale + (c0 * kv_stride + vb) / 32 + j;
+        for (int p = 0; p < np; p += 16)
+            _mm512_store_ps(scb + p, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(np - p), sidx,
+                                                              sb + p * (kv_stride / 32), 4));
+        for (int a = 0; a < nh; a++) {
+            __m512 vmax = _mm512_setzero_ps();
+            for (int p = 0; p < np; p += 16) {
+                const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(np - p), e[a] + c0 + p),
+                                               _mm512_load_ps(scb + p));
+                _mm512_store_ps(wb + p, w);
+                vmax = _mm512_max_ps(vmax, w);
+            }
+            const float mx = _mm512_reduce_max_ps(vmax);
+            const float inv = mx > 0.0f ? 32767.0f / mx : 0.0f;
+            dq[a][j] = mx > 0.0f ? mx / 32767.0f : 0.0f;
+            for (int p = 0; p < np + 1; p += 16) {
+                const __mmask16 m = tail_mask(np - p);
+                _mm256_store_si256((__m256i *)&qw[a][j][p],
+                                   _mm512_cvtepi32_epi16(_mm512_maskz_cvtps_epi32(
+                                       m, _mm512_mul_ps(_mm512_maskz_load_ps(m, wb + p), _mm512_set1_ps(inv)))));
+            }
+        }
+    }
+    if (nh == 3) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 3);
+    else if (nh == 2) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 2);
+    else v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 1);
+}
+
 /* att[p] = e^(att[p] - mx) for p < n_pos; returns 1 / their sum. */
 INLINE float exp_scores(float *att, int64_t n_pos, float mx) {
     const __m512 mxv = _mm512_set1_ps(mx);
@@ -824,6 +924,18 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache, co
             vmax = _mm512_mask_max_ps(vmax, pm, vmax, sc);
         }
         const float inv = exp_scores(att, n_pos, _mm512_reduce_max_ps(vmax));
+        if (kind == 2) { /* an 8-bit cache: V's sums on integers, per chunk */
+            _Alignas(64) float acc[TAI_ATT_Q8_MAX_HEAD];
+            memset(acc, 0, sizeof(float) * (size_t)head_dim);
+            const float *e[3] = {att, att, att};
+            for (int64_t c0 = 0; c0 < n_pos; c0 += TAI_ATT_Q8_VCHUNK)
+                v_q8_chunk(acc, 0, e, 1, (const int8_t *)v_cache, v_scale, kv_off, kv_stride, c0,
+                           n_pos - c0 < TAI_ATT_Q8_VCHUNK ? (int)(n_pos - c0) : TAI_ATT_Q8_VCHUNK, head_dim);
+            for (int i = 0; i < nv; i++)
+                _mm512_mask_storeu_ps(oh + 16 * i, tail_mask(head_dim - 16 * i),
+                                      _mm512_mul_ps(_mm512_load_ps(acc + 16 * i), _mm512_set1_ps(inv)));
+            continue;
+        }
         /* the weighted sum, up to 8 vectors of the head at a time: each
          * position's row read front to back (one stream the prefetcher
          * follows), even and odd positions in two sums per vector */
@@ -931,6 +1043,26 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
             _mm512_store_ps(st + (int64_t)h * nv * 32 + 16 * i, _mm512_setzero_ps());
         /* 1 / the sum, kept in the head's output until the end */
         out[(int64_t)h * head_dim] = exp_scores(ah, n_pos, _mm512_reduce_max_ps(vmax));
+    }
+    if (kind == 2) { /* an 8-bit cache: V's sums on integers, per chunk */
+        for (int64_t c0 = 0; c0 < n_pos; c0 += TAI_ATT_Q8_VCHUNK) {
+            const int np = n_pos - c0 < TAI_ATT_Q8_VCHUNK ? (int)(n_pos - c0) : TAI_ATT_Q8_VCHUNK;
+            for (int g = 0; g < n_kv_head; g++)
+                for (int hh = 0; hh < group; hh += 3) {
+                    const int nh = group - hh < 3 ? group - hh : 3, h0 = g * group + hh;
+                    const float *e[3];
+                    for (int a = 0; a < 3; a++) e[a] = att + (int64_t)(h0 + (a < nh ? a : 0)) * n_pos;
+                    v_q8_chunk(st + (int64_t)h0 * nv * 32, (int64_t)nv * 32, e, nh, (const int8_t *)v_cache,
+                               v_scale, (int64_t)g * head_dim, kv_stride, c0, np, head_dim);
+                }
+        }
+        for (int h = 0; h < n_head; h++) {
+            const __m512 inv = _mm512_set1_ps(out[(int64_t)h * head_dim]);
+            for (int i = 0; i < nv; i++)
+                _mm512_mask_storeu_ps(out + (int64_t)h * head_dim + 16 * i, tail_mask(head_dim - 16 * i),
+                                      _mm512_mul_ps(_mm512_load_ps(st + (int64_t)h * nv * 32 + 16 * i), inv));
+        }
+        return;
     }
     /* V: 32 positions at a time; per kv head, up to 3 of its query heads x
      * 4 vectors of the head (even and odd positions apart), V's rows read

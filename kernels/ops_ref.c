@@ -202,6 +202,33 @@ static inline __attribute__((always_inline)) void attention_ref(
                 att[p] = (float)(dot * scale);
             }
         }
+        if (kind == 2) { /* an 8-bit cache: V's sums on integers (tai_attention_q8) */
+            float mx = -INFINITY, sum = 0.0f;
+            for (int64_t p = 0; p < n_pos; p++) mx = fmaxf(mx, att[p]);
+            for (int64_t p = 0; p < n_pos; p++) sum += att[p] = expf(att[p] - mx);
+            float acc[TAI_ATT_Q8_MAX_HEAD];
+            for (int d = 0; d < head_dim; d++) acc[d] = 0.0f;
+            const int8_t *codes = v_cache;
+            for (int64_t c0 = 0; c0 < n_pos; c0 += TAI_ATT_Q8_VCHUNK) {
+                const int64_t c1 = n_pos - c0 < TAI_ATT_Q8_VCHUNK ? n_pos : c0 + TAI_ATT_Q8_VCHUNK;
+                for (int b = 0; b < head_dim / 32; b++) {
+                    float m = 0.0f;
+                    for (int64_t p = c0; p < c1; p++)
+                        m = fmaxf(m, att[p] * v_scale[((p * kv_stride + kv_off) >> 5) + b]);
+                    const float inv = m > 0.0f ? 32767.0f / m : 0.0f, dq = m > 0.0f ? m / 32767.0f : 0.0f;
+                    int32_t s32[32] = {0};
+                    for (int64_t p = c0; p < c1; p++) {
+                        const float w = att[p] * v_scale[((p * kv_stride + kv_off) >> 5) + b];
+                        const int32_t qw = (int32_t)nearbyintf(w * inv);
+                        for (int i = 0; i < 32; i++) s32[i] += qw * codes[p * kv_stride + kv_off + 32 * b + i];
+                    }
+                    for (int i = 0; i < 32; i++) acc[32 * b + i] = fmaf((float)s32[i], dq, acc[32 * b + i]);
+                }
+            }
+            const float inv = 1.0f / sum;
+            for (int d = 0; d < head_dim; d++) oh[d] = acc[d] * inv;
+            continue;
+        }
         tai_softmax(att, n_pos);
         for (int64_t p = 0; p < n_pos; p++) {
             const int64_t vp = p * kv_stride + kv_off;
