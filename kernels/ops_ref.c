@@ -219,7 +219,9 @@ static inline __attribute__((always_inline)) void attention_ref(
                     int32_t s32[32] = {0};
                     for (int64_t p = c0; p < c1; p++) {
                         const float w = att[p] * v_scale[((p * kv_stride + kv_off) >> 5) + b];
-                        const int32_t qw = (int32_t)nearbyintf(w * inv);
+                        /* NaN (from NaN inputs) to 0, as the vector kernels' conversion */
+                        const float r = nearbyintf(w * inv);
+                        const int32_t qw = r >= 0.0f && r <= 32767.0f ? (int32_t)r : 0;
                         for (int i = 0; i < 32; i++) s32[i] += qw * codes[p * kv_stride + kv_off + 32 * b + i];
                     }
                     for (int i = 0; i < 32; i++) acc[32 * b + i] = fmaf((float)s32[i], dq, acc[32 * b + i]);
