@@ -749,55 +749,53 @@ INLINE void scores16_q8(const tai_block_q8a *qb, int nh, const int8_t *k_cache,
         if (a < nh) _mm512_mask_storeu_ps(att + a * att_stride, pm, _mm512_mul_ps(acc[a], _mm512_set1_ps(scale)));
 }
 
-/* v_q8_chunk's integer sums and their scaling for NH heads (a constant:
- * the sums stay in registers). */
-INLINE void v_q8_sums(float *acc, int64_t acc_stride,
-                      const int16_t qw[3][TAI_ATT_Q8_MAX_HEAD / 32][TAI_ATT_Q8_VCHUNK + 32],
-                      const float dq[3][TAI_ATT_Q8_MAX_HEAD / 32], const int8_t *v_cache, int64_t vb,
-                      int64_t kv_stride, int64_t c0, int np, int head_dim, const int NH) {
+/* v_q8_chunk's integer sums over one span of 64 values (two blocks; one
+ * where `two` is 0) from s0 on, and their scaling, for NH heads (a
+ * constant: the sums stay in registers); qw and dq: the span's blocks'
+ * weights and scales. */
+INLINE void v_q8_sums(float *acc, int64_t acc_stride, const int16_t qw[3][2][TAI_ATT_Q8_VCHUNK + 32],
+                      const float dq[3][2], const int8_t *v_cache, int64_t vb, int64_t kv_stride,
+                      int64_t c0, int np, int s0, int two, const int NH) {
     /* lanes 4k + m of the low / high sums are values 8k + m / 8k + 4 + m */
     const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
     const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
-    for (int s0 = 0; s0 < head_dim; s0 += 64) {
-        const int two = head_dim - s0 >= 64, j0 = s0 / 32;
-        const __mmask64 bm = two ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
-        __m512i sum[3][4];
+    const __mmask64 bm = two ? ~(__mmask64)0 : (__mmask64)0xffffffffu;
+    __m512i sum[3][4];
 #pragma GCC unroll 3
-        for (int a = 0; a < NH; a++)
+    for (int a = 0; a < NH; a++)
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) sum[a][i] = _mm512_setzero_si512();
-        const int8_t *row = v_cache + c0 * kv_stride + vb + s0;
-        for (int p = 0; p < np; p += 2) {
-            const __m512i r0 = _mm512_maskz_loadu_epi8(bm, row + p * kv_stride);
-            const __m512i r1 = p + 1 < np ? _mm512_maskz_loadu_epi8(bm, row + (p + 1) * kv_stride)
-                                          : _mm512_setzero_si512();
-            const __m512i x0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r0));
-            const __m512i x1 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r1));
-            const __m512i y0 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r0, 1));
-            const __m512i y1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r1, 1));
-            const __m512i x[4] = {_mm512_unpacklo_epi16(x0, x1), _mm512_unpackhi_epi16(x0, x1),
-                                  _mm512_unpacklo_epi16(y0, y1), _mm512_unpackhi_epi16(y0, y1)};
-#pragma GCC unroll 3
-            for (int a = 0; a < NH; a++) {
-                int32_t w0, w1;
-                memcpy(&w0, &qw[a][j0][p], 4);
-                memcpy(&w1, &qw[a][j0 + two][p], 4); /* one block: its sums unused */
-                sum[a][0] = _mm512_dpwssd_epi32(sum[a][0], x[0], _mm512_set1_epi32(w0));
-                sum[a][1] = _mm512_dpwssd_epi32(sum[a][1], x[1], _mm512_set1_epi32(w0));
-                sum[a][2] = _mm512_dpwssd_epi32(sum[a][2], x[2], _mm512_set1_epi32(w1));
-                sum[a][3] = _mm512_dpwssd_epi32(sum[a][3], x[3], _mm512_set1_epi32(w1));
-            }
-        }
+        for (int i = 0; i < 4; i++) sum[a][i] = _mm512_setzero_si512();
+    const int8_t *row = v_cache + c0 * kv_stride + vb + s0;
+    for (int p = 0; p < np; p += 2) {
+        const __m512i r0 = _mm512_maskz_loadu_epi8(bm, row + p * kv_stride);
+        const __m512i r1 = p + 1 < np ? _mm512_maskz_loadu_epi8(bm, row + (p + 1) * kv_stride)
+                                      : _mm512_setzero_si512();
+        const __m512i x0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r0));
+        const __m512i x1 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(r1));
+        const __m512i y0 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r0, 1));
+        const __m512i y1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(r1, 1));
+        const __m512i x[4] = {_mm512_unpacklo_epi16(x0, x1), _mm512_unpackhi_epi16(x0, x1),
+                              _mm512_unpacklo_epi16(y0, y1), _mm512_unpackhi_epi16(y0, y1)};
 #pragma GCC unroll 3
         for (int a = 0; a < NH; a++) {
-            float *o = acc + a * acc_stride + s0;
-            for (int h = 0; h < 1 + two; h++) {
-                const __m512 f0 = _mm512_cvtepi32_ps(sum[a][2 * h]), f1 = _mm512_cvtepi32_ps(sum[a][2 * h + 1]);
-                const __m512 d = _mm512_set1_ps(dq[a][j0 + h]);
-                _mm512_storeu_ps(o + 32 * h, _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, lo, f1), d, _mm512_loadu_ps(o + 32 * h)));
-                _mm512_storeu_ps(o + 32 * h + 16,
-                                 _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, hi, f1), d, _mm512_loadu_ps(o + 32 * h + 16)));
-            }
+            int32_t w0, w1;
+            memcpy(&w0, &qw[a][0][p], 4);
+            memcpy(&w1, &qw[a][two][p], 4); /* one block: its sums unused */
+            sum[a][0] = _mm512_dpwssd_epi32(sum[a][0], x[0], _mm512_set1_epi32(w0));
+            sum[a][1] = _mm512_dpwssd_epi32(sum[a][1], x[1], _mm512_set1_epi32(w0));
+            sum[a][2] = _mm512_dpwssd_epi32(sum[a][2], x[2], _mm512_set1_epi32(w1));
+            sum[a][3] = _mm512_dpwssd_epi32(sum[a][3], x[3], _mm512_set1_epi32(w1));
+        }
+    }
+#pragma GCC unroll 3
+    for (int a = 0; a < NH; a++) {
+        float *o = acc + a * acc_stride + s0;
+        for (int h = 0; h < 1 + two; h++) {
+            const __m512 f0 = _mm512_cvtepi32_ps(sum[a][2 * h]), f1 = _mm512_cvtepi32_ps(sum[a][2 * h + 1]);
+            const __m512 d = _mm512_set1_ps(dq[a][h]);
+            _mm512_storeu_ps(o + 32 * h, _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, lo, f1), d, _mm512_loadu_ps(o + 32 * h)));
+            _mm512_storeu_ps(o + 32 * h + 16,
+                             _mm512_fmadd_ps(_mm512_permutex2var_ps(f0, hi, f1), d, _mm512_loadu_ps(o + 32 * h + 16)));
         }
     }
 }
@@ -810,43 +808,46 @@ INLINE void v_q8_sums(float *acc, int64_t acc_stride,
  * integer sums of w16 * code (VNNI, two positions a step; exact in 32
  * bits for 128 positions), then acc[d] = fmaf(float(sum), M / 32767,
  * acc[d]). Head a's exps are at e[a][p], its sums at acc + a * acc_stride
- * (head_dim floats); vb: the kv head's first element in a row. */
+ * (head_dim floats); vb: the kv head's first element in a row. Two blocks
+ * at a time (a few KiB of stack, whatever the head size). */
 INLINE void v_q8_chunk(float *acc, int64_t acc_stride, const float *const e[3], int nh,
                        const int8_t *v_cache, const float *v_scale, int64_t vb, int64_t kv_stride,
                        int64_t c0, int np, int head_dim) {
-    const int nblk = head_dim / 32;
-    _Alignas(64) int16_t qw[3][TAI_ATT_Q8_MAX_HEAD / 32][TAI_ATT_Q8_VCHUNK + 32];
-    float dq[3][TAI_ATT_Q8_MAX_HEAD / 32];
+    _Alignas(64) int16_t qw[3][2][TAI_ATT_Q8_VCHUNK + 32];
+    float dq[3][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}, {0.0f, 0.0f}};
     _Alignas(64) float scb[TAI_ATT_Q8_VCHUNK], wb[TAI_ATT_Q8_VCHUNK];
     const __m512i sidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                             _mm512_set1_epi32((int)(kv_stride / 32)));
-    for (int j = 0; j < nblk; j++) {
-        const float *sb = v_scale + (c0 * kv_stride + vb) / 32 + j;
-        for (int p = 0; p < np; p += 16)
-            _mm512_store_ps(scb + p, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(np - p), sidx,
-                                                              sb + p * (kv_stride / 32), 4));
-        for (int a = 0; a < nh; a++) {
-            __m512 vmax = _mm512_setzero_ps();
-            for (int p = 0; p < np; p += 16) {
-                const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(np - p), e[a] + c0 + p),
-                                               _mm512_load_ps(scb + p));
-                _mm512_store_ps(wb + p, w);
-                vmax = _mm512_max_ps(vmax, w);
-            }
-            const float mx = _mm512_reduce_max_ps(vmax);
-            const float inv = mx > 0.0f ? 32767.0f / mx : 0.0f;
-            dq[a][j] = mx > 0.0f ? mx / 32767.0f : 0.0f;
-            for (int p = 0; p < np + 1; p += 16) {
-                const __mmask16 m = tail_mask(np - p);
-                _mm256_store_si256((__m256i *)&qw[a][j][p],
-                                   _mm512_cvtepi32_epi16(_mm512_maskz_cvtps_epi32(
-                                       m, _mm512_mul_ps(_mm512_maskz_load_ps(m, wb + p), _mm512_set1_ps(inv)))));
+    for (int s0 = 0; s0 < head_dim; s0 += 64) {
+        const int two = head_dim - s0 >= 64;
+        for (int h = 0; h < 1 + two; h++) {
+            const float *sb = v_scale + (c0 * kv_stride + vb) / 32 + s0 / 32 + h;
+            for (int p = 0; p < np; p += 16)
+                _mm512_store_ps(scb + p, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(np - p), sidx,
+                                                                  sb + p * (kv_stride / 32), 4));
+            for (int a = 0; a < nh; a++) {
+                __m512 vmax = _mm512_setzero_ps();
+                for (int p = 0; p < np; p += 16) {
+                    const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(np - p), e[a] + c0 + p),
+                                                   _mm512_load_ps(scb + p));
+                    _mm512_store_ps(wb + p, w);
+                    vmax = _mm512_max_ps(vmax, w);
+                }
+                const float mx = _mm512_reduce_max_ps(vmax);
+                const float inv = mx > 0.0f ? 32767.0f / mx : 0.0f;
+                dq[a][h] = mx > 0.0f ? mx / 32767.0f : 0.0f;
+                for (int p = 0; p < np + 1; p += 16) {
+                    const __mmask16 m = tail_mask(np - p);
+                    _mm256_store_si256((__m256i *)&qw[a][h][p],
+                                       _mm512_cvtepi32_epi16(_mm512_maskz_cvtps_epi32(
+                                           m, _mm512_mul_ps(_mm512_maskz_load_ps(m, wb + p), _mm512_set1_ps(inv)))));
+                }
             }
         }
+        if (nh == 3) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, s0, two, 3);
+        else if (nh == 2) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, s0, two, 2);
+        else v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, s0, two, 1);
     }
-    if (nh == 3) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 3);
-    else if (nh == 2) v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 2);
-    else v_q8_sums(acc, acc_stride, qw, dq, v_cache, vb, kv_stride, c0, np, head_dim, 1);
 }
 
 /* att[p] = e^(att[p] - mx) for p < n_pos; returns 1 / their sum. */
