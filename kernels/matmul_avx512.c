@@ -669,6 +669,14 @@ INLINE void scores8_group(const float *q0, int nh, const void *k_cache, const fl
                                   _mm512_mul_ps(hsum8x16(acc[a]), _mm512_set1_ps(scale)));
 }
 
+/* The offsets of 16 consecutive rows' scales in an 8-bit cache whose rows
+ * are kv_stride values apart (a scale per 32): the index of the gathers
+ * that read one block's scale of 16 positions. */
+INLINE __m512i row_scales_index(int64_t kv_stride) {
+    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                              _mm512_set1_epi32((int)(kv_stride / 32)));
+}
+
 /* An 8-bit cache's scores (tai_attention_q8's): up to 3 query heads of one
  * kv head, quantized per 32 (head a's blocks at qb + a * head_dim / 32),
  * against positions [p, p + np) (np <= 16), their rows from element kb
@@ -684,8 +692,7 @@ INLINE void scores16_q8(const tai_block_q8a *qb, int nh, const int8_t *k_cache,
                         float scale, float *att, int64_t att_stride) {
     const int nblk = head_dim / 32;
     const __mmask16 pm = tail_mask(np);
-    const __m512i sidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32((int)(kv_stride / 32)));
+    const __m512i sidx = row_scales_index(kv_stride);
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     __m512 acc[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int c0 = 0; c0 < head_dim; c0 += 64) {
@@ -816,8 +823,7 @@ INLINE void v_q8_chunk(float *acc, int64_t acc_stride, const float *const e[3], 
     _Alignas(64) int16_t qw[3][2][TAI_ATT_Q8_VCHUNK + 32];
     float dq[3][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}, {0.0f, 0.0f}};
     _Alignas(64) float scb[TAI_ATT_Q8_VCHUNK], wb[TAI_ATT_Q8_VCHUNK];
-    const __m512i sidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32((int)(kv_stride / 32)));
+    const __m512i sidx = row_scales_index(kv_stride);
     for (int s0 = 0; s0 < head_dim; s0 += 64) {
         const int two = head_dim - s0 >= 64;
         for (int h = 0; h < 1 + two; h++) {

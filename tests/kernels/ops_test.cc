@@ -137,6 +137,27 @@ void RandomQkv(const AttCase &cs, int64_t stride, uint32_t seed, std::vector<flo
     *v = tai_test::RandomFloats(cs.n_pos * stride, seed + 2, -2, 2);
 }
 
+// K and V as an 8-bit cache holds them (tai_f32_to_q8_row): codes, and a
+// scale per 32 of them.
+struct Q8Kv {
+    std::vector<int8_t> kc, vc;
+    std::vector<float> ks, vs;
+};
+Q8Kv ToQ8Cache(const std::vector<float> &k, const std::vector<float> &v) {
+    Q8Kv c{std::vector<int8_t>(k.size()), std::vector<int8_t>(v.size()),
+           std::vector<float>(k.size() / 32), std::vector<float>(v.size() / 32)};
+    tai_f32_to_q8_row(nullptr, k.data(), c.kc.data(), c.ks.data(), (int64_t)k.size());
+    tai_f32_to_q8_row(nullptr, v.data(), c.vc.data(), c.vs.data(), (int64_t)v.size());
+    return c;
+}
+
+// "avx512 9/3 hd 64 positions 192": a case in failure messages.
+std::string CaseName(tai_isa isa, const AttCase &cs) {
+    return std::string(tai_isa_name(isa)) + " " + std::to_string(cs.n_head) + "/" +
+           std::to_string(cs.n_kv) + " hd " + std::to_string(cs.hd) + " positions " +
+           std::to_string(cs.n_pos);
+}
+
 // Every ISA's attention (the kernel table's entry) against the naive one:
 // head sizes with and without a partial vector, wider than the registers the
 // AVX-512 version keeps the query in, and many positions.
@@ -311,10 +332,7 @@ TEST(Attention, Q8CacheScoresOnTheQueryCodes) {
             const int64_t stride = cs.n_kv * cs.hd + 32;
             std::vector<float> q, k, v;
             RandomQkv(cs, stride, 13, &q, &k, &v);
-            std::vector<int8_t> kc(k.size()), vc(v.size());
-            std::vector<float> ks(k.size() / 32), vs(v.size() / 32);
-            tai_f32_to_q8_row(nullptr, k.data(), kc.data(), ks.data(), (int64_t)k.size());
-            tai_f32_to_q8_row(nullptr, v.data(), vc.data(), vs.data(), (int64_t)v.size());
+            const auto [kc, vc, ks, vs] = ToQ8Cache(k, v);
             for (size_t i = 0; i < k.size(); i++) {  // the values the cache holds
                 k[i] = (float)kc[i] * ks[i / 32];
                 v[i] = (float)vc[i] * vs[i / 32];
@@ -328,9 +346,7 @@ TEST(Attention, Q8CacheScoresOnTheQueryCodes) {
                           cs.n_kv, cs.hd, att.data());
             kern->attention_q8(got.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
                                cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
-            const std::string what = std::string(tai_isa_name(isa)) + " " + std::to_string(cs.n_head) +
-                                     "/" + std::to_string(cs.n_kv) + " hd " + std::to_string(cs.hd) +
-                                     " positions " + std::to_string(cs.n_pos);
+            const std::string what = CaseName(isa, cs);
             for (size_t i = 0; i < n_out; i++) {
                 // the exps within float rounding, and so a weight's 16-bit
                 // value now and then one step apart: each such step moves
@@ -390,18 +406,13 @@ TEST(Attention, Q8ValueSumsOnIntegersBitForBit) {
             RandomQkv(cs, stride, 29, &q, &k, &v);
             std::fill(q.begin(), q.end(), 0.0f);
             for (size_t i = 0; i < v.size(); i++) v[i] *= std::ldexp(1.0f, (int)((i / 32) % 11) - 5);
-            std::vector<int8_t> kc(k.size()), vc(v.size());
-            std::vector<float> ks(k.size() / 32), vs(v.size() / 32);
-            tai_f32_to_q8_row(nullptr, k.data(), kc.data(), ks.data(), (int64_t)k.size());
-            tai_f32_to_q8_row(nullptr, v.data(), vc.data(), vs.data(), (int64_t)v.size());
+            const auto [kc, vc, ks, vs] = ToQ8Cache(k, v);
             const size_t n_out = (size_t)cs.n_head * cs.hd;
             std::vector<float> ref(n_out, 1.0f), got(n_out, 2.0f), att(cs.n_pos),
                 all(tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 16, 7.0f);
             tai_attention_q8(ref.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
                              cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
-            const std::string what = std::string(tai_isa_name(isa)) + " " + std::to_string(cs.n_head) +
-                                     "/" + std::to_string(cs.n_kv) + " hd " + std::to_string(cs.hd) +
-                                     " positions " + std::to_string(cs.n_pos);
+            const std::string what = CaseName(isa, cs);
             kern->attention_q8(got.data(), q.data(), kc.data(), ks.data(), vc.data(), vs.data(),
                                cs.n_pos, stride, cs.n_head, cs.n_kv, cs.hd, att.data());
             ASSERT_EQ(0, std::memcmp(ref.data(), got.data(), n_out * sizeof(float))) << what;
@@ -447,10 +458,7 @@ TEST(Attention, Q8ScoresPickTheMatchingPosition) {
                     k[p * hd + i] = p == hit ? q[i] : ((i + p) % 5 - 2) * 0.01f;
                     v[p * hd + i] = (float)p + (float)i / 128.0f;
                 }
-            std::vector<int8_t> kc(k.size()), vc(v.size());
-            std::vector<float> ks(k.size() / 32), vs(v.size() / 32);
-            tai_f32_to_q8_row(nullptr, k.data(), kc.data(), ks.data(), (int64_t)k.size());
-            tai_f32_to_q8_row(nullptr, v.data(), vc.data(), vs.data(), (int64_t)v.size());
+            const auto [kc, vc, ks, vs] = ToQ8Cache(k, v);
             std::vector<float> out(hd), att(n_pos), all(tai_attention_all_scratch(n_pos, 1, hd) + 16);
             for (int both = 0; both < 2; both++) {
                 (both ? kern->attention_q8_all : kern->attention_q8)(
