@@ -371,6 +371,7 @@ static struct {
     size_t bw_bytes;
     int n_isas;
     tai_isa isas[TAI_ISA_COUNT];
+    double quant_ns[TAI_ISA_COUNT + 1]; /* q8a: ns an element per table, then the portable one */
     tai_pool *pool[MAX_THREADS + 1];
     /* ceilings: two passes (before and after the kernels); the larger is used */
     double bw_pass[2][MAX_THREADS + 1];
@@ -926,6 +927,45 @@ static void print_mm_row(size_t i0, size_t i1, int only) {
         if (!isnan(G.mm[i].vs_blas)) fprintf(T_, "%5.2fx", G.mm[i].vs_blas);
         else fprintf(T_, "%6s", "");
     }
+    fputc('\n', T_);
+}
+
+/* ---- Activation quantization ------------------------------------------------ */
+
+/* The integer products' activations, quantized to q8a before every product
+ * (kernels.h): a 16-column step's input of SmolLM2's widest product (16 x
+ * 1536), 200 times a repetition. */
+typedef struct {
+    tai_quantize_q8a_fn fn;
+    const float *x;
+    tai_block_q8a *q;
+    int64_t n;
+} quant_job;
+
+enum { QUANT_N = 16 * 1536, QUANT_ITERS = 200 };
+
+static void quant_once(void *ctx) {
+    quant_job *j = ctx;
+    for (int i = 0; i < QUANT_ITERS; i++) j->fn(j->x, j->q, j->n);
+}
+
+static void measure_quant(void) {
+    float *x = random_floats(QUANT_N);
+    tai_block_q8a *q = xalloc(QUANT_N / TAI_QK * sizeof *q);
+    for (int i = 0; i <= G.n_isas; i++) {
+        quant_job j = {i < G.n_isas ? tai_kernels_get(G.isas[i])->quantize_q8a : tai_quantize_row_q8a, x,
+                       q, QUANT_N};
+        int used;
+        G.quant_ns[i] = timed_median(G.o.reps, &used, quant_once, &j) / ((double)QUANT_N * QUANT_ITERS) * 1e9;
+    }
+    free(x);
+    free(q);
+}
+
+static void print_quant(void) {
+    fprintf(T_, "\nactivation quantization (q8a, %d floats, one thread): ns an element\n", QUANT_N);
+    for (int i = 0; i <= G.n_isas; i++)
+        fprintf(T_, "  %-9s %6.3f\n", i < G.n_isas ? tai_isa_name(G.isas[i]) : "portable", G.quant_ns[i]);
     fputc('\n', T_);
 }
 
@@ -1497,6 +1537,9 @@ int main(int argc, char **argv) {
     measure_matmul();
     cpu_section("matrix-matrix", m);
     m = tai_cpu_mark_now();
+    measure_quant();
+    cpu_section("activation quantization", m);
+    m = tai_cpu_mark_now();
     measure_ceilings(1);
     cpu_section("ceilings (after)", m);
     for (int t = 1; t <= N; t++) tai_pool_destroy(G.pool[t]);
@@ -1505,6 +1548,7 @@ int main(int argc, char **argv) {
     print_ceilings();
     print_matvec();
     print_matmul();
+    print_quant();
     if (!G.o.no_e2e) {
         m = tai_cpu_mark_now();
         measure_e2e(&mp);

@@ -441,8 +441,8 @@ void tai_attention_q8_all(float *out, const float *q, const int8_t *k_cache,
                           int64_t n_pos, int64_t kv_stride, int n_head, int n_kv_head,
                           int head_dim, float *att);
 /* n floats (a multiple of 32) to an 8-bit cache's codes and scales: per 32,
- * scale = max |x| / 127 and code = x / scale rounded half away from zero,
- * as tai_quantize_row_q8a's d and qs (so through any table's quantize_q8a,
+ * scale = max |x| / 127 and code = x * (1 / scale) rounded to the nearest,
+ * ties to even, as tai_quantize_row_q8a's d and qs (so through any table's quantize_q8a,
  * `quantize`, the same bits; NULL: the portable one). */
 void tai_f32_to_q8_row(tai_quantize_q8a_fn quantize, const float *src, int8_t *codes,
                        float *scales, int64_t n);

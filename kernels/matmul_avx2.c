@@ -657,17 +657,6 @@ void tai_k_add_avx2(float *x, const float *d, int64_t n) {
 
 /* ======================= Activation quantization ========================== */
 
-/* roundf (half away from zero), exactly: trunc, then one step away from
- * zero where the dropped fraction is at least one half. */
-INLINE __m256 round_away8(__m256 v) {
-    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-    __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
-    return _mm256_add_ps(t, _mm256_and_ps(up, one));
-}
-
 /* As tai_quantize_row_q8a, bit for bit (see the AVX-512 version). */
 void tai_k_quantize_q8a_avx2(const float *src, tai_block_q8a *dst, int64_t n) {
     if (n <= 0 || n % TAI_QK != 0) return;
@@ -687,10 +676,16 @@ void tai_k_quantize_q8a_avx2(const float *src, tai_block_q8a *dst, int64_t n) {
         __m256i q[4];
         for (int j = 0; j < 4; j++) q[j] = _mm256_setzero_si256();
         if (d != 0.0f) {
-            const __m256 dv = _mm256_set1_ps(d), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-            for (int j = 0; j < 4; j++)
-                q[j] = _mm256_cvttps_epi32(
-                    _mm256_min_ps(_mm256_max_ps(round_away8(_mm256_div_ps(x[j], dv)), lo), hi));
+            const float iv = 1.0f / d;
+            const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+            for (int j = 0; j < 4; j++) {
+                /* x * (1 / d), or x / d where 1 / d overflows; clamped (NaN
+                 * -> -127), to the nearest integer, ties to even */
+                const __m256 v = isinf(iv) ? _mm256_div_ps(x[j], _mm256_set1_ps(d))
+                                           : _mm256_mul_ps(x[j], _mm256_set1_ps(iv));
+                q[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi),
+                                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            }
         }
         __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));

@@ -17,7 +17,20 @@ static int trunc_clamp(float v, int lo, int hi) {
     return (int)v;
 }
 
-/* q8a: d = amax / 127 kept as a float (never stored), q = roundf(x / d),
+/* v to the nearest integer, ties to even, whatever the rounding mode (the
+ * vector quantizers' conversion); NaN stays NaN. */
+static float round_even(float v) {
+    const float r = roundf(v); /* ties away from zero */
+    /* a tie (r - v exact): v / 2 is then never one, and 2 round(v / 2) is
+     * the even neighbour */
+    return fabsf(r - v) == 0.5f ? 2.0f * roundf(0.5f * v) : r;
+}
+
+/* q8a: d = amax / 127 kept as a float (never stored), q = x * (1 / d)
+ * rounded to the nearest integer, ties to even (one reciprocal a block and
+ * a multiply and a conversion an element in the vector quantizers, as
+ * llama.cpp's q8 activations take x * (1 / d); x / d where 1 / d overflows,
+ * for blocks below ~2^-121), clamped to +-127 with NaN going to -127;
  * s = d * sum(q) so that a Q4_1 minimum m contributes m * s per block;
  * n8 and n128 cancel the bias of packed Q4_0 / Q8_0 codes (kernels.h). */
 void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
@@ -27,10 +40,11 @@ void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
         float amax = 0.0f;
         for (int j = 0; j < TAI_QK; j++)
             if (amax < fabsf(xb[j])) amax = fabsf(xb[j]);
-        float d = amax / 127.0f;
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < TAI_QK; j++) {
-            int q = d != 0.0f ? trunc_clamp(roundf(xb[j] / d), -127, 127) : 0;
+            const float v = isinf(id) ? xb[j] / d : xb[j] * id;
+            const int q = d != 0.0f ? trunc_clamp(round_even(v), -127, 127) : 0;
             dst[i].qs[j] = (int8_t)q;
             sum += q;
         }
@@ -41,7 +55,9 @@ void tai_quantize_row_q8a(const float *src, tai_block_q8a *dst, int64_t n) {
     }
 }
 
-/* q8k: the same rounding as q8a, over 256 elements. */
+/* q8k: d = amax / 127 over 256 elements, q = roundf(x / d) (a true
+ * division, ties away from zero), clamped as q8a's; the sums of each 16
+ * codes. */
 void tai_quantize_row_q8k(const float *src, tai_block_q8_k *dst, int64_t n) {
     if (n <= 0 || n % TAI_QK_K != 0) return;
     for (int64_t i = 0; i < n / TAI_QK_K; i++) {

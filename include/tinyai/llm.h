@@ -46,9 +46,10 @@ typedef enum {
     TINYAI_KV_F32 = 0, /* the default: exact */
     TINYAI_KV_F16 = 1, /* IEEE binary16, rounded to nearest even */
     /* 8-bit: per 32 values of a head, a float scale (max |x| / 127) and
-     * codes x / scale rounded half away from zero, as llama.cpp's q8_0
-     * cache; 36 bytes a 32 (0.28x the F32 cache, 0.56x the F16 one).
-     * Models whose heads are a multiple of 32 values (others are refused);
+     * codes x * (1 / scale) rounded to the nearest, ties to even (the
+     * activations' quantizer; llama.cpp's q8_0 cache also multiplies by
+     * 1 / scale); 36 bytes a 32 (0.28x the F32 cache, 0.56x the F16
+     * one). Models whose heads are a multiple of 32 values (others are refused);
      * the CPU kernels read it, as the F16 cache. */
     TINYAI_KV_Q8_0 = 2,
 } TinyAIKVCacheType;

@@ -123,7 +123,8 @@ inline void block_codes(int type, __global const uchar *pw, int b, int rr, int *
 
 /* Activations for the block types, as the CPU device quantizes them
  * (tai_quantize_row_q8a): per block of 32 values of a column, d = amax /
- * 127 and q = round(x / d); qd[c * nb + b] = (d, d * sum(q)), the codes at
+ * 127 and q = x * (1 / d) to the nearest integer, ties to even (x / d
+ * where 1 / d overflows); qd[c * nb + b] = (d, d * sum(q)), the codes at
  * qs[(c * nb + b) * 32]. Global (blocks per column, columns). */
 __kernel void quant_q8(__global const float *x, ulong x_off, int n, __global float2 *qd,
                        ulong qd_off, __global char *qs, ulong qs_off) {
@@ -132,11 +133,12 @@ __kernel void quant_q8(__global const float *x, ulong x_off, int n, __global flo
     __global const float *xb = x + x_off + (long)c * n + b * 32;
     float amax = 0.0f;
     for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(xb[i]));
-    const float d = amax / 127.0f;
+    const float d = amax / 127.0f, iv = d != 0.0f ? 1.0f / d : 0.0f;
     __global char *q = qs + qs_off + ((long)c * nb + b) * 32;
     int sum = 0;
     for (int i = 0; i < 32; i++) {
-        const int v = d != 0.0f ? clamp((int)round(xb[i] / d), -127, 127) : 0;
+        const float r = rint(isinf(iv) ? xb[i] / d : xb[i] * iv);
+        const int v = d != 0.0f ? clamp((int)r, -127, 127) : 0;
         q[i] = (char)v;
         sum += v;
     }

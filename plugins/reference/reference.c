@@ -282,17 +282,20 @@ static uint64_t matmul_scratch(void *dev, int32_t type, int64_t n, int64_t ncols
     return (uint64_t)(n / QK) * (uint64_t)ncols * (8 + QK); /* (d, d * sum), codes */
 }
 
-/* TinyAI's activation quantizer: per 32 values d = amax / 127, q =
- * round(x / d) in [-127, 127]. */
+/* TinyAI's activation quantizer: per 32 values d = amax / 127, q = x * (1 /
+ * d) (x / d where 1 / d overflows) to the nearest integer, ties to even, in
+ * [-127, 127]. */
 static void quantize(const float *x, int64_t n, float *ds, int8_t *qs) {
     for (int64_t b = 0; b < n / QK; b++) {
         float amax = 0.0f;
         for (int i = 0; i < QK; i++)
             if (fabsf(x[b * QK + i]) > amax) amax = fabsf(x[b * QK + i]);
-        const float dd = amax / 127.0f;
+        const float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
         int sum = 0;
         for (int i = 0; i < QK; i++) {
-            float v = dd != 0.0f ? roundf(x[b * QK + i] / dd) : 0.0f;
+            const float xi = isinf(id) ? x[b * QK + i] / dd : x[b * QK + i] * id;
+            float v = dd != 0.0f ? roundf(xi) : 0.0f;
+            if (fabsf(v - xi) == 0.5f) v = 2.0f * roundf(0.5f * xi); /* a tie: to even */
             int q = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
             qs[b * QK + i] = (int8_t)q;
             sum += q;

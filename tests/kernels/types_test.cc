@@ -261,21 +261,24 @@ TEST(Quantize, Q4_1HandBlocks) {
 
 TEST(Quantize, Q8aHandBlocks) {
     float x[64] = {0};
-    // block 0: amax 127 -> d = 1; roundf: -63.5 -> -64, 0.5 -> 1, -0.5 -> -1
+    // block 0: amax 127 -> d = 1; to the nearest, ties to even: -63.5 ->
+    // -64, 0.5 -> 0, -0.5 -> 0, 2.5 -> 2, 2.4 -> 2
     x[0] = 127.0f;
     x[1] = -63.5f;
     x[2] = 0.5f;
     x[3] = -0.5f;
     x[4] = 2.4f;
+    x[5] = 2.5f;
+    x[6] = -3.5f;
     // block 1: zeros -> d = 0, s = 0
     tai_block_q8a b[2];
     std::memset(b, 0xAA, sizeof b);
     tai_quantize_row_q8a(x, b, 64);
     EXPECT_EQ(b[0].d, 1.0f);
-    const int8_t e[5] = {127, -64, 1, -1, 2};
-    for (int j = 0; j < 5; j++) EXPECT_EQ(b[0].qs[j], e[j]) << j;
-    for (int j = 5; j < 32; j++) EXPECT_EQ(b[0].qs[j], 0) << j;
-    EXPECT_EQ(b[0].s, 127.0f - 64 + 1 - 1 + 2);
+    const int8_t e[7] = {127, -64, 0, 0, 2, 2, -4};
+    for (int j = 0; j < 7; j++) EXPECT_EQ(b[0].qs[j], e[j]) << j;
+    for (int j = 7; j < 32; j++) EXPECT_EQ(b[0].qs[j], 0) << j;
+    EXPECT_EQ(b[0].s, 127.0f - 64 + 2 + 2 - 4);
     EXPECT_EQ(b[1].d, 0.0f);
     EXPECT_EQ(b[1].s, 0.0f);
     for (int j = 0; j < 32; j++) EXPECT_EQ(b[1].qs[j], 0) << j;
