@@ -372,6 +372,8 @@ static struct {
     int n_isas;
     tai_isa isas[TAI_ISA_COUNT];
     double quant_ns[TAI_ISA_COUNT + 1]; /* q8a: ns an element per table, then the portable one */
+    double bf16_us[2][4][2];            /* prompt products: [shape][columns][int8, bf16] us */
+    int bf16_done;
     tai_pool *pool[MAX_THREADS + 1];
     /* ceilings: two passes (before and after the kernels); the larger is used */
     double bw_pass[2][MAX_THREADS + 1];
@@ -969,6 +971,84 @@ static void print_quant(void) {
     fputc('\n', T_);
 }
 
+/* ---- Prompt products on AMX-BF16 ------------------------------------------------ */
+
+/* tai_matmul_bf16 beside tai_matmul (int8 with per-block scales) on
+ * SmolLM2's two product shapes, Q4_1, all threads, by column count: what a
+ * prompt of that many tokens would gain (kernels.h). */
+static const int BF16_COLS[4] = {16, 64, 128, 320};
+static const shape BF16_SHAPES[2] = {{576, 1536}, {1536, 576}}; /* K x M */
+
+typedef struct {
+    int bf16;
+    tai_type t;
+    const void *wp;
+    int64_t rows, n, ncols;
+    const float *x;
+    float *y;
+    void *scratch;
+} bf16_job;
+
+static void bf16_once(void *ctx) {
+    bf16_job *j = ctx;
+    for (int i = 0; i < 10; i++) {
+        if (j->bf16)
+            tai_matmul_bf16(G.pool[G.o.threads], j->t, j->wp, j->rows, j->n, j->x, j->y, j->ncols, j->scratch);
+        else
+            tai_matmul(tai_kernels_get(tai_isa_best(TAI_ISA_AVX512)), G.pool[G.o.threads], j->t, j->wp,
+                       j->rows, j->n, j->x, j->y, j->ncols, j->scratch);
+    }
+}
+
+static void measure_bf16(void) {
+    if (!tai_bf16_ready()) return;
+    const tai_type t = TAI_TYPE_Q4_1;
+    for (int si = 0; si < 2; si++) {
+        const int64_t n = BF16_SHAPES[si].k, rows = BF16_SHAPES[si].m;
+        float *w = random_floats((size_t)(rows * n));
+        size_t gguf;
+        void *q = quantize_matrix(t, w, rows, n, &gguf);
+        void *wp = walloc(tai_pack_bytes(t, rows, n));
+        tai_pack_matrix(G.pool[G.o.threads], t, q, rows, n, wp);
+        for (int ci = 0; ci < 4; ci++) {
+            const int64_t nc = BF16_COLS[ci];
+            float *x = random_floats((size_t)(n * nc));
+            float *y = xalloc((size_t)(rows * nc) * sizeof *y);
+            size_t sb = tai_matmul_scratch_bytes(t, n, nc), sb16 = tai_matmul_bf16_scratch_bytes(n, nc, G.o.threads);
+            void *scratch = walloc(sb > sb16 ? sb : sb16);
+            for (int b = 0; b < 2; b++) {
+                bf16_job j = {b, t, wp, rows, n, nc, x, y, scratch};
+                int used;
+                G.bf16_us[si][ci][b] = timed_median(G.o.reps, &used, bf16_once, &j) / 10 * 1e6;
+            }
+            free(scratch);
+            free(y);
+            free(x);
+        }
+        free(wp);
+        free(q);
+        free(w);
+    }
+    G.bf16_done = 1;
+}
+
+static void print_bf16(void) {
+    if (!G.bf16_done) {
+        fprintf(T_, "prompt products on AMX-BF16: not measured (no AMX-BF16 here)\n\n");
+        return;
+    }
+    fprintf(T_, "prompt products on AMX-BF16 (tai_matmul_bf16) against int8 (tai_matmul), Q4_1,\n"
+                "%d threads: us a product, and int8 / bf16\n", G.o.threads);
+    for (int si = 0; si < 2; si++) {
+        fprintf(T_, "  K %lld x M %lld:", (long long)BF16_SHAPES[si].k, (long long)BF16_SHAPES[si].m);
+        for (int ci = 0; ci < 4; ci++)
+            fprintf(T_, "  %d col %.0f / %.0f (%.2fx)", BF16_COLS[ci], G.bf16_us[si][ci][0],
+                    G.bf16_us[si][ci][1], G.bf16_us[si][ci][0] / G.bf16_us[si][ci][1]);
+        fputc('\n', T_);
+    }
+    fputc('\n', T_);
+}
+
 static void print_matmul(void) {
     fprintf(T_,
             "matrix-matrix, %d activation columns: GFLOP/s = 2 * K * M * %d / time, %% of the\n"
@@ -1540,6 +1620,9 @@ int main(int argc, char **argv) {
     measure_quant();
     cpu_section("activation quantization", m);
     m = tai_cpu_mark_now();
+    measure_bf16();
+    cpu_section("prompt products (bf16)", m);
+    m = tai_cpu_mark_now();
     measure_ceilings(1);
     cpu_section("ceilings (after)", m);
     for (int t = 1; t <= N; t++) tai_pool_destroy(G.pool[t]);
@@ -1549,6 +1632,7 @@ int main(int argc, char **argv) {
     print_matvec();
     print_matmul();
     print_quant();
+    print_bf16();
     if (!G.o.no_e2e) {
         m = tai_cpu_mark_now();
         measure_e2e(&mp);

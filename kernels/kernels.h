@@ -330,6 +330,22 @@ void tai_matmul(const tai_kernels *k, tai_pool *pool, tai_type t, const void *wp
 int tai_matmul_many(const tai_kernels *k, tai_pool *pool, int n_mats, const tai_type *t,
                     const void *const *wp, const int64_t *rows, int64_t n, const float *x,
                     float *const *y, int64_t ncols, void *scratch);
+/* Y = W X as tai_matmul, on AMX-BF16 tiles (kernels/matmul_bf16.c), for
+ * W of type Q4_0, Q4_1 or Q8_0: every weight d * q (+ m) computed in one
+ * fmaf and rounded to bfloat16 (nearest even), every activation rounded
+ * likewise, each output the tile unit's float sum of the products over
+ * the whole row, block of 32 after block. A column's result depends on its
+ * own inputs alone (not on ncols, the other columns or the thread count),
+ * but it is not tai_matmul's (int8 with per-block scales): within ~1% of
+ * it. Faster than tai_matmul from a few dozen columns on (bench_kernels).
+ * scratch: 64-byte aligned, tai_matmul_bf16_scratch_bytes(n, ncols, T)
+ * bytes for a pool of T threads (NULL pool: 1). Returns 1, or 0 having
+ * done nothing where the CPU has no AMX-BF16 (tai_bf16_ready), the type
+ * is another or an argument is bad. */
+int tai_bf16_ready(void);
+size_t tai_matmul_bf16_scratch_bytes(int64_t n, int64_t ncols, int threads);
+int tai_matmul_bf16(tai_pool *pool, tai_type t, const void *wp, int64_t rows, int64_t n,
+                    const float *x, float *y, int64_t ncols, void *scratch);
 /* The same product with W stored block-sparse (core/types.h "Block-sparse
  * packed weights", `keep` blocks per panel; kernels/sparse.c): equal bit
  * for bit to tai_matmul of W with its pruned blocks zero. scratch: 64-byte

@@ -158,6 +158,13 @@ void tai_k_quantize_q8k_avx512(const float *src, tai_block_q8_k *dst, int64_t n)
  * tai_k_amx_set_disabled switches it off or on again (benchmarks and tests
  * compare the two). A thread brackets its tile work with begin / end. */
 int tai_k_amx_ready(void);
+/* ldtilecfg's 64 bytes (palette 1: up to 8 tiles of `rows` x `colsb`). */
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) tai_tilecfg;
 void tai_k_amx_set_disabled(int disabled);
 void tai_k_amx_begin(void);
 void tai_k_amx_end(void);

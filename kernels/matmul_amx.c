@@ -61,15 +61,8 @@ void tai_amx_set_enabled(int enabled) { tai_k_amx_set_disabled(!enabled); }
  * 32-bit), tiles 4-5 activations (16 x 32 bytes), tiles 6-7 codes (8 x 64
  * bytes): four blocks in flight, so the tile unit's latency overlaps the
  * epilogues. */
-typedef struct {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed)) tilecfg;
-
 void tai_k_amx_begin(void) {
-    tilecfg c;
+    tai_tilecfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int t = 0; t < 4; t++) c.rows[t] = 16, c.colsb[t] = 64;
