@@ -220,6 +220,15 @@ typedef struct tai_device_ops {
      * of every sequence, converted together rather than one by one). */
     int (*to_cache_many)(void *dev, int kind, int n_runs, const tai_dref *dst,
                          const tai_dref *dst_scale, const tai_dref *src, const int64_t *count);
+
+    /* y = W x as matmul, in the device's arithmetic for prompts: the
+     * runtime gives it the columns of sequences that bring two tokens or
+     * more to a pass (a prompt's), and matmul those that bring one (a
+     * generated token's), so that a token's arithmetic follows from its own
+     * request, never from what shares its step. Scratch: matmul_scratch
+     * bytes. NULL: matmul for every column. */
+    int (*matmul_prompt)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
+                         tai_dref y, int64_t ncols, tai_dref scratch);
 } tai_device_ops;
 
 #ifdef __cplusplus

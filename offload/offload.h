@@ -133,6 +133,15 @@ static inline TinyAIStatus tai_dev_attention(tai_device *d, tai_dref out, tai_dr
         if (!TAI_DEV_HAS_(d, name)) return tai_dev_fail((d), #name, -ENOTSUP);           \
         TAI_DEV_CALL_(d, name, __VA_ARGS__);                                             \
     } while (0)
+/* Products of prompt columns (device.h's matmul_prompt): in the device's
+ * arithmetic for prompts where it has one, else as matmul. */
+static inline int tai_dev_has_prompt(tai_device *d) { return TAI_DEV_HAS_(d, matmul_prompt); }
+static inline TinyAIStatus tai_dev_matmul_prompt(tai_device *d, tai_type t, tai_dref w, int64_t rows,
+                                                 int64_t n, tai_dref x, tai_dref y, int64_t ncols,
+                                                 tai_dref scratch) {
+    if (!tai_dev_has_prompt(d)) return tai_dev_matmul(d, t, w, rows, n, x, y, ncols, scratch);
+    TAI_DEV_CALL_(d, matmul_prompt, (int)t, w, rows, n, x, y, ncols, scratch);
+}
 /* Products of one x (device.h's matmul_many): together where the device
  * can, else one matmul each. */
 static inline TinyAIStatus tai_dev_matmul_many(tai_device *d, int n_mats, const tai_type *t,

@@ -148,9 +148,12 @@ typedef struct {
     size_t plen, pcap;
     int32_t *hist;  /* the tokens the session holds, in order */
     size_t hlen, hcap;
+    size_t hprompt; /* hist's first tokens that were evaluated as a prompt's */
     int hist_lost;  /* hist could not follow the session: reuse nothing */
 } slot;
 
+/* n tokens the session evaluated in one entry of a step: two or more are a
+ * prompt's (tai_batch: the prompt products), one a generated token's. */
 static int hist_push(slot *sl, const int32_t *t, size_t n) {
     if (sl->hlen + n > sl->hcap) {
         size_t cap = sl->hcap ? sl->hcap * 2 : 256;
@@ -161,16 +164,23 @@ static int hist_push(slot *sl, const int32_t *t, size_t n) {
         sl->hcap = cap;
     }
     memcpy(sl->hist + sl->hlen, t, n * sizeof *t);
+    if (n >= 2 && sl->hprompt == sl->hlen) sl->hprompt += n;
     sl->hlen += n;
     return 0;
 }
 
-/* Tokens of the prompt a slot's session already holds: their common
- * prefix, short of the whole prompt (its last token is evaluated again for
- * the logits). */
-static size_t common_prefix(const slot *sl, const tai_req *r) {
+/* Tokens of the prompt a slot's session already holds and may reuse:
+ * their common prefix, short of the whole prompt (its last token is
+ * evaluated again for the logits). Where prompts are computed apart from
+ * generated tokens (`roles`), only among the tokens it evaluated as a
+ * prompt's (a token generated there was computed as a generated one, and
+ * this request computes it as a prompt's), and leaving two of the prompt
+ * to evaluate (one alone would count as a generated token). So a
+ * request's text is the same whatever the slots held before it. */
+static size_t common_prefix(const slot *sl, const tai_req *r, int roles) {
+    const size_t held = roles ? sl->hprompt : sl->hlen, keep = roles ? 2 : 1;
     size_t k = 0;
-    while (k < sl->hlen && k + 1 < r->n_prompt && sl->hist[k] == r->prompt[k]) k++;
+    while (k < held && k + keep < r->n_prompt && sl->hist[k] == r->prompt[k]) k++;
     return k;
 }
 
@@ -250,6 +260,7 @@ struct tai_engine {
     TinyAIModel *m;
     tai_engine_config c;
     int nv, cap_tokens, cap_sessions;
+    int roles; /* prompts computed apart from generated tokens (TinyAIModelInfo.bf16Prompts) */
     slot *slots;
     tai_req **queue;
     int qhead, qlen;
@@ -307,7 +318,7 @@ static void admit(tai_engine *e) {
         for (int i = 0; i < e->c.slots; i++) {
             slot *c = &e->slots[i];
             if (c->r) continue;
-            const size_t k = common_prefix(c, r);
+            const size_t k = common_prefix(c, r, e->roles);
             if (!sl || k > best) sl = c, best = k;
         }
         if (!sl) break; /* no free slot */
@@ -318,7 +329,7 @@ static void admit(tai_engine *e) {
         for (int i = 0; i < e->c.slots; i++) {
             slot *c = &e->slots[i];
             if (c == sl || c->hist_lost) continue;
-            const size_t k = common_prefix(c, r);
+            const size_t k = common_prefix(c, r, e->roles);
             if (k > longest) src = c, longest = k;
         }
         e->qhead = (e->qhead + 1) % e->c.max_queue;
@@ -328,7 +339,7 @@ static void admit(tai_engine *e) {
         sl->has_logits = 0;
         sl->plen = 0;
         if (src && tinyaiSessionCopyPrefix(sl->s, src->s, (int)longest) == TINYAI_OK) {
-            sl->hlen = 0;
+            sl->hlen = sl->hprompt = 0;
             best = longest;
             if (hist_push(sl, src->hist, longest) != 0) { /* out of memory: start empty */
                 best = 0;
@@ -342,6 +353,7 @@ static void admit(tai_engine *e) {
             sl->hist_lost = 0;
         }
         sl->hlen = best;
+        if (sl->hprompt > best) sl->hprompt = best;
         sl->prefilled = best;
         r->n_cached = best;
         e->st.prefix_tokens_reused += best;
@@ -494,8 +506,19 @@ static void *run(void *arg) {
         for (int i = 0; i < e->c.slots && budget > 0; i++) {
             slot *sl = &e->slots[i];
             if (!sl->r || sl->prefilled >= sl->r->n_prompt) continue;
-            size_t chunk = sl->r->n_prompt - sl->prefilled;
-            if (chunk > (size_t)budget) chunk = (size_t)budget;
+            const size_t left = sl->r->n_prompt - sl->prefilled;
+            size_t chunk = left < (size_t)budget ? left : (size_t)budget;
+            /* where prompts are computed apart from generated tokens, a
+             * prompt goes in chunks of two tokens or more, as it would
+             * alone (a one-token chunk would be computed as a generated
+             * token, tai_batch): none left with one token, none of one
+             * unless the whole prompt is one (steps of fewer than 4 tokens
+             * cannot keep to that: they take what fits) */
+            if (e->roles && e->cap_tokens >= 4) {
+                if (chunk < left && left - chunk < 2) chunk = left >= 4 ? left - 2 : 0;
+                if (chunk < 2 && chunk < left) chunk = 0;
+                if (chunk == 0) continue;
+            }
             ss[n] = sl->s;
             tp[n] = sl->r->prompt + sl->prefilled;
             cn[n] = chunk;
@@ -510,7 +533,7 @@ static void *run(void *arg) {
         for (int k = 0; k < n; k++) {
             slot *sl = &e->slots[who[k]];
             if (st != TINYAI_OK) {
-                sl->hlen = 0; /* what the session holds is unknown now */
+                sl->hlen = sl->hprompt = 0; /* what the session holds is unknown now */
                 tinyaiResetSession(sl->s);
                 finish_slot(e, sl, TAI_FINISH_ERROR, tinyaiLastErrorMessage());
                 continue;
@@ -567,6 +590,7 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
         st = TINYAI_ERR_INVALID_ARG; /* the model was planned for fewer */
     if (st == TINYAI_OK) {
         e->nv = info.nVocab;
+        e->roles = info.bf16Prompts;
         e->st.slots = c->slots;
         e->st.kv_capacity = (uint64_t)c->slots * (uint64_t)c->ctx;
         tinyaiGetMemoryInfo(model, &e->st.mem);

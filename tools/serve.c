@@ -43,7 +43,7 @@ static void serve_help(void) {
            "  --api-key KEY        require \"Authorization: Bearer KEY\" (also --api-key-file F)\n"
            "  --mem-limit BYTES    memory for weights, KV caches and activations\n"
            "  --threads N, --device D, --mode M, --io E, --cache-policy P, --numa P,\n"
-           "  --kv-type T,\n"
+           "  --kv-type T, --prompt-products P,\n"
            "  --plugin PATH        as for generate\n");
 }
 

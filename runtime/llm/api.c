@@ -434,6 +434,7 @@ TinyAIStatus tinyaiGetModelInfo(const TinyAIModel *m, TinyAIModelInfo *out) {
              m->cfg.kvCacheType == TINYAI_KV_Q8_0  ? "q8_0"
              : m->cfg.kvCacheType == TINYAI_KV_F16 ? "f16"
                                                    : "f32");
+    out->bf16Prompts = m->cfg.bf16Prompts;
     out->nVocab = hp->n_vocab;
     out->nCtxTrain = hp->n_ctx_train;
     out->nEmbd = hp->n_embd;
@@ -710,7 +711,8 @@ TinyAIStatus tinyaiEval(TinyAISession *s, const int32_t *tokens, size_t n) {
     for (size_t done = 0; done < n;) {
         int chunk = (int)(n - done < (size_t)ub ? n - done : (size_t)ub);
         for (int t = 0; t < chunk; t++) pos[t] = s->pos + t;
-        tai_batch b = {m, chunk, tokens + done, seq, pos};
+        /* two tokens or more: a prompt, whatever its chunks */
+        tai_batch b = {m, chunk, tokens + done, seq, pos, n >= 2 ? 0 : chunk};
         st = tai_sched_forward(&b);
         if (st != TINYAI_OK) {
             s->have_logits = 0;
@@ -750,7 +752,7 @@ TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *toke
         if (st == TINYAI_OK) pos[i] = s->pos;
     }
     if (st == TINYAI_OK) {
-        tai_batch b = {m, (int)n, tokens, sessions, pos};
+        tai_batch b = {m, (int)n, tokens, sessions, pos, (int)n}; /* a token each: generated */
         st = tai_sched_forward(&b);
         if (st != TINYAI_OK)
             for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
@@ -796,14 +798,22 @@ TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const
     int *pos = malloc(total * sizeof *pos);
     TinyAISession **seq = malloc(total * sizeof *seq);
     if (!tok || !pos || !seq) st = tai_error(TINYAI_ERR_NOMEM, "out of memory");
-    for (size_t i = 0, t = 0; st == TINYAI_OK && i < n; i++)
-        for (size_t k = 0; k < counts[i]; k++, t++) {
-            tok[t] = tokens[i][k];
-            pos[t] = sessions[i]->pos + (int)k;
-            seq[t] = sessions[i];
+    /* the sessions that bring one token (a generated one) first, those that
+     * bring more (a prompt's) after them, each group in the caller's order:
+     * the prompts' columns go through the prompt products (tai_batch) */
+    size_t t = 0, ones = 0;
+    for (int pass = 0; pass < 2 && st == TINYAI_OK; pass++)
+        for (size_t i = 0; i < n; i++) {
+            if ((counts[i] == 1) != (pass == 0)) continue;
+            for (size_t k = 0; k < counts[i]; k++, t++) {
+                tok[t] = tokens[i][k];
+                pos[t] = sessions[i]->pos + (int)k;
+                seq[t] = sessions[i];
+            }
+            if (pass == 0) ones++;
         }
     if (st == TINYAI_OK) {
-        tai_batch b = {m, (int)total, tok, seq, pos};
+        tai_batch b = {m, (int)total, tok, seq, pos, (int)ones};
         st = tai_sched_forward(&b);
         if (st != TINYAI_OK)
             for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;

@@ -180,7 +180,7 @@ static TinyAIStatus run(TinyAILayerScheduler *ls, int l, const float *in, float 
             seq[i] = ls->s;
             pos[i] = (int)(c0 + i);
         }
-        const tai_batch b = {m, n, ls->ids + c0, seq, pos};
+        const tai_batch b = {m, n, ls->ids + c0, seq, pos, T >= 2 ? 0 : n};
         if (l > 0) {
             memcpy(m->ws.x, in + c0 * m->hp.n_embd, (size_t)n * rb);
             tai_llama_angles(&b);
@@ -201,7 +201,7 @@ static TinyAIStatus run(TinyAILayerScheduler *ls, int l, const float *in, float 
          * logits are soft-capped where the model caps them */
         TinyAISession *s = ls->s;
         const int last = (int)(T - 1);
-        const tai_batch b = {m, 1, ls->ids + last, &s, &last};
+        const tai_batch b = {m, 1, ls->ids + last, &s, &last, T >= 2 ? 0 : 1};
         s->have_logits = 1;
         tai_llama_finish(&b);
     }

@@ -297,15 +297,28 @@ typedef struct {
 
 static tai_dref at(const wimg *w, const tai_wref *r) { return tai_dref_at(w->base, r->off); }
 
-/* y = W x on the device of w, with that device's scratch; recorded as op
- * `op` in the model's profile when one runs. */
+/* y = W x on the device of w, with that device's scratch; columns [pf, n)
+ * are prompt tokens (tai_batch's prompt_from) and go through the device's
+ * prompt products where it has them (dense weights). Recorded as op `op`
+ * in the model's profile when one runs. */
 static TinyAIStatus matmul(const TinyAIModel *m, int op, const tai_dws *ws, const wimg *w,
-                           const tai_wref *r, tai_dref x, tai_dref y, int n) {
+                           const tai_wref *r, tai_dref x, tai_dref y, int n, int pf) {
     const uint64_t t0 = m->prof ? tai_now_ns() : 0;
-    TinyAIStatus st =
-        r->keep ? tai_dev_matmul_sparse(w->dev, r->type, at(w, r), r->rows, r->n, r->keep, x, y, n,
-                                        ws->mm_scratch)
-                : tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
+    TinyAIStatus st = TINYAI_OK;
+    if (r->keep) {
+        st = tai_dev_matmul_sparse(w->dev, r->type, at(w, r), r->rows, r->n, r->keep, x, y, n,
+                                   ws->mm_scratch);
+    } else if (pf >= n || !m->cfg.bf16Prompts || !tai_dev_has_prompt(w->dev)) {
+        st = tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, n, ws->mm_scratch);
+    } else {
+        if (pf > 0)
+            st = tai_dev_matmul(w->dev, r->type, at(w, r), r->rows, r->n, x, y, pf, ws->mm_scratch);
+        if (st == TINYAI_OK)
+            st = tai_dev_matmul_prompt(w->dev, r->type, at(w, r), r->rows, r->n,
+                                       tai_dref_at(x, (size_t)pf * (size_t)r->n * sizeof(float)),
+                                       tai_dref_at(y, (size_t)pf * (size_t)r->rows * sizeof(float)),
+                                       n - pf, ws->mm_scratch);
+    }
     if (st == TINYAI_OK && m->prof) {
         const int64_t k = r->keep ? r->keep * TAI_QK : r->n; /* elements read per row */
         st = tai_prof_op(m->prof, w->dev, op, t0, (double)tai_type_row_bytes(r->type, k) * (double)r->rows,
@@ -320,12 +333,14 @@ static TinyAIStatus matmul(const TinyAIModel *m, int op, const tai_dws *ws, cons
  * results either way). */
 static TinyAIStatus matmul_group(const TinyAIModel *m, const int *ops, const tai_dws *ws,
                                  const wimg *w, const tai_wref *const *r, int k, tai_dref x,
-                                 const tai_dref *y, int n) {
-    int together = !m->prof && k <= TAI_DEV_MATMUL_MANY;
+                                 const tai_dref *y, int n, int pf) {
+    /* prompt columns: each product splits its columns (matmul) */
+    int together = !m->prof && k <= TAI_DEV_MATMUL_MANY &&
+                   (pf >= n || !m->cfg.bf16Prompts || !tai_dev_has_prompt(w->dev));
     for (int i = 0; i < k; i++) together &= !r[i]->keep && r[i]->n == r[0]->n;
     if (!together) {
         for (int i = 0; i < k; i++) {
-            const TinyAIStatus st = matmul(m, ops[i], ws, w, r[i], x, y[i], n);
+            const TinyAIStatus st = matmul(m, ops[i], ws, w, r[i], x, y[i], n, pf);
             if (st != TINYAI_OK) return st;
         }
         return TINYAI_OK;
@@ -613,7 +628,7 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
         const int ops[3] = {TAI_PROF_Q, TAI_PROF_K, TAI_PROF_V};
         const tai_wref *r[3] = {&blk->wq, &blk->wk, &blk->wv};
         const tai_dref y[3] = {ws->q, ws->k, ws->v};
-        TRY_OP(matmul_group(m, ops, ws, &w, r, 3, ws->xb, y, n));
+        TRY_OP(matmul_group(m, ops, ws, &w, r, 3, ws->xb, y, n, b->prompt_from));
     }
     if (hp->flags & (TAI_ARCH_QKV_BIAS | TAI_ARCH_QK_NORM))
         OP(TAI_PROF_ROPE, 2 * (qn + (double)kvd * n * 4), 1.5 * (qn + (double)kvd * n * 4) / 4,
@@ -627,7 +642,7 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
     OP(TAI_PROF_KV_STORE, (8.0 + 2.0 * kve) * kvd * n, 0, store_kv(b, d, l));
     OP(TAI_PROF_ATTENTION, 2.0 * kvd * kve * ctx, 4.0 * hp->n_head * hp->head_dim * ctx,
        attend(b, d, l));
-    TRY_OP(matmul(m, TAI_PROF_O, ws, &w, &blk->wo, ws->att_out, ws->xb, n));
+    TRY_OP(matmul(m, TAI_PROF_O, ws, &w, &blk->wo, ws->att_out, ws->xb, n, b->prompt_from));
     if (post)
         OP(TAI_PROF_ATTN_NORM, 2 * en, 3 * en / 4,
            tai_dev_rmsnorm(dev, ws->xb, ws->xb, at(&w, &blk->post_attn_norm), E, n, hp->rms_eps));
@@ -638,12 +653,12 @@ static TinyAIStatus run_block(const tai_batch *b, int l, int d, const wimg *wp) 
         const int ops[2] = {TAI_PROF_GATE, TAI_PROF_UP};
         const tai_wref *r[2] = {&blk->w_gate, &blk->w_up};
         const tai_dref y[2] = {ws->gate, ws->up};
-        TRY_OP(matmul_group(m, ops, ws, &w, r, 2, ws->xb, y, n));
+        TRY_OP(matmul_group(m, ops, ws, &w, r, 2, ws->xb, y, n, b->prompt_from));
     }
     OP(TAI_PROF_SWIGLU, 3 * fn, 5 * fn / 4,
        (hp->flags & TAI_ARCH_GEGLU) ? tai_dev_geglu(dev, ws->gate, ws->up, F * n)
                                     : tai_dev_swiglu(dev, ws->gate, ws->up, F * n));
-    TRY_OP(matmul(m, TAI_PROF_DOWN, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n));
+    TRY_OP(matmul(m, TAI_PROF_DOWN, ws, &w, &blk->w_down, ws->gate, ws->ffn_out, n, b->prompt_from));
     if (post)
         OP(TAI_PROF_FFN_NORM, 2 * en, 3 * en / 4,
            tai_dev_rmsnorm(dev, ws->ffn_out, ws->ffn_out, at(&w, &blk->post_ffn_norm), E, n,
@@ -783,9 +798,11 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
            tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)(b->n - 1) * eb),
                            at(&wh, &m->out_norm), E, 1, m->hp.rms_eps));
         if (d == 0) { /* straight into the session */
-            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1));
+            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, tai_dref_host(last->logits), 1,
+                          b->prompt_from < b->n ? 0 : 1));
         } else {
-            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, 1));
+            TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, 1,
+                          b->prompt_from < b->n ? 0 : 1));
             OP(TAI_PROF_TRANSFER, vb, 0, tai_dev_download(dev, last->logits, ws->logits, vb));
         }
         last->have_logits = 1;
@@ -802,7 +819,10 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
                                    tai_dref_at(ws->x, (size_t)t * eb), at(&wh, &m->out_norm), E, 1,
                                    m->hp.rms_eps));
     }
-    TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, ends));
+    /* the generated tokens' columns are their sessions' only ones, ahead of
+     * the prompts': the same count of ends before the prompts' */
+    TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, ends,
+                  b->prompt_from < ends ? b->prompt_from : ends));
     if (d != 0)
         OP(TAI_PROF_TRANSFER, (double)ends * vb, 0,
            tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)ends * vb));

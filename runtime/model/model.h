@@ -224,13 +224,17 @@ struct TinyAISession {
  * at position pos[t]; a session's columns are consecutive, at consecutive
  * positions. The logits of each session's last column go to that session
  * (a prompt: its last token; batched decoding: every sequence; a mixed
- * step: both). */
+ * step: both). Columns [prompt_from, n) are prompt tokens (their request
+ * gave the pass two tokens or more) and go through the devices' prompt
+ * products (device.h's matmul_prompt); the columns before them are
+ * generated tokens (one a session), each its session's only column. */
 typedef struct {
     TinyAIModel *m;
     int n;
     const int32_t *tokens;
     TinyAISession *const *seq;
     const int *pos;
+    int prompt_from;
 } tai_batch;
 
 /* Binds hyperparameters and tensors (as image references) of the mapped

@@ -581,7 +581,10 @@ bool tinyaiExecuteNextLayer(TinyAIForwardScheduler *s, const void *input, void *
     }
     const int layer = s->order[s->step];
     const int32_t *toks = s->prompt_done < s->n_prompt ? s->prompt + s->prompt_done : &s->tok;
-    tai_batch b = {s->model, s->pass_n, toks, s->seq, s->pos};
+    /* a prompt of two tokens or more through the prompt products (as
+     * tinyaiEval), generated tokens not */
+    const int prompt = s->prompt_done < s->n_prompt && s->n_prompt >= 2;
+    tai_batch b = {s->model, s->pass_n, toks, s->seq, s->pos, prompt ? 0 : s->pass_n};
     if (tai_sched_layer(&b, layer) != TINYAI_OK) {
         s->done = 1;
         return false;

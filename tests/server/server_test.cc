@@ -71,9 +71,10 @@ struct Direct {
     TinyAIModel *m = nullptr;
     TinyAISession *s = nullptr;
     TinyAIModelInfo info{};
-    explicit Direct(const std::string &path) {
+    explicit Direct(const std::string &path, bool bf16_prompts = false) {
         TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
         mc.threads = 2;
+        mc.bf16Prompts = bf16_prompts;
         EXPECT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK);
         if (!m) return;
         tinyaiGetModelInfo(m, &info);
@@ -575,10 +576,11 @@ struct OneSlotServer {
     tai_engine *e = nullptr;
     tai_server *s = nullptr;
     int port = 0;
-    explicit OneSlotServer(tai_server_config sc, int slots = 1, int ctx = 128) {
+    explicit OneSlotServer(tai_server_config sc, int slots = 1, int ctx = 128, bool bf16_prompts = false) {
         const std::string path = tai_test::DefaultModelPath();
         TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
         mc.threads = 2;
+        mc.bf16Prompts = bf16_prompts;
         mc.maxSessions = slots;
         mc.contextSize = ctx;
         if (path.empty() || tinyaiLoadModel(path.c_str(), &mc, &m) != TINYAI_OK) return;
@@ -596,6 +598,76 @@ struct OneSlotServer {
         tinyaiFreeModel(m);
     }
 };
+
+// With prompts on bfloat16 tiles (TinyAIModelConfig.bf16Prompts) a prompt
+// is computed apart from generated tokens, and the engine keeps to what
+// that needs: prompts in chunks of two tokens or more, a cached prefix
+// reused only where it was a prompt's, two tokens left to evaluate. Each
+// answer, at temperature 0, is the model's own greedy continuation with
+// the same setting, and its first token's log-probability that of the
+// prompt's logits evaluated directly (to 1e-5: computed the other way, a
+// prompt's last token moves it by ~1e-2), whether the requests run
+// together (six on four slots, sharing a long system prompt: prefixes
+// copied between slots) or one after the other (each reusing what the
+// last left).
+TEST(ServerBf16Prompts, AnswersAreTheGreedyContinuationsTogetherOrAlone) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    tai_server_config sc = {};
+    sc.port = 0;
+    sc.max_body = 64 << 10;
+    OneSlotServer srv(sc, 4, 512, true);
+    ASSERT_NE(srv.port, 0) << tinyaiLastErrorMessage();
+    std::string system = "You are a careful assistant. ";
+    for (int i = 0; i < 10; i++) system += "Answer briefly and precisely, in plain words. ";
+    const std::vector<std::string> qs = {"Name a fruit.", "Name a river.", "Name a color.",
+                                         "Name a city.", "Name a tree.", "Hi"};
+    auto prompt = [&](size_t i) { return i + 1 < qs.size() ? system + qs[i] : qs[i]; };
+    auto body = [&](size_t i) {
+        return R"({"prompt":")" + prompt(i) + R"(","temperature":0,"max_tokens":8,"logprobs":1})";
+    };
+    Direct d(path, true);
+    std::vector<std::string> want(qs.size());
+    std::vector<double> first(qs.size());
+    for (size_t i = 0; i < qs.size(); i++) {
+        const float *l = d.Prompt(prompt(i), false);
+        ASSERT_NE(l, nullptr);
+        int best = 0;
+        for (int k = 1; k < d.info.nVocab; k++)
+            if (l[k] > l[best]) best = k;
+        double sum = 0;
+        for (int k = 0; k < d.info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
+        first[i] = -std::log(sum);
+        want[i] = d.Greedy(prompt(i), 8, false);
+    }
+    std::vector<Http> out(qs.size());
+    std::vector<std::thread> th;
+    for (size_t i = 0; i < qs.size(); i++)
+        th.emplace_back([&, i] { out[i] = Curl(srv.port, "POST", "/v1/completions", body(i)); });
+    for (auto &t : th) t.join();
+    int reused = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < qs.size(); i++) {
+            const Http h = pass == 0 ? out[i] : Curl(srv.port, "POST", "/v1/completions", body(i));
+            ASSERT_EQ(h.status, 200) << h.body;
+            cJSON *o = cJSON_Parse(h.body.c_str());
+            ASSERT_TRUE(o);
+            const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+            EXPECT_EQ(Str(ch, "text"), want[i]) << (pass ? "alone: " : "together: ") << qs[i];
+            const cJSON *lp = cJSON_GetArrayItem(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "logprobs"),
+                                                 "token_logprobs"),
+                0);
+            ASSERT_TRUE(cJSON_IsNumber(lp)) << h.body;
+            EXPECT_NEAR(lp->valuedouble, first[i], 1e-5) << (pass ? "alone: " : "together: ") << qs[i];
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "usage"),
+                                                 "prompt_tokens_details"),
+                "cached_tokens");
+            if (pass == 1 && cJSON_IsNumber(c)) reused += c->valueint;
+            cJSON_Delete(o);
+        }
+    EXPECT_GT(reused, 400) << "the system prompt reused";
+}
 
 // Many connections opened and left idle: within the connection limit they
 // cost a thread each and are closed after the idle timeout; the server
