@@ -225,10 +225,11 @@ typedef struct tai_device_ops {
      * runtime gives it the columns of sequences that bring two tokens or
      * more to a pass (a prompt's), and matmul those that bring one (a
      * generated token's), so that a token's arithmetic follows from its own
-     * request, never from what shares its step. Scratch: matmul_scratch
-     * bytes. NULL: matmul for every column. */
+     * request, never from what shares its step. Scratch:
+     * matmul_prompt_scratch bytes. NULL (either): matmul for every column. */
     int (*matmul_prompt)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
                          tai_dref y, int64_t ncols, tai_dref scratch);
+    size_t (*matmul_prompt_scratch)(void *dev, int type, int64_t n, int64_t ncols);
 } tai_device_ops;
 
 #ifdef __cplusplus

@@ -135,7 +135,13 @@ static inline TinyAIStatus tai_dev_attention(tai_device *d, tai_dref out, tai_dr
     } while (0)
 /* Products of prompt columns (device.h's matmul_prompt): in the device's
  * arithmetic for prompts where it has one, else as matmul. */
-static inline int tai_dev_has_prompt(tai_device *d) { return TAI_DEV_HAS_(d, matmul_prompt); }
+static inline int tai_dev_has_prompt(tai_device *d) {
+    return TAI_DEV_HAS_(d, matmul_prompt) && TAI_DEV_HAS_(d, matmul_prompt_scratch);
+}
+static inline size_t tai_dev_matmul_prompt_scratch(tai_device *d, tai_type t, int64_t n, int64_t ncols) {
+    return tai_dev_has_prompt(d) ? d->ops->matmul_prompt_scratch(d->ctx, (int)t, n, ncols)
+                                 : tai_dev_matmul_scratch(d, t, n, ncols);
+}
 static inline TinyAIStatus tai_dev_matmul_prompt(tai_device *d, tai_type t, tai_dref w, int64_t rows,
                                                  int64_t n, tai_dref x, tai_dref y, int64_t ncols,
                                                  tai_dref scratch) {

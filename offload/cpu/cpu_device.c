@@ -149,10 +149,16 @@ static int cpu_copy(void *dev, tai_dref dst, tai_dref src, size_t bytes) {
 /* ---- matrix products ---- */
 
 static size_t cpu_matmul_scratch(void *dev, int type, int64_t n, int64_t ncols) {
+    (void)dev;
+    return tai_type_valid(type) ? tai_matmul_scratch_bytes((tai_type)type, n, ncols) : 0;
+}
+
+/* The prompt products' (cpu_matmul_prompt): the tiles' where they run,
+ * else the int8 product's. */
+static size_t cpu_matmul_prompt_scratch(void *dev, int type, int64_t n, int64_t ncols) {
     const cpu_dev *c = dev;
     if (!tai_type_valid(type)) return 0;
     const size_t int8 = tai_matmul_scratch_bytes((tai_type)type, n, ncols);
-    /* room for the prompt products' too, where they run on tiles */
     const size_t bf16 = c->k->isa == TAI_ISA_AVX512 && tai_bf16_ready()
                             ? tai_matmul_bf16_scratch_bytes(n, ncols, c->threads)
                             : 0;
@@ -667,6 +673,7 @@ static const tai_device_ops cpu_ops = {
     .matmul_many = cpu_matmul_many,
     .to_cache_many = cpu_to_cache_many,
     .matmul_prompt = cpu_matmul_prompt,
+    .matmul_prompt_scratch = cpu_matmul_prompt_scratch,
 };
 
 /* ---- the runtime's side ---- */

@@ -27,20 +27,23 @@ size_t tai_session_bytes(const TinyAIModel *m, int n_ctx) {
     return add_sat(add_sat(kv, kv), fbytes((size_t)m->hp.n_vocab, 1));
 }
 
-/* Scratch a product with `w` (dense or block-sparse) needs on d. */
-static size_t mat_scratch(tai_device *d, const tai_wref *w, int nub) {
-    return w->keep ? tai_dev_matmul_sparse_scratch(d, w->type, w->n, w->keep, nub)
-                   : tai_dev_matmul_scratch(d, w->type, w->n, nub);
+/* Scratch a product with `w` (dense or block-sparse) needs on d; with
+ * prompts on the device's prompt products (bf16Prompts), theirs too. */
+static size_t mat_scratch(const TinyAIModel *m, tai_device *d, const tai_wref *w, int nub) {
+    if (w->keep) return tai_dev_matmul_sparse_scratch(d, w->type, w->n, w->keep, nub);
+    const size_t s = tai_dev_matmul_scratch(d, w->type, w->n, nub);
+    const size_t p = m->cfg.bf16Prompts ? tai_dev_matmul_prompt_scratch(d, w->type, w->n, nub) : 0;
+    return s > p ? s : p;
 }
 
 /* The most any product of the model needs on d. */
 static size_t dev_scratch_bytes(const TinyAIModel *m, tai_device *d, int nub) {
-    size_t best = mat_scratch(d, &m->output, nub);
+    size_t best = mat_scratch(m, d, &m->output, nub);
     for (int l = 0; l < m->hp.n_layer; l++) {
         const tai_block *b = &m->blocks[l];
         const tai_wref *mats[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) {
-            size_t need = mat_scratch(d, mats[i], nub);
+            size_t need = mat_scratch(m, d, mats[i], nub);
             if (need > best) best = need;
         }
     }
