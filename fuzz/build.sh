@@ -27,6 +27,7 @@ for s in "${srcs[@]}"; do
     kernels/matmul_avx2.c|kernels/matmul_unit_avx2.c) extra=(-mavx2 -mfma -mf16c) ;;
     kernels/matmul_avx512.c|kernels/matmul_unit_avx512.c) extra=("${avx512[@]}") ;;
     kernels/matmul_amx.c) extra=("${avx512[@]}" -mamx-tile -mamx-int8) ;;
+    kernels/matmul_bf16.c) extra=("${avx512[@]}" -mavx512bf16 -mamx-tile -mamx-bf16) ;;
   esac
   if [ ! -e "$o" ] || [ "$s" -nt "$o" ] || [ fuzz/build.sh -nt "$o" ]; then
     "$CC" "${flags[@]}" "${extra[@]}" -c "$s" -o "$o" &
