@@ -39,6 +39,11 @@ extern "C" {
 typedef struct {
     tai_model_file pub;
     size_t map_len;
+    /* the file as opened, kept open to tell later whether it changed
+     * (tai_model_file_unchanged): -1 when not open */
+    int fd;
+    uint64_t opened_size;
+    int64_t opened_mtime_s, opened_mtime_ns;
     uint32_t *tensor_index; /* open addressing: tensor index + 1, 0 = empty */
     uint64_t tensor_index_cap;
     uint32_t *kv_index;

@@ -287,6 +287,7 @@ TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
     tai_mf_impl *m = calloc(1, sizeof *m);
     if (!m) return tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
     tai_model_file *mf = &m->pub;
+    m->fd = -1;
     mf->path = strdup(path);
     if (!mf->path) {
         free(m);
@@ -323,7 +324,12 @@ TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
     }
     void *map = mmap(NULL, (size_t)mf->file_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
-    close(fd);
+    /* kept open: what it refers to is the file these tables describe, even
+     * if the path is given to another file later */
+    m->fd = fd;
+    m->opened_size = mf->file_size;
+    m->opened_mtime_s = (int64_t)sb.st_mtim.tv_sec;
+    m->opened_mtime_ns = (int64_t)sb.st_mtim.tv_nsec;
     if (map == MAP_FAILED) {
         st = tai_error(TINYAI_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
         goto fail;
@@ -362,8 +368,29 @@ void tai_model_file_close(tai_model_file *mf) {
     free(m->tensor_index);
     free(m->kv_index);
     if (mf->map) munmap((void *)mf->map, m->map_len);
+    if (m->fd >= 0) close(m->fd);
     free(mf->path);
     free(m);
+}
+
+TinyAIStatus tai_model_file_unchanged(const tai_model_file *mf) {
+    if (!mf) return tai_error(TINYAI_ERR_INVALID_ARG, "tai_model_file_unchanged: NULL file");
+    const tai_mf_impl *m = (const tai_mf_impl *)mf;
+    if (m->fd < 0) return TINYAI_OK;
+    struct stat sb;
+    if (fstat(m->fd, &sb) != 0)
+        return tai_error(TINYAI_ERR_IO, "%s: cannot stat: %s", mf->path, strerror(errno));
+    const uint64_t size = (uint64_t)sb.st_size;
+    if (size == m->opened_size && (int64_t)sb.st_mtim.tv_sec == m->opened_mtime_s &&
+        (int64_t)sb.st_mtim.tv_nsec == m->opened_mtime_ns)
+        return TINYAI_OK;
+    return tai_error(TINYAI_ERR_IO,
+                     "%s: the file changed on disk after it was opened (size %llu -> %llu "
+                     "bytes, modified %+.3f s after the time it had): its bytes are no longer "
+                     "the model that was loaded; load it again",
+                     mf->path, (unsigned long long)m->opened_size, (unsigned long long)size,
+                     (double)((int64_t)sb.st_mtim.tv_sec - m->opened_mtime_s) +
+                         (double)((int64_t)sb.st_mtim.tv_nsec - m->opened_mtime_ns) * 1e-9);
 }
 
 size_t tai_model_file_memory_bytes(const tai_model_file *mf) {

@@ -135,6 +135,17 @@ TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
                                  tai_model_file **out);
 void tai_model_file_close(tai_model_file *mf); /* accepts NULL */
 
+/* Whether the file is still the one tai_model_file_open read: the same
+ * size and modification time, asked of the descriptor it keeps open (so a
+ * file renamed or replaced by a new one under the same name is still the
+ * one open, unchanged). TINYAI_OK, or TINYAI_ERR_IO with a message naming
+ * the file and what changed. Bytes read from it after a change are not the
+ * model's: whoever reads layers or rows checks this after each read. A
+ * write that keeps both the size and the modification time (one that sets
+ * the time back, or lands within the file system's clock step of the last)
+ * is not seen. */
+TinyAIStatus tai_model_file_unchanged(const tai_model_file *mf);
+
 /* Heap bytes the parsed tables hold (metadata copies, tensor and layer
  * tables, indexes). */
 size_t tai_model_file_memory_bytes(const tai_model_file *mf);

@@ -162,6 +162,12 @@ static void io_give(TinyAIMappedModel *mm, int i) {
 
 static TinyAIStatus read_range(TinyAIMappedModel *mm, int slot, int layer, uint64_t off,
                                size_t len, void *dst) {
+    /* the mmap engine copies from a mapping, which faults past the end of
+     * a file that became shorter: not touched once the file changed */
+    if (tai_io_engine(mm->io[slot]) == TAI_IO_MMAP) {
+        const TinyAIStatus st = tai_model_file_unchanged(mm->file);
+        if (st != TINYAI_OK) return st;
+    }
     uint64_t fail = off;
     int rc = tai_io_read(mm->io[slot], mm->iof[slot], off, len, dst, &fail);
     if (rc == 0) return TINYAI_OK;
@@ -169,6 +175,16 @@ static TinyAIStatus read_range(TinyAIMappedModel *mm, int slot, int layer, uint6
     return tai_error(TINYAI_ERR_IO, "%s: layer %d (%s): read of %zu bytes at offset %llu failed at offset %llu: %s",
                      mm->file->path, layer, layer_name(mm, layer, nm, sizeof nm), len,
                      (unsigned long long)off, (unsigned long long)fail, strerror(-rc));
+}
+
+/* A read's outcome in the light of whether the file changed since it was
+ * opened: bytes read after a change are not the model's, and a read that
+ * failed (a shorter file) or a checksum that did not match because of one
+ * says so. */
+static TinyAIStatus unless_changed(const TinyAIMappedModel *mm, TinyAIStatus st) {
+    if (st != TINYAI_OK && st != TINYAI_ERR_IO && st != TINYAI_ERR_CHECKSUM) return st;
+    const TinyAIStatus ch = tai_model_file_unchanged(mm->file);
+    return ch != TINYAI_OK ? ch : st;
 }
 
 /* Compares a layer's hash with its stored checksum; marks it verified if
@@ -477,12 +493,14 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         if (st == TINYAI_OK) st = check_layer(mm, layer, dst);
     } else if (tai_io_engine(mm->io[slot]) == TAI_IO_MMAP && mm->file->map && !mm->opt.faults) {
         /* the mmap engine would copy the page cache's bytes into staging:
-         * the image is built from the file's own mapping instead */
+         * the image is built from the file's own mapping instead (not
+         * touched where the file changed: a shorter one would fault) */
         const unsigned char *raw = mm->file->map + e->offset;
+        st = tai_model_file_unchanged(mm->file);
         /* both ranges mapped in one call each, not a fault per page */
-        (void)tai_populate_read(raw, (size_t)e->size);
-        if (mm->resident) (void)tai_populate_write(dst, mm->image_bytes[layer]);
-        st = check_layer(mm, layer, raw);
+        if (st == TINYAI_OK) (void)tai_populate_read(raw, (size_t)e->size);
+        if (st == TINYAI_OK && mm->resident) (void)tai_populate_write(dst, mm->image_bytes[layer]);
+        if (st == TINYAI_OK) st = check_layer(mm, layer, raw);
         if (st == TINYAI_OK)
             st = tai_layer_image_build(mm->file, layer, raw, dst, mm->image_bytes[layer], NULL);
         /* the file's pages stay in the page cache, not in this process's
@@ -500,6 +518,7 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
                  : read_and_build(mm, slot, layer, a0, a1, mm->staging[slot], dst);
     }
     io_give(mm, slot);
+    st = unless_changed(mm, st);
     if (st == TINYAI_OK) st = check_sparse(mm, layer, dst);
     return st;
 }
@@ -1184,7 +1203,7 @@ static TinyAIStatus read_span(TinyAIMappedModel *mm, int slot, int layer, uint64
     const uint64_t a0 = off / a * a;
     uint64_t a1 = round_up((size_t)(off + len), a);
     if (a1 > mm->file->file_size) a1 = mm->file->file_size;
-    TinyAIStatus st = read_range(mm, slot, layer, a0, (size_t)(a1 - a0), buf);
+    TinyAIStatus st = unless_changed(mm, read_range(mm, slot, layer, a0, (size_t)(a1 - a0), buf));
     if (st != TINYAI_OK) return st;
     pthread_mutex_lock(&mm->io_mu);
     mm->direct_read += a1 - a0;

@@ -669,6 +669,81 @@ TEST(ServerBf16Prompts, AnswersAreTheGreedyContinuationsTogetherOrAlone) {
     EXPECT_GT(reused, 400) << "the system prompt reused";
 }
 
+// A model file that changes under a server streaming it (under a memory
+// limit every step reads layers again): truncated, then restored in place,
+// each request after the change, streaming or not, is a 500 OpenAI-shaped
+// error naming the file and saying that it changed (never text from other
+// bytes), /health still answers, and the engine goes on (the file is not
+// the model any more until it is loaded again).
+TEST(ServerDisk, AModelFileChangedUnderAStreamingServerFailsItsRequestsClearly) {
+    const std::string src = tai_test::DefaultModelPath();
+    if (src.empty()) GTEST_FAIL() << "default model missing: run the README's first command";
+    const std::string path = tai_test::TempPath(".gguf");
+    std::string bytes;
+    {
+        std::ifstream in(src, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        ASSERT_GT(bytes.size(), 1000000u);
+        std::ofstream out(path, std::ios::binary);
+        out << bytes;
+        ASSERT_TRUE(out.good());
+    }
+    TinyAIModel *m = nullptr;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    mc.maxSessions = 1;
+    mc.contextSize = 128;
+    mc.memoryLimit = bytes.size() * 4 / 5; // well below the model: it streams
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_engine *e = nullptr;
+    tai_engine_config ec = {1, 128, 4};
+    ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK) << tinyaiLastErrorMessage();
+    TinyAIMemoryInfo mi; // planned with the engine's session
+    ASSERT_EQ(tinyaiGetMemoryInfo(m, &mi), TINYAI_OK);
+    EXPECT_NE(mi.mode, TINYAI_EXEC_NORMAL);
+    EXPECT_LT(mi.cacheBytes, mi.modelBytes);
+    tai_server_config sc = {};
+    sc.port = 0;
+    sc.model_name = "m";
+    tai_server *srv = nullptr;
+    ASSERT_EQ(tai_server_start(&sc, &srv), TINYAI_OK);
+    tai_server_attach(srv, m, e, 128);
+    const int port = tai_server_port(srv);
+    const std::string req = R"({"prompt": "The capital of France is", "max_tokens": 6, "temperature": 0)";
+    const Http ok = Curl(port, "POST", "/v1/completions", req + "}", "-H 'Content-Type: application/json'");
+    EXPECT_EQ(ok.status, 200) << ok.body;
+    ASSERT_EQ(truncate(path.c_str(), (off_t)(bytes.size() / 3)), 0);
+    for (int round = 0; round < 2; round++) {
+        SCOPED_TRACE(round);
+        const Http h = Curl(port, "POST", "/v1/completions", req + "}", "-H 'Content-Type: application/json'");
+        EXPECT_EQ(h.status, 500) << h.body;
+        cJSON *j = cJSON_Parse(h.body.c_str());
+        ASSERT_NE(j, nullptr) << h.body;
+        const std::string msg = Str(j, "error", "message");
+        EXPECT_NE(msg.find(path), std::string::npos) << msg;
+        EXPECT_NE(msg.find("changed on disk"), std::string::npos) << msg;
+        cJSON_Delete(j);
+        // streaming: the error as an event, then the end, and no text
+        const Http st = Curl(port, "POST", "/v1/completions", req + R"(, "stream": true})",
+                             "-H 'Content-Type: application/json'");
+        EXPECT_NE(st.body.find("changed on disk"), std::string::npos) << st.body;
+        EXPECT_EQ(st.body.find("Paris"), std::string::npos) << st.body;
+        EXPECT_NE(st.body.find("data: [DONE]"), std::string::npos) << st.body;
+        const Http health = Curl(port, "GET", "/health");
+        EXPECT_EQ(health.status, 200) << health.body;
+        if (round == 0) { // the same bytes back in place: still another write
+            std::ofstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+            out << bytes;
+            ASSERT_TRUE(out.good());
+        }
+    }
+    tai_server_quiesce(srv);
+    tai_engine_stop(e, 5);
+    tai_server_stop(srv);
+    tinyaiFreeModel(m);
+    std::remove(path.c_str());
+}
+
 // Many connections opened and left idle: within the connection limit they
 // cost a thread each and are closed after the idle timeout; the server
 // answers meanwhile and after.

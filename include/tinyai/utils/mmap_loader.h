@@ -23,7 +23,10 @@
  *
  * Errors: functions returning a pointer return NULL, bool ones false, and
  * tinyaiLastErrorMessage() (<tinyai/status.h>) says why (naming the file, the
- * layer and the offset for a failed read).
+ * layer and the offset for a failed read). A file that changes on disk after
+ * it was opened (written in place or truncated: another size or
+ * modification time) fails every load after the change ("the file changed
+ * on disk"); one renamed over it is not a change (the open file is read).
  *
  * Thread safety: every function may be called from several threads at once
  * on the same model, except tinyaiCloseMappedModel (no call may run
