@@ -669,6 +669,100 @@ TEST(ServerBf16Prompts, AnswersAreTheGreedyContinuationsTogetherOrAlone) {
     EXPECT_GT(reused, 400) << "the system prompt reused";
 }
 
+// The same at the least memory limit, where a step holds 16 tokens: a
+// prompt longer than a step goes in chunks, and with prompts computed apart
+// none may leave a last chunk of one token (it would be computed as a
+// generated token): 17 tokens go as 15 + 2, 18 as 16 + 2, 33 as 16 + 15 +
+// 2 (the cut is the engine's, whatever the timing: one request at a time).
+// Each answer is the greedy continuation of the prompt evaluated whole.
+TEST(ServerBf16Prompts, PromptsLongerThanAStepNeverLeaveAOneTokenChunk) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    constexpr int kCtx = 64;
+    TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
+    mc.threads = 2;
+    mc.bf16Prompts = true;
+    mc.maxSessions = 1;
+    mc.contextSize = kCtx;
+    mc.memoryLimit = 1; // below anything: the failed plan names the least limit
+    size_t minimum = 0;
+    {
+        TinyAIModel *probe = nullptr;
+        ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &probe), TINYAI_OK) << tinyaiLastErrorMessage();
+        TinyAISession *none = nullptr;
+        EXPECT_EQ(tinyaiCreateSession(probe, kCtx, &none), TINYAI_ERR_RANGE);
+        const std::string msg = tinyaiLastErrorMessage(), key = "minimum of ";
+        if (msg.find(key) != std::string::npos)
+            minimum = std::strtoull(msg.c_str() + msg.find(key) + key.size(), nullptr, 10);
+        tinyaiFreeSession(none);
+        tinyaiFreeModel(probe);
+    }
+    ASSERT_GT(minimum, 0u);
+    mc.memoryLimit = minimum;
+    TinyAIModel *m = nullptr;
+    ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
+    tai_engine *e = nullptr;
+    tai_engine_config ec = {1, kCtx, 4};
+    ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK) << tinyaiLastErrorMessage();
+    int cap = 0, cap_sessions = 0;
+    ASSERT_EQ(tinyaiStepCapacity(m, &cap, &cap_sessions), TINYAI_OK);
+    ASSERT_EQ(cap, 16) << "the least limit plans steps of 16 tokens";
+    tai_server_config sc = {};
+    sc.port = 0;
+    sc.model_name = "m";
+    tai_server *srv = nullptr;
+    ASSERT_EQ(tai_server_start(&sc, &srv), TINYAI_OK);
+    tai_server_attach(srv, m, e, kCtx);
+    Direct d(path, true);
+    const struct {
+        int len;
+        const char *first, *word;
+    } cases[] = {{cap + 1, "Count", " sheep"}, {cap + 2, "Name", " goats"}, {2 * cap + 1, "List", " trees"}};
+    for (const auto &c : cases) {
+        const int len = c.len;
+        SCOPED_TRACE(len);
+        // a prompt of exactly len tokens, a word at a time (no two share a
+        // prefix: nothing is reused from the request before)
+        std::string prompt = c.first;
+        for (;;) {
+            std::vector<int32_t> ids(256);
+            size_t n = 0;
+            ASSERT_EQ(tinyaiTokenize(d.m, prompt.c_str(), d.info.addBosToken, false, ids.data(),
+                                     ids.size(), &n),
+                      TINYAI_OK);
+            if ((int)n == len) break;
+            ASSERT_LT((int)n, len) << prompt;
+            prompt += c.word;
+        }
+        const float *l = d.Prompt(prompt, false);
+        ASSERT_NE(l, nullptr);
+        int best = 0;
+        for (int k = 1; k < d.info.nVocab; k++)
+            if (l[k] > l[best]) best = k;
+        double sum = 0;
+        for (int k = 0; k < d.info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
+        const double first = -std::log(sum);
+        const std::string want = d.Greedy(prompt, 6, false);
+        const Http h = Curl(tai_server_port(srv), "POST", "/v1/completions",
+                            R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":6,"logprobs":1})");
+        ASSERT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        ASSERT_TRUE(o);
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+        EXPECT_EQ(Str(ch, "text"), want);
+        const cJSON *lp = cJSON_GetArrayItem(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "logprobs"),
+                                             "token_logprobs"),
+            0);
+        ASSERT_TRUE(cJSON_IsNumber(lp)) << h.body;
+        EXPECT_NEAR(lp->valuedouble, first, 1e-5);
+        cJSON_Delete(o);
+    }
+    tai_server_quiesce(srv);
+    tai_engine_stop(e, 5);
+    tai_server_stop(srv);
+    tinyaiFreeModel(m);
+}
+
 // A model file that changes under a server streaming it (under a memory
 // limit every step reads layers again): truncated, then restored in place,
 // each request after the change, streaming or not, is a 500 OpenAI-shaped
@@ -676,8 +770,7 @@ TEST(ServerBf16Prompts, AnswersAreTheGreedyContinuationsTogetherOrAlone) {
 // bytes), /health still answers, and the engine goes on (the file is not
 // the model any more until it is loaded again).
 TEST(ServerDisk, AModelFileChangedUnderAStreamingServerFailsItsRequestsClearly) {
-    const std::string src = tai_test::DefaultModelPath();
-    if (src.empty()) GTEST_FAIL() << "default model missing: run the README's first command";
+    TAI_REQUIRE_DEFAULT_MODEL(src);
     const std::string path = tai_test::TempPath(".gguf");
     std::string bytes;
     {
