@@ -96,6 +96,18 @@ struct Direct {
             return nullptr;
         return tinyaiGetLogits(s);
     }
+    // The log-probability of the greedy first token after `prompt` (text,
+    // no special tokens); NaN if it cannot be evaluated.
+    double GreedyLogprob(const std::string &prompt) {
+        const float *l = Prompt(prompt, false);
+        if (!l) return std::nan("");
+        int best = 0;
+        for (int k = 1; k < info.nVocab; k++)
+            if (l[k] > l[best]) best = k;
+        double sum = 0;
+        for (int k = 0; k < info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
+        return -std::log(sum);
+    }
     // The greedy continuation of `prompt`: n tokens or to the end of
     // generation.
     std::string Greedy(const std::string &prompt, int n, bool special) {
@@ -629,14 +641,8 @@ TEST(ServerBf16Prompts, AnswersAreTheGreedyContinuationsTogetherOrAlone) {
     std::vector<std::string> want(qs.size());
     std::vector<double> first(qs.size());
     for (size_t i = 0; i < qs.size(); i++) {
-        const float *l = d.Prompt(prompt(i), false);
-        ASSERT_NE(l, nullptr);
-        int best = 0;
-        for (int k = 1; k < d.info.nVocab; k++)
-            if (l[k] > l[best]) best = k;
-        double sum = 0;
-        for (int k = 0; k < d.info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
-        first[i] = -std::log(sum);
+        first[i] = d.GreedyLogprob(prompt(i));
+        ASSERT_FALSE(std::isnan(first[i]));
         want[i] = d.Greedy(prompt(i), 8, false);
     }
     std::vector<Http> out(qs.size());
@@ -733,14 +739,8 @@ TEST(ServerBf16Prompts, PromptsLongerThanAStepNeverLeaveAOneTokenChunk) {
             ASSERT_LT((int)n, len) << prompt;
             prompt += c.word;
         }
-        const float *l = d.Prompt(prompt, false);
-        ASSERT_NE(l, nullptr);
-        int best = 0;
-        for (int k = 1; k < d.info.nVocab; k++)
-            if (l[k] > l[best]) best = k;
-        double sum = 0;
-        for (int k = 0; k < d.info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
-        const double first = -std::log(sum);
+        const double first = d.GreedyLogprob(prompt);
+        ASSERT_FALSE(std::isnan(first));
         const std::string want = d.Greedy(prompt, 6, false);
         const Http h = Curl(tai_server_port(srv), "POST", "/v1/completions",
                             R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":6,"logprobs":1})");
