@@ -35,32 +35,7 @@ constexpr int kCtx = 32;
 constexpr int kGen = 4;
 const std::vector<int32_t> kPrompt = {1, 17, 99, 250};
 
-TinyAISynthConfig Synth() {
-    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
-    c.nVocab = 512;
-    c.nEmbd = 128;
-    c.nFF = 256;
-    c.nHead = 4;
-    c.nHeadKV = 2;
-    c.nLayer = 6;
-    c.nCtx = 64;
-    c.weightType = "Q8_0";
-    c.seed = 11;
-    return c;
-}
-
-// The least limit the model runs in (each pass then reads its blocks again).
-size_t Minimum(const std::string &path) {
-    TinyAIModelConfig c = MemConfig(1, TINYAI_EXEC_STREAMING);
-    c.contextSize = kCtx;
-    ModelPtr m = tai_test::LoadModel(path, c);
-    EXPECT_TRUE(m) << tinyaiLastErrorMessage();
-    if (!m) return 0;
-    TinyAISession *s = nullptr;
-    EXPECT_EQ(tinyaiCreateSession(m.get(), kCtx, &s), TINYAI_ERR_RANGE);
-    tinyaiFreeSession(s);
-    return tai_test::MinimumFromMessage(tinyaiLastErrorMessage());
-}
+TinyAISynthConfig Synth() { return tai_test::SmallSynth(6, 11); }
 
 // Sets the file's modification time `secs` after the one it has: an
 // in-place write shows as one whatever the file system's clock step.
@@ -119,7 +94,7 @@ class FileChanged : public ::testing::TestWithParam<std::tuple<TinyAIIOEngine, b
             path_ = tai_test::ConvertToTmai(gguf);
             std::remove(gguf.c_str());
         }
-        minimum_ = Minimum(path_);
+        minimum_ = tai_test::LeastLimit(path_, kCtx);
         ASSERT_GT(minimum_, 0u);
         TinyAIModelConfig rc = MemConfig(0, TINYAI_EXEC_NORMAL);
         rc.contextSize = kCtx;

@@ -115,6 +115,22 @@ inline std::vector<int32_t> Tokenize(const TinyAIModel *m, const char *text) {
     return ids;
 }
 
+// A small synthetic Llama (Q8_0 blocks, a vocabulary of 512): a model
+// whose every layer loads in well under a millisecond.
+inline TinyAISynthConfig SmallSynth(int n_layer, int seed) {
+    TinyAISynthConfig c = tinyaiCreateDefaultSynthConfig();
+    c.nVocab = 512;
+    c.nEmbd = 128;
+    c.nFF = 256;
+    c.nHead = 4;
+    c.nHeadKV = 2;
+    c.nLayer = n_layer;
+    c.nCtx = 64;
+    c.weightType = "Q8_0";
+    c.seed = seed;
+    return c;
+}
+
 inline std::string WriteSynthModel(const TinyAISynthConfig &c) {
     std::string path = TempPath(".gguf");
     EXPECT_EQ(tinyaiWriteSyntheticModel(&c, path.c_str()), TINYAI_OK) << tinyaiLastErrorMessage();
@@ -134,6 +150,24 @@ inline size_t MinimumFromMessage(const std::string &msg) {
     size_t at = msg.find(key);
     if (at == std::string::npos) return 0;
     return (size_t)std::strtoull(msg.c_str() + at + key.size(), nullptr, 10);
+}
+
+// The least limit `path` runs in with n_seq sessions of n_ctx tokens, as a
+// plan below it names it (a streaming model under that limit reads its
+// blocks again every pass); 0, with a test failure, if it cannot be told.
+inline size_t LeastLimit(const std::string &path, int n_ctx, int n_seq = 1) {
+    TinyAIModelConfig c = MemConfig(1, TINYAI_EXEC_STREAMING);
+    c.contextSize = n_ctx;
+    c.maxSessions = n_seq;
+    ModelPtr m = LoadModel(path, c);
+    EXPECT_TRUE(m) << tinyaiLastErrorMessage();
+    if (!m) return 0;
+    TinyAISession *s = nullptr;
+    EXPECT_EQ(tinyaiCreateSession(m.get(), n_ctx, &s), TINYAI_ERR_RANGE);
+    tinyaiFreeSession(s);
+    const size_t least = MinimumFromMessage(tinyaiLastErrorMessage());
+    EXPECT_GT(least, 0u) << tinyaiLastErrorMessage();
+    return least;
 }
 
 // Removes a file when the test ends.
