@@ -1,5 +1,6 @@
 #include "tests/common/test_paths.h"
 
+#include <dirent.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -50,6 +51,19 @@ CommandResult RunCommand(const std::string &cmd) {
     const int st = pclose(p);
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
+}
+
+std::vector<std::string> OpenFds() {
+    std::vector<std::string> fds;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return fds;
+    const std::string self = std::to_string(dirfd(d));
+    while (const dirent *e = readdir(d)) {
+        const std::string n = e->d_name;
+        if (n != "." && n != ".." && n != self) fds.push_back(n);
+    }
+    closedir(d);
+    return fds;
 }
 
 }  // namespace tai_test

@@ -3,6 +3,7 @@
 #define TAI_TESTS_COMMON_TEST_PATHS_H
 
 #include <string>
+#include <vector>
 
 namespace tai_test {
 
@@ -29,6 +30,10 @@ struct CommandResult {
 // Runs `cmd` with sh -c and collects what it writes on stdout (redirect
 // stderr in cmd to have it too).
 CommandResult RunCommand(const std::string &cmd);
+
+// The process's open file descriptors, by number (the listing's own
+// excluded): equal before and after something that must not leak them.
+std::vector<std::string> OpenFds();
 
 }  // namespace tai_test
 

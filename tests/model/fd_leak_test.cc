@@ -6,7 +6,6 @@
 // limit below the minimum).
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -27,19 +26,6 @@ using tai_test::TempFile;
 
 constexpr int kCtx = 32;
 
-// The open descriptors, by number (the listing's own excluded).
-std::vector<std::string> OpenFds() {
-    std::vector<std::string> fds;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return fds;
-    const std::string self = std::to_string(dirfd(d));
-    while (const dirent *e = readdir(d)) {
-        const std::string n = e->d_name;
-        if (n != "." && n != ".." && n != self) fds.push_back(n);
-    }
-    closedir(d);
-    return fds;
-}
 
 TinyAISynthConfig Synth() { return tai_test::SmallSynth(4, 3); }
 
@@ -64,27 +50,27 @@ TEST(FdLeak, EveryEngineResidentAndStreaming) {
     TempFile f(tai_test::WriteSynthModel(Synth()));
     const size_t minimum = tai_test::LeastLimit(f.path, kCtx, 2);
     ASSERT_GT(minimum, 0u);
-    const std::vector<std::string> before = OpenFds();
+    const std::vector<std::string> before = tai_test::OpenFds();
     ASSERT_FALSE(before.empty());
     for (TinyAIIOEngine io : {TINYAI_IO_URING, TINYAI_IO_PREAD, TINYAI_IO_MMAP, TINYAI_IO_AUTO})
         for (size_t limit : {(size_t)0, minimum}) {
             SCOPED_TRACE(std::to_string((int)io) + " limit " + std::to_string(limit));
             LoadRunFree(f.path, limit, io);
-            EXPECT_EQ(OpenFds(), before);
+            EXPECT_EQ(tai_test::OpenFds(), before);
         }
 }
 
 TEST(FdLeak, FailedLoadsAndAChangedFile) {
-    const std::vector<std::string> before = OpenFds();
+    const std::vector<std::string> before = tai_test::OpenFds();
     TinyAIModel *m = nullptr;
     EXPECT_NE(tinyaiLoadModel("/nonexistent/model.gguf", nullptr, &m), TINYAI_OK);
     EXPECT_EQ(m, nullptr);
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(tai_test::OpenFds(), before);
     // not a model; a model cut short
     TempFile junk(tai_test::TempPath(".gguf"));
     std::ofstream(junk.path, std::ios::binary) << std::string(4096, 'x');
     EXPECT_NE(tinyaiLoadModel(junk.path.c_str(), nullptr, &m), TINYAI_OK);
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(tai_test::OpenFds(), before);
     TempFile f(tai_test::WriteSynthModel(Synth()));
     TempFile cut(tai_test::TempPath(".gguf"));
     {
@@ -94,11 +80,11 @@ TEST(FdLeak, FailedLoadsAndAChangedFile) {
     }
     EXPECT_NE(tinyaiLoadModel(cut.path.c_str(), nullptr, &m), TINYAI_OK);
     EXPECT_EQ(m, nullptr);
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(tai_test::OpenFds(), before);
     // a limit below the minimum: the model loads, its first session fails
     const size_t least = tai_test::LeastLimit(f.path, kCtx);
     ASSERT_GT(least, 0u);
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(tai_test::OpenFds(), before);
     // a streaming model whose file is cut while it runs
     {
         TinyAIModelConfig c = MemConfig(least, TINYAI_EXEC_STREAMING);
@@ -112,7 +98,7 @@ TEST(FdLeak, FailedLoadsAndAChangedFile) {
         ASSERT_EQ(truncate(f.path.c_str(), 1000), 0);
         EXPECT_EQ(tinyaiEval(s.get(), &tok, 1), TINYAI_ERR_IO);
     }
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(tai_test::OpenFds(), before);
 }
 
 }  // namespace

@@ -1019,4 +1019,34 @@ TEST(ServerKey, ABearerKeyIsRequired) {
     EXPECT_EQ(Curl(port, "POST", "/v1/completions", body, "-H 'Authorization: Bearer sesame-123'").status, 503);
 }
 
+
+// Nothing a server opens outlives it: after requests answered, a stream
+// whose client went away and a connection still open at the stop, the
+// process has the descriptors it had before the server (its model's file
+// included).
+TEST(ServerFds, NothingOutlivesAServer) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    const std::vector<std::string> before = tai_test::OpenFds();
+    int idle = -1;
+    {
+        tai_server_config sc = {};
+        OneSlotServer srv(sc);
+        ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+        EXPECT_EQ(Curl(srv.port, "POST", "/v1/completions", R"({"prompt":"Hi","max_tokens":2})").status, 200);
+        const int fd = Connect(srv.port);
+        ASSERT_GE(fd, 0);
+        const std::string body = R"({"prompt":"Tell me a story.","max_tokens":60,"stream":true})";
+        const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        ASSERT_EQ(write(fd, req.data(), req.size()), (ssize_t)req.size());
+        char buf[512];
+        ASSERT_GT(read(fd, buf, sizeof buf), 0);
+        close(fd);
+        idle = Connect(srv.port); // open when the server stops
+        ASSERT_GE(idle, 0);
+    }
+    close(idle);
+    EXPECT_EQ(tai_test::OpenFds(), before);
+}
+
 }  // namespace
