@@ -214,6 +214,7 @@ typedef struct {
     tai_attention_q8_fn attention_q8_all;
     tai_f32_to_f16_fn f32_to_f16;
     tai_silu_mul_fn silu_mul;
+    tai_silu_mul_fn gelu_mul; /* tai_gelu_mul's contract */
     tai_add_fn add;
     tai_argmax_fn argmax;
     tai_quantize_q8a_fn quantize_q8a;
@@ -377,7 +378,9 @@ void tai_add(float *x, const float *d, int64_t n);
  * lowest index, a NaN is never chosen except at index 0 (nothing beats it). */
 int64_t tai_argmax(const float *x, int64_t n);
 /* gate[i] = gelu(gate[i]) * up[i] with GELU's tanh form (GeGLU):
- * gelu(g) = g / 2 * (1 + tanh(sqrt(2 / pi) * (g + 0.044715 g^3))). */
+ * gelu(g) = g / 2 * (1 + tanh(sqrt(2 / pi) * (g + 0.044715 g^3))), computed
+ * as g / (1 + e^(-2 sqrt(2 / pi) (g + 0.044715 g^3))) (the same value,
+ * without the cancellation of 1 + tanh for negative g). */
 void tai_gelu_mul(float *gate, const float *up, int64_t n);
 /*
  * Rotary position embedding, in place, on n_heads heads of head_dim floats

@@ -109,17 +109,19 @@ TAI_GEMM_DECL_ALL(scalar); /* portable C (matmul_scalar.c, matmul_unit.c) */
 TAI_GEMM_DECL_ALL(avx2);   /* AVX2 + FMA + F16C (matmul_avx2.c) */
 TAI_GEMM_DECL_ALL(avx512); /* AVX-512 F/BW/VL/DQ + VNNI (matmul_avx512.c) */
 
-/* Attention and SwiGLU of the AVX2 and AVX-512 files (contracts of
- * tai_attention and tai_silu_mul). */
+/* Attention, SwiGLU and GeGLU of the AVX2 and AVX-512 files (contracts of
+ * tai_attention, tai_silu_mul and tai_gelu_mul). */
 void tai_k_attention_avx2(float *out, const float *q, const float *k_cache,
                           const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                           int n_kv_head, int head_dim, float *att);
 void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n);
+void tai_k_gelu_mul_avx2(float *gate, const float *up, int64_t n);
 void tai_k_add_avx2(float *x, const float *d, int64_t n);
 void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
                             const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,
                             int n_kv_head, int head_dim, float *att);
 void tai_k_silu_mul_avx512(float *gate, const float *up, int64_t n);
+void tai_k_gelu_mul_avx512(float *gate, const float *up, int64_t n);
 void tai_k_add_avx512(float *x, const float *d, int64_t n);
 int64_t tai_k_argmax_avx512(const float *x, int64_t n);
 /* Over binary16 caches (tai_attention_f16), and the conversion into them

@@ -88,13 +88,18 @@ void tai_add(float *x, const float *d, int64_t n) {
 }
 
 /* tanh form of GELU, as the Gemma models were trained with (and as
- * ggml's and PyTorch's "gelu_pytorch_tanh" compute it). tanh saturates: for
- * |g| > 10 the result is g or 0 to float precision. */
+ * ggml's and PyTorch's "gelu_pytorch_tanh" compute it), written through
+ * 1 + tanh(z) = 2 / (1 + e^-2z):
+ *   gelu(g) = g / (1 + e^-2z),  z = sqrt(2 / pi) (g + 0.044715 g^3),
+ * the form the vector versions compute (the same one as silu with another
+ * argument): no cancellation in 1 + tanh(z) for negative g, where the
+ * tanh form loses the low bits. e^-2z may be inf (g very negative, or g^3
+ * overflowing): g / inf = -0, the right limit; g very large: e^-2z = 0. */
 void tai_gelu_mul(float *gate, const float *up, int64_t n) {
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    const float k2 = 2.0f * 0.7978845608028654f; /* 2 sqrt(2 / pi) */
     for (int64_t i = 0; i < n; i++) {
         const float g = gate[i];
-        gate[i] = 0.5f * g * (1.0f + tanhf(k * g * (1.0f + 0.044715f * g * g))) * up[i];
+        gate[i] = g / (1.0f + expf(-k2 * (g + 0.044715f * g * g * g))) * up[i];
     }
 }
 

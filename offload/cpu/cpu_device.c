@@ -286,7 +286,7 @@ static void step_range(const step_job *j, int64_t a, int64_t b) {
         break;
     case 3: j->k->add(j->x + a, j->w + a, b - a); break;
     case 4: j->k->silu_mul(j->x + a, j->w + a, b - a); break;
-    case 5: tai_gelu_mul(j->x + a, j->w + a, b - a); break;
+    case 5: j->k->gelu_mul(j->x + a, j->w + a, b - a); break;
     case 6: { /* element i of the n * ncols: bias element i % n, one run
                * of whole or partial columns at a time (no division per
                * element) */
@@ -699,6 +699,7 @@ static void compose(cpu_dev *c) {
     const tai_kernels *mm = tai_kernels_get(family_isa(c, TAI_CPU_MATMUL));
     c->mix = *mm; /* the products and their activations' quantizer */
     c->mix.silu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->silu_mul;
+    c->mix.gelu_mul = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->gelu_mul;
     c->mix.add = tai_kernels_get(family_isa(c, TAI_CPU_ACTIVATION))->add;
     c->mix.attention = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention;
     c->mix.attention_f16 = tai_kernels_get(family_isa(c, TAI_CPU_ATTENTION))->attention_f16;

@@ -281,13 +281,14 @@ __kernel void swiglu(__global float *g, ulong g_off, __global const float *u, ul
     g[g_off + i] = a / (1.0f + exp(-a)) * u[u_off + i];
 }
 
-/* gate = gelu(gate) * up, GELU's tanh form (Gemma's GeGLU). */
+/* gate = gelu(gate) * up, GELU's tanh form (Gemma's GeGLU), written as
+ * the CPU's tai_gelu_mul: a / (1 + e^-2z), z = sqrt(2 / pi) (a + 0.044715 a^3). */
 __kernel void geglu(__global float *g, ulong g_off, __global const float *u, ulong u_off,
                     long n) {
     const long i = get_global_id(0);
     if (i >= n) return;
     const float a = g[g_off + i];
-    g[g_off + i] = 0.5f * a * (1.0f + tanh(0.7978845608028654f * a * (1.0f + 0.044715f * a * a))) *
+    g[g_off + i] = a / (1.0f + exp(-1.5957691216057308f * (a + 0.044715f * a * a * a))) *
                    u[u_off + i];
 }
 

@@ -1,4 +1,4 @@
-// tests/kernels/ops_test.cc: rmsnorm, softmax, silu_mul, rope (against small
+// tests/kernels/ops_test.cc: rmsnorm, softmax, silu_mul, gelu_mul, rope (against small
 // cases computed by hand), attention (against a naive double implementation
 // with grouped-query heads) and embedding rows.
 #include <gtest/gtest.h>
@@ -579,6 +579,48 @@ TEST(SiluMul, EveryIsaMatchesDouble) {
                     << tai_isa_name(isa) << " g=" << g[i];
             }
         }
+    }
+}
+
+// Every ISA's gelu_mul (GELU's tanh form) against double precision, over
+// lengths with partial vectors and inputs where e^-2z overflows, underflows
+// or g^3 overflows; NaN stays NaN. The error allowed grows with |2z|, the
+// exponent's argument, whose float rounding e^x amplifies.
+TEST(GeluMul, EveryIsaMatchesDouble) {
+    const double k = 0.7978845608028654;
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        for (int64_t n : {1, 7, 16, 37, 2048}) {
+            std::vector<float> g = tai_test::RandomFloats(n, 50 + (uint32_t)n, -12, 12);
+            std::vector<float> up = tai_test::RandomFloats(n, 60 + (uint32_t)n, -3, 3);
+            if (n >= 7) {
+                g[0] = -120.0f;
+                g[1] = 120.0f;
+                g[2] = 0.0f;
+                g[3] = 1e20f;
+                g[4] = 1e-30f;
+                g[5] = -1e20f;
+                g[6] = -4.5f;
+            }
+            std::vector<float> out = g;
+            tai_kernels_get(isa)->gelu_mul(out.data(), up.data(), n);
+            for (int64_t i = 0; i < n; i++) {
+                const double x = g[i], z = k * (x + 0.044715 * x * x * x);
+                // 0.5 x (1 + tanh z), without the cancellation of 1 + tanh z
+                // (in double too: tanh z is -1 below z ~ -19, gelu is not 0)
+                const double want = x / (1.0 + std::exp(-2 * z)) * up[i];
+                ASSERT_TRUE(std::isfinite(out[i])) << tai_isa_name(isa) << " " << g[i];
+                // past |2z| = 100 e^-2z is 0 or inf in float: exact g or -0
+                const double amp = std::min(std::fabs(2 * z), 100.0);
+                ASSERT_NEAR(out[i], want, (2e-6 + 2e-7 * amp) * std::fabs(want) + 1e-30)
+                    << tai_isa_name(isa) << " g=" << g[i];
+            }
+        }
+        float nan[3] = {NAN, 1.0f, -2.0f}, one[3] = {1.0f, 1.0f, 1.0f};
+        tai_kernels_get(isa)->gelu_mul(nan, one, 3);
+        EXPECT_TRUE(std::isnan(nan[0])) << tai_isa_name(isa);
+        EXPECT_NEAR(nan[1], 0.8411920, 1e-6) << tai_isa_name(isa);  // gelu(1)
+        EXPECT_NEAR(nan[2], -0.0454023, 1e-6) << tai_isa_name(isa); // gelu(-2)
     }
 }
 

@@ -61,7 +61,8 @@ struct Reference {
 // differently; the first prompt's step 10 is such a tie: llama.cpp has "."
 // 26.108 against "," 25.952, the exact computation (NumPy in float64 over
 // the dequantized weights, ExactReferenceAtTheTie below) "," 25.839 against
-// "." 25.665, and TinyAI takes ",". Greedy ids must agree up to `agree`,
+// "." 25.665, and TinyAI is within a few tenths of both, on either side of the
+// tie depending on float rounding. Greedy ids must agree up to `agree`,
 // and fed llama.cpp's tokens (teacher forcing), TinyAI's logit of each
 // token llama.cpp chose must be within kLogitTol of llama.cpp's (llama.cpp
 // is itself up to 0.5 from the exact logits there).
@@ -180,7 +181,12 @@ TEST(GemmaModel, ExactReferenceAtTheTie) {
     EXPECT_LT(rel, 0.08);
     EXPECT_NEAR(l[236764], ref[236764], 0.5);
     EXPECT_NEAR(l[236761], ref[236761], 0.5);
-    EXPECT_GT(l[236764], l[236761]);  // "," over "." as the exact computation has it
+    // Which of the two TinyAI ranks first is not asserted: the exact gap
+    // (0.17) is below the 8-bit activations' error here, and GELUs that are
+    // all correct to float precision land on either side of it (",", minus
+    // ".": +0.06 with glibc's tanhf, -0.015 with the vector exponential,
+    // +0.15 with the GELU evaluated in double and rounded once), through
+    // rounding flips in the activation blocks that follow.
 }
 
 // Batched prompt, token-by-token prompt and one thread give the same tokens.
