@@ -283,6 +283,20 @@ INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int
  * base pages, 93-95% in huge pages as the runtime keeps them); Q8_0 does
  * best with two (88-89% with four, 90-91% with two). */
 #define Q_SIDE(T) ((T) == T_Q8_0 ? 2 : 4)
+/* Q8_0 panels shorter than this are read one at a time: side by side,
+ * every group of short panels began with a stall that the prefetch
+ * distances did not cover (they ran into the side panel, which the other
+ * stream was already reading), once per ~11-22 KB; one stream runs
+ * straight on into the next panel. One thread of a family 6 model 167
+ * Xeon, 178 MB of weights from DRAM: Q8_0 640-wide (Gemma 3's head, 10.9 KB
+ * panels) 14.1-14.3 -> 15.0-15.5 GB/s, two threads 26.3-26.7 -> 27.6-28.4;
+ * 1280-wide and more, side by side was as fast or faster. The Q4 types
+ * keep their four streams whatever the length: from DRAM one stream was
+ * faster for short panels too (Q4_1 576-wide, SmolLM2's head: 13.1 -> 14.5
+ * GB/s), but SmolLM2's whole decoding step, whose 85 MB of weights partly
+ * stay in this machine's L3, lost 13-19% (357 -> 288-310 tok/s): from the
+ * cache the four panels' independent work is what counts. */
+#define Q_SIDE_MIN_PANEL 16384
 
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
@@ -293,7 +307,7 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
     int64_t p = p0;
     if (W == 1) {
         /* S panels side by side: S streams, S times the independent work */
-        const int S = Q_SIDE(T);
+        const int S = T == T_Q8_0 && pb < Q_SIDE_MIN_PANEL ? 1 : Q_SIDE(T);
         for (; p + S <= p1; p += S) {
             const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb;
             __m512 acc[4];
