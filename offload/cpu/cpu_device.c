@@ -404,7 +404,20 @@ typedef struct {
     int window;         /* > 0: the last `window` positions only */
     int kind;           /* the caches hold floats (0), binary16 values (1) or
                          * 8-bit codes with their scales (2) */
+    int split;          /* query heads of a kv head per item (a divisor of
+                         * the group; see att_split) */
 } att_job;
+
+/* Query heads per (column, kv head) item: the whole group, unless there
+ * are fewer than two items per thread, then one head per item. A head's
+ * result is the same bits alone or with its group (every kernel computes
+ * each query head on its own; the group shares only reads), so this only
+ * spreads the work: Gemma 3 270M's single kv head ran one column's
+ * attention on one thread, SmolLM2's three kv heads 2:1 on two. */
+static int att_split(int64_t ncols, int n_head, int n_kv_head, int nth) {
+    const int grp = n_head / n_kv_head;
+    return ncols * n_kv_head >= 2 * (int64_t)nth ? grp : 1;
+}
 
 /* Whether a job runs column by column (all of a column's heads in one
  * call, its rows swept once, a thread's columns its own): with a column
@@ -448,27 +461,28 @@ static void att_worker(void *ctx, int ti, int nth) {
         }
         return;
     }
-    const int64_t items = j->ncols * j->n_kv_head;
+    const int per = j->split, subs = grp / per;
+    const int64_t items = j->ncols * j->n_kv_head * subs;
     for (int64_t it = ti; it < items; it += nth) {
-        const int64_t t = it / j->n_kv_head;
-        const int g = (int)(it % j->n_kv_head);
+        const int64_t t = it / ((int64_t)j->n_kv_head * subs);
+        const int g = (int)(it / subs % j->n_kv_head), h0 = (int)(it % subs) * per;
         const int64_t end = (int64_t)j->pos[t] + 1;
         const int64_t start = j->window > 0 && end > j->window ? end - j->window : 0;
-        float *o = j->out + t * qd + (int64_t)g * grp * hd;
-        const float *q = j->q + t * qd + (int64_t)g * grp * hd;
+        float *o = j->out + t * qd + ((int64_t)g * grp + h0) * hd;
+        const float *q = j->q + t * qd + ((int64_t)g * grp + h0) * hd;
         const int64_t at = start * kvd + (int64_t)g * hd; /* elements in */
         if (j->kind == 2)
             j->k->attention_q8(o, q, (const int8_t *)H(j->kc[t]) + at,
                                (const float *)H(j->ks[t]) + at / 32,
                                (const int8_t *)H(j->vc[t]) + at, (const float *)H(j->vs[t]) + at / 32,
-                               end - start, kvd, grp, 1, hd, att);
+                               end - start, kvd, per, 1, hd, att);
         else if (j->kind)
             j->k->attention_f16(o, q, (const uint16_t *)H(j->kc[t]) + at,
-                                (const uint16_t *)H(j->vc[t]) + at, end - start, kvd, grp, 1, hd,
+                                (const uint16_t *)H(j->vc[t]) + at, end - start, kvd, per, 1, hd,
                                 att);
         else
             j->k->attention(o, q, (const float *)H(j->kc[t]) + at, (const float *)H(j->vc[t]) + at,
-                            end - start, kvd, grp, 1, hd, att);
+                            end - start, kvd, per, 1, hd, att);
     }
 }
 
@@ -512,8 +526,8 @@ static int attention_op(void *dev, tai_dref out, tai_dref q, int64_t ncols, cons
     }
     att_job j = {c->k,      H(out),     H(q),     k,    v,         ks,  vs,
                  pos,       ncols,      n_head,   n_kv_head, head_dim, H(scratch), per,
-                 window,    kind};
-    if (ncols * n_kv_head > 1 && c->threads > 1)
+                 window,    kind,      att_split(ncols, n_head, n_kv_head, c->threads)};
+    if (ncols * n_head > 1 && c->threads > 1)
         tai_pool_run(c->pool, att_worker, &j);
     else
         att_worker(&j, 0, 1);

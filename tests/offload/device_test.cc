@@ -196,63 +196,91 @@ TEST(CpuDevice, AddBiasAddsTheBiasToEveryColumn) {
 // The CPU device's attention over a batch of columns at different
 // positions: by whole columns (a column per thread or more, the scratch it
 // plans), head by head (one column, or a scratch too small for the
-// sweep: long contexts) and over a sliding window, float and binary16
-// caches: every column's output the same bits as the column alone.
+// sweep: long contexts; few columns spread their query heads over the
+// threads) and over a sliding window, float, binary16 and 8-bit caches,
+// SmolLM2's heads (9 over 3 kv heads of 64) and Gemma 3's (4 over one of
+// 256): every column's output the same bits as the column alone.
 TEST(CpuDevice, AttentionByColumnsEqualsEachColumnAlone) {
-    const int n_head = 9, n_kv = 3, hd = 64, ncols = 5, ctx = 120;
-    const int64_t kvd = n_kv * hd, qd = n_head * hd;
-    const int32_t pos[ncols] = {0, 17, 63, 64, 119};
-    std::vector<float> q(qd * ncols);
-    for (size_t i = 0; i < q.size(); i++) q[i] = 0.01f * (float)((i * 37) % 201) - 1.0f;
-    std::vector<float> k32((size_t)ncols * ctx * kvd), v32(k32.size());
-    for (size_t i = 0; i < k32.size(); i++) {
-        k32[i] = 0.02f * (float)((i * 13) % 97) - 0.9f;
-        v32[i] = 0.03f * (float)((i * 7) % 89) - 1.2f;
-    }
-    std::vector<uint16_t> k16(k32.size()), v16(v32.size());
-    for (size_t i = 0; i < k32.size(); i++) {
-        k16[i] = tai_fp32_to_fp16(k32[i]);
-        v16[i] = tai_fp32_to_fp16(v32[i]);
-    }
-    for (int threads : {1, 2, 3}) {
-        tai_device *d = nullptr;
-        ASSERT_EQ(tai_cpu_device_open(nullptr, threads, &d), TINYAI_OK);
-        const size_t full = tai_dev_attention_scratch(d, ctx, n_head);
-        const size_t small = (size_t)threads * ctx * sizeof(float);  // head by head only
-        ASSERT_GE(full, small);
-        std::vector<float> scratch(full / sizeof(float) + 16);
-        for (int f16 : {0, 1})
-            for (int window : {0, 40}) {
-                tai_dref kr[ncols], vr[ncols];
-                for (int c = 0; c < ncols; c++) {
-                    const size_t at = (size_t)c * ctx * kvd;
-                    kr[c] = f16 ? tai_dref_host(k16.data() + at) : tai_dref_host(k32.data() + at);
-                    vr[c] = f16 ? tai_dref_host(v16.data() + at) : tai_dref_host(v32.data() + at);
-                }
-                auto run = [&](int64_t first, int64_t n, size_t sbytes, float *out) {
-                    if (f16)
-                        return tai_dev_attention_f16(d, tai_dref_host(out), tai_dref_host(q.data() + first * qd), n,
-                                                     kr + first, vr + first, pos + first, n_head, n_kv, hd,
-                                                     window, tai_dref_host(scratch.data()), sbytes);
-                    if (window)
-                        return tai_dev_attention_window(d, tai_dref_host(out), tai_dref_host(q.data() + first * qd),
-                                                        n, kr + first, vr + first, pos + first, n_head, n_kv,
-                                                        hd, window, tai_dref_host(scratch.data()), sbytes);
-                    return tai_dev_attention(d, tai_dref_host(out), tai_dref_host(q.data() + first * qd), n,
-                                             kr + first, vr + first, pos + first, n_head, n_kv, hd,
-                                             tai_dref_host(scratch.data()), sbytes);
-                };
-                std::vector<float> alone(qd * ncols), batch(qd * ncols, 5.0f), narrow(qd * ncols, 6.0f);
-                for (int c = 0; c < ncols; c++)
-                    ASSERT_EQ(run(c, 1, full, alone.data() + c * qd), TINYAI_OK) << tinyaiLastErrorMessage();
-                ASSERT_EQ(run(0, ncols, full, batch.data()), TINYAI_OK) << tinyaiLastErrorMessage();
-                ASSERT_EQ(run(0, ncols, small, narrow.data()), TINYAI_OK) << tinyaiLastErrorMessage();
-                EXPECT_EQ(0, std::memcmp(alone.data(), batch.data(), alone.size() * sizeof(float)))
-                    << threads << " threads, f16 " << f16 << ", window " << window;
-                EXPECT_EQ(0, std::memcmp(alone.data(), narrow.data(), alone.size() * sizeof(float)))
-                    << threads << " threads, f16 " << f16 << ", window " << window << ", small scratch";
+    struct Shape {
+        int n_head, n_kv, hd;
+    };
+    for (Shape sh : {Shape{9, 3, 64}, Shape{4, 1, 256}}) {
+        const int n_head = sh.n_head, n_kv = sh.n_kv, hd = sh.hd, ncols = 5, ctx = 120;
+        const int64_t kvd = n_kv * hd, qd = n_head * hd;
+        const int32_t pos[ncols] = {0, 17, 63, 64, 119};
+        std::vector<float> q(qd * ncols);
+        for (size_t i = 0; i < q.size(); i++) q[i] = 0.01f * (float)((i * 37) % 201) - 1.0f;
+        std::vector<float> k32((size_t)ncols * ctx * kvd), v32(k32.size());
+        for (size_t i = 0; i < k32.size(); i++) {
+            k32[i] = 0.02f * (float)((i * 13) % 97) - 0.9f;
+            v32[i] = 0.03f * (float)((i * 7) % 89) - 1.2f;
+        }
+        std::vector<uint16_t> k16(k32.size()), v16(v32.size());
+        for (size_t i = 0; i < k32.size(); i++) {
+            k16[i] = tai_fp32_to_fp16(k32[i]);
+            v16[i] = tai_fp32_to_fp16(v32[i]);
+        }
+        std::vector<int8_t> k8(k32.size()), v8(v32.size());
+        std::vector<float> ks(k32.size() / 32), vs(v32.size() / 32);
+        for (int threads : {1, 2, 3}) {
+            tai_device *d = nullptr;
+            ASSERT_EQ(tai_cpu_device_open(nullptr, threads, &d), TINYAI_OK);
+            if (threads == 1) {
+                ASSERT_EQ(tai_dev_to_q8(d, tai_dref_host(k8.data()), tai_dref_host(ks.data()),
+                                        tai_dref_host(k32.data()), (int64_t)k32.size()),
+                          TINYAI_OK);
+                ASSERT_EQ(tai_dev_to_q8(d, tai_dref_host(v8.data()), tai_dref_host(vs.data()),
+                                        tai_dref_host(v32.data()), (int64_t)v32.size()),
+                          TINYAI_OK);
             }
-        tai_device_close(d);
+            const size_t full = tai_dev_attention_scratch(d, ctx, n_head);
+            const size_t small = (size_t)threads * ctx * sizeof(float);  // head by head only
+            ASSERT_GE(full, small);
+            std::vector<float> scratch(full / sizeof(float) + 16);
+            for (int kind : {0, 1, 2})
+                for (int window : {0, 40}) {
+                    tai_dref kr[ncols], vr[ncols], ksr[ncols], vsr[ncols];
+                    for (int c = 0; c < ncols; c++) {
+                        const size_t at = (size_t)c * ctx * kvd;
+                        kr[c] = kind == 2   ? tai_dref_host(k8.data() + at)
+                                : kind == 1 ? tai_dref_host(k16.data() + at)
+                                            : tai_dref_host(k32.data() + at);
+                        vr[c] = kind == 2   ? tai_dref_host(v8.data() + at)
+                                : kind == 1 ? tai_dref_host(v16.data() + at)
+                                            : tai_dref_host(v32.data() + at);
+                        ksr[c] = tai_dref_host(ks.data() + at / 32);
+                        vsr[c] = tai_dref_host(vs.data() + at / 32);
+                    }
+                    auto run = [&](int64_t first, int64_t n, size_t sbytes, float *out) {
+                        const tai_dref o = tai_dref_host(out), qq = tai_dref_host(q.data() + first * qd),
+                                       sc = tai_dref_host(scratch.data());
+                        if (kind == 2)
+                            return tai_dev_attention_q8(d, o, qq, n, kr + first, vr + first, ksr + first,
+                                                        vsr + first, pos + first, n_head, n_kv, hd, window,
+                                                        sc, sbytes);
+                        if (kind == 1)
+                            return tai_dev_attention_f16(d, o, qq, n, kr + first, vr + first, pos + first,
+                                                         n_head, n_kv, hd, window, sc, sbytes);
+                        if (window)
+                            return tai_dev_attention_window(d, o, qq, n, kr + first, vr + first, pos + first,
+                                                            n_head, n_kv, hd, window, sc, sbytes);
+                        return tai_dev_attention(d, o, qq, n, kr + first, vr + first, pos + first, n_head,
+                                                 n_kv, hd, sc, sbytes);
+                    };
+                    std::vector<float> alone(qd * ncols), batch(qd * ncols, 5.0f), narrow(qd * ncols, 6.0f);
+                    for (int c = 0; c < ncols; c++)
+                        ASSERT_EQ(run(c, 1, full, alone.data() + c * qd), TINYAI_OK) << tinyaiLastErrorMessage();
+                    ASSERT_EQ(run(0, ncols, full, batch.data()), TINYAI_OK) << tinyaiLastErrorMessage();
+                    ASSERT_EQ(run(0, ncols, small, narrow.data()), TINYAI_OK) << tinyaiLastErrorMessage();
+                    const std::string what = std::to_string(n_head) + " heads, " + std::to_string(threads) +
+                                             " threads, kind " + std::to_string(kind) + ", window " +
+                                             std::to_string(window);
+                    EXPECT_EQ(0, std::memcmp(alone.data(), batch.data(), alone.size() * sizeof(float))) << what;
+                    EXPECT_EQ(0, std::memcmp(alone.data(), narrow.data(), alone.size() * sizeof(float)))
+                        << what << ", small scratch";
+                }
+            tai_device_close(d);
+        }
     }
 }
 
