@@ -409,14 +409,15 @@ typedef struct {
 } att_job;
 
 /* Query heads per (column, kv head) item: the whole group, unless there
- * are fewer than two items per thread, then one head per item. A head's
+ * are several threads and fewer than two items per thread, then one head
+ * per item. A head's
  * result is the same bits alone or with its group (every kernel computes
  * each query head on its own; the group shares only reads), so this only
  * spreads the work: Gemma 3 270M's single kv head ran one column's
  * attention on one thread, SmolLM2's three kv heads 2:1 on two. */
 static int att_split(int64_t ncols, int n_head, int n_kv_head, int nth) {
     const int grp = n_head / n_kv_head;
-    return ncols * n_kv_head >= 2 * (int64_t)nth ? grp : 1;
+    return nth == 1 || ncols * n_kv_head >= 2 * (int64_t)nth ? grp : 1;
 }
 
 /* Whether a job runs column by column (all of a column's heads in one

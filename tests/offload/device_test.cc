@@ -199,7 +199,8 @@ TEST(CpuDevice, AddBiasAddsTheBiasToEveryColumn) {
 // sweep: long contexts; few columns spread their query heads over the
 // threads) and over a sliding window, float, binary16 and 8-bit caches,
 // SmolLM2's heads (9 over 3 kv heads of 64) and Gemma 3's (4 over one of
-// 256): every column's output the same bits as the column alone.
+// 256), every kernel variant the CPU has: every column's output the same
+// bits as the column alone.
 TEST(CpuDevice, AttentionByColumnsEqualsEachColumnAlone) {
     struct Shape {
         int n_head, n_kv, hd;
@@ -222,10 +223,15 @@ TEST(CpuDevice, AttentionByColumnsEqualsEachColumnAlone) {
         }
         std::vector<int8_t> k8(k32.size()), v8(v32.size());
         std::vector<float> ks(k32.size() / 32), vs(v32.size() / 32);
-        for (int threads : {1, 2, 3}) {
+        for (int vt = 0; vt < 9; vt++) {
+            static const char *const kVariants[] = {"scalar", "avx2", "avx512"};
+            const char *variant = kVariants[vt / 3];
+            const int threads = 1 + vt % 3;
             tai_device *d = nullptr;
-            ASSERT_EQ(tai_cpu_device_open(nullptr, threads, &d), TINYAI_OK);
-            if (threads == 1) {
+            const TinyAIStatus opened = tai_cpu_device_open(variant, threads, &d);
+            if (opened == TINYAI_ERR_UNSUPPORTED) continue;  // not on this CPU
+            ASSERT_EQ(opened, TINYAI_OK) << variant;
+            if (vt == 0) {
                 ASSERT_EQ(tai_dev_to_q8(d, tai_dref_host(k8.data()), tai_dref_host(ks.data()),
                                         tai_dref_host(k32.data()), (int64_t)k32.size()),
                           TINYAI_OK);
@@ -272,7 +278,8 @@ TEST(CpuDevice, AttentionByColumnsEqualsEachColumnAlone) {
                         ASSERT_EQ(run(c, 1, full, alone.data() + c * qd), TINYAI_OK) << tinyaiLastErrorMessage();
                     ASSERT_EQ(run(0, ncols, full, batch.data()), TINYAI_OK) << tinyaiLastErrorMessage();
                     ASSERT_EQ(run(0, ncols, small, narrow.data()), TINYAI_OK) << tinyaiLastErrorMessage();
-                    const std::string what = std::to_string(n_head) + " heads, " + std::to_string(threads) +
+                    const std::string what = std::string(variant) + ", " + std::to_string(n_head) +
+                                             " heads, " + std::to_string(threads) +
                                              " threads, kind " + std::to_string(kind) + ", window " +
                                              std::to_string(window);
                     EXPECT_EQ(0, std::memcmp(alone.data(), batch.data(), alone.size() * sizeof(float))) << what;
