@@ -176,10 +176,13 @@ void tai_k_amx_end(void);
  * (x0, x1: [b][8] blocks; x1 NULL: zeros) side by side for the tiles:
  * xq[b][16][32], 64-byte aligned. */
 void tai_k_q_pack_amx(int8_t *xq, const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl);
-void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
-                      const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y,
-                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T, const char *pf,
-                      size_t pf_bytes);
+/* codes: the decoded slice (512 bytes a block); for Q8_0 (T 0) `panel`,
+ * when not NULL, is the packed panel, whose blocks pb0 + b are read in
+ * place instead (their codes already are the tiles' layout). */
+void tai_k_q_tile_amx(const uint8_t *codes, const uint8_t *panel, int64_t pb0, const float *dwf,
+                      const float *mwf, const int8_t *xq, const tai_block_q8a *x0,
+                      const tai_block_q8a *x1, int64_t bl, float *y, int64_t ys, int64_t row0,
+                      __mmask16 mk, int first, int T, const char *pf, size_t pf_bytes);
 #endif
 #endif
 

@@ -96,9 +96,14 @@ void tai_k_q_pack_amx(int8_t *xq, const tai_block_q8a *x0, const tai_block_q8a *
     do {                                                                               \
         _tile_zero(C);                                                                 \
         _tile_loadd(AT, xq + (size_t)(b) * 512, 32);                                   \
-        _tile_loadd(BT, codes + (size_t)(b) * 512, 64);                                \
+        _tile_loadd(BT, CODES_AT(b), 64);                                              \
         _tile_dpbsud(C, AT, BT);                                                       \
     } while (0)
+/* Block b's codes: the decoded slice's (512 bytes a block), or with
+ * `panel` (Q8_0, whose packed codes already are the tile's layout) block
+ * pb0 + b's place in the packed panel itself: no copy. */
+#define CODES_AT(b)                                                                    \
+    (panel ? panel + tai_qcodes_at(TAI_TYPE_Q8_0, pb0 + (b)) : codes + (size_t)(b) * 512)
 
 /* The epilogue of block b from its sums: columns [0, 8) from x0, [8, 16)
  * from x1 (W 8: x0's only). */
@@ -119,10 +124,10 @@ static inline __attribute__((always_inline)) void epilogue(const int32_t *sums, 
 }
 
 static inline __attribute__((always_inline)) void
-tile_loop(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
-          const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y, int64_t ys,
-          int64_t row0, __mmask16 mk, int first, int T, int W, const char *pf, size_t pf_bytes,
-          int PF) {
+tile_loop(const uint8_t *codes, const uint8_t *panel, int64_t pb0, const float *dwf,
+          const float *mwf, const int8_t *xq, const tai_block_q8a *x0, const tai_block_q8a *x1,
+          int64_t bl, float *y, int64_t ys, int64_t row0, __mmask16 mk, int first, int T, int W,
+          const char *pf, size_t pf_bytes, int PF) {
     /* PF: pf_bytes from pf prefetched a few lines a block, spread over the
      * loop (a separate instance: the loop without it stays as it was), into
      * L2 only: into L1 they held the fill buffers the tile and epilogue
@@ -169,18 +174,19 @@ tile_loop(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t
  * the blocks x0 and x1, [b][8] each), added to (or, when `first`, stored
  * into) y's columns from y on, ys apart. T: 0 Q8_0, 1 Q4_0, 2 Q4_1. The
  * epilogues run in block order, so the sums are the VNNI loop's. */
-void tai_k_q_tile_amx(const uint8_t *codes, const float *dwf, const float *mwf, const int8_t *xq,
-                      const tai_block_q8a *x0, const tai_block_q8a *x1, int64_t bl, float *y,
-                      int64_t ys, int64_t row0, __mmask16 mk, int first, int T, const char *pf,
-                      size_t pf_bytes) {
+void tai_k_q_tile_amx(const uint8_t *codes, const uint8_t *panel, int64_t pb0, const float *dwf,
+                      const float *mwf, const int8_t *xq, const tai_block_q8a *x0,
+                      const tai_block_q8a *x1, int64_t bl, float *y, int64_t ys, int64_t row0,
+                      __mmask16 mk, int first, int T, const char *pf, size_t pf_bytes) {
+    if (T != 0) panel = NULL;
 #define LOOP(TT, WW)                                                                        \
     do {                                                                                    \
         if (pf && WW == 16)                                                                 \
-            tile_loop(codes, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first, TT, WW, pf,   \
-                      pf_bytes, 1);                                                         \
+            tile_loop(codes, panel, pb0, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first,  \
+                      TT, WW, pf, pf_bytes, 1);                                             \
         else                                                                                \
-            tile_loop(codes, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first, TT, WW, NULL, \
-                      0, 0);                                                                \
+            tile_loop(codes, panel, pb0, dwf, mwf, xq, x0, x1, bl, y, ys, row0, mk, first,  \
+                      TT, WW, NULL, 0, 0);                                                  \
     } while (0)
     if (x1) {
         if (T == 0) LOOP(0, 16);
