@@ -40,6 +40,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *out = NULL;
     const char *tmpl = np > 0 && piece[0][0] ? piece[0] : NULL;
     if (tai_chat_apply_template(tmpl, g_tok, msgs, nm, add_assistant, &out) == TINYAI_OK) free(out);
+    /* with the contents' places, encoded with them as text, and decoded */
+    tai_text_span *spans = NULL;
+    size_t n_spans = 0;
+    if (tai_chat_apply_template_spans(tmpl, g_tok, msgs, nm, add_assistant, &out, &spans, &n_spans) ==
+        TINYAI_OK) {
+        const size_t len = strlen(out);
+        size_t n = 0;
+        TinyAIStatus st = tai_tokenize_spans(g_tok, out, len, spans, n_spans, NULL, 0, &n);
+        int32_t *ids = (st == TINYAI_OK || st == TINYAI_ERR_RANGE) ? malloc((n ? n : 1) * sizeof *ids) : NULL;
+        char *back = malloc(len + 1);
+        size_t bl = 0;
+        if (ids && back && tai_tokenize_spans(g_tok, out, len, spans, n_spans, ids, n, &n) == TINYAI_OK)
+            (void)tai_detokenize(g_tok, ids, n, true, back, len + 1, &bl);
+        free(ids);
+        free(back);
+        free(out);
+        free(spans);
+    }
     tinyaiClearError();
     free(buf);
     return 0;

@@ -166,17 +166,21 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
         snprintf(b->why, sizeof b->why, "'model' must be a string");
         return NULL;
     }
-    /* the prompt text */
+    /* the prompt: a conversation through the chat template (its markers
+     * control tokens, the contents text) or a text */
+    TinyAIModelInfo info;
+    tinyaiGetModelInfo(m, &info);
+    TinyAIChatMessage *tm = NULL;
+    int n_msgs = 0;
     char *text = NULL;
-    bool special = false;
     if (chat) {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
-        const int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
-        if (n <= 0 || n > 4096) {
+        n_msgs = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
+        if (n_msgs <= 0 || n_msgs > 4096) {
             snprintf(b->why, sizeof b->why, "'messages' must be a non-empty array (at most 4096)");
             return NULL;
         }
-        TinyAIChatMessage *tm = calloc((size_t)n, sizeof *tm);
+        tm = calloc((size_t)n_msgs, sizeof *tm);
         if (!tm) {
             snprintf(b->why, sizeof b->why, "out of memory");
             return NULL;
@@ -205,13 +209,6 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
             tm[k].content = content->valuestring;
             k++;
         }
-        if (tinyaiApplyChatTemplate(m, tm, (size_t)n, true, &text) != TINYAI_OK) {
-            snprintf(b->why, sizeof b->why, "%s", tinyaiLastErrorMessage());
-            free(tm);
-            return NULL;
-        }
-        free(tm);
-        special = true;
     } else {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
@@ -227,24 +224,32 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
             snprintf(b->why, sizeof b->why, "'prompt' is longer than %u bytes", MAX_PROMPT_BYTES);
             return NULL;
         }
-        text = strdup(p->valuestring);
+        text = p->valuestring;
     }
-    if (!text) {
-        snprintf(b->why, sizeof b->why, "out of memory");
+    /* counted first, then encoded where it fits the context */
+    size_t n_ids = 0;
+    int32_t *ids = NULL;
+    TinyAIStatus st = TINYAI_OK;
+    for (int pass = 0; pass < 2; pass++) {
+        const size_t cap = pass ? n_ids : 0;
+        if (pass) {
+            if (n_ids == 0 || n_ids > (size_t)s->ctx) break;
+            if (!(ids = malloc(n_ids * sizeof *ids))) {
+                st = TINYAI_ERR_NOMEM;
+                break;
+            }
+        }
+        st = chat ? tinyaiTokenizeChat(m, tm, (size_t)n_msgs, true, info.addBosToken, ids, cap, &n_ids)
+                  : tinyaiTokenize(m, text, info.addBosToken, false, ids, cap, &n_ids);
+        if (st != TINYAI_OK && !(pass == 0 && st == TINYAI_ERR_RANGE)) break;
+    }
+    free(tm);
+    if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) { /* the template's, or memory */
+        snprintf(b->why, sizeof b->why, "%s",
+                 st == TINYAI_ERR_NOMEM ? "out of memory" : tinyaiLastErrorMessage());
+        free(ids);
         return NULL;
     }
-    TinyAIModelInfo info;
-    tinyaiGetModelInfo(m, &info);
-    size_t n_ids = 0;
-    TinyAIStatus st = tinyaiTokenize(m, text, info.addBosToken, special, NULL, 0, &n_ids);
-    int32_t *ids = NULL;
-    if ((st == TINYAI_OK || st == TINYAI_ERR_RANGE) && n_ids > 0 && n_ids <= (size_t)s->ctx) {
-        ids = malloc(n_ids * sizeof *ids);
-        st = ids ? tinyaiTokenize(m, text, info.addBosToken, special, ids, n_ids, &n_ids)
-                 : TINYAI_ERR_NOMEM;
-    }
-    if (chat) tinyaiFree(text);
-    else free(text);
     if (n_ids == 0 || n_ids > (size_t)s->ctx - 1 || !ids || st != TINYAI_OK) {
         free(ids);
         if (n_ids == 0) snprintf(b->why, sizeof b->why, "the prompt is empty");

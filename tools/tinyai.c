@@ -811,7 +811,6 @@ static int cmd_generate(int argc, char **argv) {
     TinyAIModel *model = NULL;
     TinyAISession *sess = NULL;
     TinyAISampler *smp = NULL;
-    char *templated = NULL;
     int32_t *ids = NULL;
     apply_tuning(tune);
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
@@ -850,22 +849,19 @@ static int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    const char *text = prompt;
-    if (chat) {
-        TinyAIChatMessage msgs[2];
-        size_t nm = 0;
-        if (system_msg) msgs[nm++] = (TinyAIChatMessage){"system", system_msg};
-        msgs[nm++] = (TinyAIChatMessage){"user", prompt};
-        if (tinyaiApplyChatTemplate(model, msgs, nm, true, &templated) != TINYAI_OK) {
-            rc = fail("chat template");
-            goto done;
-        }
-        text = templated;
-    }
+    /* with --chat, the conversation through the model's template: its
+     * markers control tokens, the messages' texts text */
+    TinyAIChatMessage msgs[2];
+    size_t nm = 0;
+    if (system_msg) msgs[nm++] = (TinyAIChatMessage){"system", system_msg};
+    msgs[nm++] = (TinyAIChatMessage){"user", prompt};
+#define ENCODE(IDS, CAP)                                                                     \
+    (chat ? tinyaiTokenizeChat(model, msgs, nm, true, info.addBosToken, IDS, CAP, &n_ids)     \
+          : tinyaiTokenize(model, prompt, info.addBosToken, false, IDS, CAP, &n_ids))
     size_t n_ids = 0;
-    TinyAIStatus st = tinyaiTokenize(model, text, info.addBosToken, chat != 0, NULL, 0, &n_ids);
+    TinyAIStatus st = ENCODE(NULL, 0);
     if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) {
-        rc = fail("tokenize");
+        rc = fail(chat ? "chat template" : "tokenize");
         goto done;
     }
     if (n_ids > MAX_PROMPT_TOKENS) {
@@ -873,10 +869,11 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     ids = malloc((n_ids ? n_ids : 1) * sizeof *ids);
-    if (!ids || tinyaiTokenize(model, text, info.addBosToken, chat != 0, ids, n_ids, &n_ids) != TINYAI_OK) {
+    if (!ids || ENCODE(ids, n_ids) != TINYAI_OK) {
         rc = fail("tokenize");
         goto done;
     }
+#undef ENCODE
     if (n_ids == 0) {
         fprintf(stderr, "%s: the prompt is empty (no tokens)\n", prog);
         rc = 2;
@@ -996,7 +993,6 @@ static int cmd_generate(int argc, char **argv) {
     rc = 0;
 done:
     free(ids);
-    tinyaiFree(templated);
     tinyaiFreeSampler(smp);
     tinyaiFreeSession(sess);
     tinyaiFreeModel(model);

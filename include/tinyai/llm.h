@@ -451,6 +451,19 @@ TinyAIStatus tinyaiApplyChatTemplate(const TinyAIModel *model,
                                      const TinyAIChatMessage *messages, size_t n,
                                      bool addAssistant, char **out);
 
+/* The conversation formatted as tinyaiApplyChatTemplate does and encoded
+ * (BOS first if addBos and the model has one): the template's markers as
+ * control tokens, every message's content as text, so that a control
+ * token's spelling typed in a message ("<|im_start|>system" in a user's
+ * text) stays text and cannot open a turn of its own. For contents without
+ * such spellings the ids are those of tinyaiApplyChatTemplate's text
+ * through tinyaiTokenize with parseSpecial. Writes at most cap ids; *nOut
+ * gets the count the whole encoding needs (TINYAI_ERR_RANGE if more than
+ * cap). */
+TinyAIStatus tinyaiTokenizeChat(const TinyAIModel *model, const TinyAIChatMessage *messages,
+                                size_t n, bool addAssistant, bool addBos, int32_t *ids,
+                                size_t cap, size_t *nOut);
+
 void tinyaiFree(void *p);
 
 /* ---- Sessions ------------------------------------------------------------- */

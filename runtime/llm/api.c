@@ -605,6 +605,38 @@ TinyAIStatus tinyaiApplyChatTemplate(const TinyAIModel *m, const TinyAIChatMessa
     return tai_chat_apply(m->file, m->tok, (const tai_chat_message *)msgs, n, addAssistant, out);
 }
 
+TinyAIStatus tinyaiTokenizeChat(const TinyAIModel *m, const TinyAIChatMessage *msgs, size_t n,
+                                bool addAssistant, bool addBos, int32_t *ids, size_t cap,
+                                size_t *nOut) {
+    if (nOut) *nOut = 0;
+    if (!m || !nOut || (n > 0 && !msgs) || (cap > 0 && !ids))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiTokenizeChat: NULL argument");
+    for (size_t i = 0; i < n; i++)
+        if (!msgs[i].role || !msgs[i].content)
+            return tai_error(TINYAI_ERR_INVALID_ARG, "chat message %zu has no role or content", i);
+    char *text = NULL;
+    tai_text_span *spans = NULL;
+    size_t n_spans = 0;
+    TinyAIStatus st = tai_chat_apply_spans(m->file, m->tok, (const tai_chat_message *)msgs, n,
+                                           addAssistant, &text, &spans, &n_spans);
+    if (st != TINYAI_OK) return st;
+    size_t pre = 0;
+    const int32_t bos = tai_tokenizer_bos(m->tok);
+    if (addBos && bos >= 0) {
+        if (cap > 0) ids[0] = bos;
+        pre = 1;
+    }
+    size_t k = 0;
+    st = tai_tokenize_spans(m->tok, text, strlen(text), spans, n_spans, cap > pre ? ids + pre : NULL,
+                            cap > pre ? cap - pre : 0, &k);
+    free(text);
+    free(spans);
+    *nOut = k + pre;
+    if (st == TINYAI_OK && k + pre > cap)
+        st = tai_error(TINYAI_ERR_RANGE, "tokenize: %zu tokens do not fit in %zu", k + pre, cap);
+    return st;
+}
+
 /* ---- Sessions ---------------------------------------------------------- */
 
 void tinyaiFreeSession(TinyAISession *s) {

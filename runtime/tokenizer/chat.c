@@ -28,6 +28,9 @@ typedef struct {
     char *p;
     size_t n, cap;
     bool oom;
+    bool want_spans;      /* record where the messages' contents went */
+    tai_text_span *spans; /* in order, none overlapping */
+    size_t n_spans, cap_spans;
 } sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t n) {
@@ -49,6 +52,27 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
 }
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* A message's content: appended as sb_add does, its place recorded (when
+ * the caller asked) so that the encoder reads it as text, control-token
+ * spellings included. */
+static void sb_content(sbuf *b, const char *s, size_t n) {
+    if (b->oom || n == 0) return;
+    if (b->want_spans) {
+        if (b->n_spans == b->cap_spans) {
+            size_t c = b->cap_spans ? 2 * b->cap_spans : 8;
+            tai_text_span *q = realloc(b->spans, c * sizeof *q);
+            if (!q) {
+                b->oom = true;
+                return;
+            }
+            b->spans = q;
+            b->cap_spans = c;
+        }
+        b->spans[b->n_spans++] = (tai_text_span){b->n, n};
+    }
+    sb_add(b, s, n);
+}
 
 typedef enum { FAM_CHATML, FAM_LLAMA2, FAM_ZEPHYR, FAM_GEMMA } chat_family;
 
@@ -91,18 +115,19 @@ static void chatml(sbuf *b, const char *tmpl, const tai_chat_message *msgs, size
         sb_str(b, "<|im_start|>");
         sb_str(b, msgs[i].role);
         sb_str(b, "\n");
-        sb_str(b, msgs[i].content);
+        sb_content(b, msgs[i].content, strlen(msgs[i].content));
         sb_str(b, "<|im_end|>\n");
     }
     if (add_assistant) sb_str(b, "<|im_start|>assistant\n");
 }
 
-/* Appends s without trailing (and, if `left`, leading) whitespace. */
+/* Appends content s without trailing (and, if `left`, leading)
+ * whitespace. */
 static void add_trimmed(sbuf *b, const char *s, bool left) {
     const char *e = s + strlen(s);
     while (left && s < e && strchr(" \t\n\r\v\f", *s)) s++;
     while (e > s && strchr(" \t\n\r\v\f", e[-1])) e--;
-    sb_add(b, s, (size_t)(e - s));
+    sb_content(b, s, (size_t)(e - s));
 }
 
 /* Llama 2's template strips `content` after joining the system block to the
@@ -125,16 +150,16 @@ static void llama2(sbuf *b, const char *tmpl, const tai_chat_message *msgs, size
         }
         if (strcmp(role, "system") == 0) {
             if (sys_tags) sb_str(b, "<<SYS>>\n");
-            sb_str(b, content);
+            sb_content(b, content, strlen(content));
             sb_str(b, sys_tags ? "\n<</SYS>>\n\n" : "\n");
             after_sys = true;
         } else if (strcmp(role, "user") == 0) {
-            strip ? add_trimmed(b, content, !after_sys) : sb_str(b, content);
+            strip ? add_trimmed(b, content, !after_sys) : sb_content(b, content, strlen(content));
             sb_str(b, " [/INST]");
             after_sys = false;
         } else {
             if (space_around) sb_str(b, " ");
-            strip ? add_trimmed(b, content, true) : sb_str(b, content);
+            strip ? add_trimmed(b, content, true) : sb_content(b, content, strlen(content));
             if (space_around) sb_str(b, " ");
             sb_str(b, "</s>");
             in_turn = false;
@@ -159,7 +184,7 @@ static void zephyr(sbuf *b, const tai_tokenizer *tok, const tai_chat_message *ms
         sb_str(b, "<|");
         sb_str(b, msgs[i].role);
         sb_str(b, "|>\n");
-        sb_str(b, msgs[i].content);
+        sb_content(b, msgs[i].content, strlen(msgs[i].content));
         sb_add(b, eos, eos_len);
         sb_str(b, "\n");
     }
@@ -190,20 +215,51 @@ static void gemma(sbuf *b, const tai_chat_message *msgs, size_t n, bool add_assi
     if (add_assistant) sb_str(b, "<start_of_turn>model\n");
 }
 
+static TinyAIStatus apply(const char *tmpl, const tai_tokenizer *tok, const tai_chat_message *msgs,
+                          size_t n, bool add_assistant, char **out, tai_text_span **spans,
+                          size_t *n_spans);
+
+static const char *file_template(const tai_model_file *mf) {
+    if (!mf) return NULL;
+    const tai_kv *kv = tai_model_file_find_kv(mf, "tokenizer.chat_template");
+    return kv && kv->type == TAI_KV_STRING ? kv->v.str.str : NULL;
+}
+
 TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
                             const tai_chat_message *msgs, size_t n, bool add_assistant,
                             char **out) {
-    const char *tmpl = NULL;
-    if (mf) {
-        const tai_kv *kv = tai_model_file_find_kv(mf, "tokenizer.chat_template");
-        if (kv && kv->type == TAI_KV_STRING) tmpl = kv->v.str.str;
+    return apply(file_template(mf), tok, msgs, n, add_assistant, out, NULL, NULL);
+}
+
+TinyAIStatus tai_chat_apply_spans(const tai_model_file *mf, const tai_tokenizer *tok,
+                                  const tai_chat_message *msgs, size_t n, bool add_assistant,
+                                  char **out, tai_text_span **spans, size_t *n_spans) {
+    return tai_chat_apply_template_spans(file_template(mf), tok, msgs, n, add_assistant, out, spans,
+                                         n_spans);
+}
+
+TinyAIStatus tai_chat_apply_template_spans(const char *tmpl, const tai_tokenizer *tok,
+                                           const tai_chat_message *msgs, size_t n,
+                                           bool add_assistant, char **out, tai_text_span **spans,
+                                           size_t *n_spans) {
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
+    if (!spans || !n_spans) {
+        if (out) *out = NULL;
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: NULL argument");
     }
-    return tai_chat_apply_template(tmpl, tok, msgs, n, add_assistant, out);
+    return apply(tmpl, tok, msgs, n, add_assistant, out, spans, n_spans);
 }
 
 TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
                                      const tai_chat_message *msgs, size_t n, bool add_assistant,
                                      char **out) {
+    return apply(tmpl, tok, msgs, n, add_assistant, out, NULL, NULL);
+}
+
+static TinyAIStatus apply(const char *tmpl, const tai_tokenizer *tok, const tai_chat_message *msgs,
+                          size_t n, bool add_assistant, char **out, tai_text_span **spans,
+                          size_t *n_spans) {
     if (out) *out = NULL;
     if (!out || (!msgs && n > 0))
         return tai_error(TINYAI_ERR_INVALID_ARG, "tai_chat_apply: NULL argument");
@@ -240,6 +296,7 @@ TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
     }
 
     sbuf b = {0};
+    b.want_spans = spans != NULL;
     sb_add(&b, "", 0); /* an empty conversation still gives "" */
     switch (fam) {
     case FAM_CHATML: chatml(&b, tmpl, msgs, n, add_assistant); break;
@@ -249,8 +306,13 @@ TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
     }
     if (b.oom) {
         free(b.p);
+        free(b.spans);
         return tai_error(TINYAI_ERR_NOMEM, "tai_chat_apply: out of memory");
     }
     *out = b.p;
+    if (spans) {
+        *spans = b.spans;
+        *n_spans = b.n_spans;
+    }
     return TINYAI_OK;
 }

@@ -650,10 +650,37 @@ static TinyAIStatus encode_fragment(const tai_tokenizer *tok, tai_tok_work *w, c
     return tai_spm_encode(tok, w, s, n, tok->add_space_prefix && after_special, out);
 }
 
-TinyAIStatus tai_tokenize(const tai_tokenizer *tok, const char *text, size_t len,
-                          bool parse_special, int32_t *ids, size_t cap, size_t *n_out) {
+/* The verbatim token at text[i] (see match_special): control tokens only
+ * where parse_special and, with literal spans, where the match does not
+ * reach into one (*span: the first span not ending at or before i,
+ * advanced here). */
+static int32_t match_at(const tai_tokenizer *tok, const char *text, size_t len, size_t i,
+                        bool parse_special, const tai_text_span *lit, size_t n_lit, size_t *span,
+                        size_t *k) {
+    if (tok->special_start[(unsigned char)text[i]] == tok->special_start[(unsigned char)text[i] + 1])
+        return -1;
+    if (!parse_special || !n_lit) return match_special(tok, text + i, len - i, parse_special, k);
+    while (*span < n_lit && lit[*span].off + lit[*span].len <= i) (*span)++;
+    /* the room before the next span (none where i is inside one) */
+    const size_t room = *span == n_lit ? len - i : lit[*span].off > i ? lit[*span].off - i : 0;
+    /* the longest of: any verbatim token ending before the span, and a
+     * user-defined one (matched everywhere) */
+    size_t kc = 0, ku = 0;
+    const int32_t c = room ? match_special(tok, text + i, room, true, &kc) : -1;
+    const int32_t u = match_special(tok, text + i, len - i, false, &ku);
+    if (c >= 0 && (u < 0 || kc >= ku)) {
+        *k = kc;
+        return c;
+    }
+    *k = ku;
+    return u;
+}
+
+static TinyAIStatus encode(const tai_tokenizer *tok, const char *text, size_t len,
+                           bool parse_special, const tai_text_span *lit, size_t n_lit,
+                           int32_t *ids, size_t cap, size_t *n_out) {
     if (n_out) *n_out = 0;
-    if (!tok || !n_out || (!text && len) || (!ids && cap)) {
+    if (!tok || !n_out || (!text && len) || (!ids && cap) || (!lit && n_lit)) {
         return tai_error(TINYAI_ERR_INVALID_ARG, "tai_tokenize: NULL argument");
     }
     tai_tok_work w;
@@ -661,13 +688,10 @@ TinyAIStatus tai_tokenize(const tai_tokenizer *tok, const char *text, size_t len
     tai_tok_out out = {ids, cap, 0};
     TinyAIStatus st = TINYAI_OK;
     bool after_special = true; /* SPM: the text start counts as after one */
-    size_t frag = 0, i = 0;
+    size_t frag = 0, i = 0, span = 0;
     while (i < len) {
         size_t k = 0;
-        int32_t id = tok->special_start[(unsigned char)text[i]] ==
-                             tok->special_start[(unsigned char)text[i] + 1]
-                         ? -1
-                         : match_special(tok, text + i, len - i, parse_special, &k);
+        int32_t id = match_at(tok, text, len, i, parse_special, lit, n_lit, &span, &k);
         if (id < 0) {
             i++;
             continue;
@@ -691,6 +715,24 @@ done:
                          out.n, cap);
     }
     return TINYAI_OK;
+}
+
+TinyAIStatus tai_tokenize(const tai_tokenizer *tok, const char *text, size_t len,
+                          bool parse_special, int32_t *ids, size_t cap, size_t *n_out) {
+    return encode(tok, text, len, parse_special, NULL, 0, ids, cap, n_out);
+}
+
+TinyAIStatus tai_tokenize_spans(const tai_tokenizer *tok, const char *text, size_t len,
+                                const tai_text_span *lit, size_t n_lit, int32_t *ids,
+                                size_t cap, size_t *n_out) {
+    for (size_t j = 0; j < n_lit && lit; j++)
+        if (lit[j].off > len || lit[j].len > len - lit[j].off ||
+            (j > 0 && lit[j].off < lit[j - 1].off + lit[j - 1].len)) {
+            if (n_out) *n_out = 0;
+            return tai_error(TINYAI_ERR_INVALID_ARG,
+                             "tai_tokenize_spans: span %zu is outside the text or out of order", j);
+        }
+    return encode(tok, text, len, true, lit, n_lit, ids, cap, n_out);
 }
 
 /* ---- Decoding ----------------------------------------------------------- */

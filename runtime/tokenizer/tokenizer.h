@@ -64,6 +64,22 @@ TinyAIStatus tai_tokenize(const tai_tokenizer *tok, const char *text, size_t len
                           bool parse_special, int32_t *ids, size_t cap,
                           size_t *n_out);
 
+/* A range of bytes of a text: [off, off + len). */
+typedef struct {
+    size_t off, len;
+} tai_text_span;
+
+/* tai_tokenize with parse_special true, except that a control token is not
+ * matched where any of its bytes lie in one of the n_lit spans (in order,
+ * not overlapping): there the text is encoded as with parse_special false
+ * (user-defined tokens still match, as everywhere). With no spans, or no
+ * control-token spelling inside them, the ids are tai_tokenize's with
+ * parse_special true. For a chat template's output: its markers are
+ * control tokens, the messages' contents text. */
+TinyAIStatus tai_tokenize_spans(const tai_tokenizer *tok, const char *text, size_t len,
+                                const tai_text_span *lit, size_t n_lit, int32_t *ids,
+                                size_t cap, size_t *n_out);
+
 /* The bytes a token stands for when decoding (byte-level symbols mapped back
  * to bytes, U+2581 to space, <0xXX> to the byte). Borrowed; *len gets the
  * byte count (the bytes may be a partial UTF-8 sequence). NULL for an id out
@@ -100,6 +116,16 @@ TinyAIStatus tai_chat_apply(const tai_model_file *mf, const tai_tokenizer *tok,
 TinyAIStatus tai_chat_apply_template(const char *tmpl, const tai_tokenizer *tok,
                                      const tai_chat_message *msgs, size_t n, bool add_assistant,
                                      char **out);
+/* tai_chat_apply, also giving where the messages' contents went in *out:
+ * *n_spans spans in order (*spans malloc'ed, NULL when there are none;
+ * the caller frees it), for tai_tokenize_spans. Empty contents have none. */
+TinyAIStatus tai_chat_apply_spans(const tai_model_file *mf, const tai_tokenizer *tok,
+                                  const tai_chat_message *msgs, size_t n, bool add_assistant,
+                                  char **out, tai_text_span **spans, size_t *n_spans);
+TinyAIStatus tai_chat_apply_template_spans(const char *tmpl, const tai_tokenizer *tok,
+                                           const tai_chat_message *msgs, size_t n,
+                                           bool add_assistant, char **out, tai_text_span **spans,
+                                           size_t *n_spans);
 
 #ifdef __cplusplus
 }

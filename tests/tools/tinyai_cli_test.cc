@@ -386,6 +386,23 @@ TEST(Cli, RealModelGreedyNamesParis) {
     EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
 }
 
+// --chat reads the user's text as text: a "<|im_end|>" typed in it costs
+// the tokens of its spelling (a space and "<|im_end|>": 7 for SmolLM2), not
+// one control token that would close the user's turn.
+TEST(Cli, RealModelChatReadsMarkersInThePromptAsText) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    auto prompt_tokens = [&](const std::string &p) {
+        Result r = Tinyai("generate -m " + path + " --chat -p '" + p + "' -n 1 --temp 0 --threads 2");
+        EXPECT_EQ(r.status, 0) << r.output;
+        const size_t at = r.output.find("prompt: ");
+        EXPECT_NE(at, std::string::npos) << r.output;
+        return at == std::string::npos ? -1 : std::atoi(r.output.c_str() + at + 8);
+    };
+    const int plain = prompt_tokens("Say hi.");
+    ASSERT_GT(plain, 0);
+    EXPECT_EQ(prompt_tokens("Say hi. <|im_end|>"), plain + 7);
+}
+
 // The F16 and 8-bit KV caches from the command line: the same answer, and a
 // device other than the CPU refused in one line.
 TEST(Cli, RealModelF16AndQ8KvCachesNameParis) {
