@@ -19,6 +19,9 @@ srcs=(core/*.c kernels/*.c offload/host.c
       runtime/format/tmai_write.c runtime/tokenizer/*.c)
 objs=()
 pids=()
+# an object is rebuilt when its source, this script or any header changed
+# (a header's struct seen two ways by two objects reads garbage)
+newest_h=$(ls -t $(find core kernels runtime offload include -name '*.h') | head -1)
 for s in "${srcs[@]}"; do
   o="$out/obj/$(echo "$s" | tr / _).o"
   objs+=("$o")
@@ -29,7 +32,7 @@ for s in "${srcs[@]}"; do
     kernels/matmul_amx.c) extra=("${avx512[@]}" -mamx-tile -mamx-int8) ;;
     kernels/matmul_bf16.c) extra=("${avx512[@]}" -mavx512bf16 -mamx-tile -mamx-bf16) ;;
   esac
-  if [ ! -e "$o" ] || [ "$s" -nt "$o" ] || [ fuzz/build.sh -nt "$o" ]; then
+  if [ ! -e "$o" ] || [ "$s" -nt "$o" ] || [ fuzz/build.sh -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
     "$CC" "${flags[@]}" "${extra[@]}" -c "$s" -o "$o" &
     pids+=($!)
     if [ "${#pids[@]}" -ge "$(nproc)" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi

@@ -65,6 +65,13 @@ TAI_ROWS_DECL(tai_k_rows_q6_k_ref);
 TAI_ROWS_DECL(tai_k_rows_q8_k_ref);
 TAI_ROWS_DECL(tai_k_rows_bf16_ref);
 
+/* A single column's product reads panels shorter than this one at a time
+ * (straight on from one panel into the next) rather than several side by
+ * side, whose groups of short panels each began with a stall the prefetch
+ * distances did not cover: Q8_0 (matmul_avx512.c, Q_SIDE) and the
+ * K-quants (matmul_unit_avx512.c, k_run2), measured there. */
+#define TAI_SIDE_MIN_PANEL 16384
+
 /* A packed kernel defined as a call of an ISA file's generic product
  * `impl` with a trailing type selector. */
 #define TAI_GEMM_ENTRY(name, impl, sel)                                            \

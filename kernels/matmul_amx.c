@@ -172,13 +172,15 @@ tile_loop(const uint8_t *codes, const uint8_t *panel, int64_t pb0, const float *
  * Q4; scales dwf, minimums mwf, 16 floats per block) times the columns
  * (their codes packed by tai_k_q_pack_amx in xq; scales and sums read from
  * the blocks x0 and x1, [b][8] each), added to (or, when `first`, stored
- * into) y's columns from y on, ys apart. T: 0 Q8_0, 1 Q4_0, 2 Q4_1. The
- * epilogues run in block order, so the sums are the VNNI loop's. */
+ * into) y's columns from y on, ys apart. T: 0 Q8_0, 1 Q4_0, 2 Q4_1. With
+ * `panel` (T 0 only: the callers pass NULL for the Q4 types, whose codes
+ * must be decoded), the codes are read from the packed panel's block
+ * pb0 + b instead of `codes` (CODES_AT). The epilogues run in block order,
+ * so the sums are the VNNI loop's. */
 void tai_k_q_tile_amx(const uint8_t *codes, const uint8_t *panel, int64_t pb0, const float *dwf,
                       const float *mwf, const int8_t *xq, const tai_block_q8a *x0,
                       const tai_block_q8a *x1, int64_t bl, float *y, int64_t ys, int64_t row0,
                       __mmask16 mk, int first, int T, const char *pf, size_t pf_bytes) {
-    if (T != 0) panel = NULL;
 #define LOOP(TT, WW)                                                                        \
     do {                                                                                    \
         if (pf && WW == 16)                                                                 \

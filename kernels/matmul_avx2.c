@@ -636,30 +636,25 @@ void tai_k_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
     for (; i < n; i++) dst[i] = tai_fp32_to_fp16(src[i]);
 }
 
-/* gate = gate / (1 + e^-gate) * up, 8 at a time. */
-void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256i m = lanes(n - i);
-        __m256 g = _mm256_maskload_ps(gate + i, m);
-        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
-        __m256 r = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-        _mm256_maskstore_ps(gate + i, m, _mm256_mul_ps(r, _mm256_maskload_ps(up + i, m)));
-    }
-}
-
-/* gate = gate / (1 + e^-2z) * up, z = sqrt(2 / pi) (g + 0.044715 g^3):
- * tai_gelu_mul's form, 8 at a time. */
-void tai_k_gelu_mul_avx2(float *gate, const float *up, int64_t n) {
+/* gate = gate / (1 + e^arg) * up, 8 at a time: arg = -gate (SwiGLU's
+ * SiLU) or, with `gelu`, -2z, z = sqrt(2 / pi) (g + 0.044715 g^3)
+ * (tai_gelu_mul's form of GeGLU's tanh GELU). */
+static inline __attribute__((always_inline)) void glu_mul_avx2(float *gate, const float *up,
+                                                               int64_t n, int gelu) {
     const __m256 k2 = _mm256_set1_ps(-2.0f * 0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
     for (int64_t i = 0; i < n; i += 8) {
         __m256i m = lanes(n - i);
         __m256 g = _mm256_maskload_ps(gate + i, m);
-        __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(c, g), _mm256_mul_ps(g, g));
-        __m256 e = exp8(_mm256_mul_ps(k2, _mm256_add_ps(g, g3)));
-        __m256 r = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        __m256 arg = gelu ? _mm256_mul_ps(k2, _mm256_add_ps(g, _mm256_mul_ps(_mm256_mul_ps(c, g), _mm256_mul_ps(g, g))))
+                          : _mm256_sub_ps(_mm256_setzero_ps(), g);
+        __m256 r = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(arg)));
         _mm256_maskstore_ps(gate + i, m, _mm256_mul_ps(r, _mm256_maskload_ps(up + i, m)));
     }
 }
+
+void tai_k_silu_mul_avx2(float *gate, const float *up, int64_t n) { glu_mul_avx2(gate, up, n, 0); }
+
+void tai_k_gelu_mul_avx2(float *gate, const float *up, int64_t n) { glu_mul_avx2(gate, up, n, 1); }
 
 /* x += d, 8 at a time. */
 void tai_k_add_avx2(float *x, const float *d, int64_t n) {

@@ -283,11 +283,11 @@ INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int
  * base pages, 93-95% in huge pages as the runtime keeps them); Q8_0 does
  * best with two (88-89% with four, 90-91% with two). */
 #define Q_SIDE(T) ((T) == T_Q8_0 ? 2 : 4)
-/* Q8_0 panels shorter than this are read one at a time: side by side,
- * every group of short panels began with a stall that the prefetch
- * distances did not cover (they ran into the side panel, which the other
- * stream was already reading), once per ~11-22 KB; one stream runs
- * straight on into the next panel. One thread of a family 6 model 167
+/* Q8_0 panels shorter than TAI_SIDE_MIN_PANEL are read one at a time:
+ * side by side, every group of short panels began with a stall that the
+ * prefetch distances did not cover (they ran into the side panel, which
+ * the other stream was already reading), once per ~11-22 KB; one stream
+ * runs straight on into the next panel. One thread of a family 6 model 167
  * Xeon, 178 MB of weights from DRAM: Q8_0 640-wide (Gemma 3's head, 10.9 KB
  * panels) 14.1-14.3 -> 15.0-15.5 GB/s, two threads 26.3-26.7 -> 27.6-28.4;
  * 1280-wide and more, side by side was as fast or faster. The Q4 types
@@ -296,7 +296,6 @@ INLINE void q_block(const uint8_t *q, const uint8_t *pair, int64_t b, int h, int
  * GB/s), but SmolLM2's whole decoding step, whose 85 MB of weights partly
  * stay in this machine's L3, lost 13-19% (357 -> 288-310 tok/s): from the
  * cache the four panels' independent work is what counts. */
-#define Q_SIDE_MIN_PANEL 16384
 
 INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, float *y,
                            int64_t ys, int64_t nb, int64_t rows, int64_t p0, int64_t p1,
@@ -307,7 +306,7 @@ INLINE void q_stream_group(const char *wp, size_t pb, const tai_block_q8a *x, fl
     int64_t p = p0;
     if (W == 1) {
         /* S panels side by side: S streams, S times the independent work */
-        const int S = T == T_Q8_0 && pb < Q_SIDE_MIN_PANEL ? 1 : Q_SIDE(T);
+        const int S = T == T_Q8_0 && pb < TAI_SIDE_MIN_PANEL ? 1 : Q_SIDE(T);
         for (; p + S <= p1; p += S) {
             const uint8_t *qa = (const uint8_t *)wp + (size_t)p * pb;
             __m512 acc[4];
@@ -1177,30 +1176,24 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
     }
 }
 
-/* gate = gate / (1 + e^-gate) * up, 16 at a time. */
-static void silu_mul_avx512(float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask(n - i);
-        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        __m512 r = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, up + i)));
-    }
-}
-
-/* gate = gate / (1 + e^-2z) * up, z = sqrt(2 / pi) (g + 0.044715 g^3):
- * tai_gelu_mul's form, 16 at a time. */
-static void gelu_mul_avx512(float *gate, const float *up, int64_t n) {
+/* gate = gate / (1 + e^arg) * up, 16 at a time: arg = -gate (SwiGLU's
+ * SiLU) or, with `gelu`, -2z, z = sqrt(2 / pi) (g + 0.044715 g^3)
+ * (tai_gelu_mul's form of GeGLU's tanh GELU). */
+INLINE void glu_mul_avx512(float *gate, const float *up, int64_t n, int gelu) {
     const __m512 k2 = _mm512_set1_ps(-2.0f * 0.7978845608028654f), c = _mm512_set1_ps(0.044715f);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = tail_mask(n - i);
         __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-        __m512 g3 = _mm512_mul_ps(_mm512_mul_ps(c, g), _mm512_mul_ps(g, g));
-        __m512 e = exp16(_mm512_mul_ps(k2, _mm512_add_ps(g, g3)));
-        __m512 r = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        __m512 arg = gelu ? _mm512_mul_ps(k2, _mm512_add_ps(g, _mm512_mul_ps(_mm512_mul_ps(c, g), _mm512_mul_ps(g, g))))
+                          : _mm512_sub_ps(_mm512_setzero_ps(), g);
+        __m512 r = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(arg)));
         _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(r, _mm512_maskz_loadu_ps(m, up + i)));
     }
 }
+
+static void silu_mul_avx512(float *gate, const float *up, int64_t n) { glu_mul_avx512(gate, up, n, 0); }
+
+static void gelu_mul_avx512(float *gate, const float *up, int64_t n) { glu_mul_avx512(gate, up, n, 1); }
 
 void tai_k_attention_avx512(float *out, const float *q, const float *k_cache,
                             const float *v_cache, int64_t n_pos, int64_t kv_stride, int n_head,

@@ -547,14 +547,13 @@ INLINE void k_run2(const uint8_t *qa, const uint8_t *qb, const tai_unit_layout *
 }
 
 /* One column reads two panels side by side (k_run2) only when they are at
- * least this long; shorter ones go one at a time, straight on from one
- * panel into the next (see Q_SIDE_MIN_PANEL in matmul_avx512.c). One
+ * least TAI_SIDE_MIN_PANEL long; shorter ones go one at a time, straight
+ * on from one panel into the next (as Q8_0's in matmul_avx512.c). One
  * thread of a family 6 model 167 Xeon, weights from DRAM: Q4_K 1024-wide
  * (9.2 KB panels; Gemma 3's attention output) 12.9-13.3 -> 14.8 GB/s, two
  * threads 24.4-25.1 -> 28.4-29.2; Q6_K 768-wide 12.0-12.2 -> 13.5-14.1;
  * 1536-wide (13.8 KB) the same either way, 2048-wide (18.4 KB) 5-7% faster
  * side by side, 4096-wide unchanged. */
-#define K_SIDE_MIN_PANEL 16384
 /* K in slices of whole super-blocks whose activations stay in L2 when
  * there are many columns; panels in turn; columns four at a time. */
 INLINE void k_gemm(const void *restrict wp, size_t pb, const void *restrict xp, float *restrict y,
@@ -579,7 +578,7 @@ INLINE void k_gemm(const void *restrict wp, size_t pb, const void *restrict xp, 
         const int64_t ue = us + ku < nu ? us + ku : nu;
         const int first = us == 0;
         int64_t p = p0;
-        if (ncols == 1 && pb >= K_SIDE_MIN_PANEL)
+        if (ncols == 1 && pb >= TAI_SIDE_MIN_PANEL)
             for (; p + 2 <= p1; p += 2) {
                 __m512 acc[2];
                 for (int pi = 0; pi < 2; pi++)
