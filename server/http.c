@@ -226,22 +226,18 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
         }
         text = p->valuestring;
     }
-    /* counted first, then encoded where it fits the context */
+    /* encoded once into room for the context (the count is the whole
+     * encoding's even where it does not fit), then trimmed to it */
     size_t n_ids = 0;
-    int32_t *ids = NULL;
-    TinyAIStatus st = TINYAI_OK;
-    for (int pass = 0; pass < 2; pass++) {
-        const size_t cap = pass ? n_ids : 0;
-        if (pass) {
-            if (n_ids == 0 || n_ids > (size_t)s->ctx) break;
-            if (!(ids = malloc(n_ids * sizeof *ids))) {
-                st = TINYAI_ERR_NOMEM;
-                break;
-            }
-        }
-        st = chat ? tinyaiTokenizeChat(m, tm, (size_t)n_msgs, true, info.addBosToken, ids, cap, &n_ids)
-                  : tinyaiTokenize(m, text, info.addBosToken, false, ids, cap, &n_ids);
-        if (st != TINYAI_OK && !(pass == 0 && st == TINYAI_ERR_RANGE)) break;
+    int32_t *ids = malloc((size_t)s->ctx * sizeof *ids);
+    TinyAIStatus st = TINYAI_ERR_NOMEM;
+    if (ids)
+        st = chat ? tinyaiTokenizeChat(m, tm, (size_t)n_msgs, true, info.addBosToken, ids,
+                                       (size_t)s->ctx, &n_ids)
+                  : tinyaiTokenize(m, text, info.addBosToken, false, ids, (size_t)s->ctx, &n_ids);
+    if (st == TINYAI_OK && n_ids > 0) {
+        int32_t *fit = realloc(ids, n_ids * sizeof *ids);
+        if (fit) ids = fit;
     }
     free(tm);
     if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) { /* the template's, or memory */

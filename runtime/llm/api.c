@@ -560,23 +560,34 @@ void tinyaiResetMemoryStats(TinyAIModel *m) {
 
 /* ---- Tokens ------------------------------------------------------------ */
 
-TinyAIStatus tinyaiTokenize(const TinyAIModel *m, const char *text, bool addBos,
-                            bool parseSpecial, int32_t *ids, size_t cap, size_t *nOut) {
-    if (!m || !text || !nOut || (cap > 0 && !ids))
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiTokenize: NULL argument");
+/* text encoded after BOS (if addBos and the model has one): control
+ * tokens matched where parseSpecial, with `lit` (n_lit > 0) outside those
+ * spans only (tai_tokenize_spans). */
+static TinyAIStatus encode_text(const TinyAIModel *m, const char *text, bool addBos,
+                                bool parseSpecial, const tai_text_span *lit, size_t n_lit,
+                                int32_t *ids, size_t cap, size_t *nOut) {
     size_t pre = 0;
     int32_t bos = tai_tokenizer_bos(m->tok);
     if (addBos && bos >= 0) {
         if (cap > 0) ids[0] = bos;
         pre = 1;
     }
+    int32_t *rest = cap > pre ? ids + pre : NULL;
+    const size_t room = cap > pre ? cap - pre : 0;
     size_t n = 0;
-    TinyAIStatus st = tai_tokenize(m->tok, text, strlen(text), parseSpecial,
-                                   cap > pre ? ids + pre : NULL, cap > pre ? cap - pre : 0, &n);
+    TinyAIStatus st = n_lit ? tai_tokenize_spans(m->tok, text, strlen(text), lit, n_lit, rest, room, &n)
+                            : tai_tokenize(m->tok, text, strlen(text), parseSpecial, rest, room, &n);
     *nOut = n + pre;
     if (st == TINYAI_OK && n + pre > cap)
         st = tai_error(TINYAI_ERR_RANGE, "tokenize: %zu tokens do not fit in %zu", n + pre, cap);
     return st;
+}
+
+TinyAIStatus tinyaiTokenize(const TinyAIModel *m, const char *text, bool addBos,
+                            bool parseSpecial, int32_t *ids, size_t cap, size_t *nOut) {
+    if (!m || !text || !nOut || (cap > 0 && !ids))
+        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiTokenize: NULL argument");
+    return encode_text(m, text, addBos, parseSpecial, NULL, 0, ids, cap, nOut);
 }
 
 const char *tinyaiTokenPiece(const TinyAIModel *m, int32_t id, size_t *len) {
@@ -620,20 +631,10 @@ TinyAIStatus tinyaiTokenizeChat(const TinyAIModel *m, const TinyAIChatMessage *m
     TinyAIStatus st = tai_chat_apply_spans(m->file, m->tok, (const tai_chat_message *)msgs, n,
                                            addAssistant, &text, &spans, &n_spans);
     if (st != TINYAI_OK) return st;
-    size_t pre = 0;
-    const int32_t bos = tai_tokenizer_bos(m->tok);
-    if (addBos && bos >= 0) {
-        if (cap > 0) ids[0] = bos;
-        pre = 1;
-    }
-    size_t k = 0;
-    st = tai_tokenize_spans(m->tok, text, strlen(text), spans, n_spans, cap > pre ? ids + pre : NULL,
-                            cap > pre ? cap - pre : 0, &k);
+    /* no spans (empty contents): the text is the template's alone */
+    st = encode_text(m, text, addBos, true, spans, n_spans, ids, cap, nOut);
     free(text);
     free(spans);
-    *nOut = k + pre;
-    if (st == TINYAI_OK && k + pre > cap)
-        st = tai_error(TINYAI_ERR_RANGE, "tokenize: %zu tokens do not fit in %zu", k + pre, cap);
     return st;
 }
 

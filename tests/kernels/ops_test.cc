@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -555,30 +556,36 @@ TEST(F32ToF16, EveryIsaMatchesThePortableConversion) {
     }
 }
 
+// A gated unit's kernel (the table entry `glu`) of one ISA against double
+// precision: gates from seed and special values first (n >= 7), then each
+// output finite and within tol(g, want) of act(g) * up.
+static void ExpectGluMatchesDouble(tai_isa isa, tai_silu_mul_fn tai_kernels::*glu,
+                                   std::initializer_list<int64_t> lengths, uint32_t seed,
+                                   const std::vector<float> &special, double (*act)(double),
+                                   double (*tol)(double g, double want)) {
+    for (int64_t n : lengths) {
+        std::vector<float> g = tai_test::RandomFloats(n, seed + (uint32_t)n, -12, 12);
+        std::vector<float> up = tai_test::RandomFloats(n, seed + 10 + (uint32_t)n, -3, 3);
+        if (n >= 7) std::copy(special.begin(), special.end(), g.begin());
+        std::vector<float> out = g;
+        (tai_kernels_get(isa)->*glu)(out.data(), up.data(), n);
+        for (int64_t i = 0; i < n; i++) {
+            const double want = act(g[i]) * up[i];
+            ASSERT_TRUE(std::isfinite(out[i])) << tai_isa_name(isa) << " " << g[i];
+            ASSERT_NEAR(out[i], want, tol(g[i], want)) << tai_isa_name(isa) << " g=" << g[i];
+        }
+    }
+}
+
 // Every ISA's silu_mul against double precision, over lengths with partial
 // vectors and inputs where e^-g overflows or underflows.
 TEST(SiluMul, EveryIsaMatchesDouble) {
     for (tai_isa isa : tai_test::kIsas) {
         if (!tai_isa_supported(isa)) continue;
-        for (int64_t n : {1, 7, 16, 37, 1536}) {
-            std::vector<float> g = tai_test::RandomFloats(n, 10 + (uint32_t)n, -12, 12);
-            std::vector<float> up = tai_test::RandomFloats(n, 20 + (uint32_t)n, -3, 3);
-            if (n >= 7) {
-                g[0] = -120.0f;
-                g[1] = 120.0f;
-                g[2] = 0.0f;
-                g[3] = -88.0f;
-                g[4] = 1e-30f;
-            }
-            std::vector<float> out = g;
-            tai_kernels_get(isa)->silu_mul(out.data(), up.data(), n);
-            for (int64_t i = 0; i < n; i++) {
-                double want = g[i] / (1.0 + std::exp(-(double)g[i])) * up[i];
-                ASSERT_TRUE(std::isfinite(out[i])) << tai_isa_name(isa) << " " << g[i];
-                ASSERT_NEAR(out[i], want, 2e-6 * std::fabs(want) + 1e-30)
-                    << tai_isa_name(isa) << " g=" << g[i];
-            }
-        }
+        ExpectGluMatchesDouble(
+            isa, &tai_kernels::silu_mul, {1, 7, 16, 37, 1536}, 10, {-120.0f, 120.0f, 0.0f, -88.0f, 1e-30f},
+            [](double x) { return x / (1.0 + std::exp(-x)); },
+            [](double, double want) { return 2e-6 * std::fabs(want) + 1e-30; });
     }
 }
 
@@ -586,36 +593,20 @@ TEST(SiluMul, EveryIsaMatchesDouble) {
 // lengths with partial vectors and inputs where e^-2z overflows, underflows
 // or g^3 overflows; NaN stays NaN. The error allowed grows with |2z|, the
 // exponent's argument, whose float rounding e^x amplifies.
+static double GeluZ(double x) { return 0.7978845608028654 * (x + 0.044715 * x * x * x); }
 TEST(GeluMul, EveryIsaMatchesDouble) {
-    const double k = 0.7978845608028654;
     for (tai_isa isa : tai_test::kIsas) {
         if (!tai_isa_supported(isa)) continue;
-        for (int64_t n : {1, 7, 16, 37, 2048}) {
-            std::vector<float> g = tai_test::RandomFloats(n, 50 + (uint32_t)n, -12, 12);
-            std::vector<float> up = tai_test::RandomFloats(n, 60 + (uint32_t)n, -3, 3);
-            if (n >= 7) {
-                g[0] = -120.0f;
-                g[1] = 120.0f;
-                g[2] = 0.0f;
-                g[3] = 1e20f;
-                g[4] = 1e-30f;
-                g[5] = -1e20f;
-                g[6] = -4.5f;
-            }
-            std::vector<float> out = g;
-            tai_kernels_get(isa)->gelu_mul(out.data(), up.data(), n);
-            for (int64_t i = 0; i < n; i++) {
-                const double x = g[i], z = k * (x + 0.044715 * x * x * x);
-                // 0.5 x (1 + tanh z), without the cancellation of 1 + tanh z
-                // (in double too: tanh z is -1 below z ~ -19, gelu is not 0)
-                const double want = x / (1.0 + std::exp(-2 * z)) * up[i];
-                ASSERT_TRUE(std::isfinite(out[i])) << tai_isa_name(isa) << " " << g[i];
-                // past |2z| = 100 e^-2z is 0 or inf in float: exact g or -0
-                const double amp = std::min(std::fabs(2 * z), 100.0);
-                ASSERT_NEAR(out[i], want, (2e-6 + 2e-7 * amp) * std::fabs(want) + 1e-30)
-                    << tai_isa_name(isa) << " g=" << g[i];
-            }
-        }
+        ExpectGluMatchesDouble(
+            isa, &tai_kernels::gelu_mul, {1, 7, 16, 37, 2048}, 50,
+            {-120.0f, 120.0f, 0.0f, 1e20f, 1e-30f, -1e20f, -4.5f},
+            // 0.5 x (1 + tanh z), without the cancellation of 1 + tanh z
+            // (in double too: tanh z is -1 below z ~ -19, gelu is not 0)
+            [](double x) { return x / (1.0 + std::exp(-2 * GeluZ(x))); },
+            // past |2z| = 100 e^-2z is 0 or inf in float: exact g or -0
+            [](double x, double want) {
+                return (2e-6 + 2e-7 * std::min(std::fabs(2 * GeluZ(x)), 100.0)) * std::fabs(want) + 1e-30;
+            });
         float nan[3] = {NAN, 1.0f, -2.0f}, one[3] = {1.0f, 1.0f, 1.0f};
         tai_kernels_get(isa)->gelu_mul(nan, one, 3);
         EXPECT_TRUE(std::isnan(nan[0])) << tai_isa_name(isa);
