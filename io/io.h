@@ -16,8 +16,10 @@
  *     copied from are dropped afterwards (MADV_DONTNEED), so the mapping never
  *     holds more than a few chunks of resident memory. The copy happens
  *     inside tai_io_submit (the completion is ready when it returns); files
- *     are never O_DIRECT. A file truncated under a mapping raises SIGBUS,
- *     as any mapping does.
+ *     are never O_DIRECT. The copy is a process_vm_readv on this process, so
+ *     a file truncated under the mapping fails the read with -ENODATA as
+ *     with the other engines rather than raising SIGBUS (where that system
+ *     call is refused, a plain copy, and SIGBUS as with any mapping).
  *
  * Chunks: a request is split into chunks of the file's chunk size (see
  * tai_io_config.chunk_bytes; it comes from the device the file is on), and

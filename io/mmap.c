@@ -13,8 +13,14 @@
  * give; a smaller value copies only that much (a short read) and the rest
  * follows, errors follow the same rules as the other engines.
  *
- * A file truncated while mapped raises SIGBUS on access, as with any
- * mapping; the other engines report -ENODATA instead.
+ * The copy goes through process_vm_readv on this process rather than
+ * memcpy: a page past the end of a file truncated after it was mapped is a
+ * fault that would raise SIGBUS in a plain copy; the system call instead
+ * stops short there (or fails with EFAULT), and the engine reports
+ * -ENODATA for the missing bytes, as the other engines do. Where the
+ * system call is refused (ENOSYS, or EPERM under a seccomp policy) the copy
+ * falls back to memcpy, and such a truncation raises SIGBUS as with any
+ * mapping.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,6 +29,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "io/io_internal.h"
@@ -60,6 +68,30 @@ static void drop_copied(tai_io_file *f, const tai_io_chunk *c) {
     if (end > start) (void)madvise((uint8_t *)f->map + start, (size_t)(end - start), MADV_DONTNEED);
 }
 
+/* Copies n bytes of f from pos (mapped at src) to dst without faulting on
+ * pages past the end of a file that shrank under the mapping: the bytes
+ * copied that the file still holds (fewer where it now ends early; 0 where
+ * it ends before pos), or -errno. A shrunk file's last page reads as zeros
+ * past its end, without a fault, so the size is looked at after the copy:
+ * bytes copied before a later truncation were the file's. */
+static long copy_mapped(const tai_io_file *f, uint64_t pos, uint8_t *dst, const uint8_t *src, size_t n) {
+    struct iovec local = {.iov_base = dst, .iov_len = n};
+    struct iovec remote = {.iov_base = (void *)src, .iov_len = n};
+    ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (r < 0 && (errno == ENOSYS || errno == EPERM)) { /* not allowed here: a plain copy */
+        memcpy(dst, src, n);
+        r = (ssize_t)n;
+    } else if (r < 0 && errno != EFAULT) {
+        return -errno;
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return -errno;
+    uint64_t held = (uint64_t)st.st_size > pos ? (uint64_t)st.st_size - pos : 0;
+    if (r < 0) /* a fault: past the end of the file, or a bad destination */
+        return held < n ? 0 : -EFAULT;
+    return (uint64_t)r > held ? (long)held : (long)r;
+}
+
 /* Copies chunk c; 0 or the -errno it failed with. */
 static int copy_chunk(tai_io *io, tai_io_chunk *c) {
     tai_io_file *f = io->reqs[c->req].file;
@@ -70,7 +102,7 @@ static int copy_chunk(tai_io *io, tai_io_chunk *c) {
         tai_io_raw raw = tai_io_chunk_raw(io, c);
         long n = tai_io_fault(io, raw.pos, raw.ask, (long)raw.ask);
         if (n > (long)raw.ask) n = (long)raw.ask;
-        if (n > 0) memcpy(raw.buf, src + raw.pos, (size_t)n);
+        if (n > 0) n = copy_mapped(f, raw.pos, raw.buf, src + raw.pos, (size_t)n);
         tai_io_step s = tai_io_chunk_result(io, c, n, &err);
         if (s == TAI_IO_CHUNK_DONE) break;
         if (s == TAI_IO_CHUNK_FAIL) break;

@@ -143,6 +143,30 @@ TEST_P(BadInputTest, TooManyOutstanding) {
     EXPECT_EQ(tai_io_wait(io_, d, 1, 1), 1);
 }
 
+// A file truncated after it was opened (a disk or a writer gone wrong under
+// a running engine): reads within what is left still give its bytes; a read
+// reaching past the new end fails with -ENODATA on every engine, mmap
+// included (no SIGBUS, and no zeros from the rest of the last page taken
+// for the file's bytes), and the engine goes on reading what is left.
+TEST_P(BadInputTest, FileTruncatedAfterOpen) {
+    constexpr size_t kLeft = 10000; // not a multiple of the page size
+    ASSERT_EQ(truncate(file_->path.c_str(), kLeft), 0);
+    Buffer buf(kFileSize);
+    EXPECT_EQ(tai_io_read(io_, f_, 0, 8192, buf.data(), nullptr), 0);
+    EXPECT_EQ(FirstDiff(buf.data(), file_->bytes.data(), 8192), -1);
+    // the page holding the new end: its bytes past the end are not the file's
+    EXPECT_EQ(tai_io_read(io_, f_, 8192, 4096, buf.data(), nullptr), -ENODATA);
+    // wholly past the new end (a plain copy from the mapping faults here)
+    EXPECT_EQ(tai_io_read(io_, f_, 16384, 8192, buf.data(), nullptr), -ENODATA);
+    EXPECT_EQ(tai_io_read(io_, f_, 61440, kFileSize - 61440, buf.data(), nullptr), -ENODATA);
+    EXPECT_EQ(tai_io_read(io_, f_, 0, kFileSize, buf.data(), nullptr), -ENODATA);
+    EXPECT_TRUE(buf.GuardIntact(kFileSize));
+    // what is left still reads
+    Buffer again(4096);
+    EXPECT_EQ(tai_io_read(io_, f_, 4096, 4096, again.data(), nullptr), 0);
+    EXPECT_EQ(FirstDiff(again.data(), file_->bytes.data() + 4096, 4096), -1);
+}
+
 // Files are closed by tai_io_close or, if still open, by tai_io_destroy
 // (ASan's leak check sees a file left behind).
 TEST_P(BadInputTest, FilesClosedEitherWay) {
