@@ -2,9 +2,13 @@
  * server/engine.c: continuous batching over the model's sessions (see
  * engine.h). The engine's thread is the only one that touches the model.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#endif
 #include "server/engine.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +274,7 @@ struct tai_engine {
     int started, stopping;
     double deadline;
     tai_engine_stats st;
+    _Atomic double step_since; /* when the running step began; 0: none */
 };
 
 const double tai_hist_bounds[TAI_HIST_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -528,7 +533,9 @@ static void *run(void *arg) {
         }
         if (n == 0) continue;
         const double te0 = now_s();
+        atomic_store_explicit(&e->step_since, te0, memory_order_relaxed);
         const TinyAIStatus st = tinyaiEvalStep(ss, tp, cn, (size_t)n);
+        atomic_store_explicit(&e->step_since, 0.0, memory_order_relaxed);
         const double te1 = now_s();
         for (int k = 0; k < n; k++) {
             slot *sl = &e->slots[who[k]];
@@ -629,8 +636,31 @@ int tai_engine_submit(tai_engine *e, tai_req *r) {
     return rc;
 }
 
-void tai_engine_stop(tai_engine *e, double grace_s) {
-    if (!e) return;
+double tai_engine_stalled(tai_engine *e) {
+    if (!e || e->c.step_timeout_s <= 0) return 0;
+    const double t0 = atomic_load_explicit(&e->step_since, memory_order_relaxed);
+    const double ran = t0 > 0 ? now_s() - t0 : 0;
+    return ran > e->c.step_timeout_s ? ran : 0;
+}
+
+/* Joins the engine's thread: 0, or -ETIMEDOUT where it is stalled
+ * (looked at every 100 ms while it runs). */
+static int join_engine(tai_engine *e) {
+    if (e->c.step_timeout_s <= 0) return pthread_join(e->th, NULL) == 0 ? 0 : -EINVAL;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        const int rc = pthread_timedjoin_np(e->th, NULL, &ts);
+        if (rc == 0) return 0;
+        if (rc != ETIMEDOUT) return -rc;
+        if (tai_engine_stalled(e) > 0) return -ETIMEDOUT;
+    }
+}
+
+int tai_engine_stop(tai_engine *e, double grace_s) {
+    if (!e) return 0;
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     e->deadline = now_s() + grace_s;
@@ -644,7 +674,10 @@ void tai_engine_stop(tai_engine *e, double grace_s) {
     }
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    if (e->started) pthread_join(e->th, NULL);
+    if (e->started) {
+        const int rc = join_engine(e);
+        if (rc) return rc; /* stuck: its slots, sessions and lock stay */
+    }
     for (int i = 0; e->slots && i < e->c.slots; i++) {
         if (e->slots[i].r) finish_slot(e, &e->slots[i], TAI_FINISH_ERROR, "the server stopped");
         tinyaiFreeSession(e->slots[i].s);
@@ -656,6 +689,7 @@ void tai_engine_stop(tai_engine *e, double grace_s) {
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
+    return 0;
 }
 
 void tai_engine_stats_get(tai_engine *e, tai_engine_stats *out) {

@@ -98,6 +98,9 @@ typedef struct {
     int slots;        /* sequences decoded together */
     int ctx;          /* tokens per slot */
     int max_queue;    /* requests waiting for a slot */
+    double step_timeout_s; /* a step running longer is a stall (a device or
+                              the storage not answering; tai_engine_stalled);
+                              0: never */
 } tai_engine_config;
 
 typedef struct tai_engine tai_engine;
@@ -109,10 +112,17 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
  * queue is full; -ESHUTDOWN once stopping; -E2BIG when its prompt plus
  * max_tokens exceed a slot's context. */
 int tai_engine_submit(tai_engine *e, tai_req *r);
+/* How long the step now running has run, where that is past the config's
+ * step_timeout_s (the engine's thread is stuck in a device or a read that
+ * does not return: requests cannot be served until it does); 0 otherwise.
+ * A stall ends by itself if the step returns. */
+double tai_engine_stalled(tai_engine *e);
 /* Refuses new requests, finishes or cuts the running ones (those still
  * running after `grace_s` seconds end with finish "length"), and frees
- * everything. */
-void tai_engine_stop(tai_engine *e, double grace_s);
+ * everything: 0. -ETIMEDOUT where the engine is stalled (or stalls while
+ * stopping): its thread cannot be joined, so nothing is freed (the thread
+ * may still use it) and the process should exit. */
+int tai_engine_stop(tai_engine *e, double grace_s);
 
 /* Histogram buckets (seconds, upper bounds; the last is +Inf). */
 #define TAI_HIST_BUCKETS 14

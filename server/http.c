@@ -92,6 +92,18 @@ static enum MHD_Result send_error(tai_server *s, struct MHD_Connection *c, int e
     return r;
 }
 
+/* The engine stuck in one step (tai_engine_stalled): its message into
+ * msg and true; false while it runs normally. */
+static bool stalled(tai_server *s, char *msg, size_t cap) {
+    const double t = tai_engine_stalled(atomic_load(&s->engine));
+    if (t <= 0) return false;
+    snprintf(msg, cap,
+             "the engine has been inside one step for %.0f s: a device or the storage is not "
+             "answering",
+             t);
+    return true;
+}
+
 static enum MHD_Result send_json(tai_server *s, struct MHD_Connection *c, int endpoint,
                                  cJSON *root) {
     char *text = cJSON_PrintUnformatted(root);
@@ -569,6 +581,16 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
                 continue;
             }
+            char why[200];
+            if (f == TAI_FINISH_NONE && stalled(st->s, why, sizeof why)) {
+                tai_req_cancel(st->r); /* should the step ever return */
+                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+                cJSON_AddStringToObject(e, "message", why);
+                cJSON_AddStringToObject(e, "type", "server_error");
+                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+                st->phase = 3;
+                continue;
+            }
             if (f == TAI_FINISH_NONE) {
                 /* a comment line after keepalive_s of waiting (a long
                  * queue, a slow step): the connection is not idle, and
@@ -685,13 +707,19 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
         mhd->destroy_response(resp);
         return ret;
     }
-    /* not streaming: wait for the end */
+    /* not streaming: wait for the end, or the engine stuck */
     for (;;) {
         tai_req_wait(r, (size_t)-1, 1.0);
         pthread_mutex_lock(&r->mu);
         const tai_finish f = r->finish;
         pthread_mutex_unlock(&r->mu);
         if (f != TAI_FINISH_NONE) break;
+        char why[200];
+        if (stalled(s, why, sizeof why)) {
+            tai_req_cancel(r);
+            tai_req_release(r);
+            return send_error(s, c, ep, 503, "server_error", "%s", why);
+        }
     }
     if (r->finish == TAI_FINISH_ERROR) {
         char msg[300];
@@ -768,6 +796,10 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
         OUT("# HELP tinyai_eval_seconds_total Time the engine spent evaluating steps.\n"
             "# TYPE tinyai_eval_seconds_total counter\ntinyai_eval_seconds_total %g\n",
             st.eval_seconds);
+        OUT("# HELP tinyai_engine_stalled_seconds How long the step now running has run past "
+            "the step timeout (0: none).\n"
+            "# TYPE tinyai_engine_stalled_seconds gauge\ntinyai_engine_stalled_seconds %g\n",
+            tai_engine_stalled(e));
         OUT("# HELP tinyai_sample_seconds_total Time the engine spent sampling and releasing text.\n"
             "# TYPE tinyai_sample_seconds_total counter\ntinyai_sample_seconds_total %g\n",
             st.sample_seconds);
@@ -872,6 +904,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!get) return send_error(s, c, 0, 405, "invalid_request_error", "use GET");
         if (!atomic_load(&s->engine))
             return send_error(s, c, 0, 503, "server_error", "the model is loading");
+        char why[200];
+        if (stalled(s, why, sizeof why)) return send_error(s, c, 0, 503, "server_error", "%s", why);
         count(s, 0, 200);
         return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", NULL);
     }
@@ -891,6 +925,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(s, c, ep, 503, "server_error", "the model is loading");
     if (atomic_load(&s->quiesced))
         return send_error(s, c, ep, 503, "server_error", "the server is stopping");
+    char why[200];
+    if (ep != 3 && stalled(s, why, sizeof why)) return send_error(s, c, ep, 503, "server_error", "%s", why);
     if (ep == 3) return models(s, c);
     return completion(s, c, cn, ep == 2);
 }

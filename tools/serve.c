@@ -3,7 +3,9 @@
  * Listens first (/health answers 503 while the model loads), loads the
  * model planned for the slots, starts the continuous-batching engine, and
  * serves until SIGINT or SIGTERM: then new requests get 503, running ones
- * finish (or are cut after a few seconds), and everything is freed.
+ * finish (or are cut after a few seconds), and everything is freed. An
+ * engine stuck in a step past --step-timeout (a plugin device or a read
+ * that never returns) is not waited for: the exit status is then 1.
  */
 #include <errno.h>
 #include <signal.h>
@@ -42,6 +44,10 @@ static void serve_help(void) {
            "  --max-tokens N       answer length when a request sets none (default 256)\n"
            "  --api-key KEY        require \"Authorization: Bearer KEY\" (also --api-key-file F)\n"
            "  --mem-limit BYTES    memory for weights, KV caches and activations\n"
+           "  --step-timeout S     a step running longer than S seconds (a device or the\n"
+           "                       storage not answering) fails the requests waiting on it\n"
+           "                       and /health with 503 until it returns (default 300;\n"
+           "                       0: never)\n"
            "  --threads N, --device D, --mode M, --io E, --cache-policy P, --numa P,\n"
            "  --kv-type T, --prompt-products P,\n"
            "  --plugin PATH        as for generate\n");
@@ -49,7 +55,7 @@ static void serve_help(void) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL;
-    long port = 8080, slots = 4, ctx = 2048, max_queue = 64, max_tokens = 256;
+    long port = 8080, slots = 4, ctx = 2048, max_queue = 64, max_tokens = 256, step_timeout = 300;
     TinyAIModelConfig mc = tinyaiCreateDefaultModelConfig();
     int mo = 0;
     char key_buf[512];
@@ -78,6 +84,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-tokens")) {
             if (!parse_long(v, 1, 1 << 20, &max_tokens))
                 return usage_error("--max-tokens must be in 1..1048576, got '%s'", v);
+        } else if (!strcmp(a, "--step-timeout")) {
+            if (!parse_long(v, 0, 1 << 24, &step_timeout))
+                return usage_error("--step-timeout must be in 0..16777216 seconds, got '%s'", v);
         } else if (!strcmp(a, "--api-key")) {
             api_key = v;
         } else if (!strcmp(a, "--api-key-file")) {
@@ -175,7 +184,7 @@ int cmd_serve(int argc, char **argv) {
         }
         tinyaiGetModelInfo(model, &info);
         if (ctx > info.nCtxTrain && info.nCtxTrain > 0) ctx = info.nCtxTrain;
-        tai_engine_config ec = {n, (int)ctx, (int)max_queue};
+        tai_engine_config ec = {n, (int)ctx, (int)max_queue, (double)step_timeout};
         if ((st = tai_engine_start(model, &ec, &engine)) == TINYAI_OK) {
             slots = n;
             break;
@@ -195,7 +204,18 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "%s: stopping\n", prog);
 out:
     tai_server_quiesce(srv);
-    tai_engine_stop(engine, 5.0);
+    if (tai_engine_stop(engine, 5.0) == -ETIMEDOUT) {
+        /* its thread is inside a step that does not return: the model
+         * stays as it is (that thread may still use it); the connections
+         * waiting on it have been answered 503 */
+        fprintf(stderr, "%s: the engine is stuck in a step (%.0f s: a device or the storage is not answering); exiting without it\n",
+                prog, tai_engine_stalled(engine));
+        tai_server_stop(srv);
+        /* at once: no exit handler (a plugin's destructor, a leak check of
+         * what that thread still uses) may run beside the stuck thread */
+        fflush(stderr);
+        _exit(1);
+    }
     tai_server_stop(srv);
     tinyaiFreeModel(model);
     return rc;

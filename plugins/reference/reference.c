@@ -17,6 +17,8 @@
  *   ops=LIST       the ops it claims, comma-separated names (default all):
  *                  matmul, rmsnorm, add, rope, attention, swiglu, embed, copy
  *   fail_after=N   the N+1-th op of each device fails with -EIO (default never)
+ *   stall_after=N  the N+1-th op of each device never returns: a device that
+ *                  stopped answering (default never)
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tinyai/plugin.h>
 
@@ -52,7 +55,7 @@ typedef struct {
     int n_devices;
     uint64_t memory;
     uint32_t ops;
-    long fail_after;
+    long fail_after, stall_after;
     char err[256];
 } plugin;
 
@@ -77,7 +80,10 @@ static int32_t fail(device *d, int32_t rc, const char *fmt, ...) {
 
 /* Counts an op; the injected failure of fail_after. */
 static int32_t op_start(device *d, const char *op) {
-    if (d->p->fail_after >= 0 && d->ops_run++ >= d->p->fail_after)
+    const long n = d->ops_run++;
+    if (d->p->stall_after >= 0 && n >= d->p->stall_after)
+        for (;;) sleep(3600); /* the injected stall: never returns */
+    if (d->p->fail_after >= 0 && n >= d->p->fail_after)
         return fail(d, -EIO, "injected failure (fail_after=%ld, at %s)", d->p->fail_after, op);
     return 0;
 }
@@ -661,6 +667,10 @@ static int32_t parse_options(plugin *p, const char *opts) {
             const long v = strtol(val, &stop, 10);
             if (*stop || v < 0) goto bad;
             p->fail_after = v;
+        } else if (!strcmp(key, "stall_after")) {
+            const long v = strtol(val, &stop, 10);
+            if (*stop || v < 0) goto bad;
+            p->stall_after = v;
         } else if (!strcmp(key, "ops")) {
             p->ops = 0;
             char list[256];
@@ -677,7 +687,7 @@ static int32_t parse_options(plugin *p, const char *opts) {
         continue;
     bad:
         snprintf(p->err, sizeof p->err, "bad option near '%.100s' (devices=N, memory=BYTES, "
-                                        "ops=LIST, fail_after=N)", kv);
+                                        "ops=LIST, fail_after=N, stall_after=N)", kv);
         return -EINVAL;
     }
     return 0;
@@ -701,6 +711,7 @@ __attribute__((visibility("default"))) int32_t tinyai_plugin_entry(const TinyAIP
     p->memory = 1ull << 30;
     p->ops = (1u << (sizeof op_names / sizeof *op_names)) - 1;
     p->fail_after = -1;
+    p->stall_after = -1;
     if (parse_options(p, host->options) != 0) {
         say(host, TINYAI_PLUGIN_LOG_ERROR, "reference plugin: %s", p->err);
         free(p);
