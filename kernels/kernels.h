@@ -193,6 +193,19 @@ typedef void (*tai_attention_q8_fn)(float *out, const float *q, const int8_t *k_
                                     const float *k_scale, const int8_t *v_cache,
                                     const float *v_scale, int64_t n_pos, int64_t kv_stride,
                                     int n_head, int n_kv_head, int head_dim, float *att);
+/* The table's attention_all (kind 0: float caches) or attention_f16_all
+ * (kind 1: binary16 ones) for nq (at most TAI_ATT_MULTI_MAX) queries of one
+ * sequence at consecutive positions: query i, at q + i * qd (its result at
+ * out + i * qd), sees positions [0, n_pos0 + i); each query's result is
+ * that function's for it alone, bit for bit, the cache's rows read once
+ * for all of them. att: query i's scratch at att + i * att_per_q (at least
+ * tai_attention_all_scratch(n_pos0 + nq - 1, ...) floats, a multiple of
+ * 16). NULL in a table: call attention_all per query. */
+#define TAI_ATT_MULTI_MAX 8
+typedef void (*tai_attention_multi_fn)(float *out, const float *q, int64_t qd, const void *k_cache,
+                                       const void *v_cache, int kind, int64_t n_pos0, int nq,
+                                       int64_t kv_stride, int n_head, int n_kv_head, int head_dim,
+                                       float *att, int64_t att_per_q);
 /* dst[i] = src[i] as binary16, rounded to nearest even (tai_f32_to_f16_row). */
 typedef void (*tai_f32_to_f16_fn)(const float *src, uint16_t *dst, int64_t n);
 /* Same contract as tai_quantize_row_q8a (q8k: tai_quantize_row_q8k), bit
@@ -209,6 +222,7 @@ typedef struct {
      * tai_attention_all_scratch floats) */
     tai_attention_fn attention_all;
     tai_attention_f16_fn attention_f16_all;
+    tai_attention_multi_fn attention_multi; /* NULL: none */
     /* tai_attention_q8 and tai_attention_q8_all */
     tai_attention_q8_fn attention_q8;
     tai_attention_q8_fn attention_q8_all;

@@ -145,6 +145,10 @@ void tai_k_attention_all_avx512(float *out, const float *q, const float *k_cache
 void tai_k_attention_f16_all_avx512(float *out, const float *q, const uint16_t *k_cache,
                                     const uint16_t *v_cache, int64_t n_pos, int64_t kv_stride,
                                     int n_head, int n_kv_head, int head_dim, float *att);
+void tai_k_attention_multi_avx512(float *out, const float *q, int64_t qd, const void *k_cache,
+                                  const void *v_cache, int kind, int64_t n_pos0, int nq,
+                                  int64_t kv_stride, int n_head, int n_kv_head, int head_dim,
+                                  float *att, int64_t att_per_q);
 /* Over 8-bit caches (tai_attention_q8, tai_attention_q8_all). */
 void tai_k_attention_q8_avx512(float *out, const float *q, const int8_t *k_cache,
                                const float *k_scale, const int8_t *v_cache, const float *v_scale,

@@ -1005,6 +1005,46 @@ INLINE void attention_avx512(float *out, const float *q, const void *k_cache, co
     }
 }
 
+/* The rows of positions [p0 + 32, p0 + 48) of K into L1 and those of
+ * [p0, p0 + 16) of V into L2, below n_pos (rows of rowb bytes): the next
+ * blocks of an every-head sweep on their way. */
+INLINE void prefetch_kv_rows(const void *k_cache, const void *v_cache, int64_t p0, int64_t n_pos,
+                             int64_t rowb) {
+    for (int j = 0; j < 16; j++) {
+        if (p0 + 32 + j < n_pos)
+            for (int64_t l = 0; l < rowb; l += 64)
+                _mm_prefetch((const char *)k_cache + (p0 + 32 + j) * rowb + l, _MM_HINT_T0);
+        if (p0 + j < n_pos)
+            for (int64_t l = 0; l < rowb; l += 64)
+                _mm_prefetch((const char *)v_cache + (p0 + j) * rowb + l, _MM_HINT_T1);
+    }
+}
+
+/* One head's softmax over its n_pos scores ah (exps in place), its V sums
+ * st (2 * nv vectors) zeroed: 1 / the sum of the exps. */
+INLINE float softmax_head(float *ah, int64_t n_pos, float *st, int nv) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t p = 0; p < n_pos; p += 16)
+        vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax,
+                                  _mm512_maskz_loadu_ps(tail_mask(n_pos - p), ah + p));
+    for (int i = 0; i < 2 * nv; i++) _mm512_store_ps(st + 16 * i, _mm512_setzero_ps());
+    return exp_scores(ah, n_pos, _mm512_reduce_max_ps(vmax));
+}
+
+/* out (n_head heads) = (even sum + odd sum) * 1 / the exps' sum, each
+ * head's sums at st + h * nv * 32, its 1 / sum kept in its first value. */
+INLINE void finish_heads(float *out, const float *st, int n_head, int nv, int head_dim) {
+    for (int h = 0; h < n_head; h++) {
+        const __m512 inv = _mm512_set1_ps(out[(int64_t)h * head_dim]);
+        for (int i = 0; i < nv; i++) {
+            const float *sp = st + (int64_t)h * nv * 32 + i * 32;
+            _mm512_mask_storeu_ps(out + (int64_t)h * head_dim + 16 * i, tail_mask(head_dim - 16 * i),
+                                  _mm512_mul_ps(_mm512_add_ps(_mm512_load_ps(sp), _mm512_load_ps(sp + 16)),
+                                                inv));
+        }
+    }
+}
+
 /* tai_attention_f16_all's AVX-512 version: every head of one column in
  * one sweep over the cache's rows, so the rows are read front to back once
  * (K then V) rather than once per kv head at a stride: 14-17% less time
@@ -1035,15 +1075,7 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
     /* scores: per 16 positions, every head (the rows stay in L1) */
     for (int64_t p0 = 0; p0 < n_pos; p0 += 16) {
         const int np = n_pos - p0 < 16 ? (int)(n_pos - p0) : 16;
-        for (int j = 0; j < 16; j++) { /* K 32 positions ahead, V of these */
-            const int64_t rowb = kv_stride * es;
-            if (p0 + 32 + j < n_pos)
-                for (int64_t l = 0; l < rowb; l += 64)
-                    _mm_prefetch((const char *)k_cache + (p0 + 32 + j) * rowb + l, _MM_HINT_T0);
-            if (p0 + j < n_pos)
-                for (int64_t l = 0; l < rowb; l += 64)
-                    _mm_prefetch((const char *)v_cache + (p0 + j) * rowb + l, _MM_HINT_T1);
-        }
+        prefetch_kv_rows(k_cache, v_cache, p0, n_pos, kv_stride * es); /* K 32 ahead, V of these */
         /* per kv head, up to 3 of its query heads, 8 positions at a time */
         for (int g = 0; g < n_kv_head; g++)
             for (int hh = 0; hh < group; hh += 3) {
@@ -1061,18 +1093,10 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
                                   att + (int64_t)h0 * n_pos + p0 + e, n_pos);
             }
     }
-    /* softmax per head, as attention_avx512's */
-    for (int h = 0; h < n_head; h++) {
-        float *ah = att + (int64_t)h * n_pos;
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (int64_t p = 0; p < n_pos; p += 16)
-            vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax,
-                                      _mm512_maskz_loadu_ps(tail_mask(n_pos - p), ah + p));
-        for (int i = 0; i < 2 * nv; i++) /* the head's V sums start at 0 */
-            _mm512_store_ps(st + (int64_t)h * nv * 32 + 16 * i, _mm512_setzero_ps());
-        /* 1 / the sum, kept in the head's output until the end */
-        out[(int64_t)h * head_dim] = exp_scores(ah, n_pos, _mm512_reduce_max_ps(vmax));
-    }
+    /* softmax per head, as attention_avx512's; 1 / the sum kept in the
+     * head's output until the end, its V sums from 0 */
+    for (int h = 0; h < n_head; h++)
+        out[(int64_t)h * head_dim] = softmax_head(att + (int64_t)h * n_pos, n_pos, st + (int64_t)h * nv * 32, nv);
     if (kind == 2) { /* an 8-bit cache: V's sums on integers, per chunk */
         for (int64_t c0 = 0; c0 < n_pos; c0 += TAI_ATT_Q8_VCHUNK) {
             const int np = n_pos - c0 < TAI_ATT_Q8_VCHUNK ? (int)(n_pos - c0) : TAI_ATT_Q8_VCHUNK;
@@ -1165,15 +1189,135 @@ INLINE void attention_all_avx512(float *out, const float *q, const void *k_cache
                 }
             }
     }
-    for (int h = 0; h < n_head; h++) {
-        const __m512 inv = _mm512_set1_ps(out[(int64_t)h * head_dim]);
-        for (int i = 0; i < nv; i++) {
-            const float *sp = st + (int64_t)h * nv * 32 + i * 32;
-            _mm512_mask_storeu_ps(out + (int64_t)h * head_dim + 16 * i, tail_mask(head_dim - 16 * i),
-                                  _mm512_mul_ps(_mm512_add_ps(_mm512_load_ps(sp), _mm512_load_ps(sp + 16)),
-                                                inv));
+    finish_heads(out, st, n_head, nv, head_dim);
+}
+
+/* attention_all_avx512 (kinds 0 and 1) for nq queries of one sequence at
+ * consecutive positions: query i (at q + i * qd, its result at out + i *
+ * qd) sees positions [0, n_pos0 + i). Each query's arithmetic is
+ * attention_all_avx512's for it alone, op for op (its scores by the same
+ * scores8_group calls, the same softmax, V's even and odd positions in the
+ * same two sums per 32-position chunk), so its result is that function's
+ * bit for bit; only the order in which the queries' independent work is
+ * interleaved differs: each block of 16 rows of K and each chunk of 32 rows
+ * of V is read once for all of them (from L1) instead of once per query
+ * (from L3 once a sequence's cache outgrows L2). att: query i's scratch at
+ * att + i * att_per_q, laid out as attention_all_avx512's for its n_pos. */
+#define ATT_MULTI_MAX TAI_ATT_MULTI_MAX
+INLINE void attention_multi_avx512(float *out, const float *q, int64_t qd, const void *k_cache,
+                                   const void *v_cache, int64_t n_pos0, int nq, int64_t kv_stride,
+                                   int n_head, int n_kv_head, int head_dim, float *att,
+                                   int64_t att_per_q, int kind) {
+    if (n_head <= 0 || n_kv_head <= 0 || head_dim <= 0 || n_head % n_kv_head != 0 || nq <= 0) return;
+    if (n_pos0 <= 0 || nq > ATT_MULTI_MAX) { /* nothing to share: one at a time */
+        for (int i = 0; i < nq; i++)
+            attention_all_avx512(out + i * qd, q + i * qd, k_cache, NULL, v_cache, NULL, n_pos0 + i,
+                                 kv_stride, n_head, n_kv_head, head_dim, att, kind);
+        return;
+    }
+    const int group = n_head / n_kv_head;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int nv = (head_dim + 15) / 16;
+    const int64_t es = kind ? 2 : 4;
+    const int64_t n_max = n_pos0 + nq - 1;
+    float *A[ATT_MULTI_MAX], *ST[ATT_MULTI_MAX];
+    int64_t NP[ATT_MULTI_MAX];
+    for (int i = 0; i < nq; i++) {
+        NP[i] = n_pos0 + i;
+        A[i] = att + i * att_per_q;
+        ST[i] = (float *)(((uintptr_t)(A[i] + (int64_t)n_head * NP[i]) + 63) & ~(uintptr_t)63);
+    }
+    /* scores: per 16 positions, every query and head */
+    for (int64_t p0 = 0; p0 < n_max; p0 += 16) {
+        prefetch_kv_rows(k_cache, v_cache, p0, n_max, kv_stride * es);
+        for (int i = 0; i < nq; i++) {
+            if (p0 >= NP[i]) continue;
+            const int np = NP[i] - p0 < 16 ? (int)(NP[i] - p0) : 16;
+            for (int g = 0; g < n_kv_head; g++)
+                for (int hh = 0; hh < group; hh += 3) {
+                    const int nh = group - hh < 3 ? group - hh : 3, h0 = g * group + hh;
+                    for (int e = 0; e < np; e += 8)
+                        scores8_group(q + i * qd + (int64_t)h0 * head_dim, nh, k_cache, NULL,
+                                      (p0 + e) * kv_stride + (int64_t)g * head_dim, kv_stride,
+                                      np - e < 8 ? np - e : 8, head_dim, scale, kind,
+                                      A[i] + (int64_t)h0 * NP[i] + p0 + e, NP[i]);
+                }
         }
     }
+    /* softmax per query and head, as attention_all_avx512's */
+    for (int i = 0; i < nq; i++)
+        for (int h = 0; h < n_head; h++)
+            out[i * qd + (int64_t)h * head_dim] =
+                softmax_head(A[i] + (int64_t)h * NP[i], NP[i], ST[i] + (int64_t)h * nv * 32, nv);
+    /* V: per 32 positions, kv head, vector of the head and query head, the
+     * queries' two sums of that vector side by side (each query's pairs of
+     * positions in attention_all_avx512's order, its odd last one into the
+     * even sum), V's two rows loaded once for all of them */
+    for (int64_t c0 = 0; c0 < n_max; c0 += 32) {
+        /* the queries with positions in this chunk (NP rises with i), the
+         * pairs all of them take, and where the last one's end */
+        int i0 = 0;
+        while (NP[i0] <= c0) i0++;
+        const int64_t cmin = NP[i0] - c0 < 32 ? NP[i0] : c0 + 32;
+        const int64_t cmax = NP[nq - 1] - c0 < 32 ? NP[nq - 1] : c0 + 32;
+        const int64_t pairs_end = c0 + (cmin - c0) / 2 * 2;
+        for (int g = 0; g < n_kv_head; g++)
+            for (int iv = 0; iv < nv; iv++) {
+                const __mmask16 m = tail_mask(head_dim - 16 * iv);
+                const int64_t vb = (int64_t)g * head_dim + 16 * iv;
+                for (int hq = g * group; hq < (g + 1) * group; hq++) {
+                    __m512 o0[ATT_MULTI_MAX], o1[ATT_MULTI_MAX];
+                    const float *ap[ATT_MULTI_MAX] = {NULL};
+#pragma GCC unroll 8
+                    for (int i = 0; i < ATT_MULTI_MAX; i++) {
+                        o0[i] = o1[i] = _mm512_setzero_ps();
+                        if (i0 + i >= nq) continue;
+                        const float *sp = ST[i0 + i] + (int64_t)hq * nv * 32 + iv * 32;
+                        o0[i] = _mm512_load_ps(sp);
+                        o1[i] = _mm512_load_ps(sp + 16);
+                        ap[i] = A[i0 + i] + (int64_t)hq * NP[i0 + i];
+                    }
+                    const int na = nq - i0;
+                    int64_t p = c0;
+                    for (; p < pairs_end; p += 2) { /* pairs every query takes */
+                        const int64_t v0 = vb + p * kv_stride;
+                        const __m512 x0 = kv_load(v_cache, NULL, v0, m, kind);
+                        const __m512 x1 = kv_load(v_cache, NULL, v0 + kv_stride, m, kind);
+#pragma GCC unroll 8
+                        for (int i = 0; i < ATT_MULTI_MAX; i++) {
+                            if (i >= na) break;
+                            o0[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][p]), x0, o0[i]);
+                            o1[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][p + 1]), x1, o1[i]);
+                        }
+                    }
+                    for (; p < cmax; p += 2) { /* the chunk's last rows: each query to its end */
+                        const int64_t v0 = vb + p * kv_stride;
+                        const __m512 x0 = kv_load(v_cache, NULL, v0, m, kind);
+                        const __m512 x1 = p + 1 < cmax ? kv_load(v_cache, NULL, v0 + kv_stride, m, kind)
+                                                       : _mm512_setzero_ps();
+#pragma GCC unroll 8
+                        for (int i = 0; i < ATT_MULTI_MAX; i++) {
+                            if (i >= na) break;
+                            const int64_t c1 = NP[i0 + i] - c0 < 32 ? NP[i0 + i] : c0 + 32;
+                            if (p + 2 <= c1) {
+                                o0[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][p]), x0, o0[i]);
+                                o1[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][p + 1]), x1, o1[i]);
+                            } else if (p < c1) { /* its odd last position */
+                                o0[i] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i][p]), x0, o0[i]);
+                            }
+                        }
+                    }
+#pragma GCC unroll 8
+                    for (int i = 0; i < ATT_MULTI_MAX; i++) {
+                        if (i >= na) break;
+                        float *sp = ST[i0 + i] + (int64_t)hq * nv * 32 + iv * 32;
+                        _mm512_store_ps(sp, o0[i]);
+                        _mm512_store_ps(sp + 16, o1[i]);
+                    }
+                }
+            }
+    }
+    for (int i = 0; i < nq; i++) finish_heads(out + i * qd, ST[i], n_head, nv, head_dim);
 }
 
 /* gate = gate / (1 + e^arg) * up, 16 at a time: arg = -gate (SwiGLU's
@@ -1221,6 +1365,15 @@ void tai_k_attention_f16_all_avx512(float *out, const float *q, const uint16_t *
                                     int n_head, int n_kv_head, int head_dim, float *att) {
     attention_all_avx512(out, q, k_cache, NULL, v_cache, NULL, n_pos, kv_stride, n_head, n_kv_head, head_dim,
                          att, 1);
+}
+
+void tai_k_attention_multi_avx512(float *out, const float *q, int64_t qd, const void *k_cache,
+                                  const void *v_cache, int kind, int64_t n_pos0, int nq,
+                                  int64_t kv_stride, int n_head, int n_kv_head, int head_dim,
+                                  float *att, int64_t att_per_q) {
+    if (kind != 0 && kind != 1) return;
+    attention_multi_avx512(out, q, qd, k_cache, v_cache, n_pos0, nq, kv_stride, n_head, n_kv_head,
+                           head_dim, att, att_per_q, kind);
 }
 
 void tai_k_attention_q8_avx512(float *out, const float *q, const int8_t *k_cache,

@@ -109,6 +109,7 @@ static const tai_kernels k_avx512 = {
     .attention_all = tai_k_attention_all_avx512,
     .attention_f16 = tai_k_attention_f16_avx512,
     .attention_f16_all = tai_k_attention_f16_all_avx512,
+    .attention_multi = tai_k_attention_multi_avx512,
     .attention_q8 = tai_k_attention_q8_avx512,
     .attention_q8_all = tai_k_attention_q8_all_avx512,
     .f32_to_f16 = tai_k_f32_to_f16_avx512,

@@ -230,6 +230,11 @@ typedef struct tai_device_ops {
     int (*matmul_prompt)(void *dev, int type, tai_dref w, int64_t rows, int64_t n, tai_dref x,
                          tai_dref y, int64_t ncols, tai_dref scratch);
     size_t (*matmul_prompt_scratch)(void *dev, int type, int64_t n, int64_t ncols);
+
+    /* attention_scratch for calls of up to ncols columns (a prompt's
+     * columns may share reads of their cache, with room for several). NULL:
+     * attention_scratch, whatever the columns. */
+    size_t (*attention_scratch_cols)(void *dev, int64_t max_pos, int n_head, int64_t ncols);
 } tai_device_ops;
 
 #ifdef __cplusplus

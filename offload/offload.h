@@ -142,6 +142,14 @@ static inline size_t tai_dev_matmul_prompt_scratch(tai_device *d, tai_type t, in
     return tai_dev_has_prompt(d) ? d->ops->matmul_prompt_scratch(d->ctx, (int)t, n, ncols)
                                  : tai_dev_matmul_scratch(d, t, n, ncols);
 }
+/* For calls of up to ncols columns (attention_scratch_cols where the
+ * device has it). */
+static inline size_t tai_dev_attention_scratch_cols(tai_device *d, int64_t max_pos, int n_head,
+                                                    int64_t ncols) {
+    return TAI_DEV_HAS_(d, attention_scratch_cols)
+               ? d->ops->attention_scratch_cols(d->ctx, max_pos, n_head, ncols)
+               : tai_dev_attention_scratch(d, max_pos, n_head);
+}
 static inline TinyAIStatus tai_dev_matmul_prompt(tai_device *d, tai_type t, tai_dref w, int64_t rows,
                                                  int64_t n, tai_dref x, tai_dref y, int64_t ncols,
                                                  tai_dref scratch) {

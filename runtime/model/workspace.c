@@ -100,7 +100,7 @@ static void layout(const TinyAIModel *m, int n_ubatch, int att_ctx, int n_seq,
     BUF(B_UP, fbytes(U, F), 64, 12, 13);
     BUF(B_FFN_OUT, fbytes(U, E), 64, 14, 15);
     BUF(B_ATT_SCRATCH,
-        (tai_dev_attention_scratch(m->dev, att_ctx, hp->n_head) + 63) / 64 * 64 + 64, 64, 7, 7);
+        (tai_dev_attention_scratch_cols(m->dev, att_ctx, hp->n_head, U) + 63) / 64 * 64 + 64, 64, 7, 7);
     /* the caches, then (an 8-bit cache's) their scales */
     BUF(B_ATT_K, 2 * cols * sizeof(tai_dref), 64, 7, 7);
     BUF(B_ATT_V, 2 * cols * sizeof(tai_dref), 64, 7, 7);
@@ -182,7 +182,7 @@ TinyAIStatus tai_workspace_alloc(TinyAIModel *m, int n_ubatch, int att_ctx, int 
     ws->up = (float *)(a + b[B_UP].offset);
     ws->ffn_out = (float *)(a + b[B_FFN_OUT].offset);
     ws->att_scratch = (float *)(a + b[B_ATT_SCRATCH].offset);
-    ws->att_scratch_bytes = tai_dev_attention_scratch(m->dev, att_ctx, m->hp.n_head);
+    ws->att_scratch_bytes = tai_dev_attention_scratch_cols(m->dev, att_ctx, m->hp.n_head, n_ubatch);
     ws->att_k = (tai_dref *)(a + b[B_ATT_K].offset);
     ws->att_v = (tai_dref *)(a + b[B_ATT_V].offset);
     {
@@ -269,7 +269,7 @@ TinyAIStatus tai_dev_workspaces_alloc(TinyAIModel *m) {
         if (ws->rope_swa) B(rope_swa, U * (size_t)hp->rot_dim * f);
         B(logits, cols * (size_t)hp->n_vocab * f);
         B(mm_scratch, dev_scratch_bytes(m, w->dev, (int)cols));
-        w->att_scratch_bytes = tai_dev_attention_scratch(w->dev, ws->att_ctx, hp->n_head);
+        w->att_scratch_bytes = tai_dev_attention_scratch_cols(w->dev, ws->att_ctx, hp->n_head, ws->n_ubatch);
         B(att_scratch, w->att_scratch_bytes);
 #undef B
         if (st != TINYAI_OK) {

@@ -523,6 +523,61 @@ TEST(Attention, AllHeadsAtOnceEqualsHeadByHead) {
     }
 }
 
+// Consecutive queries of one sequence at once (attention_multi, where a
+// table has it: a prompt's columns reading the cache once) equal each query
+// alone through attention_all / attention_f16_all bit for bit: 1 to
+// TAI_ATT_MULTI_MAX queries, first query positions around the 16-position
+// score blocks and 32-position V chunks (so queries end in different
+// chunks, odd and even), the head shapes above.
+TEST(Attention, ConsecutiveQueriesAtOnceEqualOneByOne) {
+    const AttCase shapes[] = {{9, 3, 64, 0}, {4, 2, 8, 0},  {8, 8, 16, 0}, {6, 1, 4, 0},
+                              {8, 1, 80, 0}, {2, 1, 160, 0}, {5, 5, 12, 0}, {14, 2, 64, 0}};
+    int tables = 0;
+    for (tai_isa isa : tai_test::kIsas) {
+        if (!tai_isa_supported(isa)) continue;
+        const tai_kernels *kern = tai_kernels_get(isa);
+        if (!kern->attention_multi) continue;
+        tables++;
+        for (const auto &shape : shapes)
+            for (int64_t n0 : {1, 2, 15, 16, 17, 30, 31, 32, 33, 63, 100, 250})
+                for (int nq : {1, 2, 3, 5, 8}) {
+                    AttCase cs = shape;
+                    cs.n_pos = n0 + nq - 1;
+                    const int64_t stride = cs.n_kv * cs.hd + 2, qd = (int64_t)cs.n_head * cs.hd;
+                    std::vector<float> q1, k, v;
+                    RandomQkv(cs, stride, (uint32_t)(n0 * 31 + nq), &q1, &k, &v);
+                    const std::vector<float> q = tai_test::RandomFloats(qd * nq, (uint32_t)n0 + 99, -2, 2);
+                    std::vector<uint16_t> kh(k.size()), vh(v.size());
+                    for (size_t i = 0; i < k.size(); i++) kh[i] = tai_fp32_to_fp16(k[i]);
+                    for (size_t i = 0; i < v.size(); i++) vh[i] = tai_fp32_to_fp16(v[i]);
+                    const int64_t per = (tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 15) / 16 * 16;
+                    for (int kind = 0; kind < 2; kind++) {
+                        std::vector<float> want(qd * nq, 1.0f), got(qd * nq, 2.0f),
+                            one(tai_attention_all_scratch(cs.n_pos, cs.n_head, cs.hd) + 16, 7.0f),
+                            all(per * nq + 16, 7.0f);
+                        for (int i = 0; i < nq; i++) {
+                            if (kind)
+                                kern->attention_f16_all(want.data() + i * qd, q.data() + i * qd, kh.data(),
+                                                        vh.data(), n0 + i, stride, cs.n_head, cs.n_kv, cs.hd,
+                                                        one.data());
+                            else
+                                kern->attention_all(want.data() + i * qd, q.data() + i * qd, k.data(), v.data(),
+                                                    n0 + i, stride, cs.n_head, cs.n_kv, cs.hd, one.data());
+                        }
+                        kern->attention_multi(got.data(), q.data(), qd,
+                                              kind ? (const void *)kh.data() : (const void *)k.data(),
+                                              kind ? (const void *)vh.data() : (const void *)v.data(), kind, n0,
+                                              nq, stride, cs.n_head, cs.n_kv, cs.hd, all.data() + 1, per);
+                        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                            << tai_isa_name(isa) << (kind ? " F16 " : " F32 ") << cs.n_head << "/" << cs.n_kv
+                            << " hd " << cs.hd << " first query's positions " << n0 << ", " << nq
+                            << " queries";
+                    }
+                }
+    }
+    if (tai_isa_supported(TAI_ISA_AVX512)) EXPECT_GT(tables, 0) << "the AVX-512 table has attention_multi";
+}
+
 // Floats into an F16 cache: every ISA's conversion is the portable one bit
 // for bit, over normal values, ties, halves' subnormals, values past 65504,
 // infinities, NaNs and odd lengths.

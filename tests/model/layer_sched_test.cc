@@ -179,7 +179,7 @@ TEST(LayerScheduler, TheEstimatePredictsThePeakWithinTenPercent) {
         TinyAILayerScheduler *ls = tinyaiCreateLayerScheduler(m.get(), &c);
         ASSERT_NE(ls, nullptr) << tinyaiLastErrorMessage();
         TinyAITensor ids = {TINYAI_TENSOR_I32, (void *)toks.data(), 300, 1, 300 * sizeof(int32_t)};
-        ASSERT_TRUE(tinyaiExecuteLayerWithMemoryOptimization(ls, 0, &ids, nullptr));
+        ASSERT_TRUE(tinyaiExecuteLayerWithMemoryOptimization(ls, 0, &ids, nullptr)) << tinyaiLastErrorMessage();
         const TinyAIMemoryEstimate e = tinyaiEstimateMemoryUsage(ls);
         EXPECT_EQ(e.tokens, 300);
         EXPECT_LE(e.activationBytes, 2u << 20);
