@@ -433,6 +433,9 @@ static int att_by_column(const att_job *j, int nth) {
     return 1;
 }
 
+/* The fewest positions a group's first query sees for attention_multi. */
+#define ATT_MULTI_MIN_GROUP 64
+
 /* Column t's attention, all its heads in one call (att: the thread's
  * scratch). */
 static void one_column(const att_job *j, int64_t t, float *att) {
@@ -456,7 +459,8 @@ static void one_column(const att_job *j, int64_t t, float *att) {
                             j->n_kv_head, hd, att);
 }
 
-static int32_t max_pos(const att_job *j) {
+/* The furthest position of the job's columns. */
+static int32_t last_position(const att_job *j) {
     int32_t m = 0;
     for (int64_t t = 0; t < j->ncols; t++)
         if (j->pos[t] > m) m = j->pos[t];
@@ -471,8 +475,11 @@ static void att_worker(void *ctx, int ti, int nth) {
     if (att_by_column(j, nth) && j->kind != 2 && j->window == 0 && j->k->attention_multi) {
         /* runs of consecutive positions of one sequence (a prompt's
          * columns) in groups read the cache once (attention_multi: the
-         * same bits as column by column); the groups dealt out in turn */
-        int64_t need = tai_attention_all_scratch((int64_t)max_pos(j) + 1, j->n_head, hd);
+         * same bits as column by column); the groups dealt out in turn,
+         * those seeing fewer than ATT_MULTI_MIN_GROUP positions run column
+         * by column (there the group's loops cost more than the reads they
+         * share: 0.89-0.98x under 20 positions) */
+        int64_t need = tai_attention_all_scratch((int64_t)last_position(j) + 1, j->n_head, hd);
         need = (need + 15) / 16 * 16;
         int cap = (int)(j->per_thread / need);
         if (cap > TAI_ATT_MULTI_MAX) cap = TAI_ATT_MULTI_MAX;
@@ -483,8 +490,8 @@ static void att_worker(void *ctx, int ti, int nth) {
                    j->pos[t + nq] == j->pos[t] + nq)
                 nq++;
             if (gi % nth == ti) {
-                if (nq == 1)
-                    one_column(j, t, att);
+                if (nq == 1 || j->pos[t] + 1 < ATT_MULTI_MIN_GROUP)
+                    for (int i = 0; i < nq; i++) one_column(j, t + i, att);
                 else
                     j->k->attention_multi(j->out + t * qd, j->q + t * qd, qd, H(j->kc[t]), H(j->vc[t]),
                                           j->kind, (int64_t)j->pos[t] + 1, nq, kvd, j->n_head,
@@ -525,9 +532,10 @@ static void att_worker(void *ctx, int ti, int nth) {
 
 /* Contexts from which a prompt's columns go through attention in groups
  * (attention_multi), each thread's scratch holding up to TAI_ATT_MULTI_MAX
- * columns' scores: below it a sequence's cache stays in L2 and the groups
- * gained 0-14% (SmolLM2's heads, 100 to 1024 positions, 8 queries), not
- * worth the scratch under a memory limit. */
+ * columns' scores: below it a sequence's float cache stays in L2 and the
+ * groups gained at most 14% in the kernel (SmolLM2's heads, 8 queries of
+ * 100 positions), not worth the scratch under a memory limit (from 1024 on:
+ * 1.2-1.9x in the kernel, pp1024 1.08x, pp2048 1.27x). */
 #define ATT_MULTI_MIN_POS 1024
 
 /* Per thread: the scores of all heads of a column (of up to

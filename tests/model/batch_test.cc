@@ -248,6 +248,40 @@ double MaxRel(const std::vector<float> &a, const std::vector<float> &b) {
 // each gets the logits it gets alone, bit for bit, for float and quantized
 // weights: a prompt evaluated whole or in chunks beside other sessions'
 // columns goes through the same sums (batch invariance).
+// A long prompt in one pass (its columns through attention in groups that
+// read the cache once, from 1024 positions of context on) gives the logits
+// of the same prompt fed token by token (one column a call), bit for bit,
+// with float and binary16 caches: the grouping changes no query's
+// arithmetic. Prompt chunks of 512 and of 100 (groups across chunk ends).
+TEST(EvalStep, ALongPromptInOnePassEqualsTokenByToken) {
+    TinyAISynthConfig sc = Synth("Q4_1", false);
+    sc.nCtx = 1200;
+    sc.nLayer = 2;
+    TempFile f(tai_test::WriteSynthModel(sc));
+    std::vector<int32_t> prompt(1100);
+    for (size_t i = 0; i < prompt.size(); i++) prompt[i] = (int32_t)(1 + (i * 37) % 399);
+    for (TinyAIKVCacheType kv : {TINYAI_KV_F32, TINYAI_KV_F16}) {
+        SCOPED_TRACE(kv == TINYAI_KV_F32 ? "f32 cache" : "f16 cache");
+        TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+        c.contextSize = 1200;
+        c.kvCacheType = kv;
+        ModelPtr m = tai_test::LoadModel(f.path, c);
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+        const int nv = tai_test::VocabSize(m.get());
+        SessionPtr one = NewSession(m.get(), 1200), byt = NewSession(m.get(), 1200),
+                   hundreds = NewSession(m.get(), 1200);
+        ASSERT_TRUE(one && byt && hundreds);
+        ASSERT_EQ(tinyaiEval(one.get(), prompt.data(), prompt.size()), TINYAI_OK) << tinyaiLastErrorMessage();
+        for (size_t i = 0; i < prompt.size(); i += 100)
+            ASSERT_EQ(tinyaiEval(hundreds.get(), prompt.data() + i, std::min<size_t>(100, prompt.size() - i)),
+                      TINYAI_OK);
+        for (size_t i = 0; i < prompt.size(); i++) ASSERT_EQ(tinyaiEval(byt.get(), &prompt[i], 1), TINYAI_OK);
+        const std::vector<float> want = Logits(byt.get(), nv);
+        EXPECT_EQ(Logits(one.get(), nv), want);
+        EXPECT_EQ(Logits(hundreds.get(), nv), want);
+    }
+}
+
 TEST(EvalStep, PromptChunksAndDecodingMixedEqualEachAlone) {
     for (const char *type : {"F32", "F16", "Q8_0", "Q4_1"}) {
         SCOPED_TRACE(type);
