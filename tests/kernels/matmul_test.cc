@@ -238,7 +238,9 @@ TEST(Matmul, ManyOfOneInputEqualEachAlone) {
                 tai_test::AlignedBuf scratch(tai_matmul_scratch_bytes(types[0], n, ncols));
                 for (int nth : {1, 2, 3}) {
                     tai_pool *pool = nullptr;
-                    if (nth > 1) ASSERT_EQ(tai_pool_create(nth, &pool), 0);
+                    if (nth > 1) {
+                        ASSERT_EQ(tai_pool_create(nth, &pool), 0);
+                    }
                     std::vector<std::vector<float>> want(nm), got(nm);
                     const void *w[3];
                     float *y[3];

@@ -575,7 +575,9 @@ TEST(Attention, ConsecutiveQueriesAtOnceEqualOneByOne) {
                     }
                 }
     }
-    if (tai_isa_supported(TAI_ISA_AVX512)) EXPECT_GT(tables, 0) << "the AVX-512 table has attention_multi";
+    if (tai_isa_supported(TAI_ISA_AVX512)) {
+        EXPECT_GT(tables, 0) << "the AVX-512 table has attention_multi";
+    }
 }
 
 // Floats into an F16 cache: every ISA's conversion is the portable one bit

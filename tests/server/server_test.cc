@@ -137,7 +137,7 @@ class Server : public ::testing::Test {
         mc.threads = 2;
         mc.maxSessions = 4;
         ASSERT_EQ(tinyaiLoadModel(path_.c_str(), &mc, &model_), TINYAI_OK) << tinyaiLastErrorMessage();
-        tai_engine_config ec = {4, 512, 32};
+        tai_engine_config ec = {4, 512, 32, 0};
         ASSERT_EQ(tai_engine_start(model_, &ec, &engine_), TINYAI_OK) << tinyaiLastErrorMessage();
         tai_server_config sc = {};
         sc.port = 0;
@@ -660,7 +660,7 @@ struct OneSlotServer {
         mc.maxSessions = slots;
         mc.contextSize = ctx;
         if (path.empty() || tinyaiLoadModel(path.c_str(), &mc, &m) != TINYAI_OK) return;
-        tai_engine_config ec = {slots, ctx, 4 * slots};
+        tai_engine_config ec = {slots, ctx, 4 * slots, 0};
         if (tai_engine_start(m, &ec, &e) != TINYAI_OK) return;
         sc.model_name = "m";
         if (tai_server_start(&sc, &s) != TINYAI_OK) return;
@@ -771,7 +771,7 @@ TEST(ServerBf16Prompts, PromptsLongerThanAStepNeverLeaveAOneTokenChunk) {
     TinyAIModel *m = nullptr;
     ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
     tai_engine *e = nullptr;
-    tai_engine_config ec = {1, kCtx, 4};
+    tai_engine_config ec = {1, kCtx, 4, 0};
     ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK) << tinyaiLastErrorMessage();
     int cap = 0, cap_sessions = 0;
     ASSERT_EQ(tinyaiStepCapacity(m, &cap, &cap_sessions), TINYAI_OK);
@@ -853,7 +853,7 @@ TEST(ServerDisk, AModelFileChangedUnderAStreamingServerFailsItsRequestsClearly) 
     mc.memoryLimit = bytes.size() * 4 / 5; // well below the model: it streams
     ASSERT_EQ(tinyaiLoadModel(path.c_str(), &mc, &m), TINYAI_OK) << tinyaiLastErrorMessage();
     tai_engine *e = nullptr;
-    tai_engine_config ec = {1, 128, 4};
+    tai_engine_config ec = {1, 128, 4, 0};
     ASSERT_EQ(tai_engine_start(m, &ec, &e), TINYAI_OK) << tinyaiLastErrorMessage();
     TinyAIMemoryInfo mi; // planned with the engine's session
     ASSERT_EQ(tinyaiGetMemoryInfo(m, &mi), TINYAI_OK);
