@@ -109,14 +109,19 @@ TEST(Profile, RecordsWhatTheShapesSay) {
         op_s += op.seconds;
         const std::string n = op.name;
         if (n == "q" || n == "k" || n == "v" || n == "o" || n == "gate" || n == "up" ||
-            n == "down" || n == "attention" || n == "attn_norm" || n == "swiglu")
+            n == "down" || n == "attention" || n == "attn_norm" || n == "swiglu") {
             EXPECT_EQ(op.calls, 4u * c.nLayer) << n;
-        if (n == "residual") EXPECT_EQ(op.calls, 8u * c.nLayer);
+        }
+        if (n == "residual") {
+            EXPECT_EQ(op.calls, 8u * c.nLayer);
+        }
         if (n == "head") {
             EXPECT_EQ(op.calls, 4u);
             EXPECT_NEAR(op.bytes, 4 * Q8Bytes(V * E), 1);
         }
-        if (n == "attention") EXPECT_NEAR(op.flops, 4 * E * ctx * c.nLayer, 1);
+        if (n == "attention") {
+            EXPECT_NEAR(op.flops, 4 * E * ctx * c.nLayer, 1);
+        }
     }
     EXPECT_EQ(names.size(), 18u);
     EXPECT_LE(op_s, layer_s);
@@ -140,12 +145,15 @@ TEST(Profile, CountersCountOrSayWhyNot) {
     for (int k = 0; k < pc.n; k++) {
         ASSERT_NE(pc.names[k], nullptr);
         if (pc.hardware[k] && pc.available[k]) any_hw = true;
-        if (!pc.available[k]) EXPECT_EQ(lp.counters[k], 0u) << pc.names[k];
+        if (!pc.available[k]) {
+            EXPECT_EQ(lp.counters[k], 0u) << pc.names[k];
+        }
         // a block's work takes CPU time and, on a CPU that counts them,
         // cycles and instructions
         const std::string n = pc.names[k];
-        if (pc.available[k] && (n == "task-clock-ns" || n == "cycles" || n == "instructions"))
+        if (pc.available[k] && (n == "task-clock-ns" || n == "cycles" || n == "instructions")) {
             EXPECT_GT(lp.counters[k], 0u) << n;
+        }
     }
     // without hardware counters the profile says why
     if (!any_hw) EXPECT_NE(std::string(pc.note).find("hardware counters"), std::string::npos);
