@@ -382,7 +382,7 @@ INLINE void q_tile(const uint8_t *codes, const float *dwf, const float *mwf,
          * integer sums are exact, so the float steps and the bits are
          * q_col's. Family 6 model 207 Xeon without AMX, one thread, 16
          * columns of a 576 x 1536 Q4_1 product from L3: 96-110 -> 81-95 us;
-         * SmolLM2's pp512 1752 -> 2011 tok/s */
+         * SmolLM2's pp512 1.11x, pp128 1.15x (bench/README.md) */
         const tai_block_q8a *xb = &x[b * 8];
         __m512i si[8];
 #pragma GCC unroll 8
