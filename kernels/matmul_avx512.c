@@ -220,6 +220,15 @@ INLINE void q_codes(const uint8_t *q, int T, __m512i wv[8]) {
     }
 }
 
+/* A block's integer sum starts from the correction of the weights' bias
+ * (Q8_0's 128, Q4_0's 8: packed unsigned) times the codes' sum, Q4_1's
+ * from zero. */
+INLINE __m512i q_sum_start(const tai_block_q8a *a, int T) {
+    return T == T_Q8_0   ? _mm512_set1_epi32(a->n128)
+           : T == T_Q4_0 ? _mm512_set1_epi32(a->n8)
+                         : _mm512_setzero_si512();
+}
+
 /* One column's contribution of one block: acc += d_w * (d_x * isum)
  * (+ m_w * s_x for Q4_1). Four independent chains of two vpdpbusd each:
  * short dependency chains let consecutive blocks overlap. For Q4 the odd
@@ -228,9 +237,7 @@ INLINE __m512 q_col(const __m512i wv[8], const tai_block_q8a *a, __m512 dw, __m5
                     __m512 acc, int T) {
     const int32_t *aq = (const int32_t *)a->qs;
     __m512i s[4];
-    s[0] = T == T_Q8_0   ? _mm512_set1_epi32(a->n128)
-           : T == T_Q4_0 ? _mm512_set1_epi32(a->n8)
-                         : _mm512_setzero_si512();
+    s[0] = q_sum_start(a, T);
     s[1] = s[2] = s[3] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
@@ -386,10 +393,7 @@ INLINE void q_tile(const uint8_t *codes, const float *dwf, const float *mwf,
         const tai_block_q8a *xb = &x[b * 8];
         __m512i si[8];
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++)
-            si[j] = T == T_Q8_0   ? _mm512_set1_epi32(xb[j].n128)
-                    : T == T_Q4_0 ? _mm512_set1_epi32(xb[j].n8)
-                                  : _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) si[j] = q_sum_start(&xb[j], T);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++)
 #pragma GCC unroll 8
