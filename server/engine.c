@@ -50,6 +50,7 @@ void tai_req_release(tai_req *r) {
     if (left > 0) return;
     free(r->prompt);
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
+    free(r->bias);
     free(r->text);
     free(r->lp);
     pthread_mutex_destroy(&r->mu);
@@ -154,6 +155,7 @@ typedef struct {
     size_t hlen, hcap;
     size_t hprompt; /* hist's first tokens that were evaluated as a prompt's */
     int hist_lost;  /* hist could not follow the session: reuse nothing */
+    float *biased;  /* the logits with a request's logit_bias added */
 } slot;
 
 /* n tokens the session evaluated in one entry of a step: two or more are a
@@ -422,8 +424,17 @@ static void sample_all(tai_engine *e) {
         slot *sl = &e->slots[i];
         if (!sl->r || !sl->has_logits) continue;
         sl->has_logits = 0;
-        const float *logits = tinyaiGetLogits(sl->s);
-        const int32_t tok = tinyaiSample(sl->smp, logits, e->nv);
+        const float *logits = tinyaiGetLogits(sl->s), *seen = logits;
+        if (sl->r->n_bias > 0) {
+            if (!sl->biased && !(sl->biased = malloc((size_t)e->nv * sizeof *sl->biased))) {
+                finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
+                continue;
+            }
+            memcpy(sl->biased, logits, (size_t)e->nv * sizeof *sl->biased);
+            for (int k = 0; k < sl->r->n_bias; k++) sl->biased[sl->r->bias[k].token] += sl->r->bias[k].value;
+            seen = sl->biased;
+        }
+        const int32_t tok = tinyaiSample(sl->smp, seen, e->nv);
         if (tok < 0) {
             finish_slot(e, sl, TAI_FINISH_ERROR, tinyaiLastErrorMessage());
             continue;
@@ -683,6 +694,7 @@ int tai_engine_stop(tai_engine *e, double grace_s) {
         tinyaiFreeSession(e->slots[i].s);
         free(e->slots[i].pend);
         free(e->slots[i].hist);
+        free(e->slots[i].biased);
     }
     free(e->slots);
     free(e->queue);

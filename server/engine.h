@@ -51,6 +51,16 @@ typedef struct {
     float top_logprob[TAI_MAX_TOP_LOGPROBS];
 } tai_logprob;
 
+/* A logit bias (OpenAI's logit_bias): `value` is added to the token's
+ * logit before sampling; -100 bans it, +100 all but forces it. */
+typedef struct {
+    int32_t token;
+    float value;
+} tai_bias;
+
+/* Biases a request may carry at most. */
+#define TAI_MAX_BIASES 1024
+
 typedef struct tai_req {
     /* ---- set before submitting; the engine owns them after ---- */
     int32_t *prompt;  /* malloc'ed token ids */
@@ -61,6 +71,9 @@ typedef struct tai_req {
     int n_stops;
     int logprobs; /* -1: none; 0..TAI_MAX_TOP_LOGPROBS: each token's
                      log-probability and that many alternatives */
+    tai_bias *bias; /* malloc'ed; added to the logits the sampler sees (the
+                       log-probabilities reported are the model's own) */
+    int n_bias;
 
     /* ---- the outcome, under mu ---- */
     pthread_mutex_t mu;

@@ -162,6 +162,215 @@ static bool num_field(const cJSON *o, const char *name, double lo, double hi, do
     return true;
 }
 
+static void free_messages(TinyAIChatMessage *tm, char **own, int n) {
+    for (int k = 0; own && k < n; k++) free(own[k]);
+    free(own);
+    free(tm);
+}
+
+/* Message k of a chat request into *out: a role (system, user, assistant;
+ * "developer", OpenAI's newer name for system, is system) and a text. The
+ * content is a string, or a list of text parts ({"type": "text", "text":
+ * ...}, joined with "\n" into *own, as llama-server joins them), or, for
+ * an assistant turn only, null or absent (empty). Images, audio, files
+ * and tool calls are refused by name: the model reads text and TinyAI
+ * does not call tools. false with why set otherwise. */
+static bool message_of(const cJSON *it, int k, TinyAIChatMessage *out, char **own, bad *b) {
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"),
+                *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+    const char *r = cJSON_IsString(role) ? role->valuestring : NULL;
+    if (r && (!strcmp(r, "tool") || !strcmp(r, "function"))) {
+        snprintf(b->why, sizeof b->why,
+                 "message %d: role '%s' is not supported: TinyAI does not call tools", k, r);
+        return false;
+    }
+    if (r && !strcmp(r, "developer")) r = "system";
+    if (!r || (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant"))) {
+        snprintf(b->why, sizeof b->why,
+                 "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
+        return false;
+    }
+    const bool assistant = !strcmp(r, "assistant");
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(it, "tool_calls");
+    if (assistant && ((cJSON_IsArray(calls) && cJSON_GetArraySize(calls) > 0) ||
+                      cJSON_GetObjectItemCaseSensitive(it, "function_call"))) {
+        snprintf(b->why, sizeof b->why,
+                 "message %d: 'tool_calls' are not supported: TinyAI does not call tools", k);
+        return false;
+    }
+    out->role = r;
+    if (cJSON_IsString(content)) {
+        out->content = content->valuestring;
+    } else if (assistant && (!content || cJSON_IsNull(content))) {
+        out->content = "";
+    } else if (cJSON_IsArray(content)) {
+        size_t len = 0;
+        const cJSON *part;
+        cJSON_ArrayForEach(part, content) {
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type"),
+                        *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (!cJSON_IsString(type) || strcmp(type->valuestring, "text")) {
+                snprintf(b->why, sizeof b->why,
+                         "message %d: content part type '%.40s' is not supported: the model reads "
+                         "text ({\"type\": \"text\", \"text\": ...})",
+                         k, cJSON_IsString(type) ? type->valuestring : "(none)");
+                return false;
+            }
+            if (!cJSON_IsString(t)) {
+                snprintf(b->why, sizeof b->why, "message %d: a text part needs a string 'text'", k);
+                return false;
+            }
+            len += strlen(t->valuestring) + 1;
+        }
+        char *j = malloc(len + 1), *o = j;
+        if (!j) {
+            snprintf(b->why, sizeof b->why, "out of memory");
+            return false;
+        }
+        cJSON_ArrayForEach(part, content) {
+            const char *t = cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring;
+            if (o != j) *o++ = '\n';
+            const size_t n = strlen(t);
+            memcpy(o, t, n);
+            o += n;
+        }
+        *o = 0;
+        out->content = *own = j;
+    } else {
+        snprintf(b->why, sizeof b->why,
+                 "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
+        return false;
+    }
+    if (!valid_utf8(out->content)) {
+        snprintf(b->why, sizeof b->why, "message %d is not valid UTF-8", k);
+        return false;
+    }
+    return true;
+}
+
+/* Tools (and the older functions) are refused unless the request also
+ * says not to use them: the answer would be text where the client waits
+ * for a call. An empty list is no tools. */
+static bool tools_absent(const cJSON *root, bad *b) {
+    static const char *const pairs[][2] = {{"tools", "tool_choice"}, {"functions", "function_call"}};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, pairs[i][0]),
+                    *choice = cJSON_GetObjectItemCaseSensitive(root, pairs[i][1]);
+        const bool none = cJSON_IsString(choice) && !strcmp(choice->valuestring, "none");
+        const bool some = t && !cJSON_IsNull(t) && !(cJSON_IsArray(t) && cJSON_GetArraySize(t) == 0);
+        const bool wants = choice && !cJSON_IsNull(choice) && !none &&
+                           !(cJSON_IsString(choice) && !strcmp(choice->valuestring, "auto"));
+        if ((some && !none) || wants) {
+            snprintf(b->why, sizeof b->why,
+                     "'%s' is not supported: TinyAI does not call tools (send none, or '%s': "
+                     "\"none\")",
+                     pairs[i][0], pairs[i][1]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* response_format: absent, null or {"type": "text"}; JSON modes are
+ * refused rather than answered with text that may not parse. */
+static bool response_format_ok(const cJSON *root, bad *b) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "response_format");
+    if (!f || cJSON_IsNull(f)) return true;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");
+    if (cJSON_IsObject(f) && cJSON_IsString(t) && !strcmp(t->valuestring, "text")) return true;
+    snprintf(b->why, sizeof b->why,
+             "'response_format' %s%.40s%s is not supported (only {\"type\": \"text\"})",
+             cJSON_IsString(t) ? "of type '" : "", cJSON_IsString(t) ? t->valuestring : "",
+             cJSON_IsString(t) ? "'" : "");
+    return false;
+}
+
+/* The completion options TinyAI does not offer, refused rather than
+ * ignored: echo (the prompt back, with its log-probabilities), best_of
+ * above 1, a suffix to fill in. */
+static bool completion_extras_absent(const cJSON *root, bad *b) {
+    const cJSON *echo = cJSON_GetObjectItemCaseSensitive(root, "echo"),
+                *best = cJSON_GetObjectItemCaseSensitive(root, "best_of"),
+                *suffix = cJSON_GetObjectItemCaseSensitive(root, "suffix");
+    const char *what = cJSON_IsTrue(echo) ? "'echo'"
+                     : best && !cJSON_IsNull(best) && !(cJSON_IsNumber(best) && best->valuedouble == 1)
+                         ? "'best_of' other than 1"
+                     : suffix && !cJSON_IsNull(suffix) &&
+                               !(cJSON_IsString(suffix) && !*suffix->valuestring)
+                         ? "'suffix'"
+                         : NULL;
+    if (!what) return true;
+    snprintf(b->why, sizeof b->why, "%s is not supported", what);
+    return false;
+}
+
+/* A completion prompt given as token ids (a list of integers, each a token
+ * of the model's vocabulary), taken as it is: no BOS is added. */
+static bool token_prompt(const cJSON *p, const TinyAIModelInfo *info, int32_t **out, size_t *n_out,
+                         bad *b) {
+    const int n = cJSON_GetArraySize(p);
+    if (n == 0) {
+        snprintf(b->why, sizeof b->why, "the prompt is empty");
+        return false;
+    }
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) {
+        snprintf(b->why, sizeof b->why, "out of memory");
+        return false;
+    }
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, p) {
+        const double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        if (!(v >= 0 && v < info->nVocab && v == (double)(int32_t)v)) {
+            snprintf(b->why, sizeof b->why,
+                     "'prompt' token %d must be a token id between 0 and %d", i, info->nVocab - 1);
+            free(ids);
+            return false;
+        }
+        ids[i++] = (int32_t)v;
+    }
+    *out = ids;
+    *n_out = (size_t)n;
+    return true;
+}
+
+/* logit_bias: {"token id": bias in [-100, 100], ...}, at most
+ * TAI_MAX_BIASES, into r. */
+static bool logit_bias_of(const cJSON *root, const TinyAIModelInfo *info, tai_req *r, bad *b) {
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
+    if (!lb || cJSON_IsNull(lb)) return true;
+    const int n = cJSON_IsObject(lb) ? cJSON_GetArraySize(lb) : -1;
+    if (n < 0 || n > TAI_MAX_BIASES) {
+        snprintf(b->why, sizeof b->why,
+                 "'logit_bias' must be an object of at most %d token ids and biases", TAI_MAX_BIASES);
+        return false;
+    }
+    if (n == 0) return true;
+    if (!(r->bias = malloc((size_t)n * sizeof *r->bias))) {
+        snprintf(b->why, sizeof b->why, "out of memory");
+        return false;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, lb) {
+        char *end = NULL;
+        errno = 0;
+        const long tok = it->string ? strtol(it->string, &end, 10) : -1;
+        if (!it->string || !*it->string || *end || errno || tok < 0 || tok >= info->nVocab) {
+            snprintf(b->why, sizeof b->why,
+                     "'logit_bias' keys must be token ids between 0 and %d, got '%.40s'",
+                     info->nVocab - 1, it->string ? it->string : "");
+            return false;
+        }
+        if (!cJSON_IsNumber(it) || !(it->valuedouble >= -100 && it->valuedouble <= 100)) {
+            snprintf(b->why, sizeof b->why, "'logit_bias' values must be numbers between -100 and 100");
+            return false;
+        }
+        r->bias[r->n_bias++] = (tai_bias){(int32_t)tok, (float)it->valuedouble};
+    }
+    return true;
+}
+
 /* Builds the request for a completion body: its prompt (text, tokenized)
  * and parameters. NULL with b->why set when invalid. */
 static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool *stream,
@@ -183,8 +392,11 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
     TinyAIModelInfo info;
     tinyaiGetModelInfo(m, &info);
     TinyAIChatMessage *tm = NULL;
+    char **own = NULL; /* message texts joined from content parts */
     int n_msgs = 0;
-    char *text = NULL;
+    const char *text = NULL;
+    int32_t *given = NULL; /* a completion prompt given as token ids */
+    size_t n_given = 0;
     if (chat) {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
         n_msgs = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
@@ -193,65 +405,74 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
             return NULL;
         }
         tm = calloc((size_t)n_msgs, sizeof *tm);
-        if (!tm) {
+        own = calloc((size_t)n_msgs, sizeof *own);
+        if (!tm || !own) {
+            free(tm);
+            free(own);
             snprintf(b->why, sizeof b->why, "out of memory");
             return NULL;
         }
         int k = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, msgs) {
-            const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"),
-                        *content = cJSON_GetObjectItemCaseSensitive(it, "content");
-            if (!cJSON_IsString(role) || !cJSON_IsString(content) ||
-                (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-                 strcmp(role->valuestring, "assistant"))) {
-                snprintf(b->why, sizeof b->why,
-                         "message %d needs a 'role' (system, user, assistant) and a string "
-                         "'content'",
-                         k);
-                free(tm);
+            if (!message_of(it, k, &tm[k], &own[k], b)) {
+                free_messages(tm, own, n_msgs);
                 return NULL;
             }
-            if (!valid_utf8(content->valuestring)) {
-                snprintf(b->why, sizeof b->why, "message %d is not valid UTF-8", k);
-                free(tm);
-                return NULL;
-            }
-            tm[k].role = role->valuestring;
-            tm[k].content = content->valuestring;
             k++;
+        }
+        if (!tools_absent(root, b)) {
+            free_messages(tm, own, n_msgs);
+            return NULL;
         }
     } else {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1) p = cJSON_GetArrayItem(p, 0);
-        if (!cJSON_IsString(p)) {
-            snprintf(b->why, sizeof b->why, "'prompt' must be a string (or a list of one)");
+        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && !cJSON_IsNumber(cJSON_GetArrayItem(p, 0)))
+            p = cJSON_GetArrayItem(p, 0);
+        if (cJSON_IsArray(p)) {
+            if (!token_prompt(p, &info, &given, &n_given, b)) return NULL;
+        } else if (!cJSON_IsString(p)) {
+            snprintf(b->why, sizeof b->why,
+                     "'prompt' must be a string or token ids (or a list of one of them)");
             return NULL;
-        }
-        if (!valid_utf8(p->valuestring)) {
+        } else if (!valid_utf8(p->valuestring)) {
             snprintf(b->why, sizeof b->why, "'prompt' is not valid UTF-8");
             return NULL;
-        }
-        if (strlen(p->valuestring) > MAX_PROMPT_BYTES) {
+        } else if (strlen(p->valuestring) > MAX_PROMPT_BYTES) {
             snprintf(b->why, sizeof b->why, "'prompt' is longer than %u bytes", MAX_PROMPT_BYTES);
             return NULL;
+        } else {
+            text = p->valuestring;
         }
-        text = p->valuestring;
+        if (!completion_extras_absent(root, b)) {
+            free(given);
+            return NULL;
+        }
+    }
+    if (!response_format_ok(root, b)) {
+        free_messages(tm, own, n_msgs);
+        free(given);
+        return NULL;
     }
     /* encoded once into room for the context (the count is the whole
      * encoding's even where it does not fit), then trimmed to it */
     size_t n_ids = 0;
-    int32_t *ids = malloc((size_t)s->ctx * sizeof *ids);
+    int32_t *ids = NULL;
     TinyAIStatus st = TINYAI_ERR_NOMEM;
-    if (ids)
+    if (given) { /* as given: no BOS added */
+        ids = given;
+        n_ids = n_given;
+        st = TINYAI_OK;
+    } else if ((ids = malloc((size_t)s->ctx * sizeof *ids))) {
         st = chat ? tinyaiTokenizeChat(m, tm, (size_t)n_msgs, true, info.addBosToken, ids,
                                        (size_t)s->ctx, &n_ids)
                   : tinyaiTokenize(m, text, info.addBosToken, false, ids, (size_t)s->ctx, &n_ids);
+    }
     if (st == TINYAI_OK && n_ids > 0) {
         int32_t *fit = realloc(ids, n_ids * sizeof *ids);
         if (fit) ids = fit;
     }
-    free(tm);
+    free_messages(tm, own, n_msgs);
     if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) { /* the template's, or memory */
         snprintf(b->why, sizeof b->why, "%s",
                  st == TINYAI_ERR_NOMEM ? "out of memory" : tinyaiLastErrorMessage());
@@ -306,6 +527,7 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
             goto fail;
         }
     }
+    if (!logit_bias_of(root, &info, r, b)) goto fail;
     if (!num_field(root, "n", 1, 1, 1, &v, b)) {
         snprintf(b->why, sizeof b->why, "'n' must be 1: one choice per request");
         goto fail;
@@ -869,7 +1091,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     tai_server *s = cls;
     (void)version;
     conn *cn = *con_cls;
-    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    /* HEAD is GET without the body (which the daemon leaves out) */
+    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const int ep = !strcmp(url, "/v1/completions") ? 1 : !strcmp(url, "/v1/chat/completions") ? 2
                  : !strcmp(url, "/v1/models") ? 3 : 0;
     if (!cn) { /* the headers: check what can be checked before the body */

@@ -115,7 +115,25 @@ def main():
         assert l <= 0 and len(top) == 2 and max(top.values()) == l and top[tok] == l, (tok, l, top)
     print("completion logprobs ok")
 
+    # content as text parts and the developer role, as newer clients send
+    # them: the same answer as the plain form
+    def chat(messages):
+        return client.chat.completions.create(
+            model=model, temperature=0, max_tokens=8, messages=messages).choices[0].message.content
+    plain = chat([{"role": "system", "content": "Be brief."},
+                  {"role": "user", "content": "What is the capital of France?"}])
+    assert chat([{"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
+                  {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]) == plain
+    print("content parts ok")
+
     # errors come back as the client's exceptions with the right status
+    try:
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+        raise AssertionError("tools were accepted")
+    except openai.BadRequestError as e:
+        assert "'tools' is not supported" in str(e), str(e)
     try:
         client.completions.create(model=model, prompt="x", temperature=999999)
         raise AssertionError("temperature 999999 was accepted")

@@ -449,6 +449,38 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"POST", "/v1/completions", "{\"prompt\":\"\xed\xa0\x80 surrogate\"}", 400, "UTF-8"},
         {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xc0\xaf\"}]}", 400,
          "UTF-8"},
+        // what the model cannot do is refused by name, not ignored
+        {"POST", "/v1/chat/completions",
+         R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400,
+         "'image_url' is not supported"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"text"}]}]})", 400,
+         "string 'text'"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":null}]})", 400, "'content'"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"tool","content":"42"}]})", 400,
+         "role 'tool' is not supported"},
+        {"POST", "/v1/chat/completions",
+         R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"a"}]}]})", 400,
+         "'tool_calls' are not supported"},
+        {"POST", "/v1/chat/completions",
+         R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]})",
+         400, "'tools' is not supported"},
+        {"POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})",
+         400, "'tools' is not supported"},
+        {"POST", "/v1/chat/completions",
+         R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", 400,
+         "'response_format' of type 'json_object'"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","echo":true})", 400, "'echo' is not supported"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","best_of":2})", 400, "'best_of'"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","suffix":"end"})", 400, "'suffix' is not supported"},
+        {"POST", "/v1/completions", R"({"prompt":[]})", 400, "empty"},
+        {"POST", "/v1/completions", R"({"prompt":[1,49152]})", 400, "token id between 0 and 49151"},
+        {"POST", "/v1/completions", R"({"prompt":[1,-2]})", 400, "token id"},
+        {"POST", "/v1/completions", R"({"prompt":[1,2.5]})", 400, "token id"},
+        {"POST", "/v1/completions", R"({"prompt":[1,"a"]})", 400, "token id"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logit_bias":{"x":1}})", 400, "'logit_bias' keys"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logit_bias":{"99999":1}})", 400, "'logit_bias' keys"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logit_bias":{"5":101}})", 400, "between -100 and 100"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","logit_bias":[1]})", 400, "'logit_bias' must be"},
     };
     for (const BadCase &c : cases) {
         SCOPED_TRACE(std::string(c.path) + " " + std::string(c.body).substr(0, 60));
@@ -470,6 +502,97 @@ TEST_F(Server, BadRequestsAreClearErrors) {
                       R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"user":"u1",)"
                       R"("metadata":{"a":1},"parallel_tool_calls":false,"model":"smollm2"})");
     EXPECT_EQ(extra.status, 200) << extra.body;
+}
+
+// Chat content given as a list of text parts is the parts joined with a
+// line break (as llama-server joins them), "developer" is the system role
+// by its newer name, and an assistant turn may come with null content
+// (OpenAI's clients send one): each the same conversation as its plain form.
+TEST_F(Server, ContentPartsAndTheDeveloperRoleAreTheirPlainForms) {
+    auto answer = [&](const std::string &messages) {
+        Http h = Curl(port_, "POST", "/v1/chat/completions",
+                      R"({"temperature":0,"max_tokens":8,"messages":)" + messages + "}");
+        EXPECT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+        const std::string text = Str(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        const int prompt_tokens = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")
+                                      ? cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")->valueint
+                                      : -1;
+        cJSON_Delete(o);
+        return std::to_string(prompt_tokens) + "|" + text;
+    };
+    const std::string plain = answer(R"([{"role":"user","content":"Name a colour.\nJust one."}])");
+    EXPECT_NE(plain.find('|'), std::string::npos);
+    EXPECT_GT(plain.size(), 3u) << plain;
+    EXPECT_EQ(answer(R"([{"role":"user","content":[{"type":"text","text":"Name a colour."},)"
+                     R"({"type":"text","text":"Just one."}]}])"),
+              plain);
+    const std::string sys = answer(R"([{"role":"system","content":"Answer in French."},)"
+                                   R"({"role":"user","content":"Name a colour."}])");
+    EXPECT_EQ(answer(R"([{"role":"developer","content":"Answer in French."},)"
+                     R"({"role":"user","content":"Name a colour."}])"),
+              sys);
+    EXPECT_EQ(answer(R"([{"role":"user","content":"Hi"},{"role":"assistant","content":""},)"
+                     R"({"role":"user","content":"Name a colour."}])"),
+              answer(R"([{"role":"user","content":"Hi"},{"role":"assistant","content":null},)"
+                     R"({"role":"user","content":"Name a colour."}])"));
+    // tools the request says not to use, and a plain-text response format
+    EXPECT_EQ(answer(R"([{"role":"user","content":"Name a colour."}],"tools":[{"type":"function",)"
+                     R"("function":{"name":"f"}}],"tool_choice":"none","response_format":{"type":"text"})"),
+              answer(R"([{"role":"user","content":"Name a colour."}])"));
+    // HEAD is GET without the body: health checks that use it get 200
+    Http head = Curl(port_, "HEAD", "/health", "", "-I");
+    EXPECT_EQ(head.status, 200);
+    EXPECT_EQ(head.body.find("\"status\""), std::string::npos) << head.body;
+}
+
+// A completion prompt given as token ids is evaluated as it is: the ids
+// the text tokenizes to give the text's answer. logit_bias moves the
+// sampler: -100 on the greedy first token makes it another, +100 on a
+// token makes it the first.
+TEST_F(Server, TokenIdPromptsAndLogitBias) {
+    TinyAIModelInfo info{};
+    tinyaiGetModelInfo(model_, &info);
+    const std::string prompt = "The capital of France is";
+    std::vector<int32_t> ids(64);
+    size_t n = 0;
+    ASSERT_EQ(tinyaiTokenize(model_, prompt.c_str(), info.addBosToken, false, ids.data(), ids.size(), &n),
+              TINYAI_OK);
+    std::string list;
+    for (size_t i = 0; i < n; i++) list += (i ? "," : "") + std::to_string(ids[i]);
+    auto first = [&](const std::string &body) {
+        Http h = Curl(port_, "POST", "/v1/completions", body);
+        EXPECT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const std::string text = Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "text");
+        cJSON_Delete(o);
+        return text;
+    };
+    const std::string greedy = first(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":1})");
+    EXPECT_EQ(greedy, Greedy(prompt, 1, false));
+    EXPECT_EQ(first(R"({"prompt":[)" + list + R"(],"temperature":0,"max_tokens":1})"), greedy);
+    EXPECT_EQ(first(R"({"prompt":[[)" + list + R"(]],"temperature":0,"max_tokens":1})"), greedy);
+    // the greedy token's id, and another token's
+    int32_t g = -1, other = -1;
+    ASSERT_EQ(tinyaiTokenize(model_, greedy.c_str(), false, false, ids.data(), ids.size(), &n), TINYAI_OK);
+    ASSERT_EQ(n, 1u) << greedy;
+    g = ids[0];
+    ASSERT_EQ(tinyaiTokenize(model_, " banana", false, false, ids.data(), ids.size(), &n), TINYAI_OK);
+    ASSERT_EQ(n, 1u);
+    other = ids[0];
+    const std::string banned = first(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":1,)"
+                                     R"("logit_bias":{")" + std::to_string(g) + R"(":-100}})");
+    EXPECT_FALSE(banned.empty());
+    EXPECT_NE(banned, greedy);
+    EXPECT_EQ(first(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":1,)"
+                    R"("logit_bias":{")" + std::to_string(other) + R"(":100}})"),
+              " banana");
+    // a bias of 0 changes nothing
+    EXPECT_EQ(first(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":1,)"
+                    R"("logit_bias":{")" + std::to_string(other) + R"(":0}})"),
+              greedy);
 }
 
 // Requests sharing a prefix (a long system prompt) reuse the KV cache a
