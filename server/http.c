@@ -46,14 +46,15 @@ typedef struct {
     int endpoint; /* for /metrics: 0 other, 1 completions, 2 chat, 3 models */
 } conn;
 
+/* A response with one extra header (name NULL: none). */
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
-                                 const char *body, const char *retry_after) {
+                                 const char *body, const char *hname, const char *hvalue) {
     const tai_mhd *mhd = tai_mhd_table();
     struct MHD_Response *r =
         mhd->create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     mhd->add_response_header(r, "Content-Type", type);
-    if (retry_after) mhd->add_response_header(r, "Retry-After", retry_after);
+    if (hname) mhd->add_response_header(r, hname, hvalue);
     const enum MHD_Result ret = mhd->queue_response(c, status, r);
     mhd->destroy_response(r);
     return ret;
@@ -68,13 +69,10 @@ static void count(tai_server *s, int endpoint, unsigned status) {
 }
 
 /* An OpenAI-shaped error. */
-static enum MHD_Result send_error(tai_server *s, struct MHD_Connection *c, int endpoint,
-                                  unsigned status, const char *type, const char *fmt, ...) {
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
+/* An OpenAI-shaped error, with one extra header (name NULL: none). */
+static enum MHD_Result error_reply(tai_server *s, struct MHD_Connection *c, int endpoint,
+                                   unsigned status, const char *type, const char *hname,
+                                   const char *hvalue, const char *msg) {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", type);
@@ -85,11 +83,27 @@ static enum MHD_Result send_error(tai_server *s, struct MHD_Connection *c, int e
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     count(s, endpoint, status);
-    const enum MHD_Result r =
-        send_text(c, status, "application/json", text ? text : "{}",
-                  status == 503 || status == 429 ? "1" : NULL);
+    const enum MHD_Result r = send_text(c, status, "application/json", text ? text : "{}", hname, hvalue);
     free(text);
     return r;
+}
+
+/* An error; a busy server's (503, 429) says when to come back. */
+static enum MHD_Result send_error(tai_server *s, struct MHD_Connection *c, int endpoint,
+                                  unsigned status, const char *type, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const bool busy = status == 503 || status == 429;
+    return error_reply(s, c, endpoint, status, type, busy ? "Retry-After" : NULL, busy ? "1" : NULL, msg);
+}
+
+/* 405, with the methods the path takes (Allow, as HTTP asks). */
+static enum MHD_Result wrong_method(tai_server *s, struct MHD_Connection *c, int endpoint, bool get) {
+    return error_reply(s, c, endpoint, 405, "invalid_request_error", "Allow", get ? "GET, HEAD" : "POST",
+                       get ? "use GET" : "use POST");
 }
 
 /* The engine stuck in one step (tai_engine_stalled): its message into
@@ -110,7 +124,7 @@ static enum MHD_Result send_json(tai_server *s, struct MHD_Connection *c, int en
     cJSON_Delete(root);
     if (!text) return send_error(s, c, endpoint, 500, "server_error", "out of memory");
     count(s, endpoint, 200);
-    const enum MHD_Result r = send_text(c, 200, "application/json", text, NULL);
+    const enum MHD_Result r = send_text(c, 200, "application/json", text, NULL, NULL);
     free(text);
     return r;
 }
@@ -1066,7 +1080,7 @@ static enum MHD_Result metrics(tai_server *s, struct MHD_Connection *c) {
         }
     }
 #undef OUT
-    const enum MHD_Result r = send_text(c, 200, "text/plain; version=0.0.4", buf, NULL);
+    const enum MHD_Result r = send_text(c, 200, "text/plain; version=0.0.4", buf, NULL, NULL);
     free(buf);
     return r;
 }
@@ -1124,13 +1138,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     /* the whole request is in */
     if (!strcmp(url, "/health")) {
-        if (!get) return send_error(s, c, 0, 405, "invalid_request_error", "use GET");
+        if (!get) return wrong_method(s, c, 0, true);
         if (!atomic_load(&s->engine))
             return send_error(s, c, 0, 503, "server_error", "the model is loading");
         char why[200];
         if (stalled(s, why, sizeof why)) return send_error(s, c, 0, 503, "server_error", "%s", why);
         count(s, 0, 200);
-        return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", NULL);
+        return send_text(c, 200, "application/json", "{\"status\":\"ok\"}", NULL, NULL);
     }
     if (cn->too_big)
         return send_error(s, c, ep, 413, "invalid_request_error", "the body is larger than %zu bytes",
@@ -1138,12 +1152,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!key_ok(s, c))
         return send_error(s, c, ep, 401, "authentication_error", "a valid API key is needed");
     if (!strcmp(url, "/metrics")) {
-        if (!get) return send_error(s, c, 0, 405, "invalid_request_error", "use GET");
+        if (!get) return wrong_method(s, c, 0, true);
         return metrics(s, c);
     }
     if (ep == 0) return send_error(s, c, 0, 404, "invalid_request_error", "no such path: %.200s", url);
     if (ep == 3 ? !get : !post)
-        return send_error(s, c, ep, 405, "invalid_request_error", "use %s", ep == 3 ? "GET" : "POST");
+        return wrong_method(s, c, ep, ep == 3);
     if (!atomic_load(&s->engine))
         return send_error(s, c, ep, 503, "server_error", "the model is loading");
     if (atomic_load(&s->quiesced))

@@ -508,6 +508,7 @@ TEST_F(Server, BadRequestsAreClearErrors) {
 // line break (as llama-server joins them), "developer" is the system role
 // by its newer name, and an assistant turn may come with null content
 // (OpenAI's clients send one): each the same conversation as its plain form.
+// HEAD is answered where GET is, and a 405 names the methods (Allow).
 TEST_F(Server, ContentPartsAndTheDeveloperRoleAreTheirPlainForms) {
     auto answer = [&](const std::string &messages) {
         Http h = Curl(port_, "POST", "/v1/chat/completions",
@@ -546,6 +547,18 @@ TEST_F(Server, ContentPartsAndTheDeveloperRoleAreTheirPlainForms) {
     Http head = Curl(port_, "HEAD", "/health", "", "-I");
     EXPECT_EQ(head.status, 200);
     EXPECT_EQ(head.body.find("\"status\""), std::string::npos) << head.body;
+    // a wrong method's 405 says which ones the path takes
+    for (const auto &c : {std::make_pair("/v1/completions", "Allow: POST"),
+                          std::make_pair("/health", "Allow: GET, HEAD"),
+                          std::make_pair("/v1/models", "Allow: GET, HEAD")}) {
+        const std::string hdr = tai_test::TempPath(".hdr");
+        Http h = Curl(port_, "DELETE", c.first, "", "-D " + hdr);
+        EXPECT_EQ(h.status, 405) << c.first;
+        std::ifstream f(hdr);
+        const std::string headers((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        EXPECT_NE(headers.find(c.second), std::string::npos) << headers;
+        std::remove(hdr.c_str());
+    }
 }
 
 // A completion prompt given as token ids is evaluated as it is: the ids
