@@ -32,6 +32,7 @@ struct tai_server {
     int ctx;
     atomic_int quiesced;
     atomic_ulong next_id;
+    time_t started;
     /* requests by endpoint and status class, for /metrics */
     pthread_mutex_t mu;
     unsigned long count[4][6]; /* [endpoint][2xx,4xx(400),401,404/405,413,5xx] */
@@ -972,15 +973,23 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
     return send_json(s, c, ep, o);
 }
 
-static enum MHD_Result models(tai_server *s, struct MHD_Connection *c) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON *data = cJSON_AddArrayToObject(o, "data"), *m = cJSON_CreateObject();
+/* GET /v1/models (id NULL): the list of the one model; GET
+ * /v1/models/ID: that model, or 404. "created" is when the server
+ * started. */
+static enum MHD_Result models(tai_server *s, struct MHD_Connection *c, const char *id) {
+    if (id && strcmp(id, s->c.model_name))
+        return send_error(s, c, 3, 404, "invalid_request_error",
+                          "model '%.190s' does not exist here (this server has '%s')", id,
+                          s->c.model_name);
+    cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "id", s->c.model_name);
     cJSON_AddStringToObject(m, "object", "model");
-    cJSON_AddNumberToObject(m, "created", (double)time(NULL));
+    cJSON_AddNumberToObject(m, "created", (double)s->started);
     cJSON_AddStringToObject(m, "owned_by", "tinyai");
-    cJSON_AddItemToArray(data, m);
+    if (id) return send_json(s, c, 3, m);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "data"), m);
     return send_json(s, c, 3, o);
 }
 
@@ -1107,8 +1116,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     conn *cn = *con_cls;
     /* HEAD is GET without the body (which the daemon leaves out) */
     const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    const char *model_id = !strncmp(url, "/v1/models/", 11) && url[11] ? url + 11 : NULL;
     const int ep = !strcmp(url, "/v1/completions") ? 1 : !strcmp(url, "/v1/chat/completions") ? 2
-                 : !strcmp(url, "/v1/models") ? 3 : 0;
+                 : !strcmp(url, "/v1/models") || model_id ? 3 : 0;
     if (!cn) { /* the headers: check what can be checked before the body */
         cn = calloc(1, sizeof *cn);
         if (!cn) return MHD_NO;
@@ -1164,7 +1174,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(s, c, ep, 503, "server_error", "the server is stopping");
     char why[200];
     if (ep != 3 && stalled(s, why, sizeof why)) return send_error(s, c, ep, 503, "server_error", "%s", why);
-    if (ep == 3) return models(s, c);
+    if (ep == 3) return models(s, c, model_id);
     return completion(s, c, cn, ep == 2);
 }
 
@@ -1211,6 +1221,7 @@ TinyAIStatus tai_server_start(const tai_server_config *c, tai_server **out) {
     if (!(s->c.keepalive_s > 0)) s->c.keepalive_s = 5;
     pthread_mutex_init(&s->mu, NULL);
     atomic_store(&s->next_id, 1);
+    s->started = time(NULL);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;

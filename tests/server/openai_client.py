@@ -17,6 +17,7 @@ def main():
     # models: the list shape clients depend on
     ids = [m.id for m in client.models.list().data]
     assert ids == [model], ids
+    assert client.models.retrieve(model).id == model
     print("models ok")
 
     # chat, not streaming: text, finish reason, usage

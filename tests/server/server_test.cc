@@ -187,6 +187,17 @@ TEST_F(Server, HealthAndModels) {
     ASSERT_EQ(cJSON_GetArraySize(data), 1);
     EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "id"), "smollm2");
     EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "object"), "model");
+    // one model by its id (the OpenAI client's models.retrieve): the
+    // list's entry; another id is 404
+    char *entry = cJSON_PrintUnformatted(cJSON_GetArrayItem(data, 0));
+    Http one = Curl(port_, "GET", "/v1/models/smollm2");
+    EXPECT_EQ(one.status, 200);
+    EXPECT_EQ(one.body, entry);
+    free(entry);
+    Http other = Curl(port_, "GET", "/v1/models/gpt-4");
+    EXPECT_EQ(other.status, 404);
+    EXPECT_NE(other.body.find("'gpt-4' does not exist"), std::string::npos) << other.body;
+    EXPECT_EQ(Curl(port_, "POST", "/v1/models/smollm2", "{}").status, 405);
     cJSON_Delete(o);
 }
 
