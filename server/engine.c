@@ -42,6 +42,32 @@ tai_req *tai_req_new(int32_t *prompt, size_t n_prompt) {
     return r;
 }
 
+tai_req *tai_req_choice(const tai_req *r, int k) {
+    int32_t *prompt = malloc(r->n_prompt * sizeof *prompt);
+    if (!prompt) return NULL;
+    memcpy(prompt, r->prompt, r->n_prompt * sizeof *prompt);
+    tai_req *c = tai_req_new(prompt, r->n_prompt);
+    if (!c) {
+        free(prompt);
+        return NULL;
+    }
+    c->max_tokens = r->max_tokens;
+    c->sampling = r->sampling;
+    c->sampling.seed += (uint64_t)k;
+    c->logprobs = r->logprobs;
+    for (int i = 0; i < r->n_stops; i++)
+        if (!(c->stops[c->n_stops++] = strdup(r->stops[i]))) goto oom;
+    if (r->n_bias > 0) {
+        if (!(c->bias = malloc((size_t)r->n_bias * sizeof *c->bias))) goto oom;
+        memcpy(c->bias, r->bias, (size_t)r->n_bias * sizeof *c->bias);
+        c->n_bias = r->n_bias;
+    }
+    return c;
+oom:
+    tai_req_release(c);
+    return NULL;
+}
+
 void tai_req_release(tai_req *r) {
     if (!r) return;
     pthread_mutex_lock(&r->mu);
@@ -189,6 +215,22 @@ static size_t common_prefix(const slot *sl, const tai_req *r, int roles) {
     while (k < held && k + keep < r->n_prompt && sl->hist[k] == r->prompt[k]) k++;
     return k;
 }
+
+/* The prompt tokens r could reuse from a slot once it has evaluated its
+ * own request's whole prompt (the same cap as common_prefix). */
+static size_t prompt_prefix(const slot *sl, const tai_req *r, int roles) {
+    const size_t keep = roles ? 2 : 1;
+    size_t k = 0;
+    while (k < sl->r->n_prompt && k + keep < r->n_prompt && sl->r->prompt[k] == r->prompt[k]) k++;
+    return k;
+}
+
+/* Prompt tokens worth waiting for: a request whose prompt shares more than
+ * this with a prompt another slot is still evaluating (beyond what any
+ * slot holds already) waits for it and copies it, rather than computing
+ * the same tokens beside it (a system prompt sent by many clients at once,
+ * the choices of a request with n > 1). */
+#define WAIT_FOR_PREFIX 16
 
 /* Releases what of the slot's pending bytes is final: complete UTF-8
  * (invalid bytes become U+FFFD) and nothing that could begin a stop
@@ -339,6 +381,16 @@ static void admit(tai_engine *e) {
             const size_t k = common_prefix(c, r, e->roles);
             if (k > longest) src = c, longest = k;
         }
+        /* a longer one still being evaluated: wait for it (the queue's
+         * head waits, so requests keep their order; the slot evaluating it
+         * goes on, or ends and frees its slot) */
+        bool wait = false;
+        for (int i = 0; i < e->c.slots && !wait; i++) {
+            slot *c = &e->slots[i];
+            wait = c->r && !c->hist_lost && c->prefilled < c->r->n_prompt &&
+                   prompt_prefix(c, r, e->roles) > longest + WAIT_FOR_PREFIX;
+        }
+        if (wait) break;
         e->qhead = (e->qhead + 1) % e->c.max_queue;
         e->qlen--;
         sl->r = r;

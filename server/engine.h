@@ -98,6 +98,10 @@ int tai_utf8_seq(const unsigned char *p, size_t n);
 
 /* A request with the given prompt (taken over, freed with the request). */
 tai_req *tai_req_new(int32_t *prompt, size_t n_prompt);
+/* Another choice of the request r (OpenAI's n): its prompt, parameters,
+ * stop strings and biases, with the seed moved on by `k`; nothing of r's
+ * outcome. NULL out of memory. */
+tai_req *tai_req_choice(const tai_req *r, int k);
 void tai_req_release(tai_req *r);
 /* Waits until the text is longer than `have` bytes or the request ended;
  * returns the text length then (under the lock: copy what you need with

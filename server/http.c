@@ -22,6 +22,9 @@
 #include "server/mhd.h"
 
 #define MAX_PROMPT_BYTES (1u << 20)
+/* Choices a request may ask for (n): each is a sequence of its own, in a
+ * slot of its own, the prompt evaluated once and copied. */
+#define TAI_MAX_CHOICES 16
 
 struct tai_server {
     tai_server_config c;
@@ -389,7 +392,7 @@ static bool logit_bias_of(const cJSON *root, const TinyAIModelInfo *info, tai_re
 /* Builds the request for a completion body: its prompt (text, tokenized)
  * and parameters. NULL with b->why set when invalid. */
 static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool *stream,
-                              bool *usage_in_stream, bad *b) {
+                              bool *usage_in_stream, int *n_choices, bad *b) {
     TinyAIModel *m = atomic_load(&s->model);
     *stream = false;
     *usage_in_stream = false;
@@ -543,10 +546,12 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
         }
     }
     if (!logit_bias_of(root, &info, r, b)) goto fail;
-    if (!num_field(root, "n", 1, 1, 1, &v, b)) {
-        snprintf(b->why, sizeof b->why, "'n' must be 1: one choice per request");
+    if (!num_field(root, "n", 1, TAI_MAX_CHOICES, 1, &v, b) || v != (int)v) {
+        snprintf(b->why, sizeof b->why, "'n' must be a whole number of choices from 1 to %d",
+                 TAI_MAX_CHOICES);
         goto fail;
     }
+    *n_choices = (int)v;
     /* log-probabilities: chat {"logprobs": true, "top_logprobs": N};
      * completions {"logprobs": N} */
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
@@ -602,14 +607,18 @@ static const char *finish_name(tai_finish f) {
     return f == TAI_FINISH_STOP ? "stop" : f == TAI_FINISH_LENGTH ? "length" : "error";
 }
 
-static cJSON *usage_json(const tai_req *r) {
+/* The usage of a request's n choices: the prompt once, the generated
+ * tokens of all of them; cached, the prompt tokens the first choice found
+ * held (prefix reuse; the others copy the prompt from it). */
+static cJSON *usage_json(tai_req *const *r, int n) {
+    int gen = 0;
+    for (int i = 0; i < n; i++) gen += r[i]->n_generated;
     cJSON *u = cJSON_CreateObject();
-    cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", r->n_generated);
-    cJSON_AddNumberToObject(u, "total_tokens", (double)r->n_prompt + r->n_generated);
-    /* the prompt tokens a slot already held (prefix reuse) */
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)r[0]->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", gen);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)r[0]->n_prompt + gen);
     cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-    cJSON_AddNumberToObject(d, "cached_tokens", (double)r->n_cached);
+    cJSON_AddNumberToObject(d, "cached_tokens", (double)r[0]->n_cached);
     return u;
 }
 
@@ -716,10 +725,12 @@ static cJSON *logprobs_json(tai_server *s, const tai_req *r, size_t from, size_t
 
 /* A choice with `text` (the whole answer, or a chunk's delta) and the
  * logprobs object `lp` (taken; NULL: null). */
-static void add_choice(cJSON *o, bool chat, bool chunk, const char *text, const char *finish,
-                       cJSON *lp) {
-    cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ch, "index", 0);
+static void add_choice(cJSON *o, int index, bool chat, bool chunk, const char *text,
+                       const char *finish, cJSON *lp) {
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
+    if (!choices) choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", index);
     if (chat) {
         cJSON *msg = cJSON_AddObjectToObject(ch, chunk ? "delta" : "message");
         if (!chunk || text) {
@@ -750,17 +761,26 @@ static cJSON *pending_logprobs(tai_server *s, tai_req *r, bool chat, size_t *sen
 
 /* ---- streaming --------------------------------------------------------------------- */
 
+/* One choice of a stream: its request and what of it was sent. */
+typedef struct {
+    tai_req *r;
+    size_t sent;    /* text bytes sent */
+    size_t lp_sent; /* logprob entries sent */
+    size_t lp_off;  /* completions: the text offset of the next entry */
+    int done;       /* its finish was sent */
+} sse_choice;
+
 typedef struct {
     tai_server *s;
-    tai_req *r;
     unsigned long id;
     bool chat, usage;
-    size_t sent;     /* text bytes sent */
-    size_t lp_sent;  /* logprob entries sent */
-    size_t lp_off;   /* completions: the text offset of the next entry */
-    int phase;       /* 0 role, 1 text, 2 usage, 3 done marker, 4 end */
+    int n;          /* choices */
+    sse_choice ch[TAI_MAX_CHOICES];
+    int next;       /* the choice looked at first for news (round robin) */
+    int phase;      /* 0 roles, 1 text, 2 usage, 3 done marker, 4 end */
+    int roles_sent; /* phase 0: choices whose role chunk went */
     double quiet_since; /* when the stream last sent something */
-    char *out;       /* an SSE frame being sent */
+    char *out;      /* an SSE frame being sent */
     size_t olen, opos;
 } sse;
 
@@ -788,81 +808,115 @@ static double mono_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static tai_finish finish_of(tai_req *r) {
+    pthread_mutex_lock(&r->mu);
+    const tai_finish f = r->finish;
+    pthread_mutex_unlock(&r->mu);
+    return f;
+}
+
+/* An error event in a stream, then the end. */
+static int sse_error(sse *st, const char *msg) {
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", "server_error");
+    st->phase = 3;
+    return sse_frame(st, o);
+}
+
+/* The next frame of choice k if it has news (text, its finish, an error):
+ * 1 framed, 0 nothing new, -1 out of memory. */
+static int sse_news(sse *st, int k) {
+    sse_choice *c = &st->ch[k];
+    /* the finish first: text published before it is then all there */
+    const tai_finish f = finish_of(c->r);
+    const size_t len = tai_req_wait(c->r, c->sent, 0);
+    if (len > c->sent) {
+        char *piece = malloc(len - c->sent + 1);
+        if (!piece) return -1;
+        c->sent += tai_req_copy(c->r, c->sent, len, piece, len - c->sent + 1);
+        cJSON *o = frame(st->s, st->id, st->chat, true);
+        add_choice(o, k, st->chat, true, piece, NULL,
+                   pending_logprobs(st->s, c->r, st->chat, &c->lp_sent, &c->lp_off));
+        free(piece);
+        return sse_frame(st, o) ? -1 : 1;
+    }
+    if (f == TAI_FINISH_NONE) return 0;
+    if (f == TAI_FINISH_ERROR) {
+        char msg[256];
+        pthread_mutex_lock(&c->r->mu);
+        snprintf(msg, sizeof msg, "%s", c->r->error);
+        pthread_mutex_unlock(&c->r->mu);
+        return sse_error(st, msg) ? -1 : 1;
+    }
+    cJSON *o = frame(st->s, st->id, st->chat, true);
+    add_choice(o, k, st->chat, true, NULL, finish_name(f),
+               pending_logprobs(st->s, c->r, st->chat, &c->lp_sent, &c->lp_off));
+    c->done = 1;
+    return sse_frame(st, o) ? -1 : 1;
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     sse *st = cls;
     (void)pos;
     while (st->opos == st->olen) {
         if (st->phase == 4) return MHD_CONTENT_READER_END_OF_STREAM;
-        if (st->phase == 0) { /* the role first, as OpenAI's streams do */
+        if (st->phase == 0) { /* each choice's role first, as OpenAI's streams do */
             cJSON *o = frame(st->s, st->id, st->chat, true);
-            add_choice(o, st->chat, true, st->chat ? "" : "", NULL, NULL);
+            add_choice(o, st->roles_sent, st->chat, true, "", NULL, NULL);
             if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
-            st->phase = 1;
+            if (++st->roles_sent == st->n) st->phase = 1;
             continue;
         }
         if (st->phase == 1) {
-            const double ka = st->s->c.keepalive_s;
-            const size_t len = tai_req_wait(st->r, st->sent, ka < 1.0 ? ka : 1.0);
-            pthread_mutex_lock(&st->r->mu);
-            const tai_finish f = st->r->finish;
-            pthread_mutex_unlock(&st->r->mu);
-            if (len > st->sent) {
-                char *piece = malloc(len - st->sent + 1);
-                if (!piece) return MHD_CONTENT_READER_END_WITH_ERROR;
-                st->sent += tai_req_copy(st->r, st->sent, len, piece, len - st->sent + 1);
+            /* news from any choice, from the one after the last that had some */
+            int got = 0, open = -1;
+            for (int t = 0; t < st->n && !got; t++) {
+                const int k = (st->next + t) % st->n;
+                if (st->ch[k].done) continue;
+                if (open < 0) open = k;
+                got = sse_news(st, k);
+                if (got < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+                if (got) st->next = (k + 1) % st->n;
+            }
+            if (got) {
                 st->quiet_since = mono_s();
-                cJSON *o = frame(st->s, st->id, st->chat, true);
-                add_choice(o, st->chat, true, piece, NULL,
-                           pending_logprobs(st->s, st->r, st->chat, &st->lp_sent, &st->lp_off));
-                free(piece);
-                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
+                continue;
+            }
+            if (open < 0) { /* every choice finished */
+                st->phase = st->usage ? 2 : 3;
                 continue;
             }
             char why[200];
-            if (f == TAI_FINISH_NONE && stalled(st->s, why, sizeof why)) {
-                tai_req_cancel(st->r); /* should the step ever return */
-                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-                cJSON_AddStringToObject(e, "message", why);
-                cJSON_AddStringToObject(e, "type", "server_error");
-                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
-                st->phase = 3;
+            if (stalled(st->s, why, sizeof why)) {
+                for (int k = 0; k < st->n; k++) tai_req_cancel(st->ch[k].r); /* should the step return */
+                if (sse_error(st, why)) return MHD_CONTENT_READER_END_WITH_ERROR;
                 continue;
             }
-            if (f == TAI_FINISH_NONE) {
-                /* a comment line after keepalive_s of waiting (a long
-                 * queue, a slow step): the connection is not idle, and
-                 * proxies and the idle timeout leave it open */
-                if (mono_s() - st->quiet_since >= ka) {
-                    st->quiet_since = mono_s();
-                    free(st->out);
-                    st->out = strdup(": keep-alive\n\n");
-                    if (!st->out) return MHD_CONTENT_READER_END_WITH_ERROR;
-                    st->olen = strlen(st->out);
-                    st->opos = 0;
-                }
+            /* a comment line after keepalive_s of waiting (a long queue, a
+             * slow step): the connection is not idle, and proxies and the
+             * idle timeout leave it open */
+            const double ka = st->s->c.keepalive_s;
+            if (mono_s() - st->quiet_since >= ka) {
+                st->quiet_since = mono_s();
+                free(st->out);
+                st->out = strdup(": keep-alive\n\n");
+                if (!st->out) return MHD_CONTENT_READER_END_WITH_ERROR;
+                st->olen = strlen(st->out);
+                st->opos = 0;
                 continue;
             }
-            if (f == TAI_FINISH_ERROR) {
-                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-                pthread_mutex_lock(&st->r->mu);
-                cJSON_AddStringToObject(e, "message", st->r->error);
-                pthread_mutex_unlock(&st->r->mu);
-                cJSON_AddStringToObject(e, "type", "server_error");
-                if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
-                st->phase = 3;
-                continue;
-            }
-            cJSON *o = frame(st->s, st->id, st->chat, true);
-            add_choice(o, st->chat, true, NULL, finish_name(f),
-                       pending_logprobs(st->s, st->r, st->chat, &st->lp_sent, &st->lp_off));
-            if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
-            st->phase = st->usage ? 2 : 3;
+            /* the choices advance in the same steps: waiting on one that
+             * is still open wakes when the step has given them tokens */
+            tai_req_wait(st->ch[open].r, st->ch[open].sent, ka < 1.0 ? ka : 1.0);
             continue;
         }
         if (st->phase == 2) {
+            tai_req *rs[TAI_MAX_CHOICES];
+            for (int k = 0; k < st->n; k++) rs[k] = st->ch[k].r;
             cJSON *o = frame(st->s, st->id, st->chat, true);
             cJSON_AddArrayToObject(o, "choices");
-            cJSON_AddItemToObject(o, "usage", usage_json(st->r));
+            cJSON_AddItemToObject(o, "usage", usage_json(rs, st->n));
             if (sse_frame(st, o)) return MHD_CONTENT_READER_END_WITH_ERROR;
             st->phase = 3;
             continue;
@@ -878,8 +932,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void sse_free(void *cls) {
     sse *st = cls;
-    tai_req_cancel(st->r); /* a client gone mid-stream frees its slot */
-    tai_req_release(st->r);
+    for (int k = 0; k < st->n; k++) { /* a client gone mid-stream frees its slots */
+        tai_req_cancel(st->ch[k].r);
+        tai_req_release(st->ch[k].r);
+    }
     free(st->out);
     free(st);
 }
@@ -903,13 +959,26 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
                           s->c.model_name);
     }
     bool stream = false, usage = false;
+    int n = 1;
     bad b = {""};
-    tai_req *r = parse_request(s, root, chat, &stream, &usage, &b);
+    tai_req *r = parse_request(s, root, chat, &stream, &usage, &n, &b);
     cJSON_Delete(root);
     if (!r) return send_error(s, c, ep, 400, "invalid_request_error", "%s", b.why);
-    const int rc = tai_engine_submit(atomic_load(&s->engine), r);
-    if (rc != 0) {
-        tai_req_release(r);
+    /* the choices, each a request of its own (the engine evaluates their
+     * common prompt once and copies it) */
+    tai_req *rs[TAI_MAX_CHOICES] = {r};
+    for (int k = 1; k < n; k++)
+        if (!(rs[k] = tai_req_choice(r, k))) {
+            for (int i = 0; i < k; i++) tai_req_release(rs[i]);
+            return send_error(s, c, ep, 500, "server_error", "out of memory");
+        }
+    for (int k = 0; k < n; k++) {
+        const int rc = tai_engine_submit(atomic_load(&s->engine), rs[k]);
+        if (rc == 0) continue;
+        for (int i = 0; i < n; i++) {
+            if (i < k) tai_req_cancel(rs[i]);
+            tai_req_release(rs[i]);
+        }
         if (rc == -EAGAIN)
             return send_error(s, c, ep, 429, "rate_limit_error", "the queue is full; try again");
         if (rc == -E2BIG)
@@ -921,15 +990,18 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
     if (stream) {
         sse *st = calloc(1, sizeof *st);
         if (!st) {
-            tai_req_cancel(r);
-            tai_req_release(r);
+            for (int k = 0; k < n; k++) {
+                tai_req_cancel(rs[k]);
+                tai_req_release(rs[k]);
+            }
             return send_error(s, c, ep, 500, "server_error", "out of memory");
         }
         st->s = s;
-        st->r = r;
         st->id = id;
         st->chat = chat;
         st->usage = usage;
+        st->n = n;
+        for (int k = 0; k < n; k++) st->ch[k].r = rs[k];
         st->quiet_since = mono_s();
         struct MHD_Response *resp =
             mhd->create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, st, sse_free);
@@ -944,32 +1016,34 @@ static enum MHD_Result completion(tai_server *s, struct MHD_Connection *c, conn 
         mhd->destroy_response(resp);
         return ret;
     }
-    /* not streaming: wait for the end, or the engine stuck */
-    for (;;) {
-        tai_req_wait(r, (size_t)-1, 1.0);
-        pthread_mutex_lock(&r->mu);
-        const tai_finish f = r->finish;
-        pthread_mutex_unlock(&r->mu);
-        if (f != TAI_FINISH_NONE) break;
-        char why[200];
-        if (stalled(s, why, sizeof why)) {
-            tai_req_cancel(r);
-            tai_req_release(r);
-            return send_error(s, c, ep, 503, "server_error", "%s", why);
+    /* not streaming: wait for the end of every choice, or the engine stuck */
+    for (int k = 0; k < n; k++)
+        while (finish_of(rs[k]) == TAI_FINISH_NONE) {
+            tai_req_wait(rs[k], (size_t)-1, 1.0);
+            char why[200];
+            if (finish_of(rs[k]) == TAI_FINISH_NONE && stalled(s, why, sizeof why)) {
+                for (int i = 0; i < n; i++) {
+                    tai_req_cancel(rs[i]);
+                    tai_req_release(rs[i]);
+                }
+                return send_error(s, c, ep, 503, "server_error", "%s", why);
+            }
         }
-    }
-    if (r->finish == TAI_FINISH_ERROR) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", r->error);
-        tai_req_release(r);
-        return send_error(s, c, ep, 500, "server_error", "%s", msg);
-    }
+    for (int k = 0; k < n; k++)
+        if (rs[k]->finish == TAI_FINISH_ERROR) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s", rs[k]->error);
+            for (int i = 0; i < n; i++) tai_req_release(rs[i]);
+            return send_error(s, c, ep, 500, "server_error", "%s", msg);
+        }
     cJSON *o = frame(s, id, chat, false);
-    size_t lp_sent = 0, lp_off = 0;
-    add_choice(o, chat, false, r->text, finish_name(r->finish),
-               pending_logprobs(s, r, chat, &lp_sent, &lp_off));
-    cJSON_AddItemToObject(o, "usage", usage_json(r));
-    tai_req_release(r);
+    for (int k = 0; k < n; k++) {
+        size_t lp_sent = 0, lp_off = 0;
+        add_choice(o, k, chat, false, rs[k]->text, finish_name(rs[k]->finish),
+                   pending_logprobs(s, rs[k], chat, &lp_sent, &lp_off));
+    }
+    cJSON_AddItemToObject(o, "usage", usage_json(rs, n));
+    for (int k = 0; k < n; k++) tai_req_release(rs[k]);
     return send_json(s, c, ep, o);
 }
 

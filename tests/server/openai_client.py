@@ -127,6 +127,14 @@ def main():
                   {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]) == plain
     print("content parts ok")
 
+    # n choices, each under its index, with its own finish reason
+    r = client.chat.completions.create(
+        model=model, temperature=1.0, max_tokens=6, n=2, seed=3,
+        messages=[{"role": "user", "content": "Tell me a story."}])
+    assert [c.index for c in r.choices] == [0, 1], r
+    assert all(c.message.content and c.finish_reason in ("stop", "length") for c in r.choices), r
+    print("n choices ok")
+
     # errors come back as the client's exceptions with the right status
     try:
         client.chat.completions.create(
@@ -141,10 +149,10 @@ def main():
     except openai.BadRequestError as e:
         assert e.status_code == 400
     try:
-        client.completions.create(model=model, prompt="x", n=2)
-        raise AssertionError("n=2 was accepted")
+        client.completions.create(model=model, prompt="x", n=17)
+        raise AssertionError("n=17 was accepted")
     except openai.BadRequestError as e:
-        assert "'n' must be 1" in str(e), str(e)
+        assert "'n' must be a whole number" in str(e), str(e)
     try:
         client.chat.completions.create(model=model, top_logprobs=3,
                                        messages=[{"role": "user", "content": "x"}])

@@ -438,7 +438,9 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"POST", "/v1/completions", R"({"prompt":42})", 400, "'prompt'"},
         {"POST", "/v1/completions", R"({"prompt":"hi","temperature":999999})", 400, "temperature"},
         {"POST", "/v1/completions", R"({"prompt":"hi","top_p":-1})", 400, "top_p"},
-        {"POST", "/v1/completions", R"({"prompt":"hi","n":2})", 400, "'n' must be 1"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","n":17})", 400, "'n' must be a whole number"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","n":1.5})", 400, "'n' must be a whole number"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","n":0})", 400, "'n' must be a whole number"},
         {"POST", "/v1/completions", R"({"prompt":"hi","max_tokens":1000000})", 400, "max_tokens"},
         {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":0.5})", 400, "not supported"},
         {"POST", "/v1/completions", R"({"prompt":"hi","stop":[1,2]})", 400, "'stop'"},
@@ -617,6 +619,115 @@ TEST_F(Server, TokenIdPromptsAndLogitBias) {
     EXPECT_EQ(first(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":1,)"
                     R"("logit_bias":{")" + std::to_string(other) + R"(":0}})"),
               greedy);
+}
+
+// Requests arriving together with a long prefix no slot holds yet: one
+// evaluates it, the others wait for it and copy it (rather than computing
+// it beside it), whatever the order in which they come: at most one of
+// them finds nothing cached. The n choices of one request, which come in
+// at the same moment, evaluate their prompt once.
+TEST_F(Server, ConcurrentRequestsWithANewPrefixComputeItOnce) {
+    std::string system = "You are a geography tutor for children. ";
+    for (int i = 0; i < 12; i++) system += "Use simple words and one example each time. ";
+    const std::vector<std::string> qs = {"What is a river?", "What is a lake?", "What is a hill?",
+                                         "What is a cave?"};
+    std::vector<Http> out(qs.size());
+    std::vector<std::thread> th;
+    for (size_t i = 0; i < qs.size(); i++)
+        th.emplace_back([&, i] {
+            out[i] = Curl(port_, "POST", "/v1/chat/completions",
+                          R"({"temperature":0,"max_tokens":4,"messages":[{"role":"system","content":")" +
+                              system + R"("},{"role":"user","content":")" + qs[i] + R"("}]})");
+        });
+    for (auto &t : th) t.join();
+    int reused = 0;
+    for (const Http &h : out) {
+        ASSERT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "usage"), "prompt_tokens_details"),
+            "cached_tokens");
+        reused += cJSON_IsNumber(c) && c->valueint > 100;
+        cJSON_Delete(o);
+    }
+    EXPECT_GE(reused, (int)qs.size() - 1);
+    // the choices of one request come in at once: choices 1-3 copy the
+    // prompt choice 0 evaluates (the metric counts the tokens copied)
+    auto reused_total = [&] {
+        const std::string m = Curl(port_, "GET", "/metrics").body;
+        const size_t at = m.find("\ntinyai_prefix_tokens_reused_total ");
+        return at == std::string::npos ? -1.0 : std::atof(m.c_str() + at + 35);
+    };
+    const double before = reused_total();
+    std::string other = "You are a music teacher. ";
+    for (int i = 0; i < 12; i++) other += "Name one instrument and one composer in each answer. ";
+    Http h = Curl(port_, "POST", "/v1/chat/completions",
+                  R"({"temperature":0,"max_tokens":2,"n":4,"messages":[{"role":"system","content":")" + other +
+                      R"("},{"role":"user","content":"Hello"}]})");
+    ASSERT_EQ(h.status, 200) << h.body;
+    cJSON *o = cJSON_Parse(h.body.c_str());
+    const int prompt_tokens =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "usage"), "prompt_tokens")->valueint;
+    cJSON_Delete(o);
+    EXPECT_GE(reused_total() - before, 3.0 * (prompt_tokens - 2)) << prompt_tokens;
+}
+
+// n choices: choice k is the answer a request alone gives with the seed
+// moved on by k (so they differ as separately seeded requests do), usage
+// counts the prompt once and every choice's tokens, and a stream carries
+// each choice under its index, joining to the same texts.
+TEST_F(Server, NChoicesAreSeparatelySeededAnswers) {
+    const std::string prompt = R"("prompt":"Once upon a time","temperature":1.0,"max_tokens":8)";
+    auto choices = [&](const Http &h, int *completion) {
+        std::vector<std::string> t;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(o, "choices")) {
+            EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(ch, "index")->valueint, (int)t.size());
+            t.push_back(Str(ch, "text"));
+        }
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        if (completion) *completion = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")->valueint;
+        cJSON_Delete(o);
+        return t;
+    };
+    Http h = Curl(port_, "POST", "/v1/completions", "{" + prompt + R"(,"seed":7,"n":3})");
+    ASSERT_EQ(h.status, 200) << h.body;
+    int total = 0;
+    const std::vector<std::string> three = choices(h, &total);
+    ASSERT_EQ(three.size(), 3u) << h.body;
+    int sum = 0;
+    for (int k = 0; k < 3; k++) {
+        int one = 0;
+        Http a = Curl(port_, "POST", "/v1/completions", "{" + prompt + R"(,"seed":)" + std::to_string(7 + k) + "}");
+        const std::vector<std::string> alone = choices(a, &one);
+        ASSERT_EQ(alone.size(), 1u) << a.body;
+        EXPECT_EQ(three[k], alone[0]) << "choice " << k;
+        sum += one;
+    }
+    EXPECT_EQ(total, sum);
+    // streamed: each index's deltas join to that choice's text
+    Http st = Curl(port_, "POST", "/v1/completions", "{" + prompt + R"(,"seed":7,"n":3,"stream":true})");
+    ASSERT_EQ(st.status, 200);
+    std::vector<std::string> joined(3);
+    std::vector<int> finishes(3, 0);
+    size_t at = 0;
+    while ((at = st.body.find("data: {", at)) != std::string::npos) {
+        const size_t end = st.body.find("\n\n", at);
+        cJSON *o = cJSON_Parse(st.body.substr(at + 6, end - at - 6).c_str());
+        at = end;
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+        if (ch) {
+            const int k = cJSON_GetObjectItemCaseSensitive(ch, "index")->valueint;
+            ASSERT_TRUE(k >= 0 && k < 3) << k;
+            joined[k] += Str(ch, "text");
+            if (!Str(ch, "finish_reason").empty()) finishes[k]++;
+        }
+        cJSON_Delete(o);
+    }
+    EXPECT_EQ(joined, three);
+    EXPECT_EQ(finishes, std::vector<int>(3, 1));
+    EXPECT_NE(st.body.find("data: [DONE]"), std::string::npos);
 }
 
 // Requests sharing a prefix (a long system prompt) reuse the KV cache a
