@@ -55,6 +55,8 @@ tai_req *tai_req_choice(const tai_req *r, int k) {
     c->sampling = r->sampling;
     c->sampling.seed += (uint64_t)k;
     c->logprobs = r->logprobs;
+    c->presence = r->presence;
+    c->frequency = r->frequency;
     for (int i = 0; i < r->n_stops; i++)
         if (!(c->stops[c->n_stops++] = strdup(r->stops[i]))) goto oom;
     if (r->n_bias > 0) {
@@ -77,6 +79,7 @@ void tai_req_release(tai_req *r) {
     free(r->prompt);
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->bias);
+    free(r->gen);
     free(r->text);
     free(r->lp);
     pthread_mutex_destroy(&r->mu);
@@ -181,7 +184,8 @@ typedef struct {
     size_t hlen, hcap;
     size_t hprompt; /* hist's first tokens that were evaluated as a prompt's */
     int hist_lost;  /* hist could not follow the session: reuse nothing */
-    float *biased;  /* the logits with a request's logit_bias added */
+    float *biased;  /* the logits with a request's logit_bias and penalties */
+    unsigned char *seen; /* zeroes, a flag per token while penalties apply */
 } slot;
 
 /* n tokens the session evaluated in one entry of a step: two or more are a
@@ -469,6 +473,28 @@ static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
     return 0;
 }
 
+static bool penalized(const tai_req *r) { return r->presence != 0 || r->frequency != 0; }
+
+/* The logits the sampler sees: the model's, or, where the request has a
+ * logit_bias or penalties, a copy with them applied. NULL out of memory. */
+static const float *adjusted(tai_engine *e, slot *sl, const float *logits) {
+    const tai_req *r = sl->r;
+    if (r->n_bias == 0 && !penalized(r)) return logits;
+    if (!sl->biased && !(sl->biased = malloc((size_t)e->nv * sizeof *sl->biased))) return NULL;
+    if (r->n_gen > 0 && !sl->seen && !(sl->seen = calloc((size_t)e->nv, 1))) return NULL;
+    float *l = sl->biased;
+    memcpy(l, logits, (size_t)e->nv * sizeof *l);
+    for (int k = 0; k < r->n_bias; k++) l[r->bias[k].token] += r->bias[k].value;
+    for (int k = 0; k < r->n_gen; k++) {
+        const int32_t t = r->gen[k];
+        l[t] -= r->frequency;
+        if (!sl->seen[t]) l[t] -= r->presence;
+        sl->seen[t] = 1;
+    }
+    for (int k = 0; k < r->n_gen; k++) sl->seen[r->gen[k]] = 0;
+    return l;
+}
+
 /* The sampling half of a step: the next token of every slot with new
  * logits, its text released; ends those that are done. */
 static void sample_all(tai_engine *e) {
@@ -476,15 +502,11 @@ static void sample_all(tai_engine *e) {
         slot *sl = &e->slots[i];
         if (!sl->r || !sl->has_logits) continue;
         sl->has_logits = 0;
-        const float *logits = tinyaiGetLogits(sl->s), *seen = logits;
-        if (sl->r->n_bias > 0) {
-            if (!sl->biased && !(sl->biased = malloc((size_t)e->nv * sizeof *sl->biased))) {
-                finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
-                continue;
-            }
-            memcpy(sl->biased, logits, (size_t)e->nv * sizeof *sl->biased);
-            for (int k = 0; k < sl->r->n_bias; k++) sl->biased[sl->r->bias[k].token] += sl->r->bias[k].value;
-            seen = sl->biased;
+        const float *logits = tinyaiGetLogits(sl->s);
+        const float *seen = adjusted(e, sl, logits);
+        if (!seen) {
+            finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
+            continue;
         }
         const int32_t tok = tinyaiSample(sl->smp, seen, e->nv);
         if (tok < 0) {
@@ -502,6 +524,13 @@ static void sample_all(tai_engine *e) {
         if (tinyaiTokenIsEndOfGeneration(e->m, tok)) {
             finish_slot(e, sl, TAI_FINISH_STOP, NULL);
             continue;
+        }
+        if (penalized(sl->r)) {
+            if (!sl->r->gen && !(sl->r->gen = malloc((size_t)sl->r->max_tokens * sizeof *sl->r->gen))) {
+                finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
+                continue;
+            }
+            if (sl->r->n_gen < sl->r->max_tokens) sl->r->gen[sl->r->n_gen++] = tok;
         }
         if (sl->r->logprobs >= 0 && add_logprob(sl->r, logits, e->nv, tok) != 0) {
             finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
@@ -671,6 +700,7 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
     }
     if (st != TINYAI_OK) {
         tai_engine_stop(e, 0);
+        tai_engine_free(e);
         return st;
     }
     *out = e;
@@ -740,20 +770,27 @@ int tai_engine_stop(tai_engine *e, double grace_s) {
     if (e->started) {
         const int rc = join_engine(e);
         if (rc) return rc; /* stuck: its slots, sessions and lock stay */
+        e->started = 0;
     }
-    for (int i = 0; e->slots && i < e->c.slots; i++) {
+    for (int i = 0; e->slots && i < e->c.slots; i++)
         if (e->slots[i].r) finish_slot(e, &e->slots[i], TAI_FINISH_ERROR, "the server stopped");
+    return 0;
+}
+
+void tai_engine_free(tai_engine *e) {
+    if (!e) return;
+    for (int i = 0; e->slots && i < e->c.slots; i++) {
         tinyaiFreeSession(e->slots[i].s);
         free(e->slots[i].pend);
         free(e->slots[i].hist);
         free(e->slots[i].biased);
+        free(e->slots[i].seen);
     }
     free(e->slots);
     free(e->queue);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
-    return 0;
 }
 
 void tai_engine_stats_get(tai_engine *e, tai_engine_stats *out) {

@@ -74,6 +74,12 @@ typedef struct tai_req {
     tai_bias *bias; /* malloc'ed; added to the logits the sampler sees (the
                        log-probabilities reported are the model's own) */
     int n_bias;
+    /* OpenAI's penalties, subtracted from the logits the sampler sees:
+     * presence once from each token generated so far, frequency once per
+     * time it was generated */
+    float presence, frequency;
+    int32_t *gen; /* the tokens generated so far, where a penalty is set */
+    int n_gen;
 
     /* ---- the outcome, under mu ---- */
     pthread_mutex_t mu;
@@ -135,11 +141,16 @@ int tai_engine_submit(tai_engine *e, tai_req *r);
  * A stall ends by itself if the step returns. */
 double tai_engine_stalled(tai_engine *e);
 /* Refuses new requests, finishes or cuts the running ones (those still
- * running after `grace_s` seconds end with finish "length"), and frees
- * everything: 0. -ETIMEDOUT where the engine is stalled (or stalls while
- * stopping): its thread cannot be joined, so nothing is freed (the thread
- * may still use it) and the process should exit. */
+ * running after `grace_s` seconds end with finish "length") and ends its
+ * thread: 0. -ETIMEDOUT where the engine is stalled (or stalls while
+ * stopping): its thread cannot be joined (it may still use the engine)
+ * and the process should exit. Queries (tai_engine_stalled, stats) still
+ * answer after a stop, and submissions are refused: the server's
+ * connections may still ask until tai_server_stop has closed them. */
 int tai_engine_stop(tai_engine *e, double grace_s);
+/* Frees a stopped engine (tai_engine_stop returned 0), after the server
+ * using it was stopped. Accepts NULL. */
+void tai_engine_free(tai_engine *e);
 
 /* Histogram buckets (seconds, upper bounds; the last is +Inf). */
 #define TAI_HIST_BUCKETS 14

@@ -537,14 +537,10 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
     if (!num_field(root, "seed", 0, 9007199254740991.0, 0, &v, b)) goto fail;
     r->sampling.seed = cJSON_GetObjectItemCaseSensitive(root, "seed") ? (uint64_t)v
                                                                        : (uint64_t)atomic_load(&s->next_id);
-    for (const char *const *f = (const char *const[]){"presence_penalty", "frequency_penalty", NULL};
-         *f; f++) {
-        if (!num_field(root, *f, -2, 2, 0, &v, b)) goto fail;
-        if (v != 0) {
-            snprintf(b->why, sizeof b->why, "'%s' is not supported (only 0)", *f);
-            goto fail;
-        }
-    }
+    if (!num_field(root, "presence_penalty", -2, 2, 0, &v, b)) goto fail;
+    r->presence = (float)v;
+    if (!num_field(root, "frequency_penalty", -2, 2, 0, &v, b)) goto fail;
+    r->frequency = (float)v;
     if (!logit_bias_of(root, &info, r, b)) goto fail;
     if (!num_field(root, "n", 1, TAI_MAX_CHOICES, 1, &v, b) || v != (int)v) {
         snprintf(b->why, sizeof b->why, "'n' must be a whole number of choices from 1 to %d",

@@ -216,7 +216,8 @@ out:
         fflush(stderr);
         _exit(1);
     }
-    tai_server_stop(srv);
+    tai_server_stop(srv); /* its connections may ask the engine until closed */
+    tai_engine_free(engine);
     tinyaiFreeModel(model);
     return rc;
 }

@@ -108,6 +108,30 @@ struct Direct {
         for (int k = 0; k < info.nVocab; k++) sum += std::exp((double)l[k] - l[best]);
         return -std::log(sum);
     }
+    // The greedy continuation of `prompt` under OpenAI's penalties: each
+    // token generated so far lowers its logit by `presence` once and by
+    // `frequency` each time it was generated.
+    std::string GreedyPenalized(const std::string &prompt, int n, float presence, float frequency) {
+        std::string text;
+        if (!Prompt(prompt, false)) return "(evaluation failed)";
+        std::vector<int> count(info.nVocab, 0);
+        std::vector<float> l(info.nVocab);
+        for (int i = 0; i < n; i++) {
+            const float *raw = tinyaiGetLogits(s);
+            for (int k = 0; k < info.nVocab; k++)
+                l[k] = raw[k] - (count[k] ? presence + frequency * (float)count[k] : 0.0f);
+            int32_t best = 0;
+            for (int k = 1; k < info.nVocab; k++)
+                if (l[k] > l[best]) best = k;
+            if (tinyaiTokenIsEndOfGeneration(m, best)) break;
+            count[best]++;
+            size_t len = 0;
+            const char *piece = tinyaiTokenPiece(m, best, &len);
+            text.append(piece, len);
+            if (i + 1 < n && tinyaiEval(s, &best, 1) != TINYAI_OK) return "(evaluation failed)";
+        }
+        return text;
+    }
     // The greedy continuation of `prompt`: n tokens or to the end of
     // generation.
     std::string Greedy(const std::string &prompt, int n, bool special) {
@@ -151,6 +175,7 @@ class Server : public ::testing::Test {
         tai_server_quiesce(server_);
         tai_engine_stop(engine_, 5);
         tai_server_stop(server_);
+        tai_engine_free(engine_);
         tinyaiFreeModel(model_);
     }
     void SetUp() override {
@@ -442,7 +467,8 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"POST", "/v1/completions", R"({"prompt":"hi","n":1.5})", 400, "'n' must be a whole number"},
         {"POST", "/v1/completions", R"({"prompt":"hi","n":0})", 400, "'n' must be a whole number"},
         {"POST", "/v1/completions", R"({"prompt":"hi","max_tokens":1000000})", 400, "max_tokens"},
-        {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":0.5})", 400, "not supported"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","presence_penalty":2.5})", 400, "presence_penalty"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","frequency_penalty":"a"})", 400, "frequency_penalty"},
         {"POST", "/v1/completions", R"({"prompt":"hi","stop":[1,2]})", 400, "'stop'"},
         {"POST", "/v1/completions", R"({"prompt":"hi","stream":"yes"})", 400, "'stream'"},
         {"POST", "/v1/completions", R"({"prompt":"hi","logprobs":-1})", 400, "logprobs"},
@@ -670,6 +696,30 @@ TEST_F(Server, ConcurrentRequestsWithANewPrefixComputeItOnce) {
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "usage"), "prompt_tokens")->valueint;
     cJSON_Delete(o);
     EXPECT_GE(reused_total() - before, 3.0 * (prompt_tokens - 2)) << prompt_tokens;
+}
+
+// presence_penalty and frequency_penalty are OpenAI's: subtracted from
+// the logit of each token generated so far (presence once, frequency per
+// time), so at temperature 0 the answer is the greedy one under them.
+TEST_F(Server, PresenceAndFrequencyPenaltiesAreOpenAIs) {
+    const std::string prompt = "List the days of the week: Monday, Tuesday, Monday, Tuesday,";
+    auto text = [&](const std::string &extra) {
+        Http h = Curl(port_, "POST", "/v1/completions",
+                      R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":24)" + extra + "}");
+        EXPECT_EQ(h.status, 200) << h.body;
+        cJSON *o = cJSON_Parse(h.body.c_str());
+        const std::string t = Str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "text");
+        cJSON_Delete(o);
+        return t;
+    };
+    Direct d(path_);
+    const std::string plain = text("");
+    EXPECT_EQ(plain, d.GreedyPenalized(prompt, 24, 0, 0));
+    const std::string freq = text(R"(,"frequency_penalty":1.5)");
+    EXPECT_EQ(freq, d.GreedyPenalized(prompt, 24, 0, 1.5f));
+    EXPECT_NE(freq, plain); // 24 greedy tokens of a list repeat some
+    EXPECT_EQ(text(R"(,"presence_penalty":2)"), d.GreedyPenalized(prompt, 24, 2, 0));
+    EXPECT_EQ(text(R"(,"presence_penalty":-1,"frequency_penalty":0.5)"), d.GreedyPenalized(prompt, 24, -1, 0.5f));
 }
 
 // n choices: choice k is the answer a request alone gives with the seed
@@ -929,6 +979,7 @@ struct OneSlotServer {
         if (s) tai_server_quiesce(s);
         tai_engine_stop(e, 5);
         tai_server_stop(s);
+        tai_engine_free(e);
         tinyaiFreeModel(m);
     }
 };
@@ -1082,6 +1133,7 @@ TEST(ServerBf16Prompts, PromptsLongerThanAStepNeverLeaveAOneTokenChunk) {
     tai_server_quiesce(srv);
     tai_engine_stop(e, 5);
     tai_server_stop(srv);
+    tai_engine_free(e);
     tinyaiFreeModel(m);
 }
 
@@ -1155,6 +1207,7 @@ TEST(ServerDisk, AModelFileChangedUnderAStreamingServerFailsItsRequestsClearly) 
     tai_server_quiesce(srv);
     tai_engine_stop(e, 5);
     tai_server_stop(srv);
+    tai_engine_free(e);
     tinyaiFreeModel(m);
     std::remove(path.c_str());
 }
