@@ -1221,6 +1221,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!get) return wrong_method(s, c, 0, true);
         if (!atomic_load(&s->engine))
             return send_error(s, c, 0, 503, "server_error", "the model is loading");
+        if (atomic_load(&s->quiesced))
+            return send_error(s, c, 0, 503, "server_error", "the server is stopping");
         char why[200];
         if (stalled(s, why, sizeof why)) return send_error(s, c, 0, 503, "server_error", "%s", why);
         count(s, 0, 200);

@@ -1395,6 +1395,31 @@ TEST(ServerKey, ABearerKeyIsRequired) {
 }
 
 
+// Through a graceful stop the server keeps answering its connections: once
+// quiesced /health says it is stopping (503, so a balancer sends clients
+// elsewhere) and new requests are refused, and after the engine has stopped
+// both still get that answer (the engine stays readable until the server is
+// stopped; asking a freed one was a use-after-free, which ASan reports).
+TEST(ServerStop, ItAnswersThroughAGracefulStop) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    OneSlotServer srv(tai_server_config{});
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    const std::string body = R"({"prompt":"Hi","max_tokens":2})";
+    EXPECT_EQ(Curl(srv.port, "GET", "/health").status, 200);
+    EXPECT_EQ(Curl(srv.port, "POST", "/v1/completions", body).status, 200);
+    tai_server_quiesce(srv.s);
+    for (int round = 0; round < 2; round++) {
+        Http h = Curl(srv.port, "GET", "/health");
+        EXPECT_EQ(h.status, 503) << round;
+        EXPECT_NE(h.body.find("stopping"), std::string::npos) << h.body;
+        EXPECT_EQ(Curl(srv.port, "POST", "/v1/completions", body).status, 503) << round;
+        EXPECT_EQ(Curl(srv.port, "GET", "/metrics").status, 200) << round;
+        if (round == 0) {
+            EXPECT_EQ(tai_engine_stop(srv.e, 5), 0);
+        }
+    }
+}
+
 // Nothing a server opens outlives it: after requests answered, a stream
 // whose client went away and a connection still open at the stop, the
 // process has the descriptors it had before the server (its model's file
