@@ -5,6 +5,7 @@
 #   fuzz/out/fuzz_gguf, fuzz_tmai  the model-file readers (and tokenizer metadata)
 #   fuzz/out/fuzz_tokenizer        encode/decode of arbitrary bytes, a real vocabulary
 #   fuzz/out/fuzz_chat             the chat-template formatter
+#   fuzz/out/fuzz_request          the server's request reader (JSON bodies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CC=${CC:-clang}
@@ -47,4 +48,6 @@ link fuzz_gguf fuzz/fuzz_model_file.c -DFUZZ_VERIFY=0
 link fuzz_tmai fuzz/fuzz_model_file.c -DFUZZ_VERIFY=1
 link fuzz_tokenizer fuzz/fuzz_tokenizer.c
 link fuzz_chat fuzz/fuzz_chat.c
-echo "fuzz: built fuzz_gguf fuzz_tmai fuzz_tokenizer fuzz_chat in $out/"
+# the request reader needs none of the above: its source and cJSON (Debian's)
+"$CC" "${flags[@]}" -fsanitize=fuzzer fuzz/fuzz_request.c server/request.c -lcjson -lm -o "$out/fuzz_request"
+echo "fuzz: built fuzz_gguf fuzz_tmai fuzz_tokenizer fuzz_chat fuzz_request in $out/"

@@ -4,7 +4,7 @@
 # the fuzzer finds accumulates in fuzz/out/corpus-<target>/), and prints
 # per target the executions and whether it crashed. A crash leaves its
 # input as fuzz/out/crash-<target>-* and makes the exit status 1.
-#   bash fuzz/run.sh SECONDS [gguf tmai tokenizer chat]
+#   bash fuzz/run.sh SECONDS [gguf tmai tokenizer chat request]
 # FUZZ_SEED: libFuzzer's seed (default 0: a new one each run; CI fixes it,
 # so that a run finds what the same run found before).
 set -uo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ "${#targets[@]}" -eq 0 ] && targets=(gguf tmai tokenizer chat)
+[ "${#targets[@]}" -eq 0 ] && targets=(gguf tmai tokenizer chat request)
 rc=0
 for t in "${targets[@]}"; do
   bin=fuzz/out/fuzz_$t

@@ -20,11 +20,8 @@
 
 #include "core/thread.h"
 #include "server/mhd.h"
+#include "server/request.h"
 
-#define MAX_PROMPT_BYTES (1u << 20)
-/* Choices a request may ask for (n): each is a sequence of its own, in a
- * slot of its own, the prompt evaluated once and copied. */
-#define TAI_MAX_CHOICES 16
 
 struct tai_server {
     tai_server_config c;
@@ -133,470 +130,94 @@ static enum MHD_Result send_json(tai_server *s, struct MHD_Connection *c, int en
     return r;
 }
 
-/* ---- request fields ------------------------------------------------------------------ */
-
-/* Whether s is valid UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF). */
-static bool valid_utf8(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        const unsigned c = *p;
-        int len;
-        unsigned min, cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-        else return false;
-        cp = c & (0x7fu >> len);
-        for (int i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        p += len;
-    }
-    return true;
-}
+/* ---- requests ------------------------------------------------------------------------ */
 
 typedef struct {
     char why[300];
 } bad;
 
-/* A number field in [lo, hi] (absent: dflt). false with why set if not. */
-static bool num_field(const cJSON *o, const char *name, double lo, double hi, double dflt,
-                      double *out, bad *b) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    *out = dflt;
-    if (!v || cJSON_IsNull(v)) return true;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
-        snprintf(b->why, sizeof b->why, "'%s' must be a number between %g and %g", name, lo, hi);
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
-static void free_messages(TinyAIChatMessage *tm, char **own, int n) {
-    for (int k = 0; own && k < n; k++) free(own[k]);
-    free(own);
-    free(tm);
-}
-
-/* Message k of a chat request into *out: a role (system, user, assistant;
- * "developer", OpenAI's newer name for system, is system) and a text. The
- * content is a string, or a list of text parts ({"type": "text", "text":
- * ...}, joined with "\n" into *own, as llama-server joins them), or, for
- * an assistant turn only, null or absent (empty). Images, audio, files
- * and tool calls are refused by name: the model reads text and TinyAI
- * does not call tools. false with why set otherwise. */
-static bool message_of(const cJSON *it, int k, TinyAIChatMessage *out, char **own, bad *b) {
-    const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"),
-                *content = cJSON_GetObjectItemCaseSensitive(it, "content");
-    const char *r = cJSON_IsString(role) ? role->valuestring : NULL;
-    if (r && (!strcmp(r, "tool") || !strcmp(r, "function"))) {
-        snprintf(b->why, sizeof b->why,
-                 "message %d: role '%s' is not supported: TinyAI does not call tools", k, r);
-        return false;
-    }
-    if (r && !strcmp(r, "developer")) r = "system";
-    if (!r || (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant"))) {
-        snprintf(b->why, sizeof b->why,
-                 "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
-        return false;
-    }
-    const bool assistant = !strcmp(r, "assistant");
-    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(it, "tool_calls");
-    if (assistant && ((cJSON_IsArray(calls) && cJSON_GetArraySize(calls) > 0) ||
-                      cJSON_GetObjectItemCaseSensitive(it, "function_call"))) {
-        snprintf(b->why, sizeof b->why,
-                 "message %d: 'tool_calls' are not supported: TinyAI does not call tools", k);
-        return false;
-    }
-    out->role = r;
-    if (cJSON_IsString(content)) {
-        out->content = content->valuestring;
-    } else if (assistant && (!content || cJSON_IsNull(content))) {
-        out->content = "";
-    } else if (cJSON_IsArray(content)) {
-        size_t len = 0;
-        const cJSON *part;
-        cJSON_ArrayForEach(part, content) {
-            const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type"),
-                        *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-            if (!cJSON_IsString(type) || strcmp(type->valuestring, "text")) {
-                snprintf(b->why, sizeof b->why,
-                         "message %d: content part type '%.40s' is not supported: the model reads "
-                         "text ({\"type\": \"text\", \"text\": ...})",
-                         k, cJSON_IsString(type) ? type->valuestring : "(none)");
-                return false;
-            }
-            if (!cJSON_IsString(t)) {
-                snprintf(b->why, sizeof b->why, "message %d: a text part needs a string 'text'", k);
-                return false;
-            }
-            len += strlen(t->valuestring) + 1;
-        }
-        char *j = malloc(len + 1), *o = j;
-        if (!j) {
-            snprintf(b->why, sizeof b->why, "out of memory");
-            return false;
-        }
-        cJSON_ArrayForEach(part, content) {
-            const char *t = cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring;
-            if (o != j) *o++ = '\n';
-            const size_t n = strlen(t);
-            memcpy(o, t, n);
-            o += n;
-        }
-        *o = 0;
-        out->content = *own = j;
-    } else {
-        snprintf(b->why, sizeof b->why,
-                 "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
-        return false;
-    }
-    if (!valid_utf8(out->content)) {
-        snprintf(b->why, sizeof b->why, "message %d is not valid UTF-8", k);
-        return false;
-    }
-    return true;
-}
-
-/* Tools (and the older functions) are refused unless the request also
- * says not to use them: the answer would be text where the client waits
- * for a call. An empty list is no tools. */
-static bool tools_absent(const cJSON *root, bad *b) {
-    static const char *const pairs[][2] = {{"tools", "tool_choice"}, {"functions", "function_call"}};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, pairs[i][0]),
-                    *choice = cJSON_GetObjectItemCaseSensitive(root, pairs[i][1]);
-        const bool none = cJSON_IsString(choice) && !strcmp(choice->valuestring, "none");
-        const bool some = t && !cJSON_IsNull(t) && !(cJSON_IsArray(t) && cJSON_GetArraySize(t) == 0);
-        const bool wants = choice && !cJSON_IsNull(choice) && !none &&
-                           !(cJSON_IsString(choice) && !strcmp(choice->valuestring, "auto"));
-        if ((some && !none) || wants) {
-            snprintf(b->why, sizeof b->why,
-                     "'%s' is not supported: TinyAI does not call tools (send none, or '%s': "
-                     "\"none\")",
-                     pairs[i][0], pairs[i][1]);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* response_format: absent, null or {"type": "text"}; JSON modes are
- * refused rather than answered with text that may not parse. */
-static bool response_format_ok(const cJSON *root, bad *b) {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "response_format");
-    if (!f || cJSON_IsNull(f)) return true;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f, "type");
-    if (cJSON_IsObject(f) && cJSON_IsString(t) && !strcmp(t->valuestring, "text")) return true;
-    snprintf(b->why, sizeof b->why,
-             "'response_format' %s%.40s%s is not supported (only {\"type\": \"text\"})",
-             cJSON_IsString(t) ? "of type '" : "", cJSON_IsString(t) ? t->valuestring : "",
-             cJSON_IsString(t) ? "'" : "");
-    return false;
-}
-
-/* The completion options TinyAI does not offer, refused rather than
- * ignored: echo (the prompt back, with its log-probabilities), best_of
- * above 1, a suffix to fill in. */
-static bool completion_extras_absent(const cJSON *root, bad *b) {
-    const cJSON *echo = cJSON_GetObjectItemCaseSensitive(root, "echo"),
-                *best = cJSON_GetObjectItemCaseSensitive(root, "best_of"),
-                *suffix = cJSON_GetObjectItemCaseSensitive(root, "suffix");
-    const char *what = cJSON_IsTrue(echo) ? "'echo'"
-                     : best && !cJSON_IsNull(best) && !(cJSON_IsNumber(best) && best->valuedouble == 1)
-                         ? "'best_of' other than 1"
-                     : suffix && !cJSON_IsNull(suffix) &&
-                               !(cJSON_IsString(suffix) && !*suffix->valuestring)
-                         ? "'suffix'"
-                         : NULL;
-    if (!what) return true;
-    snprintf(b->why, sizeof b->why, "%s is not supported", what);
-    return false;
-}
-
-/* A completion prompt given as token ids (a list of integers, each a token
- * of the model's vocabulary), taken as it is: no BOS is added. */
-static bool token_prompt(const cJSON *p, const TinyAIModelInfo *info, int32_t **out, size_t *n_out,
-                         bad *b) {
-    const int n = cJSON_GetArraySize(p);
-    if (n == 0) {
-        snprintf(b->why, sizeof b->why, "the prompt is empty");
-        return false;
-    }
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
-    if (!ids) {
-        snprintf(b->why, sizeof b->why, "out of memory");
-        return false;
-    }
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, p) {
-        const double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        if (!(v >= 0 && v < info->nVocab && v == (double)(int32_t)v)) {
-            snprintf(b->why, sizeof b->why,
-                     "'prompt' token %d must be a token id between 0 and %d", i, info->nVocab - 1);
-            free(ids);
-            return false;
-        }
-        ids[i++] = (int32_t)v;
-    }
-    *out = ids;
-    *n_out = (size_t)n;
-    return true;
-}
-
-/* logit_bias: {"token id": bias in [-100, 100], ...}, at most
- * TAI_MAX_BIASES, into r. */
-static bool logit_bias_of(const cJSON *root, const TinyAIModelInfo *info, tai_req *r, bad *b) {
-    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
-    if (!lb || cJSON_IsNull(lb)) return true;
-    const int n = cJSON_IsObject(lb) ? cJSON_GetArraySize(lb) : -1;
-    if (n < 0 || n > TAI_MAX_BIASES) {
-        snprintf(b->why, sizeof b->why,
-                 "'logit_bias' must be an object of at most %d token ids and biases", TAI_MAX_BIASES);
-        return false;
-    }
-    if (n == 0) return true;
-    if (!(r->bias = malloc((size_t)n * sizeof *r->bias))) {
-        snprintf(b->why, sizeof b->why, "out of memory");
-        return false;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, lb) {
-        char *end = NULL;
-        errno = 0;
-        const long tok = it->string ? strtol(it->string, &end, 10) : -1;
-        if (!it->string || !*it->string || *end || errno || tok < 0 || tok >= info->nVocab) {
-            snprintf(b->why, sizeof b->why,
-                     "'logit_bias' keys must be token ids between 0 and %d, got '%.40s'",
-                     info->nVocab - 1, it->string ? it->string : "");
-            return false;
-        }
-        if (!cJSON_IsNumber(it) || !(it->valuedouble >= -100 && it->valuedouble <= 100)) {
-            snprintf(b->why, sizeof b->why, "'logit_bias' values must be numbers between -100 and 100");
-            return false;
-        }
-        r->bias[r->n_bias++] = (tai_bias){(int32_t)tok, (float)it->valuedouble};
-    }
-    return true;
-}
-
-/* Builds the request for a completion body: its prompt (text, tokenized)
- * and parameters. NULL with b->why set when invalid. */
+/* Builds the request for a completion body: its prompt (tokenized) and
+ * parameters, checked against the model and the context. NULL with b->why
+ * set when invalid. */
 static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool *stream,
                               bool *usage_in_stream, int *n_choices, bad *b) {
     TinyAIModel *m = atomic_load(&s->model);
-    *stream = false;
-    *usage_in_stream = false;
-    if (!cJSON_IsObject(root)) {
-        snprintf(b->why, sizeof b->why, "the body must be a JSON object");
-        return NULL;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model)) {
-        snprintf(b->why, sizeof b->why, "'model' must be a string");
-        return NULL;
-    }
-    /* the prompt: a conversation through the chat template (its markers
-     * control tokens, the contents text) or a text */
     TinyAIModelInfo info;
     tinyaiGetModelInfo(m, &info);
-    TinyAIChatMessage *tm = NULL;
-    char **own = NULL; /* message texts joined from content parts */
-    int n_msgs = 0;
-    const char *text = NULL;
-    int32_t *given = NULL; /* a completion prompt given as token ids */
-    size_t n_given = 0;
-    if (chat) {
-        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
-        n_msgs = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
-        if (n_msgs <= 0 || n_msgs > 4096) {
-            snprintf(b->why, sizeof b->why, "'messages' must be a non-empty array (at most 4096)");
-            return NULL;
-        }
-        tm = calloc((size_t)n_msgs, sizeof *tm);
-        own = calloc((size_t)n_msgs, sizeof *own);
-        if (!tm || !own) {
-            free(tm);
-            free(own);
-            snprintf(b->why, sizeof b->why, "out of memory");
-            return NULL;
-        }
-        int k = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, msgs) {
-            if (!message_of(it, k, &tm[k], &own[k], b)) {
-                free_messages(tm, own, n_msgs);
-                return NULL;
-            }
-            k++;
-        }
-        if (!tools_absent(root, b)) {
-            free_messages(tm, own, n_msgs);
-            return NULL;
-        }
-    } else {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && !cJSON_IsNumber(cJSON_GetArrayItem(p, 0)))
-            p = cJSON_GetArrayItem(p, 0);
-        if (cJSON_IsArray(p)) {
-            if (!token_prompt(p, &info, &given, &n_given, b)) return NULL;
-        } else if (!cJSON_IsString(p)) {
-            snprintf(b->why, sizeof b->why,
-                     "'prompt' must be a string or token ids (or a list of one of them)");
-            return NULL;
-        } else if (!valid_utf8(p->valuestring)) {
-            snprintf(b->why, sizeof b->why, "'prompt' is not valid UTF-8");
-            return NULL;
-        } else if (strlen(p->valuestring) > MAX_PROMPT_BYTES) {
-            snprintf(b->why, sizeof b->why, "'prompt' is longer than %u bytes", MAX_PROMPT_BYTES);
-            return NULL;
-        } else {
-            text = p->valuestring;
-        }
-        if (!completion_extras_absent(root, b)) {
-            free(given);
-            return NULL;
-        }
-    }
-    if (!response_format_ok(root, b)) {
-        free_messages(tm, own, n_msgs);
-        free(given);
-        return NULL;
-    }
-    /* encoded once into room for the context (the count is the whole
-     * encoding's even where it does not fit), then trimmed to it */
+    tai_request q;
+    if (!tai_request_parse(root, chat, info.nVocab, &q, b->why, sizeof b->why)) return NULL;
+    /* the prompt: token ids as given (no BOS added), or a conversation
+     * through the chat template (its markers control tokens, the contents
+     * text), or a text, encoded once into room for the context (the count
+     * is the whole encoding's even where it does not fit) */
     size_t n_ids = 0;
     int32_t *ids = NULL;
     TinyAIStatus st = TINYAI_ERR_NOMEM;
-    if (given) { /* as given: no BOS added */
-        ids = given;
-        n_ids = n_given;
+    if (q.ids) {
+        ids = q.ids;
+        n_ids = q.n_ids;
+        q.ids = NULL;
         st = TINYAI_OK;
     } else if ((ids = malloc((size_t)s->ctx * sizeof *ids))) {
-        st = chat ? tinyaiTokenizeChat(m, tm, (size_t)n_msgs, true, info.addBosToken, ids,
+        st = chat ? tinyaiTokenizeChat(m, q.msgs, (size_t)q.n_msgs, true, info.addBosToken, ids,
                                        (size_t)s->ctx, &n_ids)
-                  : tinyaiTokenize(m, text, info.addBosToken, false, ids, (size_t)s->ctx, &n_ids);
+                  : tinyaiTokenize(m, q.text, info.addBosToken, false, ids, (size_t)s->ctx, &n_ids);
+        if (st == TINYAI_OK && n_ids > 0) {
+            int32_t *fit = realloc(ids, n_ids * sizeof *ids);
+            if (fit) ids = fit;
+        }
     }
-    if (st == TINYAI_OK && n_ids > 0) {
-        int32_t *fit = realloc(ids, n_ids * sizeof *ids);
-        if (fit) ids = fit;
-    }
-    free_messages(tm, own, n_msgs);
+    tai_req *r = NULL;
     if (st != TINYAI_OK && st != TINYAI_ERR_RANGE) { /* the template's, or memory */
         snprintf(b->why, sizeof b->why, "%s",
                  st == TINYAI_ERR_NOMEM ? "out of memory" : tinyaiLastErrorMessage());
-        free(ids);
-        return NULL;
-    }
-    if (n_ids == 0 || n_ids > (size_t)s->ctx - 1 || !ids || st != TINYAI_OK) {
-        free(ids);
+    } else if (n_ids == 0 || n_ids > (size_t)s->ctx - 1 || st != TINYAI_OK) {
         if (n_ids == 0) snprintf(b->why, sizeof b->why, "the prompt is empty");
         else snprintf(b->why, sizeof b->why,
                       "the prompt is %zu tokens; the context holds %d (with one to generate)",
                       n_ids, s->ctx);
-        return NULL;
+    } else if (!(r = tai_req_new(ids, n_ids))) {
+        snprintf(b->why, sizeof b->why, "out of memory");
     }
-    tai_req *r = tai_req_new(ids, n_ids);
     if (!r) {
         free(ids);
-        snprintf(b->why, sizeof b->why, "out of memory");
+        tai_request_free(&q);
         return NULL;
     }
-    /* parameters */
-    double v = 0;
+    /* max_tokens within the context left */
     const double room = (double)s->ctx - (double)n_ids;
-    double mt = 0;
-    if (!num_field(root, "max_tokens", 1, 1e9, 0, &mt, b) ||
-        !num_field(root, "max_completion_tokens", 1, 1e9, mt, &mt, b))
-        goto fail;
+    double mt = q.max_tokens;
     if (mt == 0) mt = s->c.default_max_tokens < room ? s->c.default_max_tokens : room;
     if (mt > room) {
         snprintf(b->why, sizeof b->why,
                  "max_tokens %.0f does not fit: the prompt takes %zu of the %d tokens of context",
                  mt, n_ids, s->ctx);
-        goto fail;
+        tai_req_release(r);
+        tai_request_free(&q);
+        return NULL;
     }
     r->max_tokens = (int)mt;
-    if (!num_field(root, "temperature", 0, 2, 1.0, &v, b)) goto fail;
-    r->sampling.temperature = (float)v;
-    if (!num_field(root, "top_p", 1e-9, 1, 1.0, &v, b)) goto fail;
-    r->sampling.topP = (float)v;
-    if (!num_field(root, "top_k", 0, 1e6, 0, &v, b)) goto fail;
-    r->sampling.topK = (int)v;
-    if (!num_field(root, "repeat_penalty", 0.01, 100, 1.0, &v, b)) goto fail;
-    r->sampling.repeatPenalty = (float)v;
-    if (!num_field(root, "seed", 0, 9007199254740991.0, 0, &v, b)) goto fail;
-    r->sampling.seed = cJSON_GetObjectItemCaseSensitive(root, "seed") ? (uint64_t)v
-                                                                       : (uint64_t)atomic_load(&s->next_id);
-    if (!num_field(root, "presence_penalty", -2, 2, 0, &v, b)) goto fail;
-    r->presence = (float)v;
-    if (!num_field(root, "frequency_penalty", -2, 2, 0, &v, b)) goto fail;
-    r->frequency = (float)v;
-    if (!logit_bias_of(root, &info, r, b)) goto fail;
-    if (!num_field(root, "n", 1, TAI_MAX_CHOICES, 1, &v, b) || v != (int)v) {
-        snprintf(b->why, sizeof b->why, "'n' must be a whole number of choices from 1 to %d",
-                 TAI_MAX_CHOICES);
-        goto fail;
-    }
-    *n_choices = (int)v;
-    /* log-probabilities: chat {"logprobs": true, "top_logprobs": N};
-     * completions {"logprobs": N} */
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
-    if (chat) {
-        if (lp && !cJSON_IsBool(lp) && !cJSON_IsNull(lp)) {
-            snprintf(b->why, sizeof b->why, "'logprobs' must be true or false");
-            goto fail;
-        }
-        if (!num_field(root, "top_logprobs", 0, TAI_MAX_TOP_LOGPROBS, 0, &v, b)) goto fail;
-        if (cJSON_IsTrue(lp)) r->logprobs = (int)v;
-        else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(root, "top_logprobs"))) {
-            snprintf(b->why, sizeof b->why, "'top_logprobs' needs 'logprobs': true");
-            goto fail;
-        }
-    } else if (lp && !cJSON_IsNull(lp)) {
-        if (!num_field(root, "logprobs", 0, TAI_MAX_TOP_LOGPROBS, 0, &v, b)) goto fail;
-        r->logprobs = (int)v;
-    }
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop");
-    if (cJSON_IsString(stop)) {
-        if (*stop->valuestring && !(r->stops[r->n_stops++] = strdup(stop->valuestring))) goto oom;
-    } else if (cJSON_IsArray(stop)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, stop) {
-            if (!cJSON_IsString(it) || r->n_stops == TAI_MAX_STOPS) {
-                snprintf(b->why, sizeof b->why, "'stop' must be a string or up to %d strings",
-                         TAI_MAX_STOPS);
-                goto fail;
-            }
-            if (*it->valuestring && !(r->stops[r->n_stops++] = strdup(it->valuestring))) goto oom;
-        }
-    } else if (stop && !cJSON_IsNull(stop)) {
-        snprintf(b->why, sizeof b->why, "'stop' must be a string or a list of strings");
-        goto fail;
-    }
-    const cJSON *st_ = cJSON_GetObjectItemCaseSensitive(root, "stream");
-    if (st_ && !cJSON_IsBool(st_) && !cJSON_IsNull(st_)) {
-        snprintf(b->why, sizeof b->why, "'stream' must be true or false");
-        goto fail;
-    }
-    *stream = cJSON_IsTrue(st_);
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
-    *usage_in_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    r->sampling.temperature = q.temperature;
+    r->sampling.topP = q.top_p;
+    r->sampling.topK = q.top_k;
+    r->sampling.repeatPenalty = q.repeat_penalty;
+    r->sampling.seed = q.seeded ? q.seed : (uint64_t)atomic_load(&s->next_id);
+    r->presence = q.presence;
+    r->frequency = q.frequency;
+    r->logprobs = q.logprobs;
+    /* what the request owns moves over */
+    r->bias = q.bias;
+    r->n_bias = q.n_bias;
+    q.bias = NULL;
+    q.n_bias = 0;
+    memcpy(r->stops, q.stops, sizeof r->stops);
+    r->n_stops = q.n_stops;
+    q.n_stops = 0;
+    *stream = q.stream;
+    *usage_in_stream = q.usage_in_stream;
+    *n_choices = q.n;
+    tai_request_free(&q);
     return r;
-oom:
-    snprintf(b->why, sizeof b->why, "out of memory");
-fail:
-    tai_req_release(r);
-    return NULL;
 }
 
 static const char *finish_name(tai_finish f) {

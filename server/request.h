@@ -1,0 +1,73 @@
+/*
+ * server/request: a completion request's JSON body checked and read
+ * (layer: server), apart from the model: the prompt is not tokenized here
+ * (http.c does that, and checks what depends on the context), so the
+ * checks run, and are fuzzed, on any body alone. Every field OpenAI's
+ * clients send is either read, ignored where it changes nothing, or
+ * refused by name where TinyAI cannot do what it asks.
+ */
+#ifndef TAI_SERVER_REQUEST_H
+#define TAI_SERVER_REQUEST_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyai/llm.h>
+
+#include "server/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The longest prompt text, in bytes. */
+#define TAI_MAX_PROMPT_BYTES (1u << 20)
+/* Choices a request may ask for (n): each is a sequence of its own, in a
+ * slot of its own, the prompt evaluated once and copied. */
+#define TAI_MAX_CHOICES 16
+
+typedef struct {
+    bool chat;
+    /* chat: the conversation (contents borrowed from the JSON, or joined
+     * from text parts into `own`) */
+    TinyAIChatMessage *msgs;
+    char **own;
+    int n_msgs;
+    /* completions: a text (borrowed from the JSON) or token ids */
+    const char *text;
+    int32_t *ids;
+    size_t n_ids;
+    double max_tokens; /* 0: the server's default */
+    float temperature, top_p, repeat_penalty, presence, frequency;
+    int top_k;
+    bool seeded;
+    uint64_t seed;
+    tai_bias *bias;
+    int n_bias;
+    int logprobs; /* -1: none; else the alternatives per token */
+    int n;        /* choices */
+    char *stops[TAI_MAX_STOPS];
+    int n_stops;
+    bool stream, usage_in_stream;
+} tai_request;
+
+/* Reads `root` (a chat completion's body with `chat`, else a completion's)
+ * into *q, the token ids of a given prompt checked against `n_vocab`:
+ * true; false with why (cap bytes) saying what is wrong, *q holding
+ * nothing. A request read is freed with tai_request_free; its borrowed
+ * strings live as long as root. */
+bool tai_request_parse(const cJSON *root, bool chat, int n_vocab, tai_request *q, char *why,
+                       size_t cap);
+void tai_request_free(tai_request *q);
+
+/* Whether s is valid UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF). */
+bool tai_valid_utf8(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
