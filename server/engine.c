@@ -503,12 +503,12 @@ static void sample_all(tai_engine *e) {
         if (!sl->r || !sl->has_logits) continue;
         sl->has_logits = 0;
         const float *logits = tinyaiGetLogits(sl->s);
-        const float *seen = adjusted(e, sl, logits);
-        if (!seen) {
+        const float *view = adjusted(e, sl, logits);
+        if (!view) {
             finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
             continue;
         }
-        const int32_t tok = tinyaiSample(sl->smp, seen, e->nv);
+        const int32_t tok = tinyaiSample(sl->smp, view, e->nv);
         if (tok < 0) {
             finish_slot(e, sl, TAI_FINISH_ERROR, tinyaiLastErrorMessage());
             continue;
