@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #endif
 #include "server/engine.h"
+#include "server/request.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -149,27 +150,6 @@ static void publish(tai_req *r, const char *s, size_t n, tai_finish finish, cons
 }
 
 /* ---- text: UTF-8 and stop strings --------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at p (n bytes available): 1-4; 0 if
- * it is incomplete (more bytes may complete it); -1 if invalid. */
-int tai_utf8_seq(const unsigned char *p, size_t n) {
-    const unsigned c = p[0];
-    int len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-    else return -1;
-    unsigned cp = c & (0x7f >> len);
-    for (int i = 1; i < len; i++) {
-        if ((size_t)i >= n) return 0;
-        if ((p[i] & 0xc0) != 0x80) return -1;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
-    return len;
-}
 
 typedef struct {
     TinyAISession *s;

@@ -98,9 +98,6 @@ typedef struct tai_req {
     double t_submit, t_first; /* seconds: when queued, when the first token came */
 } tai_req;
 
-/* Length of the valid UTF-8 sequence at p (n bytes available): 1-4; 0 if
- * it is incomplete (more bytes may complete it); -1 if invalid. */
-int tai_utf8_seq(const unsigned char *p, size_t n);
 
 /* A request with the given prompt (taken over, freed with the request). */
 tai_req *tai_req_new(int32_t *prompt, size_t n_prompt);

@@ -25,27 +25,33 @@ static bool no(bad *b, const char *fmt, ...) {
     return false;
 }
 
+int tai_utf8_seq(const unsigned char *p, size_t n) {
+    const unsigned c = p[0];
+    int len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
+    else return -1;
+    unsigned cp = c & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((size_t)i >= n) return 0;
+        if ((p[i] & 0xc0) != 0x80) return -1;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+    return len;
+}
+
 bool tai_valid_utf8(const char *s) {
     const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        const unsigned c = *p;
-        int len;
-        unsigned min, cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-        else return false;
-        cp = c & (0x7fu >> len);
-        for (int i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    size_t n = strlen(s);
+    while (n > 0) {
+        const int len = tai_utf8_seq(p, n);
+        if (len <= 0) return false;
         p += len;
+        n -= (size_t)len;
     }
     return true;
 }

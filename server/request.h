@@ -62,8 +62,11 @@ bool tai_request_parse(const cJSON *root, bool chat, int n_vocab, tai_request *q
                        size_t cap);
 void tai_request_free(tai_request *q);
 
-/* Whether s is valid UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF). */
+/* Length of the valid UTF-8 sequence at p (n bytes available): 1-4; 0 if
+ * it is incomplete (more bytes may complete it); -1 if invalid (an
+ * overlong form, a surrogate, a code point past U+10FFFF). */
+int tai_utf8_seq(const unsigned char *p, size_t n);
+/* Whether s is valid UTF-8 throughout (tai_utf8_seq at every step). */
 bool tai_valid_utf8(const char *s);
 
 #ifdef __cplusplus
