@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (size_t i = 0; q.ids && i < q.n_ids; i++) check(q.ids[i] >= 0 && q.ids[i] < VOCAB);
             check(!q.ids || q.n_ids > 0);
         }
+        check(!chat || !q.echo);
         check(q.n >= 1 && q.n <= TAI_MAX_CHOICES);
         check(q.logprobs >= -1 && q.logprobs <= TAI_MAX_TOP_LOGPROBS);
         check(q.n_stops >= 0 && q.n_stops <= TAI_MAX_STOPS);
@@ -48,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             check(q.bias[i].token >= 0 && q.bias[i].token < VOCAB && q.bias[i].value >= -100 &&
                   q.bias[i].value <= 100);
         check(q.temperature >= 0 && q.temperature <= 2 && q.top_p > 0 && q.top_p <= 1);
-        check(q.max_tokens >= 0 && q.max_tokens <= 1e9);
+        check((q.max_tokens == -1 || q.max_tokens >= 1 || (q.echo && q.max_tokens == 0)) &&
+              q.max_tokens <= 1e9);
         tai_request_free(&q);
     } else {
         check(why[0] != 0);

@@ -9,6 +9,7 @@
 #include "server/request.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ tai_req *tai_req_choice(const tai_req *r, int k) {
     c->sampling = r->sampling;
     c->sampling.seed += (uint64_t)k;
     c->logprobs = r->logprobs;
+    c->echo = r->echo;
     c->presence = r->presence;
     c->frequency = r->frequency;
     for (int i = 0; i < r->n_stops; i++)
@@ -216,6 +218,33 @@ static size_t prompt_prefix(const slot *sl, const tai_req *r, int roles) {
  * the choices of a request with n > 1). */
 #define WAIT_FOR_PREFIX 16
 
+/* Publishes bytes p[0, n) as UTF-8 text: invalid bytes become U+FFFD; an
+ * incomplete character at the end waits (is not consumed) unless `whole`.
+ * Returns the bytes consumed. */
+static size_t publish_utf8(tai_req *r, const char *p, size_t n, int whole) {
+    char out[1024];
+    size_t o = 0, k = 0;
+    while (k < n) {
+        const int len = tai_utf8_seq((const unsigned char *)p + k, n - k);
+        if (len == 0 && !whole) break; /* wait for the rest of it */
+        if (o + 4 > sizeof out) {
+            publish(r, out, o, TAI_FINISH_NONE, NULL);
+            o = 0;
+        }
+        if (len <= 0) { /* invalid, or cut short for good */
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            k += 1;
+        } else {
+            memcpy(out + o, p + k, (size_t)len);
+            o += (size_t)len;
+            k += (size_t)len;
+        }
+    }
+    if (o) publish(r, out, o, TAI_FINISH_NONE, NULL);
+    return k;
+}
+
 /* Releases what of the slot's pending bytes is final: complete UTF-8
  * (invalid bytes become U+FFFD) and nothing that could begin a stop
  * string; at the end (`final`), everything. Returns 1 when a stop string
@@ -246,26 +275,7 @@ static int release_text(slot *sl, int final) {
                 }
         }
     }
-    char out[1024];
-    size_t o = 0, k = 0;
-    while (k < keep) {
-        const int n = tai_utf8_seq((const unsigned char *)sl->pend + k, keep - k);
-        if (n == 0 && !(final || stopped)) break; /* wait for the rest of it */
-        if (o + 4 > sizeof out) {
-            publish(r, out, o, TAI_FINISH_NONE, NULL);
-            o = 0;
-        }
-        if (n <= 0) { /* invalid, or cut short for good */
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            k += 1;
-        } else {
-            memcpy(out + o, sl->pend + k, (size_t)n);
-            o += (size_t)n;
-            k += (size_t)n;
-        }
-    }
-    if (o) publish(r, out, o, TAI_FINISH_NONE, NULL);
+    const size_t k = publish_utf8(r, sl->pend, keep, final || stopped);
     memmove(sl->pend, sl->pend + k, sl->plen - k);
     sl->plen -= k;
     if (stopped) sl->plen = 0;
@@ -340,6 +350,11 @@ static void finish_slot(tai_engine *e, slot *sl, tai_finish f, const char *error
     pthread_mutex_unlock(&e->mu);
 }
 
+/* Whether r's prompt is scored (echo with logprobs): each prompt token's
+ * log-probability needs the logits after the one before, so the prompt is
+ * evaluated a token a step and from its start. */
+static bool scored(const tai_req *r) { return r->echo && r->logprobs >= 0; }
+
 /* Takes queued requests into free slots (under e->mu): each to the free
  * slot whose session shares the longest prefix with its prompt; when
  * another slot holds a longer one, its cache of it is copied over. */
@@ -351,7 +366,7 @@ static void admit(tai_engine *e) {
         for (int i = 0; i < e->c.slots; i++) {
             slot *c = &e->slots[i];
             if (c->r) continue;
-            const size_t k = common_prefix(c, r, e->roles);
+            const size_t k = scored(r) ? 0 : common_prefix(c, r, e->roles);
             if (!sl || k > best) sl = c, best = k;
         }
         if (!sl) break; /* no free slot */
@@ -359,7 +374,7 @@ static void admit(tai_engine *e) {
          * slot has evaluated does not change while it runs): copied */
         slot *src = NULL;
         size_t longest = best;
-        for (int i = 0; i < e->c.slots; i++) {
+        for (int i = 0; i < e->c.slots && !scored(r); i++) {
             slot *c = &e->slots[i];
             if (c == sl || c->hist_lost) continue;
             const size_t k = common_prefix(c, r, e->roles);
@@ -369,7 +384,7 @@ static void admit(tai_engine *e) {
          * head waits, so requests keep their order; the slot evaluating it
          * goes on, or ends and frees its slot) */
         bool wait = false;
-        for (int i = 0; i < e->c.slots && !wait; i++) {
+        for (int i = 0; i < e->c.slots && !wait && !scored(r); i++) {
             slot *c = &e->slots[i];
             wait = c->r && !c->hist_lost && c->prefilled < c->r->n_prompt &&
                    prompt_prefix(c, r, e->roles) > longest + WAIT_FOR_PREFIX;
@@ -432,11 +447,9 @@ static void logprob_of(const float *l, int nv, int32_t tok, int n_top, tai_logpr
     for (int k = 0; k < out->n_top; k++) out->top_logprob[k] = (float)((double)l[out->top[k]] - lse);
 }
 
-/* Appends the token's entry to the request (under its lock): 0, or -1 out
- * of memory. */
-static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
-    tai_logprob e;
-    logprob_of(l, nv, tok, r->logprobs, &e);
+/* Appends an entry to the request (under its lock): 0, or -1 out of
+ * memory. */
+static int push_logprob(tai_req *r, const tai_logprob *e) {
     pthread_mutex_lock(&r->mu);
     if (r->n_lp == r->lp_cap) {
         const size_t cap = r->lp_cap ? 2 * r->lp_cap : 16;
@@ -448,8 +461,53 @@ static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
         r->lp = p;
         r->lp_cap = cap;
     }
-    r->lp[r->n_lp++] = e;
+    r->lp[r->n_lp++] = *e;
     pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* Appends token tok's entry under the logits l: 0, or -1 out of memory. */
+static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
+    tai_logprob e;
+    logprob_of(l, nv, tok, r->logprobs, &e);
+    return push_logprob(r, &e);
+}
+
+/* A scored prompt after its token p - 1 was evaluated (p = prefilled):
+ * the entry of token p from the session's logits (and before it, where p
+ * is 1, token 0's, which has no log-probability). 0, or -1 out of memory. */
+static int score_prompt(tai_engine *e, slot *sl) {
+    tai_req *r = sl->r;
+    const tai_logprob first = {.token = r->prompt[0], .logprob = NAN};
+    if (sl->prefilled == 1 && push_logprob(r, &first) != 0) return -1;
+    if (sl->prefilled >= r->n_prompt) return 0;
+    return add_logprob(r, tinyaiGetLogits(sl->s), e->nv, r->prompt[sl->prefilled]);
+}
+
+/* An echo's prompt text, published whole once the prompt is evaluated
+ * (the pieces of its tokens, as the text offsets of its entries count
+ * them). 0, or -1 out of memory. */
+static int echo_prompt(tai_engine *e, tai_req *r) {
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    for (size_t i = 0; i < r->n_prompt; i++) {
+        size_t n = 0;
+        const char *piece = tinyaiTokenPiece(e->m, r->prompt[i], &n);
+        if (!piece || !n) continue;
+        if (len + n > cap) {
+            cap = 2 * (len + n) + 256;
+            char *p = realloc(buf, cap);
+            if (!p) {
+                free(buf);
+                return -1;
+            }
+            buf = p;
+        }
+        memcpy(buf + len, piece, n);
+        len += n;
+    }
+    publish_utf8(r, buf, len, 1);
+    free(buf);
     return 0;
 }
 
@@ -482,6 +540,10 @@ static void sample_all(tai_engine *e) {
         slot *sl = &e->slots[i];
         if (!sl->r || !sl->has_logits) continue;
         sl->has_logits = 0;
+        if (sl->r->max_tokens == 0) { /* an echo that only scores its prompt */
+            finish_slot(e, sl, TAI_FINISH_LENGTH, NULL);
+            continue;
+        }
         const float *logits = tinyaiGetLogits(sl->s);
         const float *view = adjusted(e, sl, logits);
         if (!view) {
@@ -591,7 +653,9 @@ static void *run(void *arg) {
              * token, tai_batch): none left with one token, none of one
              * unless the whole prompt is one (steps of fewer than 4 tokens
              * cannot keep to that: they take what fits) */
-            if (e->roles && e->cap_tokens >= 4) {
+            if (scored(sl->r)) {
+                chunk = 1; /* its logits after every token */
+            } else if (e->roles && e->cap_tokens >= 4) {
                 if (chunk < left && left - chunk < 2) chunk = left >= 4 ? left - 2 : 0;
                 if (chunk < 2 && chunk < left) chunk = 0;
                 if (chunk == 0) continue;
@@ -623,7 +687,14 @@ static void *run(void *arg) {
                 sl->has_logits = 1;
             } else {
                 sl->prefilled += cn[k];
-                if (sl->prefilled == sl->r->n_prompt) sl->has_logits = 1;
+                if (scored(sl->r) && score_prompt(e, sl) != 0) {
+                    finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
+                    continue;
+                }
+                if (sl->prefilled < sl->r->n_prompt) continue;
+                sl->has_logits = 1;
+                if (sl->r->echo && echo_prompt(e, sl->r) != 0)
+                    finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
             }
         }
         TinyAIMemoryInfo mi;

@@ -71,6 +71,12 @@ typedef struct tai_req {
     int n_stops;
     int logprobs; /* -1: none; 0..TAI_MAX_TOP_LOGPROBS: each token's
                      log-probability and that many alternatives */
+    int echo;     /* the prompt's text is published before the generated
+                     text once the prompt is evaluated; with logprobs, lp
+                     begins with an entry per prompt token (the first with
+                     a NAN log-probability: nothing comes before it), for
+                     which the prompt is evaluated a token a step and
+                     reuses no cached prefix. max_tokens may be 0. */
     tai_bias *bias; /* malloc'ed; added to the logits the sampler sees (the
                        log-probabilities reported are the model's own) */
     int n_bias;
@@ -88,7 +94,8 @@ typedef struct tai_req {
                    string prefix held back), NUL-terminated */
     size_t len, cap;
     int n_generated;
-    tai_logprob *lp; /* one per generated token that is not end-of-generation */
+    tai_logprob *lp; /* one per generated token that is not end-of-generation
+                        (after the prompt's, with echo) */
     size_t n_lp, lp_cap;
     size_t n_cached; /* prompt tokens whose KV cache a slot already held */
     tai_finish finish;

@@ -187,7 +187,7 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
     /* max_tokens within the context left */
     const double room = (double)s->ctx - (double)n_ids;
     double mt = q.max_tokens;
-    if (mt == 0) mt = s->c.default_max_tokens < room ? s->c.default_max_tokens : room;
+    if (mt < 0) mt = s->c.default_max_tokens < room ? s->c.default_max_tokens : room;
     if (mt > room) {
         snprintf(b->why, sizeof b->why,
                  "max_tokens %.0f does not fit: the prompt takes %zu of the %d tokens of context",
@@ -205,6 +205,7 @@ static tai_req *parse_request(tai_server *s, const cJSON *root, bool chat, bool 
     r->presence = q.presence;
     r->frequency = q.frequency;
     r->logprobs = q.logprobs;
+    r->echo = q.echo;
     /* what the request owns moves over */
     r->bias = q.bias;
     r->n_bias = q.n_bias;
@@ -320,10 +321,20 @@ static cJSON *logprobs_json(tai_server *s, const tai_req *r, size_t from, size_t
     cJSON *offs = cJSON_AddArrayToObject(o, "text_offset");
     for (size_t i = from; i < to; i++) {
         const tai_logprob *e = &r->lp[i];
+        /* an echoed prompt's first token has no log-probability (NAN):
+         * null, and null alternatives */
+        const bool none = isnan(e->logprob);
         cJSON *t = token_json(m, e->token, e->logprob, false);
         cJSON_AddItemToArray(tokens, cJSON_DetachItemFromObject(t, "token"));
-        cJSON_AddItemToArray(lps, cJSON_DetachItemFromObject(t, "logprob"));
+        cJSON_AddItemToArray(lps, none ? cJSON_CreateNull() : cJSON_DetachItemFromObject(t, "logprob"));
         cJSON_Delete(t);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)*off));
+        size_t n = 0;
+        if (tinyaiTokenPiece(m, e->token, &n)) *off += n;
+        if (none) {
+            cJSON_AddItemToArray(tops, cJSON_CreateNull());
+            continue;
+        }
         cJSON *top = cJSON_CreateObject();
         for (int k = 0; k < e->n_top; k++) {
             cJSON *a = token_json(m, e->top[k], e->top_logprob[k], false);
@@ -333,9 +344,6 @@ static cJSON *logprobs_json(tai_server *s, const tai_req *r, size_t from, size_t
             cJSON_Delete(a);
         }
         cJSON_AddItemToArray(tops, top);
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)*off));
-        size_t n = 0;
-        if (tinyaiTokenPiece(m, e->token, &n)) *off += n;
     }
     return o;
 }

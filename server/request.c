@@ -160,19 +160,19 @@ static bool response_format_ok(const cJSON *root, bad *b) {
 }
 
 /* The completion options TinyAI does not offer, refused rather than
- * ignored: echo (the prompt back, with its log-probabilities), best_of
- * above 1, a suffix to fill in. */
-static bool completion_extras_absent(const cJSON *root, bad *b) {
+ * ignored: best_of above 1, a suffix to fill in. echo is read here. */
+static bool completion_extras_of(const cJSON *root, tai_request *q, bad *b) {
     const cJSON *echo = cJSON_GetObjectItemCaseSensitive(root, "echo"),
                 *best = cJSON_GetObjectItemCaseSensitive(root, "best_of"),
                 *suffix = cJSON_GetObjectItemCaseSensitive(root, "suffix");
-    const char *what = cJSON_IsTrue(echo) ? "'echo'"
-                     : best && !cJSON_IsNull(best) && !(cJSON_IsNumber(best) && best->valuedouble == 1)
-                         ? "'best_of' other than 1"
-                     : suffix && !cJSON_IsNull(suffix) &&
+    if (echo && !cJSON_IsBool(echo) && !cJSON_IsNull(echo)) return no(b, "'echo' must be true or false");
+    q->echo = cJSON_IsTrue(echo);
+    const char *what = best && !cJSON_IsNull(best) && !(cJSON_IsNumber(best) && best->valuedouble == 1)
+                           ? "'best_of' other than 1"
+                       : suffix && !cJSON_IsNull(suffix) &&
                                !(cJSON_IsString(suffix) && !*suffix->valuestring)
-                         ? "'suffix'"
-                         : NULL;
+                           ? "'suffix'"
+                           : NULL;
     return what ? no(b, "%s is not supported", what) : true;
 }
 
@@ -249,14 +249,16 @@ static bool prompt_of(const cJSON *root, int n_vocab, tai_request *q, bad *b) {
     } else {
         q->text = p->valuestring;
     }
-    return completion_extras_absent(root, b);
+    return completion_extras_of(root, q, b);
 }
 
 /* The sampling and output parameters. */
 static bool params_of(const cJSON *root, int n_vocab, tai_request *q, bad *b) {
     double v = 0;
-    if (!num_field(root, "max_tokens", 1, 1e9, 0, &q->max_tokens, b) ||
-        !num_field(root, "max_completion_tokens", 1, 1e9, q->max_tokens, &q->max_tokens, b))
+    /* 0 tokens only where the prompt comes back (echo: scoring a text) */
+    const double least = q->echo ? 0 : 1;
+    if (!num_field(root, "max_tokens", least, 1e9, -1, &q->max_tokens, b) ||
+        !num_field(root, "max_completion_tokens", least, 1e9, q->max_tokens, &q->max_tokens, b))
         return false;
     if (!num_field(root, "temperature", 0, 2, 1.0, &v, b)) return false;
     q->temperature = (float)v;

@@ -39,7 +39,8 @@ typedef struct {
     const char *text;
     int32_t *ids;
     size_t n_ids;
-    double max_tokens; /* 0: the server's default */
+    double max_tokens; /* -1: the server's default; 0 only with echo (the
+                          prompt scored, nothing generated) */
     float temperature, top_p, repeat_penalty, presence, frequency;
     int top_k;
     bool seeded;
@@ -47,6 +48,8 @@ typedef struct {
     tai_bias *bias;
     int n_bias;
     int logprobs; /* -1: none; else the alternatives per token */
+    bool echo;    /* completions: the prompt's text (and, with logprobs,
+                     its tokens' log-probabilities) before the answer */
     int n;        /* choices */
     char *stops[TAI_MAX_STOPS];
     int n_stops;

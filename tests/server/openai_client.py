@@ -116,6 +116,23 @@ def main():
         assert l <= 0 and len(top) == 2 and max(top.values()) == l and top[tok] == l, (tok, l, top)
     print("completion logprobs ok")
 
+    # a prompt scored, as evaluation harnesses ask for it (echo, logprobs,
+    # one token generated, the prompt as token ids): an entry per prompt
+    # token (the first without a log-probability) and then the answer's
+    ids = client.completions.create(model=model, prompt="The capital of France is", max_tokens=0,
+                                    logprobs=0, echo=True).choices[0].logprobs.tokens
+    assert len(ids) >= 4, ids
+    c = client.completions.create(model=model, prompt="The capital of France is Paris", temperature=0,
+                                  max_tokens=1, logprobs=1, echo=True)
+    lp = c.choices[0].logprobs
+    assert c.choices[0].text.startswith("The capital of France is Paris"), c.choices[0].text
+    assert "".join(lp.tokens) == c.choices[0].text, (lp.tokens, c.choices[0].text)
+    assert c.usage.prompt_tokens == len(lp.tokens) - 1 and c.usage.completion_tokens == 1, c.usage
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None, lp
+    assert all(l <= 0 for l in lp.token_logprobs[1:]), lp.token_logprobs
+    assert lp.text_offset == sorted(lp.text_offset) and lp.text_offset[0] == 0, lp.text_offset
+    print("echo ok:", [round(l, 3) for l in lp.token_logprobs[1:]])
+
     # content as text parts and the developer role, as newer clients send
     # them: the same answer as the plain form
     def chat(messages):

@@ -184,6 +184,17 @@ class Server : public ::testing::Test {
     static std::string Greedy(const std::string &prompt, int n, bool special) {
         return Direct(path_).Greedy(prompt, n, special);
     }
+    // A text's token ids, as the server tokenizes a completion's prompt.
+    static std::vector<int32_t> Ids(const std::string &prompt) {
+        TinyAIModelInfo info{};
+        tinyaiGetModelInfo(model_, &info);
+        std::vector<int32_t> ids(prompt.size() + 2);
+        size_t n = 0;
+        EXPECT_EQ(tinyaiTokenize(model_, prompt.c_str(), info.addBosToken, false, ids.data(), ids.size(), &n),
+                  TINYAI_OK);
+        ids.resize(n);
+        return ids;
+    }
     void ExpectHealthy() {
         Http h = Curl(port_, "GET", "/health");
         EXPECT_EQ(h.status, 200) << h.body;
@@ -414,6 +425,101 @@ TEST_F(Server, LogprobsAreTheModelsLogSoftmax) {
     cJSON_Delete(o);
 }
 
+// echo with logprobs scores the prompt: an entry per prompt token, the
+// first with null (nothing comes before it), each other the log-softmax of
+// the logits after the tokens before it (evaluated directly here), then
+// the answer's entries; the text is the prompt's, then the answer. Without
+// logprobs only the text comes back. max_tokens 0 is allowed with echo
+// only (BadRequestsAreClearErrors). A prompt scored this way is evaluated
+// a token a step, from its start (no cached prefix: the logits before it
+// are needed).
+TEST_F(Server, EchoScoresEveryPromptTokenAsTheModelPredictsIt) {
+    TinyAIModelInfo info{};
+    tinyaiGetModelInfo(model_, &info);
+    const std::string prompt = "The capital of France is Paris";
+    const std::vector<int32_t> ids = Ids(prompt);
+    const size_t n = ids.size();
+    ASSERT_GE(n, 4u);
+    auto ask = [&](const std::string &body) {
+        Http h = Curl(port_, "POST", "/v1/completions", body);
+        EXPECT_EQ(h.status, 200) << h.body;
+        return cJSON_Parse(h.body.c_str());
+    };
+    // twice: the second finds the prompt cached and must not use it
+    for (int round = 0; round < 2; round++) {
+        cJSON *o = ask(R"({"prompt":")" + prompt + R"(","max_tokens":0,"logprobs":2,"echo":true})");
+        ASSERT_TRUE(o);
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+        EXPECT_EQ(Str(ch, "text"), prompt);
+        EXPECT_EQ(Str(ch, "finish_reason"), "length");
+        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(o, "usage");
+        EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens")->valueint, (int)n);
+        EXPECT_EQ(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens")->valueint, 0);
+        const cJSON *lp = cJSON_GetObjectItemCaseSensitive(ch, "logprobs");
+        const cJSON *toks = cJSON_GetObjectItemCaseSensitive(lp, "tokens");
+        const cJSON *lps = cJSON_GetObjectItemCaseSensitive(lp, "token_logprobs");
+        const cJSON *tops = cJSON_GetObjectItemCaseSensitive(lp, "top_logprobs");
+        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(lp, "text_offset");
+        ASSERT_EQ(cJSON_GetArraySize(toks), (int)n);
+        ASSERT_EQ(cJSON_GetArraySize(lps), (int)n);
+        ASSERT_EQ(cJSON_GetArraySize(tops), (int)n);
+        ASSERT_EQ(cJSON_GetArraySize(offs), (int)n);
+        EXPECT_TRUE(cJSON_IsNull(cJSON_GetArrayItem(lps, 0)));
+        EXPECT_TRUE(cJSON_IsNull(cJSON_GetArrayItem(tops, 0)));
+        Direct d(path_);
+        ASSERT_NE(d.s, nullptr);
+        size_t off = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t len = 0;
+            const char *piece = tinyaiTokenPiece(d.m, ids[k], &len);
+            EXPECT_STREQ(cJSON_GetArrayItem(toks, (int)k)->valuestring, std::string(piece, len).c_str());
+            EXPECT_EQ(cJSON_GetArrayItem(offs, (int)k)->valueint, (int)off);
+            off += len;
+            if (k == 0) continue;
+            tinyaiResetSession(d.s);
+            ASSERT_EQ(tinyaiEval(d.s, ids.data(), k), TINYAI_OK);
+            const float *l = tinyaiGetLogits(d.s);
+            const double lse = tinyaiLogSumExp(l, info.nVocab);
+            const cJSON *got = cJSON_GetArrayItem(lps, (int)k);
+            ASSERT_TRUE(cJSON_IsNumber(got)) << k;
+            EXPECT_NEAR(got->valuedouble, (double)l[ids[k]] - lse, 1e-5) << "prompt token " << k;
+            int best = 0;
+            for (int t = 1; t < info.nVocab; t++)
+                if (l[t] > l[best]) best = t;
+            const char *bp = tinyaiTokenPiece(d.m, best, &len);
+            const cJSON *alt =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tops, (int)k), std::string(bp, len).c_str());
+            ASSERT_TRUE(cJSON_IsNumber(alt)) << "prompt token " << k;
+            EXPECT_NEAR(alt->valuedouble, (double)l[best] - lse, 1e-5);
+        }
+        cJSON_Delete(o);
+    }
+    // with an answer: the prompt's entries, then the answer's, whose
+    // log-probability is the one a request without echo reports
+    cJSON *plain = ask(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":2,"logprobs":0})");
+    cJSON *echo = ask(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":2,"logprobs":0,"echo":true})");
+    ASSERT_TRUE(plain && echo);
+    const cJSON *pc = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(plain, "choices"), 0);
+    const cJSON *ec = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(echo, "choices"), 0);
+    EXPECT_EQ(Str(ec, "text"), prompt + Str(pc, "text"));
+    const cJSON *plps = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pc, "logprobs"), "token_logprobs");
+    const cJSON *elps = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ec, "logprobs"), "token_logprobs");
+    ASSERT_EQ(cJSON_GetArraySize(plps), 2);
+    ASSERT_EQ(cJSON_GetArraySize(elps), (int)n + 2);
+    for (int k = 0; k < 2; k++)
+        EXPECT_NEAR(cJSON_GetArrayItem(elps, (int)n + k)->valuedouble, cJSON_GetArrayItem(plps, k)->valuedouble,
+                    1e-5);
+    cJSON_Delete(plain);
+    cJSON_Delete(echo);
+    // echo alone: the text, no log-probabilities
+    cJSON *o = ask(R"({"prompt":")" + prompt + R"(","temperature":0,"max_tokens":2,"echo":true})");
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    EXPECT_EQ(Str(ch, "text"), prompt + Greedy(prompt, 2, false));
+    EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ch, "logprobs")));
+    cJSON_Delete(o);
+    ExpectHealthy();
+}
+
 TEST_F(Server, SixteenConcurrentRequestsComplete) {
     std::vector<Http> out(16);
     std::vector<std::thread> th;
@@ -508,7 +614,9 @@ TEST_F(Server, BadRequestsAreClearErrors) {
         {"POST", "/v1/chat/completions",
          R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", 400,
          "'response_format' of type 'json_object'"},
-        {"POST", "/v1/completions", R"({"prompt":"hi","echo":true})", 400, "'echo' is not supported"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","echo":1})", 400, "'echo' must be true or false"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","max_tokens":0})", 400, "'max_tokens' must be a number between 1"},
+        {"POST", "/v1/completions", R"({"prompt":"hi","echo":true,"max_tokens":-1})", 400, "between 0"},
         {"POST", "/v1/completions", R"({"prompt":"hi","best_of":2})", 400, "'best_of'"},
         {"POST", "/v1/completions", R"({"prompt":"hi","suffix":"end"})", 400, "'suffix' is not supported"},
         {"POST", "/v1/completions", R"({"prompt":[]})", 400, "empty"},
@@ -605,15 +713,12 @@ TEST_F(Server, ContentPartsAndTheDeveloperRoleAreTheirPlainForms) {
 // sampler: -100 on the greedy first token makes it another, +100 on a
 // token makes it the first.
 TEST_F(Server, TokenIdPromptsAndLogitBias) {
-    TinyAIModelInfo info{};
-    tinyaiGetModelInfo(model_, &info);
     const std::string prompt = "The capital of France is";
-    std::vector<int32_t> ids(64);
-    size_t n = 0;
-    ASSERT_EQ(tinyaiTokenize(model_, prompt.c_str(), info.addBosToken, false, ids.data(), ids.size(), &n),
-              TINYAI_OK);
+    std::vector<int32_t> ids = Ids(prompt);
+    size_t n = ids.size();
     std::string list;
     for (size_t i = 0; i < n; i++) list += (i ? "," : "") + std::to_string(ids[i]);
+    ids.resize(64);
     auto first = [&](const std::string &body) {
         Http h = Curl(port_, "POST", "/v1/completions", body);
         EXPECT_EQ(h.status, 200) << h.body;
