@@ -82,8 +82,11 @@ static bool message_of(const cJSON *it, int k, TinyAIChatMessage *out, char **ow
     if (r && (!strcmp(r, "tool") || !strcmp(r, "function")))
         return no(b, "message %d: role '%s' is not supported: TinyAI does not call tools", k, r);
     if (r && !strcmp(r, "developer")) r = "system";
-    if (!r || (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant")))
-        return no(b, "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
+    if (!cJSON_IsObject(it)) return no(b, "message %d must be an object with a 'role' and a 'content'", k);
+    if (!r)
+        return no(b, "message %d needs a 'role' (system, user, assistant, developer) as a string", k);
+    if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant"))
+        return no(b, "message %d: role '%.40s' is not one of system, user, assistant, developer", k, r);
     const bool assistant = !strcmp(r, "assistant");
     const cJSON *calls = cJSON_GetObjectItemCaseSensitive(it, "tool_calls");
     if (assistant && ((cJSON_IsArray(calls) && cJSON_GetArraySize(calls) > 0) ||
@@ -120,7 +123,8 @@ static bool message_of(const cJSON *it, int k, TinyAIChatMessage *out, char **ow
         *o = 0;
         out->content = *own = j;
     } else {
-        return no(b, "message %d needs a 'role' (system, user, assistant) and a string 'content'", k);
+        return no(b, "message %d needs a 'content': a string or a list of text parts%s", k,
+                  assistant ? " (or null)" : "");
     }
     if (!tai_valid_utf8(out->content)) return no(b, "message %d is not valid UTF-8", k);
     return true;
