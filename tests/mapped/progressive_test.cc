@@ -117,6 +117,11 @@ class ProgressiveTest : public testing::Test {
 };
 
 TEST_F(ProgressiveTest, LoadUnloadStatusAndStats) {
+    // the model's own read-ahead off: a layer it loads ahead on its loader
+    // thread would count in `loads` if it landed before the stats are read
+    TinyAIMmapConfig mc = tinyaiCreateDefaultMmapConfig();
+    mc.prefetchEnabled = false;
+    Reopen(&mc);
     TinyAIProgressiveLoaderConfig c = Config(m_, false, 0, false, 0);
     TinyAIProgressiveLoader *pl = tinyaiCreateProgressiveLoader(&c);
     ASSERT_NE(pl, nullptr) << LastError();
