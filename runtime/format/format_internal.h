@@ -12,6 +12,7 @@
 #ifndef TAI_RUNTIME_FORMAT_FORMAT_INTERNAL_H
 #define TAI_RUNTIME_FORMAT_FORMAT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,9 @@ typedef struct {
     int fd;
     uint64_t opened_size;
     int64_t opened_mtime_s, opened_mtime_ns;
+    /* tai_model_file_hold: the readers holding the file's read lease */
+    pthread_mutex_t hold_mu;
+    int holders;
     uint32_t *tensor_index; /* open addressing: tensor index + 1, 0 = empty */
     uint64_t tensor_index_cap;
     uint32_t *kv_index;

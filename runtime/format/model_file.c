@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -288,6 +289,7 @@ TinyAIStatus tai_model_file_open(const char *path, bool verify_checksums,
     if (!m) return tai_error(TINYAI_ERR_NOMEM, "%s: out of memory", path);
     tai_model_file *mf = &m->pub;
     m->fd = -1;
+    pthread_mutex_init(&m->hold_mu, NULL);
     mf->path = strdup(path);
     if (!mf->path) {
         free(m);
@@ -369,8 +371,29 @@ void tai_model_file_close(tai_model_file *mf) {
     free(m->kv_index);
     if (mf->map) munmap((void *)mf->map, m->map_len);
     if (m->fd >= 0) close(m->fd);
+    pthread_mutex_destroy(&m->hold_mu);
     free(mf->path);
     free(m);
+}
+
+bool tai_model_file_hold(const tai_model_file *mf) {
+    tai_mf_impl *m = (tai_mf_impl *)mf;
+    if (!mf || m->fd < 0) return false;
+    pthread_mutex_lock(&m->hold_mu);
+    bool held = m->holders > 0;
+    if (!held && fcntl(m->fd, F_SETSIG, SIGURG) == 0 && fcntl(m->fd, F_SETLEASE, F_RDLCK) == 0)
+        held = true;
+    if (held) m->holders++;
+    pthread_mutex_unlock(&m->hold_mu);
+    return held;
+}
+
+void tai_model_file_unhold(const tai_model_file *mf) {
+    tai_mf_impl *m = (tai_mf_impl *)mf;
+    if (!mf) return;
+    pthread_mutex_lock(&m->hold_mu);
+    if (m->holders > 0 && --m->holders == 0) (void)fcntl(m->fd, F_SETLEASE, F_UNLCK);
+    pthread_mutex_unlock(&m->hold_mu);
 }
 
 TinyAIStatus tai_model_file_unchanged(const tai_model_file *mf) {

@@ -146,6 +146,19 @@ void tai_model_file_close(tai_model_file *mf); /* accepts NULL */
  * is not seen. */
 TinyAIStatus tai_model_file_unchanged(const tai_model_file *mf);
 
+/* Holds off truncation of the file while its mapping is read (bytes the
+ * file no longer has would fault, SIGBUS, where a read call returns short):
+ * a read lease on the descriptor kept open, so that another open for
+ * writing, or a truncation, waits until every holder has let go (or the
+ * system's lease-break time has passed). Its break notice is SIGURG, whose
+ * default is to be ignored, rather than SIGIO's, which ends the process.
+ * True when held: call tai_model_file_unhold after the reads; false where
+ * no lease can be had (not the file's owner without CAP_LEASE, the file
+ * open for writing somewhere, a file system without leases): read through
+ * a system call instead then. Thread-safe; holders share one lease. */
+bool tai_model_file_hold(const tai_model_file *mf);
+void tai_model_file_unhold(const tai_model_file *mf);
+
 /* Heap bytes the parsed tables hold (metadata copies, tensor and layer
  * tables, indexes). */
 size_t tai_model_file_memory_bytes(const tai_model_file *mf);

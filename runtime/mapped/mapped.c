@@ -491,10 +491,12 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         if (e->offset + len > mm->file->file_size) len = (size_t)(mm->file->file_size - e->offset);
         st = read_range(mm, slot, layer, e->offset, len, dst);
         if (st == TINYAI_OK) st = check_layer(mm, layer, dst);
-    } else if (tai_io_engine(mm->io[slot]) == TAI_IO_MMAP && mm->file->map && !mm->opt.faults) {
+    } else if (tai_io_engine(mm->io[slot]) == TAI_IO_MMAP && mm->file->map && !mm->opt.faults &&
+               tai_model_file_hold(mm->file)) {
         /* the mmap engine would copy the page cache's bytes into staging:
-         * the image is built from the file's own mapping instead (not
-         * touched where the file changed: a shorter one would fault) */
+         * the image is built from the file's own mapping instead, while
+         * the file cannot be truncated (held: a shorter file would fault
+         * mid-build), and not at all where it changed before */
         const unsigned char *raw = mm->file->map + e->offset;
         st = tai_model_file_unchanged(mm->file);
         /* both ranges mapped in one call each, not a fault per page */
@@ -509,6 +511,7 @@ static TinyAIStatus load_layer(void *ctx, int layer, void *dst, size_t size) {
         const uintptr_t pg = 4096, lo = ((uintptr_t)raw) & ~(pg - 1);
         const uintptr_t hi = ((uintptr_t)raw + (uintptr_t)e->size + pg - 1) & ~(pg - 1);
         (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        tai_model_file_unhold(mm->file);
     } else {
         const uint64_t a0 = e->offset / a * a;
         uint64_t a1 = round_up((size_t)(e->offset + e->size), a);

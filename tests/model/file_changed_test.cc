@@ -14,8 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -174,6 +177,50 @@ INSTANTIATE_TEST_SUITE_P(
         return std::string(e == TINYAI_IO_URING ? "uring" : e == TINYAI_IO_PREAD ? "pread" : "mmap") +
                (std::get<1>(i.param) ? "_tmai" : "_gguf");
     });
+
+// A file truncated at any moment of a streaming pass, while a layer is
+// being read or built from the file's mapping included (the mmap engine
+// builds layers from the mapping, where a page past the new end would
+// raise SIGBUS): the pass answers or fails with TINYAI_ERR_IO, and the
+// process goes on. The truncation lands at a different moment of the
+// passes in each trial.
+TEST(FileChangedMidPass, ATruncationDuringAPassIsAnErrorNeverAFault) {
+    const std::string master = tai_test::WriteSynthModel(Synth());
+    int failed = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        TempFile f(tai_test::TempPath(".gguf"));
+        CopyFile(master, f.path);
+        const size_t minimum = tai_test::LeastLimit(f.path, kCtx); /* its path's bytes count */
+        ASSERT_GT(minimum, 0u);
+        TinyAIModelConfig c = MemConfig(minimum, TINYAI_EXEC_STREAMING);
+        c.contextSize = kCtx;
+        c.ioEngine = TINYAI_IO_MMAP;
+        ModelPtr m = tai_test::LoadModel(f.path, c);
+        ASSERT_TRUE(m) << tinyaiLastErrorMessage();
+        TinyAISession *s = nullptr;
+        ASSERT_EQ(tinyaiCreateSession(m.get(), kCtx, &s), TINYAI_OK) << tinyaiLastErrorMessage();
+        struct stat sb;
+        ASSERT_EQ(stat(f.path.c_str(), &sb), 0);
+        std::atomic<bool> go{false};
+        std::thread cut([&] {
+            while (!go.load()) std::this_thread::yield();
+            std::this_thread::sleep_for(std::chrono::microseconds(97 * trial));
+            EXPECT_EQ(truncate(f.path.c_str(), sb.st_size / 3), 0);
+        });
+        go = true;
+        TinyAIStatus st = TINYAI_OK;
+        for (int i = 0; i < kCtx - 1 && st == TINYAI_OK; i++) {
+            const int32_t tok = kPrompt[i % kPrompt.size()];
+            st = tinyaiEval(s, &tok, 1);
+        }
+        cut.join();
+        EXPECT_EQ(st, TINYAI_ERR_IO) << tinyaiLastErrorMessage();
+        failed += st == TINYAI_ERR_IO;
+        tinyaiFreeSession(s);
+    }
+    EXPECT_EQ(failed, 24);
+    std::remove(master.c_str());
+}
 
 TEST(FileChangedResident, AResidentModelKeepsAnswering) {
     TempFile f(tai_test::WriteSynthModel(Synth()));
