@@ -501,6 +501,21 @@ TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *toke
  * Errors as tinyaiEvalBatch, checked for every session first. */
 TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const *tokens,
                             const size_t *counts, size_t n);
+/* tinyaiEvalStep where each session with all[i] nonzero also keeps the
+ * logits after each of its tokens, not only the last: a text being scored
+ * (each token's log-probability given those before it) at the speed of a
+ * prompt. They are read with tinyaiGetStepLogits. Each is what the token's
+ * logits would be were the session evaluated up to it alone. The step's
+ * rows of logits, counts[i] for such a session and one for each other,
+ * must be at most tinyaiStepCapacity's sessions (TINYAI_ERR_RANGE
+ * otherwise: a model planned for one session keeps only the last). */
+TinyAIStatus tinyaiEvalStepAll(TinyAISession *const *sessions, const int32_t *const *tokens,
+                               const size_t *counts, const int *all, size_t n);
+/* The logits (nVocab floats) after token k (0-based) of the session's last
+ * tinyaiEvalStepAll step that asked for them all; NULL for a k outside it,
+ * or once any session of the model was evaluated again. Borrowed: they
+ * live in the model's step workspace. */
+const float *tinyaiGetStepLogits(const TinyAISession *session, int k);
 /* The most tokens and sessions one step may hold, as planned when the
  * first session was made (TINYAI_ERR_INVALID_ARG before that). */
 TinyAIStatus tinyaiStepCapacity(const TinyAIModel *model, int *tokens, int *sessions);

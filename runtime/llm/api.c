@@ -794,14 +794,16 @@ TinyAIStatus tinyaiEvalBatch(TinyAISession *const *sessions, const int32_t *toke
     return st;
 }
 
-TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const *tokens,
-                            const size_t *counts, size_t n) {
+/* tinyaiEvalStep and tinyaiEvalStepAll (all: NULL, or per session whether
+ * it wants the logits of each of its tokens); fn names the caller. */
+static TinyAIStatus eval_step(TinyAISession *const *sessions, const int32_t *const *tokens,
+                              const size_t *counts, const int *all, size_t n, const char *fn) {
     if (!sessions || !tokens || !counts)
-        return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalStep: NULL argument");
+        return tai_error(TINYAI_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (n == 0) return TINYAI_OK;
     TinyAIModel *m = sessions[0] ? sessions[0]->model : NULL;
-    if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "tinyaiEvalStep: session 0 is NULL");
-    size_t total = 0;
+    if (!m) return tai_error(TINYAI_ERR_INVALID_ARG, "%s: session 0 is NULL", fn);
+    size_t total = 0, rows = 0;
     TinyAIStatus st = TINYAI_OK;
     for (size_t i = 0; i < n && st == TINYAI_OK; i++) {
         const TinyAISession *s = sessions[i];
@@ -820,8 +822,15 @@ TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const
             if (sessions[j] == s)
                 st = tai_error(TINYAI_ERR_INVALID_ARG, "session %zu appears twice in the step", i);
         total += counts[i];
+        rows += all && all[i] ? counts[i] : 1;
     }
     if (st != TINYAI_OK) return st;
+    /* the rows of logits kept: the workspace holds one per planned session */
+    if (rows > 1 && rows > (size_t)(m->ws.batch_logits ? m->ws.n_seq : 1))
+        return tai_error(TINYAI_ERR_RANGE,
+                         "%s: %zu rows of logits (a session's every token where asked, one for "
+                         "each other session) exceed the plan's %d (see tinyaiStepCapacity)",
+                         fn, rows, m->ws.batch_logits ? m->ws.n_seq : 1);
     if (total > (size_t)m->ws.n_ubatch || (n > 1 && n > (size_t)m->ws.n_seq))
         return tai_error(TINYAI_ERR_RANGE,
                          "a step of %zu tokens of %zu sessions exceeds the plan (%d tokens, %d "
@@ -846,15 +855,36 @@ TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const
             if (pass == 0) ones++;
         }
     if (st == TINYAI_OK) {
+        for (size_t i = 0; i < n; i++) sessions[i]->want_all = all && all[i];
         tai_batch b = {m, (int)total, tok, seq, pos, (int)ones};
         st = tai_sched_forward(&b);
-        if (st != TINYAI_OK)
-            for (size_t i = 0; i < n; i++) sessions[i]->have_logits = 0;
+        for (size_t i = 0; i < n; i++) {
+            TinyAISession *s = sessions[i];
+            if (st != TINYAI_OK) s->have_logits = 0;
+            s->all_step = st == TINYAI_OK && s->want_all ? m->steps : 0;
+            s->want_all = 0;
+        }
     }
     free(tok);
     free(pos);
     free(seq);
     return st;
+}
+
+TinyAIStatus tinyaiEvalStep(TinyAISession *const *sessions, const int32_t *const *tokens,
+                            const size_t *counts, size_t n) {
+    return eval_step(sessions, tokens, counts, NULL, n, "tinyaiEvalStep");
+}
+
+TinyAIStatus tinyaiEvalStepAll(TinyAISession *const *sessions, const int32_t *const *tokens,
+                               const size_t *counts, const int *all, size_t n) {
+    return eval_step(sessions, tokens, counts, all, n, "tinyaiEvalStepAll");
+}
+
+const float *tinyaiGetStepLogits(const TinyAISession *s, int k) {
+    if (!s || !s->all_step || s->all_step != s->model->steps || k < 0 || k >= s->all_n) return NULL;
+    if (s->all_row < 0) return s->logits;
+    return s->model->ws.batch_logits + ((int64_t)s->all_row + k) * s->model->hp.n_vocab;
 }
 
 TinyAIStatus tinyaiStepCapacity(const TinyAIModel *m, int *tokens, int *sessions) {

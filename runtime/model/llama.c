@@ -779,9 +779,17 @@ static TinyAIStatus run_embedding_rows(const tai_batch *b) {
     return TINYAI_OK;
 }
 
+/* Whether column t of the batch gets logits: the last of its session's
+ * run, or any column of a session that wants them all (tinyaiEvalStepAll). */
+static bool row_of(const tai_batch *b, int t) {
+    return t == b->n - 1 || b->seq[t] != b->seq[t + 1] || b->seq[t]->want_all;
+}
+
 /* Final norm and logits, for the last column of each session in the batch
  * (the batch holds each session's columns together): a prompt's last
- * token, every sequence of a batched decoding step, both in a mixed step. */
+ * token, every sequence of a batched decoding step, both in a mixed step;
+ * and every column of a session that wants them all, whose rows stay in
+ * the workspace's batch_logits. */
 static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const wimg *out_w) {
     TinyAIModel *m = b->m;
     tai_device *dev = m->devs[d];
@@ -791,9 +799,9 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
     const wimg wh = *head, wo = *out_w;
     OP(TAI_PROF_TRANSFER, 0, 0, enter(b, d));
     TinyAISession *last = b->seq[b->n - 1];
-    int ends = 0; /* columns that end a session's run */
-    for (int t = 0; t < b->n; t++) ends += t == b->n - 1 || b->seq[t] != b->seq[t + 1];
-    if (ends == 1) {
+    int rows = 0; /* columns that get logits */
+    for (int t = 0; t < b->n; t++) rows += row_of(b, t);
+    if (rows == 1) {
         OP(TAI_PROF_OUT_NORM, 2.0 * eb, 3.0 * E,
            tai_dev_rmsnorm(dev, ws->xb, tai_dref_at(ws->x, (size_t)(b->n - 1) * eb),
                            at(&wh, &m->out_norm), E, 1, m->hp.rms_eps));
@@ -806,31 +814,43 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
             OP(TAI_PROF_TRANSFER, vb, 0, tai_dev_download(dev, last->logits, ws->logits, vb));
         }
         last->have_logits = 1;
+        last->all_row = -1;
+        last->all_n = 1;
         return TINYAI_OK;
     }
-    if (ends == b->n) { /* one column per session: all at once */
+    if (rows == b->n) { /* every column: all at once */
         OP(TAI_PROF_OUT_NORM, 2.0 * eb * b->n, 3.0 * E * b->n,
            tai_dev_rmsnorm(dev, ws->xb, ws->x, at(&wh, &m->out_norm), E, b->n, m->hp.rms_eps));
     } else {
         for (int t = 0, k = 0; t < b->n; t++)
-            if (t == b->n - 1 || b->seq[t] != b->seq[t + 1])
+            if (row_of(b, t))
                 OP(TAI_PROF_OUT_NORM, 2.0 * eb, 3.0 * E,
                    tai_dev_rmsnorm(dev, tai_dref_at(ws->xb, (size_t)k++ * eb),
                                    tai_dref_at(ws->x, (size_t)t * eb), at(&wh, &m->out_norm), E, 1,
                                    m->hp.rms_eps));
     }
     /* the generated tokens' columns are their sessions' only ones, ahead of
-     * the prompts': the same count of ends before the prompts' */
-    TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, ends,
-                  b->prompt_from < ends ? b->prompt_from : ends));
+     * the prompts': the same count of rows before the prompts' */
+    TRY_OP(matmul(m, TAI_PROF_HEAD, ws, &wo, &m->output, ws->xb, ws->logits, rows,
+                  b->prompt_from < rows ? b->prompt_from : rows));
     if (d != 0)
-        OP(TAI_PROF_TRANSFER, (double)ends * vb, 0,
-           tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)ends * vb));
-    for (int t = 0, k = 0; t < b->n; t++)
-        if (t == b->n - 1 || b->seq[t] != b->seq[t + 1]) {
-            memcpy(b->seq[t]->logits, m->ws.batch_logits + (int64_t)k++ * V, vb);
-            b->seq[t]->have_logits = 1;
+        OP(TAI_PROF_TRANSFER, (double)rows * vb, 0,
+           tai_dev_download(dev, m->ws.batch_logits, ws->logits, (size_t)rows * vb));
+    for (int t = 0, k = 0; t < b->n; t++) {
+        if (!row_of(b, t)) continue;
+        TinyAISession *s = b->seq[t];
+        if (s->want_all && (t == 0 || b->seq[t - 1] != s)) {
+            s->all_row = k;
+            s->all_n = 0;
         }
+        if (s->want_all) s->all_n++;
+        if (t == b->n - 1 || b->seq[t + 1] != s) {
+            memcpy(s->logits, m->ws.batch_logits + (int64_t)k * V, vb);
+            s->have_logits = 1;
+            if (!s->want_all) s->all_row = -1, s->all_n = 1;
+        }
+        k++;
+    }
     return TINYAI_OK;
 }
 
@@ -851,6 +871,7 @@ static bool still_loading(TinyAIModel *m, int l) {
 
 void tai_llama_begin(const tai_batch *b) {
     TinyAIModel *m = b->m;
+    m->steps++; /* the workspace's rows of logits are this pass's from now */
     m->fw_cur = 0;
     m->fw_rope = 0;
     /* An untied table still on its way (loaded last, memplan.c): a short
@@ -909,5 +930,9 @@ void tai_llama_finish(const tai_batch *b) {
             s->pos = b->pos[t] + 1;
             if (cap > 0 && s->have_logits) /* soft-capped logits */
                 for (int64_t i = 0; i < V; i++) s->logits[i] = cap * tanhf(s->logits[i] / cap);
+            if (cap > 0 && s->want_all && s->all_row >= 0) { /* and its rows */
+                float *l = b->m->ws.batch_logits + (int64_t)s->all_row * V;
+                for (int64_t i = 0; i < (int64_t)s->all_n * V; i++) l[i] = cap * tanhf(l[i] / cap);
+            }
         }
 }

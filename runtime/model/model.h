@@ -199,6 +199,8 @@ struct TinyAIModel {
     double load_seconds;
     uint64_t loaded_ns;     /* tai_now_ns when tinyaiLoadModel returned */
     uint64_t stall_ns;      /* forward passes waiting on acquires */
+    uint64_t steps;         /* forward passes begun: what a session's
+                               all_step is compared with */
     char name[128];
 };
 
@@ -210,6 +212,12 @@ struct TinyAISession {
     void *v_cache;     /* [n_layer][n_ctx][kv_dim] */
     float *logits;     /* [n_vocab] */
     int have_logits;
+    /* tinyaiEvalStepAll: set for the pass, the session wants the logits
+     * of each of its columns; after it, its rows of the workspace's
+     * batch_logits (all_n from all_row; all_row -1: its one row is
+     * logits) and the model's step they belong to */
+    int want_all, all_row, all_n;
+    uint64_t all_step;
     uint64_t bytes;
     /* on each non-CPU device: the K and V caches of the blocks placed there,
      * [slot][n_ctx][kv_dim] */

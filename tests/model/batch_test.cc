@@ -282,14 +282,19 @@ TEST(EvalStep, ALongPromptInOnePassEqualsTokenByToken) {
     }
 }
 
+// A resident model planned for steps of `sessions` sessions of 64 tokens.
+ModelPtr StepModel(const std::string &path, int sessions) {
+    TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
+    c.maxSessions = sessions;
+    c.contextSize = 64;
+    return tai_test::LoadModel(path, c);
+}
+
 TEST(EvalStep, PromptChunksAndDecodingMixedEqualEachAlone) {
     for (const char *type : {"F32", "F16", "Q8_0", "Q4_1"}) {
         SCOPED_TRACE(type);
         TempFile f(tai_test::WriteSynthModel(Synth(type, false)));
-        TinyAIModelConfig c = MemConfig(0, TINYAI_EXEC_NORMAL);
-        c.maxSessions = 3;
-        c.contextSize = 64;
-        ModelPtr m = tai_test::LoadModel(f.path, c);
+        ModelPtr m = StepModel(f.path, 3);
         ASSERT_TRUE(m);
         const int nv = tai_test::VocabSize(m.get());
         SessionPtr a = NewSession(m.get(), 64), b = NewSession(m.get(), 64), d = NewSession(m.get(), 64);
@@ -367,6 +372,80 @@ TEST(EvalStep, PromptChunksAndDecodingMixedEqualEachAlone) {
         EXPECT_EQ(tinyaiEvalStep(two, pp, pc, 1), TINYAI_ERR_RANGE);
         EXPECT_EQ(tinyaiSessionPosition(a.get()), before);
         EXPECT_EQ(tinyaiEvalStep(nullptr, tp, cn, 1), TINYAI_ERR_INVALID_ARG);
+    }
+}
+
+// A text scored at prompt speed (tinyaiEvalStepAll): a session's chunk
+// keeps the logits after each of its tokens, each equal bit for bit to the
+// logits of the prefix evaluated alone, beside a decoding session and a
+// prompt that keep only their last; with the float and quantized weights,
+// and a soft cap (Gemma 3's) applied to every row. The rows are gone once
+// the model evaluates again; a step asking for more rows than the plan's
+// sessions is refused before anything runs.
+TEST(EvalStep, AScoredChunkKeepsTheLogitsOfEveryToken) {
+    for (const char *type : {"F32", "Q4_1", "gemma3"}) {
+        SCOPED_TRACE(type);
+        const bool gemma = std::string(type) == "gemma3";
+        TinyAISynthConfig sc = Synth(gemma ? "F32" : type, gemma);
+        if (gemma) {
+            sc.architecture = "gemma3";
+            sc.nHeadKV = 1;
+            sc.slidingWindow = 4;
+            sc.logitSoftcap = 0.5f; // inside the logits' range: the cap changes them
+        }
+        TempFile f(tai_test::WriteSynthModel(sc));
+        ModelPtr m = StepModel(f.path, 8);
+        ASSERT_TRUE(m);
+        const int nv = tai_test::VocabSize(m.get());
+        SessionPtr a = NewSession(m.get(), 64), b = NewSession(m.get(), 64), d = NewSession(m.get(), 64);
+        ASSERT_TRUE(a && b && d);
+        const std::vector<int32_t> pa = {1, 270, 271, 272, 273, 274}, pb = {1, 300}, pd = {1, 310, 311};
+        ASSERT_EQ(tinyaiEval(b.get(), pb.data(), pb.size()), TINYAI_OK);
+        ASSERT_EQ(tinyaiEval(a.get(), pa.data(), 1), TINYAI_OK);
+        const int32_t gb = tai_test::ArgMax(tinyaiGetLogits(b.get()), nv);
+        // a scores its next 5 tokens, b decodes, d's prompt: 5 + 1 + 1 rows
+        TinyAISession *ss[3] = {b.get(), a.get(), d.get()};
+        const int32_t *tp[3] = {&gb, pa.data() + 1, pd.data()};
+        size_t cn[3] = {1, pa.size() - 1, pd.size()};
+        const int all[3] = {0, 1, 0};
+        ASSERT_EQ(tinyaiEvalStepAll(ss, tp, cn, all, 3), TINYAI_OK) << tinyaiLastErrorMessage();
+        std::vector<std::vector<float>> rows;
+        for (int k = 0; k < (int)cn[1]; k++) {
+            const float *l = tinyaiGetStepLogits(a.get(), k);
+            ASSERT_NE(l, nullptr) << k;
+            rows.emplace_back(l, l + nv);
+        }
+        EXPECT_EQ(tinyaiGetStepLogits(a.get(), (int)cn[1]), nullptr);
+        EXPECT_EQ(tinyaiGetStepLogits(a.get(), -1), nullptr);
+        EXPECT_EQ(tinyaiGetStepLogits(b.get(), 0), nullptr); // b did not ask
+        EXPECT_EQ(rows.back(), Logits(a.get(), nv));
+        const std::vector<float> lb = Logits(b.get(), nv), ld = Logits(d.get(), nv);
+        SessionPtr x = NewSession(m.get(), 64);
+        for (size_t k = 0; k < rows.size(); k++) {
+            tinyaiResetSession(x.get());
+            ASSERT_EQ(tinyaiEval(x.get(), pa.data(), k + 2), TINYAI_OK);
+            EXPECT_EQ(Logits(x.get(), nv), rows[k]) << "token " << k;
+        }
+        EXPECT_EQ(tinyaiGetStepLogits(a.get(), 0), nullptr); // the model evaluated again
+        tinyaiResetSession(x.get());
+        ASSERT_EQ(tinyaiEval(x.get(), pb.data(), pb.size()), TINYAI_OK);
+        ASSERT_EQ(tinyaiEval(x.get(), &gb, 1), TINYAI_OK);
+        EXPECT_EQ(Logits(x.get(), nv), lb);
+        tinyaiResetSession(x.get());
+        ASSERT_EQ(tinyaiEval(x.get(), pd.data(), pd.size()), TINYAI_OK);
+        EXPECT_EQ(Logits(x.get(), nv), ld);
+        // more rows than the plan's 8 sessions: refused, nothing run
+        std::vector<int32_t> nine(9, 5);
+        const int32_t *np[1] = {nine.data()};
+        size_t nc[1] = {nine.size()};
+        TinyAISession *one[1] = {x.get()};
+        const int pos = tinyaiSessionPosition(x.get());
+        EXPECT_EQ(tinyaiEvalStepAll(one, np, nc, all + 1, 1), TINYAI_ERR_RANGE);
+        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("rows of logits"), std::string::npos);
+        EXPECT_EQ(tinyaiSessionPosition(x.get()), pos);
+        nc[0] = 8; // exactly the plan's
+        EXPECT_EQ(tinyaiEvalStepAll(one, np, nc, all + 1, 1), TINYAI_OK) << tinyaiLastErrorMessage();
+        EXPECT_NE(tinyaiGetStepLogits(x.get(), 7), nullptr);
     }
 }
 
