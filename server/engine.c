@@ -352,7 +352,8 @@ static void finish_slot(tai_engine *e, slot *sl, tai_finish f, const char *error
 
 /* Whether r's prompt is scored (echo with logprobs): each prompt token's
  * log-probability needs the logits after the one before, so the prompt is
- * evaluated a token a step and from its start. */
+ * evaluated from its start, its chunks keeping the logits of every token
+ * (tinyaiEvalStepAll) as far as the step's rows allow. */
 static bool scored(const tai_req *r) { return r->echo && r->logprobs >= 0; }
 
 /* Takes queued requests into free slots (under e->mu): each to the free
@@ -473,15 +474,19 @@ static int add_logprob(tai_req *r, const float *l, int nv, int32_t tok) {
     return push_logprob(r, &e);
 }
 
-/* A scored prompt after its token p - 1 was evaluated (p = prefilled):
- * the entry of token p from the session's logits (and before it, where p
- * is 1, token 0's, which has no log-probability). 0, or -1 out of memory. */
-static int score_prompt(tai_engine *e, slot *sl) {
+/* A scored prompt after the step that evaluated its tokens [p, p + c)
+ * (p = prefilled, not yet moved on): each one's logits give the entry of
+ * the token after it, where the prompt has one (token 0's entry, first,
+ * has no log-probability: NAN). 0, or -1 out of memory. */
+static int score_prompt(tai_engine *e, slot *sl, size_t c) {
     tai_req *r = sl->r;
     const tai_logprob first = {.token = r->prompt[0], .logprob = NAN};
-    if (sl->prefilled == 1 && push_logprob(r, &first) != 0) return -1;
-    if (sl->prefilled >= r->n_prompt) return 0;
-    return add_logprob(r, tinyaiGetLogits(sl->s), e->nv, r->prompt[sl->prefilled]);
+    if (sl->prefilled == 0 && push_logprob(r, &first) != 0) return -1;
+    for (size_t j = 0; j < c && sl->prefilled + j + 1 < r->n_prompt; j++) {
+        const float *l = tinyaiGetStepLogits(sl->s, (int)j);
+        if (!l || add_logprob(r, l, e->nv, r->prompt[sl->prefilled + j + 1]) != 0) return -1;
+    }
+    return 0;
 }
 
 /* An echo's prompt text, published whole once the prompt is evaluated
@@ -600,6 +605,7 @@ static void *run(void *arg) {
     const int32_t **tp = malloc((size_t)e->c.slots * sizeof *tp);
     size_t *cn = malloc((size_t)e->c.slots * sizeof *cn);
     int *who = malloc((size_t)e->c.slots * sizeof *who);
+    int *all = malloc((size_t)e->c.slots * sizeof *all); /* a scored prompt's chunk */
     for (;;) {
         pthread_mutex_lock(&e->mu);
         admit(e);
@@ -638,39 +644,56 @@ static void *run(void *arg) {
             ss[n] = sl->s;
             tp[n] = &sl->next;
             cn[n] = 1;
+            all[n] = 0;
             who[n++] = i;
             budget--;
         }
-        size_t prefill = 0;
-        for (int i = 0; i < e->c.slots && budget > 0; i++) {
-            slot *sl = &e->slots[i];
-            if (!sl->r || sl->prefilled >= sl->r->n_prompt) continue;
-            const size_t left = sl->r->n_prompt - sl->prefilled;
-            size_t chunk = left < (size_t)budget ? left : (size_t)budget;
-            /* where prompts are computed apart from generated tokens, a
-             * prompt goes in chunks of two tokens or more, as it would
-             * alone (a one-token chunk would be computed as a generated
-             * token, tai_batch): none left with one token, none of one
-             * unless the whole prompt is one (steps of fewer than 4 tokens
-             * cannot keep to that: they take what fits) */
-            if (scored(sl->r)) {
-                chunk = 1; /* its logits after every token */
-            } else if (e->roles && e->cap_tokens >= 4) {
-                if (chunk < left && left - chunk < 2) chunk = left >= 4 ? left - 2 : 0;
-                if (chunk < 2 && chunk < left) chunk = 0;
-                if (chunk == 0) continue;
-            }
-            ss[n] = sl->s;
-            tp[n] = sl->r->prompt + sl->prefilled;
-            cn[n] = chunk;
-            who[n++] = i;
-            budget -= (int)chunk;
-            prefill += chunk;
+        /* the rows of logits the step keeps (tinyaiEvalStepAll): one per
+         * session, and one per token of a scored prompt's chunk, within the
+         * plan's; each scored prompt still to come is kept one */
+        const int rows_cap = e->cap_sessions > 1 ? e->cap_sessions : 1;
+        int rows = n, scored_left = 0;
+        for (int i = 0; i < e->c.slots; i++) {
+            const slot *sl = &e->slots[i];
+            scored_left += sl->r && sl->prefilled < sl->r->n_prompt && scored(sl->r);
         }
+        size_t prefill = 0;
+        /* prompts, then the scored ones with the rows left */
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < e->c.slots && budget > 0; i++) {
+                slot *sl = &e->slots[i];
+                if (!sl->r || sl->prefilled >= sl->r->n_prompt || scored(sl->r) != (pass == 1)) continue;
+                const size_t left = sl->r->n_prompt - sl->prefilled;
+                size_t chunk = left < (size_t)budget ? left : (size_t)budget;
+                if (pass == 1) { /* its logits after every token */
+                    const int room = rows_cap - rows - scored_left + 1;
+                    scored_left--;
+                    if ((int)chunk > room) chunk = room > 1 ? (size_t)room : 1;
+                } else if (e->roles && e->cap_tokens >= 4) {
+                    /* where prompts are computed apart from generated
+                     * tokens, a prompt goes in chunks of two tokens or
+                     * more, as it would alone (a one-token chunk would be
+                     * computed as a generated token, tai_batch): none left
+                     * with one token, none of one unless the whole prompt
+                     * is one (steps of fewer than 4 tokens cannot keep to
+                     * that: they take what fits) */
+                    if (chunk < left && left - chunk < 2) chunk = left >= 4 ? left - 2 : 0;
+                    if (chunk < 2 && chunk < left) chunk = 0;
+                    if (chunk == 0) continue;
+                }
+                ss[n] = sl->s;
+                tp[n] = sl->r->prompt + sl->prefilled;
+                cn[n] = chunk;
+                all[n] = pass == 1;
+                who[n++] = i;
+                budget -= (int)chunk;
+                prefill += chunk;
+                rows += pass == 1 ? (int)chunk : 1;
+            }
         if (n == 0) continue;
         const double te0 = now_s();
         atomic_store_explicit(&e->step_since, te0, memory_order_relaxed);
-        const TinyAIStatus st = tinyaiEvalStep(ss, tp, cn, (size_t)n);
+        const TinyAIStatus st = tinyaiEvalStepAll(ss, tp, cn, all, (size_t)n);
         atomic_store_explicit(&e->step_since, 0.0, memory_order_relaxed);
         const double te1 = now_s();
         for (int k = 0; k < n; k++) {
@@ -686,11 +709,11 @@ static void *run(void *arg) {
                 sl->next = -1;
                 sl->has_logits = 1;
             } else {
-                sl->prefilled += cn[k];
-                if (scored(sl->r) && score_prompt(e, sl) != 0) {
+                if (all[k] && score_prompt(e, sl, cn[k]) != 0) {
                     finish_slot(e, sl, TAI_FINISH_ERROR, "out of memory");
                     continue;
                 }
+                sl->prefilled += cn[k];
                 if (sl->prefilled < sl->r->n_prompt) continue;
                 sl->has_logits = 1;
                 if (sl->r->echo && echo_prompt(e, sl->r) != 0)
@@ -715,6 +738,7 @@ static void *run(void *arg) {
     free(tp);
     free(cn);
     free(who);
+    free(all);
     return NULL;
 }
 

@@ -75,8 +75,9 @@ typedef struct tai_req {
                      text once the prompt is evaluated; with logprobs, lp
                      begins with an entry per prompt token (the first with
                      a NAN log-probability: nothing comes before it), for
-                     which the prompt is evaluated a token a step and
-                     reuses no cached prefix. max_tokens may be 0. */
+                     which the prompt's chunks keep the logits of every
+                     token (as many as a step has rows of logits for) and
+                     it reuses no cached prefix. max_tokens may be 0. */
     tai_bias *bias; /* malloc'ed; added to the logits the sampler sees (the
                        log-probabilities reported are the model's own) */
     int n_bias;
