@@ -304,6 +304,12 @@ struct tai_engine {
     int nv, cap_tokens, cap_sessions;
     int roles; /* prompts computed apart from generated tokens (TinyAIModelInfo.bf16Prompts) */
     slot *slots;
+    /* the step being made, an entry per session in it (at most slots):
+     * its session, tokens, count, slot and whether it keeps every row */
+    TinyAISession **ss;
+    const int32_t **tp;
+    size_t *cn;
+    int *who, *all;
     tai_req **queue;
     int qhead, qlen;
     pthread_mutex_t mu;
@@ -601,11 +607,10 @@ static void sample_all(tai_engine *e) {
 
 static void *run(void *arg) {
     tai_engine *e = arg;
-    TinyAISession **ss = malloc((size_t)e->c.slots * sizeof *ss);
-    const int32_t **tp = malloc((size_t)e->c.slots * sizeof *tp);
-    size_t *cn = malloc((size_t)e->c.slots * sizeof *cn);
-    int *who = malloc((size_t)e->c.slots * sizeof *who);
-    int *all = malloc((size_t)e->c.slots * sizeof *all); /* a scored prompt's chunk */
+    TinyAISession **ss = e->ss;
+    const int32_t **tp = e->tp;
+    size_t *cn = e->cn;
+    int *who = e->who, *all = e->all;
     for (;;) {
         pthread_mutex_lock(&e->mu);
         admit(e);
@@ -734,11 +739,6 @@ static void *run(void *arg) {
         if (have_mi) e->st.mem = mi;
         pthread_mutex_unlock(&e->mu);
     }
-    free(ss);
-    free(tp);
-    free(cn);
-    free(who);
-    free(all);
     return NULL;
 }
 
@@ -754,7 +754,15 @@ TinyAIStatus tai_engine_start(TinyAIModel *model, const tai_engine_config *c, ta
     pthread_cond_init(&e->cv, NULL);
     e->slots = calloc((size_t)c->slots, sizeof *e->slots);
     e->queue = calloc((size_t)c->max_queue, sizeof *e->queue);
-    TinyAIStatus st = e->slots && e->queue ? TINYAI_OK : TINYAI_ERR_NOMEM;
+    const size_t k = (size_t)c->slots;
+    e->ss = malloc(k * sizeof *e->ss);
+    e->tp = malloc(k * sizeof *e->tp);
+    e->cn = malloc(k * sizeof *e->cn);
+    e->who = malloc(k * sizeof *e->who);
+    e->all = malloc(k * sizeof *e->all);
+    TinyAIStatus st = e->slots && e->queue && e->ss && e->tp && e->cn && e->who && e->all
+                          ? TINYAI_OK
+                          : TINYAI_ERR_NOMEM;
     for (int i = 0; st == TINYAI_OK && i < c->slots; i++)
         st = tinyaiCreateSession(model, c->ctx, &e->slots[i].s);
     TinyAIModelInfo info;
@@ -863,6 +871,11 @@ void tai_engine_free(tai_engine *e) {
     }
     free(e->slots);
     free(e->queue);
+    free(e->ss);
+    free((void *)e->tp);
+    free(e->cn);
+    free(e->who);
+    free(e->all);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
