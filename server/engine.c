@@ -276,7 +276,7 @@ static int release_text(slot *sl, int final) {
         }
     }
     const size_t k = publish_utf8(r, sl->pend, keep, final || stopped);
-    memmove(sl->pend, sl->pend + k, sl->plen - k);
+    if (sl->plen > k) memmove(sl->pend, sl->pend + k, sl->plen - k); /* pend may be NULL */
     sl->plen -= k;
     if (stopped) sl->plen = 0;
     return stopped;

@@ -1505,6 +1505,20 @@ TEST(ServerKey, ABearerKeyIsRequired) {
 }
 
 
+// A fresh server's first request scores a prompt and generates nothing: its
+// slot never held generated text (the UB sanitizer, in the suite's ASan
+// pass, reported a copy from a null buffer there), and it answers.
+TEST(ServerEcho, AFreshServersFirstRequestOnlyScores) {
+    TAI_REQUIRE_DEFAULT_MODEL(path);
+    OneSlotServer srv(tai_server_config{});
+    ASSERT_TRUE(srv.port) << tinyaiLastErrorMessage();
+    Http h = Curl(srv.port, "POST", "/v1/completions",
+                  R"({"prompt":"Paris is","max_tokens":0,"echo":true,"logprobs":1})");
+    EXPECT_EQ(h.status, 200) << h.body;
+    EXPECT_NE(h.body.find(R"("text":"Paris is")"), std::string::npos) << h.body;
+    EXPECT_EQ(Curl(srv.port, "GET", "/health").status, 200);
+}
+
 // Through a graceful stop the server keeps answering its connections: once
 // quiesced /health says it is stopping (503, so a balancer sends clients
 // elsewhere) and new requests are refused, and after the engine has stopped
