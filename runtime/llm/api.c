@@ -825,17 +825,14 @@ static TinyAIStatus eval_step(TinyAISession *const *sessions, const int32_t *con
         rows += all && all[i] ? counts[i] : 1;
     }
     if (st != TINYAI_OK) return st;
-    /* the rows of logits kept: the workspace holds one per planned session */
-    if (rows > 1 && rows > (size_t)(m->ws.batch_logits ? m->ws.n_seq : 1))
+    /* the workspace holds n_ubatch columns and a row of logits per planned
+     * session: one per session, or one per token of a session that asks
+     * for them all (so rows >= n) */
+    if (total > (size_t)m->ws.n_ubatch || rows > (size_t)m->ws.n_seq)
         return tai_error(TINYAI_ERR_RANGE,
-                         "%s: %zu rows of logits (a session's every token where asked, one for "
-                         "each other session) exceed the plan's %d (see tinyaiStepCapacity)",
-                         fn, rows, m->ws.batch_logits ? m->ws.n_seq : 1);
-    if (total > (size_t)m->ws.n_ubatch || (n > 1 && n > (size_t)m->ws.n_seq))
-        return tai_error(TINYAI_ERR_RANGE,
-                         "a step of %zu tokens of %zu sessions exceeds the plan (%d tokens, %d "
-                         "sessions; see tinyaiStepCapacity)",
-                         total, n, m->ws.n_ubatch, m->ws.n_seq);
+                         "%s: a step of %zu tokens of %zu sessions, %zu rows of logits, exceeds "
+                         "the plan (%d tokens, %d sessions; see tinyaiStepCapacity)",
+                         fn, total, n, rows, m->ws.n_ubatch, m->ws.n_seq);
     int32_t *tok = malloc(total * sizeof *tok);
     int *pos = malloc(total * sizeof *pos);
     TinyAISession **seq = malloc(total * sizeof *seq);

@@ -847,7 +847,6 @@ static TinyAIStatus run_head(const tai_batch *b, int d, const wimg *head, const 
         if (t == b->n - 1 || b->seq[t + 1] != s) {
             memcpy(s->logits, m->ws.batch_logits + (int64_t)k * V, vb);
             s->have_logits = 1;
-            if (!s->want_all) s->all_row = -1, s->all_n = 1;
         }
         k++;
     }

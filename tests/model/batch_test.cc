@@ -441,7 +441,8 @@ TEST(EvalStep, AScoredChunkKeepsTheLogitsOfEveryToken) {
         TinyAISession *one[1] = {x.get()};
         const int pos = tinyaiSessionPosition(x.get());
         EXPECT_EQ(tinyaiEvalStepAll(one, np, nc, all + 1, 1), TINYAI_ERR_RANGE);
-        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("rows of logits"), std::string::npos);
+        EXPECT_NE(std::string(tinyaiLastErrorMessage()).find("9 rows of logits"), std::string::npos)
+            << tinyaiLastErrorMessage();
         EXPECT_EQ(tinyaiSessionPosition(x.get()), pos);
         nc[0] = 8; // exactly the plan's
         EXPECT_EQ(tinyaiEvalStepAll(one, np, nc, all + 1, 1), TINYAI_OK) << tinyaiLastErrorMessage();
